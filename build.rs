@@ -1,0 +1,475 @@
+//! Build script for minld.
+//!
+//! Compiles the small C/C++ test libraries in `test-libs/` into
+//! `$OUT_DIR/test-libs/` with the system C compiler, and exports that
+//! directory to the crate as `MINLD_TEST_LIBS` (use `env!("MINLD_TEST_LIBS")`
+//! in tests). `test-libs/README.md` says what each artifact proves.
+//!
+//! The libraries are only built when minld is compiled from its own checkout:
+//! `test-libs/` must exist beside Cargo.toml and the package must not live
+//! under `$CARGO_HOME` (registry or git dependency). `MINLD_TEST_LIBS` is
+//! emitted in every case, so `env!` always compiles.
+//!
+//! A missing compiler is only a warning (the tests that need the libraries
+//! will fail or skip); a compile error in a test library fails the build.
+
+use std::env;
+use std::ffi::OsString;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// What kind of file an artifact is, and which compiler driver builds it.
+#[derive(Clone, Copy, PartialEq)]
+enum Kind {
+    /// A shared object compiled and linked with `$CC` (`-shared`).
+    CShared,
+    /// A shared object compiled and linked with `$CXX` (`-shared`).
+    CxxShared,
+    /// An executable compiled and linked with `$CC`.
+    CExe,
+}
+
+/// Where an artifact is written.
+#[derive(Clone, Copy)]
+enum Dir {
+    /// `$OUT_DIR/test-libs/`
+    Top,
+    /// `$OUT_DIR/test-libs/<name>/`
+    Sub(&'static str),
+    /// `$OUT_DIR/scratch/`: link-time helpers that must NOT be found when the
+    /// test libraries are loaded.
+    Scratch,
+}
+
+/// One output of this build script.
+struct Artifact {
+    /// Output file name, e.g. `libbasic.so`.
+    name: &'static str,
+    kind: Kind,
+    /// Source files, relative to `test-libs/`.
+    sources: &'static [&'static str],
+    dir: Dir,
+    /// DT_SONAME; `None` means "same as `name`" (ignored for executables).
+    soname: Option<&'static str>,
+    /// Version script (relative to `test-libs/`), if any.
+    version_script: Option<&'static str>,
+    /// Extra compiler/linker flags, passed after the sources. No shell is
+    /// involved, so `$ORIGIN` is written literally.
+    flags: &'static [&'static str],
+    /// Other artifacts (by `name`) to link against with `-L<dir> -l<stem>`;
+    /// they must appear earlier in `ARTIFACTS`.
+    deps: &'static [&'static str],
+}
+
+/// Defaults for the table below (`..LIB`).
+const LIB: Artifact = Artifact {
+    name: "",
+    kind: Kind::CShared,
+    sources: &[],
+    dir: Dir::Top,
+    soname: None,
+    version_script: None,
+    flags: &[],
+    deps: &[],
+};
+
+/// Flags used for every artifact.
+const COMMON_FLAGS: &[&str] = &["-O1", "-g", "-fPIC", "-Wall", "-Werror"];
+
+/// RUNPATH pointing at the directory of the library itself.
+const RUNPATH_ORIGIN: &str = "-Wl,--enable-new-dtags,-rpath,$ORIGIN";
+
+/// Every artifact, dependencies first.
+const ARTIFACTS: &[Artifact] = &[
+    // glibc dlopen() driver, to strace the system loader for comparison.
+    Artifact {
+        name: "probe_dlopen",
+        kind: Kind::CExe,
+        sources: &["probe_dlopen.c"],
+        flags: &["-ldl"],
+        ..LIB
+    },
+    // Exported data/functions, RELATIVE and absolute relocations to itself.
+    Artifact {
+        name: "libbasic.so",
+        sources: &["basic.c"],
+        ..LIB
+    },
+    // 64+addend, GLOB_DAT, JUMP_SLOT, RELATIVE, fn pointers, libc IFUNCs.
+    Artifact {
+        name: "librelocs.so",
+        sources: &["relocs.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libbasic.so"],
+        ..LIB
+    },
+    // chain_a -> chain/chain_b -> chain/chain_c through RUNPATH $ORIGIN[/chain].
+    Artifact {
+        name: "libchain_c.so",
+        sources: &["chain_c.c"],
+        dir: Dir::Sub("chain"),
+        ..LIB
+    },
+    Artifact {
+        name: "libchain_b.so",
+        sources: &["chain_b.c"],
+        dir: Dir::Sub("chain"),
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libchain_c.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libchain_a.so",
+        sources: &["chain_a.c"],
+        flags: &["-Wl,--enable-new-dtags,-rpath,$ORIGIN/chain"],
+        deps: &["libchain_b.so"],
+        ..LIB
+    },
+    // Same as chain_a, but with the old DT_RPATH.
+    Artifact {
+        name: "librpath_a.so",
+        sources: &["rpath_a.c"],
+        flags: &["-Wl,--disable-new-dtags,-rpath,$ORIGIN/chain"],
+        deps: &["libchain_b.so"],
+        ..LIB
+    },
+    // Symbol versioning: VERDEF in libversioned, VERNEED in libversioned_user.
+    Artifact {
+        name: "libversioned.so",
+        sources: &["versioned.c"],
+        version_script: Some("versioned.map"),
+        ..LIB
+    },
+    Artifact {
+        name: "libversioned_user.so",
+        sources: &["versioned_user.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libversioned.so"],
+        ..LIB
+    },
+    // STT_GNU_IFUNC and R_X86_64_IRELATIVE.
+    Artifact {
+        name: "libifunc.so",
+        sources: &["ifunc.c"],
+        ..LIB
+    },
+    // Constructor / destructor / DT_INIT / DT_FINI / atexit order.
+    Artifact {
+        name: "libctor_base.so",
+        sources: &["ctor_base.c"],
+        ..LIB
+    },
+    Artifact {
+        name: "libctor_mid.so",
+        sources: &["ctor_mid.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libctor_base.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libctor_top.so",
+        sources: &["ctor_top.c"],
+        flags: &[RUNPATH_ORIGIN, "-Wl,-init,top_init", "-Wl,-fini,top_fini"],
+        deps: &["libctor_mid.so", "libctor_base.so"],
+        ..LIB
+    },
+    // Weak undefined references and a weak definition.
+    Artifact {
+        name: "libweak.so",
+        sources: &["weak.c"],
+        ..LIB
+    },
+    // DT_NEEDED on a library that is nowhere on the search path: the stub
+    // exists only in $OUT_DIR/scratch, at link time.
+    Artifact {
+        name: "libminld_nonexistent.so",
+        sources: &["nonexistent_stub.c"],
+        dir: Dir::Scratch,
+        ..LIB
+    },
+    Artifact {
+        name: "libmissing_dep.so",
+        sources: &["missing_dep.c"],
+        deps: &["libminld_nonexistent.so"],
+        ..LIB
+    },
+    // Undefined function (JUMP_SLOT) / undefined data (GLOB_DAT).
+    Artifact {
+        name: "libmissing_sym.so",
+        sources: &["missing_sym.c"],
+        ..LIB
+    },
+    Artifact {
+        name: "libmissing_data.so",
+        sources: &["missing_data.c"],
+        ..LIB
+    },
+    // General-dynamic TLS: DTPMOD64 / DTPOFF64, PT_TLS.
+    Artifact {
+        name: "libtls.so",
+        sources: &["tls.c"],
+        ..LIB
+    },
+    // DT_TEXTREL: a dynamic relocation inside .text.
+    Artifact {
+        name: "libtextrel.so",
+        sources: &["textrel.c"],
+        flags: &["-Wl,-z,notext"],
+        ..LIB
+    },
+    // PT_GNU_STACK with PF_X.
+    Artifact {
+        name: "libexecstack.so",
+        sources: &["execstack.c"],
+        flags: &["-Wl,-z,execstack"],
+        ..LIB
+    },
+    // PT_LOAD p_align = 2 MiB.
+    Artifact {
+        name: "libbigalign.so",
+        sources: &["bigalign.c"],
+        flags: &["-Wl,-z,max-page-size=0x200000", "-Wl,-z,separate-code"],
+        ..LIB
+    },
+    // p_memsz much larger than p_filesz.
+    Artifact {
+        name: "libbss.so",
+        sources: &["bss.c"],
+        ..LIB
+    },
+    // Gaps between PT_LOAD segments (glibc mprotects them PROT_NONE).
+    Artifact {
+        name: "libhole.so",
+        sources: &["hole.c"],
+        flags: &[
+            "-Wl,-z,separate-code",
+            "-Wl,-z,max-page-size=0x10000",
+            "-Wl,-z,common-page-size=0x1000",
+        ],
+        ..LIB
+    },
+    // C++: static constructor, vtable call, exception (needs libstdc++).
+    Artifact {
+        name: "libcxx_basic.so",
+        kind: Kind::CxxShared,
+        sources: &["cxx_basic.cpp"],
+        ..LIB
+    },
+];
+
+fn main() {
+    let manifest_dir =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let src_dir = manifest_dir.join("test-libs");
+    let libs_dir = out_dir.join("test-libs");
+
+    // Always emitted, so `env!("MINLD_TEST_LIBS")` compiles even when the
+    // directory is never populated.
+    println!("cargo:rustc-env=MINLD_TEST_LIBS={}", libs_dir.display());
+    println!("cargo:rerun-if-env-changed=CC");
+    println!("cargo:rerun-if-env-changed=CXX");
+    println!("cargo:rerun-if-env-changed=CARGO_HOME");
+
+    if !src_dir.is_dir() || is_under_cargo_home(&manifest_dir) {
+        // Built as a dependency (or packaged without test-libs): nothing to do.
+        return;
+    }
+
+    println!("cargo:rerun-if-changed=test-libs");
+    for artifact in ARTIFACTS {
+        for source in artifact
+            .sources
+            .iter()
+            .chain(artifact.version_script.iter())
+        {
+            println!("cargo:rerun-if-changed=test-libs/{source}");
+        }
+    }
+
+    check_table_order();
+    let cc = Compiler::from_env("CC", "cc");
+    let cxx = Compiler::from_env("CXX", "c++");
+    let cc_ok = cc.check();
+    let cxx_ok = ARTIFACTS.iter().any(|a| a.kind == Kind::CxxShared) && cxx.check();
+
+    for artifact in ARTIFACTS {
+        let (compiler, available) = match artifact.kind {
+            Kind::CShared | Kind::CExe => (&cc, cc_ok),
+            Kind::CxxShared => (&cxx, cxx_ok),
+        };
+        if available {
+            build(artifact, compiler, &src_dir, &out_dir);
+        }
+    }
+}
+
+/// True when `path` is inside `$CARGO_HOME` (default `~/.cargo`), i.e. minld
+/// is being compiled as a registry or git dependency of another crate.
+fn is_under_cargo_home(path: &Path) -> bool {
+    let cargo_home = match env::var_os("CARGO_HOME") {
+        Some(home) if !home.is_empty() => PathBuf::from(home),
+        _ => match env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".cargo"),
+            None => return false,
+        },
+    };
+    let canonical = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
+    canonical(path).starts_with(canonical(&cargo_home))
+}
+
+/// A compiler driver from `$CC` / `$CXX`; the variable may carry leading
+/// arguments (e.g. `CC="ccache gcc"`).
+struct Compiler {
+    var: &'static str,
+    program: OsString,
+    args: Vec<OsString>,
+}
+
+impl Compiler {
+    fn from_env(var: &'static str, default: &str) -> Compiler {
+        let value = env::var(var).ok().filter(|v| !v.trim().is_empty());
+        let value = value.unwrap_or_else(|| default.to_string());
+        let mut words = value.split_whitespace().map(OsString::from);
+        let program = words.next().expect("non-empty compiler command");
+        Compiler {
+            var,
+            program,
+            args: words.collect(),
+        }
+    }
+
+    fn command(&self) -> Command {
+        let mut command = Command::new(&self.program);
+        command.args(&self.args);
+        command
+    }
+
+    /// Runs `<compiler> --version`; warns and returns false if it cannot run.
+    fn check(&self) -> bool {
+        match self.command().arg("--version").output() {
+            Ok(output) if output.status.success() => true,
+            Ok(output) => {
+                println!(
+                    "cargo:warning=minld: ${} ({:?}) --version failed ({}); the test libraries it compiles are not built",
+                    self.var, self.program, output.status
+                );
+                false
+            }
+            Err(err) => {
+                let what = if err.kind() == ErrorKind::NotFound {
+                    "not found".to_string()
+                } else {
+                    err.to_string()
+                };
+                println!(
+                    "cargo:warning=minld: C{} compiler {:?} (${}) {what}; the test libraries it compiles are not built",
+                    if self.var == "CXX" { "++" } else { "" },
+                    self.program,
+                    self.var,
+                );
+                false
+            }
+        }
+    }
+}
+
+/// Every dependency must be built before the artifacts that link against it.
+fn check_table_order() {
+    for (index, artifact) in ARTIFACTS.iter().enumerate() {
+        for dep in artifact.deps {
+            let position = ARTIFACTS.iter().position(|a| a.name == *dep);
+            assert!(
+                position.is_some_and(|p| p < index),
+                "build.rs: {} depends on {dep}, which must come earlier in ARTIFACTS",
+                artifact.name
+            );
+        }
+    }
+}
+
+/// Directory an artifact is written to.
+fn dir_of(artifact: &Artifact, out_dir: &Path) -> PathBuf {
+    match artifact.dir {
+        Dir::Top => out_dir.join("test-libs"),
+        Dir::Sub(sub) => out_dir.join("test-libs").join(sub),
+        Dir::Scratch => out_dir.join("scratch"),
+    }
+}
+
+fn find(name: &str) -> &'static Artifact {
+    ARTIFACTS
+        .iter()
+        .find(|a| a.name == name)
+        .unwrap_or_else(|| panic!("build.rs: unknown test-lib dependency {name}"))
+}
+
+/// Adds `-Wl,-rpath-link,<dir>` for every transitive dependency, so the link
+/// editor can check the dependencies of our dependencies without warnings.
+fn add_rpath_links(artifact: &Artifact, out_dir: &Path, command: &mut Command) {
+    for dep in artifact.deps.iter().map(|d| find(d)) {
+        let mut arg = OsString::from("-Wl,-rpath-link,");
+        arg.push(dir_of(dep, out_dir));
+        command.arg(arg);
+        add_rpath_links(dep, out_dir, command);
+    }
+}
+
+fn build(artifact: &Artifact, compiler: &Compiler, src_dir: &Path, out_dir: &Path) {
+    let dir = dir_of(artifact, out_dir);
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
+    let output = dir.join(artifact.name);
+
+    let mut command = compiler.command();
+    command.args(COMMON_FLAGS);
+    if artifact.kind != Kind::CExe {
+        command.arg("-shared");
+        let soname = artifact.soname.unwrap_or(artifact.name);
+        command.arg(format!("-Wl,-soname,{soname}"));
+    }
+    command.arg("-o").arg(&output);
+    command.args(artifact.sources.iter().map(|s| src_dir.join(s)));
+    if let Some(script) = artifact.version_script {
+        let mut arg = OsString::from("-Wl,--version-script=");
+        arg.push(src_dir.join(script));
+        command.arg(arg);
+    }
+    command.args(artifact.flags);
+    if !artifact.deps.is_empty() {
+        // Keep every DT_NEEDED even where the toolchain defaults to --as-needed.
+        command.arg("-Wl,--no-as-needed");
+        for dep in artifact.deps.iter().map(|d| find(d)) {
+            let stem = dep
+                .name
+                .strip_prefix("lib")
+                .and_then(|n| n.strip_suffix(".so"));
+            let stem =
+                stem.unwrap_or_else(|| panic!("build.rs: dependency {} is not lib*.so", dep.name));
+            command
+                .arg("-L")
+                .arg(dir_of(dep, out_dir))
+                .arg(format!("-l{stem}"));
+        }
+        add_rpath_links(artifact, out_dir, &mut command);
+    }
+
+    let result = command
+        .output()
+        .unwrap_or_else(|e| panic!("running {:?} for {}: {e}", compiler.program, artifact.name));
+    if !result.status.success() {
+        panic!(
+            "building test library {} failed ({}).\ncommand: {:?}\n{}",
+            artifact.name,
+            result.status,
+            command,
+            String::from_utf8_lossy(&result.stderr)
+        );
+    }
+    // Linker warnings (e.g. about missing transitive dependencies) are
+    // surfaced rather than silently dropped.
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    for line in stderr.lines().filter(|l| !l.trim().is_empty()) {
+        println!("cargo:warning={}: {line}", artifact.name);
+    }
+}

@@ -1,0 +1,56 @@
+//! # minld
+//!
+//! An ELF shared-library loader for x86-64 Linux, in readable Rust: what
+//! glibc's `ld.so` does when a program calls `dlopen`. It finds a library
+//! (search paths, `/etc/ld.so.cache`, GNU ld scripts), checks its headers,
+//! maps its segments with the same system calls ld.so makes, loads what it
+//! needs, relocates it, binds its symbols with their versions, runs its
+//! constructors, and unloads it again.
+//!
+//! ```no_run
+//! // Debian's libm.so is a linker script; minld follows it to libm.so.6.
+//! let libm = unsafe { minld::Library::open("libm.so") }?;
+//! let cos = unsafe { libm.get::<extern "C" fn(f64) -> f64>("cos") }?;
+//! assert!((cos(1.0) - 1f64.cos()).abs() < 1e-15);
+//! # Ok::<(), minld::Error>(())
+//! ```
+//!
+//! The stages, a module each (the pipeline of ../shared/DESIGN.md §1):
+//!
+//! | stage | module |
+//! |---|---|
+//! | name → open file | `search` (with `ldcache`, `script`) |
+//! | file → checked headers | `validate` |
+//! | headers → mapped image | `map` (system calls in `sys`, printed by `trace`) |
+//! | image → tables | `dynamic`, `symbols` |
+//! | tables → load set | `load` (host objects in `host`) |
+//! | load set → linked objects | `reloc` |
+//! | linked → running | `init` |
+//!
+//! The process's own glibc is never mapped a second time: libc.so.6,
+//! ld-linux-x86-64.so.2 and their stub libraries are always the host's.
+
+#![deny(missing_docs)]
+
+mod debug;
+mod dynamic;
+mod error;
+mod host;
+mod init;
+mod library;
+mod load;
+mod map;
+mod mem;
+mod object;
+mod reloc;
+mod script;
+mod search;
+mod symbols;
+mod sys;
+mod trace;
+mod ldcache;
+mod validate;
+
+pub use error::{Error, RelocKind};
+pub use library::{Library, Loader, MappedObject, Symbol};
+pub use map::{LoadBias, Protection, Segment};

@@ -1,0 +1,370 @@
+//! The public face: [`Loader`] (options), [`Library`] (a counted handle on a
+//! loaded library), [`Symbol`] (a value borrowed from one), and
+//! [`MappedObject`] (an image mapped but not linked).
+
+use std::ffi::OsStr;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use goblin::elf::sym as st;
+
+use crate::error::Error;
+use crate::load::{self, Options};
+use crate::map::{MappedImage, Segment};
+use crate::object::{Dep, ScopeRef};
+use crate::reloc::call_resolver;
+use crate::symbols::{elf_hash, NameHash, Version, Want};
+
+/// How to load: the options of `dlopen` and a few of minld's own.
+///
+/// ```no_run
+/// let libm = unsafe { minld::Loader::new().trace(true).open("libm.so.6") }.unwrap();
+/// let cos = unsafe { libm.get::<extern "C" fn(f64) -> f64>("cos") }.unwrap();
+/// assert_eq!(cos(0.0), 1.0);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Loader {
+    opts: Options,
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Loader {
+    /// The default options: bind now, reuse the host's copies of
+    /// dependencies, no text relocations; tracing on when `MINLD_TRACE=1`.
+    pub fn new() -> Self {
+        let trace = std::env::var_os("MINLD_TRACE").is_some_and(|v| v != "0" && !v.is_empty());
+        Loader {
+            opts: Options {
+                trace,
+                search_paths: Vec::new(),
+                bind_now: true,
+                reuse_host: true,
+                allow_textrel: false,
+            },
+        }
+    }
+
+    /// Prints every open/read/mmap/mprotect/munmap/close minld makes, in
+    /// strace's format with a note on why, to stderr.
+    pub fn trace(mut self, on: bool) -> Self {
+        self.opts.trace = on;
+        self
+    }
+
+    /// Adds a directory searched after RUNPATH and before ld.so.cache and
+    /// the system directories.
+    pub fn search_path(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.opts.search_paths.push(dir.into());
+        self
+    }
+
+    /// Binds every function at load time (the default, like RTLD_NOW).
+    /// With `false`, a function that cannot be resolved does not fail the
+    /// load unless the library asks for BIND_NOW; calling it aborts the
+    /// process with a message, as with glibc's lazy binding. (Bindings are
+    /// still made at load time: minld has no lazy PLT resolver yet.)
+    pub fn bind_now(mut self, now: bool) -> Self {
+        self.opts.bind_now = now;
+        self
+    }
+
+    /// Whether a dependency the process already has (loaded by glibc) is
+    /// used from there (the default) or mapped again by minld. glibc's own
+    /// libraries (libc, ld.so and their stubs) are always the host's.
+    pub fn reuse_host(mut self, reuse: bool) -> Self {
+        self.opts.reuse_host = reuse;
+        self
+    }
+
+    /// Allows objects with text relocations (DT_TEXTREL): their read-only
+    /// segments are made writable while relocating. Off by default.
+    pub fn allow_text_relocations(mut self, allow: bool) -> Self {
+        self.opts.allow_textrel = allow;
+        self
+    }
+
+    /// Loads a library and what it needs, relocates it and runs its init
+    /// functions.
+    ///
+    /// # Safety
+    /// Loading runs the library's init functions and ifunc resolvers:
+    /// arbitrary native code, with the whole process at its mercy.
+    pub unsafe fn open(&self, name: impl AsRef<OsStr>) -> Result<Library, Error> {
+        let name = name.as_ref().to_string_lossy().into_owned();
+        let mut reg = load::lock(&format!("open {name}"))?;
+        let set = load::load(&self.opts, &mut reg, &name)?;
+        Ok(Library {
+            inner: Arc::new(Inner {
+                scope: set.scope,
+                as_needed: Mutex::new(AsNeeded {
+                    names: set.as_needed,
+                    loaded: Vec::new(),
+                }),
+                loader: self.clone(),
+            }),
+        })
+    }
+
+    /// Validates and maps a file without linking it: no relocation, no
+    /// symbol binding, none of its code runs. For inspecting the mapping.
+    pub fn map(&self, path: impl AsRef<Path>) -> Result<MappedObject, Error> {
+        Ok(MappedObject {
+            image: load::map_only(self.opts.trace, path.as_ref())?,
+        })
+    }
+}
+
+/// A library loaded by minld: a counted handle (Clone shares it); dropping
+/// the last handle runs its fini functions and unmaps it, with every
+/// dependency no other library still uses.
+#[derive(Clone)]
+pub struct Library {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// The lookup scope of the handle, breadth-first; the root first.
+    scope: Vec<Dep>,
+    as_needed: Mutex<AsNeeded>,
+    loader: Loader,
+}
+
+struct AsNeeded {
+    names: Vec<String>,
+    loaded: Vec<Library>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Members of a linker script first, then drop the references to the
+        // dependencies (each still held by its dependent), then the root:
+        // its last reference runs fini and unmaps, dependents before
+        // dependencies.
+        if let Ok(mut a) = self.as_needed.lock() {
+            a.loaded.clear();
+        }
+        let mut scope = std::mem::take(&mut self.scope);
+        let root = if scope.is_empty() { None } else { Some(scope.remove(0)) };
+        drop(scope);
+        drop(root);
+    }
+}
+
+impl std::fmt::Debug for Library {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Library")
+            .field("path", &self.path())
+            .field("base", &format_args!("{:#x}", self.base()))
+            .finish()
+    }
+}
+
+/// A value taken from a [`Library`]: a function pointer or a data pointer.
+/// It cannot outlive the library it came from.
+pub struct Symbol<'lib, T> {
+    value: T,
+    _lib: PhantomData<&'lib Library>,
+}
+
+impl<T> std::ops::Deref for Symbol<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Symbol<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.value.fmt(f)
+    }
+}
+
+impl Library {
+    /// Loads a library with the default [`Loader`].
+    ///
+    /// # Safety
+    /// As [`Loader::open`]: the library's code runs.
+    pub unsafe fn open(name: impl AsRef<OsStr>) -> Result<Library, Error> {
+        // SAFETY: the caller accepts that the library's code runs.
+        unsafe { Loader::new().open(name) }
+    }
+
+    fn root(&self) -> &Dep {
+        &self.inner.scope[0]
+    }
+
+    /// The path of the library's file.
+    pub fn path(&self) -> PathBuf {
+        self.root().path()
+    }
+
+    /// Its load base: the real address of virtual address 0.
+    pub fn base(&self) -> usize {
+        self.root().with(|s| s.bias()).unwrap_or(0)
+    }
+
+    /// Its PT_LOAD segments as mapped (empty for glibc's own libraries,
+    /// which minld did not map).
+    pub fn segments(&self) -> Vec<Segment> {
+        match self.root() {
+            Dep::Minld(o) => o.image.segments.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The paths of its direct dependencies, in DT_NEEDED order.
+    pub fn dependencies(&self) -> Vec<PathBuf> {
+        match self.root() {
+            Dep::Minld(o) => o.deps().iter().map(Dep::path).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Looks a symbol up in the library and its dependencies (as dlsym with
+    /// a handle does) and returns it as a `T`: a function pointer type, or a
+    /// raw pointer for data. The default version is bound.
+    ///
+    /// # Safety
+    /// `T` must match what the symbol really is; calling a function through
+    /// a wrong signature is undefined behaviour.
+    pub unsafe fn get<T: Copy>(&self, name: &str) -> Result<Symbol<'_, T>, Error> {
+        // SAFETY: forwarded to the caller's promise about T.
+        unsafe { self.lookup(name, None) }
+    }
+
+    /// Like [`Library::get`], for one version of the symbol (dlvsym).
+    ///
+    /// # Safety
+    /// As [`Library::get`].
+    pub unsafe fn get_versioned<T: Copy>(&self, name: &str, version: &str) -> Result<Symbol<'_, T>, Error> {
+        let v = Version {
+            name: version.to_string(),
+            hash: elf_hash(version.as_bytes()),
+        };
+        // SAFETY: forwarded to the caller's promise about T.
+        unsafe { self.lookup(name, Some(&v)) }
+    }
+
+    unsafe fn lookup<T: Copy>(&self, name: &str, version: Option<&Version>) -> Result<Symbol<'_, T>, Error> {
+        if std::mem::size_of::<T>() != std::mem::size_of::<usize>() {
+            return Err(Error::Unsupported {
+                path: self.path(),
+                what: format!(
+                    "Library::get::<T> with a {}-byte T: symbols are pointer-sized",
+                    std::mem::size_of::<T>()
+                ),
+            });
+        }
+        let addr = match self.address(name, version)? {
+            Some(a) => a,
+            None => self.address_as_needed(name, version)?.ok_or_else(|| Error::UndefinedSymbol {
+                name: name.to_string(),
+                version: version.map(|v| v.name.clone()),
+                needed_by: format!("Library::get on {}", self.path().display()),
+            })?,
+        };
+        Ok(Symbol {
+            // SAFETY: T is pointer-sized (checked above); the caller
+            // promises T is the symbol's type.
+            value: unsafe { std::mem::transmute_copy::<usize, T>(&addr) },
+            _lib: PhantomData,
+        })
+    }
+
+    /// The address of a symbol in this handle's scope, if defined there.
+    fn address(&self, name: &str, version: Option<&Version>) -> Result<Option<usize>, Error> {
+        let want = match version {
+            Some(v) => Want::Version(v),
+            None => Want::Default,
+        };
+        let hash = NameHash::new(name.as_bytes());
+        for dep in &self.inner.scope {
+            let hit = dep.with(|s| s.symbols().lookup(name.as_bytes(), hash, want).map(|(_, sym)| resolve_value(s, &sym)));
+            if let Some(Some(v)) = hit {
+                return v.map(Some);
+            }
+        }
+        Ok(None)
+    }
+
+    fn address_as_needed(&self, name: &str, version: Option<&Version>) -> Result<Option<usize>, Error> {
+        let mut a = self.inner.as_needed.lock().unwrap_or_else(|p| p.into_inner());
+        for lib in &a.loaded {
+            if let Some(v) = lib.address(name, version)? {
+                return Ok(Some(v));
+            }
+        }
+        while let Some(member) = a.names.first().cloned() {
+            a.names.remove(0);
+            // SAFETY: loading an AS_NEEDED member of the library the caller
+            // opened, which it accepted to run code from.
+            let lib = unsafe { self.inner.loader.open(&member) }?;
+            let found = lib.address(name, version)?;
+            a.loaded.push(lib);
+            if found.is_some() {
+                return Ok(found);
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The value of a found symbol: its address, through its resolver for an
+/// ifunc, or the calling thread's address for a TLS variable.
+fn resolve_value(s: ScopeRef<'_>, sym: &goblin::elf64::sym::Sym) -> Result<usize, Error> {
+    let kind = sym.st_info & 0xf;
+    let addr = s.bias().wrapping_add(sym.st_value as usize);
+    match kind {
+        st::STT_GNU_IFUNC => Ok(call_resolver(addr)),
+        st::STT_TLS => match s {
+            ScopeRef::Host(h) => match h.tls_offset {
+                Some(off) => Ok((crate::host::thread_pointer() as isize + off) as usize + sym.st_value as usize),
+                None => Err(Error::Unsupported {
+                    path: h.path.clone(),
+                    what: "address of a TLS symbol in a host module without static TLS".to_string(),
+                }),
+            },
+            ScopeRef::Minld(o) => Err(Error::Unsupported {
+                path: o.path.clone(),
+                what: "thread-local storage of a library minld loads is not supported yet".to_string(),
+            }),
+        },
+        _ => Ok(addr),
+    }
+}
+
+/// An object validated and mapped, but not linked: nothing of it has run.
+/// Dropping it unmaps it.
+#[derive(Debug)]
+pub struct MappedObject {
+    image: MappedImage,
+}
+
+impl MappedObject {
+    /// The path of the file.
+    pub fn path(&self) -> &Path {
+        &self.image.path
+    }
+    /// The load base: the real address of virtual address 0.
+    pub fn base(&self) -> usize {
+        self.image.bias.0
+    }
+    /// The PT_LOAD segments as mapped.
+    pub fn segments(&self) -> &[Segment] {
+        &self.image.segments
+    }
+    /// The start and length of the whole mapping.
+    pub fn span(&self) -> (usize, usize) {
+        (self.image.start, self.image.len)
+    }
+    /// Makes PT_GNU_RELRO read-only, as the loader does after relocation.
+    pub fn protect_relro(&self) -> Result<(), Error> {
+        self.image.protect_relro()
+    }
+}

@@ -1,0 +1,472 @@
+//! The load pipeline end to end: search, validate, map, read the dynamic
+//! section, gather dependencies breadth-first, check versions, relocate
+//! dependencies before dependents, protect RELRO, run init functions.
+//!
+//! Everything a failed load took is released by dropping what it made:
+//! objects it mapped are unmapped (no fini: their init never ran) and
+//! objects it reused lose the reference it took.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::Instant;
+
+use goblin::elf::program_header as ph;
+
+use crate::debug::{self, Category};
+use crate::dynamic::{self, PtrStyle, DF_1_PIE};
+use crate::error::Error;
+use crate::host::{self, HostObjects};
+use crate::init;
+use crate::map;
+use crate::mem::Memory;
+use crate::object::{Dep, Object, ScopeRef};
+use crate::reloc::{self, Uniques};
+use crate::search::{self, Found, Opened, Requester};
+use crate::symbols::{Symbols, Version};
+use crate::sys::Sys;
+use crate::validate;
+
+/// The options of one load (from [`crate::Loader`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) trace: bool,
+    pub(crate) search_paths: Vec<PathBuf>,
+    pub(crate) bind_now: bool,
+    pub(crate) reuse_host: bool,
+    pub(crate) allow_textrel: bool,
+}
+
+/// What minld knows across loads: the host's objects, its own objects by
+/// file identity, objects never to unload, unique symbols.
+#[derive(Default)]
+pub(crate) struct Registry {
+    pub(crate) host: HostObjects,
+    by_file: HashMap<(u64, u64), Weak<Object>>,
+    pinned: Vec<Arc<Object>>,
+    uniques: Uniques,
+}
+
+static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
+
+thread_local! {
+    static HELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The loader lock, like glibc's `dl_load_lock`; refuses re-entry from the
+/// same thread (an init function calling minld) instead of deadlocking.
+pub(crate) struct Locked {
+    guard: MutexGuard<'static, Registry>,
+}
+
+impl std::ops::Deref for Locked {
+    type Target = Registry;
+    fn deref(&self) -> &Registry {
+        &self.guard
+    }
+}
+impl std::ops::DerefMut for Locked {
+    fn deref_mut(&mut self) -> &mut Registry {
+        &mut self.guard
+    }
+}
+impl Drop for Locked {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(false));
+    }
+}
+
+pub(crate) fn lock(what: &str) -> Result<Locked, Error> {
+    if HELD.with(|h| h.get()) {
+        return Err(Error::Reentrant { what: what.to_string() });
+    }
+    let m = REGISTRY.get_or_init(Default::default);
+    // A panic while holding the lock leaves nothing half-updated that
+    // matters more than refusing every later load: take it anyway.
+    let guard = m.lock().unwrap_or_else(|p| p.into_inner());
+    HELD.with(|h| h.set(true));
+    Ok(Locked { guard })
+}
+
+/// The result of a load: the root and its breadth-first lookup scope
+/// (root first), plus AS_NEEDED members of a linker script.
+pub(crate) struct LoadSet {
+    pub(crate) scope: Vec<Dep>,
+    pub(crate) as_needed: Vec<String>,
+}
+
+/// Loads `name` and everything it needs.
+pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<LoadSet, Error> {
+    let started = Instant::now();
+    let sys = Sys { trace: opts.trace };
+    reg.host.refresh();
+
+    // glibc's own libraries: a handle onto the host's copy.
+    if let Some(target) = host::glibc_target(name) {
+        let h = reg
+            .host
+            .by_soname(target)
+            .ok_or_else(|| Error::NotFound {
+                name: name.to_string(),
+                needed_by: "the caller".to_string(),
+                tried: vec![],
+            })?
+            .clone();
+        return Ok(LoadSet {
+            scope: vec![Dep::Host(h)],
+            as_needed: Vec::new(),
+        });
+    }
+
+    let (opened, extra, as_needed) = match search::find(&sys, name, None, &opts.search_paths)? {
+        Found::Elf(o) => (o, Vec::new(), Vec::new()),
+        Found::Script { path, members } => {
+            let mut plain = members.iter().filter(|m| !m.as_needed).map(|m| m.name.clone());
+            let first = plain.next().unwrap_or_default();
+            let extra: Vec<String> = plain.collect();
+            let as_needed = members.iter().filter(|m| m.as_needed).map(|m| m.name.clone()).collect();
+            debug::print_if(Category::Libs, || format!("{}: linker script, following it to {first}", path.display()));
+            let requester = Requester {
+                path: &path,
+                rpath: None,
+                runpath: None,
+            };
+            match search::find(&sys, &first, Some(&requester), &opts.search_paths)? {
+                Found::Elf(o) => (o, extra, as_needed),
+                Found::Script { path: inner, .. } => {
+                    return Err(Error::BadScript {
+                        path,
+                        what: format!("member {} is itself a linker script", inner.display()),
+                    })
+                }
+            }
+        }
+    };
+
+    let mut list: Vec<(Arc<Object>, bool)> = Vec::new(); // (object, new in this load)
+    let root = object_for(&sys, reg, opened, opts)?;
+    list.push(root);
+    let mut scope: Vec<Dep> = vec![Dep::Minld(list[0].0.clone())];
+
+    // Breadth-first over DT_NEEDED.
+    let mut i = 0;
+    while i < list.len() {
+        let (obj, new) = (list[i].0.clone(), list[i].1);
+        if !new {
+            // Loaded before: its dependencies are known; they join the scope.
+            for d in obj.deps() {
+                if !scope.iter().any(|s| s.path() == d.path()) {
+                    scope.push(d.clone());
+                }
+                if let Dep::Minld(o) = d {
+                    if !list.iter().any(|(l, _)| Arc::ptr_eq(l, o)) {
+                        list.push((o.clone(), false));
+                    }
+                }
+            }
+            i += 1;
+            continue;
+        }
+        let mut names: Vec<String> = obj.dynamic.needed.clone();
+        if i == 0 {
+            names.extend(extra.iter().cloned());
+        }
+        let mut deps: Vec<Dep> = Vec::new();
+        for n in names {
+            let dep = dependency(&sys, reg, opts, &obj, &n, &mut list, i)?;
+            let same = |d: &Dep| d.path() == dep.path();
+            if !deps.iter().any(same) {
+                if !scope.iter().any(same) {
+                    scope.push(dep.clone());
+                }
+                deps.push(dep);
+            }
+        }
+        let _ = obj.deps.set(deps);
+        i += 1;
+    }
+
+    let new: Vec<Arc<Object>> = list.iter().filter(|(_, n)| *n).map(|(o, _)| o.clone()).collect();
+    for o in &new {
+        check_versions(o)?;
+    }
+
+    // Relocate dependencies before dependents.
+    let order = topological(&list[0].0, &new);
+    let members: Vec<ScopeRef<'_>> = {
+        let local_sonames: Vec<&str> = list.iter().map(|(o, _)| o.soname.as_str()).collect();
+        let mut m: Vec<ScopeRef<'_>> = reg
+            .host
+            .objects
+            .iter()
+            .filter(|h| !local_sonames.contains(&h.soname.as_str()))
+            .map(|h| ScopeRef::Host(h))
+            .collect();
+        for d in &scope {
+            match d {
+                Dep::Minld(o) => m.push(ScopeRef::Minld(o)),
+                Dep::Host(h) => m.push(ScopeRef::Host(h)),
+                Dep::Back(_) => {}
+            }
+        }
+        m
+    };
+    let mut uniques = std::mem::take(&mut reg.uniques);
+    let result = relocate_all(opts, &order, &members, &mut uniques);
+    reg.uniques = uniques;
+    result?;
+
+    // Every init function is checked before any runs.
+    let inits: Vec<(Arc<Object>, Vec<usize>)> = order
+        .iter()
+        .map(|o| init::init_functions(o).map(|f| (o.clone(), f)))
+        .collect::<Result<_, _>>()?;
+    for o in &new {
+        reg.by_file.insert(o.dev_ino, Arc::downgrade(o));
+        if o.nodelete() {
+            reg.pinned.push(o.clone());
+        }
+    }
+    reg.by_file.retain(|_, w| w.strong_count() > 0);
+    for (o, fns) in &inits {
+        o.initialized.store(true, Ordering::Release);
+        init::run_init(o, fns);
+    }
+    debug::print_if(Category::Statistics, || {
+        format!(
+            "{name}: loaded {} new object(s) in {:.1} µs",
+            new.len(),
+            started.elapsed().as_secs_f64() * 1e6
+        )
+    });
+    Ok(LoadSet { scope, as_needed })
+}
+
+fn relocate_all(opts: &Options, order: &[Arc<Object>], members: &[ScopeRef<'_>], uniques: &mut Uniques) -> Result<(), Error> {
+    for o in order {
+        let started = Instant::now();
+        debug::print_if(Category::Reloc, || format!("relocation processing: {}", o.path.display()));
+        let mut cx = reloc::Context {
+            scope: members,
+            uniques,
+            allow_textrel: opts.allow_textrel,
+            lazy: !opts.bind_now && !o.dynamic.bind_now(),
+        };
+        let stats = reloc::relocate(o, &mut cx)?;
+        o.relocated.store(true, Ordering::Release);
+        o.image.protect_relro()?;
+        debug::print_if(Category::Statistics, || {
+            format!(
+                "{}: {} relative, {} symbolic ({} lookups), {} irelative relocations in {:.1} µs",
+                o.path.display(),
+                stats.relative,
+                stats.symbolic,
+                stats.lookups,
+                stats.irelative,
+                started.elapsed().as_secs_f64() * 1e6
+            )
+        });
+    }
+    Ok(())
+}
+
+/// Resolves one DT_NEEDED entry of `obj` (at `index` in `list`).
+fn dependency(
+    sys: &Sys,
+    reg: &mut Registry,
+    opts: &Options,
+    obj: &Arc<Object>,
+    n: &str,
+    list: &mut Vec<(Arc<Object>, bool)>,
+    index: usize,
+) -> Result<Dep, Error> {
+    if let Some(target) = host::glibc_target(n) {
+        if let Some(h) = reg.host.by_soname(target) {
+            return Ok(Dep::Host(h.clone()));
+        }
+    }
+    let base = n.rsplit('/').next().unwrap_or(n);
+    if let Some(pos) = list.iter().position(|(o, _)| o.soname == base) {
+        let o = &list[pos].0;
+        return Ok(if pos > index { Dep::Minld(o.clone()) } else { Dep::Back(Arc::downgrade(o)) });
+    }
+    if opts.reuse_host {
+        if let Some(h) = reg.host.by_soname(base) {
+            return Ok(Dep::Host(h.clone()));
+        }
+    }
+    if let Some(o) = reg.by_file.values().filter_map(Weak::upgrade).find(|o| o.soname == base) {
+        list.push((o.clone(), false));
+        return Ok(Dep::Minld(o));
+    }
+    let requester = Requester {
+        path: &obj.path,
+        rpath: obj.dynamic.rpath.as_deref(),
+        runpath: obj.dynamic.runpath.as_deref(),
+    };
+    let opened = match search::find(sys, n, Some(&requester), &opts.search_paths)? {
+        Found::Elf(o) => o,
+        Found::Script { path, .. } => {
+            return Err(Error::BadScript {
+                path,
+                what: format!("a linker script cannot be a dependency (DT_NEEDED {n} of {})", obj.path.display()),
+            })
+        }
+    };
+    let entry = object_for(sys, reg, opened, opts)?;
+    // The same file under another name, already in this load.
+    if let Some(pos) = list.iter().position(|(o, _)| Arc::ptr_eq(o, &entry.0)) {
+        let o = &list[pos].0;
+        return Ok(if pos > index { Dep::Minld(o.clone()) } else { Dep::Back(Arc::downgrade(o)) });
+    }
+    let dep = Dep::Minld(entry.0.clone());
+    list.push(entry);
+    Ok(dep)
+}
+
+/// The object for an open file: one minld already has (same device and
+/// inode), or a new mapping.
+fn object_for(sys: &Sys, reg: &Registry, opened: Opened, opts: &Options) -> Result<(Arc<Object>, bool), Error> {
+    let Opened { fd, path, first } = opened;
+    let headers = validate::read_headers(sys, &fd, &path, &first, false)?;
+    let key = (headers.stat.dev, headers.stat.ino);
+    if let Some(o) = reg.by_file.get(&key).and_then(Weak::upgrade) {
+        debug::print_if(Category::Libs, || format!("{}: already loaded by minld, reused", path.display()));
+        return Ok((o, false));
+    }
+    let image = map::map_segments(sys, &fd, &headers)?;
+    drop(fd);
+    let _ = opts;
+    let mem = Memory::new(
+        image
+            .segments
+            .iter()
+            .map(|s| (s.addr, s.addr + s.mem_size as usize))
+            .collect(),
+    );
+    let dyn_ph = image
+        .phdr(ph::PT_DYNAMIC)
+        .ok_or_else(|| Error::segments(&path, "no PT_DYNAMIC segment"))?;
+    let d = dynamic::parse(&path, &mem, image.bias.0, image.bias.at(dyn_ph.p_vaddr), PtrStyle::Relative)?;
+    if d.flags_1 & DF_1_PIE != 0 {
+        return Err(Error::Executable {
+            path,
+            what: "DF_1_PIE: a position-independent executable".to_string(),
+        });
+    }
+    let symbols = Symbols::new(&path, &mem, &d)?;
+    let needs = symbols.read_verneeds(&path, &mem, &d)?;
+    let mut need_by_index: Vec<Option<Version>> = Vec::new();
+    for n in &needs {
+        for (v, idx, _) in &n.versions {
+            let i = usize::from(*idx);
+            if need_by_index.len() <= i {
+                need_by_index.resize(i + 1, None);
+            }
+            need_by_index[i] = Some(v.clone());
+        }
+    }
+    let soname = d
+        .soname
+        .clone()
+        .unwrap_or_else(|| path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
+    debug::print_if(Category::Libs, || {
+        format!("{}: mapped at {:#x} (soname {soname})", path.display(), image.bias.0)
+    });
+    Ok((
+        Arc::new(Object {
+            path,
+            soname,
+            dev_ino: key,
+            image: std::mem::ManuallyDrop::new(image),
+            dynamic: d,
+            symbols,
+            needs,
+            need_by_index,
+            deps: OnceLock::new(),
+            initialized: Default::default(),
+            relocated: Default::default(),
+        }),
+        true,
+    ))
+}
+
+/// DT_VERNEED: every required version must be defined by the dependency
+/// that provides it (glibc's `_dl_check_map_versions`).
+fn check_versions(o: &Object) -> Result<(), Error> {
+    for need in &o.needs {
+        let dep = o.deps().iter().find(|d| d.with(|s| s.soname() == need.file).unwrap_or(false));
+        let Some(dep) = dep else { continue };
+        for (v, _, weak) in &need.versions {
+            let ok = dep.with(|s| s.symbols().defines_version(v)).unwrap_or(true);
+            debug::print_if(Category::Versions, || {
+                format!(
+                    "checking for version `{}' in file {} [0] required by file {} [0]{}",
+                    v.name,
+                    dep.path().display(),
+                    o.path.display(),
+                    if ok { "" } else { ": NOT FOUND" }
+                )
+            });
+            if !ok && !weak {
+                return Err(Error::MissingVersion {
+                    path: dep.path(),
+                    version: v.name.clone(),
+                    needed_by: o.path.display().to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Dependencies before dependents: post-order DFS from the root over the
+/// objects new in this load.
+fn topological(root: &Arc<Object>, new: &[Arc<Object>]) -> Vec<Arc<Object>> {
+    fn visit(o: &Arc<Object>, new: &[Arc<Object>], seen: &mut Vec<*const Object>, out: &mut Vec<Arc<Object>>) {
+        if seen.contains(&Arc::as_ptr(o)) {
+            return;
+        }
+        seen.push(Arc::as_ptr(o));
+        for d in o.deps() {
+            let child = match d {
+                Dep::Minld(c) => Some(c.clone()),
+                Dep::Back(w) => w.upgrade(),
+                Dep::Host(_) => None,
+            };
+            if let Some(c) = child {
+                visit(&c, new, seen, out);
+            }
+        }
+        if new.iter().any(|n| Arc::ptr_eq(n, o)) {
+            out.push(o.clone());
+        }
+    }
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    visit(root, new, &mut seen, &mut out);
+    // Objects reachable only through script members come last.
+    for n in new {
+        if !out.iter().any(|o| Arc::ptr_eq(o, n)) {
+            out.push(n.clone());
+        }
+    }
+    out
+}
+
+/// Maps a file without linking it: validation and mapping only.
+pub(crate) fn map_only(trace: bool, path: &Path) -> Result<map::MappedImage, Error> {
+    let sys = Sys { trace };
+    let opened = match search::find(&sys, &path.to_string_lossy(), None, &[])? {
+        Found::Elf(o) => o,
+        Found::Script { path, .. } => {
+            return Err(Error::BadScript {
+                path,
+                what: "a linker script cannot be mapped; open it with Loader::open".to_string(),
+            })
+        }
+    };
+    let headers = validate::read_headers(&sys, &opened.fd, &opened.path, &opened.first, false)?;
+    map::map_segments(&sys, &opened.fd, &headers)
+}

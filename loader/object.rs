@@ -1,0 +1,114 @@
+//! A loaded object and its place among the others: what minld mapped, what
+//! it depends on, and what glibc already had.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+
+use crate::dynamic::{Dynamic, DF_1_NODELETE};
+use crate::host::HostObject;
+use crate::init;
+use crate::map::MappedImage;
+use crate::symbols::{Symbols, Version, VersionNeed};
+
+/// An object minld mapped. Dropping the last reference runs its fini
+/// functions (if its init functions ran) and unmaps it; its dependencies are
+/// released after it, so dependents always go first.
+#[derive(Debug)]
+pub(crate) struct Object {
+    pub(crate) path: PathBuf,
+    pub(crate) soname: String,
+    pub(crate) dev_ino: (u64, u64),
+    pub(crate) image: std::mem::ManuallyDrop<MappedImage>,
+    pub(crate) dynamic: Dynamic,
+    pub(crate) symbols: Symbols,
+    pub(crate) needs: Vec<VersionNeed>,
+    /// Required versions by versym index (from DT_VERNEED).
+    pub(crate) need_by_index: Vec<Option<Version>>,
+    pub(crate) deps: OnceLock<Vec<Dep>>,
+    pub(crate) initialized: AtomicBool,
+    pub(crate) relocated: AtomicBool,
+}
+
+/// A dependency: an object of minld's, or one of the host's.
+#[derive(Debug, Clone)]
+pub(crate) enum Dep {
+    Minld(Arc<Object>),
+    /// A dependency on an object loaded earlier in the same load (a cycle
+    /// or a back edge); held weakly so the objects can still be freed.
+    Back(Weak<Object>),
+    Host(Arc<HostObject>),
+}
+
+/// A borrowed member of a lookup scope.
+#[derive(Clone, Copy)]
+pub(crate) enum ScopeRef<'a> {
+    Minld(&'a Object),
+    Host(&'a HostObject),
+}
+
+impl ScopeRef<'_> {
+    pub(crate) fn symbols(&self) -> &Symbols {
+        match self {
+            ScopeRef::Minld(o) => &o.symbols,
+            ScopeRef::Host(h) => &h.symbols,
+        }
+    }
+    pub(crate) fn bias(&self) -> usize {
+        match self {
+            ScopeRef::Minld(o) => o.image.bias.0,
+            ScopeRef::Host(h) => h.bias,
+        }
+    }
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            ScopeRef::Minld(o) => &o.path,
+            ScopeRef::Host(h) => &h.path,
+        }
+    }
+    pub(crate) fn soname(&self) -> &str {
+        match self {
+            ScopeRef::Minld(o) => &o.soname,
+            ScopeRef::Host(h) => &h.soname,
+        }
+    }
+    pub(crate) fn is(&self, o: &Object) -> bool {
+        matches!(self, ScopeRef::Minld(m) if std::ptr::eq(*m, o))
+    }
+}
+
+impl Object {
+    pub(crate) fn nodelete(&self) -> bool {
+        self.dynamic.flags_1 & DF_1_NODELETE != 0
+    }
+
+    pub(crate) fn deps(&self) -> &[Dep] {
+        self.deps.get().map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        if self.initialized.load(Ordering::Acquire) {
+            init::run_fini(self);
+        }
+        // SAFETY: dropped exactly once, here; fini functions have run and no
+        // handle (Library, Symbol, dependent object) refers to the image.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.image) };
+    }
+}
+
+impl Dep {
+    /// Calls `f` with the scope member, if it is still alive.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(ScopeRef<'_>) -> R) -> Option<R> {
+        match self {
+            Dep::Minld(o) => Some(f(ScopeRef::Minld(o))),
+            Dep::Back(w) => w.upgrade().map(|o| f(ScopeRef::Minld(&o))),
+            Dep::Host(h) => Some(f(ScopeRef::Host(h))),
+        }
+    }
+
+    pub(crate) fn path(&self) -> PathBuf {
+        self.with(|s| s.path().to_path_buf()).unwrap_or_default()
+    }
+}

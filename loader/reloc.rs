@@ -1,0 +1,523 @@
+//! Stage 6 of a load: apply an object's relocations (x86-64 psABI, table
+//! 4.10 in version 1.0), binding its symbol references in a lookup scope.
+//!
+//! Order within one object, as glibc does it: RELR, then DT_RELA, then
+//! DT_JMPREL (bound now), and last the IRELATIVE relocations and references
+//! to the object's own ifuncs, whose resolvers may read anything the other
+//! relocations wrote (libm's read `_rtld_global_ro` through a GLOB_DAT).
+
+use std::collections::HashMap;
+
+use goblin::elf::sym as st;
+use goblin::elf64::reloc::Rela;
+
+use crate::debug::{self, Category};
+use crate::error::{Error, RelocKind};
+use crate::object::{Object, ScopeRef};
+use crate::symbols::{NameHash, Want};
+
+/// psABI relocation types minld knows.
+mod r {
+    pub const NONE: u32 = 0;
+    pub const R64: u32 = 1;
+    pub const PC32: u32 = 2;
+    pub const COPY: u32 = 5;
+    pub const GLOB_DAT: u32 = 6;
+    pub const JUMP_SLOT: u32 = 7;
+    pub const RELATIVE: u32 = 8;
+    pub const R32: u32 = 10;
+    pub const R32S: u32 = 11;
+    pub const DTPMOD64: u32 = 16;
+    pub const DTPOFF64: u32 = 17;
+    pub const TPOFF64: u32 = 18;
+    pub const PC64: u32 = 24;
+    pub const SIZE32: u32 = 32;
+    pub const SIZE64: u32 = 33;
+    pub const TLSDESC: u32 = 36;
+    pub const IRELATIVE: u32 = 37;
+    pub const RELATIVE64: u32 = 38;
+}
+
+/// The psABI name of a relocation type.
+pub(crate) fn reloc_name(t: u32) -> Option<&'static str> {
+    Some(match t {
+        r::NONE => "R_X86_64_NONE",
+        r::R64 => "R_X86_64_64",
+        r::PC32 => "R_X86_64_PC32",
+        3 => "R_X86_64_GOT32",
+        4 => "R_X86_64_PLT32",
+        r::COPY => "R_X86_64_COPY",
+        r::GLOB_DAT => "R_X86_64_GLOB_DAT",
+        r::JUMP_SLOT => "R_X86_64_JUMP_SLOT",
+        r::RELATIVE => "R_X86_64_RELATIVE",
+        9 => "R_X86_64_GOTPCREL",
+        r::R32 => "R_X86_64_32",
+        r::R32S => "R_X86_64_32S",
+        12 => "R_X86_64_16",
+        13 => "R_X86_64_PC16",
+        14 => "R_X86_64_8",
+        15 => "R_X86_64_PC8",
+        r::DTPMOD64 => "R_X86_64_DTPMOD64",
+        r::DTPOFF64 => "R_X86_64_DTPOFF64",
+        r::TPOFF64 => "R_X86_64_TPOFF64",
+        19 => "R_X86_64_TLSGD",
+        20 => "R_X86_64_TLSLD",
+        21 => "R_X86_64_DTPOFF32",
+        22 => "R_X86_64_GOTTPOFF",
+        23 => "R_X86_64_TPOFF32",
+        r::PC64 => "R_X86_64_PC64",
+        25 => "R_X86_64_GOTOFF64",
+        26 => "R_X86_64_GOTPC32",
+        r::SIZE32 => "R_X86_64_SIZE32",
+        r::SIZE64 => "R_X86_64_SIZE64",
+        34 => "R_X86_64_GOTPC32_TLSDESC",
+        35 => "R_X86_64_TLSDESC_CALL",
+        r::TLSDESC => "R_X86_64_TLSDESC",
+        r::IRELATIVE => "R_X86_64_IRELATIVE",
+        r::RELATIVE64 => "R_X86_64_RELATIVE64",
+        _ => return None,
+    })
+}
+
+/// What relocating one object did, for `MINLD_DEBUG=statistics`.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct RelocStats {
+    pub(crate) relative: usize,
+    pub(crate) symbolic: usize,
+    pub(crate) lookups: usize,
+    pub(crate) irelative: usize,
+}
+
+/// A resolved symbol: where it is and who defines it.
+#[derive(Clone, Copy)]
+struct Def {
+    /// Real address (for TLS symbols: st_value, the offset in the block).
+    value: usize,
+    size: u64,
+    kind: u8,
+    /// TLS placement of the definer.
+    tls: Tls,
+    /// Defined by the object being relocated (its ifuncs must wait).
+    own: bool,
+}
+
+#[derive(Clone, Copy)]
+enum Tls {
+    None,
+    /// A host module: glibc's module id and static offset from %fs.
+    Host { modid: usize, offset: Option<isize> },
+    /// A module of minld's: not supported until the TLS issue lands.
+    Minld,
+}
+
+/// Process-wide definitions of STB_GNU_UNIQUE symbols (one per name).
+pub(crate) type Uniques = HashMap<Vec<u8>, usize>;
+
+/// Everything a relocation pass needs besides the object.
+pub(crate) struct Context<'a> {
+    pub(crate) scope: &'a [ScopeRef<'a>],
+    pub(crate) uniques: &'a mut Uniques,
+    pub(crate) allow_textrel: bool,
+    /// Lazy binding requested: an undefined function reached only through
+    /// the PLT does not fail the load (it aborts with a message if called).
+    pub(crate) lazy: bool,
+}
+
+/// Applies all relocations of `obj`.
+pub(crate) fn relocate(obj: &Object, cx: &mut Context<'_>) -> Result<RelocStats, Error> {
+    let d = &obj.dynamic;
+    if d.textrel() {
+        if !cx.allow_textrel {
+            return Err(Error::TextRelocations { path: obj.path.clone() });
+        }
+        obj.image.reprotect_for_textrel(libc::PROT_WRITE)?;
+    }
+    let mut stats = RelocStats::default();
+    let mut pass = Pass {
+        obj,
+        bias: obj.image.bias.0,
+        cache: vec![None; obj.symbols.len()],
+        deferred: Vec::new(),
+    };
+    pass.relr(&mut stats)?;
+    for rela in d.rela.iter() {
+        pass.apply(&rela, cx, &mut stats, false)?;
+    }
+    for rela in d.jmprel.iter() {
+        pass.apply(&rela, cx, &mut stats, true)?;
+    }
+    // IRELATIVE and own ifuncs last: their resolvers run now.
+    for (addr, resolver, addend) in std::mem::take(&mut pass.deferred) {
+        let value = call_resolver(resolver).wrapping_add(addend as usize);
+        pass.write64(addr, value as u64);
+        stats.irelative += 1;
+    }
+    if d.textrel() {
+        obj.image.reprotect_for_textrel(0)?;
+    }
+    Ok(stats)
+}
+
+struct Pass<'o> {
+    obj: &'o Object,
+    bias: usize,
+    /// Per symbol index: the definition once looked up (None: not yet).
+    cache: Vec<Option<Option<Def>>>,
+    /// (where, resolver, addend) to apply after everything else.
+    deferred: Vec<(usize, usize, i64)>,
+}
+
+/// Calls an ifunc resolver and returns the implementation it chose.
+pub(crate) fn call_resolver(resolver: usize) -> usize {
+    // SAFETY: `resolver` is the address of an STT_GNU_IFUNC symbol (or an
+    // IRELATIVE addend) inside an object that has been relocated up to its
+    // ifuncs; on x86-64 glibc calls resolvers with no arguments, and they
+    // return the address of the implementation.
+    let f: extern "C" fn() -> usize = unsafe { std::mem::transmute::<usize, extern "C" fn() -> usize>(resolver) };
+    f()
+}
+
+impl Pass<'_> {
+    fn err(&self, t: u32, offset: u64, what: impl Into<String>) -> Error {
+        Error::Relocation {
+            path: self.obj.path.clone(),
+            kind: RelocKind(t),
+            offset,
+            what: what.into(),
+        }
+    }
+
+    /// The real address a relocation writes, checked to be inside a writable
+    /// part of the object (RELRO is still writable during relocation).
+    fn target(&self, t: u32, offset: u64, size: usize) -> Result<usize, Error> {
+        let addr = self.bias.wrapping_add(offset as usize);
+        let ok = if self.obj.dynamic.textrel() {
+            self.obj.image.contains(addr, size)
+        } else {
+            self.obj.image.writable(addr, size)
+        };
+        if ok {
+            Ok(addr)
+        } else {
+            Err(self.err(t, offset, format!("target outside the object's writable segments ({size} bytes)")))
+        }
+    }
+
+    fn write64(&self, addr: usize, value: u64) {
+        // SAFETY: `addr` was checked by `target` to lie, with 8 bytes, in a
+        // writable segment of this object (made writable for text
+        // relocations); nothing else runs in the object yet.
+        unsafe { (addr as *mut u64).write_unaligned(value) }
+    }
+
+    fn write32(&self, addr: usize, value: u32) {
+        // SAFETY: as in write64, with 4 bytes checked.
+        unsafe { (addr as *mut u32).write_unaligned(value) }
+    }
+
+    /// DT_RELR: an even word is an address to relocate, an odd word a bitmap
+    /// of the 63 words after the last address.
+    fn relr(&mut self, stats: &mut RelocStats) -> Result<(), Error> {
+        let table = self.obj.dynamic.relr;
+        let mut next: u64 = 0;
+        for entry in table.iter() {
+            if entry & 1 == 0 {
+                let addr = self.target(r::RELATIVE, entry, 8)?;
+                self.add_bias(addr);
+                stats.relative += 1;
+                next = entry + 8;
+            } else {
+                let mut bits = entry >> 1;
+                let mut at = next;
+                while bits != 0 {
+                    if bits & 1 != 0 {
+                        let addr = self.target(r::RELATIVE, at, 8)?;
+                        self.add_bias(addr);
+                        stats.relative += 1;
+                    }
+                    bits >>= 1;
+                    at += 8;
+                }
+                next += 63 * 8;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_bias(&self, addr: usize) {
+        // SAFETY: checked by `target` as in write64.
+        let v = unsafe { (addr as *const u64).read_unaligned() };
+        self.write64(addr, v.wrapping_add(self.bias as u64));
+    }
+
+    fn apply(&mut self, rela: &Rela, cx: &mut Context<'_>, stats: &mut RelocStats, plt: bool) -> Result<(), Error> {
+        let t = (rela.r_info & 0xffff_ffff) as u32;
+        let symi = (rela.r_info >> 32) as usize;
+        let a = rela.r_addend;
+        let off = rela.r_offset;
+        match t {
+            r::NONE => return Ok(()),
+            r::RELATIVE | r::RELATIVE64 => {
+                let p = self.target(t, off, 8)?;
+                self.write64(p, (self.bias as u64).wrapping_add(a as u64));
+                stats.relative += 1;
+                return Ok(());
+            }
+            r::IRELATIVE => {
+                let p = self.target(t, off, 8)?;
+                let resolver = self.bias.wrapping_add(a as usize);
+                self.check_code(t, off, resolver)?;
+                self.deferred.push((p, resolver, 0));
+                return Ok(());
+            }
+            r::COPY => {
+                return Err(self.err(
+                    t,
+                    off,
+                    "copy relocations belong in executables; a shared object with one is broken",
+                ))
+            }
+            _ => {}
+        }
+        if reloc_name(t).is_none() || matches!(t, 3 | 4 | 9 | 12..=15 | 19..=23 | 25 | 26 | 34 | 35) {
+            return Err(self.err(t, off, "unsupported relocation type in a shared object"));
+        }
+        stats.symbolic += 1;
+        let def = self.resolve(symi, t, off, cx, stats, plt)?;
+        let (s, size, kind, tls, own) = match def {
+            Some(d) => (d.value, d.size, d.kind, d.tls, d.own),
+            None => (0, 0, st::STT_NOTYPE, Tls::None, false), // weak undefined: 0
+        };
+        match t {
+            r::R64 | r::GLOB_DAT | r::JUMP_SLOT => {
+                let p = self.target(t, off, 8)?;
+                if kind == st::STT_GNU_IFUNC && def.is_some() {
+                    if own {
+                        self.deferred.push((p, s, a));
+                    } else {
+                        self.write64(p, call_resolver(s).wrapping_add(a as usize) as u64);
+                    }
+                } else {
+                    self.write64(p, (s as u64).wrapping_add(a as u64));
+                }
+            }
+            r::PC64 => {
+                let p = self.target(t, off, 8)?;
+                self.write64(p, (s as u64).wrapping_add(a as u64).wrapping_sub(p as u64));
+            }
+            r::PC32 => {
+                let p = self.target(t, off, 4)?;
+                let v = (s as i64).wrapping_add(a).wrapping_sub(p as i64);
+                let v = i32::try_from(v).map_err(|_| self.err(t, off, format!("value {v:#x} does not fit 32 bits")))?;
+                self.write32(p, v as u32);
+            }
+            r::R32 => {
+                let p = self.target(t, off, 4)?;
+                let v = (s as u64).wrapping_add(a as u64);
+                let v = u32::try_from(v).map_err(|_| self.err(t, off, format!("value {v:#x} does not fit 32 bits")))?;
+                self.write32(p, v);
+            }
+            r::R32S => {
+                let p = self.target(t, off, 4)?;
+                let v = (s as i64).wrapping_add(a);
+                let v = i32::try_from(v).map_err(|_| self.err(t, off, format!("value {v:#x} does not fit 32 bits")))?;
+                self.write32(p, v as u32);
+            }
+            r::SIZE64 => {
+                let p = self.target(t, off, 8)?;
+                self.write64(p, size.wrapping_add(a as u64));
+            }
+            r::SIZE32 => {
+                let p = self.target(t, off, 4)?;
+                self.write32(p, size.wrapping_add(a as u64) as u32);
+            }
+            r::TPOFF64 => {
+                let p = self.target(t, off, 8)?;
+                match tls {
+                    Tls::Host { offset: Some(o), .. } => {
+                        self.write64(p, (o as i64).wrapping_add(s as i64).wrapping_add(a) as u64)
+                    }
+                    Tls::Host { offset: None, .. } => {
+                        return Err(self.err(t, off, "the defining host module has no static TLS block"))
+                    }
+                    _ => return Err(self.tls_unsupported(t, off, symi)),
+                }
+            }
+            r::DTPMOD64 => {
+                let p = self.target(t, off, 8)?;
+                match tls {
+                    Tls::Host { modid, .. } => self.write64(p, modid as u64),
+                    _ => return Err(self.tls_unsupported(t, off, symi)),
+                }
+            }
+            r::DTPOFF64 => {
+                let p = self.target(t, off, 8)?;
+                match tls {
+                    Tls::Host { .. } => self.write64(p, (s as u64).wrapping_add(a as u64)),
+                    _ => return Err(self.tls_unsupported(t, off, symi)),
+                }
+            }
+            r::TLSDESC => return Err(self.tls_unsupported(t, off, symi)),
+            _ => return Err(self.err(t, off, "unsupported relocation type in a shared object")),
+        }
+        Ok(())
+    }
+
+    fn tls_unsupported(&self, t: u32, off: u64, symi: usize) -> Error {
+        let name = self
+            .obj
+            .symbols
+            .sym(symi)
+            .and_then(|s| self.obj.symbols.name(&s).map(|n| String::from_utf8_lossy(n).into_owned()))
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "the object's own TLS block".to_string());
+        self.err(
+            t,
+            off,
+            format!("thread-local storage of a library minld loads ({name}) is not supported yet"),
+        )
+    }
+
+    /// An ifunc resolver or init function must lie in the object's code.
+    fn check_code(&self, t: u32, off: u64, addr: usize) -> Result<(), Error> {
+        let ok = self.obj.image.segments.iter().any(|s| s.prot.exec() && addr >= s.addr && addr < s.addr + s.mem_size as usize);
+        if ok {
+            Ok(())
+        } else {
+            Err(self.err(t, off, format!("resolver address {addr:#x} is outside the object's code")))
+        }
+    }
+
+    fn resolve(
+        &mut self,
+        symi: usize,
+        t: u32,
+        off: u64,
+        cx: &mut Context<'_>,
+        stats: &mut RelocStats,
+        plt: bool,
+    ) -> Result<Option<Def>, Error> {
+        if symi == 0 {
+            // No symbol: S is 0 (TLS relocations then mean "this module").
+            return Ok(Some(Def {
+                value: 0,
+                size: 0,
+                kind: if matches!(t, r::DTPMOD64 | r::DTPOFF64 | r::TPOFF64 | r::TLSDESC) { st::STT_TLS } else { st::STT_NOTYPE },
+                tls: Tls::Minld,
+                own: true,
+            }));
+        }
+        if let Some(Some(hit)) = self.cache.get(symi) {
+            return Ok(*hit);
+        }
+        let obj = self.obj;
+        let sym = obj
+            .symbols
+            .sym(symi)
+            .ok_or_else(|| self.err(t, off, format!("symbol index {symi} outside the symbol table ({} symbols)", obj.symbols.len())))?;
+        let name = obj
+            .symbols
+            .name(&sym)
+            .ok_or_else(|| self.err(t, off, format!("symbol {symi}: name offset {:#x} outside DT_STRTAB", sym.st_name)))?;
+        let bind = sym.st_info >> 4;
+        let visibility = sym.st_other & 0x3;
+        let defined = sym.st_shndx != goblin::elf::section_header::SHN_UNDEF as u16;
+        let found = if defined && (bind == st::STB_LOCAL || visibility != st::STV_DEFAULT) {
+            // Bound to itself: local, or protected/hidden visibility.
+            Some((ScopeRef::Minld(obj), symi, sym))
+        } else {
+            let versym = obj.symbols.versym(symi) & 0x7fff;
+            let need = if versym >= 2 {
+                obj.need_by_index
+                    .get(usize::from(versym))
+                    .and_then(|v| v.as_ref())
+                    .or_else(|| obj.symbols.version_def(versym))
+            } else {
+                None
+            };
+            let want = match need {
+                Some(v) => Want::Version(v),
+                None => Want::Default,
+            };
+            let hash = NameHash::new(name);
+            stats.lookups += 1;
+            cx.scope.iter().find_map(|s| s.symbols().lookup(name, hash, want).map(|(i, d)| (*s, i, d)))
+        };
+        let def = match found {
+            Some((definer, _i, dsym)) => {
+                let dkind = dsym.st_info & 0xf;
+                let dbind = dsym.st_info >> 4;
+                let mut value = if dkind == st::STT_TLS {
+                    dsym.st_value as usize
+                } else {
+                    definer.bias().wrapping_add(dsym.st_value as usize)
+                };
+                if dbind == st::STB_GNU_UNIQUE && dkind != st::STT_TLS {
+                    value = *cx.uniques.entry(name.to_vec()).or_insert(value);
+                }
+                let tls = match definer {
+                    ScopeRef::Host(h) => Tls::Host {
+                        modid: h.tls_modid,
+                        offset: h.tls_offset,
+                    },
+                    ScopeRef::Minld(_) if dkind == st::STT_TLS => Tls::Minld,
+                    ScopeRef::Minld(_) => Tls::None,
+                };
+                if debug::enabled(Category::Bindings) {
+                    let version = definer
+                        .symbols()
+                        .version_def(definer.symbols().versym(_i))
+                        .map(|v| format!(" [{}]", v.name))
+                        .unwrap_or_default();
+                    debug::print(format_args!(
+                        "binding file {} to {}: normal symbol `{}'{}",
+                        obj.path.display(),
+                        if definer.path().as_os_str().is_empty() { "the main program".into() } else { definer.path().display().to_string() },
+                        String::from_utf8_lossy(name),
+                        version
+                    ));
+                }
+                Some(Def {
+                    value,
+                    size: dsym.st_size,
+                    kind: dkind,
+                    tls,
+                    own: definer.is(obj),
+                })
+            }
+            None if bind == st::STB_WEAK => None,
+            None if cx.lazy && t == r::JUMP_SLOT => Some(Def {
+                value: unresolved_function as *const () as usize,
+                size: 0,
+                kind: st::STT_FUNC,
+                tls: Tls::None,
+                own: false,
+            }),
+            None => {
+                let versym = obj.symbols.versym(symi) & 0x7fff;
+                let version = obj
+                    .need_by_index
+                    .get(usize::from(versym))
+                    .and_then(|v| v.as_ref())
+                    .map(|v| v.name.clone());
+                return Err(Error::UndefinedSymbol {
+                    name: String::from_utf8_lossy(name).into_owned(),
+                    version,
+                    needed_by: obj.path.display().to_string(),
+                });
+            }
+        };
+        let _ = plt;
+        if let Some(slot) = self.cache.get_mut(symi) {
+            *slot = Some(def);
+        }
+        Ok(def)
+    }
+}
+
+/// Where a lazily bound function that does not exist points: calling it is a
+/// fatal error, as with glibc's lazy binding.
+extern "C" fn unresolved_function() -> ! {
+    eprintln!("minld: a library called a function that could not be resolved at load time (lazy binding)");
+    std::process::abort()
+}
