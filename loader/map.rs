@@ -136,7 +136,7 @@ struct Reservation {
     start: usize,
     len: usize,
     sys: Sys,
-    note: String,
+    name: String,
 }
 
 impl Drop for Reservation {
@@ -144,7 +144,7 @@ impl Drop for Reservation {
         if self.len != 0 {
             // SAFETY: the range was mapped by this load and nothing refers to
             // it yet: the load failed before the image was handed out.
-            let _ = unsafe { self.sys.munmap(self.start, self.len, &self.note) };
+            let _ = unsafe { self.sys.munmap(self.start, self.len, || format!("{}: load failed, release the reservation", self.name)) };
         }
     }
 }
@@ -231,13 +231,13 @@ pub(crate) fn map_segments(sys: &Sys, fd: &Fd, headers: &Headers) -> Result<Mapp
         start: 0,
         len: 0,
         sys: *sys,
-        note: format!("{name}: load failed, release the reservation"),
+        name: name.clone(),
     };
     let flags = libc::MAP_PRIVATE | libc::MAP_DENYWRITE;
     let start = if mapalign <= page {
-        let note = format!("{}; reserves the whole image, {maplength} bytes", seg_note(first));
+        let note = || format!("{}; reserves the whole image, {maplength} bytes", seg_note(first));
         // SAFETY: no MAP_FIXED: the kernel chooses a free range.
-        let start = unsafe { sys.mmap(0, maplength, first.prot.0, flags, fd.raw, first.mapoff, &note) }
+        let start = unsafe { sys.mmap(0, maplength, first.prot.0, flags, fd.raw, first.mapoff, note) }
             .map_err(|e| Error::io(path, "mmap of the first segment (reservation)", e))?;
         res.start = start;
         res.len = align_up(maplength as u64, page) as usize;
@@ -247,16 +247,16 @@ pub(crate) fn map_segments(sys: &Sys, fd: &Fd, headers: &Headers) -> Result<Mapp
         // image at an aligned address inside, give back both ends.
         let align = mapalign as usize;
         let maplen = if maplength >= align { maplength + align } else { 2 * align };
-        let note = format!("{name}: reservation with slack for p_align {mapalign:#x}");
+        let note = || format!("{name}: reservation with slack for p_align {mapalign:#x}");
         // SAFETY: no MAP_FIXED: the kernel chooses a free range.
-        let raw = unsafe { sys.mmap(0, maplen, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0, &note) }
+        let raw = unsafe { sys.mmap(0, maplen, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0, note) }
             .map_err(|e| Error::io(path, "mmap of the aligned reservation", e))?;
         res.start = raw;
         res.len = maplen;
         let aligned = (raw + align - 1) & !(align - 1);
-        let note = format!("{}; the image at a {mapalign:#x}-aligned address", seg_note(first));
+        let note = || format!("{}; the image at a {mapalign:#x}-aligned address", seg_note(first));
         // SAFETY: aligned..aligned+maplength lies inside the reservation just made.
-        unsafe { sys.mmap(aligned, maplength, first.prot.0, flags | libc::MAP_FIXED, fd.raw, first.mapoff, &note) }
+        unsafe { sys.mmap(aligned, maplength, first.prot.0, flags | libc::MAP_FIXED, fd.raw, first.mapoff, note) }
             .map_err(|e| Error::io(path, "mmap of the first segment at the aligned address", e))?;
         let end = align_up((aligned + maplength) as u64, page) as usize;
         if aligned > raw {
@@ -286,7 +286,7 @@ pub(crate) fn map_segments(sys: &Sys, fd: &Fd, headers: &Headers) -> Result<Mapp
                 bias.at(first.mapend),
                 (last.mapstart - first.mapend) as usize,
                 libc::PROT_NONE,
-                &format!("{name}: holes between segments, no access"),
+                || format!("{name}: holes between segments, no access"),
             )
         }
         .map_err(|e| Error::io(path, "mprotect of the holes between segments", e))?;
@@ -303,7 +303,7 @@ pub(crate) fn map_segments(sys: &Sys, fd: &Fd, headers: &Headers) -> Result<Mapp
                     flags | libc::MAP_FIXED,
                     fd.raw,
                     c.mapoff,
-                    &seg_note(c),
+                    || seg_note(c),
                 )
             }
             .map_err(|e| Error::io(path, format!("mmap of segment {}", c.index), e))?;
@@ -363,7 +363,7 @@ fn zero_fill(sys: &Sys, path: &Path, name: &str, bias: LoadBias, c: &LoadCmd, pa
         }
     }
     if zeroend > zeropage {
-        let note = format!(
+        let note = || format!(
             "{name} segment {} {}: .bss, {} zero bytes past the file data ({} cleared in place)",
             c.index,
             c.prot,
@@ -379,7 +379,7 @@ fn zero_fill(sys: &Sys, path: &Path, name: &str, bias: LoadBias, c: &LoadCmd, pa
                 libc::MAP_PRIVATE | libc::MAP_FIXED | libc::MAP_ANONYMOUS,
                 -1,
                 0,
-                &note,
+                note,
             )
         }
         .map_err(|e| Error::io(path, format!("mmap of .bss of segment {}", c.index), e))?;
@@ -423,7 +423,7 @@ impl MappedImage {
         let start = self.bias.at(relro.p_vaddr) & !(page - 1);
         let end = self.bias.at(relro.p_vaddr + relro.p_memsz) & !(page - 1);
         if end > start {
-            let note = format!(
+            let note = || format!(
                 "{}: RELRO {:#x}..{:#x} read-only now that relocation is done",
                 self.name(),
                 relro.p_vaddr,
@@ -431,7 +431,7 @@ impl MappedImage {
             );
             // SAFETY: the range lies inside this object's data segment and
             // relocation, the only writer of RELRO, has finished.
-            unsafe { self.sys.mprotect(start, end - start, libc::PROT_READ, &note) }
+            unsafe { self.sys.mprotect(start, end - start, libc::PROT_READ, note) }
                 .map_err(|e| Error::io(&self.path, "mprotect of RELRO", e))?;
         }
         Ok(())
@@ -444,14 +444,16 @@ impl MappedImage {
         for s in self.segments.iter().filter(|s| !s.prot.write()) {
             let start = s.addr & !(page - 1);
             let end = (s.addr + s.mem_size as usize + page - 1) & !(page - 1);
-            let note = if extra != 0 {
-                format!("{}: text relocations, segment writable while relocating", self.name())
-            } else {
-                format!("{}: text relocations done, segment back to {}", self.name(), s.prot)
+            let note = || {
+                if extra != 0 {
+                    format!("{}: text relocations, segment writable while relocating", self.name())
+                } else {
+                    format!("{}: text relocations done, segment back to {}", self.name(), s.prot)
+                }
             };
             // SAFETY: the range is one of this object's segments; no code of
             // the object runs during relocation.
-            unsafe { self.sys.mprotect(start, end - start, s.prot.0 | extra, &note) }
+            unsafe { self.sys.mprotect(start, end - start, s.prot.0 | extra, note) }
                 .map_err(|e| Error::io(&self.path, "mprotect for text relocations", e))?;
         }
         Ok(())
@@ -460,9 +462,9 @@ impl MappedImage {
 
 impl Drop for MappedImage {
     fn drop(&mut self) {
-        let note = format!("{}: unload, the whole image", self.name());
+        let note = || format!("{}: unload, the whole image", self.name());
         // SAFETY: the image is being dropped: the owner guarantees no code or
         // data of it is in use any more (fini functions have run).
-        let _ = unsafe { self.sys.munmap(self.start, self.len, &note) };
+        let _ = unsafe { self.sys.munmap(self.start, self.len, note) };
     }
 }

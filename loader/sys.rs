@@ -45,7 +45,8 @@ pub(crate) struct FileStat {
 }
 
 impl Sys {
-    fn emit(&self, call: String, result: &str, note: &str) {
+    fn emit(&self, call: String, result: &str, note: impl Note) {
+        let note = note.text();
         let mut line = call;
         // strace aligns the result at column 40.
         if line.len() < 40 {
@@ -72,7 +73,7 @@ impl Sys {
     }
 
     /// `openat(AT_FDCWD, path, O_RDONLY|O_CLOEXEC)`.
-    pub(crate) fn open(&self, path: &CStr, note: &str) -> Result<Fd, Errno> {
+    pub(crate) fn open(&self, path: &CStr, note: impl Note) -> Result<Fd, Errno> {
         // SAFETY: `path` is a valid NUL-terminated string; openat has no
         // memory effects beyond reading it.
         let fd = unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
@@ -88,7 +89,7 @@ impl Sys {
     }
 
     /// `read(fd, buf, buf.len())`, returning the byte count.
-    pub(crate) fn read(&self, fd: &Fd, buf: &mut [u8], note: &str) -> Result<usize, Errno> {
+    pub(crate) fn read(&self, fd: &Fd, buf: &mut [u8], note: impl Note) -> Result<usize, Errno> {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
         let n = unsafe { libc::read(fd.raw, buf.as_mut_ptr().cast(), buf.len()) };
         let ret = if n < 0 { Err(Errno::last()) } else { Ok(n as usize) };
@@ -104,7 +105,7 @@ impl Sys {
     }
 
     /// `pread64(fd, buf, buf.len(), offset)`, returning the byte count.
-    pub(crate) fn pread(&self, fd: &Fd, buf: &mut [u8], offset: u64, note: &str) -> Result<usize, Errno> {
+    pub(crate) fn pread(&self, fd: &Fd, buf: &mut [u8], offset: u64, note: impl Note) -> Result<usize, Errno> {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
         let n = unsafe { libc::pread64(fd.raw, buf.as_mut_ptr().cast(), buf.len(), offset as i64) };
         let ret = if n < 0 { Err(Errno::last()) } else { Ok(n as usize) };
@@ -120,7 +121,7 @@ impl Sys {
     }
 
     /// `newfstatat(fd, "", &st, AT_EMPTY_PATH)`, as glibc's fstat makes it.
-    pub(crate) fn fstat(&self, fd: &Fd, note: &str) -> Result<FileStat, Errno> {
+    pub(crate) fn fstat(&self, fd: &Fd, note: impl Note) -> Result<FileStat, Errno> {
         let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
         // SAFETY: the path is an empty NUL-terminated string and `st` is a
         // writable stat buffer of the right size.
@@ -176,7 +177,7 @@ impl Sys {
         flags: i32,
         fd: RawFd,
         offset: u64,
-        note: &str,
+        note: impl Note,
     ) -> Result<usize, Errno> {
         // SAFETY: the caller guarantees a MAP_FIXED range is its own; without
         // MAP_FIXED the kernel picks a free range.
@@ -202,7 +203,7 @@ impl Sys {
     /// # Safety
     /// The range must belong to the caller; code that relies on the old
     /// protections must not run while they are changed.
-    pub(crate) unsafe fn mprotect(&self, addr: usize, len: usize, prot: i32, note: &str) -> Result<(), Errno> {
+    pub(crate) unsafe fn mprotect(&self, addr: usize, len: usize, prot: i32, note: impl Note) -> Result<(), Errno> {
         // SAFETY: the caller guarantees the range is its own.
         let r = unsafe { libc::mprotect(addr as *mut libc::c_void, len, prot) };
         let ret = if r < 0 { Err(Errno::last()) } else { Ok(()) };
@@ -217,7 +218,7 @@ impl Sys {
     ///
     /// # Safety
     /// The range must belong to the caller and nothing may use it afterwards.
-    pub(crate) unsafe fn munmap(&self, addr: usize, len: usize, note: &str) -> Result<(), Errno> {
+    pub(crate) unsafe fn munmap(&self, addr: usize, len: usize, note: impl Note) -> Result<(), Errno> {
         // SAFETY: the caller guarantees the range is its own and unused.
         let r = unsafe { libc::munmap(addr as *mut libc::c_void, len) };
         let ret = if r < 0 { Err(Errno::last()) } else { Ok(()) };
@@ -226,6 +227,30 @@ impl Sys {
             self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);
         }
         ret
+    }
+}
+
+/// A trace note: a string, or a closure that builds one only when tracing.
+pub(crate) trait Note {
+    /// The text of the note.
+    fn text(self) -> String;
+}
+
+impl Note for &str {
+    fn text(self) -> String {
+        self.to_string()
+    }
+}
+
+impl Note for &String {
+    fn text(self) -> String {
+        self.clone()
+    }
+}
+
+impl<F: FnOnce() -> String> Note for F {
+    fn text(self) -> String {
+        self()
     }
 }
 
