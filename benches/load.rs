@@ -16,7 +16,10 @@ use std::time::Instant;
 use criterion::{criterion_group, criterion_main, Criterion};
 use minld::Library;
 
-const LIBS: &[&str] = &["/lib/x86_64-linux-gnu/libz.so.1", "/lib/x86_64-linux-gnu/libsqlite3.so.0"];
+const LIBS: &[&str] = &[
+    "/lib/x86_64-linux-gnu/libz.so.1",
+    "/lib/x86_64-linux-gnu/libsqlite3.so.0",
+];
 
 fn glibc_open(path: &str) -> *mut c_void {
     let c = CString::new(path).unwrap();

@@ -19,9 +19,18 @@ fn print_maps(base: usize, len: usize) {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
     println!("/proc/self/maps of the loaded object:");
     for line in maps.lines() {
-        let Some((range, _)) = line.split_once(' ') else { continue };
-        let Some((start, end)) = range.split_once('-') else { continue };
-        let (Ok(s), Ok(e)) = (usize::from_str_radix(start, 16), usize::from_str_radix(end, 16)) else { continue };
+        let Some((range, _)) = line.split_once(' ') else {
+            continue;
+        };
+        let Some((start, end)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(s), Ok(e)) = (
+            usize::from_str_radix(start, 16),
+            usize::from_str_radix(end, 16),
+        ) else {
+            continue;
+        };
         if s < base + len && e > base {
             println!("  {line}");
         }
@@ -43,7 +52,10 @@ fn main() -> ExitCode {
             _ => rest.push(a),
         }
     }
-    let lib_name = rest.first().cloned().unwrap_or_else(|| "libm.so".to_string());
+    let lib_name = rest
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "libm.so".to_string());
     let loader = minld::Loader::new().trace(trace || std::env::var_os("MINLD_TRACE").is_some());
 
     if map_only {
@@ -54,7 +66,11 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        println!("mapped {} at {:#x} (not linked)", obj.path().display(), obj.base());
+        println!(
+            "mapped {} at {:#x} (not linked)",
+            obj.path().display(),
+            obj.base()
+        );
         if maps {
             let (start, len) = obj.span();
             print_maps(start, len);
@@ -98,7 +114,15 @@ fn main() -> ExitCode {
                 }
             };
             println!("{:>8}  {:>22}  {:>22}", "x", "cos (loaded)", "f64::cos");
-            for x in [0.0, 0.5, 1.0, std::f64::consts::FRAC_PI_3, 2.0, std::f64::consts::PI, 10.0] {
+            for x in [
+                0.0,
+                0.5,
+                1.0,
+                std::f64::consts::FRAC_PI_3,
+                2.0,
+                std::f64::consts::PI,
+                10.0,
+            ] {
                 println!("{x:>8.4}  {:>22.17}  {:>22.17}", cos(x), x.cos());
             }
         }
@@ -108,8 +132,12 @@ fn main() -> ExitCode {
             let result = unsafe {
                 match args.len() {
                     0 => lib.get::<extern "C" fn() -> f64>(&name).map(|f| f()),
-                    1 => lib.get::<extern "C" fn(f64) -> f64>(&name).map(|f| f(args[0])),
-                    2 => lib.get::<extern "C" fn(f64, f64) -> f64>(&name).map(|f| f(args[0], args[1])),
+                    1 => lib
+                        .get::<extern "C" fn(f64) -> f64>(&name)
+                        .map(|f| f(args[0])),
+                    2 => lib
+                        .get::<extern "C" fn(f64, f64) -> f64>(&name)
+                        .map(|f| f(args[0], args[1])),
                     3 => lib
                         .get::<extern "C" fn(f64, f64, f64) -> f64>(&name)
                         .map(|f| f(args[0], args[1], args[2])),

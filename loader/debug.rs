@@ -21,7 +21,9 @@ pub(crate) enum Category {
 fn mask() -> u32 {
     static MASK: OnceLock<u32> = OnceLock::new();
     *MASK.get_or_init(|| {
-        let Ok(v) = std::env::var("MINLD_DEBUG") else { return 0 };
+        let Ok(v) = std::env::var("MINLD_DEBUG") else {
+            return 0;
+        };
         v.split([',', ' ', ':'])
             .map(|w| match w {
                 "libs" => Category::Libs as u32,

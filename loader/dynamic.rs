@@ -75,9 +75,11 @@ pub(crate) fn parse(
     style: PtrStyle,
 ) -> Result<Dynamic, Error> {
     let bad = |what: String| Error::dynamic(path, what);
-    let entries: Table<Dyn> = mem
-        .table_to_end(dyn_addr)
-        .ok_or_else(|| bad(format!("PT_DYNAMIC address {dyn_addr:#x} outside the image")))?;
+    let entries: Table<Dyn> = mem.table_to_end(dyn_addr).ok_or_else(|| {
+        bad(format!(
+            "PT_DYNAMIC address {dyn_addr:#x} outside the image"
+        ))
+    })?;
     let ptr = |v: u64| -> usize {
         match style {
             PtrStyle::Relative => bias.wrapping_add(v as usize),
@@ -186,11 +188,16 @@ pub(crate) fn parse(
     }
     let strtab = strtab.ok_or_else(|| bad("no DT_STRTAB".to_string()))?;
     let strsz = strsz.ok_or_else(|| bad("no DT_STRSZ".to_string()))? as usize;
-    d.strtab = mem
-        .table(strtab, strsz)
-        .ok_or_else(|| bad(format!("DT_STRTAB {strtab:#x} (DT_STRSZ {strsz}) outside the image")))?;
+    d.strtab = mem.table(strtab, strsz).ok_or_else(|| {
+        bad(format!(
+            "DT_STRTAB {strtab:#x} (DT_STRSZ {strsz}) outside the image"
+        ))
+    })?;
     if d.symtab_addr == 0 || !mem.contains(d.symtab_addr, std::mem::size_of::<Sym>()) {
-        return Err(bad(format!("DT_SYMTAB {:#x} missing or outside the image", d.symtab_addr)));
+        return Err(bad(format!(
+            "DT_SYMTAB {:#x} missing or outside the image",
+            d.symtab_addr
+        )));
     }
     if d.gnu_hash.is_none() && d.sysv_hash.is_none() {
         return Err(bad("neither DT_GNU_HASH nor DT_HASH".to_string()));
@@ -199,9 +206,16 @@ pub(crate) fn parse(
         d.strtab
             .c_str(off as usize)
             .map(|s| String::from_utf8_lossy(s).into_owned())
-            .ok_or_else(|| bad(format!("{tag} string offset {off:#x} outside DT_STRTAB (size {strsz})")))
+            .ok_or_else(|| {
+                bad(format!(
+                    "{tag} string offset {off:#x} outside DT_STRTAB (size {strsz})"
+                ))
+            })
     };
-    d.needed = needed.into_iter().map(|o| string(o, "DT_NEEDED")).collect::<Result<_, _>>()?;
+    d.needed = needed
+        .into_iter()
+        .map(|o| string(o, "DT_NEEDED"))
+        .collect::<Result<_, _>>()?;
     d.soname = soname.map(|o| string(o, "DT_SONAME")).transpose()?;
     d.rpath = rpath.map(|o| string(o, "DT_RPATH")).transpose()?;
     d.runpath = runpath.map(|o| string(o, "DT_RUNPATH")).transpose()?;
@@ -212,7 +226,9 @@ pub(crate) fn parse(
             None => Err(bad(format!("{tag} size {size} without an address"))),
             Some(a) => {
                 if size % ent != 0 {
-                    return Err(bad(format!("{tag} size {size} is not a multiple of its entry size {ent}")));
+                    return Err(bad(format!(
+                        "{tag} size {size} is not a multiple of its entry size {ent}"
+                    )));
                 }
                 if !mem.contains(a, size as usize) {
                     return Err(bad(format!("{tag} {a:#x} (size {size}) outside the image")));
@@ -231,15 +247,25 @@ pub(crate) fn parse(
         return Err(bad(format!("DT_PLTREL {pltrel} (expected DT_RELA, 7)")));
     }
     let a = table(rela, relasz, 24, "DT_RELA")?;
-    d.rela = mem.table(a, (relasz / 24) as usize).unwrap_or_else(Table::empty);
+    d.rela = mem
+        .table(a, (relasz / 24) as usize)
+        .unwrap_or_else(Table::empty);
     let a = table(jmprel, pltrelsz, 24, "DT_JMPREL")?;
-    d.jmprel = mem.table(a, (pltrelsz / 24) as usize).unwrap_or_else(Table::empty);
+    d.jmprel = mem
+        .table(a, (pltrelsz / 24) as usize)
+        .unwrap_or_else(Table::empty);
     let a = table(relr, relrsz, 8, "DT_RELR")?;
-    d.relr = mem.table(a, (relrsz / 8) as usize).unwrap_or_else(Table::empty);
+    d.relr = mem
+        .table(a, (relrsz / 8) as usize)
+        .unwrap_or_else(Table::empty);
     let a = table(init_array, init_arraysz, 8, "DT_INIT_ARRAY")?;
-    d.init_array = mem.table(a, (init_arraysz / 8) as usize).unwrap_or_else(Table::empty);
+    d.init_array = mem
+        .table(a, (init_arraysz / 8) as usize)
+        .unwrap_or_else(Table::empty);
     let a = table(fini_array, fini_arraysz, 8, "DT_FINI_ARRAY")?;
-    d.fini_array = mem.table(a, (fini_arraysz / 8) as usize).unwrap_or_else(Table::empty);
+    d.fini_array = mem
+        .table(a, (fini_arraysz / 8) as usize)
+        .unwrap_or_else(Table::empty);
     d.verdef = verdef_addr.map(|a| (a, verdefnum as usize));
     d.verneed = verneed_addr.map(|a| (a, verneednum as usize));
     Ok(d)

@@ -74,7 +74,11 @@ struct Raw {
     subs: u64,
 }
 
-unsafe extern "C" fn collect(info: *mut libc::dl_phdr_info, size: libc::size_t, data: *mut libc::c_void) -> libc::c_int {
+unsafe extern "C" fn collect(
+    info: *mut libc::dl_phdr_info,
+    size: libc::size_t,
+    data: *mut libc::c_void,
+) -> libc::c_int {
     // SAFETY: glibc passes a valid dl_phdr_info of `size` bytes and our own
     // `data` pointer, a live Vec<Raw>, for the duration of the callback.
     let (info, out) = unsafe { (&*info, &mut *(data as *mut Vec<Raw>)) };
@@ -82,15 +86,22 @@ unsafe extern "C" fn collect(info: *mut libc::dl_phdr_info, size: libc::size_t, 
         Vec::new()
     } else {
         // SAFETY: dlpi_name is a NUL-terminated string owned by glibc.
-        unsafe { CStr::from_ptr(info.dlpi_name) }.to_bytes().to_vec()
+        unsafe { CStr::from_ptr(info.dlpi_name) }
+            .to_bytes()
+            .to_vec()
     };
     let phdrs = if info.dlpi_phdr.is_null() {
         Vec::new()
     } else {
         // SAFETY: dlpi_phdr points at dlpi_phnum program headers in the
         // object's mapped image; goblin's 64-bit header has the same layout.
-        unsafe { std::slice::from_raw_parts(info.dlpi_phdr as *const ProgramHeader, usize::from(info.dlpi_phnum)) }
-            .to_vec()
+        unsafe {
+            std::slice::from_raw_parts(
+                info.dlpi_phdr as *const ProgramHeader,
+                usize::from(info.dlpi_phnum),
+            )
+        }
+        .to_vec()
     };
     let has_counters = size >= std::mem::offset_of!(libc::dl_phdr_info, dlpi_subs) + 8;
     out.push(Raw {
@@ -110,7 +121,9 @@ pub(crate) fn thread_pointer() -> usize {
     let tp: usize;
     // SAFETY: on x86-64 Linux %fs points at the thread control block, whose
     // first word is its own address (the TLS ABI); reading it has no effects.
-    unsafe { std::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags)) };
+    unsafe {
+        std::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags))
+    };
     tp
 }
 
@@ -120,7 +133,12 @@ impl HostObjects {
         let mut raw: Vec<Raw> = Vec::new();
         // SAFETY: `collect` only writes to the Vec passed as data, which
         // outlives the call.
-        unsafe { libc::dl_iterate_phdr(Some(collect), &mut raw as *mut Vec<Raw> as *mut libc::c_void) };
+        unsafe {
+            libc::dl_iterate_phdr(
+                Some(collect),
+                &mut raw as *mut Vec<Raw> as *mut libc::c_void,
+            )
+        };
         let Some(first) = raw.first() else { return };
         if !self.objects.is_empty() && first.adds == self.adds && first.subs == self.subs {
             return;
@@ -134,13 +152,19 @@ impl HostObjects {
             if name.contains("linux-vdso") {
                 continue; // not part of glibc's symbol scope
             }
-            if let Some(o) = old.iter().find(|o| o.bias == r.bias && o.path.as_os_str() == name.as_str()) {
+            if let Some(o) = old
+                .iter()
+                .find(|o| o.bias == r.bias && o.path.as_os_str() == name.as_str())
+            {
                 self.objects.push(Arc::clone(o));
                 continue;
             }
             match host_object(&name, &r, tp) {
                 Some(o) => self.objects.push(Arc::new(o)),
-                None => log::debug!("host object {name:?} at {:#x}: no usable dynamic symbols, skipped", r.bias),
+                None => log::debug!(
+                    "host object {name:?} at {:#x}: no usable dynamic symbols, skipped",
+                    r.bias
+                ),
             }
         }
     }
@@ -156,14 +180,25 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
         .phdrs
         .iter()
         .filter(|p| p.p_type == ph::PT_LOAD)
-        .map(|p| (r.bias.wrapping_add(p.p_vaddr as usize), r.bias.wrapping_add((p.p_vaddr + p.p_memsz) as usize)))
+        .map(|p| {
+            (
+                r.bias.wrapping_add(p.p_vaddr as usize),
+                r.bias.wrapping_add((p.p_vaddr + p.p_memsz) as usize),
+            )
+        })
         .collect();
     let mem = Memory::new(ranges);
     let dyn_ph = r.phdrs.iter().find(|p| p.p_type == ph::PT_DYNAMIC)?;
     let path = PathBuf::from(name);
-    let d = dynamic::parse(&path, &mem, r.bias, r.bias.wrapping_add(dyn_ph.p_vaddr as usize), PtrStyle::HostMixed)
-        .map_err(|e| log::debug!("host object {name}: {e}"))
-        .ok()?;
+    let d = dynamic::parse(
+        &path,
+        &mem,
+        r.bias,
+        r.bias.wrapping_add(dyn_ph.p_vaddr as usize),
+        PtrStyle::HostMixed,
+    )
+    .map_err(|e| log::debug!("host object {name}: {e}"))
+    .ok()?;
     let symbols = Symbols::new(&path, &mem, &d)
         .map_err(|e| log::debug!("host object {name}: {e}"))
         .ok()?;

@@ -45,7 +45,11 @@ fn args() -> (i32, *mut *mut c_char, *mut *mut c_char) {
     } else {
         envp
     };
-    (ARGC.load(Ordering::Relaxed) as i32, ARGV.load(Ordering::Relaxed), envp)
+    (
+        ARGC.load(Ordering::Relaxed) as i32,
+        ARGV.load(Ordering::Relaxed),
+        envp,
+    )
 }
 
 /// The init functions of an object, checked to lie in its code: DT_INIT,
@@ -57,7 +61,10 @@ pub(crate) fn init_functions(obj: &Object) -> Result<Vec<usize>, crate::Error> {
         if in_code(obj, addr) {
             Ok(addr)
         } else {
-            Err(crate::Error::dynamic(&obj.path, format!("{what} {addr:#x} is outside the object's code")))
+            Err(crate::Error::dynamic(
+                &obj.path,
+                format!("{what} {addr:#x} is outside the object's code"),
+            ))
         }
     };
     if let Some(a) = d.init {
@@ -89,13 +96,22 @@ pub(crate) fn run_init(obj: &Object, functions: &[usize]) {
 /// Runs DT_FINI_ARRAY in reverse, then DT_FINI.
 pub(crate) fn run_fini(obj: &Object) {
     let d = &obj.dynamic;
-    crate::debug::print_if(crate::debug::Category::Libs, || format!("calling fini: {}", obj.path.display()));
-    let mut fns: Vec<usize> = d.fini_array.iter().filter(|&a| a != 0 && a != usize::MAX).collect();
+    crate::debug::print_if(crate::debug::Category::Libs, || {
+        format!("calling fini: {}", obj.path.display())
+    });
+    let mut fns: Vec<usize> = d
+        .fini_array
+        .iter()
+        .filter(|&a| a != 0 && a != usize::MAX)
+        .collect();
     fns.reverse();
     fns.extend(d.fini);
     for f in fns {
         if !in_code(obj, f) {
-            log::warn!("{}: fini function {f:#x} outside the object's code, skipped", obj.path.display());
+            log::warn!(
+                "{}: fini function {f:#x} outside the object's code, skipped",
+                obj.path.display()
+            );
             continue;
         }
         // SAFETY: `f` lies in the object's code, which is still mapped; the

@@ -20,7 +20,10 @@ const X86_64_LIBC6: i32 = 0x0303;
 /// Parses a cache image into soname → path, keeping the first (preferred)
 /// entry of each name with no hwcap subdirectory requirement.
 pub(crate) fn parse(data: &[u8]) -> Option<HashMap<String, PathBuf>> {
-    let u32_at = |o: usize| data.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let u32_at = |o: usize| {
+        data.get(o..o + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
     let mut start = 0usize;
     if data.starts_with(OLD_MAGIC) {
         // Old header: char magic[11], then u32 nlibs at offset 12; entries
@@ -44,7 +47,9 @@ pub(crate) fn parse(data: &[u8]) -> Option<HashMap<String, PathBuf>> {
         let flags = u32_at(e)? as i32;
         let key = u32_at(e + 4)?;
         let value = u32_at(e + 8)?;
-        let hwcap = data.get(e + 16..e + 24).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))?;
+        let hwcap = data
+            .get(e + 16..e + 24)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))?;
         if flags != X86_64_LIBC6 || hwcap != 0 {
             continue;
         }
@@ -61,13 +66,16 @@ pub(crate) fn load(sys: &Sys) -> HashMap<String, PathBuf> {
     let Ok(fd) = sys.open(path, "the ld.so.cache index, soname to path") else {
         return HashMap::new();
     };
-    let Ok(st) = sys.fstat(&fd, "") else { return HashMap::new() };
+    let Ok(st) = sys.fstat(&fd, "") else {
+        return HashMap::new();
+    };
     let len = st.size as usize;
     if len == 0 {
         return HashMap::new();
     }
     // SAFETY: no MAP_FIXED: the kernel chooses a free range.
-    let Ok(addr) = (unsafe { sys.mmap(0, len, libc::PROT_READ, libc::MAP_PRIVATE, fd.raw, 0, "") }) else {
+    let Ok(addr) = (unsafe { sys.mmap(0, len, libc::PROT_READ, libc::MAP_PRIVATE, fd.raw, 0, "") })
+    else {
         return HashMap::new();
     };
     drop(fd);

@@ -37,6 +37,7 @@ mod dynamic;
 mod error;
 mod host;
 mod init;
+mod ldcache;
 mod library;
 mod load;
 mod map;
@@ -48,7 +49,6 @@ mod search;
 mod symbols;
 mod sys;
 mod trace;
-mod ldcache;
 mod validate;
 
 pub use error::{Error, RelocKind};

@@ -150,7 +150,11 @@ impl Drop for Inner {
             a.loaded.clear();
         }
         let mut scope = std::mem::take(&mut self.scope);
-        let root = if scope.is_empty() { None } else { Some(scope.remove(0)) };
+        let root = if scope.is_empty() {
+            None
+        } else {
+            Some(scope.remove(0))
+        };
         drop(scope);
         drop(root);
     }
@@ -242,7 +246,11 @@ impl Library {
     ///
     /// # Safety
     /// As [`Library::get`].
-    pub unsafe fn get_versioned<T: Copy>(&self, name: &str, version: &str) -> Result<Symbol<'_, T>, Error> {
+    pub unsafe fn get_versioned<T: Copy>(
+        &self,
+        name: &str,
+        version: &str,
+    ) -> Result<Symbol<'_, T>, Error> {
         let v = Version {
             name: version.to_string(),
             hash: elf_hash(version.as_bytes()),
@@ -251,7 +259,11 @@ impl Library {
         unsafe { self.lookup(name, Some(&v)) }
     }
 
-    unsafe fn lookup<T: Copy>(&self, name: &str, version: Option<&Version>) -> Result<Symbol<'_, T>, Error> {
+    unsafe fn lookup<T: Copy>(
+        &self,
+        name: &str,
+        version: Option<&Version>,
+    ) -> Result<Symbol<'_, T>, Error> {
         if std::mem::size_of::<T>() != std::mem::size_of::<usize>() {
             return Err(Error::Unsupported {
                 path: self.path(),
@@ -263,11 +275,14 @@ impl Library {
         }
         let addr = match self.address(name, version)? {
             Some(a) => a,
-            None => self.address_as_needed(name, version)?.ok_or_else(|| Error::UndefinedSymbol {
-                name: name.to_string(),
-                version: version.map(|v| v.name.clone()),
-                needed_by: format!("Library::get on {}", self.path().display()),
-            })?,
+            None => {
+                self.address_as_needed(name, version)?
+                    .ok_or_else(|| Error::UndefinedSymbol {
+                        name: name.to_string(),
+                        version: version.map(|v| v.name.clone()),
+                        needed_by: format!("Library::get on {}", self.path().display()),
+                    })?
+            }
         };
         Ok(Symbol {
             // SAFETY: T is pointer-sized (checked above); the caller
@@ -285,7 +300,11 @@ impl Library {
         };
         let hash = NameHash::new(name.as_bytes());
         for dep in &self.inner.scope {
-            let hit = dep.with(|s| s.symbols().lookup(name.as_bytes(), hash, want).map(|(_, sym)| resolve_value(s, &sym)));
+            let hit = dep.with(|s| {
+                s.symbols()
+                    .lookup(name.as_bytes(), hash, want)
+                    .map(|(_, sym)| resolve_value(s, &sym))
+            });
             if let Some(Some(v)) = hit {
                 return v.map(Some);
             }
@@ -293,8 +312,16 @@ impl Library {
         Ok(None)
     }
 
-    fn address_as_needed(&self, name: &str, version: Option<&Version>) -> Result<Option<usize>, Error> {
-        let mut a = self.inner.as_needed.lock().unwrap_or_else(|p| p.into_inner());
+    fn address_as_needed(
+        &self,
+        name: &str,
+        version: Option<&Version>,
+    ) -> Result<Option<usize>, Error> {
+        let mut a = self
+            .inner
+            .as_needed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         for lib in &a.loaded {
             if let Some(v) = lib.address(name, version)? {
                 return Ok(Some(v));
@@ -324,7 +351,10 @@ fn resolve_value(s: ScopeRef<'_>, sym: &goblin::elf64::sym::Sym) -> Result<usize
         st::STT_GNU_IFUNC => Ok(call_resolver(addr)),
         st::STT_TLS => match s {
             ScopeRef::Host(h) => match h.tls_offset {
-                Some(off) => Ok((crate::host::thread_pointer() as isize + off) as usize + sym.st_value as usize),
+                Some(off) => {
+                    Ok((crate::host::thread_pointer() as isize + off) as usize
+                        + sym.st_value as usize)
+                }
                 None => Err(Error::Unsupported {
                     path: h.path.clone(),
                     what: "address of a TLS symbol in a host module without static TLS".to_string(),
@@ -332,7 +362,8 @@ fn resolve_value(s: ScopeRef<'_>, sym: &goblin::elf64::sym::Sym) -> Result<usize
             },
             ScopeRef::Minld(o) => Err(Error::Unsupported {
                 path: o.path.clone(),
-                what: "thread-local storage of a library minld loads is not supported yet".to_string(),
+                what: "thread-local storage of a library minld loads is not supported yet"
+                    .to_string(),
             }),
         },
         _ => Ok(addr),

@@ -79,7 +79,9 @@ impl Drop for Locked {
 
 pub(crate) fn lock(what: &str) -> Result<Locked, Error> {
     if HELD.with(|h| h.get()) {
-        return Err(Error::Reentrant { what: what.to_string() });
+        return Err(Error::Reentrant {
+            what: what.to_string(),
+        });
     }
     let m = REGISTRY.get_or_init(Default::default);
     // A panic while holding the lock leaves nothing half-updated that
@@ -122,11 +124,20 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
     let (opened, extra, as_needed) = match search::find(&sys, name, None, &opts.search_paths)? {
         Found::Elf(o) => (o, Vec::new(), Vec::new()),
         Found::Script { path, members } => {
-            let mut plain = members.iter().filter(|m| !m.as_needed).map(|m| m.name.clone());
+            let mut plain = members
+                .iter()
+                .filter(|m| !m.as_needed)
+                .map(|m| m.name.clone());
             let first = plain.next().unwrap_or_default();
             let extra: Vec<String> = plain.collect();
-            let as_needed = members.iter().filter(|m| m.as_needed).map(|m| m.name.clone()).collect();
-            debug::print_if(Category::Libs, || format!("{}: linker script, following it to {first}", path.display()));
+            let as_needed = members
+                .iter()
+                .filter(|m| m.as_needed)
+                .map(|m| m.name.clone())
+                .collect();
+            debug::print_if(Category::Libs, || {
+                format!("{}: linker script, following it to {first}", path.display())
+            });
             let requester = Requester {
                 path: &path,
                 rpath: None,
@@ -187,7 +198,11 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
         i += 1;
     }
 
-    let new: Vec<Arc<Object>> = list.iter().filter(|(_, n)| *n).map(|(o, _)| o.clone()).collect();
+    let new: Vec<Arc<Object>> = list
+        .iter()
+        .filter(|(_, n)| *n)
+        .map(|(o, _)| o.clone())
+        .collect();
     for o in &new {
         check_versions(o)?;
     }
@@ -243,10 +258,17 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
     Ok(LoadSet { scope, as_needed })
 }
 
-fn relocate_all(opts: &Options, order: &[Arc<Object>], members: &[ScopeRef<'_>], uniques: &mut Uniques) -> Result<(), Error> {
+fn relocate_all(
+    opts: &Options,
+    order: &[Arc<Object>],
+    members: &[ScopeRef<'_>],
+    uniques: &mut Uniques,
+) -> Result<(), Error> {
     for o in order {
         let started = Instant::now();
-        debug::print_if(Category::Reloc, || format!("relocation processing: {}", o.path.display()));
+        debug::print_if(Category::Reloc, || {
+            format!("relocation processing: {}", o.path.display())
+        });
         let mut cx = reloc::Context {
             scope: members,
             uniques,
@@ -289,14 +311,23 @@ fn dependency(
     let base = n.rsplit('/').next().unwrap_or(n);
     if let Some(pos) = list.iter().position(|(o, _)| o.soname == base) {
         let o = &list[pos].0;
-        return Ok(if pos > index { Dep::Minld(o.clone()) } else { Dep::Back(Arc::downgrade(o)) });
+        return Ok(if pos > index {
+            Dep::Minld(o.clone())
+        } else {
+            Dep::Back(Arc::downgrade(o))
+        });
     }
     if opts.reuse_host {
         if let Some(h) = reg.host.by_soname(base) {
             return Ok(Dep::Host(h.clone()));
         }
     }
-    if let Some(o) = reg.by_file.values().filter_map(Weak::upgrade).find(|o| o.soname == base) {
+    if let Some(o) = reg
+        .by_file
+        .values()
+        .filter_map(Weak::upgrade)
+        .find(|o| o.soname == base)
+    {
         list.push((o.clone(), false));
         return Ok(Dep::Minld(o));
     }
@@ -310,7 +341,10 @@ fn dependency(
         Found::Script { path, .. } => {
             return Err(Error::BadScript {
                 path,
-                what: format!("a linker script cannot be a dependency (DT_NEEDED {n} of {})", obj.path.display()),
+                what: format!(
+                    "a linker script cannot be a dependency (DT_NEEDED {n} of {})",
+                    obj.path.display()
+                ),
             })
         }
     };
@@ -318,7 +352,11 @@ fn dependency(
     // The same file under another name, already in this load.
     if let Some(pos) = list.iter().position(|(o, _)| Arc::ptr_eq(o, &entry.0)) {
         let o = &list[pos].0;
-        return Ok(if pos > index { Dep::Minld(o.clone()) } else { Dep::Back(Arc::downgrade(o)) });
+        return Ok(if pos > index {
+            Dep::Minld(o.clone())
+        } else {
+            Dep::Back(Arc::downgrade(o))
+        });
     }
     let dep = Dep::Minld(entry.0.clone());
     list.push(entry);
@@ -327,12 +365,19 @@ fn dependency(
 
 /// The object for an open file: one minld already has (same device and
 /// inode), or a new mapping.
-fn object_for(sys: &Sys, reg: &Registry, opened: Opened, opts: &Options) -> Result<(Arc<Object>, bool), Error> {
+fn object_for(
+    sys: &Sys,
+    reg: &Registry,
+    opened: Opened,
+    opts: &Options,
+) -> Result<(Arc<Object>, bool), Error> {
     let Opened { fd, path, first } = opened;
     let headers = validate::read_headers(sys, &fd, &path, &first, false)?;
     let key = (headers.stat.dev, headers.stat.ino);
     if let Some(o) = reg.by_file.get(&key).and_then(Weak::upgrade) {
-        debug::print_if(Category::Libs, || format!("{}: already loaded by minld, reused", path.display()));
+        debug::print_if(Category::Libs, || {
+            format!("{}: already loaded by minld, reused", path.display())
+        });
         return Ok((o, false));
     }
     let image = map::map_segments(sys, &fd, &headers)?;
@@ -348,7 +393,13 @@ fn object_for(sys: &Sys, reg: &Registry, opened: Opened, opts: &Options) -> Resu
     let dyn_ph = image
         .phdr(ph::PT_DYNAMIC)
         .ok_or_else(|| Error::segments(&path, "no PT_DYNAMIC segment"))?;
-    let d = dynamic::parse(&path, &mem, image.bias.0, image.bias.at(dyn_ph.p_vaddr), PtrStyle::Relative)?;
+    let d = dynamic::parse(
+        &path,
+        &mem,
+        image.bias.0,
+        image.bias.at(dyn_ph.p_vaddr),
+        PtrStyle::Relative,
+    )?;
     if d.flags_1 & DF_1_PIE != 0 {
         return Err(Error::Executable {
             path,
@@ -367,12 +418,17 @@ fn object_for(sys: &Sys, reg: &Registry, opened: Opened, opts: &Options) -> Resu
             need_by_index[i] = Some(v.clone());
         }
     }
-    let soname = d
-        .soname
-        .clone()
-        .unwrap_or_else(|| path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default());
+    let soname = d.soname.clone().unwrap_or_else(|| {
+        path.file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
     debug::print_if(Category::Libs, || {
-        format!("{}: mapped at {:#x} (soname {soname})", path.display(), image.bias.0)
+        format!(
+            "{}: mapped at {:#x} (soname {soname})",
+            path.display(),
+            image.bias.0
+        )
     });
     Ok((
         Arc::new(Object {
@@ -396,7 +452,10 @@ fn object_for(sys: &Sys, reg: &Registry, opened: Opened, opts: &Options) -> Resu
 /// that provides it (glibc's `_dl_check_map_versions`).
 fn check_versions(o: &Object) -> Result<(), Error> {
     for need in &o.needs {
-        let dep = o.deps().iter().find(|d| d.with(|s| s.soname() == need.file).unwrap_or(false));
+        let dep = o
+            .deps()
+            .iter()
+            .find(|d| d.with(|s| s.soname() == need.file).unwrap_or(false));
         let Some(dep) = dep else { continue };
         for (v, _, weak) in &need.versions {
             let ok = dep.with(|s| s.symbols().defines_version(v)).unwrap_or(true);
@@ -424,7 +483,12 @@ fn check_versions(o: &Object) -> Result<(), Error> {
 /// Dependencies before dependents: post-order DFS from the root over the
 /// objects new in this load.
 fn topological(root: &Arc<Object>, new: &[Arc<Object>]) -> Vec<Arc<Object>> {
-    fn visit(o: &Arc<Object>, new: &[Arc<Object>], seen: &mut Vec<*const Object>, out: &mut Vec<Arc<Object>>) {
+    fn visit(
+        o: &Arc<Object>,
+        new: &[Arc<Object>],
+        seen: &mut Vec<*const Object>,
+        out: &mut Vec<Arc<Object>>,
+    ) {
         if seen.contains(&Arc::as_ptr(o)) {
             return;
         }

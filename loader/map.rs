@@ -144,7 +144,11 @@ impl Drop for Reservation {
         if self.len != 0 {
             // SAFETY: the range was mapped by this load and nothing refers to
             // it yet: the load failed before the image was handed out.
-            let _ = unsafe { self.sys.munmap(self.start, self.len, || format!("{}: load failed, release the reservation", self.name)) };
+            let _ = unsafe {
+                self.sys.munmap(self.start, self.len, || {
+                    format!("{}: load failed, release the reservation", self.name)
+                })
+            };
         }
     }
 }
@@ -179,7 +183,9 @@ fn describe(c: &LoadCmd, relro: Option<&ProgramHeader>) -> &'static str {
         "code"
     } else if p.write() {
         match relro {
-            Some(r) if r.p_vaddr >= c.mapstart && r.p_vaddr < c.allocend => "RELRO (.data.rel.ro, .got) then .data",
+            Some(r) if r.p_vaddr >= c.mapstart && r.p_vaddr < c.allocend => {
+                "RELRO (.data.rel.ro, .got) then .data"
+            }
             _ => ".data",
         }
     } else if c.mapoff == 0 {
@@ -214,7 +220,12 @@ pub(crate) fn map_segments(sys: &Sys, fd: &Fd, headers: &Headers) -> Result<Mapp
     let first = &cmds[0];
     let last = &cmds[cmds.len() - 1];
     let maplength = (last.allocend - first.mapstart) as usize;
-    let mapalign = headers.loads().map(|p| p.p_align).max().unwrap_or(page).max(page);
+    let mapalign = headers
+        .loads()
+        .map(|p| p.p_align)
+        .max()
+        .unwrap_or(page)
+        .max(page);
     let seg_note = |c: &LoadCmd| {
         format!(
             "{name} segment {} {}: {}, file {:#x}..{:#x}",
@@ -235,10 +246,25 @@ pub(crate) fn map_segments(sys: &Sys, fd: &Fd, headers: &Headers) -> Result<Mapp
     };
     let flags = libc::MAP_PRIVATE | libc::MAP_DENYWRITE;
     let start = if mapalign <= page {
-        let note = || format!("{}; reserves the whole image, {maplength} bytes", seg_note(first));
+        let note = || {
+            format!(
+                "{}; reserves the whole image, {maplength} bytes",
+                seg_note(first)
+            )
+        };
         // SAFETY: no MAP_FIXED: the kernel chooses a free range.
-        let start = unsafe { sys.mmap(0, maplength, first.prot.0, flags, fd.raw, first.mapoff, note) }
-            .map_err(|e| Error::io(path, "mmap of the first segment (reservation)", e))?;
+        let start = unsafe {
+            sys.mmap(
+                0,
+                maplength,
+                first.prot.0,
+                flags,
+                fd.raw,
+                first.mapoff,
+                note,
+            )
+        }
+        .map_err(|e| Error::io(path, "mmap of the first segment (reservation)", e))?;
         res.start = start;
         res.len = align_up(maplength as u64, page) as usize;
         start
@@ -246,18 +272,47 @@ pub(crate) fn map_segments(sys: &Sys, fd: &Fd, headers: &Headers) -> Result<Mapp
         // p_align above the page size: reserve more than needed, put the
         // image at an aligned address inside, give back both ends.
         let align = mapalign as usize;
-        let maplen = if maplength >= align { maplength + align } else { 2 * align };
+        let maplen = if maplength >= align {
+            maplength + align
+        } else {
+            2 * align
+        };
         let note = || format!("{name}: reservation with slack for p_align {mapalign:#x}");
         // SAFETY: no MAP_FIXED: the kernel chooses a free range.
-        let raw = unsafe { sys.mmap(0, maplen, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0, note) }
-            .map_err(|e| Error::io(path, "mmap of the aligned reservation", e))?;
+        let raw = unsafe {
+            sys.mmap(
+                0,
+                maplen,
+                libc::PROT_NONE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+                note,
+            )
+        }
+        .map_err(|e| Error::io(path, "mmap of the aligned reservation", e))?;
         res.start = raw;
         res.len = maplen;
         let aligned = (raw + align - 1) & !(align - 1);
-        let note = || format!("{}; the image at a {mapalign:#x}-aligned address", seg_note(first));
+        let note = || {
+            format!(
+                "{}; the image at a {mapalign:#x}-aligned address",
+                seg_note(first)
+            )
+        };
         // SAFETY: aligned..aligned+maplength lies inside the reservation just made.
-        unsafe { sys.mmap(aligned, maplength, first.prot.0, flags | libc::MAP_FIXED, fd.raw, first.mapoff, note) }
-            .map_err(|e| Error::io(path, "mmap of the first segment at the aligned address", e))?;
+        unsafe {
+            sys.mmap(
+                aligned,
+                maplength,
+                first.prot.0,
+                flags | libc::MAP_FIXED,
+                fd.raw,
+                first.mapoff,
+                note,
+            )
+        }
+        .map_err(|e| Error::io(path, "mmap of the first segment at the aligned address", e))?;
         let end = align_up((aligned + maplength) as u64, page) as usize;
         if aligned > raw {
             // SAFETY: the slack before the image belongs to the reservation.
@@ -336,7 +391,14 @@ pub(crate) fn map_segments(sys: &Sys, fd: &Fd, headers: &Headers) -> Result<Mapp
 }
 
 /// .bss: zero the rest of the last file page, map anonymous pages beyond.
-fn zero_fill(sys: &Sys, path: &Path, name: &str, bias: LoadBias, c: &LoadCmd, page: u64) -> Result<(), Error> {
+fn zero_fill(
+    sys: &Sys,
+    path: &Path,
+    name: &str,
+    bias: LoadBias,
+    c: &LoadCmd,
+    page: u64,
+) -> Result<(), Error> {
     if c.allocend <= c.dataend {
         return Ok(());
     }
@@ -349,7 +411,12 @@ fn zero_fill(sys: &Sys, path: &Path, name: &str, bias: LoadBias, c: &LoadCmd, pa
         if !writable {
             // SAFETY: the page lies inside this object's segment.
             unsafe {
-                sys.mprotect(page_start, page as usize, c.prot.0 | libc::PROT_WRITE, "make the page writable to clear .bss")
+                sys.mprotect(
+                    page_start,
+                    page as usize,
+                    c.prot.0 | libc::PROT_WRITE,
+                    "make the page writable to clear .bss",
+                )
             }
             .map_err(|e| Error::io(path, "mprotect to clear .bss", e))?;
         }
@@ -358,18 +425,27 @@ fn zero_fill(sys: &Sys, path: &Path, name: &str, bias: LoadBias, c: &LoadCmd, pa
         unsafe { std::ptr::write_bytes(bias.at(zero) as *mut u8, 0, (zeropage - zero) as usize) };
         if !writable {
             // SAFETY: as above; restores the segment's own protections.
-            unsafe { sys.mprotect(page_start, page as usize, c.prot.0, "back to the segment's protections") }
-                .map_err(|e| Error::io(path, "mprotect after clearing .bss", e))?;
+            unsafe {
+                sys.mprotect(
+                    page_start,
+                    page as usize,
+                    c.prot.0,
+                    "back to the segment's protections",
+                )
+            }
+            .map_err(|e| Error::io(path, "mprotect after clearing .bss", e))?;
         }
     }
     if zeroend > zeropage {
-        let note = || format!(
+        let note = || {
+            format!(
             "{name} segment {} {}: .bss, {} zero bytes past the file data ({} cleared in place)",
             c.index,
             c.prot,
             zeroend - zero,
             zeropage - zero
-        );
+        )
+        };
         // SAFETY: the range lies inside our reservation.
         unsafe {
             sys.mmap(
@@ -390,7 +466,9 @@ fn zero_fill(sys: &Sys, path: &Path, name: &str, bias: LoadBias, c: &LoadCmd, pa
 impl MappedImage {
     /// Whether a real address range lies inside one PT_LOAD segment's memory.
     pub(crate) fn contains(&self, addr: usize, len: usize) -> bool {
-        let Some(end) = addr.checked_add(len) else { return false };
+        let Some(end) = addr.checked_add(len) else {
+            return false;
+        };
         self.segments
             .iter()
             .any(|s| addr >= s.addr && end <= s.addr + s.mem_size as usize)
@@ -399,7 +477,9 @@ impl MappedImage {
     /// Whether a real address range lies inside a writable segment or the
     /// RELRO region (which is writable until relocation ends).
     pub(crate) fn writable(&self, addr: usize, len: usize) -> bool {
-        let Some(end) = addr.checked_add(len) else { return false };
+        let Some(end) = addr.checked_add(len) else {
+            return false;
+        };
         self.segments
             .iter()
             .any(|s| s.prot.write() && addr >= s.addr && end <= s.addr + s.mem_size as usize)
@@ -418,17 +498,21 @@ impl MappedImage {
     /// Makes PT_GNU_RELRO read-only: both ends rounded down to a page, as
     /// glibc's `_dl_protect_relro` does. Called once relocation is done.
     pub(crate) fn protect_relro(&self) -> Result<(), Error> {
-        let Some(relro) = self.phdr(ph::PT_GNU_RELRO) else { return Ok(()) };
+        let Some(relro) = self.phdr(ph::PT_GNU_RELRO) else {
+            return Ok(());
+        };
         let page = page_size();
         let start = self.bias.at(relro.p_vaddr) & !(page - 1);
         let end = self.bias.at(relro.p_vaddr + relro.p_memsz) & !(page - 1);
         if end > start {
-            let note = || format!(
-                "{}: RELRO {:#x}..{:#x} read-only now that relocation is done",
-                self.name(),
-                relro.p_vaddr,
-                relro.p_vaddr + relro.p_memsz
-            );
+            let note = || {
+                format!(
+                    "{}: RELRO {:#x}..{:#x} read-only now that relocation is done",
+                    self.name(),
+                    relro.p_vaddr,
+                    relro.p_vaddr + relro.p_memsz
+                )
+            };
             // SAFETY: the range lies inside this object's data segment and
             // relocation, the only writer of RELRO, has finished.
             unsafe { self.sys.mprotect(start, end - start, libc::PROT_READ, note) }
@@ -446,15 +530,25 @@ impl MappedImage {
             let end = (s.addr + s.mem_size as usize + page - 1) & !(page - 1);
             let note = || {
                 if extra != 0 {
-                    format!("{}: text relocations, segment writable while relocating", self.name())
+                    format!(
+                        "{}: text relocations, segment writable while relocating",
+                        self.name()
+                    )
                 } else {
-                    format!("{}: text relocations done, segment back to {}", self.name(), s.prot)
+                    format!(
+                        "{}: text relocations done, segment back to {}",
+                        self.name(),
+                        s.prot
+                    )
                 }
             };
             // SAFETY: the range is one of this object's segments; no code of
             // the object runs during relocation.
-            unsafe { self.sys.mprotect(start, end - start, s.prot.0 | extra, note) }
-                .map_err(|e| Error::io(&self.path, "mprotect for text relocations", e))?;
+            unsafe {
+                self.sys
+                    .mprotect(start, end - start, s.prot.0 | extra, note)
+            }
+            .map_err(|e| Error::io(&self.path, "mprotect for text relocations", e))?;
         }
         Ok(())
     }

@@ -22,7 +22,9 @@ impl Memory {
 
     /// Whether `addr..addr+len` lies inside one of the ranges.
     pub(crate) fn contains(&self, addr: usize, len: usize) -> bool {
-        let Some(end) = addr.checked_add(len) else { return false };
+        let Some(end) = addr.checked_add(len) else {
+            return false;
+        };
         self.ranges.iter().any(|&(s, e)| addr >= s && end <= e)
     }
 

@@ -105,7 +105,10 @@ struct Def {
 enum Tls {
     None,
     /// A host module: glibc's module id and static offset from %fs.
-    Host { modid: usize, offset: Option<isize> },
+    Host {
+        modid: usize,
+        offset: Option<isize>,
+    },
     /// A module of minld's: not supported until the TLS issue lands.
     Minld,
 }
@@ -128,7 +131,9 @@ pub(crate) fn relocate(obj: &Object, cx: &mut Context<'_>) -> Result<RelocStats,
     let d = &obj.dynamic;
     if d.textrel() {
         if !cx.allow_textrel {
-            return Err(Error::TextRelocations { path: obj.path.clone() });
+            return Err(Error::TextRelocations {
+                path: obj.path.clone(),
+            });
         }
         obj.image.reprotect_for_textrel(libc::PROT_WRITE)?;
     }
@@ -173,7 +178,8 @@ pub(crate) fn call_resolver(resolver: usize) -> usize {
     // IRELATIVE addend) inside an object that has been relocated up to its
     // ifuncs; on x86-64 glibc calls resolvers with no arguments, and they
     // return the address of the implementation.
-    let f: extern "C" fn() -> usize = unsafe { std::mem::transmute::<usize, extern "C" fn() -> usize>(resolver) };
+    let f: extern "C" fn() -> usize =
+        unsafe { std::mem::transmute::<usize, extern "C" fn() -> usize>(resolver) };
     f()
 }
 
@@ -199,7 +205,11 @@ impl Pass<'_> {
         if ok {
             Ok(addr)
         } else {
-            Err(self.err(t, offset, format!("target outside the object's writable segments ({size} bytes)")))
+            Err(self.err(
+                t,
+                offset,
+                format!("target outside the object's writable segments ({size} bytes)"),
+            ))
         }
     }
 
@@ -250,7 +260,13 @@ impl Pass<'_> {
         self.write64(addr, v.wrapping_add(self.bias as u64));
     }
 
-    fn apply(&mut self, rela: &Rela, cx: &mut Context<'_>, stats: &mut RelocStats, plt: bool) -> Result<(), Error> {
+    fn apply(
+        &mut self,
+        rela: &Rela,
+        cx: &mut Context<'_>,
+        stats: &mut RelocStats,
+        plt: bool,
+    ) -> Result<(), Error> {
         let t = (rela.r_info & 0xffff_ffff) as u32;
         let symi = (rela.r_info >> 32) as usize;
         let a = rela.r_addend;
@@ -279,7 +295,8 @@ impl Pass<'_> {
             }
             _ => {}
         }
-        if reloc_name(t).is_none() || matches!(t, 3 | 4 | 9 | 12..=15 | 19..=23 | 25 | 26 | 34 | 35) {
+        if reloc_name(t).is_none() || matches!(t, 3 | 4 | 9 | 12..=15 | 19..=23 | 25 | 26 | 34 | 35)
+        {
             return Err(self.err(t, off, "unsupported relocation type in a shared object"));
         }
         stats.symbolic += 1;
@@ -308,19 +325,22 @@ impl Pass<'_> {
             r::PC32 => {
                 let p = self.target(t, off, 4)?;
                 let v = (s as i64).wrapping_add(a).wrapping_sub(p as i64);
-                let v = i32::try_from(v).map_err(|_| self.err(t, off, format!("value {v:#x} does not fit 32 bits")))?;
+                let v = i32::try_from(v)
+                    .map_err(|_| self.err(t, off, format!("value {v:#x} does not fit 32 bits")))?;
                 self.write32(p, v as u32);
             }
             r::R32 => {
                 let p = self.target(t, off, 4)?;
                 let v = (s as u64).wrapping_add(a as u64);
-                let v = u32::try_from(v).map_err(|_| self.err(t, off, format!("value {v:#x} does not fit 32 bits")))?;
+                let v = u32::try_from(v)
+                    .map_err(|_| self.err(t, off, format!("value {v:#x} does not fit 32 bits")))?;
                 self.write32(p, v);
             }
             r::R32S => {
                 let p = self.target(t, off, 4)?;
                 let v = (s as i64).wrapping_add(a);
-                let v = i32::try_from(v).map_err(|_| self.err(t, off, format!("value {v:#x} does not fit 32 bits")))?;
+                let v = i32::try_from(v)
+                    .map_err(|_| self.err(t, off, format!("value {v:#x} does not fit 32 bits")))?;
                 self.write32(p, v as u32);
             }
             r::SIZE64 => {
@@ -334,11 +354,15 @@ impl Pass<'_> {
             r::TPOFF64 => {
                 let p = self.target(t, off, 8)?;
                 match tls {
-                    Tls::Host { offset: Some(o), .. } => {
-                        self.write64(p, (o as i64).wrapping_add(s as i64).wrapping_add(a) as u64)
-                    }
+                    Tls::Host {
+                        offset: Some(o), ..
+                    } => self.write64(p, (o as i64).wrapping_add(s as i64).wrapping_add(a) as u64),
                     Tls::Host { offset: None, .. } => {
-                        return Err(self.err(t, off, "the defining host module has no static TLS block"))
+                        return Err(self.err(
+                            t,
+                            off,
+                            "the defining host module has no static TLS block",
+                        ))
                     }
                     _ => return Err(self.tls_unsupported(t, off, symi)),
                 }
@@ -368,7 +392,12 @@ impl Pass<'_> {
             .obj
             .symbols
             .sym(symi)
-            .and_then(|s| self.obj.symbols.name(&s).map(|n| String::from_utf8_lossy(n).into_owned()))
+            .and_then(|s| {
+                self.obj
+                    .symbols
+                    .name(&s)
+                    .map(|n| String::from_utf8_lossy(n).into_owned())
+            })
             .filter(|n| !n.is_empty())
             .unwrap_or_else(|| "the object's own TLS block".to_string());
         self.err(
@@ -380,11 +409,20 @@ impl Pass<'_> {
 
     /// An ifunc resolver or init function must lie in the object's code.
     fn check_code(&self, t: u32, off: u64, addr: usize) -> Result<(), Error> {
-        let ok = self.obj.image.segments.iter().any(|s| s.prot.exec() && addr >= s.addr && addr < s.addr + s.mem_size as usize);
+        let ok = self
+            .obj
+            .image
+            .segments
+            .iter()
+            .any(|s| s.prot.exec() && addr >= s.addr && addr < s.addr + s.mem_size as usize);
         if ok {
             Ok(())
         } else {
-            Err(self.err(t, off, format!("resolver address {addr:#x} is outside the object's code")))
+            Err(self.err(
+                t,
+                off,
+                format!("resolver address {addr:#x} is outside the object's code"),
+            ))
         }
     }
 
@@ -402,7 +440,11 @@ impl Pass<'_> {
             return Ok(Some(Def {
                 value: 0,
                 size: 0,
-                kind: if matches!(t, r::DTPMOD64 | r::DTPOFF64 | r::TPOFF64 | r::TLSDESC) { st::STT_TLS } else { st::STT_NOTYPE },
+                kind: if matches!(t, r::DTPMOD64 | r::DTPOFF64 | r::TPOFF64 | r::TLSDESC) {
+                    st::STT_TLS
+                } else {
+                    st::STT_NOTYPE
+                },
                 tls: Tls::Minld,
                 own: true,
             }));
@@ -411,14 +453,26 @@ impl Pass<'_> {
             return Ok(*hit);
         }
         let obj = self.obj;
-        let sym = obj
-            .symbols
-            .sym(symi)
-            .ok_or_else(|| self.err(t, off, format!("symbol index {symi} outside the symbol table ({} symbols)", obj.symbols.len())))?;
-        let name = obj
-            .symbols
-            .name(&sym)
-            .ok_or_else(|| self.err(t, off, format!("symbol {symi}: name offset {:#x} outside DT_STRTAB", sym.st_name)))?;
+        let sym = obj.symbols.sym(symi).ok_or_else(|| {
+            self.err(
+                t,
+                off,
+                format!(
+                    "symbol index {symi} outside the symbol table ({} symbols)",
+                    obj.symbols.len()
+                ),
+            )
+        })?;
+        let name = obj.symbols.name(&sym).ok_or_else(|| {
+            self.err(
+                t,
+                off,
+                format!(
+                    "symbol {symi}: name offset {:#x} outside DT_STRTAB",
+                    sym.st_name
+                ),
+            )
+        })?;
         let bind = sym.st_info >> 4;
         let visibility = sym.st_other & 0x3;
         let defined = sym.st_shndx != goblin::elf::section_header::SHN_UNDEF as u16;
@@ -441,7 +495,11 @@ impl Pass<'_> {
             };
             let hash = NameHash::new(name);
             stats.lookups += 1;
-            cx.scope.iter().find_map(|s| s.symbols().lookup(name, hash, want).map(|(i, d)| (*s, i, d)))
+            cx.scope.iter().find_map(|s| {
+                s.symbols()
+                    .lookup(name, hash, want)
+                    .map(|(i, d)| (*s, i, d))
+            })
         };
         let def = match found {
             Some((definer, _i, dsym)) => {
@@ -472,7 +530,11 @@ impl Pass<'_> {
                     debug::print(format_args!(
                         "binding file {} to {}: normal symbol `{}'{}",
                         obj.path.display(),
-                        if definer.path().as_os_str().is_empty() { "the main program".into() } else { definer.path().display().to_string() },
+                        if definer.path().as_os_str().is_empty() {
+                            "the main program".into()
+                        } else {
+                            definer.path().display().to_string()
+                        },
                         String::from_utf8_lossy(name),
                         version
                     ));
@@ -518,6 +580,8 @@ impl Pass<'_> {
 /// Where a lazily bound function that does not exist points: calling it is a
 /// fatal error, as with glibc's lazy binding.
 extern "C" fn unresolved_function() -> ! {
-    eprintln!("minld: a library called a function that could not be resolved at load time (lazy binding)");
+    eprintln!(
+        "minld: a library called a function that could not be resolved at load time (lazy binding)"
+    );
     std::process::abort()
 }

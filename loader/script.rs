@@ -17,10 +17,15 @@ pub(crate) struct Member {
 /// Whether the start of a file looks like a linker script rather than a
 /// binary: printable text that opens with a comment or a command.
 pub(crate) fn looks_like_script(first: &[u8]) -> bool {
-    let text = first.iter().all(|&b| b == b'\n' || b == b'\t' || b == b'\r' || (0x20..0x7f).contains(&b));
+    let text = first
+        .iter()
+        .all(|&b| b == b'\n' || b == b'\t' || b == b'\r' || (0x20..0x7f).contains(&b));
     let s = String::from_utf8_lossy(first);
     let s = s.trim_start();
-    text && (s.starts_with("/*") || s.starts_with("GROUP") || s.starts_with("INPUT") || s.starts_with("OUTPUT_FORMAT"))
+    text && (s.starts_with("/*")
+        || s.starts_with("GROUP")
+        || s.starts_with("INPUT")
+        || s.starts_with("OUTPUT_FORMAT"))
 }
 
 fn tokens(text: &str) -> Result<Vec<String>, String> {
@@ -29,7 +34,9 @@ fn tokens(text: &str) -> Result<Vec<String>, String> {
     while let Some((i, c)) = chars.next() {
         match c {
             '/' if text[i..].starts_with("/*") => {
-                let end = text[i + 2..].find("*/").ok_or_else(|| format!("unterminated comment at byte {i}"))?;
+                let end = text[i + 2..]
+                    .find("*/")
+                    .ok_or_else(|| format!("unterminated comment at byte {i}"))?;
                 let stop = i + 2 + end + 2;
                 while chars.peek().is_some_and(|&(j, _)| j < stop) {
                     chars.next();
@@ -121,8 +128,14 @@ mod tests {
         assert_eq!(
             parse(text).unwrap(),
             vec![
-                Member { name: "/lib/x86_64-linux-gnu/libm.so.6".into(), as_needed: false },
-                Member { name: "/lib/x86_64-linux-gnu/libmvec.so.1".into(), as_needed: true },
+                Member {
+                    name: "/lib/x86_64-linux-gnu/libm.so.6".into(),
+                    as_needed: false
+                },
+                Member {
+                    name: "/lib/x86_64-linux-gnu/libmvec.so.1".into(),
+                    as_needed: true
+                },
             ]
         );
     }
@@ -136,8 +149,12 @@ mod tests {
 
     #[test]
     fn rejects_broken_scripts() {
-        assert!(parse("GROUP ( libm.so.6").unwrap_err().contains("unbalanced"));
+        assert!(parse("GROUP ( libm.so.6")
+            .unwrap_err()
+            .contains("unbalanced"));
         assert!(parse("/* open").unwrap_err().contains("unterminated"));
-        assert!(parse("GROUP ( AS_NEEDED ( x.so ) )").unwrap_err().contains("outside AS_NEEDED"));
+        assert!(parse("GROUP ( AS_NEEDED ( x.so ) )")
+            .unwrap_err()
+            .contains("outside AS_NEEDED"));
     }
 }

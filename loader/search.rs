@@ -19,7 +19,12 @@ use crate::sys::{Fd, Sys};
 use crate::validate::FIRST_READ;
 
 /// glibc's system directories on Debian's x86-64 (multiarch first).
-const SYSTEM_DIRS: &[&str] = &["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib", "/usr/lib"];
+const SYSTEM_DIRS: &[&str] = &[
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib",
+    "/usr/lib",
+];
 
 /// What `$LIB` expands to in Debian's glibc.
 const DST_LIB: &str = "lib/x86_64-linux-gnu";
@@ -37,7 +42,10 @@ pub(crate) struct Opened {
 /// What a name led to.
 pub(crate) enum Found {
     Elf(Opened),
-    Script { path: PathBuf, members: Vec<script::Member> },
+    Script {
+        path: PathBuf,
+        members: Vec<script::Member>,
+    },
 }
 
 /// Who is asking, for RPATH, RUNPATH and $ORIGIN.
@@ -56,7 +64,9 @@ fn platform() -> String {
         return "x86_64".to_string();
     }
     // SAFETY: as above: a valid C string for the life of the process.
-    unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned()
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned()
 }
 
 /// Expands the dynamic string tokens of one path element.
@@ -70,7 +80,9 @@ pub(crate) fn expand(element: &str, origin: Option<&Path>) -> Option<String> {
             let end = inner.find('}')?;
             (&inner[..end], end + 2)
         } else {
-            let end = after.find(|c: char| !c.is_ascii_alphanumeric() && c != '_').unwrap_or(after.len());
+            let end = after
+                .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .unwrap_or(after.len());
             (&after[..end], end)
         };
         match token {
@@ -121,10 +133,14 @@ pub(crate) fn find(
         needed_by: needed_by.clone(),
         tried,
     };
-    debug::print_if(Category::Libs, || format!("find library={name}; searching (needed by {needed_by})"));
+    debug::print_if(Category::Libs, || {
+        format!("find library={name}; searching (needed by {needed_by})")
+    });
 
     if name.contains('/') {
-        let path = PathBuf::from(expand(name, origin.as_deref()).ok_or_else(|| not_found(vec![name.into()]))?);
+        let path = PathBuf::from(
+            expand(name, origin.as_deref()).ok_or_else(|| not_found(vec![name.into()]))?,
+        );
         return match try_open(sys, &path, &mut tried)? {
             Some(f) => Ok(f),
             None => Err(not_found(tried)),
@@ -135,36 +151,54 @@ pub(crate) fn find(
     if let Some(r) = requester {
         if r.runpath.is_none() {
             if let Some(rp) = r.rpath {
-                dirs.extend(split_dirs(rp, origin.as_deref()).into_iter().map(|d| (d, "RPATH")));
+                dirs.extend(
+                    split_dirs(rp, origin.as_deref())
+                        .into_iter()
+                        .map(|d| (d, "RPATH")),
+                );
             }
         }
     }
     if let Some(lp) = std::env::var_os("LD_LIBRARY_PATH") {
         let lp = lp.to_string_lossy().into_owned();
         if !lp.is_empty() {
-            dirs.extend(split_dirs(&lp, None).into_iter().map(|d| (d, "LD_LIBRARY_PATH")));
+            dirs.extend(
+                split_dirs(&lp, None)
+                    .into_iter()
+                    .map(|d| (d, "LD_LIBRARY_PATH")),
+            );
         }
     }
     if let Some(r) = requester {
         if let Some(rp) = r.runpath {
-            dirs.extend(split_dirs(rp, origin.as_deref()).into_iter().map(|d| (d, "RUNPATH")));
+            dirs.extend(
+                split_dirs(rp, origin.as_deref())
+                    .into_iter()
+                    .map(|d| (d, "RUNPATH")),
+            );
         }
     }
     dirs.extend(extra.iter().map(|d| (d.clone(), "Loader::search_path")));
     for (dir, why) in &dirs {
-        debug::print_if(Category::Libs, || format!(" search path={} ({why})", dir.display()));
+        debug::print_if(Category::Libs, || {
+            format!(" search path={} ({why})", dir.display())
+        });
         if let Some(f) = try_open(sys, &dir.join(name), &mut tried)? {
             return Ok(f);
         }
     }
     if let Some(path) = ld_cache(sys).get(name) {
-        debug::print_if(Category::Libs, || " search cache=/etc/ld.so.cache".to_string());
+        debug::print_if(Category::Libs, || {
+            " search cache=/etc/ld.so.cache".to_string()
+        });
         if let Some(f) = try_open(sys, path, &mut tried)? {
             return Ok(f);
         }
     }
     for dir in SYSTEM_DIRS {
-        debug::print_if(Category::Libs, || format!(" search path={dir} (system search path)"));
+        debug::print_if(Category::Libs, || {
+            format!(" search path={dir} (system search path)")
+        });
         if let Some(f) = try_open(sys, &Path::new(dir).join(name), &mut tried)? {
             return Ok(f);
         }
@@ -175,13 +209,17 @@ pub(crate) fn find(
 /// Opens one candidate: Ok(None) when it does not exist or is an ELF file
 /// for another machine or class (ld.so skips those and keeps searching).
 fn try_open(sys: &Sys, path: &Path, tried: &mut Vec<PathBuf>) -> Result<Option<Found>, Error> {
-    debug::print_if(Category::Libs, || format!("  trying file={}", path.display()));
+    debug::print_if(Category::Libs, || {
+        format!("  trying file={}", path.display())
+    });
     tried.push(path.to_path_buf());
     let c = CString::new(path.as_os_str().as_bytes())
         .map_err(|_| Error::header(path, "path contains a NUL byte"))?;
     let fd = match sys.open(&c, "") {
         Ok(fd) => fd,
-        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR | nix::errno::Errno::EACCES) => return Ok(None),
+        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR | nix::errno::Errno::EACCES) => {
+            return Ok(None)
+        }
         Err(e) => return Err(Error::io(path, "open", e)),
     };
     let mut first = vec![0u8; FIRST_READ];
@@ -194,7 +232,10 @@ fn try_open(sys: &Sys, path: &Path, tried: &mut Vec<PathBuf>) -> Result<Option<F
         let class_ok = first.get(4) == Some(&2);
         let machine_ok = first.get(18..20) == Some(&[62, 0][..]);
         if !(class_ok && machine_ok) {
-            log::debug!("{}: skipped, ELF for another class or machine", path.display());
+            log::debug!(
+                "{}: skipped, ELF for another class or machine",
+                path.display()
+            );
             return Ok(None);
         }
         return Ok(Some(Found::Elf(Opened {
@@ -240,10 +281,18 @@ mod tests {
     #[test]
     fn expands_dynamic_string_tokens() {
         let o = Path::new("/opt/app/lib");
-        assert_eq!(expand("$ORIGIN/../plugins", Some(o)).unwrap(), "/opt/app/lib/../plugins");
+        assert_eq!(
+            expand("$ORIGIN/../plugins", Some(o)).unwrap(),
+            "/opt/app/lib/../plugins"
+        );
         assert_eq!(expand("${ORIGIN}/x", Some(o)).unwrap(), "/opt/app/lib/x");
-        assert_eq!(expand("/usr/$LIB", None).unwrap(), "/usr/lib/x86_64-linux-gnu");
-        assert!(expand("/opt/$PLATFORM", None).unwrap().starts_with("/opt/x86_64"));
+        assert_eq!(
+            expand("/usr/$LIB", None).unwrap(),
+            "/usr/lib/x86_64-linux-gnu"
+        );
+        assert!(expand("/opt/$PLATFORM", None)
+            .unwrap()
+            .starts_with("/opt/x86_64"));
         assert_eq!(expand("$UNKNOWN/x", Some(o)), None);
         assert_eq!(expand("$ORIGIN", None), None);
     }

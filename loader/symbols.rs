@@ -21,13 +21,17 @@ pub(crate) struct NameHash {
 
 impl NameHash {
     pub(crate) fn new(name: &[u8]) -> Self {
-        NameHash { gnu: gnu_hash(name) }
+        NameHash {
+            gnu: gnu_hash(name),
+        }
     }
 }
 
 /// The GNU hash (Bernstein's, `h * 33 + c`).
 pub(crate) fn gnu_hash(name: &[u8]) -> u32 {
-    name.iter().fold(5381u32, |h, &c| h.wrapping_mul(33).wrapping_add(u32::from(c)))
+    name.iter().fold(5381u32, |h, &c| {
+        h.wrapping_mul(33).wrapping_add(u32::from(c))
+    })
 }
 
 /// The SysV ELF hash, also used for version names.
@@ -118,7 +122,11 @@ impl Symbols {
                 .ok_or_else(|| bad("DT_GNU_HASH Bloom filter outside the image".to_string()))?;
             let buckets: Table<u32> = mem
                 .table(bloom.addr() + bloom_size * 8, nbuckets)
-                .ok_or_else(|| bad(format!("DT_GNU_HASH buckets ({nbuckets}) outside the image")))?;
+                .ok_or_else(|| {
+                    bad(format!(
+                        "DT_GNU_HASH buckets ({nbuckets}) outside the image"
+                    ))
+                })?;
             let chain_addr = buckets.addr() + nbuckets * 4;
             let chain_all: Table<u32> = mem
                 .table_to_end(chain_addr)
@@ -146,7 +154,9 @@ impl Symbols {
                 .ok_or_else(|| bad("DT_GNU_HASH chains outside the image".to_string()))?;
             for b in buckets.iter() {
                 if b != 0 && (b < symoffset || b as usize >= nsyms) {
-                    return Err(bad(format!("DT_GNU_HASH bucket {b} outside symbols {symoffset}..{nsyms}")));
+                    return Err(bad(format!(
+                        "DT_GNU_HASH bucket {b} outside symbols {symoffset}..{nsyms}"
+                    )));
                 }
             }
             (
@@ -174,14 +184,18 @@ impl Symbols {
                 .ok_or_else(|| bad(format!("DT_HASH chains ({nchain}) outside the image")))?;
             (Hash::Sysv { buckets, chain }, nchain)
         };
-        let syms: Table<Sym> = mem
-            .table(d.symtab_addr, nsyms)
-            .ok_or_else(|| bad(format!("DT_SYMTAB {:#x} with {nsyms} symbols outside the image", d.symtab_addr)))?;
+        let syms: Table<Sym> = mem.table(d.symtab_addr, nsyms).ok_or_else(|| {
+            bad(format!(
+                "DT_SYMTAB {:#x} with {nsyms} symbols outside the image",
+                d.symtab_addr
+            ))
+        })?;
         let versym = match d.versym {
-            Some(a) => Some(
-                mem.table::<u16>(a, nsyms)
-                    .ok_or_else(|| bad(format!("DT_VERSYM {a:#x} ({nsyms} entries) outside the image")))?,
-            ),
+            Some(a) => Some(mem.table::<u16>(a, nsyms).ok_or_else(|| {
+                bad(format!(
+                    "DT_VERSYM {a:#x} ({nsyms} entries) outside the image"
+                ))
+            })?),
             None => None,
         };
         let mut me = Symbols {
@@ -201,7 +215,13 @@ impl Symbols {
         self.strtab.c_str(off as usize)
     }
 
-    fn read_verdefs(&self, path: &Path, mem: &Memory, mut addr: usize, count: usize) -> Result<Vec<Option<Version>>, Error> {
+    fn read_verdefs(
+        &self,
+        path: &Path,
+        mem: &Memory,
+        mut addr: usize,
+        count: usize,
+    ) -> Result<Vec<Option<Version>>, Error> {
         let bad = |what: String| Error::dynamic(path, what);
         let mut defs: Vec<Option<Version>> = Vec::new();
         for _ in 0..count.min(0x8000) {
@@ -217,14 +237,19 @@ impl Symbols {
             let aux = v.get(3).unwrap_or(0) as usize;
             let next = v.get(4).unwrap_or(0) as usize;
             if w0 & 0xffff != 1 {
-                return Err(bad(format!("DT_VERDEF vd_version {} (expected 1)", w0 & 0xffff)));
+                return Err(bad(format!(
+                    "DT_VERDEF vd_version {} (expected 1)",
+                    w0 & 0xffff
+                )));
             }
             let name_off: u32 = mem
                 .read(addr + aux)
                 .ok_or_else(|| bad("DT_VERDEF auxiliary entry outside the image".to_string()))?;
-            let name = self
-                .string(name_off)
-                .ok_or_else(|| bad(format!("DT_VERDEF name offset {name_off:#x} outside DT_STRTAB")))?;
+            let name = self.string(name_off).ok_or_else(|| {
+                bad(format!(
+                    "DT_VERDEF name offset {name_off:#x} outside DT_STRTAB"
+                ))
+            })?;
             if defs.len() <= ndx {
                 defs.resize(ndx + 1, None);
             }
@@ -235,16 +260,25 @@ impl Symbols {
             if next == 0 {
                 break;
             }
-            addr = addr.checked_add(next).ok_or_else(|| bad("DT_VERDEF vd_next overflows".to_string()))?;
+            addr = addr
+                .checked_add(next)
+                .ok_or_else(|| bad("DT_VERDEF vd_next overflows".to_string()))?;
         }
         Ok(defs)
     }
 
     /// Reads DT_VERNEED: which versions of which files this object requires.
-    pub(crate) fn read_verneeds(&self, path: &Path, mem: &Memory, d: &Dynamic) -> Result<Vec<VersionNeed>, Error> {
+    pub(crate) fn read_verneeds(
+        &self,
+        path: &Path,
+        mem: &Memory,
+        d: &Dynamic,
+    ) -> Result<Vec<VersionNeed>, Error> {
         let bad = |what: String| Error::dynamic(path, what);
         let mut out = Vec::new();
-        let Some((mut addr, count)) = d.verneed else { return Ok(out) };
+        let Some((mut addr, count)) = d.verneed else {
+            return Ok(out);
+        };
         for _ in 0..count.min(0x8000) {
             // Elf64_Verneed: vn_version u16, vn_cnt u16, vn_file u32,
             // vn_aux u32, vn_next u32.
@@ -254,9 +288,11 @@ impl Symbols {
             let w0 = v.get(0).unwrap_or(0);
             let cnt = (w0 >> 16) as usize;
             let file_off = v.get(1).unwrap_or(0);
-            let file = self
-                .string(file_off)
-                .ok_or_else(|| bad(format!("DT_VERNEED vn_file {file_off:#x} outside DT_STRTAB")))?;
+            let file = self.string(file_off).ok_or_else(|| {
+                bad(format!(
+                    "DT_VERNEED vn_file {file_off:#x} outside DT_STRTAB"
+                ))
+            })?;
             let mut need = VersionNeed {
                 file: String::from_utf8_lossy(file).into_owned(),
                 versions: Vec::new(),
@@ -265,17 +301,21 @@ impl Symbols {
             for _ in 0..cnt {
                 // Elf64_Vernaux: vna_hash u32, vna_flags u16, vna_other u16,
                 // vna_name u32, vna_next u32.
-                let a: Table<u32> = mem
-                    .table(aux, 4)
-                    .ok_or_else(|| bad(format!("DT_VERNEED auxiliary entry at {aux:#x} outside the image")))?;
+                let a: Table<u32> = mem.table(aux, 4).ok_or_else(|| {
+                    bad(format!(
+                        "DT_VERNEED auxiliary entry at {aux:#x} outside the image"
+                    ))
+                })?;
                 let hash = a.get(0).unwrap_or(0);
                 let w1 = a.get(1).unwrap_or(0);
                 let flags = w1 & 0xffff;
                 let other = (w1 >> 16) as u16;
                 let name_off = a.get(2).unwrap_or(0);
-                let name = self
-                    .string(name_off)
-                    .ok_or_else(|| bad(format!("DT_VERNEED vna_name {name_off:#x} outside DT_STRTAB")))?;
+                let name = self.string(name_off).ok_or_else(|| {
+                    bad(format!(
+                        "DT_VERNEED vna_name {name_off:#x} outside DT_STRTAB"
+                    ))
+                })?;
                 need.versions.push((
                     Version {
                         name: String::from_utf8_lossy(name).into_owned(),
@@ -302,7 +342,10 @@ impl Symbols {
 
     /// Whether this object defines a version (for DT_VERNEED checks).
     pub(crate) fn defines_version(&self, v: &Version) -> bool {
-        self.defs.iter().flatten().any(|d| d.hash == v.hash && d.name == v.name)
+        self.defs
+            .iter()
+            .flatten()
+            .any(|d| d.hash == v.hash && d.name == v.name)
     }
 
     /// The number of symbols.
@@ -327,11 +370,18 @@ impl Symbols {
 
     /// The version definition of index `ndx`, if any.
     pub(crate) fn version_def(&self, ndx: u16) -> Option<&Version> {
-        self.defs.get(usize::from(ndx & 0x7fff)).and_then(|v| v.as_ref())
+        self.defs
+            .get(usize::from(ndx & 0x7fff))
+            .and_then(|v| v.as_ref())
     }
 
     /// Looks a defined symbol up by name and version; returns its index.
-    pub(crate) fn lookup(&self, name: &[u8], hash: NameHash, want: Want<'_>) -> Option<(usize, Sym)> {
+    pub(crate) fn lookup(
+        &self,
+        name: &[u8],
+        hash: NameHash,
+        want: Want<'_>,
+    ) -> Option<(usize, Sym)> {
         match &self.hash {
             Hash::Gnu {
                 bloom,
@@ -355,7 +405,9 @@ impl Symbols {
                 loop {
                     let h2 = chain.get(i - *symoffset as usize)?;
                     if (h | 1) == (h2 | 1) {
-                        if let Some(found) = self.check(i, name, want, &mut fallback, &mut candidates) {
+                        if let Some(found) =
+                            self.check(i, name, want, &mut fallback, &mut candidates)
+                        {
                             return Some(found);
                         }
                     }
@@ -405,12 +457,19 @@ impl Symbols {
     ) -> Option<(usize, Sym)> {
         let sym = self.syms.get(i)?;
         let kind = sym.st_info & 0xf;
-        if (sym.st_value == 0 && kind != st::STT_TLS) || sym.st_shndx == goblin::elf::section_header::SHN_UNDEF as u16 {
+        if (sym.st_value == 0 && kind != st::STT_TLS)
+            || sym.st_shndx == goblin::elf::section_header::SHN_UNDEF as u16
+        {
             return None;
         }
         if !matches!(
             kind,
-            st::STT_NOTYPE | st::STT_OBJECT | st::STT_FUNC | st::STT_COMMON | st::STT_TLS | st::STT_GNU_IFUNC
+            st::STT_NOTYPE
+                | st::STT_OBJECT
+                | st::STT_FUNC
+                | st::STT_COMMON
+                | st::STT_TLS
+                | st::STT_GNU_IFUNC
         ) {
             return None;
         }
@@ -427,7 +486,10 @@ impl Symbols {
                 let matches = def.is_some_and(|d| d.hash == v.hash && d.name == v.name);
                 // An unversioned definition satisfies a versioned reference
                 // (as in glibc), unless it is hidden.
-                if matches || (def.is_none() && versym & VERSYM_HIDDEN == 0) || ndx <= VER_NDX_GLOBAL {
+                if matches
+                    || (def.is_none() && versym & VERSYM_HIDDEN == 0)
+                    || ndx <= VER_NDX_GLOBAL
+                {
                     Some((i, sym))
                 } else {
                     None

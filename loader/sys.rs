@@ -76,7 +76,13 @@ impl Sys {
     pub(crate) fn open(&self, path: &CStr, note: impl Note) -> Result<Fd, Errno> {
         // SAFETY: `path` is a valid NUL-terminated string; openat has no
         // memory effects beyond reading it.
-        let fd = unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+        let fd = unsafe {
+            libc::openat(
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                libc::O_RDONLY | libc::O_CLOEXEC,
+            )
+        };
         let ret = if fd < 0 { Err(Errno::last()) } else { Ok(fd) };
         if self.trace {
             let call = format!(
@@ -92,7 +98,11 @@ impl Sys {
     pub(crate) fn read(&self, fd: &Fd, buf: &mut [u8], note: impl Note) -> Result<usize, Errno> {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
         let n = unsafe { libc::read(fd.raw, buf.as_mut_ptr().cast(), buf.len()) };
-        let ret = if n < 0 { Err(Errno::last()) } else { Ok(n as usize) };
+        let ret = if n < 0 {
+            Err(Errno::last())
+        } else {
+            Ok(n as usize)
+        };
         if self.trace {
             let shown = match ret {
                 Ok(n) => trace::quote_buffer(&buf[..n]),
@@ -105,10 +115,20 @@ impl Sys {
     }
 
     /// `pread64(fd, buf, buf.len(), offset)`, returning the byte count.
-    pub(crate) fn pread(&self, fd: &Fd, buf: &mut [u8], offset: u64, note: impl Note) -> Result<usize, Errno> {
+    pub(crate) fn pread(
+        &self,
+        fd: &Fd,
+        buf: &mut [u8],
+        offset: u64,
+        note: impl Note,
+    ) -> Result<usize, Errno> {
         // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
         let n = unsafe { libc::pread64(fd.raw, buf.as_mut_ptr().cast(), buf.len(), offset as i64) };
-        let ret = if n < 0 { Err(Errno::last()) } else { Ok(n as usize) };
+        let ret = if n < 0 {
+            Err(Errno::last())
+        } else {
+            Ok(n as usize)
+        };
         if self.trace {
             let shown = match ret {
                 Ok(n) => trace::quote_buffer(&buf[..n]),
@@ -125,7 +145,8 @@ impl Sys {
         let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
         // SAFETY: the path is an empty NUL-terminated string and `st` is a
         // writable stat buffer of the right size.
-        let r = unsafe { libc::fstatat(fd.raw, c"".as_ptr(), st.as_mut_ptr(), libc::AT_EMPTY_PATH) };
+        let r =
+            unsafe { libc::fstatat(fd.raw, c"".as_ptr(), st.as_mut_ptr(), libc::AT_EMPTY_PATH) };
         let ret = if r < 0 {
             Err(Errno::last())
         } else {
@@ -158,7 +179,11 @@ impl Sys {
         // SAFETY: closing a descriptor this module opened and owns.
         let r = unsafe { libc::close(fd) };
         if self.trace {
-            let ret = if r < 0 { Err(Errno::last()) } else { Ok("0".to_string()) };
+            let ret = if r < 0 {
+                Err(Errno::last())
+            } else {
+                Ok("0".to_string())
+            };
             self.emit(format!("close({fd})"), &Self::result_of(ret), "");
         }
     }
@@ -169,6 +194,7 @@ impl Sys {
     /// With `MAP_FIXED` in `flags`, the range `addr..addr+len` must belong to
     /// the caller (a reservation of its own): whatever was mapped there is
     /// replaced.
+    #[allow(clippy::too_many_arguments)] // mmap's own six, plus self and the note
     pub(crate) unsafe fn mmap(
         &self,
         addr: usize,
@@ -181,8 +207,21 @@ impl Sys {
     ) -> Result<usize, Errno> {
         // SAFETY: the caller guarantees a MAP_FIXED range is its own; without
         // MAP_FIXED the kernel picks a free range.
-        let p = unsafe { libc::mmap(addr as *mut libc::c_void, len, prot, flags, fd, offset as i64) };
-        let ret = if p == libc::MAP_FAILED { Err(Errno::last()) } else { Ok(p as usize) };
+        let p = unsafe {
+            libc::mmap(
+                addr as *mut libc::c_void,
+                len,
+                prot,
+                flags,
+                fd,
+                offset as i64,
+            )
+        };
+        let ret = if p == libc::MAP_FAILED {
+            Err(Errno::last())
+        } else {
+            Ok(p as usize)
+        };
         if self.trace {
             let call = format!(
                 "mmap({}, {}, {}, {}, {}, {})",
@@ -203,7 +242,13 @@ impl Sys {
     /// # Safety
     /// The range must belong to the caller; code that relies on the old
     /// protections must not run while they are changed.
-    pub(crate) unsafe fn mprotect(&self, addr: usize, len: usize, prot: i32, note: impl Note) -> Result<(), Errno> {
+    pub(crate) unsafe fn mprotect(
+        &self,
+        addr: usize,
+        len: usize,
+        prot: i32,
+        note: impl Note,
+    ) -> Result<(), Errno> {
         // SAFETY: the caller guarantees the range is its own.
         let r = unsafe { libc::mprotect(addr as *mut libc::c_void, len, prot) };
         let ret = if r < 0 { Err(Errno::last()) } else { Ok(()) };
@@ -218,7 +263,12 @@ impl Sys {
     ///
     /// # Safety
     /// The range must belong to the caller and nothing may use it afterwards.
-    pub(crate) unsafe fn munmap(&self, addr: usize, len: usize, note: impl Note) -> Result<(), Errno> {
+    pub(crate) unsafe fn munmap(
+        &self,
+        addr: usize,
+        len: usize,
+        note: impl Note,
+    ) -> Result<(), Errno> {
         // SAFETY: the caller guarantees the range is its own and unused.
         let r = unsafe { libc::munmap(addr as *mut libc::c_void, len) };
         let ret = if r < 0 { Err(Errno::last()) } else { Ok(()) };

@@ -190,7 +190,10 @@ mod tests {
             "MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE"
         );
         assert_eq!(prot(0), "PROT_NONE");
-        assert_eq!(prot(libc::PROT_READ | libc::PROT_EXEC), "PROT_READ|PROT_EXEC");
+        assert_eq!(
+            prot(libc::PROT_READ | libc::PROT_EXEC),
+            "PROT_READ|PROT_EXEC"
+        );
         assert_eq!(mode(libc::S_IFREG | 0o644), "S_IFREG|0644");
         assert_eq!(pointer(0), "NULL");
         assert_eq!(offset(0x3000), "0x3000");

@@ -63,7 +63,10 @@ pub(crate) fn read_headers(
         .fstat(fd, "size and identity (device, inode) of the file")
         .map_err(|e| Error::io(path, "fstat", e))?;
     if stat.mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(Error::header(path, format!("not a regular file (st_mode {:#o})", stat.mode)));
+        return Err(Error::header(
+            path,
+            format!("not a regular file (st_mode {:#o})", stat.mode),
+        ));
     }
     check_program_headers(path, &phdrs, stat.size, exec_stack_ok)?;
     Ok(Headers {
@@ -78,7 +81,10 @@ pub(crate) fn check_ident_and_header(path: &Path, bytes: &[u8]) -> Result<Header
     if bytes.len() < header::SIZEOF_IDENT || &bytes[..4] != header::ELFMAG {
         return Err(Error::header(
             path,
-            format!("bad magic {:02x?} (expected 7f 45 4c 46)", &bytes[..bytes.len().min(4)]),
+            format!(
+                "bad magic {:02x?} (expected 7f 45 4c 46)",
+                &bytes[..bytes.len().min(4)]
+            ),
         ));
     }
     let ident = &bytes[..header::SIZEOF_IDENT];
@@ -88,47 +94,84 @@ pub(crate) fn check_ident_and_header(path: &Path, bytes: &[u8]) -> Result<Header
             format!(
                 "wrong ELF class {} ({}): not a 64-bit object",
                 ident[header::EI_CLASS],
-                if ident[header::EI_CLASS] == header::ELFCLASS32 { "ELFCLASS32" } else { "invalid" }
+                if ident[header::EI_CLASS] == header::ELFCLASS32 {
+                    "ELFCLASS32"
+                } else {
+                    "invalid"
+                }
             ),
         ));
     }
     if ident[header::EI_DATA] != header::ELFDATA2LSB {
         return Err(Error::header(
             path,
-            format!("EI_DATA {}: not little-endian (ELFDATA2LSB)", ident[header::EI_DATA]),
+            format!(
+                "EI_DATA {}: not little-endian (ELFDATA2LSB)",
+                ident[header::EI_DATA]
+            ),
         ));
     }
     if ident[header::EI_VERSION] != EV_CURRENT {
-        return Err(Error::header(path, format!("EI_VERSION {} (expected 1)", ident[header::EI_VERSION])));
+        return Err(Error::header(
+            path,
+            format!("EI_VERSION {} (expected 1)", ident[header::EI_VERSION]),
+        ));
     }
     let osabi = ident[header::EI_OSABI];
     if osabi != ELFOSABI_SYSV && osabi != ELFOSABI_GNU {
-        return Err(Error::header(path, format!("OS ABI {osabi} (expected 0, SYSV, or 3, GNU)")));
+        return Err(Error::header(
+            path,
+            format!("OS ABI {osabi} (expected 0, SYSV, or 3, GNU)"),
+        ));
     }
     // EI_ABIVERSION: glibc accepts 0 for SYSV and up to its own highest
     // supported ABI version for GNU; minld implements none of the extensions
     // those versions announce beyond unique symbols and ifuncs (version 1).
     let abiversion = ident[header::EI_ABIVERSION];
     if abiversion > 1 || (osabi == ELFOSABI_SYSV && abiversion != 0) {
-        return Err(Error::header(path, format!("ABI version {abiversion} for OS ABI {osabi}")));
-    }
-    if let Some(i) = ident[header::EI_ABIVERSION + 1..].iter().position(|&b| b != 0) {
         return Err(Error::header(
             path,
-            format!("nonzero padding in e_ident at byte {}: {:#x}", header::EI_ABIVERSION + 1 + i, ident[header::EI_ABIVERSION + 1 + i]),
+            format!("ABI version {abiversion} for OS ABI {osabi}"),
+        ));
+    }
+    if let Some(i) = ident[header::EI_ABIVERSION + 1..]
+        .iter()
+        .position(|&b| b != 0)
+    {
+        return Err(Error::header(
+            path,
+            format!(
+                "nonzero padding in e_ident at byte {}: {:#x}",
+                header::EI_ABIVERSION + 1 + i,
+                ident[header::EI_ABIVERSION + 1 + i]
+            ),
         ));
     }
     if bytes.len() < header::header64::SIZEOF_EHDR {
-        return Err(Error::header(path, format!("file too short: {} bytes, an ELF header needs 64", bytes.len())));
+        return Err(Error::header(
+            path,
+            format!(
+                "file too short: {} bytes, an ELF header needs 64",
+                bytes.len()
+            ),
+        ));
     }
-    let ehdr = goblin::elf::Elf::parse_header(bytes).map_err(|e| Error::header(path, e.to_string()))?;
+    let ehdr =
+        goblin::elf::Elf::parse_header(bytes).map_err(|e| Error::header(path, e.to_string()))?;
     if ehdr.e_version != u32::from(EV_CURRENT) {
-        return Err(Error::header(path, format!("e_version {} (expected 1)", ehdr.e_version)));
+        return Err(Error::header(
+            path,
+            format!("e_version {} (expected 1)", ehdr.e_version),
+        ));
     }
     if ehdr.e_machine != header::EM_X86_64 {
         return Err(Error::header(
             path,
-            format!("e_machine {} ({}): not x86-64 (62)", ehdr.e_machine, header::machine_to_str(ehdr.e_machine)),
+            format!(
+                "e_machine {} ({}): not x86-64 (62)",
+                ehdr.e_machine,
+                header::machine_to_str(ehdr.e_machine)
+            ),
         ));
     }
     match ehdr.e_type {
@@ -142,19 +185,29 @@ pub(crate) fn check_ident_and_header(path: &Path, bytes: &[u8]) -> Result<Header
         t => {
             return Err(Error::header(
                 path,
-                format!("e_type {t} ({}): only ET_DYN objects can be loaded", header::et_to_str(t)),
+                format!(
+                    "e_type {t} ({}): only ET_DYN objects can be loaded",
+                    header::et_to_str(t)
+                ),
             ))
         }
     }
     if usize::from(ehdr.e_phentsize) != goblin::elf64::program_header::SIZEOF_PHDR {
         return Err(Error::header(
             path,
-            format!("e_phentsize {} (expected {})", ehdr.e_phentsize, goblin::elf64::program_header::SIZEOF_PHDR),
+            format!(
+                "e_phentsize {} (expected {})",
+                ehdr.e_phentsize,
+                goblin::elf64::program_header::SIZEOF_PHDR
+            ),
         ));
     }
     let phnum = usize::from(ehdr.e_phnum);
     if phnum == 0 || phnum > MAX_PHNUM {
-        return Err(Error::header(path, format!("e_phnum {phnum} (must be 1 to {MAX_PHNUM})")));
+        return Err(Error::header(
+            path,
+            format!("e_phnum {phnum} (must be 1 to {MAX_PHNUM})"),
+        ));
     }
     Ok(ehdr)
 }
@@ -219,10 +272,12 @@ pub(crate) fn check_program_headers(
         }
         loads += 1;
         let bad = |what: String| Error::segments(path, format!("PT_LOAD segment {i}: {what}"));
-        let file_end = p
-            .p_offset
-            .checked_add(p.p_filesz)
-            .ok_or_else(|| bad(format!("p_offset {:#x} + p_filesz {:#x} overflows", p.p_offset, p.p_filesz)))?;
+        let file_end = p.p_offset.checked_add(p.p_filesz).ok_or_else(|| {
+            bad(format!(
+                "p_offset {:#x} + p_filesz {:#x} overflows",
+                p.p_offset, p.p_filesz
+            ))
+        })?;
         if file_end > file_size {
             return Err(bad(format!(
                 "p_offset {:#x} + p_filesz {:#x} = {:#x} is past the end of the file ({:#x} bytes)",
@@ -230,15 +285,26 @@ pub(crate) fn check_program_headers(
             )));
         }
         if p.p_filesz > p.p_memsz {
-            return Err(bad(format!("p_filesz {:#x} is larger than p_memsz {:#x}", p.p_filesz, p.p_memsz)));
+            return Err(bad(format!(
+                "p_filesz {:#x} is larger than p_memsz {:#x}",
+                p.p_filesz, p.p_memsz
+            )));
         }
         let mem_end = p
             .p_vaddr
             .checked_add(p.p_memsz)
             .filter(|&e| e < (1 << 47))
-            .ok_or_else(|| bad(format!("p_vaddr {:#x} + p_memsz {:#x} is beyond the address space", p.p_vaddr, p.p_memsz)))?;
+            .ok_or_else(|| {
+                bad(format!(
+                    "p_vaddr {:#x} + p_memsz {:#x} is beyond the address space",
+                    p.p_vaddr, p.p_memsz
+                ))
+            })?;
         if p.p_align > 1 && !p.p_align.is_power_of_two() {
-            return Err(bad(format!("p_align {:#x} is not a power of two", p.p_align)));
+            return Err(bad(format!(
+                "p_align {:#x} is not a power of two",
+                p.p_align
+            )));
         }
         if p.p_vaddr % page != p.p_offset % page {
             return Err(bad(format!(
@@ -266,7 +332,10 @@ pub(crate) fn check_program_headers(
     let inside = phdrs.iter().any(|l| {
         l.p_type == ph::PT_LOAD
             && dynamic.p_vaddr >= l.p_vaddr
-            && dynamic.p_vaddr.checked_add(dynamic.p_memsz).is_some_and(|e| e <= l.p_vaddr + l.p_filesz)
+            && dynamic
+                .p_vaddr
+                .checked_add(dynamic.p_memsz)
+                .is_some_and(|e| e <= l.p_vaddr + l.p_filesz)
     });
     if !inside {
         return Err(Error::segments(
@@ -287,7 +356,11 @@ pub(crate) fn check_program_headers(
     }
     for (i, p) in phdrs.iter().enumerate() {
         if p.p_type == ph::PT_LOAD && p.p_flags & (ph::PF_R | ph::PF_W | ph::PF_X) == 0 {
-            log::debug!("{}: PT_LOAD segment {i} has no access ({})", path.display(), flags_str(p.p_flags));
+            log::debug!(
+                "{}: PT_LOAD segment {i} has no access ({})",
+                path.display(),
+                flags_str(p.p_flags)
+            );
         }
     }
     Ok(())
@@ -330,12 +403,23 @@ mod tests {
 
     #[test]
     fn accepts_a_plain_layout() {
-        assert_eq!(check(&[load(0, 0, 0x2000, 0x2000), load(0x3000, 0x3000, 0x1000, 0x4000), dynamic(0x3000)]), "ok");
+        assert_eq!(
+            check(&[
+                load(0, 0, 0x2000, 0x2000),
+                load(0x3000, 0x3000, 0x1000, 0x4000),
+                dynamic(0x3000)
+            ]),
+            "ok"
+        );
     }
 
     #[test]
     fn rejects_overlap_and_disorder() {
-        let e = check(&[load(0x3000, 0x3000, 0x1000, 0x1000), load(0, 0, 0x1000, 0x1000), dynamic(0)]);
+        let e = check(&[
+            load(0x3000, 0x3000, 0x1000, 0x1000),
+            load(0, 0, 0x1000, 0x1000),
+            dynamic(0),
+        ]);
         assert!(e.contains("segment 1") && e.contains("out of order"), "{e}");
     }
 

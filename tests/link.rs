@@ -28,14 +28,24 @@ fn exported_data_and_functions() {
     let l = open("libbasic.so");
     // SAFETY: the signatures are those of test-libs/basic.c.
     unsafe {
-        let add = l.get::<extern "C" fn(c_int, c_int) -> c_int>("basic_add").unwrap();
+        let add = l
+            .get::<extern "C" fn(c_int, c_int) -> c_int>("basic_add")
+            .unwrap();
         assert_eq!(add(2, 3), 5);
         let counter = l.get::<*mut c_int>("basic_counter").unwrap();
         assert_eq!(**counter, 41);
-        let greeting = l.get::<extern "C" fn() -> *const c_char>("basic_greeting").unwrap();
-        assert_eq!(CStr::from_ptr(greeting()).to_str().unwrap(), "hello from basic");
+        let greeting = l
+            .get::<extern "C" fn() -> *const c_char>("basic_greeting")
+            .unwrap();
+        assert_eq!(
+            CStr::from_ptr(greeting()).to_str().unwrap(),
+            "hello from basic"
+        );
         let names = l.get::<*const [*const c_char; 3]>("basic_names").unwrap();
-        let got: Vec<&str> = (**names).iter().map(|p| CStr::from_ptr(*p).to_str().unwrap()).collect();
+        let got: Vec<&str> = (**names)
+            .iter()
+            .map(|p| CStr::from_ptr(*p).to_str().unwrap())
+            .collect();
         assert_eq!(got, ["zero", "one", "two"]);
         let scale = l.get::<extern "C" fn(f64) -> f64>("basic_scale").unwrap();
         assert_eq!(scale(2.0), 5.0);
@@ -45,21 +55,45 @@ fn exported_data_and_functions() {
 #[test]
 fn every_relocation_kind_against_a_dependency() {
     let l = open("librelocs.so");
-    assert!(l.dependencies().iter().any(|d| d.ends_with("libbasic.so")), "{:?}", l.dependencies());
+    assert!(
+        l.dependencies().iter().any(|d| d.ends_with("libbasic.so")),
+        "{:?}",
+        l.dependencies()
+    );
     // SAFETY: signatures from test-libs/relocs.c.
     unsafe {
-        let read = l.get::<extern "C" fn() -> c_int>("relocs_read_counter").unwrap();
+        let read = l
+            .get::<extern "C" fn() -> c_int>("relocs_read_counter")
+            .unwrap();
         let counter = l.get::<*mut c_int>("basic_counter").unwrap();
-        assert_eq!(read(), **counter, "GLOB_DAT reads the dependency's variable");
-        let add = l.get::<extern "C" fn(c_int, c_int) -> c_int>("relocs_call_add").unwrap();
+        assert_eq!(
+            read(),
+            **counter,
+            "GLOB_DAT reads the dependency's variable"
+        );
+        let add = l
+            .get::<extern "C" fn(c_int, c_int) -> c_int>("relocs_call_add")
+            .unwrap();
         assert_eq!(add(4, 5), 9, "JUMP_SLOT");
-        let plus3 = l.get::<extern "C" fn() -> *const c_char>("relocs_text_plus3_value").unwrap();
-        assert_eq!(CStr::from_ptr(plus3()).to_str().unwrap(), "defgh", "R_X86_64_64 with addend");
-        let strlen = l.get::<extern "C" fn(*const c_char) -> usize>("relocs_strlen").unwrap();
+        let plus3 = l
+            .get::<extern "C" fn() -> *const c_char>("relocs_text_plus3_value")
+            .unwrap();
+        assert_eq!(
+            CStr::from_ptr(plus3()).to_str().unwrap(),
+            "defgh",
+            "R_X86_64_64 with addend"
+        );
+        let strlen = l
+            .get::<extern "C" fn(*const c_char) -> usize>("relocs_strlen")
+            .unwrap();
         assert_eq!(strlen(c"hello".as_ptr()), 5, "libc's strlen, an ifunc");
-        let via = l.get::<extern "C" fn(c_int, c_int) -> c_int>("relocs_via_fnptr").unwrap();
+        let via = l
+            .get::<extern "C" fn(c_int, c_int) -> c_int>("relocs_via_fnptr")
+            .unwrap();
         assert_eq!(via(6, 7), 13, "function pointer in data");
-        let local = l.get::<extern "C" fn() -> c_int>("relocs_local_value_via_ptr").unwrap();
+        let local = l
+            .get::<extern "C" fn() -> c_int>("relocs_local_value_via_ptr")
+            .unwrap();
         assert_eq!(local(), 1234, "RELATIVE");
     }
 }
@@ -71,7 +105,10 @@ fn dependency_chain_through_runpath_origin() {
     let f = unsafe { l.get::<extern "C" fn() -> c_int>("chain_a") }.unwrap();
     assert_eq!(f(), 321);
     let deps = l.dependencies();
-    assert!(deps.iter().any(|d| d.ends_with("chain/libchain_b.so")), "{deps:?}");
+    assert!(
+        deps.iter().any(|d| d.ends_with("chain/libchain_b.so")),
+        "{deps:?}"
+    );
     // The old DT_RPATH works too.
     let r = open("librpath_a.so");
     // SAFETY: int rpath_a(void).
@@ -86,9 +123,13 @@ fn symbol_versions_default_and_hidden() {
     unsafe {
         let default = l.get::<extern "C" fn() -> c_int>("vers_value").unwrap();
         assert_eq!(default(), 2, "unversioned lookup binds the default version");
-        let v2 = l.get_versioned::<extern "C" fn() -> c_int>("vers_value", "VERS_2").unwrap();
+        let v2 = l
+            .get_versioned::<extern "C" fn() -> c_int>("vers_value", "VERS_2")
+            .unwrap();
         assert_eq!(v2(), 2);
-        let v1 = l.get_versioned::<extern "C" fn() -> c_int>("vers_value", "VERS_1").unwrap();
+        let v1 = l
+            .get_versioned::<extern "C" fn() -> c_int>("vers_value", "VERS_1")
+            .unwrap();
         assert_eq!(v1(), 1, "the hidden version is reachable by name");
         let only = l.get::<extern "C" fn() -> c_int>("vers_only_v1").unwrap();
         assert_eq!(only(), 10);
@@ -109,12 +150,20 @@ fn ifunc_symbols_and_irelative() {
     let l = open("libifunc.so");
     // SAFETY: signatures from test-libs/ifunc.c.
     unsafe {
-        let calls = l.get::<extern "C" fn() -> c_int>("ifunc_resolver_calls").unwrap();
+        let calls = l
+            .get::<extern "C" fn() -> c_int>("ifunc_resolver_calls")
+            .unwrap();
         assert_eq!(calls(), 1, "IRELATIVE ran the resolver once at load");
-        let internal = l.get::<extern "C" fn() -> c_int>("ifunc_call_internal").unwrap();
+        let internal = l
+            .get::<extern "C" fn() -> c_int>("ifunc_call_internal")
+            .unwrap();
         assert_eq!(internal(), 7);
         let pick = l.get::<extern "C" fn() -> c_int>("ifunc_pick").unwrap();
-        assert_eq!(pick(), 7, "an STT_GNU_IFUNC symbol resolves through its resolver");
+        assert_eq!(
+            pick(),
+            7,
+            "an STT_GNU_IFUNC symbol resolves through its resolver"
+        );
         assert_eq!(calls(), 2);
     }
 }
@@ -124,9 +173,20 @@ fn weak_undefined_references_are_null() {
     let l = open("libweak.so");
     // SAFETY: signatures from test-libs/weak.c.
     unsafe {
-        assert_eq!(l.get::<extern "C" fn() -> c_int>("weak_fn_is_null").unwrap()(), 1);
-        assert_eq!(l.get::<extern "C" fn() -> c_int>("weak_data_is_null").unwrap()(), 1);
-        assert_eq!(l.get::<extern "C" fn() -> c_int>("weak_defined").unwrap()(), 5);
+        assert_eq!(
+            l.get::<extern "C" fn() -> c_int>("weak_fn_is_null")
+                .unwrap()(),
+            1
+        );
+        assert_eq!(
+            l.get::<extern "C" fn() -> c_int>("weak_data_is_null")
+                .unwrap()(),
+            1
+        );
+        assert_eq!(
+            l.get::<extern "C" fn() -> c_int>("weak_defined").unwrap()(),
+            5
+        );
     }
 }
 
@@ -134,7 +194,9 @@ static EVENTS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 extern "C" fn sink(event: *const c_char) {
     // SAFETY: the library passes NUL-terminated string literals.
-    let e = unsafe { CStr::from_ptr(event) }.to_string_lossy().into_owned();
+    let e = unsafe { CStr::from_ptr(event) }
+        .to_string_lossy()
+        .into_owned();
     EVENTS.lock().unwrap().push(e);
 }
 
@@ -142,9 +204,10 @@ extern "C" fn sink(event: *const c_char) {
 fn constructors_and_destructors_in_dependency_order() {
     let top = open("libctor_top.so");
     // SAFETY: void order_set_sink(void (*)(const char *)), from libctor_base.
-    let set_sink = unsafe { top.get::<extern "C" fn(extern "C" fn(*const c_char))>("order_set_sink") }.unwrap();
+    let set_sink =
+        unsafe { top.get::<extern "C" fn(extern "C" fn(*const c_char))>("order_set_sink") }
+            .unwrap();
     set_sink(sink);
-    drop(set_sink);
     drop(top);
     let events = EVENTS.lock().unwrap().clone();
     assert_eq!(
@@ -171,14 +234,26 @@ fn missing_dependency_names_it_and_every_path_tried() {
     let e = open_err(&Loader::new(), &lib("libmissing_dep.so"));
     let msg = e.to_string();
     match &e {
-        Error::NotFound { name, needed_by, tried } => {
+        Error::NotFound {
+            name,
+            needed_by,
+            tried,
+        } => {
             assert_eq!(name, "libminld_nonexistent.so");
             assert!(needed_by.ends_with("libmissing_dep.so"));
-            assert!(tried.iter().any(|p| p.starts_with("/usr/lib/x86_64-linux-gnu")), "{tried:?}");
+            assert!(
+                tried
+                    .iter()
+                    .any(|p| p.starts_with("/usr/lib/x86_64-linux-gnu")),
+                "{tried:?}"
+            );
         }
         other => panic!("expected NotFound, got {other}"),
     }
-    assert!(msg.contains("libminld_nonexistent.so") && msg.contains("libmissing_dep.so"), "{msg}");
+    assert!(
+        msg.contains("libminld_nonexistent.so") && msg.contains("libmissing_dep.so"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -202,10 +277,17 @@ fn text_relocations_are_refused_unless_allowed() {
     let e = open_err(&Loader::new(), &lib("libtextrel.so"));
     assert!(matches!(e, Error::TextRelocations { .. }), "{e}");
     // SAFETY: the library's code is ours.
-    let l = unsafe { Loader::new().allow_text_relocations(true).open(lib("libtextrel.so")) }.unwrap();
+    let l = unsafe {
+        Loader::new()
+            .allow_text_relocations(true)
+            .open(lib("libtextrel.so"))
+    }
+    .unwrap();
     // SAFETY: void *textrel_ptr(void); int textrel_target.
     unsafe {
-        let ptr = l.get::<extern "C" fn() -> *const c_int>("textrel_ptr").unwrap();
+        let ptr = l
+            .get::<extern "C" fn() -> *const c_int>("textrel_ptr")
+            .unwrap();
         let target = l.get::<*const c_int>("textrel_target").unwrap();
         assert_eq!(ptr(), *target);
         assert_eq!(*ptr(), 99);
@@ -216,7 +298,10 @@ fn text_relocations_are_refused_unless_allowed() {
 fn own_tls_is_refused_clearly_for_now() {
     let e = open_err(&Loader::new(), &lib("libtls.so"));
     let msg = e.to_string();
-    assert!(msg.contains("libtls.so") && msg.contains("thread-local storage"), "{msg}");
+    assert!(
+        msg.contains("libtls.so") && msg.contains("thread-local storage"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -231,19 +316,36 @@ fn big_alignment_bss_and_holes() {
     assert_eq!(l.base() % 0x200000, 0);
     // SAFETY: int f(void) each.
     unsafe {
-        assert_eq!(l.get::<extern "C" fn() -> c_int>("bigalign_fn").unwrap()(), 25);
-        assert_eq!(l.get::<extern "C" fn() -> c_int>("bigalign_base_ok").unwrap()(), 1);
-        assert_eq!(l.get::<extern "C" fn() -> c_int>("bigalign_bss_zero").unwrap()(), 1);
+        assert_eq!(
+            l.get::<extern "C" fn() -> c_int>("bigalign_fn").unwrap()(),
+            25
+        );
+        assert_eq!(
+            l.get::<extern "C" fn() -> c_int>("bigalign_base_ok")
+                .unwrap()(),
+            1
+        );
+        assert_eq!(
+            l.get::<extern "C" fn() -> c_int>("bigalign_bss_zero")
+                .unwrap()(),
+            1
+        );
     }
     let b = open("libbss.so");
     // SAFETY: as above.
     unsafe {
-        assert_eq!(b.get::<extern "C" fn() -> c_int>("bss_all_zero").unwrap()(), 1);
+        assert_eq!(
+            b.get::<extern "C" fn() -> c_int>("bss_all_zero").unwrap()(),
+            1
+        );
         assert_eq!(**b.get::<*const c_int>("bss_data").unwrap(), 7);
     }
     let h = open("libhole.so");
     // SAFETY: as above.
-    assert_eq!(unsafe { h.get::<extern "C" fn() -> c_int>("hole_fn") }.unwrap()(), 42);
+    assert_eq!(
+        unsafe { h.get::<extern "C" fn() -> c_int>("hole_fn") }.unwrap()(),
+        42
+    );
 }
 
 #[test]
@@ -254,7 +356,7 @@ fn same_file_is_reused_and_counted() {
     // SAFETY: int basic_bump(void).
     let bump = unsafe { a.get::<extern "C" fn() -> c_int>("basic_bump") }.unwrap();
     let first = bump();
-    drop(bump);
+
     drop(a);
     // Still loaded through b: the counter kept its value.
     // SAFETY: as above.
@@ -269,7 +371,11 @@ fn glibc_itself_is_the_hosts() {
     // SAFETY: size_t strlen(const char *).
     let strlen = unsafe { libc.get::<extern "C" fn(*const c_char) -> usize>("strlen") }.unwrap();
     assert_eq!(strlen(c"four".as_ptr()), 4);
-    assert_eq!(*strlen as usize, libc::strlen as *const () as usize, "the process's own strlen");
+    assert_eq!(
+        *strlen as usize,
+        libc::strlen as *const () as usize,
+        "the process's own strlen"
+    );
     // SAFETY: as above.
     let pthread = unsafe { Library::open("libpthread.so.0") }.unwrap();
     assert_eq!(pthread.path(), libc.path(), "glibc's stubs are libc");
@@ -300,12 +406,21 @@ fn libm_through_the_linker_script() {
         // errno is the host's (TPOFF64 against libc's TLS).
         *libc::__errno_location() = 0;
         let log = m.get::<extern "C" fn(f64) -> f64>("log").unwrap();
-        assert_eq!(log(-1.0).is_nan(), true);
-        assert_eq!(*libc::__errno_location(), libc::EDOM, "errno set through TPOFF64");
+        assert!(log(-1.0).is_nan());
+        assert_eq!(
+            *libc::__errno_location(),
+            libc::EDOM,
+            "errno set through TPOFF64"
+        );
         // exp exists as exp@GLIBC_2.2.5 (hidden) and exp@@GLIBC_2.29.
         let exp = m.get::<extern "C" fn(f64) -> f64>("exp").unwrap();
-        let exp229 = m.get_versioned::<extern "C" fn(f64) -> f64>("exp", "GLIBC_2.29").unwrap();
-        assert_eq!(*exp as usize, *exp229 as usize, "the default version is bound");
+        let exp229 = m
+            .get_versioned::<extern "C" fn(f64) -> f64>("exp", "GLIBC_2.29")
+            .unwrap();
+        assert_eq!(
+            *exp as usize, *exp229 as usize,
+            "the default version is bound"
+        );
         assert_eq!(exp(1.0), std::f64::consts::E);
     }
     assert!(m.base() != 0);
@@ -315,19 +430,36 @@ fn libm_through_the_linker_script() {
 fn libz_compress_round_trip() {
     // SAFETY: the system's libz.
     let z = unsafe { Library::open("libz.so.1") }.unwrap();
-    type Compress2 = extern "C" fn(*mut u8, *mut libc::c_ulong, *const u8, libc::c_ulong, c_int) -> c_int;
+    type Compress2 =
+        extern "C" fn(*mut u8, *mut libc::c_ulong, *const u8, libc::c_ulong, c_int) -> c_int;
     type Uncompress = extern "C" fn(*mut u8, *mut libc::c_ulong, *const u8, libc::c_ulong) -> c_int;
     // SAFETY: zlib's documented signatures.
-    let (compress2, uncompress) =
-        unsafe { (z.get::<Compress2>("compress2").unwrap(), z.get::<Uncompress>("uncompress").unwrap()) };
+    let (compress2, uncompress) = unsafe {
+        (
+            z.get::<Compress2>("compress2").unwrap(),
+            z.get::<Uncompress>("uncompress").unwrap(),
+        )
+    };
     let input: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
     let mut packed = vec![0u8; 20_000];
     let mut plen = packed.len() as libc::c_ulong;
-    assert_eq!(compress2(packed.as_mut_ptr(), &mut plen, input.as_ptr(), input.len() as _, 9), 0);
+    assert_eq!(
+        compress2(
+            packed.as_mut_ptr(),
+            &mut plen,
+            input.as_ptr(),
+            input.len() as _,
+            9
+        ),
+        0
+    );
     assert!((plen as usize) < input.len() / 4, "compressed to {plen}");
     let mut out = vec![0u8; input.len()];
     let mut olen = out.len() as libc::c_ulong;
-    assert_eq!(uncompress(out.as_mut_ptr(), &mut olen, packed.as_ptr(), plen), 0);
+    assert_eq!(
+        uncompress(out.as_mut_ptr(), &mut olen, packed.as_ptr(), plen),
+        0
+    );
     assert_eq!(&out[..olen as usize], &input[..]);
 }
 
@@ -344,7 +476,12 @@ fn libsqlite3_in_memory_database() {
         *mut *mut c_char,
     ) -> c_int;
     type Close = extern "C" fn(*mut c_void) -> c_int;
-    extern "C" fn row(acc: *mut c_void, n: c_int, vals: *mut *mut c_char, _cols: *mut *mut c_char) -> c_int {
+    extern "C" fn row(
+        acc: *mut c_void,
+        n: c_int,
+        vals: *mut *mut c_char,
+        _cols: *mut *mut c_char,
+    ) -> c_int {
         // SAFETY: sqlite passes n column values; acc is our Vec<String>.
         unsafe {
             let acc = &mut *(acc as *mut Vec<String>);
@@ -363,10 +500,22 @@ fn libsqlite3_in_memory_database() {
         assert_eq!(open(c":memory:".as_ptr(), &mut db), 0);
         let mut err = std::ptr::null_mut();
         let sql = c"create table t(a integer, b text); insert into t values (1, 'one'), (2, 'two'), (3, 'three');";
-        assert_eq!(exec(db, sql.as_ptr(), None, std::ptr::null_mut(), &mut err), 0);
+        assert_eq!(
+            exec(db, sql.as_ptr(), None, std::ptr::null_mut(), &mut err),
+            0
+        );
         let mut rows: Vec<String> = Vec::new();
         let q = c"select b, a * 10 from t where a >= 2 order by a";
-        assert_eq!(exec(db, q.as_ptr(), Some(row), &mut rows as *mut _ as *mut c_void, &mut err), 0);
+        assert_eq!(
+            exec(
+                db,
+                q.as_ptr(),
+                Some(row),
+                &mut rows as *mut _ as *mut c_void,
+                &mut err
+            ),
+            0
+        );
         assert_eq!(rows, ["two", "20", "three", "30"]);
         assert_eq!(close(db), 0);
     }
@@ -382,7 +531,10 @@ fn libcrypto_sha256() {
     let mut md = [0u8; 32];
     sha(b"abc".as_ptr(), 3, md.as_mut_ptr());
     let hex: String = md.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_eq!(
+        hex,
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
 }
 
 #[test]
@@ -394,7 +546,8 @@ fn threads_open_look_up_and_drop_at_once() {
                 for i in 0..15 {
                     let name = names[(t + i) % names.len()];
                     // SAFETY: system libraries.
-                    let l = unsafe { Library::open(name) }.unwrap_or_else(|e| panic!("{name}: {e}"));
+                    let l =
+                        unsafe { Library::open(name) }.unwrap_or_else(|e| panic!("{name}: {e}"));
                     let sym = match name {
                         "libz.so.1" => "zlibVersion",
                         "libm.so.6" => "cos",
