@@ -14,7 +14,7 @@ use nix::errno::Errno;
 #[non_exhaustive]
 pub enum Error {
     /// A system call on the file failed (open, read, fstat, mmap, mprotect).
-    #[error("{path}: {call} failed: {errno} ({})", errno.desc())]
+    #[error("{path}: {call} failed: {errno}")]
     Io {
         /// The file being loaded.
         path: PathBuf,
@@ -42,7 +42,7 @@ pub enum Error {
         what: String,
     },
 
-    /// The file is an executable (ET_EXEC, or a PIE with PT_INTERP).
+    /// The file is an executable (ET_EXEC, or a PIE: DF_1_PIE in DT_FLAGS_1).
     #[error("{path}: cannot dynamically load executable ({what})")]
     Executable {
         /// The file being loaded.

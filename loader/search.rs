@@ -141,7 +141,7 @@ pub(crate) fn find(
         let path = PathBuf::from(
             expand(name, origin.as_deref()).ok_or_else(|| not_found(vec![name.into()]))?,
         );
-        return match try_open(sys, &path, &mut tried)? {
+        return match try_open(sys, &path, &mut tried, false)? {
             Some(f) => Ok(f),
             None => Err(not_found(tried)),
         };
@@ -183,7 +183,7 @@ pub(crate) fn find(
         debug::print_if(Category::Libs, || {
             format!(" search path={} ({why})", dir.display())
         });
-        if let Some(f) = try_open(sys, &dir.join(name), &mut tried)? {
+        if let Some(f) = try_open(sys, &dir.join(name), &mut tried, true)? {
             return Ok(f);
         }
     }
@@ -191,7 +191,7 @@ pub(crate) fn find(
         debug::print_if(Category::Libs, || {
             " search cache=/etc/ld.so.cache".to_string()
         });
-        if let Some(f) = try_open(sys, path, &mut tried)? {
+        if let Some(f) = try_open(sys, path, &mut tried, true)? {
             return Ok(f);
         }
     }
@@ -199,16 +199,23 @@ pub(crate) fn find(
         debug::print_if(Category::Libs, || {
             format!(" search path={dir} (system search path)")
         });
-        if let Some(f) = try_open(sys, &Path::new(dir).join(name), &mut tried)? {
+        if let Some(f) = try_open(sys, &Path::new(dir).join(name), &mut tried, true)? {
             return Ok(f);
         }
     }
     Err(not_found(tried))
 }
 
-/// Opens one candidate: Ok(None) when it does not exist or is an ELF file
-/// for another machine or class (ld.so skips those and keeps searching).
-fn try_open(sys: &Sys, path: &Path, tried: &mut Vec<PathBuf>) -> Result<Option<Found>, Error> {
+/// Opens one candidate: Ok(None) when it does not exist or, while
+/// `searching`, is an ELF file for another machine or class (ld.so skips
+/// those and keeps searching; a path given by the caller is validated and
+/// refused with the value found instead).
+fn try_open(
+    sys: &Sys,
+    path: &Path,
+    tried: &mut Vec<PathBuf>,
+    searching: bool,
+) -> Result<Option<Found>, Error> {
     debug::print_if(Category::Libs, || {
         format!("  trying file={}", path.display())
     });
@@ -227,7 +234,7 @@ fn try_open(sys: &Sys, path: &Path, tried: &mut Vec<PathBuf>) -> Result<Option<F
         .read(&fd, &mut first, "ELF header and program headers")
         .map_err(|e| Error::io(path, "read", e))?;
     first.truncate(n);
-    if first.starts_with(b"\x7fELF") {
+    if searching && first.starts_with(b"\x7fELF") {
         // Another class or machine: skipped when searching, as by ld.so.
         let class_ok = first.get(4) == Some(&2);
         let machine_ok = first.get(18..20) == Some(&[62, 0][..]);
@@ -238,6 +245,8 @@ fn try_open(sys: &Sys, path: &Path, tried: &mut Vec<PathBuf>) -> Result<Option<F
             );
             return Ok(None);
         }
+    }
+    if first.starts_with(b"\x7fELF") {
         return Ok(Some(Found::Elf(Opened {
             fd,
             path: path.to_path_buf(),

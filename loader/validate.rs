@@ -78,13 +78,25 @@ pub(crate) fn read_headers(
 
 /// Checks e_ident and the fixed header fields; returns the parsed header.
 pub(crate) fn check_ident_and_header(path: &Path, bytes: &[u8]) -> Result<Header, Error> {
-    if bytes.len() < header::SIZEOF_IDENT || &bytes[..4] != header::ELFMAG {
+    if bytes.len() < header::SIZEOF_IDENT && header::ELFMAG.starts_with(bytes) || bytes.len() < 4 {
+        return Err(Error::header(
+            path,
+            format!("file too short: {} bytes", bytes.len()),
+        ));
+    }
+    if &bytes[..4] != header::ELFMAG {
         return Err(Error::header(
             path,
             format!(
                 "bad magic {:02x?} (expected 7f 45 4c 46)",
                 &bytes[..bytes.len().min(4)]
             ),
+        ));
+    }
+    if bytes.len() < header::SIZEOF_IDENT {
+        return Err(Error::header(
+            path,
+            format!("file too short: {} bytes", bytes.len()),
         ));
     }
     let ident = &bytes[..header::SIZEOF_IDENT];
