@@ -56,7 +56,12 @@ fn main() -> ExitCode {
         .first()
         .cloned()
         .unwrap_or_else(|| "libm.so".to_string());
-    let loader = minld::Loader::new().trace(trace || std::env::var_os("MINLD_TRACE").is_some());
+    // Loader::new() already honours MINLD_TRACE; --trace turns it on too.
+    let loader = if trace {
+        minld::Loader::new().trace(true)
+    } else {
+        minld::Loader::new()
+    };
 
     if map_only {
         let obj = match loader.map(&lib_name) {

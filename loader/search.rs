@@ -231,7 +231,11 @@ fn try_open(
     };
     let mut first = vec![0u8; FIRST_READ];
     let n = sys
-        .read(&fd, &mut first, "ELF header and program headers")
+        .read(
+            &fd,
+            &mut first,
+            "ELF header and program headers (or a linker script)",
+        )
         .map_err(|e| Error::io(path, "read", e))?;
     first.truncate(n);
     if searching && first.starts_with(b"\x7fELF") {

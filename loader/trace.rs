@@ -148,12 +148,12 @@ pub(crate) fn mode(mode: u32) -> String {
             s.push_str(name);
         }
     }
+    // strace prints the permission bits with `%#03o`: a leading 0, at least
+    // three digits in all (0, 044, 0644).
     let perm = mode & 0o777;
-    if perm == 0 {
-        s.push_str("|000");
-    } else {
-        s.push_str(&format!("|{perm:#05o}").replace("0o", "0"));
-    }
+    let digits = format!("0{perm:o}");
+    s.push('|');
+    s.push_str(&format!("{digits:0>3}"));
     s
 }
 
@@ -195,6 +195,9 @@ mod tests {
             "PROT_READ|PROT_EXEC"
         );
         assert_eq!(mode(libc::S_IFREG | 0o644), "S_IFREG|0644");
+        assert_eq!(mode(libc::S_IFREG | 0o44), "S_IFREG|044");
+        assert_eq!(mode(libc::S_IFREG | 0o4), "S_IFREG|004");
+        assert_eq!(mode(libc::S_IFREG), "S_IFREG|000");
         assert_eq!(pointer(0), "NULL");
         assert_eq!(offset(0x3000), "0x3000");
     }
