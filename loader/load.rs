@@ -156,7 +156,7 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
     };
 
     let mut list: Vec<(Arc<Object>, bool)> = Vec::new(); // (object, new in this load)
-    let root = object_for(&sys, reg, opened, opts)?;
+    let root = object_for(&sys, reg, opened)?;
     list.push(root);
     let mut scope: Vec<Dep> = vec![Dep::Minld(list[0].0.clone())];
 
@@ -276,7 +276,6 @@ fn relocate_all(
             lazy: !opts.bind_now && !o.dynamic.bind_now(),
         };
         let stats = reloc::relocate(o, &mut cx)?;
-        o.relocated.store(true, Ordering::Release);
         o.image.protect_relro()?;
         debug::print_if(Category::Statistics, || {
             format!(
@@ -348,7 +347,7 @@ fn dependency(
             })
         }
     };
-    let entry = object_for(sys, reg, opened, opts)?;
+    let entry = object_for(sys, reg, opened)?;
     // The same file under another name, already in this load.
     if let Some(pos) = list.iter().position(|(o, _)| Arc::ptr_eq(o, &entry.0)) {
         let o = &list[pos].0;
@@ -365,12 +364,7 @@ fn dependency(
 
 /// The object for an open file: one minld already has (same device and
 /// inode), or a new mapping.
-fn object_for(
-    sys: &Sys,
-    reg: &Registry,
-    opened: Opened,
-    opts: &Options,
-) -> Result<(Arc<Object>, bool), Error> {
+fn object_for(sys: &Sys, reg: &Registry, opened: Opened) -> Result<(Arc<Object>, bool), Error> {
     let Opened { fd, path, first } = opened;
     let headers = validate::read_headers(sys, &fd, &path, &first, false)?;
     let key = (headers.stat.dev, headers.stat.ino);
@@ -382,7 +376,6 @@ fn object_for(
     }
     let image = map::map_segments(sys, &fd, &headers)?;
     drop(fd);
-    let _ = opts;
     let mem = Memory::new(
         image
             .segments
@@ -442,7 +435,6 @@ fn object_for(
             need_by_index,
             deps: OnceLock::new(),
             initialized: Default::default(),
-            relocated: Default::default(),
         }),
         true,
     ))

@@ -27,7 +27,6 @@ pub(crate) struct Object {
     pub(crate) need_by_index: Vec<Option<Version>>,
     pub(crate) deps: OnceLock<Vec<Dep>>,
     pub(crate) initialized: AtomicBool,
-    pub(crate) relocated: AtomicBool,
 }
 
 /// A dependency: an object of minld's, or one of the host's.

@@ -146,10 +146,10 @@ pub(crate) fn relocate(obj: &Object, cx: &mut Context<'_>) -> Result<RelocStats,
     };
     pass.relr(&mut stats)?;
     for rela in d.rela.iter() {
-        pass.apply(&rela, cx, &mut stats, false)?;
+        pass.apply(&rela, cx, &mut stats)?;
     }
     for rela in d.jmprel.iter() {
-        pass.apply(&rela, cx, &mut stats, true)?;
+        pass.apply(&rela, cx, &mut stats)?;
     }
     // IRELATIVE and own ifuncs last: their resolvers run now.
     for (addr, resolver, addend) in std::mem::take(&mut pass.deferred) {
@@ -265,7 +265,6 @@ impl Pass<'_> {
         rela: &Rela,
         cx: &mut Context<'_>,
         stats: &mut RelocStats,
-        plt: bool,
     ) -> Result<(), Error> {
         let t = (rela.r_info & 0xffff_ffff) as u32;
         let symi = (rela.r_info >> 32) as usize;
@@ -300,7 +299,7 @@ impl Pass<'_> {
             return Err(self.err(t, off, "unsupported relocation type in a shared object"));
         }
         stats.symbolic += 1;
-        let def = self.resolve(symi, t, off, cx, stats, plt)?;
+        let def = self.resolve(symi, t, off, cx, stats)?;
         let (s, size, kind, tls, own) = match def {
             Some(d) => (d.value, d.size, d.kind, d.tls, d.own),
             None => (0, 0, st::STT_NOTYPE, Tls::None, false), // weak undefined: 0
@@ -433,7 +432,6 @@ impl Pass<'_> {
         off: u64,
         cx: &mut Context<'_>,
         stats: &mut RelocStats,
-        plt: bool,
     ) -> Result<Option<Def>, Error> {
         if symi == 0 {
             // No symbol: S is 0 (TLS relocations then mean "this module").
@@ -502,7 +500,7 @@ impl Pass<'_> {
             })
         };
         let def = match found {
-            Some((definer, _i, dsym)) => {
+            Some((definer, index, dsym)) => {
                 let dkind = dsym.st_info & 0xf;
                 let dbind = dsym.st_info >> 4;
                 let mut value = if dkind == st::STT_TLS {
@@ -524,7 +522,7 @@ impl Pass<'_> {
                 if debug::enabled(Category::Bindings) {
                     let version = definer
                         .symbols()
-                        .version_def(definer.symbols().versym(_i))
+                        .version_def(definer.symbols().versym(index))
                         .map(|v| format!(" [{}]", v.name))
                         .unwrap_or_default();
                     debug::print(format_args!(
@@ -569,7 +567,6 @@ impl Pass<'_> {
                 });
             }
         };
-        let _ = plt;
         if let Some(slot) = self.cache.get_mut(symi) {
             *slot = Some(def);
         }
