@@ -9,7 +9,9 @@
 //!
 //! ```no_run
 //! // Debian's libm.so is a linker script; minld follows it to libm.so.6.
+//! // SAFETY: the system's libm; its constructors are trusted.
 //! let libm = unsafe { minld::Library::open("libm.so") }?;
+//! // SAFETY: libm's cos is `double cos(double)`.
 //! let cos = unsafe { libm.get::<extern "C" fn(f64) -> f64>("cos") }?;
 //! assert!((cos(1.0) - 1f64.cos()).abs() < 1e-15);
 //! # Ok::<(), minld::Error>(())

@@ -19,7 +19,9 @@ use crate::symbols::{elf_hash, NameHash, Version, Want};
 /// How to load: the options of `dlopen` and a few of minld's own.
 ///
 /// ```no_run
+/// // SAFETY: the system's libm; its constructors are trusted.
 /// let libm = unsafe { minld::Loader::new().trace(true).open("libm.so.6") }.unwrap();
+/// // SAFETY: libm's cos is `double cos(double)`.
 /// let cos = unsafe { libm.get::<extern "C" fn(f64) -> f64>("cos") }.unwrap();
 /// assert_eq!(cos(0.0), 1.0);
 /// ```
