@@ -564,3 +564,41 @@ fn threads_open_look_up_and_drop_at_once() {
         h.join().unwrap();
     }
 }
+
+#[test]
+fn reuse_host_false_maps_private_dependencies() {
+    // SAFETY: the system's libsqlite3 and its libm.
+    let s = unsafe { Loader::new().reuse_host(false).open("libsqlite3.so.0") }.unwrap();
+    let deps = s.dependencies();
+    assert!(deps.iter().any(|d| d.ends_with("libm.so.6")), "{deps:?}");
+    assert!(
+        deps.iter().any(|d| d.ends_with("libc.so.6")),
+        "glibc stays the host's: {deps:?}"
+    );
+    // The private libm is one of minld's mappings: its code lies inside a
+    // range /proc/self/maps shows for libm.so.6, and sqlite works with it.
+    // SAFETY: const char *sqlite3_libversion(void).
+    let version =
+        unsafe { s.get::<extern "C" fn() -> *const c_char>("sqlite3_libversion") }.unwrap();
+    // SAFETY: a static NUL-terminated string.
+    let v = unsafe { CStr::from_ptr(version()) }
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(v.starts_with("3."), "{v}");
+    // SAFETY: double sqrt(double), reached through sqlite's scope.
+    let sqrt = unsafe { s.get::<extern "C" fn(f64) -> f64>("sqrt") }.unwrap();
+    assert_eq!(sqrt(2.25), 1.5);
+    // SAFETY: dlsym in the process's global scope.
+    let host_sqrt = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"sqrt".as_ptr()) } as usize;
+    assert_ne!(
+        *sqrt as usize, host_sqrt,
+        "sqrt comes from minld's own libm, not the host's"
+    );
+    let libm_maps = std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .filter(|l| l.ends_with("libm.so.6") && l.contains("r-xp"))
+        .count();
+    assert!(libm_maps >= 1);
+}
