@@ -227,19 +227,23 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
         }
         m
     };
-    let mut uniques = std::mem::take(&mut reg.uniques);
-    let result = relocate_all(opts, &order, &members, &mut uniques);
-    reg.uniques = uniques;
-    result?;
+    // Unique definitions are committed only if the whole load succeeds:
+    // a failed load unmaps its objects, and their addresses must not stay.
+    let mut uniques = reg.uniques.clone();
+    relocate_all(opts, &order, &members, &mut uniques)?;
 
     // Every init function is checked before any runs.
     let inits: Vec<(Arc<Object>, Vec<usize>)> = order
         .iter()
         .map(|o| init::init_functions(o).map(|f| (o.clone(), f)))
         .collect::<Result<_, _>>()?;
+    reg.uniques = uniques;
     for o in &new {
         reg.by_file.insert(o.dev_ino, Arc::downgrade(o));
-        if o.nodelete() {
+        // As glibc does, an object whose STB_GNU_UNIQUE definition became
+        // the process's one is never unloaded: others may be bound to it.
+        let defines_unique = reg.uniques.values().any(|&a| o.image.contains(a, 1));
+        if o.nodelete() || defines_unique {
             reg.pinned.push(o.clone());
         }
     }
