@@ -34,13 +34,16 @@
 
 #![deny(missing_docs)]
 
+mod addr;
 mod debug;
 mod dynamic;
 mod error;
 mod host;
 mod init;
+mod interpose;
 mod ldcache;
 mod library;
+mod live;
 mod load;
 mod map;
 mod mem;
@@ -50,9 +53,12 @@ mod script;
 mod search;
 mod symbols;
 mod sys;
+mod tls;
 mod trace;
+mod unwind;
 mod validate;
 
+pub use addr::{addr_info, AddrInfo};
 pub use error::{Error, RelocKind};
 pub use library::{Library, Loader, MappedObject, Symbol};
 pub use map::{LoadBias, Protection, Segment};

@@ -19,6 +19,7 @@ use crate::dynamic::{self, PtrStyle, DF_1_PIE};
 use crate::error::Error;
 use crate::host::{self, HostObjects};
 use crate::init;
+use crate::live;
 use crate::map;
 use crate::mem::Memory;
 use crate::object::{Dep, Object, ScopeRef};
@@ -27,6 +28,7 @@ use crate::search::{self, Found, Opened, Requester};
 use crate::symbols::{Symbols, Version};
 use crate::sys::Sys;
 use crate::validate;
+use crate::{tls, unwind};
 
 /// The options of one load (from [`crate::Loader`]).
 #[derive(Debug, Clone)]
@@ -248,6 +250,17 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
         }
     }
     reg.by_file.retain(|_, w| w.strong_count() > 0);
+    // Unwind tables are findable before any of the objects' code runs:
+    // a constructor may throw and catch.
+    for o in &new {
+        if o.eh_frame_hdr != 0 {
+            if let Some(start) = unwind::eh_frame_start(&o.image, o.eh_frame_hdr) {
+                if let Some(r) = unwind::register(&reg.host, start) {
+                    let _ = o.unwind.set(r);
+                }
+            }
+        }
+    }
     for (o, fns) in &inits {
         o.initialized.store(true, Ordering::Release);
         init::run_init(o, fns);
@@ -415,6 +428,38 @@ fn object_for(sys: &Sys, reg: &Registry, opened: Opened) -> Result<(Arc<Object>,
             need_by_index[i] = Some(v.clone());
         }
     }
+    let tls = match image.phdr(ph::PT_TLS) {
+        None => None,
+        Some(t) => {
+            let image_at = image.bias.at(t.p_vaddr);
+            let ok = t.p_filesz <= t.p_memsz
+                && (t.p_filesz == 0 || mem.contains(image_at, t.p_filesz as usize));
+            let module = ok
+                .then(|| {
+                    tls::Module::register(
+                        image_at,
+                        t.p_filesz as usize,
+                        t.p_memsz as usize,
+                        t.p_align as usize,
+                    )
+                })
+                .flatten();
+            Some(module.ok_or_else(|| {
+                Error::segments(
+                    &path,
+                    format!(
+                        "PT_TLS: bad TLS segment (vaddr {:#x}, filesz {:#x}, memsz {:#x}, align {:#x})",
+                        t.p_vaddr, t.p_filesz, t.p_memsz, t.p_align
+                    ),
+                )
+            })?)
+        }
+    };
+    let eh_frame_hdr = image
+        .phdr(ph::PT_GNU_EH_FRAME)
+        .map(|e| image.bias.at(e.p_vaddr))
+        .filter(|&a| image.contains(a, 12))
+        .unwrap_or(0);
     let soname = d.soname.clone().unwrap_or_else(|| {
         path.file_name()
             .map(|f| f.to_string_lossy().into_owned())
@@ -427,21 +472,25 @@ fn object_for(sys: &Sys, reg: &Registry, opened: Opened) -> Result<(Arc<Object>,
             image.bias.0
         )
     });
-    Ok((
-        Arc::new(Object {
-            path,
-            soname,
-            dev_ino: key,
-            image: std::mem::ManuallyDrop::new(image),
-            dynamic: d,
-            symbols,
-            needs,
-            need_by_index,
-            deps: OnceLock::new(),
-            initialized: Default::default(),
-        }),
-        true,
-    ))
+    let (start, end) = (image.start, image.start + image.len);
+    let object = Arc::new(Object {
+        path,
+        soname,
+        dev_ino: key,
+        image: std::mem::ManuallyDrop::new(image),
+        dynamic: d,
+        symbols,
+        needs,
+        need_by_index,
+        deps: OnceLock::new(),
+        initialized: Default::default(),
+        tls,
+        tlsdesc: Default::default(),
+        eh_frame_hdr,
+        unwind: OnceLock::new(),
+    });
+    live::insert(start, end, eh_frame_hdr, Arc::downgrade(&object));
+    Ok((object, true))
 }
 
 /// DT_VERNEED: every required version must be defined by the dependency

@@ -3,13 +3,15 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::dynamic::{Dynamic, DF_1_NODELETE};
 use crate::host::HostObject;
 use crate::init;
+use crate::live;
 use crate::map::MappedImage;
 use crate::symbols::{Symbols, Version, VersionNeed};
+use crate::{tls, unwind};
 
 /// An object minld mapped. Dropping the last reference runs its fini
 /// functions (if its init functions ran) and unmaps it; its dependencies are
@@ -27,6 +29,16 @@ pub(crate) struct Object {
     pub(crate) need_by_index: Vec<Option<Version>>,
     pub(crate) deps: OnceLock<Vec<Dep>>,
     pub(crate) initialized: AtomicBool,
+    /// Its TLS module, when it has a PT_TLS segment.
+    pub(crate) tls: Option<tls::Module>,
+    /// Arguments of its dynamic TLS descriptors: the descriptors point at
+    /// them, so each is boxed to keep its address as the Vec grows.
+    #[allow(clippy::vec_box)]
+    pub(crate) tlsdesc: Mutex<Vec<Box<tls::TlsIndex>>>,
+    /// Real address of its .eh_frame_hdr (PT_GNU_EH_FRAME), 0 without.
+    pub(crate) eh_frame_hdr: usize,
+    /// Its .eh_frame registered with the host's unwinder.
+    pub(crate) unwind: OnceLock<unwind::Registration>,
 }
 
 /// A dependency: an object of minld's, or one of the host's.
@@ -91,6 +103,12 @@ impl Drop for Object {
         if self.initialized.load(Ordering::Acquire) {
             init::run_fini(self);
         }
+        // Undo, in reverse, what made the object known to the process:
+        // the unwinder's registration, every thread's TLS block, the
+        // address index; then unmap.
+        drop(self.unwind.take());
+        drop(self.tls.take());
+        live::remove(self.image.start);
         // SAFETY: dropped exactly once, here; fini functions have run and no
         // handle (Library, Symbol, dependent object) refers to the image.
         unsafe { std::mem::ManuallyDrop::drop(&mut self.image) };

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use goblin::elf::dynamic::DF_STATIC_TLS;
 use goblin::elf::sym as st;
 use goblin::elf64::reloc::Rela;
 
@@ -15,6 +16,7 @@ use crate::debug::{self, Category};
 use crate::error::{Error, RelocKind};
 use crate::object::{Object, ScopeRef};
 use crate::symbols::{NameHash, Want};
+use crate::{interpose, tls};
 
 /// psABI relocation types minld knows.
 mod r {
@@ -109,8 +111,10 @@ enum Tls {
         modid: usize,
         offset: Option<isize>,
     },
-    /// A module of minld's: not supported until the TLS issue lands.
-    Minld,
+    /// A module of minld's, with its module id (None: it has no PT_TLS).
+    Minld {
+        modid: Option<usize>,
+    },
 }
 
 /// Process-wide definitions of STB_GNU_UNIQUE symbols (one per name).
@@ -363,32 +367,61 @@ impl Pass<'_> {
                             "the defining host module has no static TLS block",
                         ))
                     }
-                    _ => return Err(self.tls_unsupported(t, off, symi)),
+                    Tls::Minld { .. } => return Err(self.initial_exec(t, off, symi)),
+                    Tls::None => return Err(self.not_tls(t, off, symi)),
                 }
             }
             r::DTPMOD64 => {
                 let p = self.target(t, off, 8)?;
                 match tls {
                     Tls::Host { modid, .. } => self.write64(p, modid as u64),
-                    _ => return Err(self.tls_unsupported(t, off, symi)),
+                    Tls::Minld { modid: Some(m) } => self.write64(p, m as u64),
+                    _ => return Err(self.not_tls(t, off, symi)),
                 }
             }
             r::DTPOFF64 => {
                 let p = self.target(t, off, 8)?;
                 match tls {
-                    Tls::Host { .. } => self.write64(p, (s as u64).wrapping_add(a as u64)),
-                    _ => return Err(self.tls_unsupported(t, off, symi)),
+                    Tls::Host { .. } | Tls::Minld { modid: Some(_) } => {
+                        self.write64(p, (s as u64).wrapping_add(a as u64))
+                    }
+                    _ => return Err(self.not_tls(t, off, symi)),
                 }
             }
-            r::TLSDESC => return Err(self.tls_unsupported(t, off, symi)),
+            r::TLSDESC => {
+                // A descriptor is two words: the resolver the code calls,
+                // and its argument.
+                let p = self.target(t, off, 16)?;
+                let offset = (s as u64).wrapping_add(a as u64) as usize;
+                let (resolver, arg) = match tls {
+                    Tls::Host {
+                        offset: Some(o), ..
+                    } => (tls::tlsdesc_static(), (o as usize).wrapping_add(offset)),
+                    Tls::Host { modid, .. } | Tls::Minld { modid: Some(modid) } => {
+                        let index = Box::new(tls::TlsIndex {
+                            module: modid,
+                            offset,
+                        });
+                        let at = &*index as *const tls::TlsIndex as usize;
+                        self.obj
+                            .tlsdesc
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(index);
+                        (tls::tlsdesc_dynamic(), at)
+                    }
+                    _ => return Err(self.not_tls(t, off, symi)),
+                };
+                self.write64(p, resolver as u64);
+                self.write64(p + 8, arg as u64);
+            }
             _ => return Err(self.err(t, off, "unsupported relocation type in a shared object")),
         }
         Ok(())
     }
 
-    fn tls_unsupported(&self, t: u32, off: u64, symi: usize) -> Error {
-        let name = self
-            .obj
+    fn symbol_name(&self, symi: usize) -> String {
+        self.obj
             .symbols
             .sym(symi)
             .and_then(|s| {
@@ -398,11 +431,37 @@ impl Pass<'_> {
                     .map(|n| String::from_utf8_lossy(n).into_owned())
             })
             .filter(|n| !n.is_empty())
-            .unwrap_or_else(|| "the object's own TLS block".to_string());
+            .unwrap_or_else(|| "the object's own TLS block".to_string())
+    }
+
+    /// Initial-exec TLS of a library minld loads: it would need a place in
+    /// glibc's static TLS block, which only glibc can give.
+    fn initial_exec(&self, t: u32, off: u64, symi: usize) -> Error {
         self.err(
             t,
             off,
-            format!("thread-local storage of a library minld loads ({name}) is not supported yet"),
+            format!(
+                "initial-exec thread-local storage ({}) of a library minld loads: it needs room \
+                 in glibc's static TLS block, which minld cannot allocate (DF_STATIC_TLS{}); \
+                 rebuild the library without -ftls-model=initial-exec",
+                self.symbol_name(symi),
+                if self.obj.dynamic.flags & DF_STATIC_TLS != 0 {
+                    " is set"
+                } else {
+                    ""
+                }
+            ),
+        )
+    }
+
+    fn not_tls(&self, t: u32, off: u64, symi: usize) -> Error {
+        self.err(
+            t,
+            off,
+            format!(
+                "TLS relocation against {}, which is not in a TLS block (no PT_TLS)",
+                self.symbol_name(symi)
+            ),
         )
     }
 
@@ -443,7 +502,9 @@ impl Pass<'_> {
                 } else {
                     st::STT_NOTYPE
                 },
-                tls: Tls::Minld,
+                tls: Tls::Minld {
+                    modid: self.obj.tls.as_ref().map(tls::Module::id),
+                },
                 own: true,
             }));
         }
@@ -511,12 +572,19 @@ impl Pass<'_> {
                 if dbind == st::STB_GNU_UNIQUE && dkind != st::STT_TLS {
                     value = *cx.uniques.entry(name.to_vec()).or_insert(value);
                 }
+                if matches!(definer, ScopeRef::Host(_)) && dkind != st::STT_TLS {
+                    if let Some(ours) = interpose::replacement(name, value) {
+                        value = ours;
+                    }
+                }
                 let tls = match definer {
                     ScopeRef::Host(h) => Tls::Host {
                         modid: h.tls_modid,
                         offset: h.tls_offset,
                     },
-                    ScopeRef::Minld(_) if dkind == st::STT_TLS => Tls::Minld,
+                    ScopeRef::Minld(o) if dkind == st::STT_TLS => Tls::Minld {
+                        modid: o.tls.as_ref().map(tls::Module::id),
+                    },
                     ScopeRef::Minld(_) => Tls::None,
                 };
                 if debug::enabled(Category::Bindings) {

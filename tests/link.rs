@@ -295,13 +295,48 @@ fn text_relocations_are_refused_unless_allowed() {
 }
 
 #[test]
-fn own_tls_is_refused_clearly_for_now() {
-    let e = open_err(&Loader::new(), &lib("libtls.so"));
-    let msg = e.to_string();
-    assert!(
-        msg.contains("libtls.so") && msg.contains("thread-local storage"),
-        "{msg}"
-    );
+fn own_tls_is_per_thread() {
+    let l = open("libtls.so");
+    // SAFETY: int tls_bump(void); int tls_init_value(void).
+    let (bump, init) = unsafe {
+        (
+            *l.get::<extern "C" fn() -> c_int>("tls_bump").unwrap(),
+            *l.get::<extern "C" fn() -> c_int>("tls_init_value").unwrap(),
+        )
+    };
+    assert_eq!(init(), 100);
+    assert_eq!((bump(), bump(), bump()), (1, 2, 3));
+    let others: Vec<(c_int, c_int, c_int)> = (0..4)
+        .map(|_| std::thread::spawn(move || (bump(), bump(), init())))
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|t| t.join().unwrap())
+        .collect();
+    assert!(others.iter().all(|&o| o == (1, 2, 100)), "{others:?}");
+    assert_eq!(bump(), 4, "the main thread's copy is its own");
+}
+
+#[test]
+fn cxx_exceptions_unwind_through_loaded_code() {
+    let l = open("libcxx_basic.so");
+    // SAFETY: the extern "C" functions of test-libs/cxx_basic.cpp.
+    unsafe {
+        assert_eq!(
+            l.get::<extern "C" fn() -> c_int>("cxx_basic_static_init")
+                .unwrap()(),
+            42
+        );
+        assert_eq!(
+            l.get::<extern "C" fn(c_int) -> c_int>("cxx_basic_virtual")
+                .unwrap()(5),
+            15
+        );
+        assert_eq!(
+            l.get::<extern "C" fn() -> c_int>("cxx_basic_throw_catch")
+                .unwrap()(),
+            7
+        );
+    }
 }
 
 #[test]
@@ -601,4 +636,27 @@ fn reuse_host_false_maps_private_dependencies() {
         .filter(|l| l.ends_with("libm.so.6") && l.contains("r-xp"))
         .count();
     assert!(libm_maps >= 1);
+}
+
+#[test]
+fn addr_info_names_the_library_and_nearest_symbol() {
+    let l = open("libbasic.so");
+    // SAFETY: int basic_add(int, int); int basic_counter.
+    let (add, counter) = unsafe {
+        (
+            *l.get::<extern "C" fn(c_int, c_int) -> c_int>("basic_add")
+                .unwrap() as usize,
+            *l.get::<*mut c_int>("basic_counter").unwrap() as usize,
+        )
+    };
+    let info = minld::addr_info(add + 3).expect("inside libbasic.so");
+    assert!(info.path.ends_with("libbasic.so"), "{info:?}");
+    assert_eq!(info.base, l.base());
+    assert_eq!(info.symbol.as_deref(), Some("basic_add"));
+    assert_eq!((info.symbol_addr, info.offset), (add, 3));
+    let data = minld::addr_info(counter).unwrap();
+    assert_eq!(data.symbol.as_deref(), Some("basic_counter"));
+    assert_eq!(data.offset, 0);
+    // Not one of minld's: the test binary's own code.
+    assert_eq!(minld::addr_info(open as fn(&str) -> Library as usize), None);
 }

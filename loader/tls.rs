@@ -1,0 +1,583 @@
+//! Thread-local storage of the objects minld loads.
+//!
+//! glibc's `__tls_get_addr` and TLSDESC resolvers only know glibc's modules
+//! (../shared/DESIGN.md §3), so minld keeps its own: every object with a
+//! PT_TLS segment gets a module id from [`MODID_BASE`] up, and the code minld
+//! loads calls minld's `__tls_get_addr` (bound in place of ld.so's) and
+//! minld's TLSDESC resolvers. Both hand a glibc module id straight on to
+//! glibc, so one library can use its own TLS and libc's.
+//!
+//! **Allocation is lazy**, as in glibc: a thread gets its copy of a block
+//! (the TLS image copied, the rest zeroed) on its first access. Threads
+//! that never touch a library pay nothing, and loading never has to reach
+//! into other threads. The price is that a first access allocates, and if
+//! memory is exhausted there the process aborts (glibc does the same; musl
+//! allocates at dlopen time for every thread to avoid it).
+//!
+//! **Freeing**: a thread's blocks are freed when it exits (a pthread key
+//! destructor, which glibc runs after the C++ `thread_local` destructors that
+//! may still use them), and every thread's block of a module when the module
+//! is unloaded. The per-thread table is found from assembly through one
+//! initial-exec TLS word of minld's own, so the fast path takes no lock and
+//! calls nothing.
+//!
+//! Initial-exec TLS of a loaded library (TPOFF64 against its own block) would
+//! need room in glibc's static TLS block, which only glibc can hand out:
+//! relocation refuses it with an error naming the library and the symbol.
+
+use std::alloc::Layout;
+use std::ffi::c_void;
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+/// Module ids of minld's TLS modules start here. glibc numbers its modules
+/// from 1 and keeps them small (its dtv grows with the largest id), so the
+/// two ranges never meet and one test tells them apart.
+pub(crate) const MODID_BASE: usize = 1 << 40;
+
+/// The argument of `__tls_get_addr` and of a dynamic TLS descriptor.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TlsIndex {
+    pub(crate) module: usize,
+    pub(crate) offset: usize,
+}
+
+/// Where a module's initialisation image is and how big its block is.
+#[derive(Debug, Clone, Copy)]
+struct ModuleInfo {
+    image: usize,
+    file_size: usize,
+    layout: Layout,
+}
+
+/// One thread's blocks: `len` followed by `len` block pointers, indexed by
+/// module id − [`MODID_BASE`]. The assembly reads this layout.
+#[repr(C)]
+struct Table {
+    len: usize,
+    blocks: [AtomicPtr<u8>; 0],
+}
+
+impl Table {
+    fn layout(len: usize) -> Layout {
+        // len + 1 words; cannot overflow for any length we allocate.
+        Layout::array::<usize>(len + 1).expect("TLS table layout")
+    }
+
+    /// # Safety
+    /// `t` points at a live table and `i < (*t).len`.
+    unsafe fn slot<'a>(t: *mut Table, i: usize) -> &'a AtomicPtr<u8> {
+        // SAFETY: the caller guarantees `i` is in bounds of the allocation,
+        // which holds `len` AtomicPtr after the length word.
+        unsafe { &*(ptr::addr_of_mut!((*t).blocks) as *const AtomicPtr<u8>).add(i) }
+    }
+}
+
+/// A table pointer kept in the global list (the tables are only touched
+/// under the state lock, or by their own thread's lock-free reads).
+struct TablePtr(*mut Table);
+// SAFETY: a table is plain memory; every access from another thread happens
+// under STATE's lock and goes through atomics.
+unsafe impl Send for TablePtr {}
+
+#[derive(Default)]
+struct State {
+    modules: Vec<Option<ModuleInfo>>,
+    threads: Vec<TablePtr>,
+}
+
+static STATE: Mutex<State> = Mutex::new(State {
+    modules: Vec::new(),
+    threads: Vec::new(),
+});
+
+fn state() -> MutexGuard<'static, State> {
+    STATE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Bytes the TLSDESC slow path reserves to save the vector registers
+/// (a multiple of 64), and whether it uses XSAVE (else FXSAVE, 512 bytes).
+#[export_name = "__minld_tls_save_size"]
+static SAVE_SIZE: AtomicUsize = AtomicUsize::new(512);
+#[export_name = "__minld_tls_use_xsave"]
+static USE_XSAVE: AtomicUsize = AtomicUsize::new(0);
+
+/// The XSAVE components the slow path saves: SSE, AVX and AVX-512 state
+/// (as glibc's lazy-binding trampoline; x87 and AMX are not argument
+/// registers).
+const XSAVE_MASK: u32 = 0xee;
+
+fn init_save_area() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        if !std::is_x86_feature_detected!("xsave") {
+            return; // FXSAVE, 512 bytes
+        }
+        // The standard-format XSAVE area: legacy region and header, then
+        // each component at the offset CPUID leaf 0xD reports.
+        let mut size = 576u32;
+        for comp in 2..8u32 {
+            if XSAVE_MASK & (1 << comp) == 0 {
+                continue;
+            }
+            let r = std::arch::x86_64::__cpuid_count(0xd, comp);
+            if r.eax != 0 {
+                size = size.max(r.ebx + r.eax);
+            }
+        }
+        let size = (size as usize).div_ceil(64) * 64;
+        SAVE_SIZE.store(size, Ordering::Relaxed);
+        USE_XSAVE.store(1, Ordering::Relaxed);
+    });
+}
+
+/// A registered TLS module; unregistering (drop) frees every thread's block.
+#[derive(Debug)]
+pub(crate) struct Module {
+    slot: usize,
+}
+
+impl Module {
+    /// Registers a PT_TLS segment whose initialisation image (already
+    /// relocated by the time any thread touches it) is `file_size` bytes at
+    /// `image`, in a block of `mem_size` bytes aligned to `align`.
+    pub(crate) fn register(
+        image: usize,
+        file_size: usize,
+        mem_size: usize,
+        align: usize,
+    ) -> Option<Module> {
+        let layout = Layout::from_size_align(mem_size.max(1), align.max(1)).ok()?;
+        if file_size > mem_size {
+            return None;
+        }
+        init_save_area();
+        let info = ModuleInfo {
+            image,
+            file_size,
+            layout,
+        };
+        let mut st = state();
+        let slot = match st.modules.iter().position(Option::is_none) {
+            Some(i) => {
+                st.modules[i] = Some(info);
+                i
+            }
+            None => {
+                st.modules.push(Some(info));
+                st.modules.len() - 1
+            }
+        };
+        Some(Module { slot })
+    }
+
+    /// The module id code passes to `__tls_get_addr`.
+    pub(crate) fn id(&self) -> usize {
+        MODID_BASE + self.slot
+    }
+}
+
+impl Drop for Module {
+    fn drop(&mut self) {
+        let mut st = state();
+        let Some(info) = st.modules.get_mut(self.slot).and_then(Option::take) else {
+            return;
+        };
+        for t in &st.threads {
+            // SAFETY: tables in the list are live; their length is only
+            // changed under this lock.
+            unsafe {
+                if (*t.0).len > self.slot {
+                    let p = Table::slot(t.0, self.slot).swap(ptr::null_mut(), Ordering::AcqRel);
+                    if !p.is_null() {
+                        std::alloc::dealloc(p, info.layout);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The address of a block word for `ti` in the calling thread, allocating
+/// the block (and the thread's table) first if needed. Called by the
+/// assembly below when its fast path misses; never unwinds.
+#[export_name = "__minld_tls_slow"]
+extern "C" fn tls_slow(ti: *const TlsIndex) -> *mut u8 {
+    // SAFETY: code compiled for TLS passes a pointer to a GOT pair (or our
+    // own TLSDESC argument), both two readable words.
+    let ti = unsafe { *ti };
+    let slot = ti.module.wrapping_sub(MODID_BASE);
+    let mut st = state();
+    let Some(info) = st.modules.get(slot).copied().flatten() else {
+        drop(st);
+        fatal(format_args!(
+            "thread-local storage of module {:#x} used, but no library minld loaded has it (unloaded?)",
+            ti.module
+        ));
+    };
+    let mut table = current();
+    // SAFETY: `current()` is this thread's table or null; only this thread
+    // replaces it, and other threads only clear slots (under the lock held).
+    let len = if table.is_null() {
+        0
+    } else {
+        unsafe { (*table).len }
+    };
+    if slot >= len {
+        table = grow(&mut st, table, slot + 1);
+    }
+    // SAFETY: slot < len after growing.
+    let cell = unsafe { Table::slot(table, slot) };
+    let mut block = cell.load(Ordering::Acquire);
+    if block.is_null() {
+        // SAFETY: the layout has a non-zero size.
+        block = unsafe { std::alloc::alloc(info.layout) };
+        if block.is_null() {
+            drop(st);
+            fatal(format_args!(
+                "out of memory allocating {} bytes of thread-local storage",
+                info.layout.size()
+            ));
+        }
+        // SAFETY: the block has layout.size() >= file_size bytes; the image
+        // lies in the object's mapped, relocated segments (checked when the
+        // module was registered from its PT_TLS header).
+        unsafe {
+            ptr::copy_nonoverlapping(info.image as *const u8, block, info.file_size);
+            ptr::write_bytes(
+                block.add(info.file_size),
+                0,
+                info.layout.size() - info.file_size,
+            );
+        }
+        cell.store(block, Ordering::Release);
+    }
+    block.wrapping_add(ti.offset)
+}
+
+/// Replaces this thread's table by one with room for `need` modules.
+fn grow(st: &mut State, old: *mut Table, need: usize) -> *mut Table {
+    // SAFETY: `old` is null or this thread's live table.
+    let old_len = if old.is_null() {
+        0
+    } else {
+        unsafe { (*old).len }
+    };
+    let len = need.max(old_len * 2).max(8);
+    let layout = Table::layout(len);
+    // SAFETY: non-zero size; zeroed memory is a valid Table (null blocks).
+    let new = unsafe { std::alloc::alloc_zeroed(layout) } as *mut Table;
+    if new.is_null() {
+        fatal(format_args!("out of memory growing a thread's TLS table"));
+    }
+    // SAFETY: `new` is a fresh allocation of `len` slots; `old` has
+    // `old_len` slots, all moved over before it is freed.
+    unsafe {
+        (*new).len = len;
+        for i in 0..old_len {
+            Table::slot(new, i).store(
+                Table::slot(old, i).load(Ordering::Acquire),
+                Ordering::Release,
+            );
+        }
+    }
+    match st.threads.iter_mut().find(|t| t.0 == old) {
+        Some(t) if !old.is_null() => t.0 = new,
+        _ => st.threads.push(TablePtr(new)),
+    }
+    set_current(new);
+    // SAFETY: the key exists (created below, once); the value is only read
+    // back by `thread_exit`.
+    unsafe { libc::pthread_setspecific(exit_key(), new as *const c_void) };
+    if !old.is_null() {
+        // SAFETY: `old` was allocated by an earlier `grow` with this length
+        // and nothing refers to it any more.
+        unsafe { std::alloc::dealloc(old as *mut u8, Table::layout(old_len)) };
+    }
+    new
+}
+
+/// A pthread key whose destructor frees an exiting thread's blocks. glibc
+/// runs key destructors after the thread's `thread_local` destructors.
+fn exit_key() -> libc::pthread_key_t {
+    static KEY: OnceLock<libc::pthread_key_t> = OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: `thread_exit` has the destructor signature.
+        let rc = unsafe { libc::pthread_key_create(&mut key, Some(thread_exit)) };
+        if rc != 0 {
+            fatal(format_args!("pthread_key_create failed ({rc})"));
+        }
+        key
+    })
+}
+
+unsafe extern "C" fn thread_exit(p: *mut c_void) {
+    let table = p as *mut Table;
+    let mut st = state();
+    st.threads.retain(|t| t.0 != table);
+    // SAFETY: `table` is this thread's table, no longer listed, so no other
+    // thread can reach it; blocks of live modules are freed with their
+    // layouts (blocks of unloaded modules were freed and cleared then).
+    unsafe {
+        let len = (*table).len;
+        for i in 0..len {
+            let b = Table::slot(table, i).swap(ptr::null_mut(), Ordering::AcqRel);
+            if let (false, Some(Some(info))) = (b.is_null(), st.modules.get(i)) {
+                std::alloc::dealloc(b, info.layout);
+            }
+        }
+        if current() == table {
+            set_current(ptr::null_mut());
+        }
+        std::alloc::dealloc(table as *mut u8, Table::layout(len));
+    }
+}
+
+fn fatal(msg: std::fmt::Arguments<'_>) -> ! {
+    eprintln!("minld: {msg}");
+    std::process::abort()
+}
+
+fn current() -> *mut Table {
+    // SAFETY: reads this thread's own TLS word; no other effect.
+    unsafe { __minld_tls_table_get() }
+}
+
+fn set_current(t: *mut Table) {
+    // SAFETY: writes this thread's own TLS word, read only by this thread.
+    unsafe { __minld_tls_table_set(t) }
+}
+
+/// minld's `__tls_get_addr`, bound into the code minld loads.
+pub(crate) fn tls_get_addr() -> usize {
+    __minld_tls_get_addr as *const () as usize
+}
+
+/// TLSDESC resolver for a block at a fixed offset from the thread pointer
+/// (a host module in glibc's static TLS): the argument is the offset.
+pub(crate) fn tlsdesc_static() -> usize {
+    __minld_tlsdesc_static as *const () as usize
+}
+
+/// TLSDESC resolver for a dynamically allocated block: the argument points
+/// at a [`TlsIndex`].
+pub(crate) fn tlsdesc_dynamic() -> usize {
+    __minld_tlsdesc_dynamic as *const () as usize
+}
+
+extern "C" {
+    fn __minld_tls_table_get() -> *mut Table;
+    fn __minld_tls_table_set(t: *mut Table);
+    fn __minld_tls_get_addr();
+    fn __minld_tlsdesc_static();
+    fn __minld_tlsdesc_dynamic();
+}
+
+// The per-thread table word, and the entry points loaded code calls. The
+// fast paths (a module of minld's whose block this thread already has)
+// read the table without locking or calling; everything else goes to
+// `__minld_tls_slow` (minld's modules) or glibc's `__tls_get_addr` (glibc's
+// modules).
+//
+// __tls_get_addr follows the normal calling convention, but gcc has called
+// it with a misaligned stack, so the slow path realigns (as glibc does).
+// A TLSDESC resolver must preserve every register but %rax (the address of
+// the descriptor on entry; the offset from the thread pointer on return):
+// its slow path saves the integer argument and scratch registers and the
+// vector state (XSAVE, or FXSAVE where the CPU lacks it) around the call.
+std::arch::global_asm!(
+    r#"
+    .pushsection .tbss,"awT",@nobits
+    .p2align 3
+    .globl __minld_tls_table
+    .hidden __minld_tls_table
+    .type __minld_tls_table,@object
+    .size __minld_tls_table,8
+__minld_tls_table:
+    .zero 8
+    .popsection
+
+    .text
+    .p2align 4
+    .globl __minld_tls_table_get
+    .hidden __minld_tls_table_get
+    .type __minld_tls_table_get,@function
+__minld_tls_table_get:
+    movq __minld_tls_table@gottpoff(%rip), %rax
+    movq %fs:(%rax), %rax
+    ret
+    .size __minld_tls_table_get, .-__minld_tls_table_get
+
+    .p2align 4
+    .globl __minld_tls_table_set
+    .hidden __minld_tls_table_set
+    .type __minld_tls_table_set,@function
+__minld_tls_table_set:
+    movq __minld_tls_table@gottpoff(%rip), %rax
+    movq %rdi, %fs:(%rax)
+    ret
+    .size __minld_tls_table_set, .-__minld_tls_table_set
+
+    .p2align 4
+    .globl __minld_tls_get_addr
+    .hidden __minld_tls_get_addr
+    .type __minld_tls_get_addr,@function
+__minld_tls_get_addr:
+    movq (%rdi), %rax
+    movabsq ${base}, %rcx
+    subq %rcx, %rax
+    jb 1f
+    movq __minld_tls_table@gottpoff(%rip), %rcx
+    movq %fs:(%rcx), %rcx
+    testq %rcx, %rcx
+    jz 2f
+    cmpq (%rcx), %rax
+    jae 2f
+    movq 8(%rcx,%rax,8), %rax
+    testq %rax, %rax
+    jz 2f
+    addq 8(%rdi), %rax
+    ret
+1:
+    jmp __tls_get_addr@PLT
+2:
+    pushq %rbp
+    movq %rsp, %rbp
+    andq $-16, %rsp
+    call __minld_tls_slow@PLT
+    movq %rbp, %rsp
+    popq %rbp
+    ret
+    .size __minld_tls_get_addr, .-__minld_tls_get_addr
+
+    .p2align 4
+    .globl __minld_tlsdesc_static
+    .hidden __minld_tlsdesc_static
+    .type __minld_tlsdesc_static,@function
+__minld_tlsdesc_static:
+    movq 8(%rax), %rax
+    ret
+    .size __minld_tlsdesc_static, .-__minld_tlsdesc_static
+
+    .p2align 4
+    .globl __minld_tlsdesc_dynamic
+    .hidden __minld_tlsdesc_dynamic
+    .type __minld_tlsdesc_dynamic,@function
+__minld_tlsdesc_dynamic:
+    pushq %rdi
+    pushq %rcx
+    movq 8(%rax), %rdi
+    movq (%rdi), %rax
+    movabsq ${base}, %rcx
+    subq %rcx, %rax
+    jb 3f
+    movq __minld_tls_table@gottpoff(%rip), %rcx
+    movq %fs:(%rcx), %rcx
+    testq %rcx, %rcx
+    jz 3f
+    cmpq (%rcx), %rax
+    jae 3f
+    movq 8(%rcx,%rax,8), %rax
+    testq %rax, %rax
+    jz 3f
+    addq 8(%rdi), %rax
+    subq %fs:0, %rax
+    popq %rcx
+    popq %rdi
+    ret
+3:
+    pushq %rbp
+    movq %rsp, %rbp
+    pushq %rsi
+    pushq %rdx
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    andq $-64, %rsp
+    subq __minld_tls_save_size(%rip), %rsp
+    cmpq $0, __minld_tls_use_xsave(%rip)
+    je 4f
+    movl ${mask}, %eax
+    xorl %edx, %edx
+    movq $0, 512(%rsp)
+    movq $0, 520(%rsp)
+    movq $0, 528(%rsp)
+    movq $0, 536(%rsp)
+    movq $0, 544(%rsp)
+    movq $0, 552(%rsp)
+    movq $0, 560(%rsp)
+    movq $0, 568(%rsp)
+    xsave (%rsp)
+    jmp 5f
+4:
+    fxsave (%rsp)
+5:
+    call __minld_tls_get_addr
+    movq %rax, %rdi
+    cmpq $0, __minld_tls_use_xsave(%rip)
+    je 6f
+    movl ${mask}, %eax
+    xorl %edx, %edx
+    xrstor (%rsp)
+    jmp 7f
+6:
+    fxrstor (%rsp)
+7:
+    movq %rdi, %rax
+    subq %fs:0, %rax
+    leaq -48(%rbp), %rsp
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rdx
+    popq %rsi
+    popq %rbp
+    popq %rcx
+    popq %rdi
+    ret
+    .size __minld_tlsdesc_dynamic, .-__minld_tlsdesc_dynamic
+"#,
+    base = const MODID_BASE,
+    mask = const XSAVE_MASK,
+    options(att_syntax)
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_are_per_thread_initialised_and_freed_at_unload() {
+        let image: &'static [u8] = &[1, 2, 3, 4];
+        let m = Module::register(image.as_ptr() as usize, 4, 64, 32).unwrap();
+        let ti = TlsIndex {
+            module: m.id(),
+            offset: 2,
+        };
+        let here = tls_slow(&ti) as usize;
+        assert_eq!((here - 2) % 32, 0, "block alignment");
+        // SAFETY: the block has 64 bytes: the image, then zeroes.
+        unsafe {
+            assert_eq!(*(here as *const u8), 3);
+            assert_eq!(*((here + 10) as *const u8), 0);
+        }
+        // SAFETY: minld's __tls_get_addr takes a TlsIndex pointer and
+        // returns the address, like glibc's.
+        let get: extern "C" fn(*const TlsIndex) -> usize =
+            unsafe { std::mem::transmute(tls_get_addr()) };
+        assert_eq!(get(&ti), here, "fast path: same thread, same block");
+        let there = std::thread::spawn(move || get(&ti)).join().unwrap();
+        assert_ne!(there, here, "another thread gets its own block");
+        let slot = m.id() - MODID_BASE;
+        drop(m);
+        // SAFETY: this thread's table exists (it has a block) and is long
+        // enough for the slot.
+        let cleared = unsafe { Table::slot(current(), slot).load(Ordering::Acquire) };
+        assert!(cleared.is_null(), "unloading frees every thread's block");
+    }
+}
