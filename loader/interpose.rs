@@ -20,6 +20,8 @@ use crate::tls;
 
 /// glibc's `__cxa_thread_atexit_impl`, once some object bound it.
 static NEXT_THREAD_ATEXIT: AtomicUsize = AtomicUsize::new(0);
+/// The host libstdc++'s `__cxa_thread_atexit`, once some object bound it.
+static NEXT_CXA_THREAD_ATEXIT: AtomicUsize = AtomicUsize::new(0);
 /// glibc's `_dl_find_object`, once some object bound it.
 static NEXT_FIND_OBJECT: AtomicUsize = AtomicUsize::new(0);
 
@@ -31,6 +33,10 @@ pub(crate) fn replacement(name: &[u8], host_value: usize) -> Option<usize> {
         b"__cxa_thread_atexit_impl" => {
             NEXT_THREAD_ATEXIT.store(host_value, Ordering::Release);
             Some(thread_atexit as *const () as usize)
+        }
+        b"__cxa_thread_atexit" => {
+            NEXT_CXA_THREAD_ATEXIT.store(host_value, Ordering::Release);
+            Some(cxa_thread_atexit as *const () as usize)
         }
         b"_dl_find_object" => {
             NEXT_FIND_OBJECT.store(host_value, Ordering::Release);
@@ -57,9 +63,33 @@ struct ThreadDtor {
 /// loaded until the destructor has run; for one of minld's libraries minld
 /// does the same by registering a trampoline that holds a reference.
 unsafe extern "C" fn thread_atexit(func: Dtor, arg: *mut c_void, dso: *mut c_void) -> c_int {
-    let next = NEXT_THREAD_ATEXIT.load(Ordering::Acquire);
+    // SAFETY: passed on unchanged from loaded code's own call.
+    unsafe { keep_until_run(&NEXT_THREAD_ATEXIT, func, arg, dso) }
+}
+
+/// The same for a host libstdc++'s `__cxa_thread_atexit`, which code minld
+/// loads calls directly when the process already has libstdc++ (it then
+/// reaches glibc's `__cxa_thread_atexit_impl` without passing through
+/// minld).
+unsafe extern "C" fn cxa_thread_atexit(func: Dtor, arg: *mut c_void, dso: *mut c_void) -> c_int {
+    // SAFETY: passed on unchanged from loaded code's own call.
+    unsafe { keep_until_run(&NEXT_CXA_THREAD_ATEXIT, func, arg, dso) }
+}
+
+/// Registers `func(arg)` with the host function in `next`, wrapped so that
+/// the object containing `dso` stays loaded until it has run.
+///
+/// # Safety
+/// The arguments of a `__cxa_thread_atexit(_impl)` call; `next` was set.
+unsafe fn keep_until_run(
+    next: &AtomicUsize,
+    func: Dtor,
+    arg: *mut c_void,
+    dso: *mut c_void,
+) -> c_int {
+    let next = next.load(Ordering::Acquire);
     // SAFETY: set from the host's definition before any object could bind
-    // (and so call) this function.
+    // (and so call) the function that calls this.
     let next: ThreadAtexit = unsafe { std::mem::transmute(next) };
     match live::object_at(dso as usize) {
         Some(object) => {

@@ -28,7 +28,7 @@ use crate::search::{self, Found, Opened, Requester};
 use crate::symbols::{Symbols, Version};
 use crate::sys::Sys;
 use crate::validate;
-use crate::{tls, unwind};
+use crate::{gdb, tls, unwind};
 
 /// The options of one load (from [`crate::Loader`]).
 #[derive(Debug, Clone)]
@@ -250,9 +250,15 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
         }
     }
     reg.by_file.retain(|_, w| w.strong_count() > 0);
-    // Unwind tables are findable before any of the objects' code runs:
-    // a constructor may throw and catch.
+    // Unwind tables are findable, and debuggers know the objects, before
+    // any of their code runs: a constructor may throw and catch, and a
+    // breakpoint may be waiting in one.
     for o in &new {
+        if let Some(d) = o.image.phdr(ph::PT_DYNAMIC) {
+            if let Some(e) = gdb::add(&o.path, o.image.bias.0, o.image.bias.at(d.p_vaddr)) {
+                let _ = o.debugger.set(e);
+            }
+        }
         if o.eh_frame_hdr != 0 {
             if let Some(start) = unwind::eh_frame_start(&o.image, o.eh_frame_hdr) {
                 if let Some(r) = unwind::register(&reg.host, start) {
@@ -488,6 +494,7 @@ fn object_for(sys: &Sys, reg: &Registry, opened: Opened) -> Result<(Arc<Object>,
         tlsdesc: Default::default(),
         eh_frame_hdr,
         unwind: OnceLock::new(),
+        debugger: OnceLock::new(),
     });
     live::insert(start, end, eh_frame_hdr, Arc::downgrade(&object));
     Ok((object, true))

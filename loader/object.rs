@@ -11,7 +11,7 @@ use crate::init;
 use crate::live;
 use crate::map::MappedImage;
 use crate::symbols::{Symbols, Version, VersionNeed};
-use crate::{tls, unwind};
+use crate::{gdb, tls, unwind};
 
 /// An object minld mapped. Dropping the last reference runs its fini
 /// functions (if its init functions ran) and unmaps it; its dependencies are
@@ -39,6 +39,8 @@ pub(crate) struct Object {
     pub(crate) eh_frame_hdr: usize,
     /// Its .eh_frame registered with the host's unwinder.
     pub(crate) unwind: OnceLock<unwind::Registration>,
+    /// Its entry in the debugger's list (see `gdb`).
+    pub(crate) debugger: OnceLock<gdb::Entry>,
 }
 
 /// A dependency: an object of minld's, or one of the host's.
@@ -104,8 +106,9 @@ impl Drop for Object {
             init::run_fini(self);
         }
         // Undo, in reverse, what made the object known to the process:
-        // the unwinder's registration, every thread's TLS block, the
+        // the debugger's entry, the unwinder's registration, every thread's TLS block, the
         // address index; then unmap.
+        drop(self.debugger.take());
         drop(self.unwind.take());
         drop(self.tls.take());
         live::remove(self.image.start);
