@@ -127,6 +127,27 @@ pub(crate) fn thread_pointer() -> usize {
     tp
 }
 
+/// The size of glibc's static TLS area, from ld.so's
+/// `_dl_get_tls_static_info` (GLIBC_PRIVATE; 0 if it cannot be asked, and
+/// then no host block is taken for static).
+fn static_tls_size() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        // SAFETY: dlsym with a NUL-terminated name; no other effect.
+        let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_get_tls_static_info".as_ptr()) };
+        if f.is_null() {
+            return 0;
+        }
+        let (mut size, mut align) = (0usize, 0usize);
+        // SAFETY: glibc's `void _dl_get_tls_static_info(size_t *, size_t *)`.
+        unsafe {
+            let f: extern "C" fn(*mut usize, *mut usize) = std::mem::transmute(f);
+            f(&mut size, &mut align);
+        }
+        size
+    })
+}
+
 impl HostObjects {
     /// Brings the list up to date when glibc loaded or unloaded something.
     pub(crate) fn refresh(&mut self) {
@@ -206,7 +227,11 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
         .soname
         .clone()
         .unwrap_or_else(|| name.rsplit('/').next().unwrap_or(name).to_string());
-    let tls_offset = (r.tls_data != 0).then(|| r.tls_data as isize - tp as isize);
+    // A block in glibc's static TLS area (which ends at the thread pointer)
+    // is at the same offset in every thread; one allocated later for a
+    // module dlopen'ed after startup is not.
+    let tls_offset = Some(r.tls_data as isize - tp as isize)
+        .filter(|&o| r.tls_data != 0 && o < 0 && o.unsigned_abs() <= static_tls_size());
     Some(HostObject {
         path,
         soname,
