@@ -8,6 +8,9 @@
 //!   raise a count; its "first load" is timed once per loader instead.
 //! - lookup: `Library::get` against `dlsym` on a handle, for a symbol that
 //!   exists and one that does not.
+//! - tls: a call that increments a `__thread` counter of test-libs' libtls.so
+//!   (general dynamic: one `__tls_get_addr` per call), the library loaded by
+//!   minld (minld's `__tls_get_addr`) and by glibc (glibc's).
 
 use std::ffi::{c_void, CString};
 use std::hint::black_box;
@@ -78,6 +81,22 @@ fn lookup(c: &mut Criterion) {
     g.finish();
 }
 
+fn tls(c: &mut Criterion) {
+    let path = format!("{}/libtls.so", env!("MINLD_TEST_LIBS"));
+    // SAFETY: a test library of ours.
+    let lib = unsafe { Library::open(&path) }.unwrap();
+    // SAFETY: int tls_bump(void).
+    let ours = *unsafe { lib.get::<extern "C" fn() -> i32>("tls_bump") }.unwrap();
+    let h = glibc_open(&path);
+    // SAFETY: dlsym on a live handle; the symbol is `int tls_bump(void)`.
+    let theirs: extern "C" fn() -> i32 =
+        unsafe { std::mem::transmute(libc::dlsym(h, c"tls_bump".as_ptr())) };
+    let mut g = c.benchmark_group("tls");
+    g.bench_function("general-dynamic/minld", |b| b.iter(|| black_box(ours())));
+    g.bench_function("general-dynamic/glibc", |b| b.iter(|| black_box(theirs())));
+    g.finish();
+}
+
 /// libcrypto is never unloaded by either loader: time its first load once.
 fn first_load_of_libcrypto(_c: &mut Criterion) {
     let path = "/lib/x86_64-linux-gnu/libcrypto.so.3";
@@ -98,5 +117,5 @@ fn first_load_of_libcrypto(_c: &mut Criterion) {
     unsafe { libc::dlclose(h) };
 }
 
-criterion_group!(benches, load_unload, lookup, first_load_of_libcrypto);
+criterion_group!(benches, load_unload, lookup, tls, first_load_of_libcrypto);
 criterion_main!(benches);
