@@ -211,6 +211,44 @@ const ARTIFACTS: &[Artifact] = &[
         sources: &["tls.c"],
         ..LIB
     },
+    // The library's own TLS block, every model and section: general dynamic
+    // (DTPMOD64/DTPOFF64 against exported symbols), local dynamic (DTPMOD64
+    // without a symbol), .tdata, .tbss, 64- and 128-byte alignment, 64 KiB
+    // of .tbss.
+    Artifact {
+        name: "libtls_models.so",
+        sources: &["tls_models.c"],
+        ..LIB
+    },
+    // The same source through TLS descriptors: R_X86_64_TLSDESC in
+    // DT_JMPREL, DT_TLSDESC_PLT/GOT.
+    Artifact {
+        name: "libtls_desc.so",
+        sources: &["tls_models.c"],
+        flags: &["-mtls-dialect=gnu2"],
+        ..LIB
+    },
+    // TLS of a dependency: libtls_user's DTPMOD64/DTPOFF64 against
+    // libtls_owner's exported __thread variables.
+    Artifact {
+        name: "libtls_owner.so",
+        sources: &["tls_owner.c"],
+        ..LIB
+    },
+    Artifact {
+        name: "libtls_user.so",
+        sources: &["tls_user.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libtls_owner.so"],
+        ..LIB
+    },
+    // Initial-exec TLS on its own variable: TPOFF64 against tls_ie_var and
+    // DF_STATIC_TLS; minld refuses it.
+    Artifact {
+        name: "libtls_ie.so",
+        sources: &["tls_ie.c"],
+        ..LIB
+    },
     // DT_TEXTREL: a dynamic relocation inside .text.
     Artifact {
         name: "libtextrel.so",
@@ -254,6 +292,44 @@ const ARTIFACTS: &[Artifact] = &[
         name: "libcxx_basic.so",
         kind: Kind::CxxShared,
         sources: &["cxx_basic.cpp"],
+        ..LIB
+    },
+    // C++ exceptions between two loaded libraries: libcxx_thrower throws
+    // (MinldError's typeinfo lives there, see cxx_exc.h), libcxx_catcher
+    // catches by type, directly and through a callback the host hands over.
+    Artifact {
+        name: "libcxx_thrower.so",
+        kind: Kind::CxxShared,
+        sources: &["cxx_thrower.cpp"],
+        ..LIB
+    },
+    Artifact {
+        name: "libcxx_catcher.so",
+        kind: Kind::CxxShared,
+        sources: &["cxx_catcher.cpp"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libcxx_thrower.so"],
+        ..LIB
+    },
+    // C++ globals: constructors at load, destructors at unload in reverse.
+    Artifact {
+        name: "libcxx_globals.so",
+        kind: Kind::CxxShared,
+        sources: &["cxx_globals.cpp"],
+        ..LIB
+    },
+    // A thread_local with a destructor (__cxa_thread_atexit).
+    Artifact {
+        name: "libcxx_tls_dtor.so",
+        kind: Kind::CxxShared,
+        sources: &["cxx_tls_dtor.cpp"],
+        ..LIB
+    },
+    // Exceptions thrown inside libstdc++, for a private libstdc++ copy.
+    Artifact {
+        name: "libcxx_private.so",
+        kind: Kind::CxxShared,
+        sources: &["cxx_private.cpp"],
         ..LIB
     },
 ];
