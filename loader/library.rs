@@ -48,6 +48,7 @@ impl Loader {
                 bind_now: true,
                 reuse_host: true,
                 allow_textrel: false,
+                run_code: true,
             },
         }
     }
@@ -111,6 +112,27 @@ impl Loader {
                 loader: self.clone(),
             }),
         })
+    }
+
+    /// Loads a library and what it needs and links them (relocations,
+    /// symbol bindings, versions, TLS relocations) without running any of
+    /// their code: no init or fini functions, no ifunc resolvers (an
+    /// ifunc's slot points at a function that aborts with a message). For
+    /// inspecting a library and for fuzzing the loader: every table is
+    /// read through bounds checks, every relocation writes only inside its
+    /// own object's writable segments.
+    ///
+    /// The objects it maps are private to the returned handle: a later
+    /// [`Loader::open`] of the same file maps its own copy. Dependencies the
+    /// process already has are bound, as by `open`. Calling a function of
+    /// the result is undefined behaviour unless you know it needs neither
+    /// initialisation nor an ifunc.
+    pub fn link(&self, name: impl AsRef<OsStr>) -> Result<Library, Error> {
+        let mut opts = self.clone();
+        opts.opts.run_code = false;
+        // SAFETY: with run_code false no code of the loaded objects runs
+        // (only the host's own, already running, ifunc resolvers).
+        unsafe { opts.open(name) }
     }
 
     /// Validates and maps a file without linking it: no relocation, no

@@ -38,6 +38,9 @@ pub(crate) struct Options {
     pub(crate) bind_now: bool,
     pub(crate) reuse_host: bool,
     pub(crate) allow_textrel: bool,
+    /// Run the objects' code (init functions, ifunc resolvers). Without it
+    /// a load links only: for inspection and fuzzing (`Loader::link`).
+    pub(crate) run_code: bool,
 }
 
 /// What minld knows across loads: the host's objects, its own objects by
@@ -239,6 +242,13 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
         .iter()
         .map(|o| init::init_functions(o).map(|f| (o.clone(), f)))
         .collect::<Result<_, _>>()?;
+    if !opts.run_code {
+        // Linked only: nothing ran, nothing is shared. These objects stay
+        // out of the registry (a later open maps its own copy), their
+        // unique symbols are not the process's, and neither the unwinder
+        // nor the debugger hears of them (their tables are not trusted).
+        return Ok(LoadSet { scope, as_needed });
+    }
     reg.uniques = uniques;
     for o in &new {
         reg.by_file.insert(o.dev_ino, Arc::downgrade(o));
@@ -297,6 +307,7 @@ fn relocate_all(
             uniques,
             allow_textrel: opts.allow_textrel,
             lazy: !opts.bind_now && !o.dynamic.bind_now(),
+            run_code: opts.run_code,
         };
         let stats = reloc::relocate(o, &mut cx)?;
         o.image.protect_relro()?;
@@ -399,10 +410,12 @@ fn object_for(sys: &Sys, reg: &Registry, opened: Opened) -> Result<(Arc<Object>,
     }
     let image = map::map_segments(sys, &fd, &headers)?;
     drop(fd);
+    // The tables are read only from readable segments.
     let mem = Memory::new(
         image
             .segments
             .iter()
+            .filter(|s| s.prot.read())
             .map(|s| (s.addr, s.addr + s.mem_size as usize))
             .collect(),
     );
@@ -464,7 +477,7 @@ fn object_for(sys: &Sys, reg: &Registry, opened: Opened) -> Result<(Arc<Object>,
     let eh_frame_hdr = image
         .phdr(ph::PT_GNU_EH_FRAME)
         .map(|e| image.bias.at(e.p_vaddr))
-        .filter(|&a| image.contains(a, 12))
+        .filter(|&a| image.readable(a, 12))
         .unwrap_or(0);
     let soname = d.soname.clone().unwrap_or_else(|| {
         path.file_name()

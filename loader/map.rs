@@ -474,6 +474,18 @@ impl MappedImage {
             .any(|s| addr >= s.addr && end <= s.addr + s.mem_size as usize)
     }
 
+    /// Whether a real address range lies inside one readable segment (a
+    /// segment without PF_R may really be unreadable: with protection keys,
+    /// Linux makes PROT_EXEC-only memory execute-only).
+    pub(crate) fn readable(&self, addr: usize, len: usize) -> bool {
+        let Some(end) = addr.checked_add(len) else {
+            return false;
+        };
+        self.segments
+            .iter()
+            .any(|s| s.prot.read() && addr >= s.addr && end <= s.addr + s.mem_size as usize)
+    }
+
     /// Whether a real address range lies inside a writable segment or the
     /// RELRO region (which is writable until relocation ends).
     pub(crate) fn writable(&self, addr: usize, len: usize) -> bool {
@@ -501,6 +513,15 @@ impl MappedImage {
         let Some(relro) = self.phdr(ph::PT_GNU_RELRO) else {
             return Ok(());
         };
+        if !self.writable(self.bias.at(relro.p_vaddr), relro.p_memsz as usize) {
+            return Err(Error::segments(
+                &self.path,
+                format!(
+                    "PT_GNU_RELRO at p_vaddr {:#x} (p_memsz {:#x}) is not inside a writable segment",
+                    relro.p_vaddr, relro.p_memsz
+                ),
+            ));
+        }
         let page = page_size();
         let start = self.bias.at(relro.p_vaddr) & !(page - 1);
         let end = self.bias.at(relro.p_vaddr + relro.p_memsz) & !(page - 1);
@@ -513,8 +534,10 @@ impl MappedImage {
                     relro.p_vaddr + relro.p_memsz
                 )
             };
-            // SAFETY: the range lies inside this object's data segment and
-            // relocation, the only writer of RELRO, has finished.
+            // SAFETY: the range lies inside one of this object's writable
+            // segments (checked above; rounding down only moves the start
+            // back into the same page of it) and relocation, the only
+            // writer of RELRO, has finished.
             unsafe { self.sys.mprotect(start, end - start, libc::PROT_READ, note) }
                 .map_err(|e| Error::io(&self.path, "mprotect of RELRO", e))?;
         }

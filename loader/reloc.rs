@@ -128,6 +128,9 @@ pub(crate) struct Context<'a> {
     /// Lazy binding requested: an undefined function reached only through
     /// the PLT does not fail the load (it aborts with a message if called).
     pub(crate) lazy: bool,
+    /// Run the object's ifunc resolvers; without, their slots point at a
+    /// function that aborts with a message (`Loader::link`).
+    pub(crate) run_code: bool,
 }
 
 /// Applies all relocations of `obj`.
@@ -157,7 +160,11 @@ pub(crate) fn relocate(obj: &Object, cx: &mut Context<'_>) -> Result<RelocStats,
     }
     // IRELATIVE and own ifuncs last: their resolvers run now.
     for (addr, resolver, addend) in std::mem::take(&mut pass.deferred) {
-        let value = call_resolver(resolver).wrapping_add(addend as usize);
+        let value = if cx.run_code {
+            call_resolver(resolver).wrapping_add(addend as usize)
+        } else {
+            unresolved_ifunc as *const () as usize
+        };
         pass.write64(addr, value as u64);
         stats.irelative += 1;
     }
@@ -640,6 +647,12 @@ impl Pass<'_> {
         }
         Ok(def)
     }
+}
+
+/// Where an ifunc of an object linked without running its code points.
+extern "C" fn unresolved_ifunc() -> ! {
+    eprintln!("minld: called an ifunc of a library linked without running its code (Loader::link)");
+    std::process::abort()
 }
 
 /// Where a lazily bound function that does not exist points: calling it is a

@@ -28,7 +28,7 @@ pub(crate) struct Registration {
 /// The start of `.eh_frame`, read from the `.eh_frame_hdr` at `hdr`: its
 /// second word is an encoded pointer (`DW_EH_PE_*`) to the section.
 pub(crate) fn eh_frame_start(image: &MappedImage, hdr: usize) -> Option<usize> {
-    if !image.contains(hdr, 12) {
+    if !image.readable(hdr, 12) {
         return None;
     }
     // SAFETY: the 12 bytes at `hdr` are inside the mapped image (checked).
@@ -56,7 +56,7 @@ pub(crate) fn eh_frame_start(image: &MappedImage, hdr: usize) -> Option<usize> {
         0x30 => hdr.wrapping_add(value),       // datarel: from the header
         _ => return None,
     };
-    image.contains(addr, 4).then_some(addr)
+    image.readable(addr, 4).then_some(addr)
 }
 
 /// Registers the `.eh_frame` at `eh_frame` with the host's libgcc_s, when

@@ -269,6 +269,14 @@ fn flags_str(f: u32) -> String {
 }
 
 /// Checks the program headers against each other and against the file size.
+/// The largest PT_LOAD alignment minld honours (glibc has none; the
+/// largest huge page is 1 GiB).
+const MAX_SEGMENT_ALIGN: u64 = 1 << 30;
+
+/// The largest TLS block minld allocates per thread (glibc has no limit;
+/// a block this size in every thread is already absurd).
+const MAX_TLS_BLOCK: u64 = 1 << 30;
+
 pub(crate) fn check_program_headers(
     path: &Path,
     phdrs: &[ProgramHeader],
@@ -318,6 +326,13 @@ pub(crate) fn check_program_headers(
                 p.p_align
             )));
         }
+        if p.p_align > MAX_SEGMENT_ALIGN {
+            return Err(bad(format!(
+                "p_align {:#x} is larger than minld's limit ({MAX_SEGMENT_ALIGN:#x}): \
+                 the reservation would be p_align bytes larger than the image",
+                p.p_align
+            )));
+        }
         if p.p_vaddr % page != p.p_offset % page {
             return Err(bad(format!(
                 "p_vaddr {:#x} and p_offset {:#x} are not congruent modulo the page size ({page:#x})",
@@ -355,6 +370,69 @@ pub(crate) fn check_program_headers(
             format!(
                 "PT_DYNAMIC at p_vaddr {:#x} (p_memsz {:#x}) lies outside every PT_LOAD segment's file data",
                 dynamic.p_vaddr, dynamic.p_memsz
+            ),
+        ));
+    }
+    // Segments minld acts on besides PT_LOAD must lie inside one: RELRO is
+    // made read-only with mprotect (outside a writable segment that would
+    // change the protections of other memory, or take exec rights from
+    // code), TLS initialisation images are copied from the file's data.
+    let within = |p: &ProgramHeader, file_data: bool, flag: u32| {
+        let size = if file_data { p.p_filesz } else { p.p_memsz };
+        phdrs.iter().any(|l| {
+            l.p_type == ph::PT_LOAD
+                && l.p_flags & flag != 0
+                && p.p_vaddr >= l.p_vaddr
+                && p.p_vaddr.checked_add(size).is_some_and(|e| {
+                    e <= l.p_vaddr + if file_data { l.p_filesz } else { l.p_memsz }
+                })
+        })
+    };
+    for p in phdrs {
+        let what = match p.p_type {
+            ph::PT_GNU_RELRO if !within(p, false, ph::PF_W) => "PT_GNU_RELRO",
+            ph::PT_TLS if p.p_filesz > p.p_memsz => {
+                return Err(Error::segments(
+                    path,
+                    format!(
+                        "PT_TLS: p_filesz {:#x} is larger than p_memsz {:#x}",
+                        p.p_filesz, p.p_memsz
+                    ),
+                ))
+            }
+            ph::PT_TLS if p.p_align > 1 && !p.p_align.is_power_of_two() => {
+                return Err(Error::segments(
+                    path,
+                    format!("PT_TLS: p_align {:#x} is not a power of two", p.p_align),
+                ))
+            }
+            ph::PT_TLS if p.p_memsz > MAX_TLS_BLOCK => {
+                return Err(Error::segments(
+                    path,
+                    format!(
+                        "PT_TLS: p_memsz {:#x} is larger than minld's limit for a TLS block ({MAX_TLS_BLOCK:#x})",
+                        p.p_memsz
+                    ),
+                ))
+            }
+            ph::PT_TLS if !within(p, true, ph::PF_R) => "PT_TLS (its initialisation image)",
+            _ => continue,
+        };
+        let (size, which) = if p.p_type == ph::PT_TLS {
+            (p.p_filesz, "p_filesz")
+        } else {
+            (p.p_memsz, "p_memsz")
+        };
+        return Err(Error::segments(
+            path,
+            format!(
+                "{what} at p_vaddr {:#x} ({which} {size:#x}) is not inside a {} PT_LOAD segment",
+                p.p_vaddr,
+                if p.p_type == ph::PT_GNU_RELRO {
+                    "writable"
+                } else {
+                    "readable"
+                }
             ),
         ));
     }

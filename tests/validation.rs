@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
 use goblin::elf::program_header::{
-    ProgramHeader, PF_X, PT_DYNAMIC, PT_GNU_RELRO, PT_GNU_STACK, PT_LOAD, PT_NULL,
+    ProgramHeader, PF_X, PT_DYNAMIC, PT_GNU_RELRO, PT_GNU_STACK, PT_LOAD, PT_NULL, PT_TLS,
 };
 use minld::{Error, Loader};
 
@@ -713,6 +713,85 @@ fn pt_load_align_not_power_of_two() {
         "p_align 0x3000",
         "not a power of two",
     ]);
+}
+
+#[test]
+fn pt_load_align_beyond_the_limit() {
+    let _lock = serial();
+    let mut img = Image::libz();
+    let i = img.indices(PT_LOAD)[0];
+    img.set_ph_u64(i, P_ALIGN, 1 << 40);
+    let r = reject("pt_load_align_beyond_the_limit", &img.bytes);
+    r.bad_segments(&[
+        &format!("PT_LOAD segment {i}"),
+        "p_align 0x10000000000",
+        "limit",
+    ]);
+}
+
+#[test]
+fn relro_outside_every_writable_segment() {
+    let _lock = serial();
+    // mprotect(PROT_READ) of that range would take exec rights from code.
+    let mut img = Image::libz();
+    let i = img.index(PT_GNU_RELRO);
+    img.set_ph_u64(i, P_VADDR, 0x3000);
+    let r = reject("relro_outside_every_writable_segment", &img.bytes);
+    r.bad_segments(&[
+        "PT_GNU_RELRO at p_vaddr 0x3000",
+        "not inside a writable PT_LOAD",
+    ]);
+}
+
+#[test]
+fn tls_segment_checks() {
+    let _lock = serial();
+    let path = concat!(env!("MINLD_TEST_LIBS"), "/libtls.so");
+    let orig = Image::read(path);
+    let i = orig.index(PT_TLS);
+
+    let mut img = Image::read(path);
+    img.set_ph_u64(i, P_FILESZ, orig.phdrs[i].p_memsz + 8);
+    let r = reject("tls_filesz_above_memsz", &img.bytes);
+    r.bad_segments(&["PT_TLS: p_filesz", "larger than p_memsz"]);
+
+    let mut img = Image::read(path);
+    img.set_ph_u64(i, P_ALIGN, 24);
+    let r = reject("tls_align", &img.bytes);
+    r.bad_segments(&["PT_TLS: p_align 0x18 is not a power of two"]);
+
+    let mut img = Image::read(path);
+    img.set_ph_u64(i, P_MEMSZ, 1 << 40);
+    let r = reject("tls_huge", &img.bytes);
+    r.bad_segments(&["PT_TLS: p_memsz 0x10000000000", "limit"]);
+
+    let mut img = Image::read(path);
+    img.set_ph_u64(i, P_VADDR, 0x7fff_0000);
+    let r = reject("tls_image_outside", &img.bytes);
+    r.bad_segments(&[
+        "PT_TLS (its initialisation image)",
+        "not inside a readable PT_LOAD",
+    ]);
+}
+
+#[test]
+fn tables_in_an_unreadable_segment_are_not_read() {
+    let _lock = serial();
+    // libz's symbol and string tables are in its first segment; without
+    // PF_R it may really be unreadable, so minld must not read them there.
+    let mut img = Image::libz();
+    let i = img.indices(PT_LOAD)[0];
+    img.set_ph_u32(i, P_FLAGS, 0);
+    let scratch = Scratch::new("tables_in_an_unreadable_segment");
+    let path = scratch.file("libpatched.so", &img.bytes);
+    let err = match Loader::new().link(&path) {
+        Ok(l) => panic!("linked at {:#x}", l.base()),
+        Err(e) => e,
+    };
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(matches!(err, Error::BadDynamic { .. }), "{err:?}");
+    assert!(maps_naming(&path).is_empty(), "left mapped after: {msg}");
 }
 
 #[test]
