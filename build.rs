@@ -134,6 +134,42 @@ const ARTIFACTS: &[Artifact] = &[
         deps: &["libchain_b.so"],
         ..LIB
     },
+    // Faults: a chain whose third library has an undefined symbol
+    // (fault_a -> fault/fault_b -> fault/fault_c, fault_b also on libbasic).
+    Artifact {
+        name: "libfault_c.so",
+        sources: &["fault_c.c"],
+        dir: Dir::Sub("fault"),
+        ..LIB
+    },
+    Artifact {
+        name: "libfault_b.so",
+        sources: &["fault_b.c"],
+        dir: Dir::Sub("fault"),
+        flags: &["-Wl,--enable-new-dtags,-rpath,$ORIGIN:$ORIGIN/.."],
+        deps: &["libfault_c.so", "libbasic.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libfault_a.so",
+        sources: &["fault_a.c"],
+        flags: &["-Wl,--enable-new-dtags,-rpath,$ORIGIN/fault:$ORIGIN"],
+        deps: &["libfault_b.so"],
+        ..LIB
+    },
+    // An init array entry outside the code, beside real constructors.
+    Artifact {
+        name: "libbad_init_dep.so",
+        sources: &["bad_init_dep.c"],
+        ..LIB
+    },
+    Artifact {
+        name: "libbad_init.so",
+        sources: &["bad_init.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libbad_init_dep.so"],
+        ..LIB
+    },
     // Symbol versioning: VERDEF in libversioned, VERNEED in libversioned_user.
     Artifact {
         name: "libversioned.so",

@@ -46,6 +46,8 @@ pub(crate) struct HostObject {
     pub(crate) path: PathBuf,
     /// DT_SONAME, or the file name.
     pub(crate) soname: String,
+    /// Its DT_NEEDED entries.
+    pub(crate) needed: Vec<String>,
     pub(crate) bias: usize,
     pub(crate) symbols: Symbols,
     /// glibc's TLS module id (0 without PT_TLS).
@@ -55,13 +57,19 @@ pub(crate) struct HostObject {
     pub(crate) tls_offset: Option<isize>,
 }
 
-/// The host's objects in glibc's load order, and the counters that tell
-/// whether glibc loaded or unloaded anything since.
+/// The host's objects that minld binds to without pinning them: glibc's
+/// global scope as it stood at startup (the program, preloaded objects and
+/// the closure of their DT_NEEDED), in glibc's load order. glibc never
+/// unloads these, so their tables, read in place, stay valid. Objects glibc
+/// loads later with dlopen are used only as dependencies, each pinned while
+/// used (see [`HostObjects::dependency`]); those it opened RTLD_GLOBAL are
+/// not in minld's global scope (glibc does not say which they are).
 #[derive(Debug, Default)]
 pub(crate) struct HostObjects {
     pub(crate) objects: Vec<Arc<HostObject>>,
-    adds: u64,
-    subs: u64,
+    /// Pinned objects already read, by (name, bias): valid while some
+    /// dependency holds them.
+    pinned: Vec<((Vec<u8>, usize), std::sync::Weak<HostObject>)>,
 }
 
 struct Raw {
@@ -70,8 +78,6 @@ struct Raw {
     phdrs: Vec<ProgramHeader>,
     tls_modid: usize,
     tls_data: usize,
-    adds: u64,
-    subs: u64,
 }
 
 unsafe extern "C" fn collect(
@@ -103,17 +109,29 @@ unsafe extern "C" fn collect(
         }
         .to_vec()
     };
-    let has_counters = size >= std::mem::offset_of!(libc::dl_phdr_info, dlpi_subs) + 8;
+    let _ = size;
     out.push(Raw {
         name,
         bias: info.dlpi_addr as usize,
         phdrs,
         tls_modid: info.dlpi_tls_modid,
         tls_data: info.dlpi_tls_data as usize,
-        adds: if has_counters { info.dlpi_adds } else { 0 },
-        subs: if has_counters { info.dlpi_subs } else { 0 },
     });
     0
+}
+
+/// glibc's list of its objects as it stands.
+fn raw_objects() -> Vec<Raw> {
+    let mut raw: Vec<Raw> = Vec::new();
+    // SAFETY: `collect` only writes to the Vec passed as data, which
+    // outlives the call.
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(collect),
+            &mut raw as *mut Vec<Raw> as *mut libc::c_void,
+        )
+    };
+    raw
 }
 
 /// The thread pointer (%fs:0 on x86-64 holds its own address).
@@ -125,6 +143,68 @@ pub(crate) fn thread_pointer() -> usize {
         std::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags))
     };
     tp
+}
+
+/// A reference glibc counts on one of its objects, taken with
+/// `dlopen(RTLD_NOLOAD)` when one of minld's objects binds to it: glibc
+/// cannot unload an object minld's code still calls (another thread's
+/// `dlclose` would otherwise unmap it under minld). Dropping it is a
+/// `dlclose`.
+#[derive(Debug)]
+pub(crate) struct HostPin(*mut libc::c_void);
+
+// SAFETY: a glibc handle may be used and closed from any thread.
+unsafe impl Send for HostPin {}
+// SAFETY: as above; &HostPin gives no access to the handle.
+unsafe impl Sync for HostPin {}
+
+impl HostPin {
+    /// Pins the object glibc has under `name` (a soname or path), if it has
+    /// one; returns the pin, the object's load bias and glibc's name for it.
+    fn take(name: &str) -> Option<(HostPin, usize, Vec<u8>)> {
+        let cname = std::ffi::CString::new(name).ok()?;
+        // SAFETY: dlopen with a NUL-terminated name; RTLD_NOLOAD never loads
+        // (so runs no constructor), it only counts a reference.
+        let h = unsafe { libc::dlopen(cname.as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
+        if h.is_null() {
+            return None;
+        }
+        let pin = HostPin(h);
+        let mut map: *const LinkMapHead = std::ptr::null();
+        // SAFETY: RTLD_DI_LINKMAP writes a `struct link_map *`, whose public
+        // head (l_addr, l_name) stays valid while the object is pinned.
+        unsafe {
+            if libc::dlinfo(
+                h,
+                libc::RTLD_DI_LINKMAP,
+                &mut map as *mut _ as *mut libc::c_void,
+            ) != 0
+                || map.is_null()
+            {
+                return None;
+            }
+            let name = if (*map).l_name.is_null() {
+                Vec::new()
+            } else {
+                CStr::from_ptr((*map).l_name).to_bytes().to_vec()
+            };
+            Some((pin, (*map).l_addr, name))
+        }
+    }
+}
+
+/// The public head of glibc's `struct link_map`.
+#[repr(C)]
+struct LinkMapHead {
+    l_addr: usize,
+    l_name: *const libc::c_char,
+}
+
+impl Drop for HostPin {
+    fn drop(&mut self) {
+        // SAFETY: a handle from dlopen, closed once.
+        unsafe { libc::dlclose(self.0) };
+    }
 }
 
 /// The size of glibc's static TLS area, from ld.so's
@@ -149,50 +229,84 @@ fn static_tls_size() -> usize {
 }
 
 impl HostObjects {
-    /// Brings the list up to date when glibc loaded or unloaded something.
+    /// Reads glibc's startup scope, once: the program, what LD_PRELOAD
+    /// added, and the closure of their DT_NEEDED entries.
     pub(crate) fn refresh(&mut self) {
-        let mut raw: Vec<Raw> = Vec::new();
-        // SAFETY: `collect` only writes to the Vec passed as data, which
-        // outlives the call.
-        unsafe {
-            libc::dl_iterate_phdr(
-                Some(collect),
-                &mut raw as *mut Vec<Raw> as *mut libc::c_void,
-            )
-        };
-        let Some(first) = raw.first() else { return };
-        if !self.objects.is_empty() && first.adds == self.adds && first.subs == self.subs {
+        if !self.objects.is_empty() {
             return;
         }
-        self.adds = first.adds;
-        self.subs = first.subs;
+        let raw = raw_objects();
         let tp = thread_pointer();
-        let old = std::mem::take(&mut self.objects);
-        for r in raw {
-            let name = String::from_utf8_lossy(&r.name).into_owned();
-            if name.contains("linux-vdso") {
-                continue; // not part of glibc's symbol scope
-            }
-            if let Some(o) = old
-                .iter()
-                .find(|o| o.bias == r.bias && o.path.as_os_str() == name.as_str())
-            {
-                self.objects.push(Arc::clone(o));
+        let file_name = |r: &Raw| -> String {
+            let n = String::from_utf8_lossy(&r.name).into_owned();
+            n.rsplit('/').next().unwrap_or(&n).to_string()
+        };
+        // Which raw entries are in the startup scope, found from the
+        // program (the first entry) and the preloaded objects. glibc names
+        // each object by the path it found for the DT_NEEDED string, so the
+        // string is that path's file name (or the path itself).
+        let mut wanted: Vec<String> = std::env::var("LD_PRELOAD")
+            .unwrap_or_default()
+            .split([' ', ':'])
+            .filter(|s| !s.is_empty())
+            .map(|s| s.rsplit('/').next().unwrap_or(s).to_string())
+            .collect();
+        let mut chosen: Vec<Option<Arc<HostObject>>> = (0..raw.len()).map(|_| None).collect();
+        let mut queue: Vec<usize> = vec![0];
+        while let Some(i) = queue.pop() {
+            if chosen[i].is_some() {
                 continue;
             }
-            match host_object(&name, &r, tp) {
-                Some(o) => self.objects.push(Arc::new(o)),
-                None => log::debug!(
-                    "host object {name:?} at {:#x}: no usable dynamic symbols, skipped",
-                    r.bias
-                ),
+            let name = String::from_utf8_lossy(&raw[i].name).into_owned();
+            let Some(o) = host_object(&name, &raw[i], tp) else {
+                log::debug!("host object {name:?}: no usable dynamic symbols, skipped");
+                continue;
+            };
+            wanted.extend(o.needed.iter().cloned());
+            chosen[i] = Some(Arc::new(o));
+            for (j, r) in raw.iter().enumerate() {
+                if chosen[j].is_none()
+                    && !r.name.is_empty()
+                    && !file_name(r).contains("linux-vdso")
+                    && wanted
+                        .iter()
+                        .any(|w| *w == file_name(r) || r.name.ends_with(w.as_bytes()))
+                {
+                    queue.push(j);
+                }
             }
         }
+        self.objects = chosen.into_iter().flatten().collect();
     }
 
-    /// The host object with this soname (or file name).
+    /// The startup object with this soname (or file name).
     pub(crate) fn by_soname(&self, name: &str) -> Option<&Arc<HostObject>> {
         self.objects.iter().find(|o| o.soname == name)
+    }
+
+    /// An object glibc loaded after startup (dlopen) under `name`, pinned so
+    /// glibc cannot unload it while minld's objects use it.
+    pub(crate) fn dependency(&mut self, name: &str) -> Option<(Arc<HostObject>, HostPin)> {
+        let (pin, bias, glibc_name) = HostPin::take(name)?;
+        let key = (glibc_name, bias);
+        self.pinned.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(o) = self
+            .pinned
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, w)| w.upgrade())
+        {
+            return Some((o, pin));
+        }
+        let raw = raw_objects();
+        let r = raw.iter().find(|r| r.bias == bias && r.name == key.0)?;
+        let o = Arc::new(host_object(
+            &String::from_utf8_lossy(&r.name),
+            r,
+            thread_pointer(),
+        )?);
+        self.pinned.push((key, Arc::downgrade(&o)));
+        Some((o, pin))
     }
 }
 
@@ -235,6 +349,7 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
     Some(HostObject {
         path,
         soname,
+        needed: d.needed.clone(),
         bias: r.bias,
         symbols,
         tls_modid: r.tls_modid,

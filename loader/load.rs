@@ -121,7 +121,7 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
             })?
             .clone();
         return Ok(LoadSet {
-            scope: vec![Dep::Host(h)],
+            scope: vec![Dep::Host(h, None)],
             as_needed: Vec::new(),
         });
     }
@@ -226,7 +226,7 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
         for d in &scope {
             match d {
                 Dep::Minld(o) => m.push(ScopeRef::Minld(o)),
-                Dep::Host(h) => m.push(ScopeRef::Host(h)),
+                Dep::Host(h, _) => m.push(ScopeRef::Host(h)),
                 Dep::Back(_) => {}
             }
         }
@@ -338,7 +338,7 @@ fn dependency(
 ) -> Result<Dep, Error> {
     if let Some(target) = host::glibc_target(n) {
         if let Some(h) = reg.host.by_soname(target) {
-            return Ok(Dep::Host(h.clone()));
+            return Ok(Dep::Host(h.clone(), None));
         }
     }
     let base = n.rsplit('/').next().unwrap_or(n);
@@ -352,7 +352,10 @@ fn dependency(
     }
     if opts.reuse_host {
         if let Some(h) = reg.host.by_soname(base) {
-            return Ok(Dep::Host(h.clone()));
+            return Ok(Dep::Host(h.clone(), None));
+        }
+        if let Some((h, pin)) = reg.host.dependency(base) {
+            return Ok(Dep::Host(h, Some(Arc::new(pin))));
         }
     }
     if let Some(o) = reg
@@ -562,7 +565,7 @@ fn topological(root: &Arc<Object>, new: &[Arc<Object>]) -> Vec<Arc<Object>> {
             let child = match d {
                 Dep::Minld(c) => Some(c.clone()),
                 Dep::Back(w) => w.upgrade(),
-                Dep::Host(_) => None,
+                Dep::Host(..) => None,
             };
             if let Some(c) = child {
                 visit(&c, new, seen, out);

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::dynamic::{Dynamic, DF_1_NODELETE};
-use crate::host::HostObject;
+use crate::host::{HostObject, HostPin};
 use crate::init;
 use crate::live;
 use crate::map::MappedImage;
@@ -50,7 +50,10 @@ pub(crate) enum Dep {
     /// A dependency on an object loaded earlier in the same load (a cycle
     /// or a back edge); held weakly so the objects can still be freed.
     Back(Weak<Object>),
-    Host(Arc<HostObject>),
+    /// One of glibc's objects; pinned (see `HostPin`) unless it is in
+    /// glibc's startup scope, which glibc never unloads. The pin is only
+    /// held, for its drop (a dlclose).
+    Host(Arc<HostObject>, #[allow(dead_code)] Option<Arc<HostPin>>),
 }
 
 /// A borrowed member of a lookup scope.
@@ -124,7 +127,7 @@ impl Dep {
         match self {
             Dep::Minld(o) => Some(f(ScopeRef::Minld(o))),
             Dep::Back(w) => w.upgrade().map(|o| f(ScopeRef::Minld(&o))),
-            Dep::Host(h) => Some(f(ScopeRef::Host(h))),
+            Dep::Host(h, _) => Some(f(ScopeRef::Host(h))),
         }
     }
 

@@ -1,0 +1,15 @@
+#!/bin/sh
+# Fills fuzz/corpus/<target>/ with seed files: every test-lib built by
+# build.rs (run `cargo test --no-run` first) and a few small real libraries.
+set -e
+cd "$(dirname "$0")"
+libs=$(ls -d ../target/debug/build/minld-*/out/test-libs 2>/dev/null | head -1)
+[ -n "$libs" ] || { echo "build the test-libs first: cargo test --no-run" >&2; exit 1; }
+for t in map link; do
+    mkdir -p corpus/$t
+    find "$libs" -name '*.so' -size -64k -exec cp {} corpus/$t/ \;
+    for real in libz.so.1 libmd.so.0 liblzma.so.5; do
+        cp /lib/x86_64-linux-gnu/$real corpus/$t/ 2>/dev/null || true
+    done
+done
+ls corpus/link | wc -l
