@@ -69,8 +69,11 @@ pub(crate) struct HostObjects {
     pub(crate) objects: Vec<Arc<HostObject>>,
     /// Pinned objects already read, by (name, bias): valid while some
     /// dependency holds them.
-    pinned: Vec<((Vec<u8>, usize), std::sync::Weak<HostObject>)>,
+    pinned: Vec<(HostKey, std::sync::Weak<HostObject>)>,
 }
+
+/// glibc's name for an object and its load bias.
+type HostKey = (Vec<u8>, usize);
 
 struct Raw {
     name: Vec<u8>,
