@@ -134,6 +134,19 @@ const ARTIFACTS: &[Artifact] = &[
         deps: &["libchain_b.so"],
         ..LIB
     },
+    // A TLSDESC call preserves every register (assembly).
+    Artifact {
+        name: "libtlsdesc_regs.so",
+        sources: &["tlsdesc_regs.S"],
+        ..LIB
+    },
+    // A pthread key destructor that reads the library's TLS at thread exit.
+    Artifact {
+        name: "libtls_key_dtor.so",
+        sources: &["tls_key_dtor.c"],
+        flags: &["-pthread"],
+        ..LIB
+    },
     // Faults: a chain whose third library has an undefined symbol
     // (fault_a -> fault/fault_b -> fault/fault_c, fault_b also on libbasic).
     Artifact {

@@ -21,6 +21,7 @@
 use std::ffi::{c_char, c_int, CString};
 use std::path::Path;
 use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Mutex;
 
 use goblin::elf::dynamic as dt;
@@ -64,6 +65,11 @@ struct Namespace {
 unsafe impl Send for Namespace {}
 
 static NAMESPACE: Mutex<Option<Namespace>> = Mutex::new(None);
+
+/// The namespace's lock, held across a fork (see `fork`).
+pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
+    Box::new(NAMESPACE.lock().unwrap_or_else(|p| p.into_inner()))
+}
 
 /// An object's entry in minld's namespace; dropping it removes it.
 #[derive(Debug)]
@@ -136,15 +142,34 @@ fn namespace(slot: &mut Option<Namespace>) -> Option<&Namespace> {
     // overwritten our link.
     // SAFETY: every node of the chain is a live r_debug_extended (glibc's
     // namespaces are never freed, ours is leaked).
+    // glibc appends under its own lock, which minld cannot take: ours goes
+    // in with a compare-and-swap on the tail's null, so a namespace glibc
+    // appended meanwhile is never overwritten (we walk on and retry).
     unsafe {
         let mut at = ptr::addr_of_mut!((*ns.glibc).r_next);
-        while !(*at).is_null() {
-            if *at == ns.ours {
-                return Some(ns);
+        loop {
+            // SAFETY (of the cast): r_next is a pointer-sized, aligned word.
+            let slot = &*(at as *const AtomicPtr<RDebug>);
+            let next = slot.load(Ordering::Acquire);
+            if next == ns.ours {
+                break;
             }
-            at = ptr::addr_of_mut!((**at).r_next);
+            if next.is_null() {
+                if slot
+                    .compare_exchange(
+                        ptr::null_mut(),
+                        ns.ours,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    )
+                    .is_ok()
+                {
+                    break;
+                }
+                continue;
+            }
+            at = ptr::addr_of_mut!((*next).r_next);
         }
-        *at = ns.ours;
         if (*ns.glibc).r_version < 2 {
             (*ns.glibc).r_version = 2;
         }

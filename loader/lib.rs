@@ -38,6 +38,7 @@ mod addr;
 mod debug;
 mod dynamic;
 mod error;
+mod fork;
 mod gdb;
 mod host;
 mod init;

@@ -373,23 +373,22 @@ fn resolve_value(s: ScopeRef<'_>, sym: &goblin::elf64::sym::Sym) -> Result<usize
     let addr = s.bias().wrapping_add(sym.st_value as usize);
     match kind {
         st::STT_GNU_IFUNC => Ok(call_resolver(addr)),
-        st::STT_TLS => match s {
-            ScopeRef::Host(h) => match h.tls_offset {
-                Some(off) => {
-                    Ok((crate::host::thread_pointer() as isize + off) as usize
-                        + sym.st_value as usize)
-                }
-                None => Err(Error::Unsupported {
-                    path: h.path.clone(),
-                    what: "address of a TLS symbol in a host module without static TLS".to_string(),
-                }),
-            },
-            ScopeRef::Minld(o) => Err(Error::Unsupported {
-                path: o.path.clone(),
-                what: "thread-local storage of a library minld loads is not supported yet"
-                    .to_string(),
-            }),
-        },
+        st::STT_TLS => {
+            match s {
+                ScopeRef::Host(h) => match h.tls_offset {
+                    Some(off) => Ok((crate::host::thread_pointer() as isize + off) as usize
+                        + sym.st_value as usize),
+                    None => Ok(crate::tls::address(h.tls_modid, sym.st_value as usize)),
+                },
+                ScopeRef::Minld(o) => match &o.tls {
+                    Some(m) => Ok(crate::tls::address(m.id(), sym.st_value as usize)),
+                    None => Err(Error::dynamic(
+                        &o.path,
+                        "a TLS symbol in an object without a PT_TLS segment",
+                    )),
+                },
+            }
+        }
         _ => Ok(addr),
     }
 }

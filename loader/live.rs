@@ -24,6 +24,11 @@ fn read() -> RwLockReadGuard<'static, Vec<Entry>> {
     LIVE.read().unwrap_or_else(|p| p.into_inner())
 }
 
+/// The index's lock, held across a fork (see `fork`).
+pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
+    Box::new(LIVE.write().unwrap_or_else(|p| p.into_inner()))
+}
+
 /// Adds a newly mapped object spanning `start..end`.
 pub(crate) fn insert(start: usize, end: usize, eh_frame_hdr: usize, object: Weak<Object>) {
     let mut v = LIVE.write().unwrap_or_else(|p| p.into_inner());

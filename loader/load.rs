@@ -82,7 +82,18 @@ impl Drop for Locked {
     }
 }
 
+/// The loader lock, held across a fork (see `fork`); None when this thread
+/// holds it already (a fork from an init function).
+pub(crate) fn lock_for_fork() -> Option<Box<dyn std::any::Any>> {
+    if HELD.with(|h| h.get()) {
+        return None;
+    }
+    let m = REGISTRY.get_or_init(Default::default);
+    Some(Box::new(m.lock().unwrap_or_else(|p| p.into_inner())))
+}
+
 pub(crate) fn lock(what: &str) -> Result<Locked, Error> {
+    crate::fork::install();
     if HELD.with(|h| h.get()) {
         return Err(Error::Reentrant {
             what: what.to_string(),
@@ -161,7 +172,7 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
     };
 
     let mut list: Vec<(Arc<Object>, bool)> = Vec::new(); // (object, new in this load)
-    let root = object_for(&sys, reg, opened)?;
+    let root = object_for(&sys, reg, opened, opts.run_code)?;
     list.push(root);
     let mut scope: Vec<Dep> = vec![Dep::Minld(list[0].0.clone())];
 
@@ -384,7 +395,7 @@ fn dependency(
             })
         }
     };
-    let entry = object_for(sys, reg, opened)?;
+    let entry = object_for(sys, reg, opened, opts.run_code)?;
     // The same file under another name, already in this load.
     if let Some(pos) = list.iter().position(|(o, _)| Arc::ptr_eq(o, &entry.0)) {
         let o = &list[pos].0;
@@ -401,7 +412,14 @@ fn dependency(
 
 /// The object for an open file: one minld already has (same device and
 /// inode), or a new mapping.
-fn object_for(sys: &Sys, reg: &Registry, opened: Opened) -> Result<(Arc<Object>, bool), Error> {
+/// `trusted`: its code may run (not `Loader::link`); only then are its
+/// unwind tables handed to the unwinder.
+fn object_for(
+    sys: &Sys,
+    reg: &Registry,
+    opened: Opened,
+    trusted: bool,
+) -> Result<(Arc<Object>, bool), Error> {
     let Opened { fd, path, first } = opened;
     let headers = validate::read_headers(sys, &fd, &path, &first, false)?;
     let key = (headers.stat.dev, headers.stat.ino);
@@ -480,7 +498,7 @@ fn object_for(sys: &Sys, reg: &Registry, opened: Opened) -> Result<(Arc<Object>,
     let eh_frame_hdr = image
         .phdr(ph::PT_GNU_EH_FRAME)
         .map(|e| image.bias.at(e.p_vaddr))
-        .filter(|&a| image.readable(a, 12))
+        .filter(|&a| trusted && image.readable(a, 12))
         .unwrap_or(0);
     let soname = d.soname.clone().unwrap_or_else(|| {
         path.file_name()

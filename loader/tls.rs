@@ -97,17 +97,23 @@ fn state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Bytes the TLSDESC slow path reserves to save the vector registers
-/// (a multiple of 64), and whether it uses XSAVE (else FXSAVE, 512 bytes).
-#[export_name = "__minld_tls_save_size"]
+/// The TLS lock, held across a fork (see `fork`).
+pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
+    Box::new(state())
+}
+
+/// Bytes the TLSDESC slow path reserves to save the processor's state (a
+/// multiple of 64), and whether it uses XSAVE (else FXSAVE, 512 bytes).
+/// Both are set once, before the first descriptor that can reach the slow
+/// path is written, and the assembly reads each once per call.
 static SAVE_SIZE: AtomicUsize = AtomicUsize::new(512);
-#[export_name = "__minld_tls_use_xsave"]
 static USE_XSAVE: AtomicUsize = AtomicUsize::new(0);
 
-/// The XSAVE components the slow path saves: SSE, AVX and AVX-512 state
-/// (as glibc's lazy-binding trampoline; x87 and AMX are not argument
-/// registers).
-const XSAVE_MASK: u32 = 0xee;
+/// The XSAVE components the TLSDESC slow path saves: all the state a caller
+/// may hold across the call, since a TLSDESC call preserves everything but
+/// %rax and the flags: x87, SSE, AVX, MPX, AVX-512 (bits 0-7) and AMX tile
+/// configuration and data (17, 18), as glibc does since 2.40.
+const XSAVE_MASK: u32 = 0x0006_00ff;
 
 fn init_save_area() {
     static DONE: OnceLock<()> = OnceLock::new();
@@ -118,7 +124,7 @@ fn init_save_area() {
         // The standard-format XSAVE area: legacy region and header, then
         // each component at the offset CPUID leaf 0xD reports.
         let mut size = 576u32;
-        for comp in 2..8u32 {
+        for comp in 2..32u32 {
             if XSAVE_MASK & (1 << comp) == 0 {
                 continue;
             }
@@ -128,8 +134,8 @@ fn init_save_area() {
             }
         }
         let size = (size as usize).div_ceil(64) * 64;
-        SAVE_SIZE.store(size, Ordering::Relaxed);
-        USE_XSAVE.store(1, Ordering::Relaxed);
+        SAVE_SIZE.store(size, Ordering::Release);
+        USE_XSAVE.store(1, Ordering::Release);
     });
 }
 
@@ -203,7 +209,6 @@ impl Drop for Module {
 /// The address of a block word for `ti` in the calling thread, allocating
 /// the block (and the thread's table) first if needed. Called by the
 /// assembly below when its fast path misses; never unwinds.
-#[export_name = "__minld_tls_slow"]
 extern "C" fn tls_slow(ti: *const TlsIndex) -> *mut u8 {
     // SAFETY: code compiled for TLS passes a pointer to a GOT pair (or our
     // own TLSDESC argument), both two readable words.
@@ -290,7 +295,12 @@ fn grow(st: &mut State, old: *mut Table, need: usize) -> *mut Table {
     set_current(new);
     // SAFETY: the key exists (created below, once); the value is only read
     // back by `thread_exit`.
-    unsafe { libc::pthread_setspecific(exit_key(), new as *const c_void) };
+    let rc = unsafe { libc::pthread_setspecific(exit_key(), new as *const c_void) };
+    if rc != 0 {
+        fatal(format_args!(
+            "pthread_setspecific failed ({rc}): the thread's TLS blocks could not be freed at its exit"
+        ));
+    }
     if !old.is_null() {
         // SAFETY: `old` was allocated by an earlier `grow` with this length
         // and nothing refers to it any more.
@@ -314,7 +324,31 @@ fn exit_key() -> libc::pthread_key_t {
     })
 }
 
+/// glibc's `PTHREAD_DESTRUCTOR_ITERATIONS` (`<limits.h>`).
+const PTHREAD_DESTRUCTOR_ITERATIONS: u32 = 4;
+
+thread_local! {
+    /// How many rounds of pthread key destructors this thread has seen.
+    static EXIT_ROUNDS: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The key destructor. glibc runs key destructors in rounds, in key order,
+/// and another round while any value was set again; minld's key is created
+/// at the first TLS access, so keys a library creates later run after it.
+/// So the blocks are kept, and the key set again, until the last round
+/// (PTHREAD_DESTRUCTOR_ITERATIONS): a later key's destructor that uses a
+/// library's TLS still finds its block.
 unsafe extern "C" fn thread_exit(p: *mut c_void) {
+    let round = EXIT_ROUNDS.with(|r| {
+        r.set(r.get() + 1);
+        r.get()
+    });
+    if round < PTHREAD_DESTRUCTOR_ITERATIONS {
+        // SAFETY: setting our own key again to the same table.
+        if unsafe { libc::pthread_setspecific(exit_key(), p) } == 0 {
+            return;
+        }
+    }
     let table = p as *mut Table;
     let mut st = state();
     st.threads.retain(|t| t.0 != table);
@@ -356,6 +390,18 @@ pub(crate) fn tls_get_addr() -> usize {
     __minld_tls_get_addr as *const () as usize
 }
 
+/// The calling thread's address of `offset` in TLS module `module` (one
+/// of minld's or glibc's), allocating its block if needed: what `dlsym`
+/// returns for a TLS symbol.
+pub(crate) fn address(module: usize, offset: usize) -> usize {
+    let ti = TlsIndex { module, offset };
+    // SAFETY: minld's __tls_get_addr takes a TlsIndex pointer and returns
+    // the address, like glibc's, to which it hands glibc's modules.
+    let get: extern "C" fn(*const TlsIndex) -> usize =
+        unsafe { std::mem::transmute(tls_get_addr()) };
+    get(&ti)
+}
+
 /// TLSDESC resolver for a block at a fixed offset from the thread pointer
 /// (a host module in glibc's static TLS): the argument is the offset.
 pub(crate) fn tlsdesc_static() -> usize {
@@ -365,6 +411,8 @@ pub(crate) fn tlsdesc_static() -> usize {
 /// TLSDESC resolver for a dynamically allocated block: the argument points
 /// at a [`TlsIndex`].
 pub(crate) fn tlsdesc_dynamic() -> usize {
+    // Before any descriptor can reach the slow path.
+    init_save_area();
     __minld_tlsdesc_dynamic as *const () as usize
 }
 
@@ -406,9 +454,11 @@ __minld_tls_table:
     .hidden __minld_tls_table_get
     .type __minld_tls_table_get,@function
 __minld_tls_table_get:
+    .cfi_startproc
     movq __minld_tls_table@gottpoff(%rip), %rax
     movq %fs:(%rax), %rax
     ret
+    .cfi_endproc
     .size __minld_tls_table_get, .-__minld_tls_table_get
 
     .p2align 4
@@ -416,9 +466,11 @@ __minld_tls_table_get:
     .hidden __minld_tls_table_set
     .type __minld_tls_table_set,@function
 __minld_tls_table_set:
+    .cfi_startproc
     movq __minld_tls_table@gottpoff(%rip), %rax
     movq %rdi, %fs:(%rax)
     ret
+    .cfi_endproc
     .size __minld_tls_table_set, .-__minld_tls_table_set
 
     .p2align 4
@@ -426,6 +478,7 @@ __minld_tls_table_set:
     .hidden __minld_tls_get_addr
     .type __minld_tls_get_addr,@function
 __minld_tls_get_addr:
+    .cfi_startproc
     movq (%rdi), %rax
     movabsq ${base}, %rcx
     subq %rcx, %rax
@@ -445,12 +498,19 @@ __minld_tls_get_addr:
     jmp __tls_get_addr@PLT
 2:
     pushq %rbp
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbp, 0
     movq %rsp, %rbp
+    .cfi_def_cfa_register %rbp
     andq $-16, %rsp
-    call __minld_tls_slow@PLT
+    call {slow}
     movq %rbp, %rsp
+    .cfi_def_cfa_register %rsp
     popq %rbp
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %rbp
     ret
+    .cfi_endproc
     .size __minld_tls_get_addr, .-__minld_tls_get_addr
 
     .p2align 4
@@ -458,8 +518,10 @@ __minld_tls_get_addr:
     .hidden __minld_tlsdesc_static
     .type __minld_tlsdesc_static,@function
 __minld_tlsdesc_static:
+    .cfi_startproc
     movq 8(%rax), %rax
     ret
+    .cfi_endproc
     .size __minld_tlsdesc_static, .-__minld_tlsdesc_static
 
     .p2align 4
@@ -467,8 +529,11 @@ __minld_tlsdesc_static:
     .hidden __minld_tlsdesc_dynamic
     .type __minld_tlsdesc_dynamic,@function
 __minld_tlsdesc_dynamic:
+    .cfi_startproc
     pushq %rdi
+    .cfi_adjust_cfa_offset 8
     pushq %rcx
+    .cfi_adjust_cfa_offset 8
     movq 8(%rax), %rdi
     movq (%rdi), %rax
     movabsq ${base}, %rcx
@@ -485,22 +550,31 @@ __minld_tlsdesc_dynamic:
     jz 3f
     addq 8(%rdi), %rax
     subq %fs:0, %rax
+    .cfi_remember_state
     popq %rcx
+    .cfi_adjust_cfa_offset -8
     popq %rdi
+    .cfi_adjust_cfa_offset -8
     ret
+    .cfi_restore_state
 3:
     pushq %rbp
+    .cfi_adjust_cfa_offset 8
+    .cfi_rel_offset %rbp, 0
     movq %rsp, %rbp
+    .cfi_def_cfa_register %rbp
     pushq %rsi
     pushq %rdx
     pushq %r8
     pushq %r9
     pushq %r10
     pushq %r11
+    movq {use_xsave}(%rip), %rax
+    pushq %rax
     andq $-64, %rsp
-    subq __minld_tls_save_size(%rip), %rsp
-    cmpq $0, __minld_tls_use_xsave(%rip)
-    je 4f
+    subq {save_size}(%rip), %rsp
+    testq %rax, %rax
+    jz 4f
     movl ${mask}, %eax
     xorl %edx, %edx
     movq $0, 512(%rsp)
@@ -518,7 +592,7 @@ __minld_tlsdesc_dynamic:
 5:
     call __minld_tls_get_addr
     movq %rax, %rdi
-    cmpq $0, __minld_tls_use_xsave(%rip)
+    cmpq $0, -56(%rbp)
     je 6f
     movl ${mask}, %eax
     xorl %edx, %edx
@@ -536,14 +610,24 @@ __minld_tlsdesc_dynamic:
     popq %r8
     popq %rdx
     popq %rsi
+    movq %rbp, %rsp
+    .cfi_def_cfa_register %rsp
     popq %rbp
+    .cfi_adjust_cfa_offset -8
+    .cfi_restore %rbp
     popq %rcx
+    .cfi_adjust_cfa_offset -8
     popq %rdi
+    .cfi_adjust_cfa_offset -8
     ret
+    .cfi_endproc
     .size __minld_tlsdesc_dynamic, .-__minld_tlsdesc_dynamic
 "#,
     base = const MODID_BASE,
     mask = const XSAVE_MASK,
+    slow = sym tls_slow,
+    save_size = sym SAVE_SIZE,
+    use_xsave = sym USE_XSAVE,
     options(att_syntax)
 );
 

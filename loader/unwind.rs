@@ -50,8 +50,7 @@ pub(crate) fn eh_frame_start(image: &MappedImage, hdr: usize) -> Option<usize> {
         _ => return None,
     };
     let addr = match enc & 0x70 {
-        0x00 if enc & 0x0f == 0 => image.bias.0.wrapping_add(value), // link-time address
-        0x00 => value,
+        0x00 => value,                         // absolute, as libgcc reads it
         0x10 => (hdr + 4).wrapping_add(value), // pcrel
         0x30 => hdr.wrapping_add(value),       // datarel: from the header
         _ => return None,
