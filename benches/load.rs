@@ -6,8 +6,9 @@
 //!   every iteration by both loaders). libcrypto.so.3 is DF_1_NODELETE:
 //!   neither loader ever unloads it, so after the first iteration both only
 //!   raise a count; its "first load" is timed once per loader instead.
-//! - lookup: `Library::get` against `dlsym` on a handle, for a symbol that
-//!   exists and one that does not.
+//! - lookup: `Library::get` (and `Library::find`, which builds no error)
+//!   against `dlsym` on a handle, for a symbol that exists and one that
+//!   does not.
 //! - tls: a call that increments a `__thread` counter of test-libs' libtls.so
 //!   (general dynamic: one `__tls_get_addr` per call), the library loaded by
 //!   minld (minld's `__tls_get_addr`) and by glibc (glibc's).
@@ -73,6 +74,16 @@ fn lookup(c: &mut Criterion) {
     g.bench_function("miss/minld", |b| {
         // SAFETY: only the result is used.
         b.iter(|| unsafe { lib.get::<*const c_void>(black_box("no_such_symbol_in_libz")) }.is_err())
+    });
+    g.bench_function("hit/minld-find", |b| {
+        // SAFETY: only the address is used.
+        b.iter(|| unsafe { lib.find::<*const c_void>(black_box("inflateInit2_")) }.is_some())
+    });
+    g.bench_function("miss/minld-find", |b| {
+        // SAFETY: only the result is used.
+        b.iter(|| {
+            unsafe { lib.find::<*const c_void>(black_box("no_such_symbol_in_libz")) }.is_none()
+        })
     });
     g.bench_function("miss/dlsym", |b| {
         // SAFETY: dlsym on a live handle.

@@ -254,6 +254,25 @@ impl Library {
         }
     }
 
+    /// Like [`Library::get`], without building an error when the symbol is
+    /// missing: `None` then (and for a TLS symbol whose address cannot be
+    /// given). For probing many names cheaply; AS_NEEDED members of a
+    /// linker script are not loaded by it. `T` must be pointer-sized (a
+    /// compile-time check).
+    ///
+    /// # Safety
+    /// As for [`Library::get`].
+    pub unsafe fn find<T: Copy>(&self, name: &str) -> Option<Symbol<'_, T>> {
+        const { assert!(std::mem::size_of::<T>() == std::mem::size_of::<usize>()) };
+        let addr = self.address(name, None).ok().flatten()?;
+        Some(Symbol {
+            // SAFETY: T is pointer-sized (checked at compile time); the
+            // caller promises T is the symbol's type.
+            value: unsafe { std::mem::transmute_copy::<usize, T>(&addr) },
+            _lib: PhantomData,
+        })
+    }
+
     /// Looks a symbol up in the library and its dependencies (as dlsym with
     /// a handle does) and returns it as a `T`: a function pointer type, or a
     /// raw pointer for data. The default version is bound.

@@ -118,7 +118,7 @@ pub(crate) struct MappedImage {
     pub(crate) bias: LoadBias,
     pub(crate) segments: Vec<Segment>,
     pub(crate) phdrs: Vec<ProgramHeader>,
-    sys: Sys,
+    pub(crate) sys: Sys,
 }
 
 impl fmt::Debug for MappedImage {

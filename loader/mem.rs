@@ -133,6 +133,22 @@ impl<T: Copy> Table<T> {
 }
 
 impl Table<u8> {
+    /// Whether the NUL-terminated string at `offset` is `s` (without
+    /// scanning for the NUL first, as strcmp would not).
+    #[inline]
+    pub(crate) fn c_str_is(&self, offset: usize, s: &[u8]) -> bool {
+        let Some(end) = offset.checked_add(s.len()) else {
+            return false;
+        };
+        if end >= self.len {
+            return false;
+        }
+        // SAFETY: offset..=end lies inside the table (end < len), which
+        // covers readable bytes that stay mapped while `self` lives.
+        let bytes = unsafe { std::slice::from_raw_parts(self.ptr.add(offset), s.len() + 1) };
+        bytes[s.len()] == 0 && &bytes[..s.len()] == s
+    }
+
     /// The NUL-terminated string starting at `offset`, without the NUL.
     pub(crate) fn c_str(&self, offset: usize) -> Option<&[u8]> {
         if offset >= self.len {

@@ -7,6 +7,7 @@
 //! relocations wrote (libm's read `_rtld_global_ro` through a GLOB_DAT).
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 
 use goblin::elf::dynamic::DF_STATIC_TLS;
 use goblin::elf::sym as st;
@@ -14,6 +15,7 @@ use goblin::elf64::reloc::Rela;
 
 use crate::debug::{self, Category};
 use crate::error::{Error, RelocKind};
+use crate::mem::Table;
 use crate::object::{Object, ScopeRef};
 use crate::symbols::{NameHash, Want};
 use crate::{interpose, tls};
@@ -152,7 +154,11 @@ pub(crate) fn relocate(obj: &Object, cx: &mut Context<'_>) -> Result<RelocStats,
         deferred: Vec::new(),
     };
     pass.relr(&mut stats)?;
-    for rela in d.rela.iter() {
+    // The leading run of RELATIVE relocations (DT_RELACOUNT's, and where
+    // most of a big library's relocations are) takes a fast path.
+    let run = relative_run(&d.rela);
+    pass.relative(&d.rela, run, &mut stats)?;
+    for rela in d.rela.iter().skip(run) {
         pass.apply(&rela, cx, &mut stats)?;
     }
     for rela in d.jmprel.iter() {
@@ -182,6 +188,17 @@ struct Pass<'o> {
     /// (where, resolver, addend) to apply after everything else.
     deferred: Vec<(usize, usize, i64)>,
 }
+
+/// How many relocations at the start of `rela` are plain RELATIVE ones.
+fn relative_run(rela: &Table<Rela>) -> usize {
+    rela.iter()
+        .take_while(|r| r.r_info == u64::from(r::RELATIVE))
+        .count()
+}
+
+/// Above this many RELATIVE relocations an object's pages are faulted in
+/// with one system call first, and the relocations are split over threads.
+const BIG_RELATIVE_RUN: usize = 32 * 1024;
 
 /// Calls an ifunc resolver and returns the implementation it chose.
 pub(crate) fn call_resolver(resolver: usize) -> usize {
@@ -263,6 +280,122 @@ impl Pass<'_> {
             }
         }
         Ok(())
+    }
+
+    /// The first `n` entries of `rela`, all RELATIVE: each target checked
+    /// against the object's writable ranges and written. A big run is
+    /// faulted in first (MADV_POPULATE_WRITE over the pages it writes: one
+    /// system call instead of a page fault per page) and split over the
+    /// machine's cores.
+    fn relative(&self, rela: &Table<Rela>, n: usize, stats: &mut RelocStats) -> Result<(), Error> {
+        if n == 0 {
+            return Ok(());
+        }
+        let ranges: Vec<(usize, usize)> = self
+            .obj
+            .image
+            .segments
+            .iter()
+            .filter(|s| s.prot.write() || self.obj.dynamic.textrel())
+            .map(|s| (s.addr, s.addr + s.mem_size as usize))
+            .collect();
+        let bias = self.bias;
+        // Checks and applies entries [from, to); returns the first bad one.
+        let run = |from: usize, to: usize| -> Option<Rela> {
+            let mut hot = ranges.first().copied().unwrap_or((0, 0));
+            for i in from..to {
+                let r = rela.get(i)?;
+                let p = bias.wrapping_add(r.r_offset as usize);
+                if p < hot.0 || p.wrapping_add(8) > hot.1 || p.wrapping_add(8) < p {
+                    match ranges.iter().find(|&&(lo, hi)| {
+                        p >= lo && p.wrapping_add(8) <= hi && p.wrapping_add(8) > p
+                    }) {
+                        Some(&r) => hot = r,
+                        None => return Some(r),
+                    }
+                }
+                // SAFETY: `p..p+8` lies inside one of this object's writable
+                // segments (checked just above); nothing else runs in the
+                // object yet, and a relaxed atomic store is a plain store
+                // that stays sound even if a malformed table names the same
+                // word twice in two threads' chunks (aligned: checked below).
+                unsafe {
+                    let v = bias.wrapping_add(r.r_addend as usize) as u64;
+                    if p % 8 == 0 {
+                        std::sync::atomic::AtomicU64::from_ptr(p as *mut u64)
+                            .store(v, Ordering::Relaxed);
+                    } else {
+                        (p as *mut u64).write_unaligned(v);
+                    }
+                }
+            }
+            None
+        };
+        let bad = if n < BIG_RELATIVE_RUN {
+            run(0, n)
+        } else {
+            self.populate(rela, n, &ranges);
+            let threads = std::thread::available_parallelism()
+                .map_or(1, |t| t.get())
+                .min(8);
+            let chunk = n.div_ceil(threads);
+            std::thread::scope(|s| {
+                let handles: Vec<_> = (1..threads)
+                    .map(|t| {
+                        let run = &run;
+                        s.spawn(move || run(t * chunk, ((t + 1) * chunk).min(n)))
+                    })
+                    .collect();
+                let first = run(0, chunk.min(n));
+                let rest: Vec<Option<Rela>> = handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or(None))
+                    .collect();
+                first.or_else(|| rest.into_iter().flatten().next())
+            })
+        };
+        if let Some(r) = bad {
+            return Err(self.err(
+                r::RELATIVE,
+                r.r_offset,
+                "target outside the object's writable segments (8 bytes)",
+            ));
+        }
+        stats.relative += n;
+        Ok(())
+    }
+
+    /// Faults in, writable, the pages the first `n` (RELATIVE) entries of
+    /// `rela` write, clipped to the writable ranges. A failure (a kernel
+    /// before 5.14) only loses the speed-up.
+    fn populate(&self, rela: &Table<Rela>, n: usize, ranges: &[(usize, usize)]) {
+        let (mut lo, mut hi) = (u64::MAX, 0u64);
+        for r in rela.iter().take(n) {
+            lo = lo.min(r.r_offset);
+            hi = hi.max(r.r_offset.saturating_add(8));
+        }
+        let page = crate::sys::page_size();
+        let (lo, hi) = (
+            self.bias.wrapping_add(lo as usize),
+            self.bias.wrapping_add(hi as usize),
+        );
+        for &(rlo, rhi) in ranges {
+            let start = lo.max(rlo) & !(page - 1);
+            let end = (hi.min(rhi) + page - 1) & !(page - 1);
+            if end > start && start >= rlo & !(page - 1) {
+                let note = || {
+                    format!(
+                        "{}: fault in the {} pages {n} RELATIVE relocations write",
+                        self.obj.image.name(),
+                        (end - start) / page
+                    )
+                };
+                // SAFETY: the range lies in this object's writable segment
+                // (page-rounded ends stay in its mapping); populating changes
+                // no contents.
+                let _ = unsafe { self.obj.image.sys.populate_write(start, end - start, note) };
+            }
+        }
     }
 
     fn add_bias(&self, addr: usize) {

@@ -6,7 +6,6 @@
 //! paths, /etc/ld.so.cache, then the system directories. `$ORIGIN`, `$LIB`
 //! and `$PLATFORM` are expanded as glibc expands them on x86-64 Debian.
 
-use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -111,8 +110,8 @@ fn split_dirs(list: &str, origin: Option<&Path>) -> Vec<PathBuf> {
         .collect()
 }
 
-fn ld_cache(sys: &Sys) -> &'static HashMap<String, PathBuf> {
-    static CACHE: OnceLock<HashMap<String, PathBuf>> = OnceLock::new();
+fn ld_cache(sys: &Sys) -> &'static crate::ldcache::LdCache {
+    static CACHE: OnceLock<crate::ldcache::LdCache> = OnceLock::new();
     CACHE.get_or_init(|| crate::ldcache::load(sys))
 }
 
@@ -187,11 +186,11 @@ pub(crate) fn find(
             return Ok(f);
         }
     }
-    if let Some(path) = ld_cache(sys).get(name) {
+    if let Some(path) = ld_cache(sys).lookup(name) {
         debug::print_if(Category::Libs, || {
             " search cache=/etc/ld.so.cache".to_string()
         });
-        if let Some(f) = try_open(sys, path, &mut tried, true)? {
+        if let Some(f) = try_open(sys, &path, &mut tried, true)? {
             return Ok(f);
         }
     }

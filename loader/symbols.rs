@@ -473,7 +473,7 @@ impl Symbols {
         ) {
             return None;
         }
-        if self.string(sym.st_name)? != name {
+        if !self.strtab.c_str_is(sym.st_name as usize, name) {
             return None;
         }
         let Some(versym) = self.versym.as_ref().and_then(|v| v.get(i)) else {

@@ -259,6 +259,28 @@ impl Sys {
         ret
     }
 
+    /// `madvise(addr, len, MADV_POPULATE_WRITE)`: faults in, writable, every
+    /// page of a range in one call (Linux 5.14+; EINVAL before).
+    ///
+    /// # Safety
+    /// The range must belong to the caller and be writable.
+    pub(crate) unsafe fn populate_write(
+        &self,
+        addr: usize,
+        len: usize,
+        note: impl Note,
+    ) -> Result<(), Errno> {
+        // SAFETY: the caller guarantees the range is its own and writable;
+        // populating changes no contents.
+        let r = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) };
+        let ret = if r < 0 { Err(Errno::last()) } else { Ok(()) };
+        if self.trace {
+            let call = format!("madvise({:#x}, {}, MADV_POPULATE_WRITE)", addr, len);
+            self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);
+        }
+        ret
+    }
+
     /// `munmap(addr, len)`.
     ///
     /// # Safety

@@ -661,3 +661,21 @@ fn addr_info_names_the_library_and_nearest_symbol() {
     // Not one of minld's: the test binary's own code.
     assert_eq!(minld::addr_info(open as fn(&str) -> Library as usize), None);
 }
+
+#[test]
+fn find_is_get_without_an_error() {
+    let l = open("libbasic.so");
+    // SAFETY: int basic_add(int, int); only addresses compared otherwise.
+    unsafe {
+        let add = l
+            .find::<extern "C" fn(c_int, c_int) -> c_int>("basic_add")
+            .unwrap();
+        assert_eq!(add(2, 3), 5);
+        assert_eq!(
+            *add as usize,
+            *l.get::<extern "C" fn(c_int, c_int) -> c_int>("basic_add")
+                .unwrap() as usize
+        );
+        assert!(l.find::<*const c_void>("no_such_symbol").is_none());
+    }
+}
