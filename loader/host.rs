@@ -290,7 +290,15 @@ impl HostObjects {
     /// An object glibc loaded after startup (dlopen) under `name`, pinned so
     /// glibc cannot unload it while minld's objects use it.
     pub(crate) fn dependency(&mut self, name: &str) -> Option<(Arc<HostObject>, HostPin)> {
-        let (pin, bias, glibc_name) = HostPin::take(name)?;
+        // Only ask glibc about a name it has loaded under that file name:
+        // a dlopen(RTLD_NOLOAD) of a bare name makes glibc search the file
+        // system (and open the file) to compare file identities.
+        let raw = raw_objects();
+        let path = raw.iter().find_map(|r| {
+            let n = String::from_utf8_lossy(&r.name);
+            (n.rsplit('/').next() == Some(name)).then(|| n.into_owned())
+        })?;
+        let (pin, bias, glibc_name) = HostPin::take(&path)?;
         let key = (glibc_name, bias);
         self.pinned.retain(|(_, w)| w.strong_count() > 0);
         if let Some(o) = self

@@ -104,6 +104,7 @@ impl Loader {
         let set = load::load(&self.opts, &mut reg, &name)?;
         Ok(Library {
             inner: Arc::new(Inner {
+                id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 scope: set.scope,
                 as_needed: Mutex::new(AsNeeded {
                     names: set.as_needed,
@@ -153,6 +154,9 @@ pub struct Library {
 }
 
 struct Inner {
+    /// Unique for the process's life (never reused, unlike an address):
+    /// the key of this handle's entries in the lookup cache.
+    id: u64,
     /// The lookup scope of the handle, breadth-first; the root first.
     scope: Vec<Dep>,
     as_needed: Mutex<AsNeeded>,
@@ -337,6 +341,28 @@ impl Library {
 
     /// The address of a symbol in this handle's scope, if defined there.
     fn address(&self, name: &str, version: Option<&Version>) -> Result<Option<usize>, Error> {
+        if version.is_none() {
+            if let Some(hit) = cache::get(self.inner.id, name) {
+                return Ok(hit);
+            }
+        }
+        let found = self.search(name, version)?;
+        if version.is_none() && self.no_as_needed_left() {
+            cache::put(self.inner.id, name, found);
+        }
+        Ok(found)
+    }
+
+    fn no_as_needed_left(&self) -> bool {
+        self.inner
+            .as_needed
+            .lock()
+            .map(|a| a.names.is_empty())
+            .unwrap_or(false)
+    }
+
+    /// The lookup itself: the handle's scope in order.
+    fn search(&self, name: &str, version: Option<&Version>) -> Result<Option<usize>, Error> {
         let want = match version {
             Some(v) => Want::Version(v),
             None => Want::Default,
@@ -409,6 +435,85 @@ fn resolve_value(s: ScopeRef<'_>, sym: &goblin::elf64::sym::Sym) -> Result<usize
             }
         }
         _ => Ok(addr),
+    }
+}
+
+/// Source of [`Inner::id`].
+static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
+/// A small per-thread cache of unversioned lookups (hits and misses), by
+/// handle and name: a repeated `get` or `find` of the same name costs a
+/// name comparison instead of a hash-table walk over the scope. Entries
+/// are keyed by the handle's never-reused id, so a dropped library's
+/// entries can never be returned; they are simply overwritten. Per thread,
+/// so it takes no lock, and a TLS symbol's cached address is this
+/// thread's.
+mod cache {
+    use std::cell::RefCell;
+
+    const SLOTS: usize = 64;
+    const MAX_NAME: usize = 48;
+
+    #[derive(Clone, Copy)]
+    struct Entry {
+        id: u64,
+        len: u8,
+        name: [u8; MAX_NAME],
+        value: Option<usize>,
+    }
+
+    thread_local! {
+        static CACHE: RefCell<[Option<Entry>; SLOTS]> = const { RefCell::new([None; SLOTS]) };
+    }
+
+    fn slot(id: u64, name: &[u8]) -> usize {
+        // Cheap: the length, the first and last bytes, and the handle.
+        let (f, l) = (
+            name.first().copied().unwrap_or(0),
+            name.last().copied().unwrap_or(0),
+        );
+        let h = (name.len() as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .wrapping_add(u64::from(f) << 8 | u64::from(l))
+            .wrapping_add(id.wrapping_mul(0xff51_afd7_ed55_8ccd));
+        (h ^ (h >> 29)) as usize % SLOTS
+    }
+
+    /// The cached answer for `name` in handle `id`: Some(Some(addr)) a hit,
+    /// Some(None) a known miss, None not cached.
+    pub(super) fn get(id: u64, name: &str) -> Option<Option<usize>> {
+        let name = name.as_bytes();
+        if name.len() > MAX_NAME {
+            return None;
+        }
+        CACHE
+            .try_with(|c| {
+                let c = c.try_borrow().ok()?;
+                let e = c[slot(id, name)]?;
+                (e.id == id && usize::from(e.len) == name.len() && &e.name[..name.len()] == name)
+                    .then_some(e.value)
+            })
+            .ok()
+            .flatten()
+    }
+
+    pub(super) fn put(id: u64, name: &str, value: Option<usize>) {
+        let name = name.as_bytes();
+        if name.len() > MAX_NAME {
+            return;
+        }
+        let mut e = Entry {
+            id,
+            len: name.len() as u8,
+            name: [0; MAX_NAME],
+            value,
+        };
+        e.name[..name.len()].copy_from_slice(name);
+        let _ = CACHE.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                c[slot(id, name)] = Some(e);
+            }
+        });
     }
 }
 

@@ -48,7 +48,7 @@ pub(crate) struct Options {
 #[derive(Default)]
 pub(crate) struct Registry {
     pub(crate) host: HostObjects,
-    by_file: HashMap<(u64, u64), Weak<Object>>,
+    by_file: HashMap<(u64, u64), Weak<Object>, reloc::FixedState>,
     pinned: Vec<Arc<Object>>,
     uniques: Uniques,
 }

@@ -120,7 +120,14 @@ enum Tls {
 }
 
 /// Process-wide definitions of STB_GNU_UNIQUE symbols (one per name).
-pub(crate) type Uniques = HashMap<Vec<u8>, usize>;
+/// (A fixed-key hasher: the default one asks the kernel for random keys,
+/// one more system call per process than glibc makes; these keys come from
+/// files whose code the process runs anyway.)
+pub(crate) type Uniques = HashMap<Vec<u8>, usize, FixedState>;
+
+/// SipHash with fixed keys.
+pub(crate) type FixedState =
+    std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
 
 /// Everything a relocation pass needs besides the object.
 pub(crate) struct Context<'a> {

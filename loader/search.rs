@@ -96,9 +96,16 @@ pub(crate) fn expand(element: &str, origin: Option<&Path>) -> Option<String> {
     Some(out)
 }
 
+/// $ORIGIN of an object: the directory of the path it was opened by (made
+/// absolute), as glibc computes it: symbolic links are not resolved, so an
+/// object reached through a link in another directory has that directory.
 fn origin_of(path: &Path) -> Option<PathBuf> {
-    let real = std::fs::canonicalize(path).ok()?;
-    real.parent().map(Path::to_path_buf)
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    abs.parent().map(Path::to_path_buf)
 }
 
 fn split_dirs(list: &str, origin: Option<&Path>) -> Vec<PathBuf> {
