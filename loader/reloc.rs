@@ -156,6 +156,13 @@ pub(crate) fn relocate(obj: &Object, cx: &mut Context<'_>) -> Result<RelocStats,
     let mut stats = RelocStats::default();
     let mut pass = Pass {
         obj,
+        writable: obj
+            .image
+            .segments
+            .iter()
+            .filter(|s| s.prot.write() || d.textrel())
+            .map(|s| (s.addr, s.addr + s.mem_size as usize))
+            .collect(),
         bias: obj.image.bias.0,
         cache: vec![None; obj.symbols.len()],
         deferred: Vec::new(),
@@ -189,6 +196,10 @@ pub(crate) fn relocate(obj: &Object, cx: &mut Context<'_>) -> Result<RelocStats,
 
 struct Pass<'o> {
     obj: &'o Object,
+    /// Real address ranges relocations may write: the writable segments
+    /// (RELRO included until relocation ends), every segment with
+    /// DT_TEXTREL (made writable meanwhile).
+    writable: Vec<(usize, usize)>,
     bias: usize,
     /// Per symbol index: the definition once looked up (None: not yet).
     cache: Vec<Option<Option<Def>>>,
@@ -232,11 +243,11 @@ impl Pass<'_> {
     /// part of the object (RELRO is still writable during relocation).
     fn target(&self, t: u32, offset: u64, size: usize) -> Result<usize, Error> {
         let addr = self.bias.wrapping_add(offset as usize);
-        let ok = if self.obj.dynamic.textrel() {
-            self.obj.image.contains(addr, size)
-        } else {
-            self.obj.image.writable(addr, size)
-        };
+        let ok = addr.checked_add(size).is_some_and(|end| {
+            self.writable
+                .iter()
+                .any(|&(lo, hi)| addr >= lo && end <= hi)
+        });
         if ok {
             Ok(addr)
         } else {
@@ -298,14 +309,7 @@ impl Pass<'_> {
         if n == 0 {
             return Ok(());
         }
-        let ranges: Vec<(usize, usize)> = self
-            .obj
-            .image
-            .segments
-            .iter()
-            .filter(|s| s.prot.write() || self.obj.dynamic.textrel())
-            .map(|s| (s.addr, s.addr + s.mem_size as usize))
-            .collect();
+        let ranges = &self.writable;
         let bias = self.bias;
         // Checks and applies entries [from, to); returns the first bad one.
         let run = |from: usize, to: usize| -> Option<Rela> {
@@ -341,7 +345,7 @@ impl Pass<'_> {
         let bad = if n < BIG_RELATIVE_RUN {
             run(0, n)
         } else {
-            self.populate(rela, n, &ranges);
+            self.populate(rela, n, ranges);
             let threads = std::thread::available_parallelism()
                 .map_or(1, |t| t.get())
                 .min(8);
