@@ -147,6 +147,20 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &["-pthread"],
         ..LIB
     },
+    // Lazy binding: calls through PLT entries bound at their first call
+    // (no -z now), with arguments in integer and vector registers.
+    Artifact {
+        name: "liblazy_callee.so",
+        sources: &["lazy_callee.c"],
+        ..LIB
+    },
+    Artifact {
+        name: "liblazy_caller.so",
+        sources: &["lazy_caller.c"],
+        flags: &[RUNPATH_ORIGIN, "-Wl,-z,lazy"],
+        deps: &["liblazy_callee.so"],
+        ..LIB
+    },
     // Faults: a chain whose third library has an undefined symbol
     // (fault_a -> fault/fault_b -> fault/fault_c, fault_b also on libbasic).
     Artifact {

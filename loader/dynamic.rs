@@ -40,6 +40,8 @@ pub(crate) struct Dynamic {
     pub(crate) runpath: Option<String>,
     pub(crate) flags: u64,
     pub(crate) flags_1: u64,
+    /// DT_PLTGOT: the GOT whose words 1 and 2 lazy binding uses.
+    pub(crate) pltgot: Option<usize>,
 }
 
 pub(crate) const DF_1_NODELETE: u64 = 0x8;
@@ -115,6 +117,7 @@ pub(crate) fn parse(
         runpath: None,
         flags: 0,
         flags_1: 0,
+        pltgot: None,
     };
     let (mut strtab, mut strsz) = (None, None);
     let (mut rela, mut relasz, mut relaent) = (None, 0u64, 24u64);
@@ -172,6 +175,7 @@ pub(crate) fn parse(
             dt::DT_FLAGS_1 => d.flags_1 |= v,
             dt::DT_TEXTREL => d.flags |= dt::DF_TEXTREL,
             dt::DT_BIND_NOW => d.flags |= dt::DF_BIND_NOW,
+            dt::DT_PLTGOT => d.pltgot = Some(ptr(v)),
             dt::DT_VERSYM => d.versym = Some(ptr(v)),
             dt::DT_VERDEF => verdef_addr = Some(ptr(v)),
             dt::DT_VERDEFNUM => verdefnum = v,

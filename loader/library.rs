@@ -68,10 +68,11 @@ impl Loader {
     }
 
     /// Binds every function at load time (the default, like RTLD_NOW).
-    /// With `false`, a function that cannot be resolved does not fail the
-    /// load unless the library asks for BIND_NOW; calling it aborts the
-    /// process with a message, as with glibc's lazy binding. (Bindings are
-    /// still made at load time: minld has no lazy PLT resolver yet.)
+    /// With `false` (RTLD_LAZY), functions reached through the PLT are
+    /// bound at their first call instead, by minld's resolver, unless the
+    /// object asks for BIND_NOW; a function nobody defines then fails only
+    /// when called, ending the process with a message that names it, as
+    /// with glibc's lazy binding.
     pub fn bind_now(mut self, now: bool) -> Self {
         self.opts.bind_now = now;
         self

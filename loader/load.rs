@@ -19,6 +19,7 @@ use crate::dynamic::{self, PtrStyle, DF_1_PIE};
 use crate::error::Error;
 use crate::host::{self, HostObjects};
 use crate::init;
+use crate::lazy;
 use crate::live;
 use crate::map;
 use crate::mem::Memory;
@@ -243,6 +244,31 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
         }
         m
     };
+    // The same scope, owned, for functions bound at their first call.
+    let lazy = !opts.bind_now;
+    let lazy_scope = || -> Vec<lazy::Member> {
+        let local_sonames: Vec<&str> = list.iter().map(|(o, _)| o.soname.as_str()).collect();
+        let mut m: Vec<lazy::Member> = reg
+            .host
+            .objects
+            .iter()
+            .filter(|h| !local_sonames.contains(&h.soname.as_str()))
+            .map(|h| lazy::Member::Host(h.clone()))
+            .collect();
+        for d in &scope {
+            match d {
+                Dep::Minld(o) => m.push(lazy::Member::Minld(Arc::downgrade(o))),
+                Dep::Host(h, _) => m.push(lazy::Member::Host(h.clone())),
+                Dep::Back(_) => {}
+            }
+        }
+        m
+    };
+    if lazy {
+        for o in &new {
+            let _ = o.lazy_scope.set(lazy_scope());
+        }
+    }
     // Unique definitions are committed only if the whole load succeeds:
     // a failed load unmaps its objects, and their addresses must not stay.
     let mut uniques = reg.uniques.clone();
@@ -529,6 +555,7 @@ fn object_for(
         eh_frame_hdr,
         unwind: OnceLock::new(),
         debugger: OnceLock::new(),
+        lazy_scope: OnceLock::new(),
     });
     live::insert(start, end, eh_frame_hdr, Arc::downgrade(&object));
     Ok((object, true))

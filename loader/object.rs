@@ -41,6 +41,8 @@ pub(crate) struct Object {
     pub(crate) unwind: OnceLock<unwind::Registration>,
     /// Its entry in the debugger's list (see `gdb`).
     pub(crate) debugger: OnceLock<gdb::Entry>,
+    /// The scope its lazily bound functions are looked up in.
+    pub(crate) lazy_scope: OnceLock<Vec<crate::lazy::Member>>,
 }
 
 /// A dependency: an object of minld's, or one of the host's.

@@ -166,6 +166,7 @@ pub(crate) fn relocate(obj: &Object, cx: &mut Context<'_>) -> Result<RelocStats,
         bias: obj.image.bias.0,
         cache: vec![None; obj.symbols.len()],
         deferred: Vec::new(),
+        lazy_used: false,
     };
     pass.relr(&mut stats)?;
     // The leading run of RELATIVE relocations (DT_RELACOUNT's, and where
@@ -205,6 +206,8 @@ struct Pass<'o> {
     cache: Vec<Option<Option<Def>>>,
     /// (where, resolver, addend) to apply after everything else.
     deferred: Vec<(usize, usize, i64)>,
+    /// Some JUMP_SLOT was left for lazy binding (GOT[1] and GOT[2] set).
+    lazy_used: bool,
 }
 
 /// How many relocations at the start of `rela` are plain RELATIVE ones.
@@ -453,6 +456,9 @@ impl Pass<'_> {
         {
             return Err(self.err(t, off, "unsupported relocation type in a shared object"));
         }
+        if t == r::JUMP_SLOT && self.lazy_slot(off, cx)? {
+            return Ok(());
+        }
         stats.symbolic += 1;
         let def = self.resolve(symi, t, off, cx, stats)?;
         let (s, size, kind, tls, own) = match def {
@@ -614,6 +620,46 @@ impl Pass<'_> {
                 self.symbol_name(symi)
             ),
         )
+    }
+
+    /// Lazy binding of a JUMP_SLOT (see `lazy`): the word points at its PLT
+    /// code (its value in the file, plus the bias) until the first call.
+    /// Returns false where the slot must be bound now: not lazy, no
+    /// DT_PLTGOT, or the slot inside RELRO (made read-only after loading).
+    fn lazy_slot(&mut self, off: u64, cx: &Context<'_>) -> Result<bool, Error> {
+        let Some(got) = self.obj.dynamic.pltgot.filter(|_| cx.lazy) else {
+            return Ok(false);
+        };
+        let p = self.target(r::JUMP_SLOT, off, 8)?;
+        // GOT[1] and GOT[2] are usually in RELRO (written now, before it
+        // is made read-only); the slots themselves must stay writable.
+        if self.in_relro(p) || !self.obj.image.writable(got + 8, 16) {
+            return Ok(false);
+        }
+        // SAFETY: checked by `target` as in write64.
+        let stub = unsafe { (p as *const u64).read_unaligned() } as usize;
+        let stub = self.bias.wrapping_add(stub);
+        self.check_code(r::JUMP_SLOT, off, stub)?;
+        self.write64(p, stub as u64);
+        if !self.lazy_used {
+            self.lazy_used = true;
+            self.write64(got + 8, self.obj as *const Object as u64);
+            self.write64(got + 16, crate::lazy::trampoline() as u64);
+        }
+        Ok(true)
+    }
+
+    fn in_relro(&self, addr: usize) -> bool {
+        self.obj
+            .image
+            .phdr(goblin::elf::program_header::PT_GNU_RELRO)
+            .is_some_and(|r| {
+                // The pages protect_relro makes read-only.
+                let page = crate::sys::page_size();
+                let lo = self.bias.wrapping_add(r.p_vaddr as usize) & !(page - 1);
+                let hi = self.bias.wrapping_add((r.p_vaddr + r.p_memsz) as usize) & !(page - 1);
+                addr >= lo && addr < hi
+            })
     }
 
     /// An ifunc resolver or init function must lie in the object's code.
@@ -791,6 +837,111 @@ impl Pass<'_> {
         }
         Ok(def)
     }
+}
+
+/// Binds JUMP_SLOT `index` of `obj` at its first call (see `lazy`): looks
+/// the symbol up in the scope the object was loaded with, writes the GOT
+/// word and returns the function's address. An error is the message for
+/// the user (the caller ends the process).
+pub(crate) fn bind_lazily(obj: &Object, index: usize) -> Result<usize, String> {
+    let rela = obj
+        .dynamic
+        .jmprel
+        .get(index)
+        .ok_or_else(|| format!("lazy binding of PLT entry {index}, beyond DT_JMPREL"))?;
+    let t = (rela.r_info & 0xffff_ffff) as u32;
+    let symi = (rela.r_info >> 32) as usize;
+    if t != r::JUMP_SLOT {
+        return Err(format!("lazy binding of a {} relocation", RelocKind(t)));
+    }
+    let bias = obj.image.bias.0;
+    let p = bias.wrapping_add(rela.r_offset as usize);
+    if !obj.image.writable(p, 8) {
+        return Err(format!(
+            "PLT slot {:#x} outside the writable segments",
+            rela.r_offset
+        ));
+    }
+    let sym = obj
+        .symbols
+        .sym(symi)
+        .ok_or("a symbol index outside the table")?;
+    let name = obj
+        .symbols
+        .name(&sym)
+        .ok_or("a symbol name outside DT_STRTAB")?;
+    let shown = || String::from_utf8_lossy(name).into_owned();
+    let bind = sym.st_info >> 4;
+    let defined = sym.st_shndx != goblin::elf::section_header::SHN_UNDEF as u16;
+    let found: Option<(usize, u8, bool)> =
+        if defined && (bind == st::STB_LOCAL || sym.st_other & 3 != 0) {
+            Some((
+                bias.wrapping_add(sym.st_value as usize),
+                sym.st_info & 0xf,
+                false,
+            ))
+        } else {
+            let versym = obj.symbols.versym(symi) & 0x7fff;
+            let need = if versym >= 2 {
+                obj.need_by_index
+                    .get(usize::from(versym))
+                    .and_then(|v| v.as_ref())
+                    .or_else(|| obj.symbols.version_def(versym))
+            } else {
+                None
+            };
+            let want = need.map_or(Want::Default, Want::Version);
+            let hash = NameHash::new(name);
+            let scope = obj.lazy_scope.get().map(Vec::as_slice).unwrap_or(&[]);
+            scope.iter().find_map(|m| match m {
+                crate::lazy::Member::Host(h) => h.symbols.lookup(name, hash, want).map(|(_, d)| {
+                    (
+                        h.bias.wrapping_add(d.st_value as usize),
+                        d.st_info & 0xf,
+                        true,
+                    )
+                }),
+                crate::lazy::Member::Minld(w) => w.upgrade().and_then(|o| {
+                    o.symbols.lookup(name, hash, want).map(|(_, d)| {
+                        (
+                            o.image.bias.0.wrapping_add(d.st_value as usize),
+                            d.st_info & 0xf,
+                            false,
+                        )
+                    })
+                }),
+            })
+        };
+    let value = match found {
+        Some((v, kind, host)) => {
+            let v = if host && kind != st::STT_TLS {
+                interpose::replacement(name, v).unwrap_or(v)
+            } else {
+                v
+            };
+            if kind == st::STT_GNU_IFUNC {
+                call_resolver(v)
+            } else {
+                v
+            }
+        }
+        None if bind == st::STB_WEAK => {
+            return Err(format!("undefined weak function {} called", shown()))
+        }
+        None => return Err(format!("undefined symbol: {}", shown())),
+    };
+    let value = value.wrapping_add(rela.r_addend as usize);
+    // SAFETY: `p..p+8` is in a writable segment of the object (checked);
+    // another thread binding the same (aligned) slot writes the same value.
+    unsafe {
+        if p % 8 == 0 {
+            std::sync::atomic::AtomicU64::from_ptr(p as *mut u64)
+                .store(value as u64, Ordering::Release);
+        } else {
+            (p as *mut u64).write_unaligned(value as u64);
+        }
+    }
+    Ok(value)
 }
 
 /// Where an ifunc of an object linked without running its code points.

@@ -106,16 +106,16 @@ pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
 /// multiple of 64), and whether it uses XSAVE (else FXSAVE, 512 bytes).
 /// Both are set once, before the first descriptor that can reach the slow
 /// path is written, and the assembly reads each once per call.
-static SAVE_SIZE: AtomicUsize = AtomicUsize::new(512);
-static USE_XSAVE: AtomicUsize = AtomicUsize::new(0);
+pub(crate) static SAVE_SIZE: AtomicUsize = AtomicUsize::new(512);
+pub(crate) static USE_XSAVE: AtomicUsize = AtomicUsize::new(0);
 
 /// The XSAVE components the TLSDESC slow path saves: all the state a caller
 /// may hold across the call, since a TLSDESC call preserves everything but
 /// %rax and the flags: x87, SSE, AVX, MPX, AVX-512 (bits 0-7) and AMX tile
 /// configuration and data (17, 18), as glibc does since 2.40.
-const XSAVE_MASK: u32 = 0x0006_00ff;
+pub(crate) const XSAVE_MASK: u32 = 0x0006_00ff;
 
-fn init_save_area() {
+pub(crate) fn init_save_area() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
         if !std::is_x86_feature_detected!("xsave") {
