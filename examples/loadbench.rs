@@ -18,8 +18,8 @@
 //!   libpython3.11.so.1.0 and libLLVM-15.so.1 from /usr/lib/x86_64-linux-gnu.
 //! - `--modes now,lazy`: `now` is minld's `Loader::new().bind_now(true)`
 //!   against `dlopen(RTLD_NOW | RTLD_LOCAL)`, `lazy` is `bind_now(false)`
-//!   against `RTLD_LAZY | RTLD_LOCAL` (minld still binds every function at
-//!   load time: it has no lazy PLT resolver yet). Default: both.
+//!   against `RTLD_LAZY | RTLD_LOCAL` (both bind PLT entries at their
+//!   first call). Default: both.
 //! - `--json FILE`: every raw sample and every median, as JSON (the input of
 //!   `scripts/plot_loadbench.py`).
 //! - `--no-strace`: skip the system-call counts.
@@ -148,10 +148,7 @@ impl Mode {
             Mode::Now => {
                 "bind now: minld `bind_now(true)` vs glibc `dlopen(RTLD_NOW | RTLD_LOCAL)`"
             }
-            Mode::Lazy => {
-                "lazy: minld `bind_now(false)` vs glibc `dlopen(RTLD_LAZY | RTLD_LOCAL)` \
-                 (minld still binds at load time)"
-            }
+            Mode::Lazy => "lazy: minld `bind_now(false)` vs glibc `dlopen(RTLD_LAZY | RTLD_LOCAL)`",
         }
     }
 }

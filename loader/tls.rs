@@ -118,21 +118,17 @@ pub(crate) const XSAVE_MASK: u32 = 0x0006_00ff;
 pub(crate) fn init_save_area() {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| {
-        if !std::is_x86_feature_detected!("xsave") {
+        // OSXSAVE (CPUID 1, ECX bit 27): the CPU has XSAVE and the OS
+        // enabled it. Asked directly: std's feature detection runs a dozen
+        // CPUIDs the first time, each a trap in a virtual machine.
+        if std::arch::x86_64::__cpuid(1).ecx & (1 << 27) == 0 {
             return; // FXSAVE, 512 bytes
         }
-        // The standard-format XSAVE area: legacy region and header, then
-        // each component at the offset CPUID leaf 0xD reports.
-        let mut size = 576u32;
-        for comp in 2..32u32 {
-            if XSAVE_MASK & (1 << comp) == 0 {
-                continue;
-            }
-            let r = std::arch::x86_64::__cpuid_count(0xd, comp);
-            if r.eax != 0 {
-                size = size.max(r.ebx + r.eax);
-            }
-        }
+        // The standard-format XSAVE area for every component the OS
+        // enabled (XCR0), which covers the ones in XSAVE_MASK: CPUID leaf
+        // 0xD, sub-leaf 0, EBX. One CPUID (each one traps to the hypervisor
+        // in a virtual machine).
+        let size = std::arch::x86_64::__cpuid_count(0xd, 0).ebx.max(576);
         let size = (size as usize).div_ceil(64) * 64;
         SAVE_SIZE.store(size, Ordering::Release);
         USE_XSAVE.store(1, Ordering::Release);
