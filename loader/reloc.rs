@@ -164,7 +164,8 @@ pub(crate) fn relocate(obj: &Object, cx: &mut Context<'_>) -> Result<RelocStats,
             .map(|s| (s.addr, s.addr + s.mem_size as usize))
             .collect(),
         bias: obj.image.bias.0,
-        cache: vec![None; obj.symbols.len()],
+        cache: vec![0; obj.symbols.len()],
+        defs: Vec::new(),
         deferred: Vec::new(),
         lazy_used: false,
     };
@@ -202,8 +203,13 @@ struct Pass<'o> {
     /// DT_TEXTREL (made writable meanwhile).
     writable: Vec<(usize, usize)>,
     bias: usize,
-    /// Per symbol index: the definition once looked up (None: not yet).
-    cache: Vec<Option<Option<Def>>>,
+    /// Per symbol index: 1 + the index of its definition in `defs` once
+    /// looked up, 0 before.
+    cache: Vec<u32>,
+    /// The definitions found, which `cache` indexes (a 4-byte slot per
+    /// symbol: a big object's table stays small enough for the heap,
+    /// instead of a mapping of its own).
+    defs: Vec<Option<Def>>,
     /// (where, resolver, addend) to apply after everything else.
     deferred: Vec<(usize, usize, i64)>,
     /// Some JUMP_SLOT was left for lazy binding (GOT[1] and GOT[2] set).
@@ -705,8 +711,8 @@ impl Pass<'_> {
                 own: true,
             }));
         }
-        if let Some(Some(hit)) = self.cache.get(symi) {
-            return Ok(*hit);
+        if let Some(&i) = self.cache.get(symi).filter(|&&i| i != 0) {
+            return Ok(self.defs[i as usize - 1]);
         }
         let obj = self.obj;
         let sym = obj.symbols.sym(symi).ok_or_else(|| {
@@ -833,7 +839,8 @@ impl Pass<'_> {
             }
         };
         if let Some(slot) = self.cache.get_mut(symi) {
-            *slot = Some(def);
+            self.defs.push(def);
+            *slot = u32::try_from(self.defs.len()).unwrap_or(0);
         }
         Ok(def)
     }
