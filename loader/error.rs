@@ -152,6 +152,16 @@ pub enum Error {
         /// What was attempted.
         what: String,
     },
+
+    /// The library or a dependency breaks the loader's [`crate::Policy`];
+    /// the report lists every finding.
+    #[error("{path}: refused by policy: {report}")]
+    Policy {
+        /// The library asked for.
+        path: PathBuf,
+        /// Every finding, for it and its dependencies.
+        report: crate::policy::Report,
+    },
 }
 
 /// A relocation type, printed by its psABI name.

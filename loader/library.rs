@@ -49,6 +49,7 @@ impl Loader {
                 reuse_host: true,
                 allow_textrel: false,
                 run_code: true,
+                policy: None,
             },
         }
     }
@@ -83,6 +84,14 @@ impl Loader {
     /// libraries (libc, ld.so and their stubs) are always the host's.
     pub fn reuse_host(mut self, reuse: bool) -> Self {
         self.opts.reuse_host = reuse;
+        self
+    }
+
+    /// Checks the library and every dependency it would bring in against
+    /// `policy` before loading (see [`crate::policy::check`]); any finding
+    /// refuses the load with [`Error::Policy`], which lists them all.
+    pub fn policy(mut self, policy: crate::Policy) -> Self {
+        self.opts.policy = Some(policy);
         self
     }
 

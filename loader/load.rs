@@ -42,6 +42,8 @@ pub(crate) struct Options {
     /// Run the objects' code (init functions, ifunc resolvers). Without it
     /// a load links only: for inspection and fuzzing (`Loader::link`).
     pub(crate) run_code: bool,
+    /// Checked before loading; any finding refuses the load.
+    pub(crate) policy: Option<crate::policy::Policy>,
 }
 
 /// What minld knows across loads: the host's objects, its own objects by
@@ -119,6 +121,15 @@ pub(crate) struct LoadSet {
 pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<LoadSet, Error> {
     let started = Instant::now();
     let sys = Sys { trace: opts.trace };
+    if let Some(policy) = &opts.policy {
+        let report = crate::policy::check_with(&sys, name, policy, &opts.search_paths)?;
+        if !report.findings.is_empty() {
+            return Err(Error::Policy {
+                path: PathBuf::from(name),
+                report,
+            });
+        }
+    }
     reg.host.refresh();
 
     // glibc's own libraries: a handle onto the host's copy.

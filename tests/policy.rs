@@ -1,0 +1,209 @@
+//! Level 1 of plugin hygiene: a policy checked before loading, with no
+//! code run, reporting every finding by library, kind and value.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use goblin::elf::program_header::{PF_X, PT_GNU_RELRO, PT_GNU_STACK, PT_LOAD, PT_NULL};
+use minld::policy::{check, FindingKind};
+use minld::{Error, Loader, Policy};
+
+fn lib(name: &str) -> PathBuf {
+    Path::new(env!("MINLD_TEST_LIBS")).join(name)
+}
+
+fn kinds(path: &Path, policy: &Policy) -> Vec<FindingKind> {
+    check(path, policy)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .findings
+        .into_iter()
+        .filter(|f| f.path == path)
+        .map(|f| f.kind)
+        .collect()
+}
+
+/// A copy of `name` in a scratch directory with its program headers
+/// patched by `patch(p_type, p_flags) -> (p_type, p_flags)`.
+fn patched(name: &str, tag: &str, patch: impl Fn(u32, u32) -> (u32, u32)) -> PathBuf {
+    let mut bytes = fs::read(lib(name)).unwrap();
+    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+    let phoff = elf.header.e_phoff as usize;
+    let n = elf.program_headers.len();
+    drop(elf);
+    for i in 0..n {
+        let at = phoff + i * 56;
+        let t = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap());
+        let f = u32::from_le_bytes(bytes[at + 4..at + 8].try_into().unwrap());
+        let (t2, f2) = patch(t, f);
+        bytes[at..at + 4].copy_from_slice(&t2.to_le_bytes());
+        bytes[at + 4..at + 8].copy_from_slice(&f2.to_le_bytes());
+    }
+    let dir = std::env::temp_dir().join(format!("minld-policy-{}-{tag}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let out = dir.join(name);
+    fs::write(&out, bytes).unwrap();
+    out
+}
+
+#[test]
+fn each_finding_by_name() {
+    let strict = Policy::strict();
+    assert_eq!(
+        kinds(
+            &lib("libtextrel.so"),
+            &strict.clone().require_bind_now(false)
+        ),
+        [FindingKind::TextRelocations]
+    );
+    assert_eq!(
+        kinds(
+            &lib("libexecstack.so"),
+            &strict.clone().require_bind_now(false)
+        ),
+        [FindingKind::ExecutableStack]
+    );
+    assert_eq!(
+        kinds(&lib("libbasic.so"), &strict),
+        [FindingKind::NotBindNow],
+        "gcc links lazily by default"
+    );
+    assert_eq!(
+        kinds(&lib("libbasic.so"), &strict.clone().require_bind_now(false)),
+        []
+    );
+
+    let rwx = patched("libbasic.so", "rwx", |t, f| {
+        if t == PT_LOAD && f & 2 != 0 {
+            (t, f | PF_X)
+        } else {
+            (t, f)
+        }
+    });
+    assert_eq!(
+        kinds(&rwx, &strict.clone().require_bind_now(false)),
+        [FindingKind::WritableAndExecutable]
+    );
+    let norelro = patched("libbasic.so", "norelro", |t, f| {
+        if t == PT_GNU_RELRO {
+            (PT_NULL, f)
+        } else {
+            (t, f)
+        }
+    });
+    assert_eq!(
+        kinds(&norelro, &strict.clone().require_bind_now(false)),
+        [FindingKind::NoRelro]
+    );
+}
+
+#[test]
+fn one_report_lists_every_finding_with_the_value() {
+    let bad = patched("libbasic.so", "many", |t, f| match t {
+        PT_GNU_RELRO => (PT_NULL, f),
+        PT_GNU_STACK => (t, f | PF_X),
+        PT_LOAD if f & 2 != 0 => (t, f | PF_X),
+        _ => (t, f),
+    });
+    let report = check(&bad, &Policy::strict()).unwrap();
+    let mut got: Vec<FindingKind> = report.findings.iter().map(|f| f.kind.clone()).collect();
+    got.sort_by_key(|k| format!("{k:?}"));
+    assert_eq!(
+        got,
+        [
+            FindingKind::ExecutableStack,
+            FindingKind::NoRelro,
+            FindingKind::NotBindNow,
+            FindingKind::WritableAndExecutable
+        ]
+    );
+    let text: Vec<String> = report.findings.iter().map(ToString::to_string).collect();
+    assert!(text.iter().all(|t| t.contains("libbasic.so")), "{text:?}");
+    assert!(text.iter().any(|t| t.contains("is RWX")), "{text:?}");
+    assert!(
+        text.iter().any(|t| t.contains("PT_GNU_STACK p_flags 0x7")),
+        "{text:?}"
+    );
+
+    // Loader::policy refuses with all of them, and maps nothing.
+    // SAFETY: refused before any code runs.
+    let e = match unsafe { Loader::new().policy(Policy::strict()).open(&bad) } {
+        Ok(_) => panic!("loaded"),
+        Err(e) => e,
+    };
+    match &e {
+        Error::Policy { report, .. } => assert_eq!(report.findings.len(), 4, "{e}"),
+        other => panic!("expected Error::Policy, got {other:?}"),
+    }
+    assert!(e.to_string().contains("4 finding(s)"), "{e}");
+}
+
+#[test]
+fn dependencies_and_search_paths_only_in_permitted_directories() {
+    let libs = PathBuf::from(env!("MINLD_TEST_LIBS"));
+    let p = Policy::strict().require_bind_now(false);
+    // chain_a -> chain/chain_b -> chain/chain_c: all inside test-libs.
+    let r = check(lib("libchain_a.so"), &p.clone().permit_dir(&libs)).unwrap();
+    assert!(r.findings.is_empty(), "{r}");
+    assert_eq!(r.checked.len(), 3, "{:?}", r.checked);
+    // Only chain/ permitted: the root is outside; its RUNPATH ($ORIGIN/chain)
+    // and its dependencies are inside.
+    let r = check(
+        lib("libchain_a.so"),
+        &p.clone().permit_dir(libs.join("chain")),
+    )
+    .unwrap();
+    let got: Vec<&FindingKind> = r.findings.iter().map(|f| &f.kind).collect();
+    assert_eq!(got, [&FindingKind::DependencyOutsidePermitted], "{r}");
+    // A system library: /lib is /usr/lib here, compared after resolving.
+    let r = check(
+        "libsqlite3.so.0",
+        &p.clone()
+            .permit_dir("/usr/lib/x86_64-linux-gnu")
+            .require_relro(true),
+    )
+    .unwrap();
+    assert!(r.findings.is_empty(), "{r}");
+    let r = check("libsqlite3.so.0", &p.permit_dir("/opt/nothing-here")).unwrap();
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.kind == FindingKind::DependencyOutsidePermitted
+                && f.detail.contains("libm.so.6")),
+        "{r}"
+    );
+}
+
+#[test]
+fn code_that_would_run_at_load_is_listed() {
+    let r = check(
+        lib("libctor_top.so"),
+        &Policy::strict().require_bind_now(false),
+    )
+    .unwrap();
+    let top = r
+        .code_at_load
+        .iter()
+        .find(|c| c.path.ends_with("libctor_top.so"))
+        .unwrap();
+    assert!(top.init_functions >= 2, "{top:?}");
+    let r = check(
+        lib("libifunc.so"),
+        &Policy::strict().require_bind_now(false),
+    )
+    .unwrap();
+    assert!(r.code_at_load[0].ifunc_resolvers >= 1, "{r:?}");
+}
+
+#[test]
+fn a_policy_that_passes_loads() {
+    let p = Policy::strict().require_bind_now(false);
+    // SAFETY: test-libs/basic.c: int basic_add(int, int).
+    let l = unsafe { Loader::new().policy(p).open(lib("libbasic.so")) }.unwrap();
+    assert_eq!(
+        unsafe {
+            l.get::<extern "C" fn(i32, i32) -> i32>("basic_add")
+                .unwrap()(2, 3)
+        },
+        5
+    );
+}
