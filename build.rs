@@ -161,6 +161,28 @@ const ARTIFACTS: &[Artifact] = &[
         deps: &["liblazy_callee.so"],
         ..LIB
     },
+    // Plugins for namespaces (BIND_NOW and RELRO: a strict policy passes).
+    Artifact {
+        name: "libplugin_good.so",
+        sources: &["plugin_good.c"],
+        dir: Dir::Sub("plugins"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libplugin_forbidden.so",
+        sources: &["plugin_forbidden.c"],
+        dir: Dir::Sub("plugins"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libplugin_abi2.so",
+        sources: &["plugin_abi2.c"],
+        dir: Dir::Sub("plugins"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
     // Faults: a chain whose third library has an undefined symbol
     // (fault_a -> fault/fault_b -> fault/fault_c, fault_b also on libbasic).
     Artifact {

@@ -153,6 +153,30 @@ pub enum Error {
         what: String,
     },
 
+    /// A library of a namespace imports host symbols the namespace does not
+    /// allow; every one is listed.
+    #[error("{path}: imports not allowed in its namespace: {}", imports.join(", "))]
+    DisallowedImports {
+        /// The library.
+        path: PathBuf,
+        /// Each import, `name@version (from library)`.
+        imports: Vec<String>,
+    },
+
+    /// A namespace's plugin lacks its ABI version symbol or has another
+    /// version.
+    #[error("{path}: ABI version symbol {symbol}: expected {expected}, found {}", found.map_or("no such symbol".to_string(), |v| v.to_string()))]
+    Abi {
+        /// The plugin.
+        path: PathBuf,
+        /// The symbol the namespace checks.
+        symbol: String,
+        /// The version the namespace wants.
+        expected: u32,
+        /// What the plugin has (None: not exported).
+        found: Option<u32>,
+    },
+
     /// The library or a dependency breaks the loader's [`crate::Policy`];
     /// the report lists every finding.
     #[error("{path}: refused by policy: {report}")]

@@ -50,6 +50,7 @@ impl Loader {
                 allow_textrel: false,
                 run_code: true,
                 policy: None,
+                namespace: None,
             },
         }
     }
@@ -84,6 +85,14 @@ impl Loader {
     /// libraries (libc, ld.so and their stubs) are always the host's.
     pub fn reuse_host(mut self, reuse: bool) -> Self {
         self.opts.reuse_host = reuse;
+        self
+    }
+
+    /// Loads into a namespace (see [`crate::Namespace`]).
+    pub(crate) fn namespace(mut self, rules: std::sync::Arc<crate::namespace::Rules>) -> Self {
+        self.opts.reuse_host = false;
+        self.opts.search_paths = rules.permitted.clone();
+        self.opts.namespace = Some(rules);
         self
     }
 

@@ -44,6 +44,8 @@ pub(crate) struct Options {
     pub(crate) run_code: bool,
     /// Checked before loading; any finding refuses the load.
     pub(crate) policy: Option<crate::policy::Policy>,
+    /// The namespace loaded into (None: the default one).
+    pub(crate) namespace: Option<Arc<crate::namespace::Rules>>,
 }
 
 /// What minld knows across loads: the host's objects, its own objects by
@@ -51,7 +53,8 @@ pub(crate) struct Options {
 #[derive(Default)]
 pub(crate) struct Registry {
     pub(crate) host: HostObjects,
-    by_file: HashMap<(u64, u64), Weak<Object>, reloc::FixedState>,
+    /// By (namespace, device, inode): a file is one object per namespace.
+    by_file: HashMap<(u64, u64, u64), Weak<Object>, reloc::FixedState>,
     pinned: Vec<Arc<Object>>,
     uniques: Uniques,
 }
@@ -149,7 +152,7 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
         });
     }
 
-    let (opened, extra, as_needed) = match search::find(&sys, name, None, &opts.search_paths)? {
+    let (opened, extra, as_needed) = match find(&sys, opts, name, None)? {
         Found::Elf(o) => (o, Vec::new(), Vec::new()),
         Found::Script { path, members } => {
             let mut plain = members
@@ -171,7 +174,7 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
                 rpath: None,
                 runpath: None,
             };
-            match search::find(&sys, &first, Some(&requester), &opts.search_paths)? {
+            match find(&sys, opts, &first, Some(&requester))? {
                 Found::Elf(o) => (o, extra, as_needed),
                 Found::Script { path: inner, .. } => {
                     return Err(Error::BadScript {
@@ -184,7 +187,7 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
     };
 
     let mut list: Vec<(Arc<Object>, bool)> = Vec::new(); // (object, new in this load)
-    let root = object_for(&sys, reg, opened, opts.run_code)?;
+    let root = object_for(&sys, reg, opened, opts.run_code, namespace_id(opts))?;
     list.push(root);
     let mut scope: Vec<Dep> = vec![Dep::Minld(list[0].0.clone())];
 
@@ -299,7 +302,8 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
     }
     reg.uniques = uniques;
     for o in &new {
-        reg.by_file.insert(o.dev_ino, Arc::downgrade(o));
+        reg.by_file
+            .insert((o.namespace, o.dev_ino.0, o.dev_ino.1), Arc::downgrade(o));
         // As glibc does, an object whose STB_GNU_UNIQUE definition became
         // the process's one is never unloaded: others may be bound to it.
         let defines_unique = reg.uniques.values().any(|&a| o.image.contains(a, 1));
@@ -356,8 +360,16 @@ fn relocate_all(
             allow_textrel: opts.allow_textrel,
             lazy: !opts.bind_now && !o.dynamic.bind_now(),
             run_code: opts.run_code,
+            rules: opts.namespace.as_deref(),
+            denied: Vec::new(),
         };
         let stats = reloc::relocate(o, &mut cx)?;
+        if !cx.denied.is_empty() {
+            return Err(Error::DisallowedImports {
+                path: o.path.clone(),
+                imports: cx.denied,
+            });
+        }
         o.image.protect_relro()?;
         debug::print_if(Category::Statistics, || {
             format!(
@@ -375,6 +387,27 @@ fn relocate_all(
 }
 
 /// Resolves one DT_NEEDED entry of `obj` (at `index` in `list`).
+/// The namespace's id; 0 for the default one.
+fn namespace_id(opts: &Options) -> u64 {
+    opts.namespace.as_ref().map_or(0, |n| n.id)
+}
+
+/// Finds a name: in a namespace only in its permitted directories (glibc's
+/// libm and libmvec excepted), else by the full search.
+fn find(
+    sys: &Sys,
+    opts: &Options,
+    name: &str,
+    requester: Option<&Requester<'_>>,
+) -> Result<Found, Error> {
+    match &opts.namespace {
+        Some(ns) if !matches!(name, "libm.so.6" | "libmvec.so.1") => {
+            search::find_confined(sys, name, requester, &ns.permitted)
+        }
+        _ => search::find(sys, name, requester, &opts.search_paths),
+    }
+}
+
 fn dependency(
     sys: &Sys,
     reg: &mut Registry,
@@ -398,7 +431,9 @@ fn dependency(
             Dep::Back(Arc::downgrade(o))
         });
     }
-    if opts.reuse_host {
+    // glibc's libm and libmvec are the host's in a namespace too.
+    let glibc_family = opts.namespace.is_some() && matches!(base, "libm.so.6" | "libmvec.so.1");
+    if opts.reuse_host || glibc_family {
         if let Some(h) = reg.host.by_soname(base) {
             return Ok(Dep::Host(h.clone(), None));
         }
@@ -410,7 +445,7 @@ fn dependency(
         .by_file
         .values()
         .filter_map(Weak::upgrade)
-        .find(|o| o.soname == base)
+        .find(|o| o.soname == base && o.namespace == namespace_id(opts))
     {
         list.push((o.clone(), false));
         return Ok(Dep::Minld(o));
@@ -420,7 +455,7 @@ fn dependency(
         rpath: obj.dynamic.rpath.as_deref(),
         runpath: obj.dynamic.runpath.as_deref(),
     };
-    let opened = match search::find(sys, n, Some(&requester), &opts.search_paths)? {
+    let opened = match find(sys, opts, n, Some(&requester))? {
         Found::Elf(o) => o,
         Found::Script { path, .. } => {
             return Err(Error::BadScript {
@@ -432,7 +467,7 @@ fn dependency(
             })
         }
     };
-    let entry = object_for(sys, reg, opened, opts.run_code)?;
+    let entry = object_for(sys, reg, opened, opts.run_code, namespace_id(opts))?;
     // The same file under another name, already in this load.
     if let Some(pos) = list.iter().position(|(o, _)| Arc::ptr_eq(o, &entry.0)) {
         let o = &list[pos].0;
@@ -456,11 +491,16 @@ fn object_for(
     reg: &Registry,
     opened: Opened,
     trusted: bool,
+    namespace: u64,
 ) -> Result<(Arc<Object>, bool), Error> {
     let Opened { fd, path, first } = opened;
     let headers = validate::read_headers(sys, &fd, &path, &first, false)?;
     let key = (headers.stat.dev, headers.stat.ino);
-    if let Some(o) = reg.by_file.get(&key).and_then(Weak::upgrade) {
+    if let Some(o) = reg
+        .by_file
+        .get(&(namespace, key.0, key.1))
+        .and_then(Weak::upgrade)
+    {
         debug::print_if(Category::Libs, || {
             format!("{}: already loaded by minld, reused", path.display())
         });
@@ -554,6 +594,7 @@ fn object_for(
         path,
         soname,
         dev_ino: key,
+        namespace,
         image: std::mem::ManuallyDrop::new(image),
         dynamic: d,
         symbols,

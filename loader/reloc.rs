@@ -140,6 +140,11 @@ pub(crate) struct Context<'a> {
     /// Run the object's ifunc resolvers; without, their slots point at a
     /// function that aborts with a message (`Loader::link`).
     pub(crate) run_code: bool,
+    /// The namespace's rules: host symbols bound only if allowed, host
+    /// exports first.
+    pub(crate) rules: Option<&'a crate::namespace::Rules>,
+    /// Host symbols bound against the rules, `name@version (from file)`.
+    pub(crate) denied: Vec<String>,
 }
 
 /// Applies all relocations of `obj`.
@@ -715,6 +720,22 @@ impl Pass<'_> {
             return Ok(self.defs[i as usize - 1]);
         }
         let obj = self.obj;
+        if let Some(rules) = cx.rules {
+            if let Some(addr) = obj
+                .symbols
+                .sym(symi)
+                .and_then(|s| obj.symbols.name(&s))
+                .and_then(|n| rules.export(n))
+            {
+                return Ok(Some(Def {
+                    value: addr,
+                    size: 0,
+                    kind: st::STT_FUNC,
+                    tls: Tls::None,
+                    own: false,
+                }));
+            }
+        }
         let sym = obj.symbols.sym(symi).ok_or_else(|| {
             self.err(
                 t,
@@ -763,6 +784,23 @@ impl Pass<'_> {
                     .map(|(i, d)| (*s, i, d))
             })
         };
+        if let (Some(rules), Some((definer @ ScopeRef::Host(_), index, _))) = (cx.rules, &found) {
+            let version = definer
+                .symbols()
+                .version_def(definer.symbols().versym(*index))
+                .map(|v| v.name.clone());
+            if !rules.allows(name, version.as_deref()) {
+                let entry = format!(
+                    "{}{} (from {})",
+                    String::from_utf8_lossy(name),
+                    version.map(|v| format!("@{v}")).unwrap_or_default(),
+                    definer.soname()
+                );
+                if !cx.denied.contains(&entry) {
+                    cx.denied.push(entry);
+                }
+            }
+        }
         let def = match found {
             Some((definer, index, dsym)) => {
                 let dkind = dsym.st_info & 0xf;

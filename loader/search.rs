@@ -122,6 +122,61 @@ fn ld_cache(sys: &Sys) -> &'static crate::ldcache::LdCache {
     CACHE.get_or_init(|| crate::ldcache::load(sys))
 }
 
+/// Like [`find`], for a namespace: only inside the `permitted` directories
+/// (a path name must lie in one; RPATH and RUNPATH entries count only when
+/// they do; no LD_LIBRARY_PATH, ld.so.cache or system directories).
+pub(crate) fn find_confined(
+    sys: &Sys,
+    name: &str,
+    requester: Option<&Requester<'_>>,
+    permitted: &[PathBuf],
+) -> Result<Found, Error> {
+    let needed_by = requester
+        .map(|r| r.path.display().to_string())
+        .unwrap_or_else(|| "the caller".to_string());
+    let origin = requester.and_then(|r| origin_of(r.path));
+    let inside = |p: &Path| permitted.iter().any(|d| p.starts_with(d));
+    let mut tried = Vec::new();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if name.contains('/') {
+        if let Some(p) = expand(name, origin.as_deref()).map(PathBuf::from) {
+            if inside(&p) {
+                if let Some(f) = try_open(sys, &p, &mut tried, false)? {
+                    return Ok(f);
+                }
+            } else {
+                tried.push(p);
+            }
+        }
+    } else {
+        if let Some(r) = requester {
+            for list in [r.rpath.filter(|_| r.runpath.is_none()), r.runpath]
+                .into_iter()
+                .flatten()
+            {
+                dirs.extend(
+                    split_dirs(list, origin.as_deref())
+                        .into_iter()
+                        .filter(|d| inside(d)),
+                );
+            }
+        }
+        dirs.extend(permitted.iter().cloned());
+        for dir in &dirs {
+            if let Some(f) = try_open(sys, &dir.join(name), &mut tried, true)? {
+                return Ok(f);
+            }
+        }
+    }
+    Err(Error::NotFound {
+        name: name.to_string(),
+        needed_by: format!(
+            "{needed_by} (in a namespace: only its permitted directories are searched)"
+        ),
+        tried,
+    })
+}
+
 /// Opens the library `name` asks for. `tried` collects every path tried.
 pub(crate) fn find(
     sys: &Sys,

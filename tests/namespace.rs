@@ -1,0 +1,171 @@
+//! Level 2 of plugin hygiene: a namespace per plugin, with imports denied
+//! by default, host functions exported by name, dependencies only from
+//! permitted directories, and an ABI version check.
+
+use std::ffi::{c_char, c_int, CStr};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use minld::{Error, Namespace, Policy};
+
+static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+extern "C" fn host_log(msg: *const c_char) {
+    // SAFETY: the plugin passes a NUL-terminated string.
+    let s = unsafe { CStr::from_ptr(msg) }
+        .to_string_lossy()
+        .into_owned();
+    LOG.lock().unwrap().push(s);
+}
+
+fn plugins() -> PathBuf {
+    Path::new(env!("MINLD_TEST_LIBS")).join("plugins")
+}
+
+fn namespace() -> Namespace {
+    Namespace::builder()
+        .permit_dir(plugins())
+        .allow_import("malloc")
+        .allow_import("free")
+        .allow_import_versioned("snprintf", "GLIBC_2.2.5")
+        .export(
+            "host_log",
+            host_log as extern "C" fn(*const c_char) as usize,
+        )
+        .policy(Policy::strict().permit_dir(plugins()))
+        .abi_version("plugin_abi_version", 1)
+        .build()
+}
+
+#[test]
+fn a_plugin_that_behaves_calls_the_host_it_was_given() {
+    let ns = namespace();
+    // SAFETY: test-libs/plugin_good.c.
+    let p = unsafe { ns.open("libplugin_good.so") }.unwrap_or_else(|e| panic!("{e}"));
+    // SAFETY: int plugin_run(int).
+    let run = unsafe {
+        *p.get::<extern "C" fn(c_int) -> c_int>("plugin_run")
+            .unwrap()
+    };
+    assert_eq!(run(21), 42);
+    assert!(
+        LOG.lock().unwrap().contains(&"plugin_run(21)".to_string()),
+        "host_log was called through the export"
+    );
+}
+
+#[test]
+fn every_disallowed_import_is_listed() {
+    // SAFETY: refused before any of its code runs.
+    let e = match unsafe { namespace().open("libplugin_forbidden.so") } {
+        Ok(_) => panic!("a plugin importing fopen, getenv and system loaded"),
+        Err(e) => e,
+    };
+    match &e {
+        Error::DisallowedImports { path, imports } => {
+            assert!(path.ends_with("libplugin_forbidden.so"));
+            let names: Vec<&str> = imports
+                .iter()
+                .map(|i| i.split('@').next().unwrap())
+                .collect();
+            for want in ["fopen", "getenv", "system", "fclose"] {
+                assert!(names.contains(&want), "{want} not in {imports:?}");
+            }
+            assert!(
+                imports.iter().all(|i| i.contains("(from libc.so.6)")),
+                "{imports:?}"
+            );
+        }
+        other => panic!("expected DisallowedImports, got {other:?}"),
+    }
+    assert!(e.to_string().contains("system@GLIBC_2.2.5"), "{e}");
+}
+
+#[test]
+fn the_abi_version_is_checked() {
+    // SAFETY: test-libs/plugin_abi2.c.
+    let e = match unsafe { namespace().open("libplugin_abi2.so") } {
+        Ok(_) => panic!("ABI 2 accepted by a namespace that wants 1"),
+        Err(e) => e,
+    };
+    assert!(
+        matches!(
+            &e,
+            Error::Abi {
+                expected: 1,
+                found: Some(2),
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn two_namespaces_get_two_copies() {
+    let (a, b) = (namespace(), namespace());
+    // SAFETY: test-libs/plugin_good.c.
+    let (pa, pb) = unsafe {
+        (
+            a.open("libplugin_good.so").unwrap(),
+            b.open("libplugin_good.so").unwrap(),
+        )
+    };
+    assert_ne!(pa.base(), pb.base(), "one copy per namespace");
+    // SAFETY: int plugin_run(int), int plugin_calls(void).
+    unsafe {
+        let run = *pa
+            .get::<extern "C" fn(c_int) -> c_int>("plugin_run")
+            .unwrap();
+        run(1);
+        run(2);
+        let calls_a = *pa.get::<extern "C" fn() -> c_int>("plugin_calls").unwrap();
+        let calls_b = *pb.get::<extern "C" fn() -> c_int>("plugin_calls").unwrap();
+        assert_eq!(
+            (calls_a(), calls_b()),
+            (2, 0),
+            "each copy has its own state"
+        );
+    }
+    // The same namespace reuses its copy.
+    // SAFETY: as above.
+    let again = unsafe { a.open("libplugin_good.so") }.unwrap();
+    assert_eq!(again.base(), pa.base());
+}
+
+#[test]
+fn only_permitted_directories_are_searched() {
+    // libchain_a needs chain/libchain_b through RUNPATH $ORIGIN/chain: with
+    // only test-libs/ itself permitted (not chain/), it is not found.
+    let libs = PathBuf::from(env!("MINLD_TEST_LIBS"));
+    let ns = Namespace::builder().permit_dir(&libs).build();
+    // SAFETY: test-libs/chain_a.c.
+    let l = unsafe { ns.open("libchain_a.so") };
+    assert!(
+        l.is_ok(),
+        "RUNPATH inside a permitted directory is followed: {:?}",
+        l.err()
+    );
+    let ns = Namespace::builder().permit_dir(libs.join("chain")).build();
+    // SAFETY: as above; refused before anything runs.
+    let e = match unsafe { ns.open(libs.join("libchain_a.so")) } {
+        Ok(_) => panic!("a path outside the permitted directories loaded"),
+        Err(e) => e,
+    };
+    assert!(matches!(e, Error::NotFound { .. }), "{e}");
+    // Not even libz from the system directories.
+    // SAFETY: refused before anything runs.
+    let e = match unsafe {
+        Namespace::builder()
+            .permit_dir(&libs)
+            .build()
+            .open("libz.so.1")
+    } {
+        Ok(_) => panic!("libz found outside the permitted directories"),
+        Err(e) => e,
+    };
+    assert!(
+        e.to_string().contains("only its permitted directories"),
+        "{e}"
+    );
+}
