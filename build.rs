@@ -183,6 +183,63 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &["-Wl,-z,now,-z,relro"],
         ..LIB
     },
+    // Plugins for the sandbox (process isolation): test-libs/sandbox/.
+    Artifact {
+        name: "libecho.so",
+        sources: &["sandbox/echo.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libsegv.so",
+        sources: &["sandbox/segv.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libpasswd.so",
+        sources: &["sandbox/passwd.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libloop.so",
+        sources: &["sandbox/loop.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libctor.so",
+        sources: &["sandbox/ctor.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libnetctor.so",
+        sources: &["sandbox/netctor.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libabi.so",
+        sources: &["sandbox/abi.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libdeps.so",
+        sources: &["sandbox/deps.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro", "-l:libz.so.1", "-l:libsqlite3.so.0"],
+        ..LIB
+    },
     // Faults: a chain whose third library has an undefined symbol
     // (fault_a -> fault/fault_b -> fault/fault_c, fault_b also on libbasic).
     Artifact {

@@ -9,6 +9,10 @@
 //! - lookup: `Library::get` (and `Library::find`, which builds no error)
 //!   against `dlsym` on a handle, for a symbol that exists and one that
 //!   does not.
+//! - sandbox: one call round trip to the echo plugin of test-libs/sandbox
+//!   (8 bytes in, 8 out) through `minld::sandbox::Sandbox` (another process,
+//!   shared memory, spinning then a futex), against the same function
+//!   loaded in process with minld. The bench binary is its own runner.
 //! - tls: a call that increments a `__thread` counter of test-libs' libtls.so
 //!   (general dynamic: one `__tls_get_addr` per call), the library loaded by
 //!   minld (minld's `__tls_get_addr`) and by glibc (glibc's).
@@ -108,6 +112,30 @@ fn tls(c: &mut Criterion) {
     g.finish();
 }
 
+fn sandbox(c: &mut Criterion) {
+    let path = format!("{}/sandbox/libecho.so", env!("MINLD_TEST_LIBS"));
+    let mut sb = minld::sandbox::Sandbox::builder(path.clone())
+        .function("echo")
+        .spawn()
+        .expect("start the sandbox");
+    // SAFETY: a test plugin of ours, loaded in process for the comparison.
+    let lib = unsafe { Library::open(&path) }.unwrap();
+    // SAFETY: the byte-buffer ABI of the sandbox's plugins.
+    let echo =
+        *unsafe { lib.get::<extern "C" fn(*const u8, usize, *mut u8, usize) -> isize>("echo") }
+            .unwrap();
+    let input = *b"12345678";
+    let mut out = [0u8; 64];
+    let mut g = c.benchmark_group("sandbox call");
+    g.bench_function("in process", |b| {
+        b.iter(|| echo(black_box(input.as_ptr()), 8, out.as_mut_ptr(), out.len()))
+    });
+    g.bench_function("sandbox round trip", |b| {
+        b.iter(|| sb.call("echo", black_box(&input)).unwrap())
+    });
+    g.finish();
+}
+
 /// libcrypto is never unloaded by either loader: time its first load once.
 fn first_load_of_libcrypto(_c: &mut Criterion) {
     let path = "/lib/x86_64-linux-gnu/libcrypto.so.3";
@@ -128,5 +156,12 @@ fn first_load_of_libcrypto(_c: &mut Criterion) {
     unsafe { libc::dlclose(h) };
 }
 
-criterion_group!(benches, load_unload, lookup, tls, first_load_of_libcrypto);
+criterion_group!(
+    benches,
+    load_unload,
+    lookup,
+    tls,
+    sandbox,
+    first_load_of_libcrypto
+);
 criterion_main!(benches);

@@ -54,6 +54,7 @@ mod namespace;
 mod object;
 pub mod policy;
 mod reloc;
+pub mod sandbox;
 mod script;
 mod search;
 mod symbols;

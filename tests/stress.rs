@@ -378,6 +378,7 @@ fn an_init_function_outside_the_code_runs_nothing() {
         Ok("libbad_init_dep")
     );
     assert_eq!(
+        // SAFETY: int bad_init_dep_value(void).
         unsafe {
             dep.get::<extern "C" fn() -> c_int>("bad_init_dep_value")
                 .unwrap()()

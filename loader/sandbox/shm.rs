@@ -1,0 +1,206 @@
+//! The shared region between host and runner: one memfd, mapped MAP_SHARED
+//! by both (the runner inherits the descriptor across exec).
+//!
+//! ```text
+//! 0       Header (one page)
+//! 4096    request buffer   (req_cap bytes)   host writes, plugin reads
+//! ...     response buffer  (resp_cap bytes)  plugin writes, host reads
+//! ```
+//!
+//! `Header::state` is the futex word both sides sleep on. The host must
+//! treat everything in the region as hostile once the plugin runs: it
+//! compares `state`, reads each length once and checks it against the
+//! capacity *it* chose (kept on its own side, never re-read from here).
+
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+pub const HEADER_SIZE: usize = 4096;
+pub const MAGIC: u32 = 0x6d6e_6c64; // "mnld"
+
+/// Runner loading the plugin; the request buffer holds the configuration.
+pub const BOOT: u32 = 0;
+/// Runner locked down and waiting (after start-up, and never again).
+pub const READY: u32 = 1;
+/// Loading failed; the message is in the response buffer (`resp_len`).
+pub const LOAD_FAILED: u32 = 2;
+/// Host posted a request (`func`, `req_len`).
+pub const REQUEST: u32 = 3;
+/// Runner posted the plugin's answer (`resp_len` = its return value).
+pub const RESPONSE: u32 = 4;
+/// The runner's fatal-signal handler ran (`fault_*`); it is about to die.
+pub const FAULT: u32 = 5;
+
+#[repr(C)]
+pub struct Header {
+    pub magic: u32,
+    /// The futex word: one of the states above.
+    pub state: AtomicU32,
+    /// How many sides sleep on `state` (so `post` skips the wake system
+    /// call when the other side is busy or spinning).
+    pub sleepers: AtomicU32,
+    /// Index of the function to call (in the name list given at start).
+    pub func: AtomicU32,
+    /// Signal number the runner's handler saw (0: none).
+    pub fault_signal: AtomicU32,
+    /// For SIGSYS: the system call seccomp refused (si_syscall), else -1.
+    pub fault_syscall: AtomicI64,
+    /// For SIGSEGV/SIGBUS: the faulting address (si_addr).
+    pub fault_addr: AtomicU64,
+    pub req_len: AtomicU64,
+    /// The plugin's return value: >= 0 bytes written, < 0 its error code.
+    pub resp_len: AtomicI64,
+    // Configuration, written by the host before spawning.
+    pub req_cap: u64,
+    pub resp_cap: u64,
+    /// RLIMIT_AS in bytes (0: none), RLIMIT_CPU in seconds (0: none).
+    pub mem_limit: u64,
+    pub cpu_limit: u64,
+    /// How long the runner busy-waits for the next request before sleeping
+    /// on the futex, in nanoseconds.
+    pub spin_ns: u32,
+    /// Number of function names that follow the path in the request buffer.
+    pub nfuncs: u32,
+}
+
+/// Total size of a region with these buffer capacities.
+pub fn region_size(req_cap: usize, resp_cap: usize) -> usize {
+    HEADER_SIZE + req_cap + resp_cap
+}
+
+/// A mapping of the region. The raw pointer is shared with the other
+/// process; all access goes through the header's atomics or the two
+/// buffers, never through references that assume exclusivity.
+pub struct Region {
+    pub base: *mut u8,
+    pub len: usize,
+}
+
+// SAFETY: the region is plain shared memory; synchronisation is by the
+// header's atomics.
+unsafe impl Send for Region {}
+
+impl Region {
+    /// Maps `len` bytes of `fd` shared, read-write.
+    pub fn map(fd: i32, len: usize) -> std::io::Result<Region> {
+        // SAFETY: a fresh mapping chosen by the kernel; nothing aliases it.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Region {
+            base: p.cast(),
+            len,
+        })
+    }
+
+    pub fn header(&self) -> &Header {
+        // SAFETY: the first page is a Header (all fields valid for any bit
+        // pattern), mapped for the life of self.
+        unsafe { &*(self.base as *const Header) }
+    }
+
+    /// Raw header for the host's one-time configuration before spawn.
+    pub fn header_mut(&mut self) -> &mut Header {
+        // SAFETY: as above; before spawn no other process maps it.
+        unsafe { &mut *(self.base as *mut Header) }
+    }
+
+    pub fn req(&self) -> *mut u8 {
+        // SAFETY: inside the mapping (region_size).
+        unsafe { self.base.add(HEADER_SIZE) }
+    }
+
+    pub fn resp(&self, req_cap: usize) -> *mut u8 {
+        // SAFETY: inside the mapping (region_size).
+        unsafe { self.base.add(HEADER_SIZE + req_cap) }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: our own mapping, no references into it outlive self.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
+// Futexes on a MAP_SHARED page: no FUTEX_PRIVATE_FLAG, so the kernel keys
+// the word by (inode, offset) and both processes meet on it.
+
+/// Sleeps while `*word == expected`, at most `timeout`. Returns on a wake,
+/// a timeout (then true), a signal or a changed value; the caller
+/// re-checks the word.
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> bool {
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY: word is a valid aligned u32 for the duration of the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &ts as *const libc::timespec,
+        )
+    };
+    // SAFETY: errno of this thread.
+    rc != 0 && unsafe { *libc::__errno_location() } == libc::ETIMEDOUT
+}
+
+/// Wakes every sleeper on `word` (there is at most one: the other side).
+pub fn futex_wake(word: &AtomicU32) {
+    // SAFETY: as futex_wait.
+    unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_WAKE, i32::MAX) };
+}
+
+/// Busy-waits up to `limit` while `*word == busy`; returns the value seen
+/// last. The clock (vDSO, no system call) is read every 64 turns.
+pub fn spin_while(word: &AtomicU32, busy: u32, limit: Duration) -> u32 {
+    let start = std::time::Instant::now();
+    let mut turns = 0u32;
+    loop {
+        let s = word.load(Ordering::Acquire);
+        if s != busy {
+            return s;
+        }
+        turns = turns.wrapping_add(1);
+        if turns % 64 == 0 && start.elapsed() >= limit {
+            return s;
+        }
+        std::hint::spin_loop();
+    }
+}
+
+/// Sleeps while `h.state == expected`, at most `timeout` (true if it ran
+/// out). Announces itself in `sleepers` first; with `post` this is the
+/// store-then-load pattern on both sides (all SeqCst): either `post` sees
+/// the sleeper and wakes it, or the sleeper sees the new state and does
+/// not sleep (and a wake that comes before the futex call finds the value
+/// changed, so the kernel does not sleep either).
+pub fn sleep(h: &Header, expected: u32, timeout: Duration) -> bool {
+    h.sleepers.fetch_add(1, Ordering::SeqCst);
+    let timed_out =
+        h.state.load(Ordering::SeqCst) == expected && futex_wait(&h.state, expected, timeout);
+    h.sleepers.fetch_sub(1, Ordering::SeqCst);
+    timed_out
+}
+
+/// Publishes a new state and wakes the other side if it sleeps.
+/// Async-signal-safe (the fatal-signal handler uses it).
+pub fn post(h: &Header, state: u32) {
+    h.state.store(state, Ordering::SeqCst);
+    if h.sleepers.load(Ordering::SeqCst) != 0 {
+        futex_wake(&h.state);
+    }
+}

@@ -1,0 +1,305 @@
+//! Level 3 of plugin loading, process isolation: each behaviour of the
+//! sandbox, with the plugins of test-libs/sandbox/. The runner is this test
+//! binary itself, re-executed: minld's .init_array hook takes over before
+//! libtest's main.
+use std::time::{Duration, Instant};
+
+use minld::sandbox::{Sandbox, SandboxError};
+
+fn plugin(name: &str) -> String {
+    format!("{}/sandbox/lib{name}.so", env!("MINLD_TEST_LIBS"))
+}
+
+#[test]
+fn behaves() {
+    let mut sb = Sandbox::builder(plugin("echo"))
+        .function("upper")
+        .function("churn")
+        .spawn()
+        .unwrap();
+    assert_eq!(sb.call("upper", b"abc").unwrap(), b"ABC");
+    assert_eq!(sb.call(1usize, b"").unwrap(), b"malloc ok");
+    assert_eq!(sb.call("upper", &[]).unwrap(), b"");
+    let big = vec![b'x'; 1 << 20];
+    assert_eq!(sb.call("upper", &big).unwrap(), vec![b'X'; 1 << 20]);
+    assert!(matches!(
+        sb.call("upper", &vec![0; (1 << 20) + 1]),
+        Err(SandboxError::InputTooLarge { .. })
+    ));
+    assert!(matches!(
+        sb.call("nope", b""),
+        Err(SandboxError::NoSuchFunction(_))
+    ));
+}
+
+#[test]
+fn segfault_is_reported_and_restart_works() {
+    let mut sb = Sandbox::builder(plugin("segv"))
+        .function("run")
+        .spawn()
+        .unwrap();
+    match sb.call("run", b"") {
+        Err(SandboxError::Crashed {
+            signal: libc::SIGSEGV,
+            addr: Some(0),
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(sb.call("run", b""), Err(SandboxError::Dead)));
+    sb.restart().unwrap();
+    assert!(matches!(
+        sb.call("run", b"x"),
+        Err(SandboxError::Crashed {
+            signal: libc::SIGSEGV,
+            addr: Some(1)
+        })
+    ));
+}
+
+#[test]
+fn open_is_refused_and_named() {
+    let mut sb = Sandbox::builder(plugin("passwd"))
+        .function("run")
+        .spawn()
+        .unwrap();
+    let e = sb.call("run", b"").unwrap_err();
+    assert!(
+        matches!(e, SandboxError::ForbiddenSyscall { nr: Some(257) }),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("openat (257)"), "{e}");
+}
+
+#[test]
+fn endless_loop_is_killed_at_the_timeout() {
+    let mut sb = Sandbox::builder(plugin("loop"))
+        .function("run")
+        .timeout(Duration::from_millis(300))
+        .spawn()
+        .unwrap();
+    let t = Instant::now();
+    assert!(matches!(sb.call("run", b""), Err(SandboxError::Timeout(_))));
+    assert!(
+        t.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn cpu_limit_gives_sigxcpu() {
+    let mut sb = Sandbox::builder(plugin("loop"))
+        .function("run")
+        .cpu_limit(1)
+        .timeout(Duration::from_secs(5))
+        .spawn()
+        .unwrap();
+    assert!(matches!(
+        sb.call("run", b""),
+        Err(SandboxError::Crashed {
+            signal: libc::SIGXCPU,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn memory_limit_makes_malloc_fail() {
+    let mut sb = Sandbox::builder(plugin("echo"))
+        .function("hog")
+        .memory_limit(256 << 20)
+        .spawn()
+        .unwrap();
+    assert!(matches!(
+        sb.call("hog", b""),
+        Err(SandboxError::Plugin(-12))
+    ));
+}
+
+#[test]
+fn abort_is_sigabrt() {
+    let mut sb = Sandbox::builder(plugin("echo"))
+        .function("die")
+        .spawn()
+        .unwrap();
+    assert!(matches!(
+        sb.call("die", b""),
+        Err(SandboxError::Crashed {
+            signal: libc::SIGABRT,
+            addr: None
+        })
+    ));
+}
+
+#[test]
+fn lying_length_is_refused() {
+    let mut sb = Sandbox::builder(plugin("echo"))
+        .function("lie")
+        .spawn()
+        .unwrap();
+    assert!(matches!(
+        sb.call("lie", b""),
+        Err(SandboxError::BadResponse(_))
+    ));
+}
+
+#[test]
+fn constructors_run_confined() {
+    let mut sb = Sandbox::builder(plugin("ctor"))
+        .function("run")
+        .spawn()
+        .unwrap();
+    let r = String::from_utf8(sb.call("run", b"").unwrap()).unwrap();
+    if minld::sandbox::landlock_abi() > 0 {
+        assert_eq!(
+            r,
+            "constructor: write /tmp: Permission denied; read /etc/passwd: Permission denied"
+        );
+    }
+    let e = Sandbox::builder(plugin("netctor"))
+        .function("run")
+        .spawn()
+        .err()
+        .unwrap();
+    assert!(
+        matches!(e, SandboxError::ForbiddenSyscall { nr: Some(41) }),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn load_errors() {
+    let e = Sandbox::builder(plugin("missing"))
+        .function("run")
+        .spawn()
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, SandboxError::Load(m) if m.contains("cannot open")),
+        "{e:?}"
+    );
+    let e = Sandbox::builder(plugin("echo"))
+        .function("nosuch")
+        .spawn()
+        .err()
+        .unwrap();
+    assert!(
+        matches!(&e, SandboxError::Load(m) if m.contains("nosuch")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn real_dependencies() {
+    let mut sb = Sandbox::builder(plugin("deps"))
+        .function("deflate_len")
+        .function("query")
+        .spawn()
+        .unwrap();
+    let z = sb.call("deflate_len", &vec![b'a'; 100_000]).unwrap();
+    assert!(z.len() < 1000, "{}", z.len());
+    sb.call(
+        "query",
+        b"create table t(a, b); insert into t values (1, 'one'), (2, 'two')",
+    )
+    .unwrap();
+    let rows = sb
+        .call(
+            "query",
+            b"select a, b, length(randomblob(16)), typeof(datetime('now')) from t order by a",
+        )
+        .unwrap();
+    assert_eq!(
+        String::from_utf8(rows).unwrap(),
+        "1|one|16|text\n2|two|16|text\n"
+    );
+}
+
+#[test]
+fn many_threads_spawning() {
+    let fds = || std::fs::read_dir("/proc/self/fd").unwrap().count();
+    let before = fds();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            s.spawn(move || {
+                for i in 0..5 {
+                    let mut sb = Sandbox::builder(plugin("echo"))
+                        .function("echo")
+                        .spawn()
+                        .unwrap();
+                    let msg = format!("thread {t} round {i}");
+                    assert_eq!(sb.call("echo", msg.as_bytes()).unwrap(), msg.as_bytes());
+                }
+            });
+        }
+    });
+    // Other tests run meanwhile; allow their sandboxes' pidfds/pipes.
+    assert!(fds() <= before + 8, "{before} -> {}", fds());
+}
+
+#[test]
+fn other_abis_are_killed() {
+    let mut sb = Sandbox::builder(plugin("abi"))
+        .function("x32")
+        .function("i386")
+        .spawn()
+        .unwrap();
+    assert!(matches!(
+        sb.call("x32", b""),
+        Err(SandboxError::ForbiddenSyscall { nr: None })
+    ));
+    sb.restart().unwrap();
+    assert!(matches!(
+        sb.call("i386", b""),
+        Err(SandboxError::ForbiddenSyscall { nr: None })
+    ));
+}
+
+#[test]
+fn no_new_executable_memory() {
+    let mut sb = Sandbox::builder(plugin("abi"))
+        .function("jit")
+        .spawn()
+        .unwrap();
+    assert!(
+        matches!(sb.call("jit", b""), Err(SandboxError::Plugin(-1))),
+        "EPERM from mprotect"
+    );
+}
+
+#[test]
+fn stack_overflow_is_sigsegv() {
+    let mut sb = Sandbox::builder(plugin("abi"))
+        .function("recurse")
+        .spawn()
+        .unwrap();
+    assert!(matches!(
+        sb.call("recurse", b""),
+        Err(SandboxError::Crashed {
+            signal: libc::SIGSEGV,
+            addr: Some(_)
+        })
+    ));
+}
+
+#[test]
+fn madvise_by_advice() {
+    let mut sb = Sandbox::builder(plugin("abi"))
+        .function("advise")
+        .spawn()
+        .unwrap();
+    assert_eq!(sb.call("advise", b"").unwrap(), b"");
+}
+
+#[test]
+fn printf_is_refused_at_its_fstat() {
+    let mut sb = Sandbox::builder(plugin("echo"))
+        .function("say")
+        .spawn()
+        .unwrap();
+    let e = sb.call("say", b"hello").unwrap_err();
+    assert!(
+        matches!(e, SandboxError::ForbiddenSyscall { nr: Some(262) }),
+        "{e}"
+    );
+}
