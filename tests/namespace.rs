@@ -169,3 +169,40 @@ fn only_permitted_directories_are_searched() {
         "{e}"
     );
 }
+
+#[test]
+fn a_version_allowed_is_the_only_one_bound() {
+    let ns = Namespace::builder()
+        .permit_dir(plugins())
+        .allow_import("malloc")
+        .allow_import("free")
+        .allow_import_versioned("snprintf", "GLIBC_9.9")
+        .export(
+            "host_log",
+            host_log as extern "C" fn(*const c_char) as usize,
+        )
+        .build();
+    // SAFETY: refused before any of its code runs.
+    let e = match unsafe { ns.open("libplugin_good.so") } {
+        Ok(_) => panic!("snprintf@GLIBC_2.2.5 bound where only GLIBC_9.9 is allowed"),
+        Err(e) => e,
+    };
+    assert!(e.to_string().contains("snprintf@GLIBC_2.2.5"), "{e}");
+}
+
+#[test]
+fn more_namespaces_than_glibc_allows() {
+    // glibc's dlmopen stops at 16 namespaces; these are not limited.
+    let copies: Vec<_> = (0..40)
+        .map(|_| {
+            let ns = namespace();
+            // SAFETY: test-libs/plugin_good.c.
+            let p = unsafe { ns.open("libplugin_good.so") }.unwrap_or_else(|e| panic!("{e}"));
+            (ns, p)
+        })
+        .collect();
+    let mut bases: Vec<usize> = copies.iter().map(|(_, p)| p.base()).collect();
+    bases.sort_unstable();
+    bases.dedup();
+    assert_eq!(bases.len(), 40, "one copy per namespace");
+}

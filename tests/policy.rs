@@ -207,3 +207,23 @@ fn a_policy_that_passes_loads() {
         5
     );
 }
+
+#[test]
+fn a_search_path_outside_the_permitted_directories() {
+    // libfault_a's RUNPATH is "$ORIGIN/fault:$ORIGIN": with only fault/
+    // permitted, the "$ORIGIN" entry (test-libs itself) is outside.
+    let libs = PathBuf::from(env!("MINLD_TEST_LIBS"));
+    let p = Policy::strict()
+        .require_bind_now(false)
+        .permit_dir(libs.join("fault"));
+    let r = check(lib("libfault_a.so"), &p).unwrap();
+    let f = r
+        .findings
+        .iter()
+        .find(|f| f.kind == FindingKind::SearchPathOutsidePermitted)
+        .unwrap_or_else(|| panic!("{r}"));
+    assert!(
+        f.path.ends_with("libfault_a.so") && f.detail.contains("DT_RUNPATH entry $ORIGIN"),
+        "{f}"
+    );
+}
