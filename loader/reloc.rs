@@ -232,6 +232,11 @@ fn relative_run(rela: &Table<Rela>) -> usize {
 /// with one system call first, and the relocations are split over threads.
 const BIG_RELATIVE_RUN: usize = 32 * 1024;
 
+/// Set where starting threads is not allowed (the sandbox's runner, whose
+/// seccomp filter has no clone): relocation then stays on one thread.
+pub(crate) static SINGLE_THREADED: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 /// Calls an ifunc resolver and returns the implementation it chose.
 pub(crate) fn call_resolver(resolver: usize) -> usize {
     // SAFETY: `resolver` is the address of an STT_GNU_IFUNC symbol (or an
@@ -360,9 +365,13 @@ impl Pass<'_> {
             run(0, n)
         } else {
             self.populate(rela, n, ranges);
-            let threads = std::thread::available_parallelism()
-                .map_or(1, |t| t.get())
-                .min(8);
+            let threads = if SINGLE_THREADED.load(Ordering::Relaxed) {
+                1
+            } else {
+                std::thread::available_parallelism()
+                    .map_or(1, |t| t.get())
+                    .min(8)
+            };
             let chunk = n.div_ceil(threads);
             std::thread::scope(|s| {
                 let handles: Vec<_> = (1..threads)

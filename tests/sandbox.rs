@@ -303,3 +303,19 @@ fn printf_is_refused_at_its_fstat() {
         "{e}"
     );
 }
+
+/// A large library (over 32,768 RELATIVE relocations, which minld splits
+/// over threads elsewhere) loads in the runner, whose filters allow no
+/// clone: relocation stays on one thread there.
+#[test]
+fn a_large_library_loads_in_the_runner() {
+    let llvm = "/usr/lib/x86_64-linux-gnu/libLLVM-15.so.1";
+    if !std::path::Path::new(llvm).exists() {
+        eprintln!("SKIPPED: {llvm} is not installed");
+        return;
+    }
+    let sb = Sandbox::builder(llvm)
+        .timeout(Duration::from_secs(20))
+        .spawn();
+    assert!(sb.is_ok(), "{:?}", sb.err());
+}

@@ -153,6 +153,8 @@ fn prepare(region: &Region) -> Result<Vec<PluginFn>, String> {
     landlock::restrict(&readable).map_err(|e| format!("Landlock (loading layer): {e}"))?;
     seccomp::install(pid as u32, Stage::Loading).map_err(|e| format!("seccomp (loading): {e}"))?;
 
+    // No clone under the filters: relocation stays on this thread.
+    crate::reloc::SINGLE_THREADED.store(true, Ordering::Relaxed);
     // SAFETY: the plugin's constructors and ifunc resolvers run now, under
     // stage 1. The Library is leaked: the runner never unloads it (no fini
     // functions run; the process ends with _exit).
