@@ -240,6 +240,19 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &["-Wl,-z,now,-z,relro", "-l:libz.so.1", "-l:libsqlite3.so.0"],
         ..LIB
     },
+    Artifact {
+        name: "libplugin_evil_ifunc.so",
+        sources: &["plugin_evil_ifunc.c"],
+        dir: Dir::Sub("plugins"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "liblazy_fini_self.so",
+        sources: &["lazy_fini_self.c"],
+        flags: &["-Wl,-z,lazy"],
+        ..LIB
+    },
     // Faults: a chain whose third library has an undefined symbol
     // (fault_a -> fault/fault_b -> fault/fault_c, fault_b also on libbasic).
     Artifact {

@@ -210,6 +210,17 @@ impl Drop for HostPin {
     }
 }
 
+/// The directory of the process's libc.so.6 (where glibc's other
+/// libraries are).
+pub(crate) fn libc_dir() -> Option<PathBuf> {
+    raw_objects().into_iter().find_map(|r| {
+        let p = PathBuf::from(String::from_utf8_lossy(&r.name).into_owned());
+        (p.file_name()? == "libc.so.6")
+            .then(|| p.parent().map(PathBuf::from))
+            .flatten()
+    })
+}
+
 /// The size of glibc's static TLS area, from ld.so's
 /// `_dl_get_tls_static_info` (GLIBC_PRIVATE; 0 if it cannot be asked, and
 /// then no host block is taken for static).

@@ -4,7 +4,7 @@
 //! `glibc-ld.so.cache1.1`, u32 nlibs, u32 len_strings, u8 flags, 3 bytes of
 //! padding, u32 extension_offset, 3 unused u32 (48 bytes); then nlibs
 //! entries of 24 bytes: i32 flags, u32 key, u32 value (string offsets from
-//! the start of the file), u32 osversion, u64 hwcap. An old-format
+//! the new-format header), u32 osversion, u64 hwcap. An old-format
 //! (`ld.so-1.7.0`) table may come first; the new one follows it, 8-aligned.
 
 use std::path::PathBuf;
@@ -98,8 +98,10 @@ impl LdCache {
             .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
     }
 
+    /// The string at `off`, which counts from the new-format header (the
+    /// start of the file, unless an old-format table comes first).
     fn string(&self, off: u32) -> Option<&'static [u8]> {
-        let s = self.data.get(off as usize..)?;
+        let s = self.data.get(self.start.checked_add(off as usize)?..)?;
         let end = s.iter().position(|&b| b == 0)?;
         Some(&s[..end])
     }

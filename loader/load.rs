@@ -125,7 +125,8 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
     let started = Instant::now();
     let sys = Sys { trace: opts.trace };
     if let Some(policy) = &opts.policy {
-        let report = crate::policy::check_with(&sys, name, policy, &opts.search_paths)?;
+        let confined = opts.namespace.as_ref().map(|n| n.permitted.as_slice());
+        let report = crate::policy::check_with(&sys, name, policy, &opts.search_paths, confined)?;
         if !report.findings.is_empty() {
             return Err(Error::Policy {
                 path: PathBuf::from(name),
@@ -256,6 +257,11 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
                 Dep::Back(_) => {}
             }
         }
+        // A namespace's own objects come first: its plugins bind their own
+        // definitions before the host's (which they may not import).
+        if opts.namespace.is_some() {
+            m.sort_by_key(|s| matches!(s, ScopeRef::Host(_)));
+        }
         m
     };
     // The same scope, owned, for functions bound at their first call.
@@ -349,6 +355,34 @@ fn relocate_all(
     members: &[ScopeRef<'_>],
     uniques: &mut Uniques,
 ) -> Result<(), Error> {
+    // glibc's own libraries mapped in a namespace (libm without the host's)
+    // are glibc: the namespace's import rules are not theirs.
+    let rules_for = |o: &Object| {
+        opts.namespace
+            .as_deref()
+            .filter(|_| !GLIBC_FAMILY.contains(&o.soname.as_str()))
+    };
+    // A namespace's imports are checked for every object before any is
+    // relocated: nothing of a refused load runs.
+    for o in order {
+        let Some(rules) = rules_for(o) else { continue };
+        let mut cx = reloc::Context {
+            scope: members,
+            uniques,
+            allow_textrel: opts.allow_textrel,
+            lazy: false,
+            run_code: false,
+            rules: Some(rules),
+            denied: Vec::new(),
+        };
+        reloc::check_imports(o, &mut cx)?;
+        if !cx.denied.is_empty() {
+            return Err(Error::DisallowedImports {
+                path: o.path.clone(),
+                imports: cx.denied,
+            });
+        }
+    }
     for o in order {
         let started = Instant::now();
         debug::print_if(Category::Reloc, || {
@@ -360,16 +394,10 @@ fn relocate_all(
             allow_textrel: opts.allow_textrel,
             lazy: !opts.bind_now && !o.dynamic.bind_now(),
             run_code: opts.run_code,
-            rules: opts.namespace.as_deref(),
+            rules: rules_for(o),
             denied: Vec::new(),
         };
         let stats = reloc::relocate(o, &mut cx)?;
-        if !cx.denied.is_empty() {
-            return Err(Error::DisallowedImports {
-                path: o.path.clone(),
-                imports: cx.denied,
-            });
-        }
         o.image.protect_relro()?;
         debug::print_if(Category::Statistics, || {
             format!(
@@ -387,6 +415,11 @@ fn relocate_all(
 }
 
 /// Resolves one DT_NEEDED entry of `obj` (at `index` in `list`).
+/// glibc's libraries besides libc, ld.so and the stubs (which are always
+/// the host's): in a namespace these come from the host, or else only from
+/// the directory of the host's libc.
+const GLIBC_FAMILY: &[&str] = &["libm.so.6", "libmvec.so.1"];
+
 /// The namespace's id; 0 for the default one.
 fn namespace_id(opts: &Options) -> u64 {
     opts.namespace.as_ref().map_or(0, |n| n.id)
@@ -401,10 +434,13 @@ fn find(
     requester: Option<&Requester<'_>>,
 ) -> Result<Found, Error> {
     match &opts.namespace {
-        Some(ns) if !matches!(name, "libm.so.6" | "libmvec.so.1") => {
-            search::find_confined(sys, name, requester, &ns.permitted)
+        // Only beside the host's libc: never a file the plugin points at.
+        Some(_) if GLIBC_FAMILY.contains(&name) => {
+            let dir = host::libc_dir().unwrap_or_else(|| PathBuf::from("/lib/x86_64-linux-gnu"));
+            search::find_confined(sys, name, None, &[dir])
         }
-        _ => search::find(sys, name, requester, &opts.search_paths),
+        Some(ns) => search::find_confined(sys, name, requester, &ns.permitted),
+        None => search::find(sys, name, requester, &opts.search_paths),
     }
 }
 
@@ -432,7 +468,7 @@ fn dependency(
         });
     }
     // glibc's libm and libmvec are the host's in a namespace too.
-    let glibc_family = opts.namespace.is_some() && matches!(base, "libm.so.6" | "libmvec.so.1");
+    let glibc_family = opts.namespace.is_some() && GLIBC_FAMILY.contains(&base);
     if opts.reuse_host || glibc_family {
         if let Some(h) = reg.host.by_soname(base) {
             return Ok(Dep::Host(h.clone(), None));

@@ -178,6 +178,7 @@ pub fn check(name: impl AsRef<Path>, policy: &Policy) -> Result<Report, Error> {
         &name.as_ref().to_string_lossy(),
         policy,
         &[],
+        None,
     )
 }
 
@@ -189,23 +190,26 @@ pub(crate) fn check_with(
     name: &str,
     policy: &Policy,
     extra: &[PathBuf],
+    confined: Option<&[PathBuf]>,
 ) -> Result<Report, Error> {
     let mut report = Report::default();
     let mut queue: Vec<(String, Option<Needer>)> = vec![(name.to_string(), None)];
     while let Some((n, req)) = queue.pop() {
-        if host::glibc_target(&n).is_some() {
+        // glibc's own libraries are glibc, not the plugin's.
+        let base = n.rsplit('/').next().unwrap_or(&n);
+        if host::glibc_target(&n).is_some() || matches!(base, "libm.so.6" | "libmvec.so.1") {
             continue;
         }
-        let found = match &req {
-            None => search::find(sys, &n, None, extra)?,
-            Some((p, rpath, runpath)) => {
-                let r = Requester {
-                    path: p,
-                    rpath: rpath.as_deref(),
-                    runpath: runpath.as_deref(),
-                };
-                search::find(sys, &n, Some(&r), extra)?
-            }
+        let r = req.as_ref().map(|(p, rpath, runpath)| Requester {
+            path: p,
+            rpath: rpath.as_deref(),
+            runpath: runpath.as_deref(),
+        });
+        // The file the load would open: a namespace searches only its
+        // permitted directories.
+        let found = match confined {
+            Some(dirs) => search::find_confined(sys, &n, r.as_ref(), dirs)?,
+            None => search::find(sys, &n, r.as_ref(), extra)?,
         };
         let opened = match found {
             Found::Elf(o) => o,

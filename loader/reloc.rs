@@ -147,6 +147,32 @@ pub(crate) struct Context<'a> {
     pub(crate) denied: Vec<String>,
 }
 
+/// In a namespace, before anything is relocated: resolves every symbol the
+/// object's relocations name and collects, in `cx.denied`, the host symbols
+/// its rules do not allow. Nothing is written and no code runs (host ifunc
+/// resolvers included), so a refused plugin never runs.
+pub(crate) fn check_imports(obj: &Object, cx: &mut Context<'_>) -> Result<(), Error> {
+    let mut pass = Pass {
+        obj,
+        writable: Vec::new(),
+        bias: obj.image.bias.0,
+        cache: vec![0; obj.symbols.len()],
+        defs: Vec::new(),
+        deferred: Vec::new(),
+        lazy_used: false,
+        in_jmprel: false,
+    };
+    let mut stats = RelocStats::default();
+    for rela in obj.dynamic.rela.iter().chain(obj.dynamic.jmprel.iter()) {
+        let symi = (rela.r_info >> 32) as usize;
+        if symi != 0 {
+            let t = (rela.r_info & 0xffff_ffff) as u32;
+            pass.resolve(symi, t, rela.r_offset, cx, &mut stats)?;
+        }
+    }
+    Ok(())
+}
+
 /// Applies all relocations of `obj`.
 pub(crate) fn relocate(obj: &Object, cx: &mut Context<'_>) -> Result<RelocStats, Error> {
     let d = &obj.dynamic;
@@ -173,6 +199,7 @@ pub(crate) fn relocate(obj: &Object, cx: &mut Context<'_>) -> Result<RelocStats,
         defs: Vec::new(),
         deferred: Vec::new(),
         lazy_used: false,
+        in_jmprel: false,
     };
     pass.relr(&mut stats)?;
     // The leading run of RELATIVE relocations (DT_RELACOUNT's, and where
@@ -182,6 +209,7 @@ pub(crate) fn relocate(obj: &Object, cx: &mut Context<'_>) -> Result<RelocStats,
     for rela in d.rela.iter().skip(run) {
         pass.apply(&rela, cx, &mut stats)?;
     }
+    pass.in_jmprel = true;
     for rela in d.jmprel.iter() {
         pass.apply(&rela, cx, &mut stats)?;
     }
@@ -219,6 +247,8 @@ struct Pass<'o> {
     deferred: Vec<(usize, usize, i64)>,
     /// Some JUMP_SLOT was left for lazy binding (GOT[1] and GOT[2] set).
     lazy_used: bool,
+    /// Applying DT_JMPREL (whose indices the PLT pushes), not DT_RELA.
+    in_jmprel: bool,
 }
 
 /// How many relocations at the start of `rela` are plain RELATIVE ones.
@@ -231,6 +261,17 @@ fn relative_run(rela: &Table<Rela>) -> usize {
 /// Above this many RELATIVE relocations an object's pages are faulted in
 /// with one system call first, and the relocations are split over threads.
 const BIG_RELATIVE_RUN: usize = 32 * 1024;
+
+/// The cores relocation may use (at most 8), asked once: the answer reads
+/// cgroup files.
+fn parallelism() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .min(8)
+    })
+}
 
 /// Set where starting threads is not allowed (the sandbox's runner, whose
 /// seccomp filter has no clone): relocation then stays on one thread.
@@ -364,28 +405,47 @@ impl Pass<'_> {
         let bad = if n < BIG_RELATIVE_RUN {
             run(0, n)
         } else {
-            self.populate(rela, n, ranges);
-            let threads = if SINGLE_THREADED.load(Ordering::Relaxed) {
+            // One pass over the run: the span of pages it writes, whether
+            // every target is aligned.
+            let (mut lo, mut hi, mut aligned) = (u64::MAX, 0u64, true);
+            for r in rela.iter().take(n) {
+                lo = lo.min(r.r_offset);
+                hi = hi.max(r.r_offset.saturating_add(8));
+                aligned &= (bias as u64).wrapping_add(r.r_offset) % 8 == 0;
+            }
+            self.populate(lo, hi, n, ranges);
+            // Threads only where they cannot race: aligned targets (atomic
+            // stores) and a table that no relocation can write.
+            let table = (rela.addr(), rela.addr() + n * std::mem::size_of::<Rela>());
+            let table_safe = ranges.iter().all(|&(l, h)| table.1 <= l || table.0 >= h);
+            let threads = if SINGLE_THREADED.load(Ordering::Relaxed) || !aligned || !table_safe {
                 1
             } else {
-                std::thread::available_parallelism()
-                    .map_or(1, |t| t.get())
-                    .min(8)
+                parallelism()
             };
             let chunk = n.div_ceil(threads);
             std::thread::scope(|s| {
-                let handles: Vec<_> = (1..threads)
-                    .map(|t| {
-                        let run = &run;
-                        s.spawn(move || run(t * chunk, ((t + 1) * chunk).min(n)))
-                    })
-                    .collect();
-                let first = run(0, chunk.min(n));
-                let rest: Vec<Option<Rela>> = handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or(None))
-                    .collect();
-                first.or_else(|| rest.into_iter().flatten().next())
+                // A thread that cannot be started leaves its chunk to this
+                // one (RLIMIT_NPROC, a pids limit, a seccomp filter).
+                let mut inline = Vec::new();
+                let mut handles = Vec::new();
+                for t in 1..threads {
+                    let (from, to) = (t * chunk, ((t + 1) * chunk).min(n));
+                    let run = &run;
+                    match std::thread::Builder::new().spawn_scoped(s, move || run(from, to)) {
+                        Ok(h) => handles.push(h),
+                        Err(_) => inline.push((from, to)),
+                    }
+                }
+                let mut bad = run(0, chunk.min(n));
+                for (from, to) in inline {
+                    bad = bad.or_else(|| run(from, to));
+                }
+                for h in handles {
+                    let r = h.join().unwrap_or(None);
+                    bad = bad.or(r);
+                }
+                bad
             })
         };
         if let Some(r) = bad {
@@ -399,15 +459,11 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// Faults in, writable, the pages the first `n` (RELATIVE) entries of
-    /// `rela` write, clipped to the writable ranges. A failure (a kernel
-    /// before 5.14) only loses the speed-up.
-    fn populate(&self, rela: &Table<Rela>, n: usize, ranges: &[(usize, usize)]) {
-        let (mut lo, mut hi) = (u64::MAX, 0u64);
-        for r in rela.iter().take(n) {
-            lo = lo.min(r.r_offset);
-            hi = hi.max(r.r_offset.saturating_add(8));
-        }
+    /// Faults in, writable, the pages from `lo` to `hi` (virtual
+    /// addresses: the span `n` RELATIVE relocations write), clipped to the
+    /// writable ranges. A failure (a kernel before 5.14) only loses the
+    /// speed-up.
+    fn populate(&self, lo: u64, hi: u64, n: usize, ranges: &[(usize, usize)]) {
         let page = crate::sys::page_size();
         let (lo, hi) = (
             self.bias.wrapping_add(lo as usize),
@@ -416,7 +472,7 @@ impl Pass<'_> {
         for &(rlo, rhi) in ranges {
             let start = lo.max(rlo) & !(page - 1);
             let end = (hi.min(rhi) + page - 1) & !(page - 1);
-            if end > start && start >= rlo & !(page - 1) {
+            if end > start {
                 let note = || {
                     format!(
                         "{}: fault in the {} pages {n} RELATIVE relocations write",
@@ -476,7 +532,7 @@ impl Pass<'_> {
         {
             return Err(self.err(t, off, "unsupported relocation type in a shared object"));
         }
-        if t == r::JUMP_SLOT && self.lazy_slot(off, cx)? {
+        if t == r::JUMP_SLOT && self.in_jmprel && self.lazy_slot(off, cx)? {
             return Ok(());
         }
         stats.symbolic += 1;
@@ -955,6 +1011,18 @@ pub(crate) fn bind_lazily(obj: &Object, index: usize) -> Result<usize, String> {
                         true,
                     )
                 }),
+                // The object itself is in its scope; while it is being
+                // dropped (a fini function calling its own function for
+                // the first time) its Weak no longer upgrades.
+                crate::lazy::Member::Minld(w) if std::ptr::eq(w.as_ptr(), obj) => {
+                    obj.symbols.lookup(name, hash, want).map(|(_, d)| {
+                        (
+                            bias.wrapping_add(d.st_value as usize),
+                            d.st_info & 0xf,
+                            false,
+                        )
+                    })
+                }
                 crate::lazy::Member::Minld(w) => w.upgrade().and_then(|o| {
                     o.symbols.lookup(name, hash, want).map(|(_, d)| {
                         (

@@ -135,7 +135,13 @@ pub(crate) fn find_confined(
         .map(|r| r.path.display().to_string())
         .unwrap_or_else(|| "the caller".to_string());
     let origin = requester.and_then(|r| origin_of(r.path));
-    let inside = |p: &Path| permitted.iter().any(|d| p.starts_with(d));
+    // Compared on real paths: `..` and symbolic links cannot lead out.
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let permitted: Vec<PathBuf> = permitted.iter().map(|d| real(d)).collect();
+    let inside = |p: &Path| {
+        let p = real(p);
+        permitted.iter().any(|d| p.starts_with(d))
+    };
     let mut tried = Vec::new();
     let mut dirs: Vec<PathBuf> = Vec::new();
     if name.contains('/') {

@@ -124,3 +124,29 @@ fn calling_an_undefined_function_ends_the_process_with_its_name() {
         "{err}"
     );
 }
+
+static FINI_SAW: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+extern "C" fn fini_hook(v: c_int) {
+    FINI_SAW.store(v, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// A destructor that calls its own library's function for the first time
+/// is bound while the library is being unloaded.
+#[test]
+fn a_destructor_binds_its_own_function_during_unload() {
+    // SAFETY: test-libs/lazy_fini_self.c.
+    let l = unsafe {
+        Loader::new()
+            .bind_now(false)
+            .open(lib("liblazy_fini_self.so"))
+    }
+    .unwrap();
+    // SAFETY: void lazy_fini_set_hook(void (*)(int)).
+    unsafe {
+        l.get::<extern "C" fn(extern "C" fn(c_int))>("lazy_fini_set_hook")
+            .unwrap()(fini_hook)
+    };
+    drop(l);
+    assert_eq!(FINI_SAW.load(std::sync::atomic::Ordering::SeqCst), 42);
+}

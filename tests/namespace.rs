@@ -206,3 +206,33 @@ fn more_namespaces_than_glibc_allows() {
     bases.dedup();
     assert_eq!(bases.len(), 40, "one copy per namespace");
 }
+
+#[test]
+fn a_refused_plugin_runs_nothing_not_even_an_ifunc_resolver() {
+    std::env::remove_var("MINLD_EVIL_RAN");
+    // SAFETY: refused before relocation, so before any of its code runs.
+    let e = match unsafe { namespace().open("libplugin_evil_ifunc.so") } {
+        Ok(_) => panic!("a plugin importing system loaded"),
+        Err(e) => e,
+    };
+    assert!(e.to_string().contains("system@GLIBC_2.2.5"), "{e}");
+    assert_eq!(
+        std::env::var_os("MINLD_EVIL_RAN"),
+        None,
+        "the plugin's ifunc resolver ran although the plugin was refused"
+    );
+}
+
+#[test]
+fn a_runpath_cannot_climb_out_of_the_permitted_directories() {
+    // chain_a's RUNPATH $ORIGIN/chain, reached as plugins/../chain: the
+    // real path is outside plugins/, so nothing there is found.
+    let ns = Namespace::builder().permit_dir(plugins()).build();
+    let sneaky = plugins().join("..").join("libchain_a.so");
+    // SAFETY: refused before anything runs.
+    let e = match unsafe { ns.open(&sneaky) } {
+        Ok(_) => panic!("{} loaded from outside plugins/", sneaky.display()),
+        Err(e) => e,
+    };
+    assert!(matches!(e, Error::NotFound { .. }), "{e}");
+}

@@ -68,6 +68,9 @@ pub const ALLOWED: &[(libc::c_long, &str)] = &[
     // and yields in spin loops.
     (libc::SYS_clock_nanosleep, "clock_nanosleep"),
     (libc::SYS_sched_yield, "sched_yield"),
+    // The kernel restarts an interrupted timed wait with it (the runner's
+    // futex wait after the host was stopped and continued, Ctrl-Z).
+    (libc::SYS_restart_syscall, "restart_syscall"),
     // Rust's HashMap seeds, glibc 2.36's arc4random.
     (libc::SYS_getrandom, "getrandom"),
 ];
@@ -148,6 +151,15 @@ pub fn program(pid: u32, stage: Stage) -> Vec<sock_filter> {
     // accumulator no longer holds nr afterwards.
     p.extend([
         jump(JEQ, libc::SYS_write as u32, 0, 4),
+        stmt(LD_ABS, off_arg_lo(0)),
+        jump(JEQ, 2, 0, 1),
+        stmt(RET, RET_ALLOW),
+        stmt(RET, RET_TRAP),
+    ]);
+    // writev(2, ...): glibc's fatal messages (double free, stack smashing)
+    // before it aborts, so the host sees SIGABRT, not a forbidden call.
+    p.extend([
+        jump(JEQ, libc::SYS_writev as u32, 0, 4),
         stmt(LD_ABS, off_arg_lo(0)),
         jump(JEQ, 2, 0, 1),
         stmt(RET, RET_ALLOW),
