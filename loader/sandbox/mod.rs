@@ -521,7 +521,11 @@ fn reap(child: &mut Child, grace: Duration) -> ExitStatus {
         std::thread::sleep(Duration::from_micros(200));
     }
     let _ = child.kill();
-    child.wait().expect("wait for the runner")
+    // If the host ignores SIGCHLD the kernel reaps the child itself and
+    // wait fails (ECHILD): report it as killed.
+    child
+        .wait()
+        .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL))
 }
 
 /// Turns a wait status into an error, with what the runner's handler
