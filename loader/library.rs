@@ -391,7 +391,21 @@ impl Library {
             let hit = dep.with(|s| {
                 s.symbols()
                     .lookup(name.as_bytes(), hash, want)
-                    .map(|(_, sym)| resolve_value(s, &sym))
+                    .map(|(_, sym)| {
+                        // Loader::link promises none of the objects' code
+                        // runs: not even an ifunc resolver of theirs.
+                        let own_ifunc = sym.st_info & 0xf == st::STT_GNU_IFUNC
+                            && matches!(s, ScopeRef::Minld(_));
+                        if own_ifunc && !self.inner.loader.opts.run_code {
+                            return Err(Error::Unsupported {
+                                path: s.path().to_path_buf(),
+                                what: format!(
+                                    "{name} is an ifunc, whose resolver would run; the library was linked without running code (Loader::link)"
+                                ),
+                            });
+                        }
+                        resolve_value(s, &sym)
+                    })
             });
             if let Some(Some(v)) = hit {
                 return v.map(Some);

@@ -129,7 +129,11 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
         let report = crate::policy::check_with(&sys, name, policy, &opts.search_paths, confined)?;
         if !report.findings.is_empty() {
             return Err(Error::Policy {
-                path: PathBuf::from(name),
+                path: report
+                    .checked
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| PathBuf::from(name)),
                 report,
             });
         }

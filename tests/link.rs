@@ -679,3 +679,14 @@ fn find_is_get_without_an_error() {
         assert!(l.find::<*const c_void>("no_such_symbol").is_none());
     }
 }
+
+#[test]
+fn get_on_a_linked_library_runs_no_ifunc_resolver() {
+    let l = Loader::new().link(lib("libifunc.so")).unwrap();
+    // SAFETY: only the result is used.
+    let e = match unsafe { l.get::<*const c_void>("ifunc_pick") } {
+        Ok(_) => panic!("an ifunc resolved in a library linked without running code"),
+        Err(e) => e,
+    };
+    assert!(e.to_string().contains("Loader::link"), "{e}");
+}
