@@ -546,27 +546,8 @@ fn object_for(
         });
         return Ok((o, false));
     }
-    let image = map::map_segments(sys, &fd, &headers)?;
+    let (image, mem, d) = map_and_read_dynamic(sys, &fd, &headers, &path)?;
     drop(fd);
-    // The tables are read only from readable segments.
-    let mem = Memory::new(
-        image
-            .segments
-            .iter()
-            .filter(|s| s.prot.read())
-            .map(|s| (s.addr, s.addr + s.mem_size as usize))
-            .collect(),
-    );
-    let dyn_ph = image
-        .phdr(ph::PT_DYNAMIC)
-        .ok_or_else(|| Error::segments(&path, "no PT_DYNAMIC segment"))?;
-    let d = dynamic::parse(
-        &path,
-        &mem,
-        image.bias.0,
-        image.bias.at(dyn_ph.p_vaddr),
-        PtrStyle::Relative,
-    )?;
     if d.flags_1 & DF_1_PIE != 0 {
         return Err(Error::Executable {
             path,
@@ -651,6 +632,37 @@ fn object_for(
     });
     live::insert(start, end, eh_frame_hdr, Arc::downgrade(&object));
     Ok((object, true))
+}
+
+/// Maps a validated file and reads its dynamic section: the image, the
+/// view of its readable segments the tables are read through, the tables.
+pub(crate) fn map_and_read_dynamic(
+    sys: &Sys,
+    fd: &crate::sys::Fd,
+    headers: &validate::Headers,
+    path: &Path,
+) -> Result<(map::MappedImage, Memory, dynamic::Dynamic), Error> {
+    let image = map::map_segments(sys, fd, headers)?;
+    // The tables are read only from readable segments.
+    let mem = Memory::new(
+        image
+            .segments
+            .iter()
+            .filter(|s| s.prot.read())
+            .map(|s| (s.addr, s.addr + s.mem_size as usize))
+            .collect(),
+    );
+    let dyn_ph = image
+        .phdr(ph::PT_DYNAMIC)
+        .ok_or_else(|| Error::segments(path, "no PT_DYNAMIC segment"))?;
+    let d = dynamic::parse(
+        path,
+        &mem,
+        image.bias.0,
+        image.bias.at(dyn_ph.p_vaddr),
+        PtrStyle::Relative,
+    )?;
+    Ok((image, mem, d))
 }
 
 /// DT_VERNEED: every required version must be defined by the dependency

@@ -11,11 +11,8 @@ use std::path::{Path, PathBuf};
 use goblin::elf::program_header as ph;
 use goblin::elf::sym as st;
 
-use crate::dynamic::{self, PtrStyle};
 use crate::error::Error;
 use crate::host;
-use crate::map;
-use crate::mem::Memory;
 use crate::search::{self, Found, Requester};
 use crate::symbols::Symbols;
 use crate::sys::Sys;
@@ -272,26 +269,8 @@ pub(crate) fn check_with(
             });
         }
         // The dynamic section, read from a read-only mapping of the file.
-        let image = map::map_segments(sys, &opened.fd, &headers)?;
+        let (image, mem, d) = crate::load::map_and_read_dynamic(sys, &opened.fd, &headers, &path)?;
         drop(opened);
-        let mem = Memory::new(
-            image
-                .segments
-                .iter()
-                .filter(|s| s.prot.read())
-                .map(|s| (s.addr, s.addr + s.mem_size as usize))
-                .collect(),
-        );
-        let dyn_ph = image
-            .phdr(ph::PT_DYNAMIC)
-            .ok_or_else(|| Error::segments(&path, "no PT_DYNAMIC segment"))?;
-        let d = dynamic::parse(
-            &path,
-            &mem,
-            image.bias.0,
-            image.bias.at(dyn_ph.p_vaddr),
-            PtrStyle::Relative,
-        )?;
         if d.textrel() && !policy.allow_text_relocations {
             report.findings.push(Finding {
                 path: path.clone(),
