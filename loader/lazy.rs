@@ -20,7 +20,7 @@ use std::sync::{Arc, Weak};
 
 use crate::host::HostObject;
 use crate::object::Object;
-use crate::tls;
+use crate::tls::{self, restore_vector_state, save_vector_state};
 
 /// One member of an object's lookup scope, kept for lazy binding: the
 /// host's objects (never unloaded, or pinned by a dependency) and minld's
@@ -61,6 +61,7 @@ extern "C" fn fixup(object: *const Object, index: usize) -> usize {
 // caller's return address; every argument register still holds the
 // caller's arguments.
 std::arch::global_asm!(
+    concat!(
     r#"
     .text
     .p2align 4
@@ -83,40 +84,16 @@ __minld_lazy_trampoline:
     pushq %r8
     pushq %r9
     pushq %r10
-    movq {use_xsave}(%rip), %rax
-    pushq %rax
-    andq $-64, %rsp
-    subq {save_size}(%rip), %rsp
-    testq %rax, %rax
-    jz 1f
-    movl ${mask}, %eax
-    xorl %edx, %edx
-    movq $0, 512(%rsp)
-    movq $0, 520(%rsp)
-    movq $0, 528(%rsp)
-    movq $0, 536(%rsp)
-    movq $0, 544(%rsp)
-    movq $0, 552(%rsp)
-    movq $0, 560(%rsp)
-    movq $0, 568(%rsp)
-    xsave (%rsp)
-    jmp 2f
-1:
-    fxsave (%rsp)
-2:
+"#,
+    save_vector_state!(),
+    r#"
     movq 8(%rbp), %rdi
     movq 16(%rbp), %rsi
     call {fixup}
     movq %rax, %r11
-    cmpq $0, -72(%rbp)
-    je 3f
-    movl ${mask}, %eax
-    xorl %edx, %edx
-    xrstor (%rsp)
-    jmp 4f
-3:
-    fxrstor (%rsp)
-4:
+"#,
+    restore_vector_state!("-72"),
+    r#"
     leaq -64(%rbp), %rsp
     popq %r10
     popq %r9
@@ -137,6 +114,7 @@ __minld_lazy_trampoline:
     .cfi_endproc
     .size __minld_lazy_trampoline, .-__minld_lazy_trampoline
 "#,
+    ),
     mask = const tls::XSAVE_MASK,
     fixup = sym fixup,
     save_size = sym tls::SAVE_SIZE,

@@ -102,6 +102,19 @@ impl Object {
         self.dynamic.flags_1 & DF_1_NODELETE != 0
     }
 
+    /// The version a reference through symbol `symi` asks for (its
+    /// DT_VERNEED entry, or its own DT_VERDEF one), None when unversioned.
+    pub(crate) fn wanted_version(&self, symi: usize) -> Option<&Version> {
+        let versym = self.symbols.versym(symi) & 0x7fff;
+        if versym < 2 {
+            return None;
+        }
+        self.need_by_index
+            .get(usize::from(versym))
+            .and_then(|v| v.as_ref())
+            .or_else(|| self.symbols.version_def(versym))
+    }
+
     pub(crate) fn deps(&self) -> &[Dep] {
         self.deps.get().map(Vec::as_slice).unwrap_or(&[])
     }

@@ -828,15 +828,7 @@ impl Pass<'_> {
             // Bound to itself: local, or protected/hidden visibility.
             Some((ScopeRef::Minld(obj), symi, sym))
         } else {
-            let versym = obj.symbols.versym(symi) & 0x7fff;
-            let need = if versym >= 2 {
-                obj.need_by_index
-                    .get(usize::from(versym))
-                    .and_then(|v| v.as_ref())
-                    .or_else(|| obj.symbols.version_def(versym))
-            } else {
-                None
-            };
+            let need = obj.wanted_version(symi);
             let want = match need {
                 Some(v) => Want::Version(v),
                 None => Want::Default,
@@ -991,15 +983,7 @@ pub(crate) fn bind_lazily(obj: &Object, index: usize) -> Result<usize, String> {
                 false,
             ))
         } else {
-            let versym = obj.symbols.versym(symi) & 0x7fff;
-            let need = if versym >= 2 {
-                obj.need_by_index
-                    .get(usize::from(versym))
-                    .and_then(|v| v.as_ref())
-                    .or_else(|| obj.symbols.version_def(versym))
-            } else {
-                None
-            };
+            let need = obj.wanted_version(symi);
             let want = need.map_or(Want::Default, Want::Version);
             let hash = NameHash::new(name);
             let scope = obj.lazy_scope.get().map(Vec::as_slice).unwrap_or(&[]);

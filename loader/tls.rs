@@ -420,6 +420,64 @@ extern "C" {
     fn __minld_tlsdesc_dynamic();
 }
 
+/// Assembly shared by the TLSDESC slow path and the lazy-binding
+/// trampoline (`lazy`), which must both keep every register of their
+/// caller: after the integer registers are pushed (and %rax, %rdx are free),
+/// saves the vector and x87 state below a 64-byte aligned %rsp with XSAVE,
+/// or FXSAVE where the CPU lacks it, pushing the choice first. The operands
+/// `use_xsave`, `save_size` and `mask` must be given to the `global_asm!`.
+macro_rules! save_vector_state {
+    () => {
+        "
+    movq {use_xsave}(%rip), %rax
+    pushq %rax
+    andq $-64, %rsp
+    subq {save_size}(%rip), %rsp
+    testq %rax, %rax
+    jz 80f
+    movl ${mask}, %eax
+    xorl %edx, %edx
+    movq $0, 512(%rsp)
+    movq $0, 520(%rsp)
+    movq $0, 528(%rsp)
+    movq $0, 536(%rsp)
+    movq $0, 544(%rsp)
+    movq $0, 552(%rsp)
+    movq $0, 560(%rsp)
+    movq $0, 568(%rsp)
+    xsave (%rsp)
+    jmp 81f
+80:
+    fxsave (%rsp)
+81:
+"
+    };
+}
+pub(crate) use save_vector_state;
+
+/// Restores what [`save_vector_state`] saved; `$flag` is the %rbp offset of
+/// the choice it pushed. Clobbers %rax and %rdx.
+macro_rules! restore_vector_state {
+    ($flag:literal) => {
+        concat!(
+            "
+    cmpq $0, ",
+            $flag,
+            "(%rbp)
+    je 82f
+    movl ${mask}, %eax
+    xorl %edx, %edx
+    xrstor (%rsp)
+    jmp 83f
+82:
+    fxrstor (%rsp)
+83:
+"
+        )
+    };
+}
+pub(crate) use restore_vector_state;
+
 // The per-thread table word, and the entry points loaded code calls. The
 // fast paths (a module of minld's whose block this thread already has)
 // read the table without locking or calling; everything else goes to
@@ -433,6 +491,7 @@ extern "C" {
 // its slow path saves the integer argument and scratch registers and the
 // vector state (XSAVE, or FXSAVE where the CPU lacks it) around the call.
 std::arch::global_asm!(
+    concat!(
     r#"
     .pushsection .tbss,"awT",@nobits
     .p2align 3
@@ -565,38 +624,14 @@ __minld_tlsdesc_dynamic:
     pushq %r9
     pushq %r10
     pushq %r11
-    movq {use_xsave}(%rip), %rax
-    pushq %rax
-    andq $-64, %rsp
-    subq {save_size}(%rip), %rsp
-    testq %rax, %rax
-    jz 4f
-    movl ${mask}, %eax
-    xorl %edx, %edx
-    movq $0, 512(%rsp)
-    movq $0, 520(%rsp)
-    movq $0, 528(%rsp)
-    movq $0, 536(%rsp)
-    movq $0, 544(%rsp)
-    movq $0, 552(%rsp)
-    movq $0, 560(%rsp)
-    movq $0, 568(%rsp)
-    xsave (%rsp)
-    jmp 5f
-4:
-    fxsave (%rsp)
-5:
+"#,
+    save_vector_state!(),
+    r#"
     call __minld_tls_get_addr
     movq %rax, %rdi
-    cmpq $0, -56(%rbp)
-    je 6f
-    movl ${mask}, %eax
-    xorl %edx, %edx
-    xrstor (%rsp)
-    jmp 7f
-6:
-    fxrstor (%rsp)
-7:
+"#,
+    restore_vector_state!("-56"),
+    r#"
     movq %rdi, %rax
     subq %fs:0, %rax
     leaq -48(%rbp), %rsp
@@ -619,6 +654,7 @@ __minld_tlsdesc_dynamic:
     .cfi_endproc
     .size __minld_tlsdesc_dynamic, .-__minld_tlsdesc_dynamic
 "#,
+    ),
     base = const MODID_BASE,
     mask = const XSAVE_MASK,
     slow = sym tls_slow,
