@@ -233,6 +233,14 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &["-Wl,-z,now,-z,relro"],
         ..LIB
     },
+    // An ordinary plugin: granted files, threads, printing, a shared buffer.
+    Artifact {
+        name: "libreal.so",
+        sources: &["sandbox/real.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
     Artifact {
         name: "libdeps.so",
         sources: &["sandbox/deps.c"],

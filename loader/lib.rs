@@ -66,7 +66,7 @@ mod validate;
 
 pub use addr::{addr_info, AddrInfo};
 pub use error::{Error, RelocKind};
-pub use library::{Library, Loader, MappedObject, Symbol};
+pub use library::{Library, Loader, MappedObject, Prepared, Symbol};
 pub use map::{LoadBias, Protection, Segment};
 pub use namespace::{Namespace, NamespaceBuilder};
 pub use policy::Policy;

@@ -49,6 +49,7 @@ impl Loader {
                 reuse_host: true,
                 allow_textrel: false,
                 run_code: true,
+                defer_init: false,
                 policy: None,
                 namespace: None,
             },
@@ -121,7 +122,11 @@ impl Loader {
         let name = name.as_ref().to_string_lossy().into_owned();
         let mut reg = load::lock(&format!("open {name}"))?;
         let set = load::load(&self.opts, &mut reg, &name)?;
-        Ok(Library {
+        Ok(self.handle(set))
+    }
+
+    fn handle(&self, set: load::LoadSet) -> Library {
+        Library {
             inner: Arc::new(Inner {
                 id: NEXT_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 scope: set.scope,
@@ -131,6 +136,29 @@ impl Loader {
                 }),
                 loader: self.clone(),
             }),
+        }
+    }
+
+    /// The first half of [`Loader::open`]: finds, maps and links the
+    /// library and what it needs, with every check `open` makes, and stops
+    /// before any of their code runs (no ifunc resolver, no init function).
+    /// [`Prepared::run`] does the rest. Between the two the caller can
+    /// lock itself down (seccomp, Landlock), so that not one instruction of
+    /// the library runs before it: the sandbox's runner does exactly this.
+    ///
+    /// Until `run`, RELRO is still writable and the objects are private to
+    /// the returned value; dropping it unmaps them, running nothing.
+    /// Objects with text relocations are refused (finishing them would
+    /// need their text made executable again).
+    pub fn prepare(&self, name: impl AsRef<OsStr>) -> Result<Prepared, Error> {
+        let name = name.as_ref().to_string_lossy().into_owned();
+        let mut opts = self.clone();
+        opts.opts.defer_init = true;
+        let mut reg = load::lock(&format!("prepare {name}"))?;
+        let pending = load::link(&opts.opts, &mut reg, &name)?;
+        Ok(Prepared {
+            pending,
+            loader: self.clone(),
         })
     }
 
@@ -161,6 +189,43 @@ impl Loader {
         Ok(MappedObject {
             image: load::map_only(self.opts.trace, path.as_ref())?,
         })
+    }
+}
+
+/// A library linked by [`Loader::prepare`], none of whose code has run.
+pub struct Prepared {
+    pending: load::Pending,
+    loader: Loader,
+}
+
+impl Prepared {
+    /// The path of the library's file, if this load mapped it (None when
+    /// `prepare` found it already loaded, or it is the host's).
+    pub fn path(&self) -> Option<&Path> {
+        self.pending.root_path()
+    }
+
+    /// Runs the library's code: fills the slots of its ifuncs (their
+    /// resolvers run), makes RELRO read-only, registers it with the
+    /// process (unwinder, debugger, minld's registry) and runs the init
+    /// functions, dependencies first. The result is what
+    /// [`Loader::open`] would have returned.
+    ///
+    /// # Safety
+    /// As [`Loader::open`]: the library's ifunc resolvers and init
+    /// functions run, arbitrary native code.
+    pub unsafe fn run(self) -> Result<Library, Error> {
+        let mut reg = load::lock("run a prepared library")?;
+        let set = load::finish(&mut reg, self.pending)?;
+        Ok(self.loader.handle(set))
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("path", &self.path())
+            .finish()
     }
 }
 

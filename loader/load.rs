@@ -42,6 +42,9 @@ pub(crate) struct Options {
     /// Run the objects' code (init functions, ifunc resolvers). Without it
     /// a load links only: for inspection and fuzzing (`Loader::link`).
     pub(crate) run_code: bool,
+    /// With `run_code`: stop once linked, before any of the objects' code
+    /// runs, and leave the rest to [`finish`] (`Loader::prepare`).
+    pub(crate) defer_init: bool,
     /// Checked before loading; any finding refuses the load.
     pub(crate) policy: Option<crate::policy::Policy>,
     /// The namespace loaded into (None: the default one).
@@ -120,8 +123,9 @@ pub(crate) struct LoadSet {
     pub(crate) as_needed: Vec<String>,
 }
 
-/// Loads `name` and everything it needs.
-pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<LoadSet, Error> {
+/// Loads `name` and everything it needs and relocates them; none of their
+/// code runs (see [`finish`]).
+pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending, Error> {
     let started = Instant::now();
     let sys = Sys { trace: opts.trace };
     if let Some(policy) = &opts.policy {
@@ -151,10 +155,10 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
                 tried: vec![],
             })?
             .clone();
-        return Ok(LoadSet {
+        return Ok(Pending::done(LoadSet {
             scope: vec![Dep::Host(h, None)],
             as_needed: Vec::new(),
-        });
+        }));
     }
 
     let (opened, extra, as_needed) = match find(&sys, opts, name, None)? {
@@ -296,7 +300,16 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
     // Unique definitions are committed only if the whole load succeeds:
     // a failed load unmaps its objects, and their addresses must not stay.
     let mut uniques = reg.uniques.clone();
-    relocate_all(opts, &order, &members, &mut uniques)?;
+    if opts.defer_init {
+        if let Some(o) = new.iter().find(|o| o.dynamic.textrel()) {
+            // Finishing would make the text executable again: not allowed
+            // under a lock-down that refuses new executable mappings.
+            return Err(Error::TextRelocations {
+                path: o.path.clone(),
+            });
+        }
+    }
+    let deferred = relocate_all(opts, &order, &members, &mut uniques)?;
 
     // Every init function is checked before any runs.
     let inits: Vec<(Arc<Object>, Vec<usize>)> = order
@@ -308,10 +321,79 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
         // out of the registry (a later open maps its own copy), their
         // unique symbols are not the process's, and neither the unwinder
         // nor the debugger hears of them (their tables are not trusted).
-        return Ok(LoadSet { scope, as_needed });
+        return Ok(Pending::done(LoadSet { scope, as_needed }));
     }
-    reg.uniques = uniques;
-    for o in &new {
+    let uniques = uniques
+        .into_iter()
+        .filter(|(k, _)| !reg.uniques.contains_key(k))
+        .collect();
+    Ok(Pending {
+        set: LoadSet { scope, as_needed },
+        new,
+        deferred,
+        inits,
+        uniques,
+        name: name.to_string(),
+        started,
+    })
+}
+
+/// A load linked but not yet run: what is left is the objects' own code
+/// (ifunc resolvers, init functions), and making them the process's
+/// (registry, unique symbols, unwinder, debugger). [`finish`] does it;
+/// dropping it instead unmaps everything without running anything.
+pub(crate) struct Pending {
+    set: LoadSet,
+    /// The objects this load mapped.
+    new: Vec<Arc<Object>>,
+    /// Per object, dependencies first: the slots its ifunc resolvers fill.
+    /// RELRO is still writable until they are filled.
+    deferred: Vec<(Arc<Object>, Vec<reloc::Deferred>)>,
+    /// Per object, dependencies first: its init functions (checked).
+    inits: Vec<(Arc<Object>, Vec<usize>)>,
+    /// Unique definitions this load adds.
+    uniques: Uniques,
+    name: String,
+    started: Instant,
+}
+
+impl Pending {
+    fn done(set: LoadSet) -> Pending {
+        Pending {
+            set,
+            new: Vec::new(),
+            deferred: Vec::new(),
+            inits: Vec::new(),
+            uniques: Uniques::default(),
+            name: String::new(),
+            started: Instant::now(),
+        }
+    }
+
+    /// The root object's path, if this load mapped it.
+    pub(crate) fn root_path(&self) -> Option<&Path> {
+        self.new.first().map(|o| o.path.as_path())
+    }
+}
+
+/// Loads `name` and everything it needs, and runs their code.
+pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<LoadSet, Error> {
+    let pending = link(opts, reg, name)?;
+    finish(reg, pending)
+}
+
+/// Runs what a [`Pending`] load left: ifunc resolvers and RELRO, then
+/// registers the objects and runs their init functions, dependencies
+/// first.
+pub(crate) fn finish(reg: &mut Registry, p: Pending) -> Result<LoadSet, Error> {
+    for (o, slots) in &p.deferred {
+        reloc::apply_deferred(o, slots, true)?;
+        o.image.protect_relro()?;
+    }
+    for (k, v) in p.uniques {
+        reg.uniques.entry(k).or_insert(v);
+    }
+    for o in &p.new {
         reg.by_file
             .insert((o.namespace, o.dev_ino.0, o.dev_ino.1), Arc::downgrade(o));
         // As glibc does, an object whose STB_GNU_UNIQUE definition became
@@ -325,7 +407,7 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
     // Unwind tables are findable, and debuggers know the objects, before
     // any of their code runs: a constructor may throw and catch, and a
     // breakpoint may be waiting in one.
-    for o in &new {
+    for o in &p.new {
         if let Some(d) = o.image.phdr(ph::PT_DYNAMIC) {
             if let Some(e) = gdb::add(&o.path, o.image.bias.0, o.image.bias.at(d.p_vaddr)) {
                 let _ = o.debugger.set(e);
@@ -339,26 +421,33 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
             }
         }
     }
-    for (o, fns) in &inits {
+    for (o, fns) in &p.inits {
         o.initialized.store(true, Ordering::Release);
         init::run_init(o, fns);
     }
-    debug::print_if(Category::Statistics, || {
-        format!(
-            "{name}: loaded {} new object(s) in {:.1} µs",
-            new.len(),
-            started.elapsed().as_secs_f64() * 1e6
-        )
-    });
-    Ok(LoadSet { scope, as_needed })
+    if !p.new.is_empty() {
+        debug::print_if(Category::Statistics, || {
+            format!(
+                "{}: loaded {} new object(s) in {:.1} µs",
+                p.name,
+                p.new.len(),
+                p.started.elapsed().as_secs_f64() * 1e6
+            )
+        });
+    }
+    Ok(p.set)
 }
 
+/// Relocates every object, dependencies first. Ifunc slots are filled and
+/// RELRO protected object by object, unless the load defers its code
+/// (`Options::defer_init`): then the slots are returned, and RELRO stays
+/// writable until [`finish`] fills them.
 fn relocate_all(
     opts: &Options,
     order: &[Arc<Object>],
     members: &[ScopeRef<'_>],
     uniques: &mut Uniques,
-) -> Result<(), Error> {
+) -> Result<Vec<(Arc<Object>, Vec<reloc::Deferred>)>, Error> {
     // glibc's own libraries mapped in a namespace (libm without the host's)
     // are glibc: the namespace's import rules are not theirs.
     let rules_for = |o: &Object| {
@@ -375,7 +464,6 @@ fn relocate_all(
             uniques,
             allow_textrel: opts.allow_textrel,
             lazy: false,
-            run_code: false,
             rules: Some(rules),
             denied: Vec::new(),
         };
@@ -387,6 +475,7 @@ fn relocate_all(
             });
         }
     }
+    let mut deferred = Vec::new();
     for o in order {
         let started = Instant::now();
         debug::print_if(Category::Reloc, || {
@@ -397,12 +486,16 @@ fn relocate_all(
             uniques,
             allow_textrel: opts.allow_textrel,
             lazy: !opts.bind_now && !o.dynamic.bind_now(),
-            run_code: opts.run_code,
             rules: rules_for(o),
             denied: Vec::new(),
         };
-        let stats = reloc::relocate(o, &mut cx)?;
-        o.image.protect_relro()?;
+        let (stats, slots) = reloc::relocate(o, &mut cx)?;
+        if opts.run_code && opts.defer_init {
+            deferred.push((o.clone(), slots));
+        } else {
+            reloc::apply_deferred(o, &slots, opts.run_code)?;
+            o.image.protect_relro()?;
+        }
         debug::print_if(Category::Statistics, || {
             format!(
                 "{}: {} relative, {} symbolic ({} lookups), {} irelative relocations in {:.1} µs",
@@ -415,7 +508,7 @@ fn relocate_all(
             )
         });
     }
-    Ok(())
+    Ok(deferred)
 }
 
 /// Resolves one DT_NEEDED entry of `obj` (at `index` in `list`).

@@ -92,9 +92,6 @@ impl ScopeRef<'_> {
             ScopeRef::Host(h) => &h.soname,
         }
     }
-    pub(crate) fn is(&self, o: &Object) -> bool {
-        matches!(self, ScopeRef::Minld(m) if std::ptr::eq(*m, o))
-    }
 }
 
 impl Object {

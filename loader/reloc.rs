@@ -101,7 +101,10 @@ struct Def {
     kind: u8,
     /// TLS placement of the definer.
     tls: Tls,
-    /// Defined by the object being relocated (its ifuncs must wait).
+    /// Defined by one of minld's objects: an ifunc's resolver is then that
+    /// object's code, run only after relocation (`apply_deferred`), never
+    /// by `Loader::link`. (The host's resolvers are glibc's objects' code,
+    /// which already runs.)
     own: bool,
 }
 
@@ -137,9 +140,6 @@ pub(crate) struct Context<'a> {
     /// Lazy binding requested: an undefined function reached only through
     /// the PLT does not fail the load (it aborts with a message if called).
     pub(crate) lazy: bool,
-    /// Run the object's ifunc resolvers; without, their slots point at a
-    /// function that aborts with a message (`Loader::link`).
-    pub(crate) run_code: bool,
     /// The namespace's rules: host symbols bound only if allowed, host
     /// exports first.
     pub(crate) rules: Option<&'a crate::namespace::Rules>,
@@ -174,7 +174,10 @@ pub(crate) fn check_imports(obj: &Object, cx: &mut Context<'_>) -> Result<(), Er
 }
 
 /// Applies all relocations of `obj`.
-pub(crate) fn relocate(obj: &Object, cx: &mut Context<'_>) -> Result<RelocStats, Error> {
+pub(crate) fn relocate(
+    obj: &Object,
+    cx: &mut Context<'_>,
+) -> Result<(RelocStats, Vec<Deferred>), Error> {
     let d = &obj.dynamic;
     if d.textrel() {
         if !cx.allow_textrel {
@@ -213,20 +216,44 @@ pub(crate) fn relocate(obj: &Object, cx: &mut Context<'_>) -> Result<RelocStats,
     for rela in d.jmprel.iter() {
         pass.apply(&rela, cx, &mut stats)?;
     }
-    // IRELATIVE and own ifuncs last: their resolvers run now.
-    for (addr, resolver, addend) in std::mem::take(&mut pass.deferred) {
-        let value = if cx.run_code {
-            call_resolver(resolver).wrapping_add(addend as usize)
+    // IRELATIVE and the ifuncs of minld's objects are left to the caller
+    // (`apply_deferred`): their resolvers are the objects' own code.
+    stats.irelative = pass.deferred.len();
+    Ok((stats, std::mem::take(&mut pass.deferred)))
+}
+
+/// A slot whose value an ifunc resolver of one of minld's objects decides:
+/// written after relocation, by [`apply_deferred`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Deferred {
+    /// The slot, checked by `Pass::target` to lie in a writable part of
+    /// its object (RELRO included, which stays writable until then).
+    addr: usize,
+    /// The resolver, checked to lie in its object's code.
+    resolver: usize,
+    addend: i64,
+}
+
+/// Fills the slots relocation left for ifunc resolvers, then puts text
+/// segments back to their protections (DT_TEXTREL). With `run` false no
+/// resolver runs: the slots point at a function that aborts with a message
+/// (`Loader::link`). Must come before `protect_relro`.
+pub(crate) fn apply_deferred(obj: &Object, deferred: &[Deferred], run: bool) -> Result<(), Error> {
+    for d in deferred {
+        let value = if run {
+            call_resolver(d.resolver).wrapping_add(d.addend as usize)
         } else {
             unresolved_ifunc as *const () as usize
         };
-        pass.write64(addr, value as u64);
-        stats.irelative += 1;
+        // SAFETY: `d.addr..+8` was checked to lie in a writable part of
+        // `obj` when the relocation was read, and stays writable until
+        // `protect_relro` (RELRO) or the textrel reprotection below.
+        unsafe { (d.addr as *mut u64).write_unaligned(value as u64) };
     }
-    if d.textrel() {
+    if obj.dynamic.textrel() {
         obj.image.reprotect_for_textrel(0)?;
     }
-    Ok(stats)
+    Ok(())
 }
 
 struct Pass<'o> {
@@ -243,8 +270,8 @@ struct Pass<'o> {
     /// symbol: a big object's table stays small enough for the heap,
     /// instead of a mapping of its own).
     defs: Vec<Option<Def>>,
-    /// (where, resolver, addend) to apply after everything else.
-    deferred: Vec<(usize, usize, i64)>,
+    /// Slots for ifunc resolvers, filled after everything else.
+    deferred: Vec<Deferred>,
     /// Some JUMP_SLOT was left for lazy binding (GOT[1] and GOT[2] set).
     lazy_used: bool,
     /// Applying DT_JMPREL (whose indices the PLT pushes), not DT_RELA.
@@ -516,7 +543,11 @@ impl Pass<'_> {
                 let p = self.target(t, off, 8)?;
                 let resolver = self.bias.wrapping_add(a as usize);
                 self.check_code(t, off, resolver)?;
-                self.deferred.push((p, resolver, 0));
+                self.deferred.push(Deferred {
+                    addr: p,
+                    resolver,
+                    addend: 0,
+                });
                 return Ok(());
             }
             r::COPY => {
@@ -546,7 +577,11 @@ impl Pass<'_> {
                 let p = self.target(t, off, 8)?;
                 if kind == st::STT_GNU_IFUNC && def.is_some() {
                     if own {
-                        self.deferred.push((p, s, a));
+                        self.deferred.push(Deferred {
+                            addr: p,
+                            resolver: s,
+                            addend: a,
+                        });
                     } else {
                         self.write64(p, call_resolver(s).wrapping_add(a as usize) as u64);
                     }
@@ -908,7 +943,7 @@ impl Pass<'_> {
                     size: dsym.st_size,
                     kind: dkind,
                     tls,
-                    own: definer.is(obj),
+                    own: matches!(definer, ScopeRef::Minld(_)),
                 })
             }
             None if bind == st::STB_WEAK => None,

@@ -41,7 +41,7 @@ fn segfault_is_reported_and_restart_works() {
     match sb.call("run", b"") {
         Err(SandboxError::Crashed {
             signal: libc::SIGSEGV,
-            addr: Some(0),
+            claimed_addr: Some(0),
         }) => {}
         other => panic!("{other:?}"),
     }
@@ -51,7 +51,7 @@ fn segfault_is_reported_and_restart_works() {
         sb.call("run", b"x"),
         Err(SandboxError::Crashed {
             signal: libc::SIGSEGV,
-            addr: Some(1)
+            claimed_addr: Some(1)
         })
     ));
 }
@@ -64,10 +64,10 @@ fn open_is_refused_and_named() {
         .unwrap();
     let e = sb.call("run", b"").unwrap_err();
     assert!(
-        matches!(e, SandboxError::ForbiddenSyscall { nr: Some(257) }),
+        matches!(&e, SandboxError::ForbiddenOpen { path, .. } if path.as_os_str() == "/etc/passwd"),
         "{e:?}"
     );
-    assert!(e.to_string().contains("openat (257)"), "{e}");
+    assert!(e.to_string().contains("/etc/passwd"), "{e}");
 }
 
 #[test]
@@ -126,7 +126,7 @@ fn abort_is_sigabrt() {
         sb.call("die", b""),
         Err(SandboxError::Crashed {
             signal: libc::SIGABRT,
-            addr: None
+            claimed_addr: None
         })
     ));
 }
@@ -143,26 +143,30 @@ fn lying_length_is_refused() {
     ));
 }
 
+/// Constructors run under the serving lock-down: the ctor plugin's open of
+/// a file for writing kills it at start, named by the host; the file is
+/// never created. A constructor's socket is a forbidden call.
 #[test]
-fn constructors_run_confined() {
-    let mut sb = Sandbox::builder(plugin("ctor"))
+fn constructors_run_locked_down() {
+    let marker = std::path::Path::new("/tmp/sandboxproto-ctor-was-here");
+    let _ = std::fs::remove_file(marker);
+    let e = Sandbox::builder(plugin("ctor"))
         .function("run")
         .spawn()
+        .err()
         .unwrap();
-    let r = String::from_utf8(sb.call("run", b"").unwrap()).unwrap();
-    if minld::sandbox::landlock_abi() > 0 {
-        assert_eq!(
-            r,
-            "constructor: write /tmp: Permission denied; read /etc/passwd: Permission denied"
-        );
-    }
+    assert!(
+        matches!(&e, SandboxError::ForbiddenOpen { path, .. } if path == marker),
+        "{e:?}"
+    );
+    assert!(!marker.exists());
     let e = Sandbox::builder(plugin("netctor"))
         .function("run")
         .spawn()
         .err()
         .unwrap();
     assert!(
-        matches!(e, SandboxError::ForbiddenSyscall { nr: Some(41) }),
+        matches!(e, SandboxError::ForbiddenSyscall { nr: 41, .. }),
         "{e:?}"
     );
 }
@@ -178,13 +182,15 @@ fn load_errors() {
         matches!(&e, SandboxError::Load(m) if m.contains("cannot open")),
         "{e:?}"
     );
+    // A missing function is found after the plugin's init ran: the
+    // runner's claim.
     let e = Sandbox::builder(plugin("echo"))
         .function("nosuch")
         .spawn()
         .err()
         .unwrap();
     assert!(
-        matches!(&e, SandboxError::Load(m) if m.contains("nosuch")),
+        matches!(&e, SandboxError::Init { claimed } if claimed.contains("nosuch")),
         "{e:?}"
     );
 }
@@ -192,6 +198,7 @@ fn load_errors() {
 #[test]
 fn real_dependencies() {
     let mut sb = Sandbox::builder(plugin("deps"))
+        .read_only("/dev/urandom")
         .function("deflate_len")
         .function("query")
         .spawn()
@@ -246,12 +253,12 @@ fn other_abis_are_killed() {
         .unwrap();
     assert!(matches!(
         sb.call("x32", b""),
-        Err(SandboxError::ForbiddenSyscall { nr: None })
+        Err(SandboxError::ForbiddenSyscall { .. })
     ));
     sb.restart().unwrap();
     assert!(matches!(
         sb.call("i386", b""),
-        Err(SandboxError::ForbiddenSyscall { nr: None })
+        Err(SandboxError::ForbiddenSyscall { .. })
     ));
 }
 
@@ -277,7 +284,7 @@ fn stack_overflow_is_sigsegv() {
         sb.call("recurse", b""),
         Err(SandboxError::Crashed {
             signal: libc::SIGSEGV,
-            addr: Some(_)
+            claimed_addr: Some(_)
         })
     ));
 }
@@ -291,17 +298,26 @@ fn madvise_by_advice() {
     assert_eq!(sb.call("advise", b"").unwrap(), b"");
 }
 
+/// printf works (the runner's stdout is a pipe the host drains) and what
+/// the plugin printed reaches the host as its output, not the host's.
 #[test]
-fn printf_is_refused_at_its_fstat() {
+fn printf_reaches_the_host() {
     let mut sb = Sandbox::builder(plugin("echo"))
         .function("say")
         .spawn()
         .unwrap();
-    let e = sb.call("say", b"hello").unwrap_err();
-    assert!(
-        matches!(e, SandboxError::ForbiddenSyscall { nr: Some(262) }),
-        "{e}"
-    );
+    assert_eq!(sb.call("say", b"hello").unwrap(), b"");
+    assert_eq!(sb.call("say", b"again").unwrap(), b"");
+    // The watcher drains the pipe: give it a bounded time to get there.
+    let mut out = Vec::new();
+    for _ in 0..200 {
+        out.extend(sb.take_output().stdout);
+        if out.ends_with(b"again\n") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(out, b"hello\nagain\n");
 }
 
 /// A large library (over 32,768 RELATIVE relocations, which minld splits

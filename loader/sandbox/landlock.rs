@@ -1,13 +1,15 @@
 //! Landlock, through raw system calls. Each `restrict` adds a layer; layers
 //! only ever narrow what the process may do.
 //!
-//! The runner adds two: before loading, only reading (and mapping
+//! The runner adds two. While minld links the plugin: reading (and mapping
 //! executable) files beneath a few directories (the plugin's, the system
-//! library directories, /etc/ld.so.cache): the loader needs them, and the
-//! plugin's constructors run then; after loading, nothing:
-//! every file-system access right is "handled" and no rule grants any, TCP
-//! bind/connect likewise (ABI 4+), and the process may neither reach
-//! abstract unix sockets nor signal processes outside its domain (ABI 6+).
+//! library directories, /etc/ld.so.cache), plus what the host granted.
+//! Before the plugin's first instruction: only what the host granted. In
+//! both every file-system access right is "handled" and only the rules
+//! grant any; TCP bind/connect likewise (ABI 4+), and the process may
+//! neither reach abstract unix sockets nor signal processes outside its
+//! domain (ABI 6+). Layers stack: an access must pass every layer, which
+//! is why the first also carries the grants.
 //! Landlock governs *acquiring* access (open, mkdir, connect...): it does
 //! not touch descriptors already open, which is why the runner closes
 //! everything but stdio before loading.
@@ -20,8 +22,12 @@ const FS_ABI1: u64 = (1 << 13) - 1; // EXECUTE .. MAKE_SYM
 const FS_REFER: u64 = 1 << 13; // ABI 2
 const FS_TRUNCATE: u64 = 1 << 14; // ABI 3
 const FS_IOCTL_DEV: u64 = 1 << 15; // ABI 5
-const FS_READ_FILE: u64 = (1 << 0) | (1 << 2); // EXECUTE | READ_FILE
-const FS_READ: u64 = FS_READ_FILE | (1 << 3); // and READ_DIR (directories only)
+const FS_EXECUTE: u64 = 1 << 0;
+const FS_WRITE_FILE: u64 = 1 << 1;
+const FS_READ_FILE: u64 = 1 << 2;
+const FS_READ_DIR: u64 = 1 << 3;
+/// Rights that apply to a file (a rule on a file may name no others).
+const FS_FILE_RIGHTS: u64 = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE;
 const NET_ALL: u64 = 0b11; // BIND_TCP | CONNECT_TCP, ABI 4
 const SCOPE_ALL: u64 = 0b11; // ABSTRACT_UNIX_SOCKET | SIGNAL, ABI 6
 
@@ -76,14 +82,38 @@ fn handled(abi: u32) -> RulesetAttr {
     }
 }
 
-/// Adds a layer: every right this kernel knows is denied, except reading
-/// and executing what lies beneath `readable` (paths that do not exist are
-/// skipped). Returns the ABI used, 0 if Landlock is unavailable (then
-/// nothing is done). Requires no_new_privs.
-pub fn restrict(readable: &[&std::path::Path]) -> std::io::Result<u32> {
+/// What a rule grants beneath a path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Read and map executable: the libraries minld links.
+    ReadExec,
+    /// Read files, list directories.
+    Read,
+    /// Also write, truncate, create and remove files and directories.
+    ReadWrite,
+}
+
+impl Access {
+    fn rights(self, abi: u32) -> u64 {
+        let read = FS_READ_FILE | FS_READ_DIR;
+        match self {
+            Access::ReadExec => read | FS_EXECUTE,
+            Access::Read => read,
+            // Every right this ABI handles but EXECUTE: writing, making and
+            // removing entries beneath the path.
+            Access::ReadWrite => handled(abi).handled_access_fs & !(FS_EXECUTE | FS_IOCTL_DEV),
+        }
+    }
+}
+
+/// Adds a layer: every right this kernel knows is denied, except what
+/// `rules` grant beneath their paths (paths that do not exist are
+/// skipped). Returns the ABI used. Fails when Landlock is unavailable
+/// (the caller decides whether that is allowed). Requires no_new_privs.
+pub fn restrict(rules: &[(&std::path::Path, Access)]) -> std::io::Result<u32> {
     let abi = abi();
     if abi == 0 {
-        return Ok(0);
+        return Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP));
     }
     let attr = handled(abi);
     // Older kernels reject a larger struct only if the extra bytes are not
@@ -107,7 +137,7 @@ pub fn restrict(readable: &[&std::path::Path]) -> std::io::Result<u32> {
     }
     let fd = fd as i32;
     let result = (|| {
-        for path in readable {
+        for &(path, access) in rules {
             let Ok(c) = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()) else {
                 continue;
             };
@@ -118,7 +148,10 @@ pub fn restrict(readable: &[&std::path::Path]) -> std::io::Result<u32> {
             }
             // A rule on a file may name only rights that apply to files.
             let is_dir = std::fs::metadata(path).is_ok_and(|m| m.is_dir());
-            let allowed_access = if is_dir { FS_READ } else { FS_READ_FILE };
+            let mut allowed_access = access.rights(abi) & attr.handled_access_fs;
+            if !is_dir {
+                allowed_access &= FS_FILE_RIGHTS;
+            }
             let rule = PathBeneathAttr {
                 allowed_access,
                 parent_fd: at,

@@ -11,50 +11,66 @@
 //! # Ok::<(), minld::sandbox::SandboxError>(())
 //! ```
 //!
-//! A crash, a timeout or a forbidden system call comes back as an error
-//! naming the signal or the system call; the host keeps running and can
-//! [`Sandbox::restart`] the plugin. The runner's lock-down, in order: no new
-//! privileges, no capabilities, no core files, RLIMIT_AS and RLIMIT_CPU;
-//! then, while the plugin loads (its constructors run here), Landlock read
-//! access only to the plugin's and the libraries' directories and a first
-//! seccomp filter; then Landlock with no access at all and the serving
-//! filter: a small allow-list (futex, exit, brk, mmap and mprotect without
-//! PROT_EXEC, munmap, mremap, a few madvise advices, clock reads,
-//! getrandom, write to fd 2; see [`SECCOMP_ALLOWED`]), the i386 and x32
-//! ABIs killed. Everything else, `open`, `socket`, `execve`, `ptrace`
-//! included, kills the runner with SIGSYS, and the host reports the call.
+//! **No plugin code runs before the lock-down.** The runner links the
+//! plugin with [`crate::Loader::prepare`] (map, dependencies, relocation;
+//! none of their code runs) under a first, looser stage, then installs the
+//! serving stage, and only then runs the plugin's ifunc resolvers and init
+//! functions. The serving stage: Landlock with only what the host granted
+//! ([`Builder::read_only`], [`Builder::read_write`]), and a seccomp
+//! allow-list (memory, futexes, threads, time, randomness, calls on the
+//! descriptors the runner holds; see [`SECCOMP_ALLOWED`]). Every other
+//! system call stops in the kernel and is handed to the host (a seccomp
+//! user notification): the host lets an open of a granted path go on and
+//! kills the runner for anything else, naming the call as the kernel
+//! reported it. Landlock is required unless the host opts out
+//! ([`Builder::allow_without_landlock`]).
+//!
+//! What the host reports is what it observed: the signal from `waitid`,
+//! the system call from the notification, CPU time from `/proc`, the
+//! lock-down from `/proc/<pid>/status`. What the runner writes in shared
+//! memory once plugin code runs is the plugin's to forge; the errors say
+//! when a detail is the runner's claim ([`SandboxError`]).
 //!
 //! **The runner is the host's own executable.** `spawn` re-executes
-//! `/proc/self/exe` with `MINLD_SANDBOX=<fd>,<host pid>` in the
-//! environment; a constructor of this crate (an `.init_array` entry, run
-//! before the program's `main`, in tests and examples too) sees the variable
-//! and becomes the runner. Nothing to ship, no path to find, the same
-//! build of the protocol on both sides. [`run_if_child`] is the same hook
-//! for a `main` that wants it explicit, and [`Builder::runner`] names
-//! another executable (one whose `main` calls `run_if_child`) for hosts
-//! that are not the process's executable (a Python extension module).
+//! `/proc/self/exe` with `MINLD_SANDBOX=<host pid>` in the environment; a
+//! constructor of this crate (an `.init_array` entry, run before the
+//! program's `main`, in tests and examples too) sees the variable and
+//! becomes the runner. [`run_if_child`] is the same hook for a `main` that
+//! wants it explicit, and [`Builder::runner`] names another executable
+//! (one whose `main` calls `run_if_child`) for hosts that are not the
+//! process's executable (a Python extension module).
 //!
-//! The host side spawns with `std::process::Command`: fork (or vfork) and
-//! exec at once, only async-signal-safe work in between (clearing
-//! FD_CLOEXEC on the memfd), so a multithreaded host is fine.
+//! Each runner has a watcher thread in the host (`watch.rs`), which starts
+//! it (so the runner dies with the sandbox: PR_SET_PDEATHSIG), holds the
+//! seccomp listener, drains the plugin's stdout and stderr (pipes; what it
+//! printed is [`Sandbox::take_output`], and logged under the target
+//! `minld::sandbox::plugin`), charges its CPU time, and reaps it.
 
+mod config;
+mod error;
 mod landlock;
 mod runner;
 mod seccomp;
 mod shm;
+mod spawn;
 mod sysnames;
+mod watch;
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shm::Region;
 
+pub use error::SandboxError;
 pub use landlock::abi as landlock_abi;
 pub use seccomp::ALLOWED as SECCOMP_ALLOWED;
+pub use watch::{Output, SyscallAbi};
+
+use config::Config;
+use error::printable;
 
 /// The environment variable that makes a process the runner.
 pub const ENV: &str = "MINLD_SANDBOX";
@@ -80,114 +96,6 @@ static RUNNER_HOOK: extern "C" fn() = {
     }
     hook
 };
-
-/// What went wrong with a call (or a start).
-#[derive(Debug)]
-pub enum SandboxError {
-    /// The runner could not be started.
-    Spawn(std::io::Error),
-    /// The runner started but could not load the plugin or a function
-    /// (minld's message), or could not lock itself down.
-    Load(String),
-    /// `call` named a function not given to the builder.
-    NoSuchFunction(String),
-    /// The input does not fit the request buffer.
-    InputTooLarge {
-        /// The input's length.
-        len: usize,
-        /// The request buffer's size.
-        cap: usize,
-    },
-    /// The plugin returned a negative value: its own error code.
-    Plugin(isize),
-    /// The plugin claimed to write more than the response buffer holds.
-    BadResponse(isize),
-    /// The call took longer than the timeout; the runner was killed
-    /// (SIGKILL). `restart` to go on.
-    Timeout(Duration),
-    /// The plugin made a system call outside the allow-list: the runner
-    /// died of SIGSYS. `nr` is the call's number on x86-64 (None if the
-    /// runner could not report it: an i386 or x32 call, killed outright).
-    ForbiddenSyscall {
-        /// The system call's number (x86-64), if reported.
-        nr: Option<i64>,
-    },
-    /// The runner died of a signal: SIGSEGV, SIGBUS, SIGABRT, SIGXCPU (CPU
-    /// time limit), SIGKILL (hard CPU limit, or someone else's kill)...
-    /// `addr` is the faulting address the runner reported, if any.
-    Crashed {
-        /// The signal.
-        signal: i32,
-        /// The faulting address, if any.
-        addr: Option<u64>,
-    },
-    /// The runner exited (it exits 0 when its parent is gone).
-    Exited(i32),
-    /// The runner is not running: it died in an earlier call.
-    Dead,
-}
-
-impl std::fmt::Display for SandboxError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Spawn(e) => write!(f, "cannot start the sandbox: {e}"),
-            Self::Load(m) => write!(f, "the sandbox could not load the plugin: {m}"),
-            Self::NoSuchFunction(n) => write!(f, "no function {n} was declared"),
-            Self::InputTooLarge { len, cap } => {
-                write!(
-                    f,
-                    "input of {len} bytes is larger than the request buffer ({cap})"
-                )
-            }
-            Self::Plugin(c) => write!(f, "the plugin returned error {c}"),
-            Self::BadResponse(n) => write!(f, "the plugin returned {n}, past its output buffer"),
-            Self::Timeout(d) => write!(f, "no answer after {d:?}: the plugin was killed (SIGKILL)"),
-            Self::ForbiddenSyscall { nr: Some(nr) } => write!(
-                f,
-                "the plugin made a forbidden system call: {} ({nr}); killed by SIGSYS",
-                sysnames::name(*nr).unwrap_or("unknown")
-            ),
-            Self::ForbiddenSyscall { nr: None } => {
-                write!(
-                    f,
-                    "the plugin made a forbidden system call (foreign ABI); killed by SIGSYS"
-                )
-            }
-            Self::Crashed { signal, addr } => {
-                write!(f, "the plugin died of {}", signal_name(*signal))?;
-                if *signal == libc::SIGXCPU {
-                    write!(f, " (CPU time limit)")?;
-                }
-                if let Some(a) = addr {
-                    write!(f, " at address {a:#x}")?;
-                }
-                Ok(())
-            }
-            Self::Exited(c) => write!(f, "the sandbox exited with status {c}"),
-            Self::Dead => write!(f, "the sandbox is not running (restart it)"),
-        }
-    }
-}
-
-impl std::error::Error for SandboxError {}
-
-fn signal_name(sig: i32) -> String {
-    extern "C" {
-        // glibc 2.32+: "SEGV" for SIGSEGV; NULL for an unknown number.
-        fn sigabbrev_np(sig: libc::c_int) -> *const libc::c_char;
-    }
-    // SAFETY: returns a static string or NULL.
-    let p = unsafe { sigabbrev_np(sig) };
-    if p.is_null() {
-        format!("signal {sig}")
-    } else {
-        // SAFETY: a NUL-terminated static string.
-        format!(
-            "SIG{}",
-            unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy()
-        )
-    }
-}
 
 /// A function of the plugin: by name or by its index in the builder's list.
 pub trait Func: std::fmt::Debug {
@@ -215,10 +123,19 @@ pub struct Builder {
     start_timeout: Duration,
     mem_limit: u64,
     cpu_limit: u64,
+    fsize_limit: u64,
+    call_cpu: Option<Duration>,
+    idle_cpu: Duration,
     req_cap: usize,
     resp_cap: usize,
+    shared: Vec<usize>,
     host_spin: Duration,
     runner_spin: Duration,
+    grants: Vec<(PathBuf, landlock::Access)>,
+    fds: Vec<Arc<OwnedFd>>,
+    allow_no_landlock: bool,
+    output_per_call: usize,
+    output_per_sec: u64,
 }
 
 impl Builder {
@@ -232,17 +149,40 @@ impl Builder {
         self.timeout = t;
         self
     }
+    /// Wall-clock limit of the start: linking, the plugin's init
+    /// functions, the lock-down (default 10 s).
+    pub fn start_timeout(mut self, t: Duration) -> Self {
+        self.start_timeout = t;
+        self
+    }
     /// RLIMIT_AS of the runner: its whole address space (the executable,
     /// libraries, the shared region, heap, stack). Default 1 GiB; 0 none.
     pub fn memory_limit(mut self, bytes: u64) -> Self {
         self.mem_limit = bytes;
         self
     }
-    /// RLIMIT_CPU of the runner, in seconds of CPU time over its whole life
-    /// (not per call: the per-call limit is the timeout). SIGXCPU at the
-    /// limit, SIGKILL a second later. Default 0: none.
+    /// RLIMIT_CPU of the runner, in seconds of CPU time over its whole life:
+    /// the kernel's backstop (SIGXCPU at the limit, SIGKILL a second
+    /// later). Default 0: none. The host's own budget is [`Self::cpu_budget`].
     pub fn cpu_limit(mut self, secs: u64) -> Self {
         self.cpu_limit = secs;
+        self
+    }
+    /// The CPU time (every thread's) the host allows the runner: `per_call`
+    /// during one call (default: the call timeout), `idle_per_sec` in each
+    /// second between calls (default 100 ms: a plugin that answers and
+    /// keeps running is killed within about a second). Checked by the host
+    /// every 100 ms from `/proc/<pid>/stat` (10 ms resolution).
+    pub fn cpu_budget(mut self, per_call: Duration, idle_per_sec: Duration) -> Self {
+        self.call_cpu = Some(per_call);
+        self.idle_cpu = idle_per_sec;
+        self
+    }
+    /// RLIMIT_FSIZE of the runner: the largest file it may write (SIGXFSZ
+    /// past it). Default 0 (it writes none) unless a path is granted for
+    /// writing, then 1 GiB.
+    pub fn file_size_limit(mut self, bytes: u64) -> Self {
+        self.fsize_limit = bytes;
         self
     }
     /// Capacity of the request and response buffers (default 1 MiB each).
@@ -251,10 +191,18 @@ impl Builder {
         self.resp_cap = resp;
         self
     }
+    /// Adds a buffer of `len` bytes that host and plugin both map, for
+    /// bulk data worked on in place ([`Sandbox::buffer`],
+    /// [`Sandbox::call_in`]). Its index is the number of buffers added
+    /// before it.
+    pub fn shared_buffer(mut self, len: usize) -> Self {
+        self.shared.push(len);
+        self
+    }
     /// How long to busy-wait before sleeping on the futex: the host for the
     /// answer, the runner for the next request (default 50 µs each). A
     /// sleep and wake-up costs 5–60 µs (a VM's idle CPU is slow to wake);
-    /// the runner's spinning is CPU time charged to its RLIMIT_CPU.
+    /// the runner's spinning is CPU time charged to its budgets.
     pub fn spin(mut self, host: Duration, runner: Duration) -> Self {
         self.host_spin = host;
         self.runner_spin = runner;
@@ -265,8 +213,43 @@ impl Builder {
         self.runner = Some(exe.into());
         self
     }
-    /// Starts the runner and waits until the plugin is loaded and the
-    /// runner locked down.
+    /// Lets the plugin read files beneath `path` (a Landlock rule, and the
+    /// host's check of every open). The path is made absolute and its
+    /// symbolic links resolved when the sandbox starts.
+    pub fn read_only(mut self, path: impl Into<PathBuf>) -> Self {
+        self.grants.push((path.into(), landlock::Access::Read));
+        self
+    }
+    /// Lets the plugin read, write, create and remove files beneath `path`.
+    pub fn read_write(mut self, path: impl Into<PathBuf>) -> Self {
+        self.grants.push((path.into(), landlock::Access::ReadWrite));
+        self
+    }
+    /// Passes an open descriptor: the plugin finds it at 5 and up, in the
+    /// order given. (Landlock does not restrict what an open descriptor
+    /// allows: the grant is the descriptor itself.)
+    pub fn pass_fd(mut self, fd: OwnedFd) -> Self {
+        self.fds.push(Arc::new(fd));
+        self
+    }
+    /// Starts even when the kernel has no Landlock: the plugin can then
+    /// open any file the host can, subject only to the host's check of the
+    /// path it names (which a racing thread of the plugin can defeat).
+    /// [`Sandbox::landlock_abi`] tells which it got.
+    pub fn allow_without_landlock(mut self) -> Self {
+        self.allow_no_landlock = true;
+        self
+    }
+    /// Output kept until [`Sandbox::take_output`] (default 64 KiB; the rest
+    /// is counted and dropped), and the most the plugin may write per
+    /// second before it is killed (default 4 MiB).
+    pub fn output_limits(mut self, kept: usize, per_sec: u64) -> Self {
+        self.output_per_call = kept;
+        self.output_per_sec = per_sec;
+        self
+    }
+    /// Starts the runner and waits until the plugin is loaded, locked down
+    /// and initialised.
     pub fn spawn(self) -> Result<Sandbox, SandboxError> {
         let mut sb = Sandbox {
             opts: self,
@@ -280,12 +263,7 @@ impl Builder {
 /// A plugin loaded in a runner process.
 pub struct Sandbox {
     opts: Builder,
-    running: Option<Running>,
-}
-
-struct Running {
-    child: Child,
-    region: Region,
+    running: Option<spawn::Running>,
 }
 
 impl Sandbox {
@@ -299,184 +277,226 @@ impl Sandbox {
             start_timeout: Duration::from_secs(10),
             mem_limit: 1 << 30,
             cpu_limit: 0,
+            fsize_limit: u64::MAX,
+            call_cpu: None,
+            idle_cpu: Duration::from_millis(100),
             req_cap: 1 << 20,
             resp_cap: 1 << 20,
+            shared: Vec::new(),
             host_spin: Duration::from_micros(50),
             runner_spin: Duration::from_micros(50),
+            grants: Vec::new(),
+            fds: Vec::new(),
+            allow_no_landlock: false,
+            output_per_call: 64 << 10,
+            output_per_sec: 4 << 20,
         }
     }
 
     /// The runner's process id, while it runs.
     pub fn pid(&self) -> Option<u32> {
-        self.running.as_ref().map(|r| r.child.id())
+        self.running.as_ref().map(|r| r.pid as u32)
+    }
+
+    /// The Landlock ABI the runner's lock-down uses (0: none, only with
+    /// [`Builder::allow_without_landlock`]).
+    pub fn landlock_abi(&self) -> Option<u32> {
+        self.running.as_ref().map(|r| r.landlock_abi)
+    }
+
+    /// What the plugin printed since the last call of this (at most the
+    /// cap of [`Builder::output_limits`]), and how much was dropped.
+    pub fn take_output(&mut self) -> Output {
+        match &self.running {
+            Some(r) => std::mem::take(&mut r.shared.observed().output),
+            None => Output::default(),
+        }
     }
 
     /// Kills the runner if it runs, and starts a fresh one.
     pub fn restart(&mut self) -> Result<(), SandboxError> {
         self.stop();
-        let o = &self.opts;
-        let size = shm::region_size(o.req_cap, o.resp_cap);
-        let fd = make_memfd(size).map_err(SandboxError::Spawn)?;
-        let mut region = Region::map(fd.as_raw_fd(), size).map_err(SandboxError::Spawn)?;
-
-        // The configuration: limits in the header, the path and the names
-        // NUL-separated in the request buffer.
-        let mut cfg = o.path.as_bytes().to_vec();
-        for n in &o.names {
-            cfg.push(0);
-            cfg.extend_from_slice(n.as_bytes());
-        }
-        if cfg.len() > o.req_cap {
-            return Err(SandboxError::InputTooLarge {
-                len: cfg.len(),
-                cap: o.req_cap,
-            });
-        }
-        // SAFETY: cfg fits the request buffer (checked above).
-        unsafe { std::ptr::copy_nonoverlapping(cfg.as_ptr(), region.req(), cfg.len()) };
-        let h = region.header_mut();
-        h.magic = shm::MAGIC;
-        h.req_cap = o.req_cap as u64;
-        h.resp_cap = o.resp_cap as u64;
-        h.mem_limit = o.mem_limit;
-        h.cpu_limit = o.cpu_limit;
-        h.spin_ns = o.runner_spin.as_nanos().min(u32::MAX as u128) as u32;
-        h.nfuncs = o.names.len() as u32;
-        h.req_len.store(cfg.len() as u64, Ordering::Relaxed);
-        h.state.store(shm::BOOT, Ordering::Release);
-
-        let raw = fd.as_raw_fd();
-        let exe = o.runner.clone().unwrap_or_else(|| "/proc/self/exe".into());
-        let mut cmd = Command::new(exe);
-        cmd.arg0("minld-sandbox")
-            .env(ENV, format!("{raw},{}", std::process::id()))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        // SAFETY: between fork and exec: one fcntl, async-signal-safe. The
-        // memfd is O_CLOEXEC in the host (no other child inherits it, even
-        // one spawned meanwhile by another thread); only this one keeps it.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::fcntl(raw, libc::F_SETFD, 0) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = cmd.spawn().map_err(SandboxError::Spawn)?;
-        drop(fd); // the child has its copy (spawn returns after the exec)
-        self.running = Some(Running { child, region });
-
-        let deadline = Instant::now() + self.opts.start_timeout;
-        match self.wait_while(shm::BOOT, deadline)? {
+        let running = spawn::start(&self.opts)?;
+        let start_deadline = running.started.checked_add(self.opts.start_timeout);
+        self.running = Some(running);
+        match self.wait_while(shm::LISTENING, start_deadline, true)? {
             shm::READY => Ok(()),
             shm::LOAD_FAILED => {
-                let r = self.running.as_ref().unwrap();
+                let r = self.running.as_ref().ok_or(SandboxError::Dead)?;
                 let n = (r.region.header().resp_len.load(Ordering::Relaxed).max(0) as usize)
                     .min(self.opts.resp_cap);
                 // SAFETY: n bytes inside the response buffer.
                 let msg =
                     unsafe { std::slice::from_raw_parts(r.region.resp(self.opts.req_cap), n) };
-                let msg = String::from_utf8_lossy(msg).into_owned();
-                self.stop();
-                Err(SandboxError::Load(msg))
+                let claimed = String::from_utf8_lossy(msg).into_owned();
+                Err(self.fail(SandboxError::Init { claimed }))
             }
-            s => Err(self.protocol_error(s)),
+            s => Err(self.fail(SandboxError::Protocol { state: s })),
         }
     }
 
     /// Calls `func` with `input`; returns what the plugin wrote.
     pub fn call(&mut self, func: impl Func, input: &[u8]) -> Result<Vec<u8>, SandboxError> {
-        let o = &self.opts;
-        let idx = func
-            .index(&o.names)
-            .ok_or_else(|| SandboxError::NoSuchFunction(format!("{func:?}")))?;
-        if input.len() > o.req_cap {
+        let idx = self.index(func)?;
+        let (req_cap, resp_cap) = (self.opts.req_cap, self.opts.resp_cap);
+        if input.len() > req_cap {
             return Err(SandboxError::InputTooLarge {
                 len: input.len(),
-                cap: o.req_cap,
+                cap: req_cap,
             });
         }
-        let (req_cap, resp_cap) = (o.req_cap, o.resp_cap);
+        let r = self.running.as_ref().ok_or(SandboxError::Dead)?;
+        // SAFETY: input fits the request buffer (checked above).
+        unsafe { std::ptr::copy_nonoverlapping(input.as_ptr(), r.region.req(), input.len()) };
+        let ret = self.exchange(idx, u32::MAX, input.len(), resp_cap)?;
+        let r = self.running.as_ref().ok_or(SandboxError::Dead)?;
+        // SAFETY: `ret` bytes inside the response buffer (checked against
+        // our own capacity by `exchange`).
+        Ok(unsafe { std::slice::from_raw_parts(r.region.resp(req_cap), ret) }.to_vec())
+    }
+
+    /// The shared buffer `index` ([`Builder::shared_buffer`]), for the host
+    /// to fill and read in place.
+    pub fn buffer(&self, index: usize) -> Option<Buffer<'_>> {
+        let r = self.running.as_ref()?;
+        let &(off, len) = r.shared_buffers.get(index)?;
+        Some(Buffer {
+            region: &r.region,
+            off,
+            len,
+        })
+    }
+
+    /// Calls `func` on shared buffer `index`, in place: the plugin gets the
+    /// buffer as both its input (`len` bytes) and its output (the whole
+    /// buffer). Returns the length the plugin says it wrote.
+    pub fn call_in(
+        &mut self,
+        func: impl Func,
+        index: usize,
+        len: usize,
+    ) -> Result<usize, SandboxError> {
+        let idx = self.index(func)?;
+        let r = self.running.as_ref().ok_or(SandboxError::Dead)?;
+        let &(_, cap) = r
+            .shared_buffers
+            .get(index)
+            .ok_or_else(|| SandboxError::NoSuchFunction(format!("shared buffer {index}")))?;
+        if len > cap {
+            return Err(SandboxError::InputTooLarge { len, cap });
+        }
+        self.exchange(idx, index as u32, len, cap)
+    }
+
+    fn index(&self, func: impl Func) -> Result<usize, SandboxError> {
+        func.index(&self.opts.names)
+            .ok_or_else(|| SandboxError::NoSuchFunction(format!("{func:?}")))
+    }
+
+    /// Posts a request and waits for the answer: the length the plugin
+    /// returned, checked against `cap`.
+    fn exchange(
+        &mut self,
+        func: usize,
+        buffer: u32,
+        len: usize,
+        cap: usize,
+    ) -> Result<usize, SandboxError> {
         let r = self.running.as_ref().ok_or(SandboxError::Dead)?;
         let h = r.region.header();
-        // SAFETY: input fits the request buffer.
-        unsafe { std::ptr::copy_nonoverlapping(input.as_ptr(), r.region.req(), input.len()) };
-        h.req_len.store(input.len() as u64, Ordering::Relaxed);
-        h.func.store(idx as u32, Ordering::Relaxed);
+        h.req_len.store(len as u64, Ordering::Relaxed);
+        h.func.store(func as u32, Ordering::Relaxed);
+        h.buffer.store(buffer, Ordering::Relaxed);
+        r.shared.calls.fetch_add(1, Ordering::AcqRel);
+        r.shared.in_call.store(true, Ordering::Release);
         shm::post(h, shm::REQUEST);
-
-        let deadline = Instant::now() + self.opts.timeout;
-        match self.wait_while(shm::REQUEST, deadline)? {
-            shm::RESPONSE => {}
-            s => return Err(self.protocol_error(s)),
+        let deadline = deadline(self.opts.timeout);
+        let got = self.wait_while(shm::REQUEST, deadline, false);
+        if let Some(r) = &self.running {
+            r.shared.in_call.store(false, Ordering::Release);
         }
-        let r = self.running.as_ref().unwrap();
+        match got? {
+            shm::RESPONSE => {}
+            s => return Err(self.fail(SandboxError::Protocol { state: s })),
+        }
+        let r = self.running.as_ref().ok_or(SandboxError::Dead)?;
         // Read the length once and check it against our own capacity: the
         // region is writable by the plugin.
         let ret = r.region.header().resp_len.load(Ordering::Relaxed) as isize;
         if ret < 0 {
             return Err(SandboxError::Plugin(ret));
         }
-        if ret as usize > resp_cap {
+        if ret as usize > cap {
             return Err(SandboxError::BadResponse(ret));
         }
-        // SAFETY: ret bytes inside the response buffer.
-        Ok(unsafe { std::slice::from_raw_parts(r.region.resp(req_cap), ret as usize) }.to_vec())
+        Ok(ret as usize)
     }
 
     /// Waits while the state word is `busy`; returns the next state. On the
     /// runner's death or at the deadline (the runner is then killed) an
     /// error, and the sandbox is stopped.
-    fn wait_while(&mut self, busy: u32, deadline: Instant) -> Result<u32, SandboxError> {
-        let r = self.running.as_mut().ok_or(SandboxError::Dead)?;
+    fn wait_while(
+        &mut self,
+        busy: u32,
+        deadline: Option<Instant>,
+        starting: bool,
+    ) -> Result<u32, SandboxError> {
+        let r = self.running.as_ref().ok_or(SandboxError::Dead)?;
+        let (region, shared) = (r.region.clone(), r.shared.clone());
+        let h = region.header();
         let mut spin = self.opts.host_spin;
         loop {
-            let s = shm::spin_while(&r.region.header().state, busy, spin);
+            let s = shm::spin_while(&h.state, busy, spin);
             spin = Duration::ZERO; // once per call, then sleep in slices
-            if s == shm::FAULT {
-                // The runner's handler reported a fatal signal and is
-                // dying of it; collect the status (kill it if it lingers).
-                let status = reap(&mut r.child, Duration::from_secs(1));
-                let err = death_error(status, &r.region);
-                self.running = None;
-                return Err(err);
+            let observed = shared.observed().ended.is_some() || shared.observed().killed.is_some();
+            if observed || s == shm::FAULT {
+                // Dead or dying (the runner's handler says so: wait for
+                // the watcher to see the death itself).
+                return Err(self.death());
             }
             if s != busy {
                 return Ok(s);
             }
-            let now = Instant::now();
-            if now >= deadline {
-                let _ = r.child.kill();
-                let _ = r.child.wait();
-                self.running = None;
-                return Err(SandboxError::Timeout(self.opts.timeout));
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                let err = if starting {
+                    SandboxError::StartTimeout(self.opts.start_timeout)
+                } else {
+                    SandboxError::Timeout(self.opts.timeout)
+                };
+                return Err(self.fail(err));
             }
-            // Sleep in slices of at most 10 ms: a runner killed without
-            // running its handler (SIGKILL, the hard CPU limit) never
-            // wakes us, so look at it between slices.
-            let slice = (deadline - now).min(Duration::from_millis(10));
-            shm::sleep(r.region.header(), busy, slice);
-            if let Ok(Some(status)) = r.child.try_wait() {
-                if r.region.header().state.load(Ordering::Acquire) == busy {
-                    let err = death_error(status, &r.region);
-                    self.running = None;
-                    return Err(err);
-                }
-            }
+            // Sleep in slices of at most 10 ms; the watcher wakes us when
+            // the runner dies.
+            let left = deadline.map_or(Duration::from_millis(10), |d| {
+                d.saturating_duration_since(Instant::now())
+            });
+            shm::sleep(h, busy, left.min(Duration::from_millis(10)));
         }
     }
 
-    fn protocol_error(&mut self, state: u32) -> SandboxError {
+    /// The runner died or is dying: the error from what the host observed
+    /// (waiting up to a second for the watcher to reap it).
+    fn death(&mut self) -> SandboxError {
+        let Some(r) = self.running.take() else {
+            return SandboxError::Dead;
+        };
+        let claimed = (
+            r.region.header().fault_signal.load(Ordering::Relaxed) as i32,
+            r.region.header().fault_addr.load(Ordering::Relaxed),
+        );
+        let (killed, ended) = r.finish(Duration::from_secs(1));
+        death_error(killed, ended, claimed)
+    }
+
+    /// Kills the runner for `err` and returns it.
+    fn fail(&mut self, err: SandboxError) -> SandboxError {
         self.stop();
-        SandboxError::Load(format!("unexpected state {state} in the shared header"))
+        err
     }
 
     fn stop(&mut self) {
-        if let Some(mut r) = self.running.take() {
-            let _ = r.child.kill();
-            let _ = r.child.wait();
+        if let Some(r) = self.running.take() {
+            r.finish(Duration::ZERO);
         }
     }
 }
@@ -487,67 +507,111 @@ impl Drop for Sandbox {
     }
 }
 
-fn make_memfd(size: usize) -> std::io::Result<OwnedFd> {
-    // SAFETY: plain system calls on a descriptor we own.
-    unsafe {
-        let fd = libc::memfd_create(
-            c"minld-sandbox".as_ptr(),
-            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-        );
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
+/// A deadline `d` from now; None when it lies past what `Instant` holds.
+fn deadline(d: Duration) -> Option<Instant> {
+    Instant::now().checked_add(d)
+}
+
+/// The error for a runner that ended: why the host killed it if it did,
+/// else how it ended (`claimed`: the signal and address its handler
+/// wrote, used only for an address it reports with the same signal).
+fn death_error(
+    killed: Option<watch::Kill>,
+    ended: Option<watch::Ended>,
+    claimed: (i32, u64),
+) -> SandboxError {
+    use watch::{Ended, Kill};
+    match killed {
+        Some(Kill::Syscall { nr, abi }) => return SandboxError::ForbiddenSyscall { nr, abi },
+        Some(Kill::Open { path, flags }) => return SandboxError::ForbiddenOpen { path, flags },
+        Some(Kill::Cpu { used, budget, idle }) => {
+            return SandboxError::CpuBudget { used, budget, idle }
         }
-        let fd = OwnedFd::from_raw_fd(fd);
-        if libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // The runner must not shrink the file under the host's mapping
-        // (the host would take SIGBUS on its next access).
-        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
-        if libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(fd)
+        Some(Kill::Flood { bytes, limit }) => return SandboxError::OutputFlood { bytes, limit },
+        None => {}
+    }
+    match ended {
+        Some(Ended::Exited(c)) => SandboxError::Exited(c),
+        Some(Ended::Signaled(signal)) => SandboxError::Crashed {
+            signal,
+            claimed_addr: (claimed.0 == signal && claimed.1 != u64::MAX).then_some(claimed.1),
+        },
+        None => SandboxError::Crashed {
+            signal: libc::SIGKILL,
+            claimed_addr: None,
+        },
     }
 }
 
-/// The child's exit status, waiting at most `grace` before a SIGKILL.
-fn reap(child: &mut Child, grace: Duration) -> ExitStatus {
-    let end = Instant::now() + grace;
-    while Instant::now() < end {
-        if let Ok(Some(st)) = child.try_wait() {
-            return st;
-        }
-        std::thread::sleep(Duration::from_micros(200));
-    }
-    let _ = child.kill();
-    // If the host ignores SIGCHLD the kernel reaps the child itself and
-    // wait fails (ECHILD): report it as killed.
-    child
-        .wait()
-        .unwrap_or_else(|_| ExitStatus::from_raw(libc::SIGKILL))
+/// A shared buffer, seen from the host. The plugin maps the same pages:
+/// everything read from it is the plugin's to have changed, so reads copy
+/// out and the host checks what it got.
+pub struct Buffer<'a> {
+    region: &'a Region,
+    off: usize,
+    len: usize,
 }
 
-/// Turns a wait status into an error, with what the runner's handler
-/// recorded. The status is the truth (the kernel's); the header is the
-/// runner's word, used only to add the system call number or address.
-fn death_error(status: ExitStatus, region: &Region) -> SandboxError {
-    let h = region.header();
-    let reported = h.fault_signal.load(Ordering::Relaxed) as i32;
-    match status.signal() {
-        Some(libc::SIGSYS) => {
-            let nr = h.fault_syscall.load(Ordering::Relaxed);
-            SandboxError::ForbiddenSyscall {
-                nr: (reported == libc::SIGSYS && nr >= 0).then_some(nr),
-            }
+impl Buffer<'_> {
+    /// Its size in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+    /// Copies `data` in at `offset`.
+    pub fn write(&self, offset: usize, data: &[u8]) -> Result<(), SandboxError> {
+        self.check(offset, data.len())?;
+        // SAFETY: inside the buffer (checked); a plain copy into shared
+        // memory (the plugin may write it too: no reference is formed).
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                data.as_ptr(),
+                self.region.at(self.off + offset),
+                data.len(),
+            )
+        };
+        Ok(())
+    }
+    /// Copies `out.len()` bytes out from `offset`.
+    pub fn read(&self, offset: usize, out: &mut [u8]) -> Result<(), SandboxError> {
+        self.check(offset, out.len())?;
+        // SAFETY: as in `write`.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.region.at(self.off + offset),
+                out.as_mut_ptr(),
+                out.len(),
+            )
+        };
+        Ok(())
+    }
+    /// The buffer's first byte, for a host that fills it with its own
+    /// code (a decoder writing straight into it). Valid while the sandbox
+    /// runs; the plugin may change the bytes at any time.
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.region.at(self.off)
+    }
+    fn check(&self, offset: usize, n: usize) -> Result<(), SandboxError> {
+        match offset.checked_add(n) {
+            Some(end) if end <= self.len => Ok(()),
+            _ => Err(SandboxError::InputTooLarge {
+                len: offset.saturating_add(n),
+                cap: self.len,
+            }),
         }
-        Some(sig) => {
-            let addr = h.fault_addr.load(Ordering::Relaxed);
-            SandboxError::Crashed {
-                signal: sig,
-                addr: (reported == sig && addr != u64::MAX).then_some(addr),
-            }
-        }
-        None => SandboxError::Exited(status.code().unwrap_or(-1)),
+    }
+}
+
+impl Config {
+    fn for_builder(o: &Builder) -> Vec<u8> {
+        let grants: Vec<(String, landlock::Access)> = o
+            .grants
+            .iter()
+            .map(|(p, a)| (p.display().to_string(), *a))
+            .collect();
+        config::encode(&o.path, &o.names, &grants, &o.shared)
     }
 }

@@ -1,31 +1,39 @@
 //! The runner: the child side. It is the host's own executable, re-executed
-//! with `MINLD_SANDBOX=<fd>,<host pid>` in its environment; `enter` takes
-//! over before the host's `main` and never returns.
+//! with `MINLD_SANDBOX=<host pid>` in its environment; `enter` takes over
+//! before the host's `main` and never returns.
 //!
-//! Order matters:
-//! 1. map the shared region, close every other inherited descriptor;
-//! 2. fatal-signal handlers on an alternate stack, no_new_privs,
-//!    RLIMIT_CORE 0, RLIMIT_AS, RLIMIT_CPU;
-//! 3. stage 1: Landlock layer 1 (read-only, library directories and the
-//!    plugin's) and the loading seccomp filter;
-//! 4. load the plugin with minld (its constructors and ifunc resolvers run
-//!    here, under stage 1) and look up every function by name;
-//! 5. stage 2: Landlock layer 2 (no file system, no TCP, no signals out)
-//!    and the serving seccomp filter;
-//! 6. READY, then serve requests until the host goes away.
+//! Its descriptors, laid out by the host before the exec: 0 `/dev/null`,
+//! 1 and 2 pipes the host drains, 3 the shared region's memfd, 4 the
+//! control pipe to the host, 5 and up the descriptors the host granted.
+//!
+//! Order matters, and the rule is: **not one instruction of the plugin
+//! runs before the final lock-down.**
+//! 1. map the shared region, close every descriptor but those above;
+//! 2. fatal-signal handlers on an alternate stack, no_new_privs, no
+//!    capabilities, RLIMIT_CORE 0, RLIMIT_AS, RLIMIT_CPU, RLIMIT_FSIZE;
+//! 3. Landlock layer 1 (read beneath the library directories and the
+//!    plugin's, plus the grants) and the loading seccomp filter;
+//! 4. link the plugin with [`crate::Loader::prepare`]: map, load the
+//!    dependencies, relocate; none of their code runs;
+//! 5. Landlock layer 2 (the grants only) and the serving seccomp filter,
+//!    whose listener goes to the host; the control pipe says so and is
+//!    closed: what came through it came before any plugin code, so the
+//!    host can believe it;
+//! 6. run the plugin's ifunc resolvers and init functions (under the
+//!    serving filter), look up its functions, READY, serve requests.
 
-use std::sync::atomic::{AtomicI32, AtomicPtr, Ordering};
+use std::path::Path;
+use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::Duration;
 
-use super::seccomp::Stage;
+use super::landlock::{self, Access};
+use super::seccomp::{self, Stage};
 use super::shm::{self, Header, Region};
-use super::{landlock, seccomp};
+use super::Config;
 
-/// Readable while loading, with the plugin's own directory: where shared
-/// libraries live, and /dev/urandom for libraries that seed a generator
-/// from it in a constructor (after loading no file can be opened at all).
+/// Readable while linking, with the plugin's own directory: where shared
+/// libraries live. (After linking, only what the host grants.)
 const LOADING_READABLE: &[&str] = &[
-    "/dev/urandom",
     "/lib",
     "/lib64",
     "/usr/lib",
@@ -34,14 +42,17 @@ const LOADING_READABLE: &[&str] = &[
     "/etc/ld.so.cache",
 ];
 
+/// The runner's descriptors (see the module documentation).
+pub(super) const FD_REGION: i32 = 3;
+pub(super) const FD_CONTROL: i32 = 4;
+pub(super) const FD_GRANTED: i32 = 5;
+
 /// The byte-buffer ABI every plugin function has.
 pub type PluginFn = unsafe extern "C" fn(*const u8, usize, *mut u8, usize) -> isize;
 
-/// For the signal handler: the header, our pid and tid (cached: the
-/// handler must not depend on anything but atomics and raw syscalls).
+/// For the signal handler: the header (the handler must depend on nothing
+/// but atomics and raw system calls).
 static HEADER: AtomicPtr<Header> = AtomicPtr::new(std::ptr::null_mut());
-static PID: AtomicI32 = AtomicI32::new(0);
-static TID: AtomicI32 = AtomicI32::new(0);
 
 /// Signals the runner reports before dying of them.
 const FATAL: [i32; 8] = [
@@ -57,15 +68,15 @@ const FATAL: [i32; 8] = [
 
 /// Runs the runner. `spec` is the value of MINLD_SANDBOX.
 pub fn enter(spec: &str) -> ! {
-    let mut it = spec.split(',').map(|s| s.parse::<i32>().unwrap_or(-1));
-    let (fd, host) = (it.next().unwrap_or(-1), it.next().unwrap_or(-1));
+    let host = spec.parse::<i32>().unwrap_or(-1);
     // SAFETY: plain system calls.
-    if fd < 0 || unsafe { libc::getppid() } != host {
-        // Started by hand, or the host is already gone.
+    if unsafe { libc::getppid() } != host {
+        // Started by hand, or the host is already gone (PR_SET_PDEATHSIG,
+        // set before the exec, fires only for a death after it).
         // SAFETY: leaving at once, running nothing of the host's.
         unsafe { libc::_exit(111) };
     }
-    let region = match map_region(fd) {
+    let region = match map_region() {
         Ok(r) => r,
         // SAFETY: as above.
         Err(_) => unsafe { libc::_exit(112) },
@@ -73,55 +84,65 @@ pub fn enter(spec: &str) -> ! {
     // The region lives until the process ends (enter never returns).
     HEADER.store(region.base as *mut Header, Ordering::Relaxed);
     match prepare(&region) {
-        Ok(funcs) => serve(&region, &funcs, host),
+        Ok((prepared, cfg)) => {
+            let funcs = start(&region, prepared, &cfg);
+            serve(&region, &funcs, &cfg, host)
+        }
         Err(msg) => {
-            write_load_error(&region, &msg);
+            control(b"FAIL", msg.as_bytes());
             // SAFETY: leaving without atexit handlers or destructors.
             unsafe { libc::_exit(1) }
         }
     }
 }
 
-fn map_region(fd: i32) -> std::io::Result<Region> {
+/// Writes one record to the control pipe: a 4-byte tag and a payload.
+fn control(tag: &[u8; 4], payload: &[u8]) {
+    let mut rec = tag.to_vec();
+    rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    rec.extend_from_slice(payload);
+    let mut done = 0;
+    while done < rec.len() {
+        // SAFETY: writing our own buffer to our own pipe.
+        let n = unsafe { libc::write(FD_CONTROL, rec[done..].as_ptr().cast(), rec.len() - done) };
+        if n <= 0 {
+            return;
+        }
+        done += n as usize;
+    }
+}
+
+fn map_region() -> std::io::Result<Region> {
     // SAFETY: fstat into a local.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+    if unsafe { libc::fstat(FD_REGION, &mut st) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let region = Region::map(fd, st.st_size as usize)?;
-    // The mapping keeps the memfd alive. Close it and anything else the
-    // host leaked without O_CLOEXEC: Landlock does not restrict open
-    // descriptors, seccomp would (no read/write on them), but be plain.
-    // SAFETY: closing our own descriptors 3 and up.
-    unsafe { libc::close_range(3, u32::MAX, 0) };
-    if region.header().magic != shm::MAGIC {
+    let region = Region::map(FD_REGION, st.st_size as usize)?;
+    if region.len < shm::HEADER_SIZE || region.header().magic != shm::MAGIC {
         return Err(std::io::Error::other("bad magic"));
+    }
+    // The mapping keeps the memfd alive. Close it, and anything but the
+    // control pipe and the granted descriptors the host might have leaked
+    // without O_CLOEXEC: Landlock does not restrict open descriptors.
+    let granted = region.header().nfds;
+    // SAFETY: closing our own descriptors.
+    unsafe {
+        libc::close(FD_REGION);
+        libc::close_range((FD_GRANTED as u32).saturating_add(granted), u32::MAX, 0);
     }
     Ok(region)
 }
 
-/// Steps 2–5. Returns the plugin's functions in the host's order.
-fn prepare(region: &Region) -> Result<Vec<PluginFn>, String> {
+/// Steps 2–5: returns the linked, not yet run, plugin and the
+/// configuration (read now: once the plugin runs, the region is its).
+fn prepare(region: &Region) -> Result<(crate::Prepared, Config), String> {
     let h = region.header();
-    // The configuration: path, then nfuncs names, NUL-separated.
-    let cfg_len = (h.req_len.load(Ordering::Acquire) as usize).min(h.req_cap as usize);
-    // SAFETY: inside the request buffer; the host is quiet until READY.
-    let cfg = unsafe { std::slice::from_raw_parts(region.req(), cfg_len) }.to_vec();
-    let mut parts = cfg
-        .split(|&b| b == 0)
-        .map(|s| String::from_utf8_lossy(s).into_owned());
-    let path = parts.next().ok_or("no plugin path")?;
-    let names: Vec<String> = parts.take(h.nfuncs as usize).collect();
-
-    // SAFETY: plain system calls.
-    let pid = unsafe { libc::getpid() };
-    PID.store(pid, Ordering::Relaxed);
-    TID.store(unsafe { libc::gettid() }, Ordering::Relaxed);
+    let cfg = Config::read(region)?;
     // `ps` shows "exe" otherwise (we were started as /proc/self/exe).
     // SAFETY: a NUL-terminated name of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, c"minld-sandbox".as_ptr()) };
-    // Handlers first: a constructor that crashes or makes a forbidden
-    // call is reported like a plugin function.
+    // Handlers first: a plugin that crashes is reported as such.
     install_fatal_handlers().map_err(|e| format!("signal handlers: {e}"))?;
     // SAFETY: plain prctl/setrlimit calls on ourselves.
     unsafe {
@@ -140,37 +161,109 @@ fn prepare(region: &Region) -> Result<Vec<PluginFn>, String> {
             // Soft limit: SIGXCPU (reported); one second later, SIGKILL.
             set_limit(libc::RLIMIT_CPU, h.cpu_limit, h.cpu_limit + 1)?;
         }
+        set_limit(libc::RLIMIT_FSIZE, h.fsize_limit, h.fsize_limit)?;
     }
-    // Stage 1, for the load: files readable beneath the plugin's directory
-    // and the system's library directories only; no network, no exec, no
-    // threads, no signals to others.
-    let dir = match std::path::Path::new(&path).parent() {
+    // Stage 1, for the link: files readable beneath the plugin's directory
+    // and the system's library directories, and the grants.
+    let dir = match Path::new(&cfg.path).parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
-        _ => std::path::Path::new("."), // "libx.so" relative to the cwd
+        _ => Path::new("."), // "libx.so" relative to the cwd
     };
-    let mut readable: Vec<&std::path::Path> = vec![dir];
-    readable.extend(LOADING_READABLE.iter().map(std::path::Path::new));
-    landlock::restrict(&readable).map_err(|e| format!("Landlock (loading layer): {e}"))?;
-    seccomp::install(pid as u32, Stage::Loading).map_err(|e| format!("seccomp (loading): {e}"))?;
+    let grants: Vec<(&Path, Access)> = cfg.grants.iter().map(|(p, a)| (Path::new(p), *a)).collect();
+    let mut loading: Vec<(&Path, Access)> = vec![(dir, Access::ReadExec)];
+    loading.extend(
+        LOADING_READABLE
+            .iter()
+            .map(|p| (Path::new(*p), Access::ReadExec)),
+    );
+    loading.extend(grants.iter().copied());
+    let abi = match landlock::restrict(&loading) {
+        Ok(abi) => abi,
+        Err(_) if h.allow_no_landlock != 0 && landlock::abi() == 0 => 0,
+        Err(e) => return Err(format!("Landlock (linking layer): {e}")),
+    };
+    seccomp::install(0, Stage::Loading).map_err(|e| format!("seccomp (linking): {e}"))?;
 
-    // No clone under the filters: relocation stays on this thread.
+    // No clone is needed: relocation stays on this thread.
     crate::reloc::SINGLE_THREADED.store(true, Ordering::Relaxed);
-    // SAFETY: the plugin's constructors and ifunc resolvers run now, under
-    // stage 1. The Library is leaked: the runner never unloads it (no fini
-    // functions run; the process ends with _exit).
-    let lib = unsafe { crate::Loader::new().open(&path) }.map_err(|e| e.to_string())?;
-    let lib: &'static crate::Library = Box::leak(Box::new(lib));
-    let mut funcs = Vec::with_capacity(names.len());
-    for name in &names {
-        // SAFETY: the byte-buffer ABI is the contract of a sandboxed plugin.
-        let f = unsafe { lib.get::<PluginFn>(name) }.map_err(|e| e.to_string())?;
-        funcs.push(*f);
-    }
+    let prepared = crate::Loader::new()
+        .bind_now(true)
+        .prepare(&cfg.path)
+        .map_err(|e| e.to_string())?;
 
-    // Stage 2, for serving: no file system at all, the allow-list only.
-    landlock::restrict(&[]).map_err(|e| format!("Landlock (serving layer): {e}"))?;
-    seccomp::install(pid as u32, Stage::Serving).map_err(|e| format!("seccomp (serving): {e}"))?;
-    Ok(funcs)
+    // Stage 2, for the plugin's code: the grants only, the allow-list.
+    if abi != 0 {
+        landlock::restrict(&grants).map_err(|e| format!("Landlock (serving layer): {e}"))?;
+    }
+    line_buffer_stdout();
+    // SAFETY: plain system call.
+    let pid = unsafe { libc::getpid() } as u32;
+    let listener = seccomp::install(pid, Stage::Serving)
+        .map_err(|e| format!("seccomp (serving): {e}"))?
+        .unwrap_or(-1);
+    let mut locked = abi.to_le_bytes().to_vec();
+    locked.extend_from_slice(&listener.to_le_bytes());
+    control(b"LOCK", &locked);
+    // The host takes the listener (pidfd_getfd); then ours can go, and
+    // with the control pipe closed nothing the plugin does reaches it.
+    let mut waited = Duration::ZERO;
+    while h.state.load(Ordering::Acquire) != shm::LISTENING {
+        if waited >= Duration::from_secs(30) {
+            return Err("the host never took the seccomp listener".into());
+        }
+        shm::sleep(h, shm::BOOT, Duration::from_millis(100));
+        waited += Duration::from_millis(100);
+    }
+    // SAFETY: closing our own descriptors.
+    unsafe {
+        libc::close(listener);
+        libc::close(FD_CONTROL);
+    }
+    Ok((prepared, cfg))
+}
+
+/// Step 6: the plugin's code runs from here on. Returns its functions in
+/// the host's order; on failure reports it in the shared header (the
+/// runner's word from now on) and exits.
+fn start(region: &Region, prepared: crate::Prepared, cfg: &Config) -> Vec<PluginFn> {
+    let h = region.header();
+    let fail = |msg: String| -> ! {
+        write_message(region, cfg, &msg);
+        shm::post(h, shm::LOAD_FAILED);
+        // SAFETY: leaving without atexit handlers or destructors.
+        unsafe { libc::_exit(1) }
+    };
+    // SAFETY: the plugin's ifunc resolvers and init functions run now,
+    // under the serving lock-down. The Library is leaked: the runner never
+    // unloads it (no fini functions run; the process ends with _exit).
+    let lib = match unsafe { prepared.run() } {
+        Ok(lib) => &*Box::leak(Box::new(lib)),
+        Err(e) => fail(e.to_string()),
+    };
+    let mut funcs = Vec::with_capacity(cfg.names.len());
+    for name in &cfg.names {
+        // SAFETY: the byte-buffer ABI is the contract of a sandboxed plugin.
+        match unsafe { lib.get::<PluginFn>(name) } {
+            Ok(f) => funcs.push(*f),
+            Err(e) => fail(e.to_string()),
+        }
+    }
+    funcs
+}
+
+/// glibc's stdout is fully buffered on a pipe and asks fstat for the size
+/// of its buffer at the first write; a buffer of our own, line-buffered,
+/// sends each line to the host as it is printed and makes no call.
+fn line_buffer_stdout() {
+    extern "C" {
+        static mut stdout: *mut libc::FILE;
+    }
+    let buf: &'static mut [u8] = Box::leak(vec![0u8; 4096].into_boxed_slice());
+    // SAFETY: glibc's stdout stream, not yet used by anyone (no plugin code
+    // has run); the buffer lives for the process's life.
+    unsafe {
+        libc::setvbuf(stdout, buf.as_mut_ptr().cast(), libc::_IOLBF, buf.len());
+    }
 }
 
 /// A host running as root would hand its capabilities to the runner:
@@ -210,21 +303,21 @@ unsafe fn set_limit(res: libc::__rlimit_resource_t, soft: u64, hard: u64) -> Res
     Ok(())
 }
 
-fn write_load_error(region: &Region, msg: &str) {
+fn write_message(region: &Region, cfg: &Config, msg: &str) {
     let h = region.header();
-    let n = msg.len().min(h.resp_cap as usize);
-    // SAFETY: n bytes inside the response buffer.
-    unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), region.resp(h.req_cap as usize), n) };
+    let n = msg.len().min(cfg.resp_cap);
+    // SAFETY: n bytes inside the response buffer (capacities as checked
+    // against the region when the configuration was read).
+    unsafe { std::ptr::copy_nonoverlapping(msg.as_ptr(), region.resp(cfg.req_cap), n) };
     h.resp_len.store(n as i64, Ordering::Relaxed);
-    shm::post(h, shm::LOAD_FAILED);
 }
 
-/// Step 6: the request loop. Runs under seccomp: only futex, the plugin's
-/// code, and the allow-list.
-fn serve(region: &Region, funcs: &[PluginFn], host: i32) -> ! {
+/// The request loop: the plugin's code, under the serving lock-down.
+fn serve(region: &Region, funcs: &[PluginFn], cfg: &Config, host: i32) -> ! {
     let h = region.header();
-    let (req_cap, resp_cap) = (h.req_cap as usize, h.resp_cap as usize);
+    let (req_cap, resp_cap) = (cfg.req_cap, cfg.resp_cap);
     let (req, resp) = (region.req(), region.resp(req_cap));
+    let shared = &cfg.shared;
     shm::post(h, shm::READY);
     loop {
         // Wait for REQUEST: spin a little (a quick next call is then seen
@@ -243,18 +336,24 @@ fn serve(region: &Region, funcs: &[PluginFn], host: i32) -> ! {
             }
             let timed_out = shm::sleep(h, s, Duration::from_secs(1));
             // SAFETY: getppid is on the allow-list. Reparented: the host
-            // is gone (PR_SET_PDEATHSIG would fire when the host *thread*
-            // that spawned us exits, which is not the same).
+            // is gone (PR_SET_PDEATHSIG normally kills us first).
             if timed_out && unsafe { libc::getppid() } != host {
+                // SAFETY: leaving at once.
                 unsafe { libc::_exit(0) };
             }
         }
         let f = h.func.load(Ordering::Relaxed) as usize;
-        let len = (h.req_len.load(Ordering::Relaxed) as usize).min(req_cap);
-        let ret = match funcs.get(f) {
+        let len = h.req_len.load(Ordering::Relaxed) as usize;
+        let buffer = h.buffer.load(Ordering::Relaxed) as usize;
+        let ret = match (funcs.get(f), shared.get(buffer)) {
+            // SAFETY: the plugin gets one shared buffer, in and out.
+            (Some(func), Some(&(off, cap))) => unsafe {
+                let p = region.at(off);
+                func(p, len.min(cap), p, cap)
+            },
             // SAFETY: the plugin gets the two buffers with their sizes.
-            Some(func) => unsafe { func(req, len, resp, resp_cap) },
-            None => isize::MIN,
+            (Some(func), None) => unsafe { func(req, len.min(req_cap), resp, resp_cap) },
+            (None, _) => isize::MIN,
         };
         h.resp_len.store(ret as i64, Ordering::Relaxed);
         shm::post(h, shm::RESPONSE);
@@ -300,31 +399,26 @@ fn install_fatal_handlers() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Records the signal (and for SIGSYS the refused system call) in the
-/// header, wakes the host, and makes sure the process dies *of this
-/// signal*: it queues the signal to itself (tgkill, allowed only towards
-/// our own pid); it is blocked while the handler runs and its action is
-/// SIG_DFL by now, so it kills the process as the handler returns. (For a
-/// fault, returning would re-run the faulting instruction anyway.)
+/// Records the signal and the faulting address in the header (the
+/// runner's claim: the host believes only the signal it sees from
+/// `waitid`), wakes the host, and makes sure the process dies *of this
+/// signal*: it queues the signal to its own thread (tgkill, allowed only
+/// within our process); it is blocked while the handler runs and its
+/// action is SIG_DFL by now, so it kills the process as the handler
+/// returns. (For a fault, returning would re-run the instruction anyway.)
 extern "C" fn on_fatal(sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c_void) {
     let h = HEADER.load(Ordering::Relaxed);
     if !h.is_null() {
         // SAFETY: the header is mapped for the life of the process.
         let h = unsafe { &*h };
-        // siginfo_t on x86-64: the union starts at 16; for SIGSYS
-        // _call_addr (8 bytes) then _syscall (int) at 24; for faults
-        // si_addr at 16.
-        // SAFETY: the kernel's siginfo, valid during the handler.
-        let (addr, nr) = unsafe {
-            let p = info as *const u8;
-            (*(p.add(16) as *const u64), *(p.add(24) as *const i32))
+        // SAFETY: the kernel's siginfo, valid during the handler; for a
+        // fault si_addr is the first word of the union, at 16.
+        let (addr, code) = unsafe {
+            (
+                *((info as *const u8).add(16) as *const u64),
+                (*info).si_code,
+            )
         };
-        let code = unsafe { (*info).si_code };
-        // si_code SYS_SECCOMP (1): from the filter, si_syscall is valid (a
-        // SIGSYS sent with kill/tgkill has none).
-        let from_filter = sig == libc::SIGSYS && code == 1;
-        h.fault_syscall
-            .store(if from_filter { nr as i64 } else { -1 }, Ordering::Relaxed);
         // si_addr only means something for a fault the kernel raised
         // (si_code > 0), not for kill/tgkill/abort; u64::MAX: none.
         let fault = code > 0 && sig != libc::SIGSYS && sig != libc::SIGXCPU;
@@ -333,13 +427,9 @@ extern "C" fn on_fatal(sig: i32, info: *mut libc::siginfo_t, _ctx: *mut libc::c_
         h.fault_signal.store(sig as u32, Ordering::Relaxed);
         shm::post(h, shm::FAULT);
     }
-    // SAFETY: tgkill towards ourselves, on the allow-list.
+    // SAFETY: getpid/gettid/tgkill within our own process, on the
+    // allow-list.
     unsafe {
-        libc::syscall(
-            libc::SYS_tgkill,
-            PID.load(Ordering::Relaxed),
-            TID.load(Ordering::Relaxed),
-            sig,
-        )
-    };
+        libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig);
+    }
 }

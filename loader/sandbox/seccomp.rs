@@ -1,23 +1,33 @@
-//! The runner's seccomp-bpf filter, assembled by hand (no libseccomp).
+//! The runner's seccomp-bpf filters, assembled by hand (see the README for
+//! why not a filter compiler: the serving filter's answer for everything
+//! unlisted is a user notification, which the crates we weighed lack).
 //!
-//! Layout of the program:
+//! Layout of a program:
 //!
-//! 1. `arch != AUDIT_ARCH_X86_64` → kill (an i386 `int 0x80` call has
-//!    other numbers: 5 is `open` there, `fstat` here).
-//! 2. `nr >= 0x40000000` (the x32 bit: same numbers, other ABI) → kill.
-//! 3. The allow-list, one `jeq nr → ALLOW` per entry.
-//! 4. Entries checked by argument: `write` only to fd 2, `mmap`/`mprotect`
-//!    without PROT_EXEC (refused with EPERM), `madvise` by advice,
-//!    `tgkill` only to ourselves; while loading, `openat` for reading.
-//! 5. Anything else → SECCOMP_RET_TRAP: the kernel sends SIGSYS with
-//!    `si_syscall`, the runner's handler writes it to shared memory and
-//!    the process dies of SIGSYS (see runner.rs).
+//! 1. `arch != AUDIT_ARCH_X86_64`, or the x32 bit in `nr` → notify (an
+//!    i386 `int 0x80` call has other numbers: 5 is `open` there, `fstat`
+//!    here; x32 shares ours with bit 30 set). The host reports the ABI.
+//! 2. The allow-list, one `jeq nr → ALLOW` per entry.
+//! 3. Entries checked by argument (serving only): `clone` with thread
+//!    flags, `mmap`/`mprotect` without PROT_EXEC (EPERM otherwise), `madvise`
+//!    by advice, `tgkill` only to ourselves, `fcntl` and `ioctl` by command;
+//!    `clone3` answers ENOSYS so glibc falls back to `clone`, whose flags
+//!    a filter can read.
+//! 4. Anything else → SECCOMP_RET_USER_NOTIF: the calling thread stops and
+//!    the host, which holds the listener, sees the call's number, ABI and
+//!    arguments from the kernel. It lets a granted `openat` go on, answers
+//!    an `fstat` through a path itself, and kills the runner for anything
+//!    else, naming the call (see `watch.rs`). Nothing the plugin writes can
+//!    forge that report.
 //!
 //! The runner installs two filters; the kernel runs both on every call and
-//! the stricter answer wins. The first (`Stage::Loading`, before the plugin
-//! is loaded and its constructors run) also allows [`LOADING`]: opening and
-//! mapping files (Landlock decides which) and installing the second;
-//! `Stage::Serving` is the allow-list alone.
+//! the answer of higher precedence wins (ERRNO over USER_NOTIF over ALLOW).
+//! So the first, `Stage::Loading`, allows a superset of what the second
+//! allows or checks, and notifies for the rest (with no listener attached,
+//! such a call fails with ENOSYS): while minld links the plugin, which runs
+//! none of its code, the calls a link needs are there and nothing else.
+//! `Stage::Serving`, installed before the first instruction of the plugin
+//! runs, decides everything after that.
 
 use libc::{sock_filter, sock_fprog};
 
@@ -31,31 +41,40 @@ const OFF_ARCH: u32 = 4;
 const fn off_arg_lo(i: u32) -> u32 {
     16 + 8 * i
 }
+/// High 32 bits of args[i].
+const fn off_arg_hi(i: u32) -> u32 {
+    20 + 8 * i
+}
 
 const RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
-const RET_TRAP: u32 = libc::SECCOMP_RET_TRAP;
-const RET_KILL: u32 = libc::SECCOMP_RET_KILL_PROCESS;
+const RET_NOTIFY: u32 = 0x7fc0_0000; // SECCOMP_RET_USER_NOTIF
 const RET_EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+const RET_ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
 
-/// Allowed with any arguments. Each entry says who needs it.
+/// Allowed with any arguments, in both stages. Each entry says who needs
+/// it.
 pub const ALLOWED: &[(libc::c_long, &str)] = &[
     // IPC: the runner sleeps/wakes on the shared futex word; glibc's locks
-    // (malloc arenas, stdio) use it when contended.
+    // (malloc arenas, stdio, pthread_join) use it when contended.
     (libc::SYS_futex, "futex"),
-    // Leaving: the runner exits with _exit (exit_group); `exit` for a
-    // thread-style exit some runtimes use.
+    // Leaving: the runner exits with _exit (exit_group); a thread with exit.
     (libc::SYS_exit_group, "exit_group"),
     (libc::SYS_exit, "exit"),
     // malloc: brk grows/trims the main arena, mmap/munmap serve blocks of
-    // 128 KiB and more, mremap is realloc of such a block. (madvise, for
-    // free() in non-main heaps, is below, by advice.)
+    // 128 KiB and more, mremap is realloc of such a block. (mmap and
+    // madvise are below, by argument.)
     (libc::SYS_brk, "brk"),
     (libc::SYS_munmap, "munmap"),
     (libc::SYS_mremap, "mremap"),
-    // Returning from any signal handler (ours for fatal signals).
+    // Signal handlers of the plugin's own (glibc's first pthread_create
+    // installs two): signals come only from the runner itself and the
+    // kernel, and no handler changes what the host observes. Returning
+    // from any handler (ours for fatal signals).
+    (libc::SYS_rt_sigaction, "rt_sigaction"),
+    (libc::SYS_sigaltstack, "sigaltstack"),
     (libc::SYS_rt_sigreturn, "rt_sigreturn"),
-    // abort()/raise(): glibc blocks signals around tgkill; getpid/gettid
-    // for raise's target; the runner's parent check uses getppid.
+    // abort()/raise() and pthread_create block signals around their work;
+    // getpid/gettid for raise's target; the runner's parent check.
     (libc::SYS_rt_sigprocmask, "rt_sigprocmask"),
     (libc::SYS_getpid, "getpid"),
     (libc::SYS_gettid, "gettid"),
@@ -63,43 +82,75 @@ pub const ALLOWED: &[(libc::c_long, &str)] = &[
     // Time: normally the vDSO answers without a system call; these are
     // the fallbacks when the clock source is not vDSO-capable.
     (libc::SYS_clock_gettime, "clock_gettime"),
+    (libc::SYS_clock_getres, "clock_getres"),
     (libc::SYS_gettimeofday, "gettimeofday"),
     // Harmless waits (the host's timeout bounds them): sleep()/usleep()
     // and yields in spin loops.
     (libc::SYS_clock_nanosleep, "clock_nanosleep"),
+    (libc::SYS_nanosleep, "nanosleep"),
     (libc::SYS_sched_yield, "sched_yield"),
     // The kernel restarts an interrupted timed wait with it (the runner's
     // futex wait after the host was stopped and continued, Ctrl-Z).
     (libc::SYS_restart_syscall, "restart_syscall"),
-    // Rust's HashMap seeds, glibc 2.36's arc4random.
+    // Randomness without a file: Rust's HashMap seeds, glibc 2.36's
+    // arc4random, a plugin's own generator.
     (libc::SYS_getrandom, "getrandom"),
-];
-
-/// Also allowed while loading: what minld does to find, read and map the
-/// plugin and its dependencies (and ld.so.cache), and what the runner does
-/// to lock itself down afterwards (each of those can only narrow).
-/// (And `openat`, read-only: see `program`.)
-pub const LOADING: &[(libc::c_long, &str)] = &[
+    // Threads: a new thread registers its robust futex list and rseq area;
+    // glibc asks the affinity mask for sysconf(_SC_NPROCESSORS_ONLN)'s
+    // cousins and std for available_parallelism.
+    (libc::SYS_set_robust_list, "set_robust_list"),
+    (libc::SYS_rseq, "rseq"),
+    (libc::SYS_sched_getaffinity, "sched_getaffinity"),
+    // On descriptors: the runner holds only its stdin (/dev/null), stdout
+    // and stderr (pipes the host drains) and the files the host granted or
+    // the plugin opened through the host's check, so any descriptor call
+    // reaches only those.
     (libc::SYS_read, "read"),
+    (libc::SYS_write, "write"),
     (libc::SYS_pread64, "pread64"),
-    (libc::SYS_newfstatat, "newfstatat"),
+    (libc::SYS_pwrite64, "pwrite64"),
+    (libc::SYS_readv, "readv"),
+    (libc::SYS_writev, "writev"),
+    (libc::SYS_close, "close"),
     (libc::SYS_fstat, "fstat"),
     (libc::SYS_lseek, "lseek"),
-    (libc::SYS_close, "close"),
-    // std::thread::available_parallelism (minld sizes its relocation
-    // threads with it; threads themselves are not allowed).
-    (libc::SYS_sched_getaffinity, "sched_getaffinity"),
+    (libc::SYS_getdents64, "getdents64"),
+    (libc::SYS_dup, "dup"),
+    (libc::SYS_dup2, "dup2"),
+    (libc::SYS_dup3, "dup3"),
+    (libc::SYS_fsync, "fsync"),
+    (libc::SYS_fdatasync, "fdatasync"),
+    (libc::SYS_ftruncate, "ftruncate"),
+];
+
+/// Also allowed while loading, with any arguments: what minld does to
+/// find, read and map the plugin and its dependencies (Landlock decides
+/// which files), what the runner does to lock itself down (each step can
+/// only narrow), and every call the serving filter checks by argument or
+/// answers itself (so that its answer, not this filter's, decides).
+pub const LOADING: &[(libc::c_long, &str)] = &[
+    (libc::SYS_openat, "openat"),
+    (libc::SYS_newfstatat, "newfstatat"),
+    (libc::SYS_mmap, "mmap"),
+    (libc::SYS_mprotect, "mprotect"),
+    (libc::SYS_madvise, "madvise"),
+    (libc::SYS_tgkill, "tgkill"),
+    (libc::SYS_clone, "clone"),
+    (libc::SYS_clone3, "clone3"),
+    (libc::SYS_fcntl, "fcntl"),
+    (libc::SYS_ioctl, "ioctl"),
     (libc::SYS_landlock_create_ruleset, "landlock_create_ruleset"),
+    (libc::SYS_landlock_add_rule, "landlock_add_rule"),
     (libc::SYS_landlock_restrict_self, "landlock_restrict_self"),
     (libc::SYS_seccomp, "seccomp"),
 ];
 
 /// Which filter.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Stage {
-    /// Before and during the load: also [`LOADING`], and executable maps.
+    /// While minld links the plugin (none of its code runs).
     Loading,
-    /// After it: [`ALLOWED`] only, no new executable memory.
+    /// From before the plugin's first instruction on.
     Serving,
 }
 
@@ -125,17 +176,48 @@ const LD_ABS: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
 const JEQ: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
 const JGE: u32 = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
 const JSET: u32 = libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K;
+const AND: u32 = libc::BPF_ALU | libc::BPF_AND | libc::BPF_K;
 const RET: u32 = libc::BPF_RET | libc::BPF_K;
+
+/// The clone flags a thread has (glibc's pthread_create passes these and
+/// more); a new process lacks CLONE_THREAD.
+const THREAD_FLAGS: u32 = (libc::CLONE_VM | libc::CLONE_SIGHAND | libc::CLONE_THREAD) as u32;
+/// Flags no thread of the plugin may pass: new namespaces, and a parent
+/// other than ours.
+const NEVER_FLAGS: u32 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWCGROUP
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_PARENT
+    | libc::CLONE_PTRACE
+    | libc::CLONE_VFORK) as u32;
+
+/// `jeq nr, then: load arg, accept one of `values` → ALLOW, else `other``.
+/// Must come where the accumulator holds nr; leaves it clobbered only on
+/// the matching path, which ends in returns.
+fn by_value(p: &mut Vec<sock_filter>, nr: libc::c_long, arg: u32, values: &[u32], other: u32) {
+    p.push(jump(JEQ, nr as u32, 0, values.len() as u8 + 3));
+    p.push(stmt(LD_ABS, off_arg_lo(arg)));
+    for (i, &v) in values.iter().enumerate() {
+        // Equal: jump over the rest of the list and the refusal to ALLOW.
+        p.push(jump(JEQ, v, (values.len() - i) as u8, 0));
+    }
+    p.push(stmt(RET, other));
+    p.push(stmt(RET, RET_ALLOW));
+}
 
 /// The program. `pid` is the runner's own process id (for tgkill).
 pub fn program(pid: u32, stage: Stage) -> Vec<sock_filter> {
     let mut p = vec![
         stmt(LD_ABS, OFF_ARCH),
         jump(JEQ, AUDIT_ARCH_X86_64, 1, 0),
-        stmt(RET, RET_KILL),
+        stmt(RET, RET_NOTIFY),
         stmt(LD_ABS, OFF_NR),
         jump(JGE, X32_SYSCALL_BIT, 0, 1),
-        stmt(RET, RET_KILL),
+        stmt(RET, RET_NOTIFY),
     ];
     let loading = if stage == Stage::Loading {
         LOADING
@@ -146,93 +228,89 @@ pub fn program(pid: u32, stage: Stage) -> Vec<sock_filter> {
         p.push(jump(JEQ, nr as u32, 0, 1));
         p.push(stmt(RET, RET_ALLOW));
     }
-    // write(2, ...): stderr only, for diagnostics (a panic message). Each
-    // block below loads an argument, so it must end in returns only: the
-    // accumulator no longer holds nr afterwards.
-    p.extend([
-        jump(JEQ, libc::SYS_write as u32, 0, 4),
-        stmt(LD_ABS, off_arg_lo(0)),
-        jump(JEQ, 2, 0, 1),
-        stmt(RET, RET_ALLOW),
-        stmt(RET, RET_TRAP),
-    ]);
-    // writev(2, ...): glibc's fatal messages (double free, stack smashing)
-    // before it aborts, so the host sees SIGABRT, not a forbidden call.
-    p.extend([
-        jump(JEQ, libc::SYS_writev as u32, 0, 4),
-        stmt(LD_ABS, off_arg_lo(0)),
-        jump(JEQ, 2, 0, 1),
-        stmt(RET, RET_ALLOW),
-        stmt(RET, RET_TRAP),
-    ]);
-    // openat(dirfd, path, flags) while loading: for reading only (EACCES
-    // otherwise), so the loading stage is read-only even without Landlock
-    // (which then also limits *which* files). Not at all when serving.
-    if stage == Stage::Loading {
-        let writing = (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) as u32;
-        p.extend([
-            jump(JEQ, libc::SYS_openat as u32, 0, 4),
-            stmt(LD_ABS, off_arg_lo(2)),
-            jump(JSET, writing, 1, 0),
-            stmt(RET, RET_ALLOW),
-            stmt(RET, libc::SECCOMP_RET_ERRNO | libc::EACCES as u32),
-        ]);
+    if stage == Stage::Serving {
+        serving_checks(&mut p, pid);
     }
+    p.push(stmt(RET, RET_NOTIFY));
+    p
+}
+
+/// The serving filter's calls checked by argument. Each block starts with
+/// nr in the accumulator and, once it loads an argument, ends in returns.
+fn serving_checks(p: &mut Vec<sock_filter>, pid: u32) {
+    // clone(flags, ...): a thread (CLONE_VM|CLONE_SIGHAND|CLONE_THREAD all
+    // set, no namespace or parent flags, nothing in the high word), never
+    // a process. glibc's fork would pass SIGCHLD alone.
+    p.extend([
+        jump(JEQ, libc::SYS_clone as u32, 0, 8),
+        stmt(LD_ABS, off_arg_hi(0)),
+        jump(JEQ, 0, 0, 5),
+        stmt(LD_ABS, off_arg_lo(0)),
+        jump(JSET, NEVER_FLAGS, 3, 0),
+        stmt(AND, THREAD_FLAGS),
+        jump(JEQ, THREAD_FLAGS, 0, 1),
+        stmt(RET, RET_ALLOW),
+        stmt(RET, RET_NOTIFY),
+    ]);
+    // clone3 passes its flags in memory, out of a filter's reach: ENOSYS
+    // makes glibc fall back to clone.
+    p.extend([
+        jump(JEQ, libc::SYS_clone3 as u32, 0, 1),
+        stmt(RET, RET_ENOSYS),
+    ]);
     // mmap(addr, len, prot, ...) and mprotect(addr, len, prot): memory for
-    // malloc, but no new executable memory (EPERM, so a JIT can fall back
-    // rather than die). The plugin's code was mapped before the filter.
-    // (While loading anything goes: the loader maps code.)
-    let no_exec = if stage == Stage::Serving {
-        RET_EPERM
-    } else {
-        RET_ALLOW
-    };
+    // malloc and thread stacks, but no new executable memory (EPERM, so a
+    // JIT can fall back rather than die). The code was mapped before.
     for nr in [libc::SYS_mmap, libc::SYS_mprotect] {
         p.extend([
             jump(JEQ, nr as u32, 0, 4),
             stmt(LD_ABS, off_arg_lo(2)),
             jump(JSET, libc::PROT_EXEC as u32, 1, 0),
             stmt(RET, RET_ALLOW),
-            stmt(RET, no_exec),
+            stmt(RET, RET_EPERM),
         ]);
     }
-    // madvise(addr, len, advice): the advice malloc and ordinary code give
-    // (NORMAL, RANDOM, SEQUENTIAL, WILLNEED, DONTNEED, FREE, HUGEPAGE,
-    // NOHUGEPAGE); others (MADV_HWPOISON with CAP_SYS_ADMIN...) get EPERM.
-    let advice: &[u32] = &[0, 1, 2, 3, 4, 8, 14, 15];
-    p.push(jump(
-        JEQ,
-        libc::SYS_madvise as u32,
-        0,
-        advice.len() as u8 + 3,
-    ));
-    p.push(stmt(LD_ABS, off_arg_lo(2)));
-    for (i, &a) in advice.iter().enumerate() {
-        // Equal: jump over the rest of the list to ALLOW.
-        p.push(jump(JEQ, a, (advice.len() - i) as u8, 0));
-    }
-    p.push(stmt(RET, RET_EPERM));
-    p.push(stmt(RET, RET_ALLOW));
-    // tgkill(tgid, tid, sig): only to our own process (abort(), and the
-    // fatal-signal handler re-raising its signal).
-    p.extend([
-        jump(JEQ, libc::SYS_tgkill as u32, 0, 4),
-        stmt(LD_ABS, off_arg_lo(0)),
-        jump(JEQ, pid, 0, 1),
-        stmt(RET, RET_ALLOW),
-        stmt(RET, RET_TRAP),
-    ]);
-    p.push(stmt(RET, RET_TRAP));
-    p
+    // madvise(addr, len, advice): the advice malloc, thread exit and
+    // ordinary code give (NORMAL, RANDOM, SEQUENTIAL, WILLNEED, DONTNEED,
+    // FREE, HUGEPAGE, NOHUGEPAGE); others (MADV_HWPOISON...) get EPERM.
+    by_value(
+        p,
+        libc::SYS_madvise,
+        2,
+        &[0, 1, 2, 3, 4, 8, 14, 15],
+        RET_EPERM,
+    );
+    // tgkill(tgid, tid, sig): only within our own process (abort(), the
+    // fatal-signal handler re-raising its signal, pthread_kill).
+    by_value(p, libc::SYS_tgkill, 0, &[pid], RET_NOTIFY);
+    // fcntl(fd, cmd): F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL,
+    // F_DUPFD_CLOEXEC; not F_SETOWN/F_SETSIG (signals to other processes).
+    let fcntl = [0, 1, 2, 3, 4, libc::F_DUPFD_CLOEXEC as u32];
+    by_value(p, libc::SYS_fcntl, 1, &fcntl, RET_NOTIFY);
+    // ioctl(fd, cmd): isatty's TCGETS, TIOCGWINSZ and FIONREAD only (on the
+    // runner's pipes and files they answer ENOTTY or a count).
+    let ioctl = [
+        libc::TCGETS as u32,
+        libc::TIOCGWINSZ as u32,
+        libc::FIONREAD as u32,
+    ];
+    by_value(p, libc::SYS_ioctl, 1, &ioctl, RET_NOTIFY);
 }
 
-/// Installs the filter on the calling thread (the runner has one thread).
-/// Requires no_new_privs (or CAP_SYS_ADMIN).
-pub fn install(pid: u32, stage: Stage) -> std::io::Result<()> {
+const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
+
+/// Installs the filter on the calling thread (the runner has one thread
+/// then). Requires no_new_privs. For the serving stage, returns the
+/// listener descriptor the host takes over.
+pub fn install(pid: u32, stage: Stage) -> std::io::Result<Option<i32>> {
     let prog = program(pid, stage);
     let fprog = sock_fprog {
         len: prog.len() as u16,
         filter: prog.as_ptr() as *mut sock_filter,
+    };
+    let flags = match stage {
+        Stage::Loading => 0,
+        Stage::Serving => SECCOMP_FILTER_FLAG_NEW_LISTENER,
     };
     // SAFETY: fprog points at a valid program for the call's duration; the
     // kernel copies it.
@@ -240,12 +318,55 @@ pub fn install(pid: u32, stage: Stage) -> std::io::Result<()> {
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            0,
+            flags,
             &fprog as *const sock_fprog,
         )
     };
-    if rc != 0 {
+    if rc < 0 {
         return Err(std::io::Error::last_os_error());
     }
-    Ok(())
+    Ok((stage == Stage::Serving).then_some(rc as i32))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every jump lands inside the program, and every path ends in a
+    /// return: a malformed program would be refused by the kernel, but
+    /// this says where.
+    #[test]
+    fn jumps_stay_inside() {
+        for stage in [Stage::Loading, Stage::Serving] {
+            let p = program(1234, stage);
+            assert!(p.len() < 4096, "{stage:?}: {} instructions", p.len());
+            for (i, ins) in p.iter().enumerate() {
+                if u32::from(ins.code) & 0x07 == libc::BPF_JMP {
+                    for off in [ins.jt, ins.jf] {
+                        assert!(i + 1 + (off as usize) < p.len(), "{stage:?}: jump at {i}");
+                    }
+                }
+            }
+            assert_eq!(u32::from(p.last().unwrap().code), RET);
+        }
+    }
+
+    /// The loading filter allows everything the serving filter allows or
+    /// checks, so the serving filter's answer is the one that counts.
+    #[test]
+    fn loading_is_a_superset() {
+        let serving_checked = [
+            libc::SYS_clone,
+            libc::SYS_clone3,
+            libc::SYS_mmap,
+            libc::SYS_mprotect,
+            libc::SYS_madvise,
+            libc::SYS_tgkill,
+            libc::SYS_fcntl,
+            libc::SYS_ioctl,
+        ];
+        for nr in serving_checked {
+            assert!(LOADING.iter().any(|&(n, _)| n == nr), "{nr}");
+        }
+    }
 }

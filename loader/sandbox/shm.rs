@@ -5,6 +5,7 @@
 //! 0       Header (one page)
 //! 4096    request buffer   (req_cap bytes)   host writes, plugin reads
 //! ...     response buffer  (resp_cap bytes)  plugin writes, host reads
+//! ...     shared buffers   (page-aligned)    both, in place
 //! ```
 //!
 //! `Header::state` is the futex word both sides sleep on. The host must
@@ -18,11 +19,13 @@ use std::time::Duration;
 pub const HEADER_SIZE: usize = 4096;
 pub const MAGIC: u32 = 0x6d6e_6c64; // "mnld"
 
-/// Runner loading the plugin; the request buffer holds the configuration.
+/// Runner linking the plugin; the request buffer holds the configuration.
 pub const BOOT: u32 = 0;
-/// Runner locked down and waiting (after start-up, and never again).
+/// Runner initialised the plugin and waits (after start-up, and never
+/// again).
 pub const READY: u32 = 1;
-/// Loading failed; the message is in the response buffer (`resp_len`).
+/// A function the host named is missing after the plugin's init: its
+/// index in `func` (the runner's word: plugin code has run by then).
 pub const LOAD_FAILED: u32 = 2;
 /// Host posted a request (`func`, `req_len`).
 pub const REQUEST: u32 = 3;
@@ -30,6 +33,9 @@ pub const REQUEST: u32 = 3;
 pub const RESPONSE: u32 = 4;
 /// The runner's fatal-signal handler ran (`fault_*`); it is about to die.
 pub const FAULT: u32 = 5;
+/// Host: it holds the runner's seccomp listener now (the runner waits for
+/// this before closing its own copy and running any plugin code).
+pub const LISTENING: u32 = 6;
 
 #[repr(C)]
 pub struct Header {
@@ -43,8 +49,9 @@ pub struct Header {
     pub func: AtomicU32,
     /// Signal number the runner's handler saw (0: none).
     pub fault_signal: AtomicU32,
-    /// For SIGSYS: the system call seccomp refused (si_syscall), else -1.
-    pub fault_syscall: AtomicI64,
+    /// Unused (kept for the layout): the host learns a refused system call
+    /// from the seccomp notification, never from the runner.
+    pub reserved: AtomicI64,
     /// For SIGSEGV/SIGBUS: the faulting address (si_addr).
     pub fault_addr: AtomicU64,
     pub req_len: AtomicU64,
@@ -61,11 +68,53 @@ pub struct Header {
     pub spin_ns: u32,
     /// Number of function names that follow the path in the request buffer.
     pub nfuncs: u32,
+    /// Number of descriptors granted, at 5 and up in the runner.
+    pub nfds: u32,
+    /// Number of grants of paths (`Access` byte then the path, after the
+    /// names in the request buffer).
+    pub ngrants: u32,
+    /// Where the shared buffers start (page-aligned) and their total size.
+    pub shared_off: u64,
+    pub shared_len: u64,
+    /// RLIMIT_FSIZE in bytes.
+    pub fsize_limit: u64,
+    /// Non-zero: the host allows running without Landlock.
+    pub allow_no_landlock: u32,
+    /// Index of the shared buffer the call works on in place (u32::MAX:
+    /// none, the request and response buffers).
+    pub buffer: AtomicU32,
 }
 
-/// Total size of a region with these buffer capacities.
-pub fn region_size(req_cap: usize, resp_cap: usize) -> usize {
-    HEADER_SIZE + req_cap + resp_cap
+/// Where each part of a region lies, checked: None when the sizes
+/// overflow or exceed what a mapping can be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// Offset of the response buffer.
+    pub resp_off: usize,
+    /// Offset of the shared buffers (page-aligned).
+    pub shared_off: usize,
+    /// The region's whole size.
+    pub size: usize,
+}
+
+/// The layout of a region with these buffer capacities (the shared
+/// buffers, each a whole number of pages, after the response buffer).
+pub fn layout(req_cap: usize, resp_cap: usize, shared: &[usize]) -> Option<Layout> {
+    const PAGE: usize = 4096;
+    let resp_off = HEADER_SIZE.checked_add(req_cap)?;
+    let shared_off = resp_off
+        .checked_add(resp_cap)?
+        .checked_next_multiple_of(PAGE)?;
+    let mut size = shared_off;
+    for &len in shared {
+        size = size.checked_add(len.checked_next_multiple_of(PAGE)?)?;
+    }
+    // ftruncate takes an off_t; a mapping no larger than the address space.
+    (size <= i64::MAX as usize >> 1).then_some(Layout {
+        resp_off,
+        shared_off,
+        size,
+    })
 }
 
 /// A mapping of the region. The raw pointer is shared with the other
@@ -79,6 +128,10 @@ pub struct Region {
 // SAFETY: the region is plain shared memory; synchronisation is by the
 // header's atomics.
 unsafe impl Send for Region {}
+// SAFETY: shared between the sandbox and its watcher thread: through
+// `&Region` only the header's atomics are touched, and the buffers are
+// read and written by raw copies, never through references.
+unsafe impl Sync for Region {}
 
 impl Region {
     /// Maps `len` bytes of `fd` shared, read-write.
@@ -116,13 +169,20 @@ impl Region {
     }
 
     pub fn req(&self) -> *mut u8 {
-        // SAFETY: inside the mapping (region_size).
+        // SAFETY: inside the mapping (see `layout`).
         unsafe { self.base.add(HEADER_SIZE) }
     }
 
     pub fn resp(&self, req_cap: usize) -> *mut u8 {
-        // SAFETY: inside the mapping (region_size).
+        // SAFETY: inside the mapping (see `layout`).
         unsafe { self.base.add(HEADER_SIZE + req_cap) }
+    }
+
+    /// The byte at `off`; the caller keeps `off` inside the region.
+    pub fn at(&self, off: usize) -> *mut u8 {
+        debug_assert!(off <= self.len);
+        // SAFETY: inside the mapping (the caller's bound).
+        unsafe { self.base.add(off) }
     }
 }
 

@@ -1,5 +1,5 @@
 /* A plugin with real dependencies: zlib and SQLite (an in-memory database
-   opened by a constructor, under stage 1; queried under stage 2). */
+   opened by a constructor, which runs under the serving lock-down). */
 #include <sqlite3.h>
 #include <stddef.h>
 #include <string.h>
@@ -13,7 +13,7 @@ ptrdiff_t deflate_len(const unsigned char *in, size_t n, unsigned char *out, siz
 
 static sqlite3 *db;
 /* SQLite seeds its generator from /dev/urandom at the first need, with
-   open(): do it here, while files can still be opened (read-only). */
+   open(): the host grants it read-only. */
 __attribute__((constructor)) static void init(void) {
     char seed;
     sqlite3_open(":memory:", &db);

@@ -1,0 +1,95 @@
+//! What the host tells the runner at start: the plugin's path, the
+//! functions to look up, the paths granted, the shared buffers' sizes.
+//! NUL-separated in the request buffer, counted in the header; the runner
+//! reads it once, before any plugin code runs, and checks every size
+//! against the region it really mapped.
+
+use std::sync::atomic::Ordering;
+
+use super::landlock::Access;
+use super::shm::{self, Region};
+
+/// The configuration, as the runner uses it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Config {
+    pub(super) path: String,
+    pub(super) names: Vec<String>,
+    pub(super) grants: Vec<(String, Access)>,
+    /// (offset in the region, length) of each shared buffer.
+    pub(super) shared: Vec<(usize, usize)>,
+    pub(super) req_cap: usize,
+    pub(super) resp_cap: usize,
+}
+
+/// The bytes for the request buffer: the path, the names, the grants
+/// (`r` or `w`, then the path), the shared buffers' sizes in decimal.
+pub(super) fn encode(
+    path: &str,
+    names: &[String],
+    grants: &[(String, Access)],
+    shared: &[usize],
+) -> Vec<u8> {
+    let mut fields: Vec<Vec<u8>> = vec![path.as_bytes().to_vec()];
+    fields.extend(names.iter().map(|n| n.as_bytes().to_vec()));
+    for (p, a) in grants {
+        let tag = if *a == Access::ReadWrite { b'w' } else { b'r' };
+        let mut f = vec![tag];
+        f.extend_from_slice(p.as_bytes());
+        fields.push(f);
+    }
+    fields.extend(shared.iter().map(|n| n.to_string().into_bytes()));
+    fields.join(&0u8)
+}
+
+impl Config {
+    /// Reads and checks the configuration the host wrote.
+    pub(super) fn read(region: &Region) -> Result<Config, String> {
+        let h = region.header();
+        let (req_cap, resp_cap) = (h.req_cap as usize, h.resp_cap as usize);
+        let len = h.req_len.load(Ordering::Acquire) as usize;
+        if len > req_cap || shm::HEADER_SIZE.saturating_add(req_cap) > region.len {
+            return Err(format!(
+                "configuration of {len} bytes does not fit the request buffer ({req_cap})"
+            ));
+        }
+        // SAFETY: `len` bytes inside the request buffer (checked above);
+        // the host is quiet until READY and no plugin code has run.
+        let raw = unsafe { std::slice::from_raw_parts(region.req(), len) }.to_vec();
+        let mut fields = raw
+            .split(|&b| b == 0)
+            .map(|s| String::from_utf8_lossy(s).into_owned());
+        let path = fields.next().ok_or("no plugin path")?;
+        let names: Vec<String> = fields.by_ref().take(h.nfuncs as usize).collect();
+        let mut grants = Vec::new();
+        for g in fields.by_ref().take(h.ngrants as usize) {
+            let access = match g.as_bytes().first() {
+                Some(b'w') => Access::ReadWrite,
+                _ => Access::Read,
+            };
+            grants.push((g.get(1..).unwrap_or_default().to_string(), access));
+        }
+        let sizes: Vec<usize> = fields
+            .map(|f| {
+                f.parse::<usize>()
+                    .map_err(|_| format!("shared buffer size {f:?}"))
+            })
+            .collect::<Result<_, _>>()?;
+        let layout = shm::layout(req_cap, resp_cap, &sizes)
+            .filter(|l| l.size <= region.len)
+            .ok_or_else(|| format!("buffers larger than the region ({} bytes)", region.len))?;
+        let mut shared = Vec::new();
+        let mut off = layout.shared_off;
+        for len in sizes {
+            shared.push((off, len));
+            off += len.next_multiple_of(4096);
+        }
+        Ok(Config {
+            path,
+            names,
+            grants,
+            shared,
+            req_cap,
+            resp_cap,
+        })
+    }
+}

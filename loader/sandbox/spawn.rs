@@ -1,0 +1,461 @@
+//! Starting a runner: the shared region, the pipes, the exec (from the
+//! watcher thread), then the host's checks of the lock-down before any
+//! plugin code may run: the control pipe's record (sent before any), the
+//! kernel's view in `/proc/<pid>/status`, and taking the seccomp listener.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use super::landlock::{self, Access};
+use super::runner::{FD_CONTROL, FD_GRANTED, FD_REGION};
+use super::shm::{self, Region};
+use super::watch::{self, Ended, Kill, Limits, Pipes, Shared};
+use super::{Builder, SandboxError, ENV};
+
+/// A runner that started, as the sandbox holds it.
+pub(super) struct Running {
+    pub(super) pid: i32,
+    pidfd: OwnedFd,
+    pub(super) region: Arc<Region>,
+    pub(super) shared: Arc<Shared>,
+    watcher: Option<std::thread::JoinHandle<()>>,
+    pub(super) landlock_abi: u32,
+    /// (offset, length) of each shared buffer.
+    pub(super) shared_buffers: Vec<(usize, usize)>,
+    pub(super) started: Instant,
+}
+
+impl Running {
+    /// Ends the runner: lets it end by itself for up to `grace`, then
+    /// kills it; joins the watcher (which reaps it). Returns why the host
+    /// killed it, if it did, and how it ended.
+    pub(super) fn finish(mut self, grace: Duration) -> (Option<Kill>, Option<Ended>) {
+        let end = Instant::now() + grace;
+        while self.shared.observed().ended.is_none() && Instant::now() < end {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        self.kill_and_join();
+        let mut o = self.shared.observed();
+        (o.killed.take(), o.ended)
+    }
+
+    fn kill_and_join(&mut self) {
+        if let Some(w) = self.watcher.take() {
+            // SAFETY: a signal through our pidfd to our child (harmless if
+            // it is already dead: the pidfd still names it, not a reuse).
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    self.pidfd.as_raw_fd(),
+                    libc::SIGKILL,
+                    0,
+                    0,
+                )
+            };
+            let _ = w.join();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.kill_and_join();
+    }
+}
+
+fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 into a local array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: two fresh descriptors we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn make_memfd(size: usize) -> std::io::Result<OwnedFd> {
+    // SAFETY: plain system calls on a descriptor we own.
+    unsafe {
+        let fd = libc::memfd_create(
+            c"minld-sandbox".as_ptr(),
+            libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+        );
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd = OwnedFd::from_raw_fd(fd);
+        if libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // The runner must not shrink the file under the host's mapping
+        // (the host would take SIGBUS on its next access).
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        if libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(fd)
+    }
+}
+
+fn bad(option: &'static str, value: usize, why: &'static str) -> SandboxError {
+    SandboxError::BadOption {
+        option,
+        value: value as u128,
+        why,
+    }
+}
+
+/// Starts a runner for `o` and takes it as far as its lock-down; the
+/// sandbox then waits for READY.
+pub(super) fn start(o: &Builder) -> Result<Running, SandboxError> {
+    let started = Instant::now();
+    let layout = shm::layout(o.req_cap, o.resp_cap, &o.shared).ok_or_else(|| {
+        bad(
+            "buffers",
+            o.req_cap.saturating_add(o.resp_cap),
+            "the shared region's size overflows",
+        )
+    })?;
+    if landlock::abi() == 0 && !o.allow_no_landlock {
+        return Err(SandboxError::LandlockUnavailable);
+    }
+    // Grants as real paths: the rule and the host's check see the same.
+    let mut grants = Vec::new();
+    for (p, a) in &o.grants {
+        let real = std::fs::canonicalize(p).map_err(|e| {
+            SandboxError::Spawn(std::io::Error::new(
+                e.kind(),
+                format!("granted path {}: {e}", p.display()),
+            ))
+        })?;
+        grants.push((real, *a));
+    }
+    let cfg = {
+        let mut b = o.clone();
+        b.grants = grants.clone();
+        super::Config::for_builder(&b)
+    };
+    if cfg.len() > o.req_cap {
+        return Err(SandboxError::InputTooLarge {
+            len: cfg.len(),
+            cap: o.req_cap,
+        });
+    }
+
+    let memfd = make_memfd(layout.size).map_err(SandboxError::Spawn)?;
+    let mut region = Region::map(memfd.as_raw_fd(), layout.size).map_err(SandboxError::Spawn)?;
+    // SAFETY: cfg fits the request buffer (checked above).
+    unsafe { std::ptr::copy_nonoverlapping(cfg.as_ptr(), region.req(), cfg.len()) };
+    let writes = grants.iter().any(|(_, a)| *a == Access::ReadWrite);
+    let h = region.header_mut();
+    h.magic = shm::MAGIC;
+    h.req_cap = o.req_cap as u64;
+    h.resp_cap = o.resp_cap as u64;
+    h.mem_limit = o.mem_limit;
+    h.cpu_limit = o.cpu_limit;
+    h.fsize_limit = match o.fsize_limit {
+        u64::MAX if writes => 1 << 30,
+        u64::MAX => 0,
+        n => n,
+    };
+    h.spin_ns = o.runner_spin.as_nanos().min(u32::MAX as u128) as u32;
+    h.nfuncs = o.names.len() as u32;
+    h.ngrants = grants.len() as u32;
+    h.nfds = o.fds.len() as u32;
+    h.shared_off = layout.shared_off as u64;
+    h.shared_len = (layout.size - layout.shared_off) as u64;
+    h.allow_no_landlock = u32::from(o.allow_no_landlock);
+    h.buffer.store(u32::MAX, Ordering::Relaxed);
+    h.req_len.store(cfg.len() as u64, Ordering::Relaxed);
+    h.state.store(shm::BOOT, Ordering::Release);
+    let region = Arc::new(region);
+    let mut shared_buffers = Vec::new();
+    let mut off = layout.shared_off;
+    for &len in &o.shared {
+        shared_buffers.push((off, len));
+        off += len.next_multiple_of(4096);
+    }
+
+    let (out_r, out_w) = pipe().map_err(SandboxError::Spawn)?;
+    let (err_r, err_w) = pipe().map_err(SandboxError::Spawn)?;
+    let (ctl_r, ctl_w) = pipe().map_err(SandboxError::Spawn)?;
+    for fd in [&out_r, &err_r] {
+        // SAFETY: setting O_NONBLOCK on our own descriptor.
+        unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
+    }
+    let shared = Arc::new(Shared::new(region.clone()).map_err(SandboxError::Spawn)?);
+    let limits = Limits {
+        call_cpu: o.call_cpu.unwrap_or(o.timeout),
+        idle_cpu_per_sec: o.idle_cpu,
+        output_per_call: o.output_per_call,
+        output_per_sec: o.output_per_sec,
+        grants,
+    };
+
+    // The watcher thread execs the runner: PR_SET_PDEATHSIG ties the
+    // runner's life to the thread that forked it, and this one lives as
+    // long as the sandbox.
+    let exe = o.runner.clone().unwrap_or_else(|| "/proc/self/exe".into());
+    let mut sources: Vec<RawFd> = vec![memfd.as_raw_fd(), ctl_w.as_raw_fd()];
+    sources.extend(o.fds.iter().map(|f| f.as_raw_fd()));
+    let keep = (memfd, ctl_w, out_w, err_w, o.fds.clone());
+    let (tx, rx) = mpsc::channel::<std::io::Result<(i32, OwnedFd)>>();
+    let watcher_shared = shared.clone();
+    let watcher = std::thread::Builder::new()
+        .name("minld-sandbox-watch".into())
+        .spawn(move || {
+            let (memfd, ctl_w, out_w, err_w, fds) = keep;
+            let mut cmd = Command::new(exe);
+            cmd.arg0("minld-sandbox")
+                .env(ENV, std::process::id().to_string())
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(out_w))
+                .stderr(Stdio::from(err_w));
+            // SAFETY: between fork and exec, only async-signal-safe calls
+            // (prctl, fcntl, dup2) on descriptors that exist.
+            unsafe { cmd.pre_exec(move || place_descriptors(&sources)) };
+            let spawned = cmd.spawn();
+            drop((memfd, ctl_w, fds, cmd)); // the child has its copies
+            let child = match spawned {
+                Ok(c) => c,
+                Err(e) => return drop(tx.send(Err(e))),
+            };
+            let pid = child.id() as i32;
+            drop(child); // reaped through the pidfd, never through Child
+                         // SAFETY: pidfd_open on our own unreaped child.
+            let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+            if pidfd < 0 {
+                let e = std::io::Error::last_os_error();
+                // SAFETY: kill and reap our child by pid (no pidfd to use).
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+                return drop(tx.send(Err(e)));
+            }
+            // SAFETY: a fresh descriptor we own; a duplicate for the host.
+            let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+            let theirs = match pidfd.try_clone() {
+                Ok(d) => d,
+                Err(e) => return drop(tx.send(Err(e))),
+            };
+            let _ = tx.send(Ok((pid, theirs)));
+            let pipes = Pipes {
+                pidfd,
+                stdout: out_r,
+                stderr: err_r,
+            };
+            watch::run(&watcher_shared, pipes, pid, &limits);
+        })
+        .map_err(SandboxError::Spawn)?;
+    let (pid, pidfd) = match rx.recv() {
+        Ok(Ok(p)) => p,
+        Ok(Err(e)) => {
+            let _ = watcher.join();
+            return Err(SandboxError::Spawn(e));
+        }
+        Err(_) => {
+            let _ = watcher.join();
+            return Err(SandboxError::Spawn(std::io::Error::other(
+                "the watcher thread ended",
+            )));
+        }
+    };
+    let mut running = Running {
+        pid,
+        pidfd,
+        region,
+        shared,
+        watcher: Some(watcher),
+        landlock_abi: 0,
+        shared_buffers,
+        started,
+    };
+    let deadline = started.checked_add(o.start_timeout);
+    match lock_down(&mut running, ctl_r, deadline, o.start_timeout) {
+        Ok(()) => Ok(running),
+        Err(Some(e)) => Err(e),
+        Err(None) => {
+            // The runner died before it locked down: say how.
+            let (killed, ended) = running.finish(Duration::from_secs(1));
+            Err(super::death_error(killed, ended, (0, u64::MAX)))
+        }
+    }
+}
+
+/// In the child, between fork and exec: the region at 3, the control
+/// pipe at 4, granted descriptors from 5 (moved out of the way first, so
+/// no source is overwritten by another's target), and death with the
+/// watcher thread.
+fn place_descriptors(sources: &[RawFd]) -> std::io::Result<()> {
+    let above = FD_GRANTED + sources.len() as i32;
+    let mut moved = [0i32; 64];
+    if sources.len() > moved.len() {
+        return Err(std::io::Error::from_raw_os_error(libc::EMFILE));
+    }
+    // SAFETY: async-signal-safe calls on descriptors this process has.
+    unsafe {
+        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        for (i, &fd) in sources.iter().enumerate() {
+            moved[i] = libc::fcntl(fd, libc::F_DUPFD, above);
+            if moved[i] < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        let targets = [FD_REGION, FD_CONTROL]
+            .into_iter()
+            .chain((0..).map(|i| FD_GRANTED + i));
+        for (i, target) in targets.take(sources.len()).enumerate() {
+            if libc::dup2(moved[i], target) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Reads the runner's record from the control pipe and checks the
+/// lock-down; takes the seccomp listener and lets the runner go on.
+/// `Err(None)`: the runner died first.
+fn lock_down(
+    r: &mut Running,
+    ctl: OwnedFd,
+    deadline: Option<Instant>,
+    timeout: Duration,
+) -> Result<(), Option<SandboxError>> {
+    let mut ctl = std::fs::File::from(ctl);
+    let (tag, payload) = read_record(&mut ctl, deadline)
+        .map_err(|e| e.map(|()| SandboxError::StartTimeout(timeout)))?;
+    match &tag {
+        b"FAIL" => {
+            return Err(Some(SandboxError::Load(
+                String::from_utf8_lossy(&payload).into_owned(),
+            )))
+        }
+        b"LOCK" if payload.len() == 8 => {}
+        _ => {
+            return Err(Some(SandboxError::Load(
+                "the runner sent a malformed control record".into(),
+            )))
+        }
+    }
+    r.landlock_abi = u32::from_le_bytes(payload[..4].try_into().unwrap_or_default());
+    let listener = i32::from_le_bytes(payload[4..].try_into().unwrap_or_default());
+    verify_status(r.pid).map_err(Some)?;
+    // SAFETY: copies the runner's listener into a descriptor of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_getfd, r.pidfd.as_raw_fd(), listener, 0) };
+    if fd < 0 {
+        return Err(Some(SandboxError::Spawn(std::io::Error::last_os_error())));
+    }
+    // SAFETY: a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+    let link = std::fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).unwrap_or_default();
+    if link.as_os_str() != "anon_inode:seccomp notify" {
+        return Err(Some(SandboxError::NotLockedDown {
+            field: "seccomp listener",
+            found: link.display().to_string(),
+        }));
+    }
+    r.shared
+        .listener
+        .store(std::os::fd::IntoRawFd::into_raw_fd(fd), Ordering::Release);
+    r.shared.poke();
+    shm::post(r.region.header(), shm::LISTENING);
+    Ok(())
+}
+
+/// One record: a 4-byte tag, a 4-byte length, the payload (64 KiB at most).
+/// `Err(Some(()))`: the deadline passed; `Err(None)`: end of file (the
+/// runner died).
+fn read_record(
+    ctl: &mut std::fs::File,
+    deadline: Option<Instant>,
+) -> Result<([u8; 4], Vec<u8>), Option<()>> {
+    let mut head = [0u8; 8];
+    read_exact(ctl, &mut head, deadline)?;
+    let len = (u32::from_le_bytes(head[4..].try_into().unwrap_or_default()) as usize).min(64 << 10);
+    let mut payload = vec![0u8; len];
+    read_exact(ctl, &mut payload, deadline)?;
+    Ok((head[..4].try_into().unwrap_or_default(), payload))
+}
+
+fn read_exact(
+    ctl: &mut std::fs::File,
+    buf: &mut [u8],
+    deadline: Option<Instant>,
+) -> Result<(), Option<()>> {
+    let mut done = 0;
+    while done < buf.len() {
+        let wait = deadline.map_or(-1, |d| {
+            d.saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(i32::MAX as u128) as i32
+        });
+        let mut p = libc::pollfd {
+            fd: ctl.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut p, 1, wait) };
+        if n == 0 {
+            return Err(Some(()));
+        }
+        match ctl.read(&mut buf[done..]) {
+            Ok(0) => return Err(None),
+            Ok(k) => done += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(None),
+        }
+    }
+    Ok(())
+}
+
+/// A field of a `/proc/<pid>/status` text.
+fn status_field(status: &str, name: &str) -> String {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name).map(|v| v.trim().to_string()))
+        .unwrap_or_default()
+}
+
+/// The kernel's word on the runner's lock-down: no_new_privs, seccomp in
+/// filter mode with exactly the runner's two filters on top of any the
+/// host has itself, no capabilities.
+fn verify_status(pid: i32) -> Result<(), SandboxError> {
+    let status =
+        std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(SandboxError::Spawn)?;
+    let ours = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let host_filters: u32 = status_field(&ours, "Seccomp_filters:").parse().unwrap_or(0);
+    let filters = (host_filters + 2).to_string();
+    let field = |name: &str| status_field(&status, name);
+    for (name, want) in [
+        ("NoNewPrivs:", "1"),
+        ("Seccomp:", "2"),
+        ("Seccomp_filters:", filters.as_str()),
+        ("CapEff:", "0000000000000000"),
+        ("CapPrm:", "0000000000000000"),
+    ] {
+        let found = field(name);
+        if found != want {
+            return Err(SandboxError::NotLockedDown {
+                field: match name {
+                    "NoNewPrivs:" => "NoNewPrivs",
+                    "Seccomp:" => "Seccomp",
+                    "Seccomp_filters:" => "Seccomp_filters",
+                    "CapEff:" => "CapEff",
+                    _ => "CapPrm",
+                },
+                found,
+            });
+        }
+    }
+    Ok(())
+}
