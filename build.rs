@@ -317,6 +317,20 @@ const ARTIFACTS: &[Artifact] = &[
         sources: &["ifunc.c"],
         ..LIB
     },
+    // An ifunc bound from another object: its resolver runs only when code
+    // may run (not under Loader::link; at Prepared::run).
+    Artifact {
+        name: "libifunc_provider.so",
+        sources: &["ifunc_provider.c"],
+        ..LIB
+    },
+    Artifact {
+        name: "libifunc_consumer.so",
+        sources: &["ifunc_consumer.c"],
+        flags: &["-Wl,-z,now,--enable-new-dtags,-rpath,$ORIGIN"],
+        deps: &["libifunc_provider.so"],
+        ..LIB
+    },
     // Constructor / destructor / DT_INIT / DT_FINI / atexit order.
     Artifact {
         name: "libctor_base.so",

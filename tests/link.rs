@@ -690,3 +690,46 @@ fn get_on_a_linked_library_runs_no_ifunc_resolver() {
     };
     assert!(e.to_string().contains("Loader::link"), "{e}");
 }
+
+/// The ifunc resolver of a dependency minld loads is that dependency's
+/// code: `Loader::link` never runs it, `Loader::prepare` runs it (and the
+/// constructors) only at `Prepared::run`.
+#[test]
+fn a_dependencys_ifunc_runs_only_with_its_code() {
+    let marks = |l: &Library| {
+        // SAFETY: two ints of test-libs/ifunc_provider.c; reading data runs
+        // no code.
+        unsafe {
+            let r = *l.get::<*const c_int>("resolver_ran").unwrap();
+            let c = *l.get::<*const c_int>("ctor_ran").unwrap();
+            (*r, *c)
+        }
+    };
+    let linked = Loader::new().link(lib("libifunc_consumer.so")).unwrap();
+    assert_eq!(marks(&linked), (0, 0));
+
+    let prepared = Loader::new().prepare(lib("libifunc_consumer.so")).unwrap();
+    assert!(prepared
+        .path()
+        .is_some_and(|p| p.ends_with("libifunc_consumer.so")));
+    // SAFETY: our test-lib; its resolver and constructor are harmless.
+    let l = unsafe { prepared.run() }.unwrap();
+    let (resolved, ctors) = marks(&l);
+    assert!(resolved >= 1, "resolver ran {resolved} times");
+    assert_eq!(ctors, 1);
+    // SAFETY: int consume(int).
+    let consume = unsafe { *l.get::<extern "C" fn(c_int) -> c_int>("consume").unwrap() };
+    assert_eq!(consume(20), 42);
+}
+
+/// A prepared library dropped without running unmaps everything and runs
+/// nothing.
+#[test]
+fn a_prepared_library_dropped_runs_nothing() {
+    let before = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let n = |maps: &str| maps.matches("libifunc_consumer.so").count();
+    let p = Loader::new().prepare(lib("libifunc_consumer.so")).unwrap();
+    drop(p);
+    let after = std::fs::read_to_string("/proc/self/maps").unwrap();
+    assert_eq!(n(&after), n(&before));
+}
