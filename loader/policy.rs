@@ -157,8 +157,10 @@ pub struct CodeAtLoad {
     pub ifunc_resolvers: usize,
 }
 
-/// One DT_INIT_ARRAY entry as the load fills it. In PIC code the words
-/// are 0 in the file: a relocation at the word's address gives the value.
+/// One DT_INIT_ARRAY entry as the load fills it. In PIC code a relocation
+/// at the word's address gives the value, and the word in the file may be
+/// 0: always under a symbol relocation, and under RELATIVE ones when the
+/// linker writes no addends into the section (lld's default).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InitEntry {
     /// A function of the library at this virtual address: the addend of
@@ -392,9 +394,13 @@ pub(crate) fn check_with(
     Ok(report)
 }
 
+/// R_X86_64_64: symbol + addend.
 const R_64: u32 = 1;
+/// R_X86_64_GLOB_DAT: a GOT word holding a symbol's address.
 const R_GLOB_DAT: u32 = 6;
+/// R_X86_64_JUMP_SLOT: a PLT GOT word.
 const R_JUMP_SLOT: u32 = 7;
+/// R_X86_64_RELATIVE: load bias + addend.
 const R_RELATIVE: u32 = 8;
 
 /// Calls `f` with each virtual address DT_RELR relocates: an even word is
