@@ -11,6 +11,12 @@
 //! rounded to pages; and relocation targets are checked against the
 //! protections each page has once every mapping is made, not against the
 //! segments' own flags.
+//!
+//! glibc up to 2.34 refused a p_align that is not a multiple of the page
+//! size too; 2.35 dropped that check and, like the glibc 2.36 of Debian 12,
+//! only checks that p_vaddr and p_offset agree modulo the page size (which
+//! `validate` checks as well), so it maps such a file and faults the same
+//! way.
 
 use std::path::Path;
 
