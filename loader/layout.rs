@@ -13,10 +13,11 @@
 //! segments' own flags.
 //!
 //! glibc up to 2.34 refused a p_align that is not a multiple of the page
-//! size too; 2.35 dropped that check and, like the glibc 2.36 of Debian 12,
-//! only checks that p_vaddr and p_offset agree modulo the page size (which
-//! `validate` checks as well), so it maps such a file and faults the same
-//! way.
+//! size too; 2.35 dropped that check. glibc 2.36 catches part of the rest
+//! while mapping: with holes between the segments, a last segment that
+//! starts below the end of the first one's file pages is refused (so it
+//! refuses `libpacked.so`), but a data page that a later code segment
+//! remaps r-x passes, and its dlopen faults relocating it.
 
 use std::path::Path;
 
