@@ -464,6 +464,28 @@ const ARTIFACTS: &[Artifact] = &[
         ],
         ..LIB
     },
+    // PT_LOAD p_align 0x10: every segment packed into the first page (a
+    // strict policy finds nothing else); minld refuses it.
+    Artifact {
+        name: "libpacked.so",
+        sources: &["packed.c"],
+        flags: &["-Wl,-z,max-page-size=16", "-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    // Four constructors whose .init_array words are 0 in the file (RELATIVE
+    // and R_X86_64_64 relocations fill them), and the same packed with RELR.
+    Artifact {
+        name: "libctors4.so",
+        sources: &["ctors4.c"],
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libctors4_relr.so",
+        sources: &["ctors4.c"],
+        flags: &["-Wl,-z,now,-z,relro", "-Wl,-z,pack-relative-relocs"],
+        ..LIB
+    },
     // C++: static constructor, vtable call, exception (needs libstdc++).
     Artifact {
         name: "libcxx_basic.so",

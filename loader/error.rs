@@ -51,6 +51,46 @@ pub enum Error {
         what: String,
     },
 
+    /// A PT_LOAD's p_align is below the page size (0 and 1 included): the
+    /// linker was free to pack segments into shared pages, where one
+    /// segment's mapping replaces another's protections.
+    #[error(
+        "{path}: PT_LOAD segment {index}: p_align {align:#x} is below the page size {page_size:#x}"
+    )]
+    AlignBelowPage {
+        /// The file being loaded.
+        path: PathBuf,
+        /// The segment's index in the program header table.
+        index: usize,
+        /// The p_align found.
+        align: u64,
+        /// The page size of this machine.
+        page_size: u64,
+    },
+
+    /// Two PT_LOAD segments share a page once rounded to pages: mapping the
+    /// second would replace the first one's protections in that page (code
+    /// made read-write, or data made r-x).
+    #[error(
+        "{path}: PT_LOAD segments {first} (ends at {first_end:#x}) and {second} \
+         (p_vaddr {second_vaddr:#x}) share the page at {page:#x}: mapping one would \
+         change the other's protections there"
+    )]
+    SegmentsSharePage {
+        /// The file being loaded.
+        path: PathBuf,
+        /// The index of the first segment in the program header table.
+        first: usize,
+        /// Where its memory ends: p_vaddr + p_memsz.
+        first_end: u64,
+        /// The index of the second segment.
+        second: usize,
+        /// Where the second starts: its p_vaddr.
+        second_vaddr: u64,
+        /// The virtual address of the page both map.
+        page: u64,
+    },
+
     /// The object asks for an executable stack (PT_GNU_STACK with PF_X).
     #[error(
         "{path}: cannot enable executable stack as shared object requires it \

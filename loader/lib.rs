@@ -43,6 +43,7 @@ mod gdb;
 mod host;
 mod init;
 mod interpose;
+mod layout;
 mod lazy;
 mod ldcache;
 mod library;

@@ -487,14 +487,10 @@ impl MappedImage {
     }
 
     /// Whether a real address range lies inside a writable segment or the
-    /// RELRO region (which is writable until relocation ends).
+    /// RELRO region (which is writable until relocation ends), in pages
+    /// that no mapping of a segment without write permission covers.
     pub(crate) fn writable(&self, addr: usize, len: usize) -> bool {
-        let Some(end) = addr.checked_add(len) else {
-            return false;
-        };
-        self.segments
-            .iter()
-            .any(|s| s.prot.write() && addr >= s.addr && end <= s.addr + s.mem_size as usize)
+        crate::layout::writable_at(&self.segments, addr, len)
     }
 
     /// The program header of a type, if the object has one.

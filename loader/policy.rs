@@ -8,9 +8,11 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use goblin::elf::program_header as ph;
+use goblin::elf::program_header::{self as ph, ProgramHeader};
 use goblin::elf::sym as st;
+use goblin::elf64::reloc::Rela;
 
+use crate::dynamic::Dynamic;
 use crate::error::Error;
 use crate::host;
 use crate::search::{self, Found, Requester};
@@ -95,10 +97,18 @@ pub enum FindingKind {
     WritableAndExecutable,
     /// DT_TEXTREL: relocations inside read-only (code) segments.
     TextRelocations,
-    /// PT_GNU_STACK asks for an executable stack.
+    /// PT_GNU_STACK asks for an executable stack, or there is no
+    /// PT_GNU_STACK at all: on x86-64 glibc then gives the process an
+    /// executable stack (its default stack flags have PF_X). The detail
+    /// says which.
     ExecutableStack,
     /// No PT_GNU_RELRO: its GOT stays writable after loading.
     NoRelro,
+    /// A PT_GNU_RELRO that leaves GOT words out of the pages it makes
+    /// read-only (an empty one, p_memsz 0, protects nothing): GLOB_DAT
+    /// targets, and with BIND_NOW the JUMP_SLOT targets and the word at
+    /// DT_PLTGOT, stay writable after loading. The detail lists them.
+    GotOutsideRelro,
     /// Not linked with BIND_NOW: its PLT is bound lazily.
     NotBindNow,
     /// A dependency would come from outside the permitted directories.
@@ -137,10 +147,42 @@ impl fmt::Display for Finding {
 pub struct CodeAtLoad {
     /// The library.
     pub path: PathBuf,
-    /// DT_INIT (0 or 1) plus the DT_INIT_ARRAY entries.
+    /// DT_INIT (0 or 1) plus the DT_INIT_ARRAY entries that run (all but
+    /// those that stay 0 or -1, [`InitEntry::Skipped`]).
     pub init_functions: usize,
+    /// Every DT_INIT_ARRAY entry (DT_INIT_ARRAYSZ / 8 of them), in order,
+    /// as relocation will fill it.
+    pub init_array: Vec<InitEntry>,
     /// IRELATIVE relocations and STT_GNU_IFUNC symbols it defines.
     pub ifunc_resolvers: usize,
+}
+
+/// One DT_INIT_ARRAY entry as the load fills it. In PIC code a relocation
+/// at the word's address gives the value, and the word in the file may be
+/// 0: always under a symbol relocation, and under RELATIVE ones when the
+/// linker writes no addends into the section (lld's default).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitEntry {
+    /// A function of the library at this virtual address: the addend of
+    /// the RELATIVE relocation of the word, or the word itself when DT_RELR
+    /// relocates it.
+    Function(u64),
+    /// The address of a symbol plus an addend (R_X86_64_64 or GLOB_DAT
+    /// against it), found at load: possibly in another library.
+    Symbol {
+        /// The symbol's name.
+        name: String,
+        /// The relocation's addend.
+        addend: i64,
+    },
+    /// Filled by a relocation of another type (an IRELATIVE: what a
+    /// resolver returns).
+    Other(crate::RelocKind),
+    /// A word no relocation touches, used as it is (an absolute address,
+    /// which minld refuses unless it lies in the library's code).
+    Absolute(u64),
+    /// 0 or -1, which no relocation touches: skipped, nothing runs.
+    Skipped,
 }
 
 /// Everything a check found, for the library and each dependency minld
@@ -261,7 +303,14 @@ pub(crate) fn check_with(
                 });
             }
         }
-        if policy.require_relro && !headers.phdrs.iter().any(|p| p.p_type == ph::PT_GNU_RELRO) {
+        if headers.find(ph::PT_GNU_STACK).is_none() && !policy.allow_executable_stack {
+            report.findings.push(Finding {
+                path: path.clone(),
+                kind: FindingKind::ExecutableStack,
+                detail: "no PT_GNU_STACK: on x86-64 that means an executable stack".to_string(),
+            });
+        }
+        if policy.require_relro && headers.find(ph::PT_GNU_RELRO).is_none() {
             report.findings.push(Finding {
                 path: path.clone(),
                 kind: FindingKind::NoRelro,
@@ -300,6 +349,20 @@ pub(crate) fn check_with(
             }
         }
         let symbols = Symbols::new(&path, &mem, &d)?;
+        let bias = image.bias.0;
+        if let Some(relro) = headers
+            .find(ph::PT_GNU_RELRO)
+            .filter(|_| policy.require_relro)
+        {
+            if let Some(detail) = got_outside_relro(relro, &d, bias) {
+                report.findings.push(Finding {
+                    path: path.clone(),
+                    kind: FindingKind::GotOutsideRelro,
+                    detail,
+                });
+            }
+        }
+        let init_array = init_entries(&d, &symbols, bias);
         let ifunc_symbols = (1..symbols.len())
             .filter_map(|i| symbols.sym(i))
             .filter(|s| s.st_info & 0xf == st::STT_GNU_IFUNC && s.st_shndx != 0)
@@ -313,10 +376,11 @@ pub(crate) fn check_with(
         report.code_at_load.push(CodeAtLoad {
             path: path.clone(),
             init_functions: usize::from(d.init.is_some())
-                + d.init_array
+                + init_array
                     .iter()
-                    .filter(|&a| a != 0 && a != usize::MAX)
+                    .filter(|e| **e != InitEntry::Skipped)
                     .count(),
+            init_array,
             ifunc_resolvers: ifunc_symbols + irelative,
         });
         for n in d.needed.iter().rev() {
@@ -328,4 +392,125 @@ pub(crate) fn check_with(
         drop(image);
     }
     Ok(report)
+}
+
+/// R_X86_64_64: symbol + addend.
+const R_64: u32 = 1;
+/// R_X86_64_GLOB_DAT: a GOT word holding a symbol's address.
+const R_GLOB_DAT: u32 = 6;
+/// R_X86_64_JUMP_SLOT: a PLT GOT word.
+const R_JUMP_SLOT: u32 = 7;
+/// R_X86_64_RELATIVE: load bias + addend.
+const R_RELATIVE: u32 = 8;
+
+/// Calls `f` with each virtual address DT_RELR relocates: an even word is
+/// an address, an odd one a bitmap of the 63 words after the last address.
+fn relr_each(d: &Dynamic, mut f: impl FnMut(u64)) {
+    let mut next = 0u64;
+    for entry in d.relr.iter() {
+        if entry & 1 == 0 {
+            f(entry);
+            next = entry.wrapping_add(8);
+        } else {
+            for i in (0..63).filter(|i| (entry >> 1) >> i & 1 != 0) {
+                f(next.wrapping_add(8 * i));
+            }
+            next = next.wrapping_add(63 * 8);
+        }
+    }
+}
+
+/// Each DT_INIT_ARRAY entry, resolved through the relocation that fills
+/// it: the last one in DT_RELA at the word's address (applied after
+/// DT_RELR), else DT_RELR, else the word as it is in the file. One pass
+/// over each table.
+fn init_entries(d: &Dynamic, symbols: &Symbols, bias: usize) -> Vec<InitEntry> {
+    let n = d.init_array.len();
+    let start = d.init_array.addr().wrapping_sub(bias) as u64;
+    let slot = |at: u64| {
+        at.checked_sub(start)
+            .filter(|o| o % 8 == 0 && o / 8 < n as u64)
+            .map(|o| (o / 8) as usize)
+    };
+    let mut rela: Vec<Option<Rela>> = vec![None; n];
+    for r in d.rela.iter() {
+        if let Some(i) = slot(r.r_offset) {
+            rela[i] = Some(r);
+        }
+    }
+    let mut relr = vec![false; n];
+    relr_each(d, |at| {
+        if let Some(i) = slot(at) {
+            relr[i] = true;
+        }
+    });
+    let name = |symi: usize| {
+        let s = symbols.sym(symi)?;
+        Some(String::from_utf8_lossy(symbols.name(&s)?).into_owned())
+    };
+    (0..n)
+        .map(|i| {
+            let word = d.init_array.get(i).unwrap_or(0) as u64;
+            match rela[i] {
+                Some(r) => {
+                    let (t, symi) = ((r.r_info & 0xffff_ffff) as u32, (r.r_info >> 32) as usize);
+                    match (t, name(symi).filter(|_| symi != 0)) {
+                        (R_RELATIVE, _) => InitEntry::Function(r.r_addend as u64),
+                        (R_64 | R_GLOB_DAT, Some(name)) => InitEntry::Symbol {
+                            name,
+                            addend: r.r_addend,
+                        },
+                        (R_64, None) => InitEntry::Absolute(r.r_addend as u64),
+                        _ => InitEntry::Other(crate::RelocKind(t)),
+                    }
+                }
+                None if relr[i] => InitEntry::Function(word),
+                None if word == 0 || word == u64::MAX => InitEntry::Skipped,
+                None => InitEntry::Absolute(word),
+            }
+        })
+        .collect()
+}
+
+/// The GOT words a PT_GNU_RELRO leaves writable: GLOB_DAT targets, and
+/// with BIND_NOW the JUMP_SLOT targets and the word at DT_PLTGOT, outside
+/// the pages `MappedImage::protect_relro` makes read-only (both ends
+/// rounded down to a page). None when it covers them all.
+fn got_outside_relro(relro: &ProgramHeader, d: &Dynamic, bias: usize) -> Option<String> {
+    let page = crate::sys::page_size() as u64;
+    let lo = relro.p_vaddr & !(page - 1);
+    let hi = relro.p_vaddr.saturating_add(relro.p_memsz) & !(page - 1);
+    let now = d.bind_now();
+    let mut outside: Vec<String> = Vec::new();
+    let mut count = 0usize;
+    let mut note = |what: &str, at: u64| {
+        if at < lo || at.saturating_add(8) > hi {
+            count += 1;
+            if outside.len() < 8 {
+                outside.push(format!("{what} {at:#x}"));
+            }
+        }
+    };
+    for table in [&d.rela, &d.jmprel] {
+        for r in table.iter() {
+            match (r.r_info & 0xffff_ffff) as u32 {
+                R_GLOB_DAT => note("GLOB_DAT", r.r_offset),
+                R_JUMP_SLOT if now => note("JUMP_SLOT", r.r_offset),
+                _ => {}
+            }
+        }
+    }
+    if let Some(got) = d.pltgot.filter(|_| now) {
+        note("DT_PLTGOT", got.wrapping_sub(bias) as u64);
+    }
+    (count > 0).then(|| {
+        format!(
+            "PT_GNU_RELRO at p_vaddr {:#x} (p_memsz {:#x}) makes {lo:#x}..{hi:#x} read-only; \
+             {count} GOT word(s) outside it stay writable: {}{}",
+            relro.p_vaddr,
+            relro.p_memsz,
+            outside.join(", "),
+            if count > outside.len() { ", ..." } else { "" }
+        )
+    })
 }

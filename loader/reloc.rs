@@ -190,13 +190,7 @@ pub(crate) fn relocate(
     let mut stats = RelocStats::default();
     let mut pass = Pass {
         obj,
-        writable: obj
-            .image
-            .segments
-            .iter()
-            .filter(|s| s.prot.write() || d.textrel())
-            .map(|s| (s.addr, s.addr + s.mem_size as usize))
-            .collect(),
+        writable: crate::layout::writable_ranges(&obj.image.segments, d.textrel()),
         bias: obj.image.bias.0,
         cache: vec![0; obj.symbols.len()],
         defs: Vec::new(),
@@ -260,7 +254,8 @@ struct Pass<'o> {
     obj: &'o Object,
     /// Real address ranges relocations may write: the writable segments
     /// (RELRO included until relocation ends), every segment with
-    /// DT_TEXTREL (made writable meanwhile).
+    /// DT_TEXTREL (made writable meanwhile), less the pages a mapping
+    /// without write permission covers (`layout::writable_ranges`).
     writable: Vec<(usize, usize)>,
     bias: usize,
     /// Per symbol index: 1 + the index of its definition in `defs` once

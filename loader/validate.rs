@@ -347,6 +347,7 @@ pub(crate) fn check_program_headers(
                 )));
             }
         }
+        crate::layout::check_load(path, i, p, prev_end)?;
         prev_end = Some((i, mem_end));
     }
     if loads == 0 {

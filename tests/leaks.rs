@@ -488,6 +488,23 @@ fn text_relocations_leak_nothing() {
     assert!(err.to_string().contains("libtextrel.so"), "{err}");
 }
 
+/// Segments packed into shared pages (`-z max-page-size=16`) are refused
+/// before the first mmap, over and over without a trace (the load used to
+/// crash in the constructor: tests/segment_layout.rs shows it in a child).
+#[test]
+fn segments_sharing_a_page_leak_nothing() {
+    let _lock = serial();
+    let lib = test_lib("libpacked.so");
+    let err = open_must_fail(&lib, &[]);
+    match &err {
+        Error::AlignBelowPage { path, align, .. } => {
+            assert_eq!(real(path), real(&lib));
+            assert_eq!(*align, 0x10);
+        }
+        other => panic!("expected Error::AlignBelowPage, got {other:?}"),
+    }
+}
+
 /// A scratch directory of its own, removed on drop.
 struct Scratch {
     dir: PathBuf,

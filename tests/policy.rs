@@ -5,7 +5,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use goblin::elf::program_header::{PF_X, PT_GNU_RELRO, PT_GNU_STACK, PT_LOAD, PT_NULL};
-use minld::policy::{check, FindingKind};
+use minld::policy::{check, FindingKind, InitEntry};
 use minld::{Error, Loader, Policy};
 
 fn lib(name: &str) -> PathBuf {
@@ -228,4 +228,192 @@ fn a_search_path_outside_the_permitted_directories() {
         f.path.ends_with("libfault_a.so") && f.detail.contains("DT_RUNPATH entry $ORIGIN"),
         "{f}"
     );
+}
+
+/// A copy of `name` in a scratch directory with the p_memsz (and p_filesz)
+/// of its PT_GNU_RELRO set to `memsz`.
+fn relro_resized(name: &str, tag: &str, memsz: u64) -> PathBuf {
+    let out = patched(name, tag, |t, f| (t, f));
+    let mut bytes = fs::read(&out).unwrap();
+    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+    let phoff = elf.header.e_phoff as usize;
+    let i = elf
+        .program_headers
+        .iter()
+        .position(|p| p.p_type == PT_GNU_RELRO)
+        .expect("a PT_GNU_RELRO");
+    drop(elf);
+    let at = phoff + i * 56;
+    bytes[at + 32..at + 40].copy_from_slice(&memsz.to_le_bytes());
+    bytes[at + 40..at + 48].copy_from_slice(&memsz.to_le_bytes());
+    fs::write(&out, bytes).unwrap();
+    out
+}
+
+/// The .symtab value of a symbol of a test library (static ones included).
+fn symbol_value(path: &Path, name: &str) -> u64 {
+    let bytes = fs::read(path).unwrap();
+    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+    elf.syms
+        .iter()
+        .find(|s| elf.strtab.get_at(s.st_name) == Some(name))
+        .unwrap_or_else(|| panic!("{name} not in {}", path.display()))
+        .st_value
+}
+
+/// The p_flags of the mapping holding `addr`, from /proc/self/maps.
+fn perms_at(addr: usize) -> String {
+    fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            let (range, rest) = l.split_once(' ')?;
+            let (s, e) = range.split_once('-')?;
+            let (s, e) = (
+                usize::from_str_radix(s, 16).ok()?,
+                usize::from_str_radix(e, 16).ok()?,
+            );
+            (s <= addr && addr < e).then(|| rest[..4].to_string())
+        })
+        .unwrap_or_else(|| panic!("{addr:#x} not mapped"))
+}
+
+/// A copy of libctors4.so with every .init_array word 0, as linkers that
+/// do not write RELA addends into the section (lld by default) leave them;
+/// GNU ld writes the RELATIVE ones, and leaves 0 only where a symbol
+/// relocation (R_X86_64_64) fills the word.
+fn ctors4_zeroed() -> PathBuf {
+    let out = patched("libctors4.so", "zeroed", |t, f| (t, f));
+    let mut bytes = fs::read(&out).unwrap();
+    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+    let sh = elf
+        .section_headers
+        .iter()
+        .find(|sh| elf.shdr_strtab.get_at(sh.sh_name) == Some(".init_array"))
+        .expect(".init_array")
+        .clone();
+    drop(elf);
+    let words = sh.sh_offset as usize..(sh.sh_offset + sh.sh_size) as usize;
+    assert!(bytes[words.clone()].iter().any(|&b| b != 0));
+    bytes[words].fill(0);
+    fs::write(&out, bytes).unwrap();
+    out
+}
+
+/// PIC code leaves .init_array words 0 in the file (relocations fill
+/// them): every DT_INIT_ARRAYSZ / 8 entry is counted and resolved, with
+/// RELA (RELATIVE, R_X86_64_64 against a symbol; words as GNU ld leaves
+/// them and all 0) and with DT_RELR.
+#[test]
+fn every_init_array_entry_is_counted_and_resolved() {
+    for path in [
+        lib("libctors4.so"),
+        ctors4_zeroed(),
+        lib("libctors4_relr.so"),
+    ] {
+        let name = path.display();
+        let bytes = fs::read(&path).unwrap();
+        let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+        let dynamic = elf.dynamic.as_ref().expect("a dynamic section");
+        let arraysz = dynamic
+            .dyns
+            .iter()
+            .find(|d| d.d_tag == goblin::elf::dynamic::DT_INIT_ARRAYSZ)
+            .expect("DT_INIT_ARRAYSZ")
+            .d_val as usize;
+        assert_eq!(arraysz, 40, "{name}: frame_dummy and four constructors");
+        let r = check(&path, &Policy::strict()).unwrap();
+        assert!(r.findings.is_empty(), "{name}: {r}");
+        let c = &r.code_at_load[0];
+        assert_eq!(c.init_array.len(), arraysz / 8, "{name}: {c:?}");
+        assert_eq!(
+            c.init_functions,
+            1 + arraysz / 8,
+            "{name}: DT_INIT too: {c:?}"
+        );
+        for f in ["frame_dummy", "ctors4_a", "ctors4_b"] {
+            let want = InitEntry::Function(symbol_value(&path, f));
+            assert!(c.init_array.contains(&want), "{name}: {f}: {c:?}");
+        }
+        for f in ["ctors4_c", "ctors4_d"] {
+            let want = InitEntry::Symbol {
+                name: f.to_string(),
+                addend: 0,
+            };
+            assert!(c.init_array.contains(&want), "{name}: {f}: {c:?}");
+        }
+        // And that is what runs: the four constructors.
+        // SAFETY: test-libs/ctors4.c: its constructors add to ctors4_sum.
+        let l = unsafe { Loader::new().open(&path) }.unwrap();
+        // SAFETY: int ctors4_get(void).
+        let sum = unsafe { l.get::<extern "C" fn() -> i32>("ctors4_get").unwrap()() };
+        assert_eq!(sum, 15, "{name}");
+    }
+}
+
+/// A PT_GNU_RELRO with p_memsz 0 passes the "has RELRO" check but makes
+/// nothing read-only: the GOT stays rw-p, and the report says so with the
+/// addresses.
+#[test]
+fn an_empty_relro_is_reported_with_the_got_it_leaves_writable() {
+    let empty = relro_resized("libctors4.so", "emptyrelro", 0);
+    let bytes = fs::read(&empty).unwrap();
+    let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+    let glob_dat = elf
+        .dynrelas
+        .iter()
+        .find(|r| r.r_type == goblin::elf::reloc::R_X86_64_GLOB_DAT)
+        .expect("a GLOB_DAT relocation")
+        .r_offset;
+    drop(elf);
+
+    assert_eq!(
+        kinds(&empty, &Policy::strict()),
+        [FindingKind::GotOutsideRelro]
+    );
+    let r = check(&empty, &Policy::strict()).unwrap();
+    let f = &r.findings[0];
+    assert!(
+        f.detail.contains("p_memsz 0x0") && f.detail.contains(&format!("GLOB_DAT {glob_dat:#x}")),
+        "{f}"
+    );
+    assert!(f.detail.contains("DT_PLTGOT"), "BIND_NOW: {f}");
+    // Without the policy requiring RELRO, nothing is reported.
+    assert_eq!(kinds(&empty, &Policy::strict().require_relro(false)), []);
+    // The finding is real: linked, the GOT is writable; the intact file's
+    // is read-only.
+    let l = Loader::new().link(&empty).unwrap();
+    assert_eq!(perms_at(l.base() + glob_dat as usize), "rw-p");
+    drop(l);
+    let l = Loader::new().link(lib("libctors4.so")).unwrap();
+    assert_eq!(perms_at(l.base() + glob_dat as usize), "r--p");
+    drop(l);
+    // Loader::policy refuses it.
+    // SAFETY: refused before any code runs.
+    match unsafe { Loader::new().policy(Policy::strict()).open(&empty) } {
+        Err(Error::Policy { report, .. }) => {
+            assert_eq!(report.findings[0].kind, FindingKind::GotOutsideRelro)
+        }
+        Err(e) => panic!("expected Error::Policy, got {e}"),
+        Ok(_) => panic!("loaded"),
+    }
+}
+
+/// Without PT_GNU_STACK, glibc on x86-64 gives the process an executable
+/// stack: reported as ExecutableStack, saying the header is missing.
+#[test]
+fn a_missing_pt_gnu_stack_is_an_executable_stack() {
+    let nostack = patched("libbasic.so", "nostack", |t, f| {
+        if t == PT_GNU_STACK {
+            (PT_NULL, f)
+        } else {
+            (t, f)
+        }
+    });
+    let p = Policy::strict().require_bind_now(false);
+    assert_eq!(kinds(&nostack, &p), [FindingKind::ExecutableStack]);
+    let r = check(&nostack, &p).unwrap();
+    assert!(r.findings[0].detail.contains("no PT_GNU_STACK"), "{r}");
+    // The intact file has a non-executable PT_GNU_STACK: no finding.
+    assert_eq!(kinds(&lib("libbasic.so"), &p), []);
 }
