@@ -128,3 +128,26 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&d).unwrap();
     d
 }
+
+/// A zygote links the plugin once; each instance is a fork of it, locked
+/// down and initialised on its own, reaped by the host, restartable.
+#[test]
+fn a_zygote_forks_instances() {
+    let zygote = builder().read_only(grant_dir()).zygote().unwrap();
+    let mut a = zygote.instance().unwrap();
+    let mut b = zygote.instance().unwrap();
+    assert_ne!(a.pid(), b.pid());
+    assert_ne!(a.pid(), Some(zygote.pid()));
+    // Each ran its own constructor (which read the granted file).
+    assert_eq!(a.call("config_text", b"").unwrap(), b"answer=42\n");
+    assert_eq!(b.call("pool", b"").unwrap(), b"500000500000 4");
+    // An instance is a runner like any: a forbidden open kills it alone.
+    let e = a.call("cat", b"/etc/hostname").unwrap_err();
+    assert!(matches!(e, SandboxError::ForbiddenOpen { .. }), "{e:?}");
+    assert_eq!(b.call("config_text", b"").unwrap(), b"answer=42\n");
+    a.restart().unwrap();
+    assert_eq!(a.call("config_text", b"").unwrap(), b"answer=42\n");
+    // The instances keep the zygote: dropping its handle first is fine.
+    drop(zygote);
+    assert_eq!(b.call("pool", b"").unwrap(), b"500000500000 4");
+}

@@ -55,6 +55,7 @@ mod shm;
 mod spawn;
 mod sysnames;
 mod watch;
+mod zygote;
 
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
@@ -68,6 +69,7 @@ pub use error::SandboxError;
 pub use landlock::abi as landlock_abi;
 pub use seccomp::ALLOWED as SECCOMP_ALLOWED;
 pub use watch::{Output, SyscallAbi};
+pub use zygote::Zygote;
 
 use config::Config;
 use error::printable;
@@ -254,6 +256,7 @@ impl Builder {
         let mut sb = Sandbox {
             opts: self,
             running: None,
+            zygote: None,
         };
         sb.restart()?;
         Ok(sb)
@@ -264,6 +267,8 @@ impl Builder {
 pub struct Sandbox {
     opts: Builder,
     running: Option<spawn::Running>,
+    /// The zygote it was forked from, if any (kept alive by it).
+    zygote: Option<Arc<zygote::Inner>>,
 }
 
 impl Sandbox {
@@ -316,7 +321,10 @@ impl Sandbox {
     /// Kills the runner if it runs, and starts a fresh one.
     pub fn restart(&mut self) -> Result<(), SandboxError> {
         self.stop();
-        let running = spawn::start(&self.opts)?;
+        let running = match &self.zygote {
+            Some(z) => zygote::fork(z, &self.opts)?,
+            None => spawn::start(&self.opts)?,
+        };
         let start_deadline = running.started.checked_add(self.opts.start_timeout);
         self.running = Some(running);
         match self.wait_while(shm::LISTENING, start_deadline, true)? {

@@ -83,21 +83,42 @@ pub fn enter(spec: &str) -> ! {
     };
     // The region lives until the process ends (enter never returns).
     HEADER.store(region.base as *mut Header, Ordering::Relaxed);
-    match prepare(&region) {
-        Ok((prepared, cfg)) => {
-            let funcs = start(&region, prepared, &cfg);
-            serve(&region, &funcs, &cfg, host)
+    match link(&region) {
+        Ok((prepared, _, abi)) if region.header().zygote != 0 => {
+            super::zygote::serve_forks(prepared, abi, host)
         }
-        Err(msg) => {
-            control(b"FAIL", msg.as_bytes());
-            // SAFETY: leaving without atexit handlers or destructors.
-            unsafe { libc::_exit(1) }
-        }
+        Ok((prepared, cfg, abi)) => become_instance(region, prepared, cfg, abi, host),
+        Err(msg) => fail_early(&msg),
     }
 }
 
+/// Reports a failure through the control pipe (no plugin code has run)
+/// and exits.
+pub(super) fn fail_early(msg: &str) -> ! {
+    control(b"FAIL", msg.as_bytes());
+    // SAFETY: leaving without atexit handlers or destructors.
+    unsafe { libc::_exit(1) }
+}
+
+/// Steps 5 and 6: lock down, run the plugin, serve. (A zygote's fork
+/// starts here, with a region of its own.)
+pub(super) fn become_instance(
+    region: Region,
+    prepared: crate::Prepared,
+    cfg: Config,
+    abi: u32,
+    host: i32,
+) -> ! {
+    HEADER.store(region.base as *mut Header, Ordering::Relaxed);
+    if let Err(msg) = lock(&region, &cfg, abi) {
+        fail_early(&msg);
+    }
+    let funcs = start(&region, prepared, &cfg);
+    serve(&region, &funcs, &cfg, host)
+}
+
 /// Writes one record to the control pipe: a 4-byte tag and a payload.
-fn control(tag: &[u8; 4], payload: &[u8]) {
+pub(super) fn control(tag: &[u8; 4], payload: &[u8]) {
     let mut rec = tag.to_vec();
     rec.extend_from_slice(&(payload.len() as u32).to_le_bytes());
     rec.extend_from_slice(payload);
@@ -112,7 +133,7 @@ fn control(tag: &[u8; 4], payload: &[u8]) {
     }
 }
 
-fn map_region() -> std::io::Result<Region> {
+pub(super) fn map_region() -> std::io::Result<Region> {
     // SAFETY: fstat into a local.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     if unsafe { libc::fstat(FD_REGION, &mut st) } != 0 {
@@ -134,9 +155,10 @@ fn map_region() -> std::io::Result<Region> {
     Ok(region)
 }
 
-/// Steps 2–5: returns the linked, not yet run, plugin and the
-/// configuration (read now: once the plugin runs, the region is its).
-fn prepare(region: &Region) -> Result<(crate::Prepared, Config), String> {
+/// Steps 2–4: returns the linked, not yet run, plugin, the configuration
+/// (read now: once the plugin runs, the region is its) and the Landlock
+/// ABI in force.
+fn link(region: &Region) -> Result<(crate::Prepared, Config, u32), String> {
     let h = region.header();
     let cfg = Config::read(region)?;
     // `ps` shows "exe" otherwise (we were started as /proc/self/exe).
@@ -190,9 +212,16 @@ fn prepare(region: &Region) -> Result<(crate::Prepared, Config), String> {
         .bind_now(true)
         .prepare(&cfg.path)
         .map_err(|e| e.to_string())?;
+    Ok((prepared, cfg, abi))
+}
 
+/// Step 5: the serving stage, then the host takes the listener.
+fn lock(region: &Region, cfg: &Config, abi: u32) -> Result<(), String> {
+    let h = region.header();
     // Stage 2, for the plugin's code: the grants only, the allow-list.
     if abi != 0 {
+        let grants: Vec<(&Path, Access)> =
+            cfg.grants.iter().map(|(p, a)| (Path::new(p), *a)).collect();
         landlock::restrict(&grants).map_err(|e| format!("Landlock (serving layer): {e}"))?;
     }
     line_buffer_stdout();
@@ -219,7 +248,7 @@ fn prepare(region: &Region) -> Result<(crate::Prepared, Config), String> {
         libc::close(listener);
         libc::close(FD_CONTROL);
     }
-    Ok((prepared, cfg))
+    Ok(())
 }
 
 /// Step 6: the plugin's code runs from here on. Returns its functions in

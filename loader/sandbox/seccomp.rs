@@ -143,6 +143,11 @@ pub const LOADING: &[(libc::c_long, &str)] = &[
     (libc::SYS_landlock_add_rule, "landlock_add_rule"),
     (libc::SYS_landlock_restrict_self, "landlock_restrict_self"),
     (libc::SYS_seccomp, "seccomp"),
+    // A zygote: it takes requests (descriptors) over a socket, forks,
+    // and the fork ties its life to the host's and places descriptors.
+    (libc::SYS_recvmsg, "recvmsg"),
+    (libc::SYS_prctl, "prctl"),
+    (libc::SYS_close_range, "close_range"),
 ];
 
 /// Which filter.

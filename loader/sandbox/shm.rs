@@ -83,6 +83,9 @@ pub struct Header {
     /// Index of the shared buffer the call works on in place (u32::MAX:
     /// none, the request and response buffers).
     pub buffer: AtomicU32,
+    /// Non-zero: this runner is a zygote (it links the plugin, then forks
+    /// instances on request, and never runs plugin code itself).
+    pub zygote: u32,
 }
 
 /// Where each part of a region lies, checked: None when the sizes

@@ -110,9 +110,22 @@ fn bad(option: &'static str, value: usize, why: &'static str) -> SandboxError {
     }
 }
 
-/// Starts a runner for `o` and takes it as far as its lock-down; the
-/// sandbox then waits for READY.
-pub(super) fn start(o: &Builder) -> Result<Running, SandboxError> {
+/// What one runner is given: its shared region (written with the
+/// configuration), its pipes, and the host's side of its watching.
+pub(super) struct Parts {
+    pub(super) memfd: OwnedFd,
+    pub(super) region: Arc<Region>,
+    pub(super) stdout: (OwnedFd, OwnedFd),
+    pub(super) stderr: (OwnedFd, OwnedFd),
+    pub(super) control: (OwnedFd, OwnedFd),
+    pub(super) shared: Arc<Shared>,
+    pub(super) limits: Limits,
+    pub(super) shared_buffers: Vec<(usize, usize)>,
+    pub(super) started: Instant,
+}
+
+/// Checks the options and makes a runner's region and pipes.
+pub(super) fn parts(o: &Builder, zygote: bool) -> Result<Parts, SandboxError> {
     let started = Instant::now();
     let layout = shm::layout(o.req_cap, o.resp_cap, &o.shared).ok_or_else(|| {
         bad(
@@ -170,6 +183,7 @@ pub(super) fn start(o: &Builder) -> Result<Running, SandboxError> {
     h.shared_off = layout.shared_off as u64;
     h.shared_len = (layout.size - layout.shared_off) as u64;
     h.allow_no_landlock = u32::from(o.allow_no_landlock);
+    h.zygote = u32::from(zygote);
     h.buffer.store(u32::MAX, Ordering::Relaxed);
     h.req_len.store(cfg.len() as u64, Ordering::Relaxed);
     h.state.store(shm::BOOT, Ordering::Release);
@@ -180,11 +194,10 @@ pub(super) fn start(o: &Builder) -> Result<Running, SandboxError> {
         shared_buffers.push((off, len));
         off += len.next_multiple_of(4096);
     }
-
-    let (out_r, out_w) = pipe().map_err(SandboxError::Spawn)?;
-    let (err_r, err_w) = pipe().map_err(SandboxError::Spawn)?;
-    let (ctl_r, ctl_w) = pipe().map_err(SandboxError::Spawn)?;
-    for fd in [&out_r, &err_r] {
+    let stdout = pipe().map_err(SandboxError::Spawn)?;
+    let stderr = pipe().map_err(SandboxError::Spawn)?;
+    let control = pipe().map_err(SandboxError::Spawn)?;
+    for fd in [&stdout.0, &stderr.0] {
         // SAFETY: setting O_NONBLOCK on our own descriptor.
         unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
     }
@@ -196,24 +209,135 @@ pub(super) fn start(o: &Builder) -> Result<Running, SandboxError> {
         output_per_sec: o.output_per_sec,
         grants,
     };
+    Ok(Parts {
+        memfd,
+        region,
+        stdout,
+        stderr,
+        control,
+        shared,
+        limits,
+        shared_buffers,
+        started,
+    })
+}
 
-    // The watcher thread execs the runner: PR_SET_PDEATHSIG ties the
-    // runner's life to the thread that forked it, and this one lives as
-    // long as the sandbox.
+/// Starts a runner for `o` and takes it as far as its lock-down; the
+/// sandbox then waits for READY.
+pub(super) fn start(o: &Builder) -> Result<Running, SandboxError> {
+    let parts = parts(o, false)?;
+    let (mut running, ctl) = exec(o, parts, None)?;
+    let deadline = running.started.checked_add(o.start_timeout);
+    match lock_down(&mut running, ctl, deadline, o.start_timeout) {
+        Ok(()) => Ok(running),
+        Err(e) => Err(running.failed(e)),
+    }
+}
+
+impl Running {
+    /// The error for a start that went wrong: `Some` as given, `None`
+    /// (the runner died first) from how it died.
+    pub(super) fn failed(self, e: Option<SandboxError>) -> SandboxError {
+        match e {
+            Some(e) => e,
+            None => {
+                let (killed, ended) = self.finish(Duration::from_secs(1));
+                super::death_error(killed, ended, (0, u64::MAX))
+            }
+        }
+    }
+
+    /// A runner the host did not exec itself (a zygote's fork, whose
+    /// parent is this process all the same): its watcher only watches.
+    pub(super) fn adopt(pid: i32, parts: Parts) -> Result<(Running, OwnedFd), SandboxError> {
+        // SAFETY: pidfd_open of a process; that it is our child is
+        // checked below (only a child can be waited for).
+        let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if pidfd < 0 {
+            return Err(SandboxError::Spawn(std::io::Error::last_os_error()));
+        }
+        // SAFETY: a fresh descriptor we own.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        if status_field(&status, "PPid:") != std::process::id().to_string() {
+            return Err(SandboxError::Spawn(std::io::Error::other(format!(
+                "process {pid} is not a child of the host"
+            ))));
+        }
+        let theirs = pidfd.try_clone().map_err(SandboxError::Spawn)?;
+        let Parts {
+            region,
+            stdout,
+            stderr,
+            control,
+            shared,
+            limits,
+            shared_buffers,
+            started,
+            ..
+        } = parts;
+        let watcher_shared = shared.clone();
+        let watcher = std::thread::Builder::new()
+            .name("minld-sandbox-watch".into())
+            .spawn(move || {
+                let pipes = Pipes {
+                    pidfd: theirs,
+                    stdout: stdout.0,
+                    stderr: stderr.0,
+                };
+                watch::run(&watcher_shared, pipes, pid, &limits);
+            })
+            .map_err(SandboxError::Spawn)?;
+        Ok((
+            Running {
+                pid,
+                pidfd,
+                region,
+                shared,
+                watcher: Some(watcher),
+                landlock_abi: 0,
+                shared_buffers,
+                started,
+            },
+            control.0,
+        ))
+    }
+}
+
+/// Execs a runner from a new watcher thread (PR_SET_PDEATHSIG ties the
+/// runner's life to the thread that forked it, and the watcher lives as
+/// long as the runner). `stdin`: its descriptor 0 (default /dev/null).
+/// Returns the runner and the host's end of its control pipe.
+pub(super) fn exec(
+    o: &Builder,
+    parts: Parts,
+    stdin: Option<OwnedFd>,
+) -> Result<(Running, OwnedFd), SandboxError> {
+    let Parts {
+        memfd,
+        region,
+        stdout: (out_r, out_w),
+        stderr: (err_r, err_w),
+        control: (ctl_r, ctl_w),
+        shared,
+        limits,
+        shared_buffers,
+        started,
+    } = parts;
     let exe = o.runner.clone().unwrap_or_else(|| "/proc/self/exe".into());
     let mut sources: Vec<RawFd> = vec![memfd.as_raw_fd(), ctl_w.as_raw_fd()];
     sources.extend(o.fds.iter().map(|f| f.as_raw_fd()));
-    let keep = (memfd, ctl_w, out_w, err_w, o.fds.clone());
+    let keep = (memfd, ctl_w, out_w, err_w, o.fds.clone(), stdin);
     let (tx, rx) = mpsc::channel::<std::io::Result<(i32, OwnedFd)>>();
     let watcher_shared = shared.clone();
     let watcher = std::thread::Builder::new()
         .name("minld-sandbox-watch".into())
         .spawn(move || {
-            let (memfd, ctl_w, out_w, err_w, fds) = keep;
+            let (memfd, ctl_w, out_w, err_w, fds, stdin) = keep;
             let mut cmd = Command::new(exe);
             cmd.arg0("minld-sandbox")
                 .env(ENV, std::process::id().to_string())
-                .stdin(Stdio::null())
+                .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
                 .stdout(Stdio::from(out_w))
                 .stderr(Stdio::from(err_w));
             // SAFETY: between fork and exec, only async-signal-safe calls
@@ -266,26 +390,19 @@ pub(super) fn start(o: &Builder) -> Result<Running, SandboxError> {
             )));
         }
     };
-    let mut running = Running {
-        pid,
-        pidfd,
-        region,
-        shared,
-        watcher: Some(watcher),
-        landlock_abi: 0,
-        shared_buffers,
-        started,
-    };
-    let deadline = started.checked_add(o.start_timeout);
-    match lock_down(&mut running, ctl_r, deadline, o.start_timeout) {
-        Ok(()) => Ok(running),
-        Err(Some(e)) => Err(e),
-        Err(None) => {
-            // The runner died before it locked down: say how.
-            let (killed, ended) = running.finish(Duration::from_secs(1));
-            Err(super::death_error(killed, ended, (0, u64::MAX)))
-        }
-    }
+    Ok((
+        Running {
+            pid,
+            pidfd,
+            region,
+            shared,
+            watcher: Some(watcher),
+            landlock_abi: 0,
+            shared_buffers,
+            started,
+        },
+        ctl_r,
+    ))
 }
 
 /// In the child, between fork and exec: the region at 3, the control
@@ -324,7 +441,7 @@ fn place_descriptors(sources: &[RawFd]) -> std::io::Result<()> {
 /// Reads the runner's record from the control pipe and checks the
 /// lock-down; takes the seccomp listener and lets the runner go on.
 /// `Err(None)`: the runner died first.
-fn lock_down(
+pub(super) fn lock_down(
     r: &mut Running,
     ctl: OwnedFd,
     deadline: Option<Instant>,
@@ -374,7 +491,7 @@ fn lock_down(
 /// One record: a 4-byte tag, a 4-byte length, the payload (64 KiB at most).
 /// `Err(Some(()))`: the deadline passed; `Err(None)`: end of file (the
 /// runner died).
-fn read_record(
+pub(super) fn read_record(
     ctl: &mut std::fs::File,
     deadline: Option<Instant>,
 ) -> Result<([u8; 4], Vec<u8>), Option<()>> {
