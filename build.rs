@@ -176,6 +176,16 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &["-Wl,-z,now,-z,relro"],
         ..LIB
     },
+    // DT_SONAME libm.so.6 on a plugin importing system: glibc's exemption
+    // from a namespace's import rules goes by the file, not by this name.
+    Artifact {
+        name: "libplugin_fake_libm.so",
+        sources: &["plugin_fake_libm.c"],
+        dir: Dir::Sub("plugins"),
+        soname: Some("libm.so.6"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
     Artifact {
         name: "libplugin_abi2.so",
         sources: &["plugin_abi2.c"],

@@ -221,6 +221,33 @@ pub(crate) fn libc_dir() -> Option<PathBuf> {
     })
 }
 
+/// glibc's libraries besides libc, ld.so and the stubs (which are always
+/// the host's): in a namespace these come from the host, or else only from
+/// the directory of the host's libc.
+pub(crate) const GLIBC_FAMILY: &[&str] = &["libm.so.6", "libmvec.so.1"];
+
+/// Where glibc's other libraries are: beside the host's libc.
+pub(crate) fn glibc_family_dir() -> PathBuf {
+    libc_dir().unwrap_or_else(|| PathBuf::from("/lib/x86_64-linux-gnu"))
+}
+
+/// Whether the file with this (device, inode) is one of glibc's
+/// [`GLIBC_FAMILY`] beside the host's libc: decided by the file's identity,
+/// never by a name (DT_SONAME, DT_NEEDED) a file chooses.
+pub(crate) fn is_glibc_family(dev: u64, ino: u64) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    static IDS: std::sync::OnceLock<Vec<(u64, u64)>> = std::sync::OnceLock::new();
+    IDS.get_or_init(|| {
+        let dir = glibc_family_dir();
+        GLIBC_FAMILY
+            .iter()
+            .filter_map(|n| std::fs::metadata(dir.join(n)).ok())
+            .map(|m| (m.dev(), m.ino()))
+            .collect()
+    })
+    .contains(&(dev, ino))
+}
+
 /// The size of glibc's static TLS area, from ld.so's
 /// `_dl_get_tls_static_info` (GLIBC_PRIVATE; 0 if it cannot be asked, and
 /// then no host block is taken for static).

@@ -17,7 +17,7 @@ use goblin::elf::program_header as ph;
 use crate::debug::{self, Category};
 use crate::dynamic::{self, PtrStyle, DF_1_PIE};
 use crate::error::Error;
-use crate::host::{self, HostObjects};
+use crate::host::{self, HostObjects, GLIBC_FAMILY};
 use crate::init;
 use crate::lazy;
 use crate::live;
@@ -246,12 +246,11 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
     // Relocate dependencies before dependents.
     let order = topological(&list[0].0, &new);
     let members: Vec<ScopeRef<'_>> = {
-        let local_sonames: Vec<&str> = list.iter().map(|(o, _)| o.soname.as_str()).collect();
         let mut m: Vec<ScopeRef<'_>> = reg
             .host
             .objects
             .iter()
-            .filter(|h| !local_sonames.contains(&h.soname.as_str()))
+            .filter(|h| !replaced_locally(h, &list))
             .map(|h| ScopeRef::Host(h))
             .collect();
         for d in &scope {
@@ -271,12 +270,11 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
     // The same scope, owned, for functions bound at their first call.
     let lazy = !opts.bind_now;
     let lazy_scope = || -> Vec<lazy::Member> {
-        let local_sonames: Vec<&str> = list.iter().map(|(o, _)| o.soname.as_str()).collect();
         let mut m: Vec<lazy::Member> = reg
             .host
             .objects
             .iter()
-            .filter(|h| !local_sonames.contains(&h.soname.as_str()))
+            .filter(|h| !replaced_locally(h, &list))
             .map(|h| lazy::Member::Host(h.clone()))
             .collect();
         for d in &scope {
@@ -360,11 +358,12 @@ fn relocate_all(
     uniques: &mut Uniques,
 ) -> Result<(), Error> {
     // glibc's own libraries mapped in a namespace (libm without the host's)
-    // are glibc: the namespace's import rules are not theirs.
+    // are glibc: the namespace's import rules are not theirs. Which they
+    // are is decided by the file, never by the DT_SONAME it chose.
     let rules_for = |o: &Object| {
         opts.namespace
             .as_deref()
-            .filter(|_| !GLIBC_FAMILY.contains(&o.soname.as_str()))
+            .filter(|_| !host::is_glibc_family(o.dev_ino.0, o.dev_ino.1))
     };
     // A namespace's imports are checked for every object before any is
     // relocated: nothing of a refused load runs.
@@ -418,11 +417,19 @@ fn relocate_all(
     Ok(())
 }
 
-/// Resolves one DT_NEEDED entry of `obj` (at `index` in `list`).
-/// glibc's libraries besides libc, ld.so and the stubs (which are always
-/// the host's): in a namespace these come from the host, or else only from
-/// the directory of the host's libc.
-const GLIBC_FAMILY: &[&str] = &["libm.so.6", "libmvec.so.1"];
+/// Whether host object `h` leaves a load's scope because the load has its
+/// own copy (an object of the same soname). Never the program or glibc's
+/// own libraries, and glibc's libm or libmvec only for the real file: a
+/// DT_SONAME is the file's choice and must not hide the host's glibc.
+fn replaced_locally(h: &host::HostObject, list: &[(Arc<Object>, bool)]) -> bool {
+    if h.soname.is_empty() || host::glibc_target(&h.soname).is_some() {
+        return false;
+    }
+    let glibc_family = GLIBC_FAMILY.contains(&h.soname.as_str());
+    list.iter().any(|(o, _)| {
+        o.soname == h.soname && (!glibc_family || host::is_glibc_family(o.dev_ino.0, o.dev_ino.1))
+    })
+}
 
 /// The namespace's id; 0 for the default one.
 fn namespace_id(opts: &Options) -> u64 {
@@ -440,14 +447,14 @@ fn find(
     match &opts.namespace {
         // Only beside the host's libc: never a file the plugin points at.
         Some(_) if GLIBC_FAMILY.contains(&name) => {
-            let dir = host::libc_dir().unwrap_or_else(|| PathBuf::from("/lib/x86_64-linux-gnu"));
-            search::find_confined(sys, name, None, &[dir])
+            search::find_confined(sys, name, None, &[host::glibc_family_dir()])
         }
         Some(ns) => search::find_confined(sys, name, requester, &ns.permitted),
         None => search::find(sys, name, requester, &opts.search_paths),
     }
 }
 
+/// Resolves one DT_NEEDED entry of `obj` (at `index` in `list`).
 fn dependency(
     sys: &Sys,
     reg: &mut Registry,
@@ -463,7 +470,13 @@ fn dependency(
         }
     }
     let base = n.rsplit('/').next().unwrap_or(n);
-    if let Some(pos) = list.iter().position(|(o, _)| o.soname == base) {
+    // glibc's libm and libmvec are the host's in a namespace too, and an
+    // object of the load stands for them only if it is the real file.
+    let glibc_family = opts.namespace.is_some() && GLIBC_FAMILY.contains(&base);
+    let named = |o: &Object| {
+        o.soname == base && (!glibc_family || host::is_glibc_family(o.dev_ino.0, o.dev_ino.1))
+    };
+    if let Some(pos) = list.iter().position(|(o, _)| named(o)) {
         let o = &list[pos].0;
         return Ok(if pos > index {
             Dep::Minld(o.clone())
@@ -471,8 +484,6 @@ fn dependency(
             Dep::Back(Arc::downgrade(o))
         });
     }
-    // glibc's libm and libmvec are the host's in a namespace too.
-    let glibc_family = opts.namespace.is_some() && GLIBC_FAMILY.contains(&base);
     if opts.reuse_host || glibc_family {
         if let Some(h) = reg.host.by_soname(base) {
             return Ok(Dep::Host(h.clone(), None));
@@ -485,7 +496,7 @@ fn dependency(
         .by_file
         .values()
         .filter_map(Weak::upgrade)
-        .find(|o| o.soname == base && o.namespace == namespace_id(opts))
+        .find(|o| named(o) && o.namespace == namespace_id(opts))
     {
         list.push((o.clone(), false));
         return Ok(Dep::Minld(o));

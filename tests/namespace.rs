@@ -236,3 +236,25 @@ fn a_runpath_cannot_climb_out_of_the_permitted_directories() {
     };
     assert!(matches!(e, Error::NotFound { .. }), "{e}");
 }
+
+#[test]
+fn a_soname_of_glibc_s_libm_does_not_exempt_a_plugin_from_the_rules() {
+    // libplugin_fake_libm imports system and calls itself libm.so.6: glibc's
+    // exemption goes by the file found beside the host's libc, not by the
+    // name a file gives itself.
+    // SAFETY: refused before any of its code runs.
+    let e = match unsafe { namespace().open("libplugin_fake_libm.so") } {
+        Ok(_) => panic!("a plugin importing system loaded under DT_SONAME libm.so.6"),
+        Err(e) => e,
+    };
+    match &e {
+        Error::DisallowedImports { path, imports } => {
+            assert!(path.ends_with("libplugin_fake_libm.so"), "{e}");
+            assert!(
+                imports.iter().any(|i| i.starts_with("system@")),
+                "{imports:?}"
+            );
+        }
+        other => panic!("expected DisallowedImports, got {other:?}"),
+    }
+}
