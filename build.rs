@@ -193,6 +193,22 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &["-Wl,-z,now,-z,relro"],
         ..LIB
     },
+    // The policy checks the file the load maps: two files swapped at one
+    // path while loading (tests/policy.rs).
+    Artifact {
+        name: "librace_good.so",
+        sources: &["race.c"],
+        dir: Dir::Sub("race"),
+        flags: &["-DRACE_WHICH=1", "-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "librace_bad.so",
+        sources: &["race.c"],
+        dir: Dir::Sub("race"),
+        flags: &["-DRACE_WHICH=2", "-Wl,-z,lazy,-z,relro"],
+        ..LIB
+    },
     // Plugins for the sandbox (process isolation): test-libs/sandbox/.
     Artifact {
         name: "libecho.so",

@@ -124,20 +124,6 @@ pub(crate) struct LoadSet {
 pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<LoadSet, Error> {
     let started = Instant::now();
     let sys = Sys { trace: opts.trace };
-    if let Some(policy) = &opts.policy {
-        let confined = opts.namespace.as_ref().map(|n| n.permitted.as_slice());
-        let report = crate::policy::check_with(&sys, name, policy, &opts.search_paths, confined)?;
-        if !report.findings.is_empty() {
-            return Err(Error::Policy {
-                path: report
-                    .checked
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| PathBuf::from(name)),
-                report,
-            });
-        }
-    }
     reg.host.refresh();
 
     // glibc's own libraries: a handle onto the host's copy.
@@ -192,9 +178,12 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
     };
 
     let mut list: Vec<(Arc<Object>, bool)> = Vec::new(); // (object, new in this load)
-    let root = object_for(&sys, reg, opened, opts.run_code, namespace_id(opts))?;
+    let root = object_for(&sys, reg, opened, opts)?;
     list.push(root);
     let mut scope: Vec<Dep> = vec![Dep::Minld(list[0].0.clone())];
+    // Beside `list`: the index of the object whose DT_NEEDED entry brought
+    // each in, and the entry (for the policy's report).
+    let mut needed_by: Vec<Option<(usize, String)>> = vec![None];
 
     // Breadth-first over DT_NEEDED.
     let mut i = 0;
@@ -209,6 +198,7 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
                 if let Dep::Minld(o) = d {
                     if !list.iter().any(|(l, _)| Arc::ptr_eq(l, o)) {
                         list.push((o.clone(), false));
+                        needed_by.push(Some((i, o.soname.clone())));
                     }
                 }
             }
@@ -222,6 +212,8 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
         let mut deps: Vec<Dep> = Vec::new();
         for n in names {
             let dep = dependency(&sys, reg, opts, &obj, &n, &mut list, i)?;
+            let script_member = i == 0 && extra.contains(&n);
+            needed_by.resize(list.len(), (!script_member).then(|| (i, n.clone())));
             let same = |d: &Dep| d.path() == dep.path();
             if !deps.iter().any(same) {
                 if !scope.iter().any(same) {
@@ -232,6 +224,21 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
         }
         let _ = obj.deps.set(deps);
         i += 1;
+    }
+    // Checked on the objects mapped, not on files opened again by name.
+    if let Some(policy) = &opts.policy {
+        let objects: Vec<_> = list
+            .iter()
+            .zip(&needed_by)
+            .map(|((o, _), by)| {
+                let by = by.as_ref();
+                (
+                    &**o,
+                    by.map(|(p, n)| (list[*p].0.path.as_path(), n.as_str())),
+                )
+            })
+            .collect();
+        crate::policy::check_loaded(policy, &objects)?;
     }
 
     let new: Vec<Arc<Object>> = list
@@ -518,7 +525,7 @@ fn dependency(
             })
         }
     };
-    let entry = object_for(sys, reg, opened, opts.run_code, namespace_id(opts))?;
+    let entry = object_for(sys, reg, opened, opts)?;
     // The same file under another name, already in this load.
     if let Some(pos) = list.iter().position(|(o, _)| Arc::ptr_eq(o, &entry.0)) {
         let o = &list[pos].0;
@@ -534,18 +541,18 @@ fn dependency(
 }
 
 /// The object for an open file: one minld already has (same device and
-/// inode), or a new mapping.
-/// `trusted`: its code may run (not `Loader::link`); only then are its
-/// unwind tables handed to the unwinder.
+/// inode), or a new mapping. Its code may run unless `Loader::link`; only
+/// then are its unwind tables handed to the unwinder. Under a policy an
+/// executable stack is left to the policy's report (see `check_policy`).
 fn object_for(
     sys: &Sys,
     reg: &Registry,
     opened: Opened,
-    trusted: bool,
-    namespace: u64,
+    opts: &Options,
 ) -> Result<(Arc<Object>, bool), Error> {
+    let (trusted, namespace) = (opts.run_code, namespace_id(opts));
     let Opened { fd, path, first } = opened;
-    let headers = validate::read_headers(sys, &fd, &path, &first, false)?;
+    let headers = validate::read_headers(sys, &fd, &path, &first, opts.policy.is_some())?;
     let key = (headers.stat.dev, headers.stat.ino);
     if let Some(o) = reg
         .by_file
