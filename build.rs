@@ -209,6 +209,21 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &["-DRACE_WHICH=2", "-Wl,-z,lazy,-z,relro"],
         ..LIB
     },
+    // An STB_GNU_UNIQUE definition, in two libraries: one per namespace.
+    Artifact {
+        name: "libplugin_unique_a.so",
+        sources: &["plugin_unique.c"],
+        dir: Dir::Sub("plugins"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libplugin_unique_b.so",
+        sources: &["plugin_unique.c"],
+        dir: Dir::Sub("plugins"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
     // Plugins for the sandbox (process isolation): test-libs/sandbox/.
     Artifact {
         name: "libecho.so",

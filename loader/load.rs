@@ -49,14 +49,16 @@ pub(crate) struct Options {
 }
 
 /// What minld knows across loads: the host's objects, its own objects by
-/// file identity, objects never to unload, unique symbols.
+/// file identity, objects never to unload, unique symbols per namespace.
 #[derive(Default)]
 pub(crate) struct Registry {
     pub(crate) host: HostObjects,
     /// By (namespace, device, inode): a file is one object per namespace.
     by_file: HashMap<(u64, u64, u64), Weak<Object>, reloc::FixedState>,
     pinned: Vec<Arc<Object>>,
-    uniques: Uniques,
+    /// By namespace (0: the default one): one table each, as glibc keeps
+    /// one per link-map list, so no namespace binds another's definition.
+    uniques: HashMap<u64, Uniques, reloc::FixedState>,
 }
 
 static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
@@ -300,7 +302,8 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
     }
     // Unique definitions are committed only if the whole load succeeds:
     // a failed load unmaps its objects, and their addresses must not stay.
-    let mut uniques = reg.uniques.clone();
+    let ns = namespace_id(opts);
+    let mut uniques = reg.uniques.get(&ns).cloned().unwrap_or_default();
     relocate_all(opts, &order, &members, &mut uniques)?;
 
     // Every init function is checked before any runs.
@@ -315,13 +318,13 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
         // nor the debugger hears of them (their tables are not trusted).
         return Ok(LoadSet { scope, as_needed });
     }
-    reg.uniques = uniques;
+    reg.uniques.insert(ns, uniques);
     for o in &new {
         reg.by_file
             .insert((o.namespace, o.dev_ino.0, o.dev_ino.1), Arc::downgrade(o));
         // As glibc does, an object whose STB_GNU_UNIQUE definition became
         // the process's one is never unloaded: others may be bound to it.
-        let defines_unique = reg.uniques.values().any(|&a| o.image.contains(a, 1));
+        let defines_unique = reg.uniques[&ns].values().any(|&a| o.image.contains(a, 1));
         if o.nodelete() || defines_unique {
             reg.pinned.push(o.clone());
         }

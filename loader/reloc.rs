@@ -119,7 +119,7 @@ enum Tls {
     },
 }
 
-/// Process-wide definitions of STB_GNU_UNIQUE symbols (one per name).
+/// One namespace's definitions of STB_GNU_UNIQUE symbols (one per name).
 /// (A fixed-key hasher: the default one asks the kernel for random keys,
 /// one more system call per process than glibc makes; these keys come from
 /// files whose code the process runs anyway.)

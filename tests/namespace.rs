@@ -258,3 +258,47 @@ fn a_soname_of_glibc_s_libm_does_not_exempt_a_plugin_from_the_rules() {
         other => panic!("expected DisallowedImports, got {other:?}"),
     }
 }
+
+/// The address `plugin_unique_addr` of test-libs/plugin_unique.c returns.
+fn unique_addr(l: &minld::Library) -> usize {
+    // SAFETY: int *plugin_unique_addr(void).
+    let f = unsafe { l.get::<extern "C" fn() -> *const c_int>("plugin_unique_addr") }.unwrap();
+    f() as usize
+}
+
+/// Whether `addr` lies in one of `l`'s own segments.
+fn in_image(l: &minld::Library, addr: usize) -> bool {
+    l.segments()
+        .iter()
+        .any(|s| addr >= s.addr && addr < s.addr + s.mem_size as usize)
+}
+
+#[test]
+fn a_unique_symbol_is_one_per_namespace() {
+    let ns = || Namespace::builder().permit_dir(plugins()).build();
+    let (a, b) = (ns(), ns());
+    // SAFETY: test-libs/plugin_unique.c, no constructors.
+    let (a1, a2, b1) = unsafe {
+        (
+            a.open("libplugin_unique_a.so").unwrap(),
+            a.open("libplugin_unique_b.so").unwrap(),
+            b.open("libplugin_unique_a.so").unwrap(),
+        )
+    };
+    // Within a namespace: one definition, the first one loaded.
+    assert_eq!(unique_addr(&a1), unique_addr(&a2));
+    assert!(in_image(&a1, unique_addr(&a1)));
+    // Another namespace binds its own copy, not namespace A's.
+    assert_ne!(unique_addr(&b1), unique_addr(&a1));
+    assert!(
+        in_image(&b1, unique_addr(&b1)),
+        "B bound outside its own copy"
+    );
+    // The default namespace keeps its own.
+    // SAFETY: as above.
+    let d = unsafe { minld::Loader::new().open(plugins().join("libplugin_unique_b.so")) }.unwrap();
+    assert!(
+        in_image(&d, unique_addr(&d)),
+        "the default namespace bound a namespace's copy"
+    );
+}
