@@ -224,6 +224,15 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &["-Wl,-z,now,-z,relro"],
         ..LIB
     },
+    // __cxa_finalize(NULL) from a plugin: the host's atexit handlers must
+    // not run.
+    Artifact {
+        name: "libplugin_finalize.so",
+        sources: &["plugin_finalize.c"],
+        dir: Dir::Sub("plugins"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
     // Plugins for the sandbox (process isolation): test-libs/sandbox/.
     Artifact {
         name: "libecho.so",

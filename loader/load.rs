@@ -651,7 +651,7 @@ fn object_for(
         debugger: OnceLock::new(),
         lazy_scope: OnceLock::new(),
     });
-    live::insert(start, end, eh_frame_hdr, Arc::downgrade(&object));
+    live::insert(start, end, eh_frame_hdr, namespace, Arc::downgrade(&object));
     Ok((object, true))
 }
 

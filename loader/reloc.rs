@@ -871,7 +871,8 @@ impl Pass<'_> {
                     value = *cx.uniques.entry(name.to_vec()).or_insert(value);
                 }
                 if matches!(definer, ScopeRef::Host(_)) && dkind != st::STT_TLS {
-                    if let Some(ours) = interpose::replacement(name, value) {
+                    let confined = cx.rules.and_then(|_| interpose::in_namespace(name, value));
+                    if let Some(ours) = confined.or_else(|| interpose::replacement(name, value)) {
                         value = ours;
                     }
                 }

@@ -302,3 +302,74 @@ fn a_unique_symbol_is_one_per_namespace() {
         "the default namespace bound a namespace's copy"
     );
 }
+
+/// Set by a host atexit handler, which no plugin may run.
+static HOST_HANDLER_RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn host_handler() {
+    HOST_HANDLER_RAN.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+extern "C" {
+    /// The program's own dso handle (crtbegin's), which its atexit uses.
+    static __dso_handle: u8;
+}
+
+#[test]
+fn a_plugin_finalizes_only_its_own_namespace_s_handlers() {
+    type Finalize = extern "C" fn(*const u8);
+    type Handle = extern "C" fn() -> *const u8;
+    let own = "plugin_finalize: own handler".to_string();
+    let ran = || LOG.lock().unwrap().iter().filter(|l| **l == own).count();
+    // SAFETY: glibc's atexit with a function that only sets a flag.
+    assert_eq!(unsafe { libc::atexit(host_handler) }, 0);
+    let ns = || {
+        Namespace::builder()
+            .permit_dir(plugins())
+            .allow_import("__cxa_atexit")
+            .export(
+                "host_log",
+                host_log as extern "C" fn(*const c_char) as usize,
+            )
+            .build()
+    };
+    let (a, b) = (ns(), ns());
+    // SAFETY: test-libs/plugin_finalize.c; its constructor registers a
+    // handler of its own.
+    let (pa, pb) = unsafe {
+        (
+            a.open("libplugin_finalize.so")
+                .unwrap_or_else(|e| panic!("{e}")),
+            b.open("libplugin_finalize.so")
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+    };
+    // SAFETY: void plugin_finalize(void *), void *plugin_dso_handle(void).
+    let (finalize, b_handle) = unsafe {
+        (
+            pa.get::<Finalize>("plugin_finalize").unwrap(),
+            pb.get::<Handle>("plugin_dso_handle").unwrap(),
+        )
+    };
+    // The program's handle (only its address is taken).
+    finalize(std::ptr::addr_of!(__dso_handle));
+    finalize(std::ptr::null());
+    assert!(
+        !HOST_HANDLER_RAN.load(std::sync::atomic::Ordering::SeqCst),
+        "__cxa_finalize from a plugin ran the host's atexit handler"
+    );
+    finalize(b_handle());
+    assert_eq!(ran(), 0, "a plugin's handler ran before its unload");
+    drop(pb);
+    assert_eq!(
+        ran(),
+        1,
+        "the plugin's own atexit handler did not run at unload"
+    );
+    drop(pa);
+    assert_eq!(
+        ran(),
+        2,
+        "the plugin's own atexit handler did not run at unload"
+    );
+}
