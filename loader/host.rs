@@ -1,6 +1,7 @@
 //! The host's objects: the program, glibc and whatever else glibc loaded.
 //!
-//! minld never maps a second glibc (../shared/DESIGN.md §3): symbols of
+//! minld never maps a second glibc (two would each claim the heap, the TLS
+//! and the process's state): symbols of
 //! libc.so.6 and ld-linux-x86-64.so.2, and of any dependency the process
 //! already has, come from the copies in the process. They are found with
 //! `dl_iterate_phdr` and their tables read in place with minld's own lookup.
@@ -14,6 +15,7 @@ use goblin::elf64::program_header::ProgramHeader;
 
 use crate::dynamic::{self, PtrStyle};
 use crate::mem::Memory;
+use crate::object::Object;
 use crate::symbols::Symbols;
 
 /// glibc's own libraries: never mapped by minld, always the host's copies.
@@ -356,6 +358,22 @@ impl HostObjects {
         )?);
         self.pinned.push((key, Arc::downgrade(&o)));
         Some((o, pin))
+    }
+}
+
+impl HostObject {
+    /// Whether it leaves a load's scope because the load has its own copy
+    /// (one of `local` has its soname). Never the program or glibc's own
+    /// libraries, and glibc's libm or libmvec only for the real file: a
+    /// DT_SONAME is the file's choice and must not hide the host's glibc.
+    pub(crate) fn replaced_by<'a>(&self, mut local: impl Iterator<Item = &'a Object>) -> bool {
+        if self.soname.is_empty() || glibc_target(&self.soname).is_some() {
+            return false;
+        }
+        let family = GLIBC_FAMILY.contains(&self.soname.as_str());
+        local.any(|o| {
+            o.soname == self.soname && (!family || is_glibc_family(o.dev_ino.0, o.dev_ino.1))
+        })
     }
 }
 

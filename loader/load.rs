@@ -259,7 +259,7 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
             .host
             .objects
             .iter()
-            .filter(|h| !replaced_locally(h, &list))
+            .filter(|h| !h.replaced_by(list.iter().map(|(o, _)| &**o)))
             .map(|h| ScopeRef::Host(h))
             .collect();
         for d in &scope {
@@ -283,7 +283,7 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
             .host
             .objects
             .iter()
-            .filter(|h| !replaced_locally(h, &list))
+            .filter(|h| !h.replaced_by(list.iter().map(|(o, _)| &**o)))
             .map(|h| lazy::Member::Host(h.clone()))
             .collect();
         for d in &scope {
@@ -425,20 +425,6 @@ fn relocate_all(
         });
     }
     Ok(())
-}
-
-/// Whether host object `h` leaves a load's scope because the load has its
-/// own copy (an object of the same soname). Never the program or glibc's
-/// own libraries, and glibc's libm or libmvec only for the real file: a
-/// DT_SONAME is the file's choice and must not hide the host's glibc.
-fn replaced_locally(h: &host::HostObject, list: &[(Arc<Object>, bool)]) -> bool {
-    if h.soname.is_empty() || host::glibc_target(&h.soname).is_some() {
-        return false;
-    }
-    let glibc_family = GLIBC_FAMILY.contains(&h.soname.as_str());
-    list.iter().any(|(o, _)| {
-        o.soname == h.soname && (!glibc_family || host::is_glibc_family(o.dev_ino.0, o.dev_ino.1))
-    })
 }
 
 /// The namespace's id; 0 for the default one.
