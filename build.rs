@@ -186,6 +186,31 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &["-Wl,-z,now,-z,relro"],
         ..LIB
     },
+    // DT_SONAME libm.so.6 on a plugin defining cos, and a plugin needing
+    // libm: in a namespace the impostor never stands in for glibc's libm.
+    Artifact {
+        name: "libplugin_libm_impostor.so",
+        sources: &["plugin_libm_impostor.c"],
+        dir: Dir::Sub("plugins"),
+        soname: Some("libm.so.6"),
+        flags: &["-fno-builtin", "-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libplugin_uses_libm.so",
+        sources: &["plugin_uses_libm.c"],
+        dir: Dir::Sub("plugins"),
+        flags: &["-fno-builtin", "-Wl,-z,now,-z,relro", "-lm"],
+        ..LIB
+    },
+    // DT_SONAME libc.so.6 on a library of the default namespace: the
+    // host's libc stays in its scope.
+    Artifact {
+        name: "liblibc_impostor.so",
+        sources: &["libc_impostor.c"],
+        soname: Some("libc.so.6"),
+        ..LIB
+    },
     Artifact {
         name: "libplugin_abi2.so",
         sources: &["plugin_abi2.c"],

@@ -373,3 +373,48 @@ fn a_plugin_finalizes_only_its_own_namespace_s_handlers() {
         "the plugin's own atexit handler did not run at unload"
     );
 }
+
+#[test]
+fn a_soname_of_libm_does_not_stand_in_for_glibc_s_libm() {
+    // The impostor (DT_SONAME libm.so.6, cos() == 42) is loaded first; the
+    // next plugin's DT_NEEDED libm.so.6 is still glibc's libm (the host's,
+    // or the file beside the host's libc).
+    let ns = Namespace::builder()
+        .permit_dir(plugins())
+        .allow_import("cos")
+        .build();
+    // SAFETY: test-libs/plugin_libm_impostor.c and plugin_uses_libm.c, no
+    // constructors.
+    let (_impostor, user) = unsafe {
+        (
+            ns.open("libplugin_libm_impostor.so")
+                .unwrap_or_else(|e| panic!("{e}")),
+            ns.open("libplugin_uses_libm.so")
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+    };
+    // SAFETY: double plugin_cos(double).
+    let plugin_cos = unsafe { user.get::<extern "C" fn(f64) -> f64>("plugin_cos") }.unwrap();
+    assert_eq!(plugin_cos(0.0), 1.0, "cos bound to the impostor");
+    assert!(
+        !user
+            .dependencies()
+            .iter()
+            .any(|d| d.ends_with("libplugin_libm_impostor.so")),
+        "{:?}",
+        user.dependencies()
+    );
+}
+
+#[test]
+fn a_soname_of_libc_does_not_hide_the_host_s_libc() {
+    // liblibc_impostor calls itself libc.so.6 and defines getpid; its own
+    // call to getpid still binds the host's libc (first in the default
+    // namespace's scope), as it would with glibc's dlopen.
+    let path = Path::new(env!("MINLD_TEST_LIBS")).join("liblibc_impostor.so");
+    // SAFETY: test-libs/libc_impostor.c, no constructors.
+    let l = unsafe { minld::Loader::new().open(&path) }.unwrap_or_else(|e| panic!("{e}"));
+    // SAFETY: int impostor_pid(void).
+    let pid = unsafe { l.get::<extern "C" fn() -> c_int>("impostor_pid") }.unwrap();
+    assert_eq!(pid(), std::process::id() as c_int);
+}
