@@ -234,6 +234,14 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &["-DRACE_WHICH=2", "-Wl,-z,lazy,-z,relro"],
         ..LIB
     },
+    Artifact {
+        name: "librace_root.so",
+        sources: &["race_root.c"],
+        dir: Dir::Sub("race"),
+        flags: &[RUNPATH_ORIGIN, "-Wl,-z,now,-z,relro"],
+        deps: &["librace_good.so"],
+        ..LIB
+    },
     // An STB_GNU_UNIQUE definition, in two libraries: one per namespace.
     Artifact {
         name: "libplugin_unique_a.so",

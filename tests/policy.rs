@@ -230,22 +230,26 @@ fn a_search_path_outside_the_permitted_directories() {
     );
 }
 
-#[test]
-fn the_file_checked_is_the_file_loaded_even_when_swapped_meanwhile() {
-    // Two files exchanged at one path (renameat2 RENAME_EXCHANGE) by another
-    // thread while this one loads under a strict policy: every load that
-    // succeeds has the good file, every refusal names the bad one.
+/// Loads `root` (in a scratch directory `tag`, beside `swapped`) 2,000
+/// times under a strict policy while another thread exchanges the file at
+/// `swapped` (a copy of librace_good.so) with librace_bad.so (renameat2
+/// RENAME_EXCHANGE): every load that succeeds has the good file (`marker`
+/// says which), every refusal names the bad one's finding at that path.
+fn swap_while_loading(tag: &str, root: &str, swapped: &str, marker: &str) {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
 
-    let dir = std::env::temp_dir().join(format!("minld-policy-{}-race", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("minld-policy-{}-{tag}", std::process::id()));
     fs::create_dir_all(&dir).unwrap();
     let race = Path::new(env!("MINLD_TEST_LIBS")).join("race");
-    let (at, other) = (dir.join("librace.so"), dir.join("librace_other.so"));
+    let (at, other) = (dir.join(swapped), dir.join("librace_other.so"));
     fs::copy(race.join("librace_good.so"), &at).unwrap();
     fs::copy(race.join("librace_bad.so"), &other).unwrap();
+    if root != swapped {
+        fs::copy(race.join(root), dir.join(root)).unwrap();
+    }
     let (c_at, c_other) = (
         CString::new(at.as_os_str().as_bytes()).unwrap(),
         CString::new(other.as_os_str().as_bytes()).unwrap(),
@@ -275,11 +279,12 @@ fn the_file_checked_is_the_file_loaded_even_when_swapped_meanwhile() {
     let loader = Loader::new().policy(Policy::strict());
     let (mut good, mut refused, mut bad) = (0, 0, Vec::new());
     for i in 0..2000 {
-        // SAFETY: test-libs/race.c: int race_which(void); no constructors.
-        match unsafe { loader.open(&at) } {
+        // SAFETY: test-libs/race.c and race_root.c: int (void) markers, no
+        // constructors.
+        match unsafe { loader.open(dir.join(root)) } {
             Ok(l) => {
                 // SAFETY: as above.
-                let which = unsafe { *l.get::<extern "C" fn() -> i32>("race_which").unwrap() }();
+                let which = unsafe { l.get::<extern "C" fn() -> i32>(marker) }.unwrap()();
                 if which == 1 {
                     good += 1;
                 } else {
@@ -287,7 +292,7 @@ fn the_file_checked_is_the_file_loaded_even_when_swapped_meanwhile() {
                 }
             }
             Err(Error::Policy { path, report }) => {
-                assert_eq!(path, at, "{report}");
+                assert_eq!(path, dir.join(root), "{report}");
                 assert!(
                     report
                         .findings
@@ -309,5 +314,20 @@ fn the_file_checked_is_the_file_loaded_even_when_swapped_meanwhile() {
         bad.is_empty(),
         "{} of 2000 loads got the file the policy refuses ({good} good, {refused} refused, {swaps} swaps)",
         bad.len()
+    );
+}
+
+#[test]
+fn the_file_checked_is_the_file_loaded_even_when_swapped_meanwhile() {
+    swap_while_loading("race", "librace.so", "librace.so", "race_which");
+}
+
+#[test]
+fn a_dependency_checked_is_the_dependency_loaded_even_when_swapped_meanwhile() {
+    swap_while_loading(
+        "race-dep",
+        "librace_root.so",
+        "librace_good.so",
+        "race_root_which",
     );
 }
