@@ -176,9 +176,92 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &["-Wl,-z,now,-z,relro"],
         ..LIB
     },
+    // DT_SONAME libm.so.6 on a plugin importing system: glibc's exemption
+    // from a namespace's import rules goes by the file, not by this name.
+    Artifact {
+        name: "libplugin_fake_libm.so",
+        sources: &["plugin_fake_libm.c"],
+        dir: Dir::Sub("plugins"),
+        soname: Some("libm.so.6"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    // DT_SONAME libm.so.6 on a plugin defining cos, and a plugin needing
+    // libm: in a namespace the impostor never stands in for glibc's libm.
+    Artifact {
+        name: "libplugin_libm_impostor.so",
+        sources: &["plugin_libm_impostor.c"],
+        dir: Dir::Sub("plugins"),
+        soname: Some("libm.so.6"),
+        flags: &["-fno-builtin", "-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libplugin_uses_libm.so",
+        sources: &["plugin_uses_libm.c"],
+        dir: Dir::Sub("plugins"),
+        flags: &["-fno-builtin", "-Wl,-z,now,-z,relro", "-lm"],
+        ..LIB
+    },
+    // DT_SONAME libc.so.6 on a library of the default namespace: the
+    // host's libc stays in its scope.
+    Artifact {
+        name: "liblibc_impostor.so",
+        sources: &["libc_impostor.c"],
+        soname: Some("libc.so.6"),
+        ..LIB
+    },
     Artifact {
         name: "libplugin_abi2.so",
         sources: &["plugin_abi2.c"],
+        dir: Dir::Sub("plugins"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    // The policy checks the file the load maps: two files swapped at one
+    // path while loading (tests/policy.rs).
+    Artifact {
+        name: "librace_good.so",
+        sources: &["race.c"],
+        dir: Dir::Sub("race"),
+        flags: &["-DRACE_WHICH=1", "-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "librace_bad.so",
+        sources: &["race.c"],
+        dir: Dir::Sub("race"),
+        flags: &["-DRACE_WHICH=2", "-Wl,-z,lazy,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "librace_root.so",
+        sources: &["race_root.c"],
+        dir: Dir::Sub("race"),
+        flags: &[RUNPATH_ORIGIN, "-Wl,-z,now,-z,relro"],
+        deps: &["librace_good.so"],
+        ..LIB
+    },
+    // An STB_GNU_UNIQUE definition, in two libraries: one per namespace.
+    Artifact {
+        name: "libplugin_unique_a.so",
+        sources: &["plugin_unique.c"],
+        dir: Dir::Sub("plugins"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libplugin_unique_b.so",
+        sources: &["plugin_unique.c"],
+        dir: Dir::Sub("plugins"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    // __cxa_finalize(NULL) from a plugin: the host's atexit handlers must
+    // not run.
+    Artifact {
+        name: "libplugin_finalize.so",
+        sources: &["plugin_finalize.c"],
         dir: Dir::Sub("plugins"),
         flags: &["-Wl,-z,now,-z,relro"],
         ..LIB

@@ -1,6 +1,7 @@
 //! The host's objects: the program, glibc and whatever else glibc loaded.
 //!
-//! minld never maps a second glibc (../shared/DESIGN.md §3): symbols of
+//! minld never maps a second glibc (two would each claim the heap, the TLS
+//! and the process's state): symbols of
 //! libc.so.6 and ld-linux-x86-64.so.2, and of any dependency the process
 //! already has, come from the copies in the process. They are found with
 //! `dl_iterate_phdr` and their tables read in place with minld's own lookup.
@@ -14,6 +15,7 @@ use goblin::elf64::program_header::ProgramHeader;
 
 use crate::dynamic::{self, PtrStyle};
 use crate::mem::Memory;
+use crate::object::Object;
 use crate::symbols::Symbols;
 
 /// glibc's own libraries: never mapped by minld, always the host's copies.
@@ -221,6 +223,33 @@ pub(crate) fn libc_dir() -> Option<PathBuf> {
     })
 }
 
+/// glibc's libraries besides libc, ld.so and the stubs (which are always
+/// the host's): in a namespace these come from the host, or else only from
+/// the directory of the host's libc.
+pub(crate) const GLIBC_FAMILY: &[&str] = &["libm.so.6", "libmvec.so.1"];
+
+/// Where glibc's other libraries are: beside the host's libc.
+pub(crate) fn glibc_family_dir() -> PathBuf {
+    libc_dir().unwrap_or_else(|| PathBuf::from("/lib/x86_64-linux-gnu"))
+}
+
+/// Whether the file with this (device, inode) is one of glibc's
+/// [`GLIBC_FAMILY`] beside the host's libc: decided by the file's identity,
+/// never by a name (DT_SONAME, DT_NEEDED) a file chooses.
+pub(crate) fn is_glibc_family(dev: u64, ino: u64) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    static IDS: std::sync::OnceLock<Vec<(u64, u64)>> = std::sync::OnceLock::new();
+    IDS.get_or_init(|| {
+        let dir = glibc_family_dir();
+        GLIBC_FAMILY
+            .iter()
+            .filter_map(|n| std::fs::metadata(dir.join(n)).ok())
+            .map(|m| (m.dev(), m.ino()))
+            .collect()
+    })
+    .contains(&(dev, ino))
+}
+
 /// The size of glibc's static TLS area, from ld.so's
 /// `_dl_get_tls_static_info` (GLIBC_PRIVATE; 0 if it cannot be asked, and
 /// then no host block is taken for static).
@@ -329,6 +358,22 @@ impl HostObjects {
         )?);
         self.pinned.push((key, Arc::downgrade(&o)));
         Some((o, pin))
+    }
+}
+
+impl HostObject {
+    /// Whether it leaves a load's scope because the load has its own copy
+    /// (one of `local` has its soname). Never the program or glibc's own
+    /// libraries, and glibc's libm or libmvec only for the real file: a
+    /// DT_SONAME is the file's choice and must not hide the host's glibc.
+    pub(crate) fn replaced_by<'a>(&self, mut local: impl Iterator<Item = &'a Object>) -> bool {
+        if self.soname.is_empty() || glibc_target(&self.soname).is_some() {
+            return false;
+        }
+        let family = GLIBC_FAMILY.contains(&self.soname.as_str());
+        local.any(|o| {
+            o.soname == self.soname && (!family || is_glibc_family(o.dev_ino.0, o.dev_ino.1))
+        })
     }
 }
 

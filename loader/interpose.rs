@@ -9,6 +9,12 @@
 //! | `__tls_get_addr` | minld's TLS modules (see `tls`) |
 //! | `__cxa_thread_atexit_impl` | a C++ `thread_local` destructor must keep its library mapped until it has run |
 //! | `_dl_find_object` | a libgcc_s minld loaded finds unwind tables of minld's objects |
+//!
+//! And for the objects of a namespace only (see [`in_namespace`]):
+//!
+//! | name | why |
+//! |---|---|
+//! | `__cxa_finalize` | `__cxa_finalize(NULL)` runs every atexit handler of the process, the host's too; a namespace's objects may finalize only their own |
 
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -24,6 +30,70 @@ static NEXT_THREAD_ATEXIT: AtomicUsize = AtomicUsize::new(0);
 static NEXT_CXA_THREAD_ATEXIT: AtomicUsize = AtomicUsize::new(0);
 /// glibc's `_dl_find_object`, once some object bound it.
 static NEXT_FIND_OBJECT: AtomicUsize = AtomicUsize::new(0);
+/// glibc's `__cxa_finalize`, once some namespace's object bound it.
+static NEXT_CXA_FINALIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// minld's replacement for the host's definition `host_value` of `name`
+/// when an object of a namespace binds it (before [`replacement`]).
+pub(crate) fn in_namespace(name: &[u8], host_value: usize) -> Option<usize> {
+    match name {
+        b"__cxa_finalize" => {
+            NEXT_CXA_FINALIZE.store(host_value, Ordering::Release);
+            Some(__minld_cxa_finalize as *const () as usize)
+        }
+        _ => None,
+    }
+}
+
+extern "C" {
+    /// `void __cxa_finalize(void *dso)` for a namespace's objects: passes
+    /// `dso` and its caller's return address to [`cxa_finalize_checked`].
+    fn __minld_cxa_finalize(dso: *mut c_void);
+}
+
+// Entry: 0(%rsp) = the caller's return address, %rdi = dso; %rsi, unused
+// by a one-argument function, carries the return address on.
+std::arch::global_asm!(
+    r#"
+    .text
+    .p2align 4
+    .globl __minld_cxa_finalize
+    .hidden __minld_cxa_finalize
+    .type __minld_cxa_finalize,@function
+__minld_cxa_finalize:
+    .cfi_startproc
+    movq (%rsp), %rsi
+    jmp {checked}
+    .cfi_endproc
+    .size __minld_cxa_finalize, .-__minld_cxa_finalize
+"#,
+    checked = sym cxa_finalize_checked,
+    options(att_syntax)
+);
+
+/// glibc's `__cxa_finalize(dso)`, run only when `dso` lies in an object of
+/// the caller's own namespace (what an object's `__do_global_dtors_aux`
+/// passes at unload: its `__dso_handle`). Anything else (NULL, which would
+/// run every handler of the process, the host's handle, another
+/// namespace's) does nothing.
+unsafe extern "C" fn cxa_finalize_checked(dso: *mut c_void, caller: usize) {
+    let caller_ns = live::namespace_at(caller);
+    if caller_ns.is_some_and(|n| n != 0) && live::namespace_at(dso as usize) == caller_ns {
+        let next = NEXT_CXA_FINALIZE.load(Ordering::Acquire);
+        // SAFETY: set from glibc's definition before any object could bind
+        // (and so call) the function that leads here.
+        let next: unsafe extern "C" fn(*mut c_void) = unsafe { std::mem::transmute(next) };
+        // SAFETY: glibc's function with the caller's own argument, a handle
+        // inside an object of its namespace (glibc only compares it with
+        // the handles registered; the handlers it runs are that object's).
+        unsafe { next(dso) };
+    } else {
+        log::warn!(
+            "__cxa_finalize({dso:p}) called from {caller:#x}: not a handle of an object in the \
+             caller's namespace; ignored"
+        );
+    }
+}
 
 /// minld's replacement for the host's definition `host_value` of `name`,
 /// if minld has one.

@@ -97,9 +97,12 @@ impl Loader {
         self
     }
 
-    /// Checks the library and every dependency it would bring in against
-    /// `policy` before loading (see [`crate::policy::check`]); any finding
-    /// refuses the load with [`Error::Policy`], which lists them all.
+    /// Checks the library and every dependency it brings in against
+    /// `policy` (the checks of [`crate::policy::check`]) before any of them
+    /// is relocated or runs code, each on the very mapping the load uses
+    /// (a file swapped at its path meanwhile is not checked in its place);
+    /// any finding refuses the load with [`Error::Policy`], which lists
+    /// them all.
     pub fn policy(mut self, policy: crate::Policy) -> Self {
         self.opts.policy = Some(policy);
         self

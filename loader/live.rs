@@ -15,6 +15,8 @@ struct Entry {
     end: usize,
     /// Real address of PT_GNU_EH_FRAME (.eh_frame_hdr), 0 without one.
     eh_frame_hdr: usize,
+    /// The namespace it was loaded in (0: the default one).
+    namespace: u64,
     object: Weak<Object>,
 }
 
@@ -29,13 +31,20 @@ pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
     Box::new(LIVE.write().unwrap_or_else(|p| p.into_inner()))
 }
 
-/// Adds a newly mapped object spanning `start..end`.
-pub(crate) fn insert(start: usize, end: usize, eh_frame_hdr: usize, object: Weak<Object>) {
+/// Adds a newly mapped object spanning `start..end`, of `namespace`.
+pub(crate) fn insert(
+    start: usize,
+    end: usize,
+    eh_frame_hdr: usize,
+    namespace: u64,
+    object: Weak<Object>,
+) {
     let mut v = LIVE.write().unwrap_or_else(|p| p.into_inner());
     v.push(Entry {
         start,
         end,
         eh_frame_hdr,
+        namespace,
         object,
     });
 }
@@ -62,4 +71,13 @@ pub(crate) fn frames_at(addr: usize) -> Option<(usize, usize, usize)> {
         .iter()
         .find(|e| addr >= e.start && addr < e.end)
         .map(|e| (e.start, e.end, e.eh_frame_hdr))
+}
+
+/// The namespace of the object whose mapping contains `addr`, also while
+/// the object runs its fini functions (no reference is taken).
+pub(crate) fn namespace_at(addr: usize) -> Option<u64> {
+    read()
+        .iter()
+        .find(|e| addr >= e.start && addr < e.end)
+        .map(|e| e.namespace)
 }

@@ -17,7 +17,7 @@ use goblin::elf::program_header as ph;
 use crate::debug::{self, Category};
 use crate::dynamic::{self, PtrStyle, DF_1_PIE};
 use crate::error::Error;
-use crate::host::{self, HostObjects};
+use crate::host::{self, HostObjects, GLIBC_FAMILY};
 use crate::init;
 use crate::lazy;
 use crate::live;
@@ -52,14 +52,16 @@ pub(crate) struct Options {
 }
 
 /// What minld knows across loads: the host's objects, its own objects by
-/// file identity, objects never to unload, unique symbols.
+/// file identity, objects never to unload, unique symbols per namespace.
 #[derive(Default)]
 pub(crate) struct Registry {
     pub(crate) host: HostObjects,
     /// By (namespace, device, inode): a file is one object per namespace.
     by_file: HashMap<(u64, u64, u64), Weak<Object>, reloc::FixedState>,
     pinned: Vec<Arc<Object>>,
-    uniques: Uniques,
+    /// By namespace (0: the default one): one table each, as glibc keeps
+    /// one per link-map list, so no namespace binds another's definition.
+    uniques: HashMap<u64, Uniques, reloc::FixedState>,
 }
 
 static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
@@ -128,20 +130,6 @@ pub(crate) struct LoadSet {
 pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending, Error> {
     let started = Instant::now();
     let sys = Sys { trace: opts.trace };
-    if let Some(policy) = &opts.policy {
-        let confined = opts.namespace.as_ref().map(|n| n.permitted.as_slice());
-        let report = crate::policy::check_with(&sys, name, policy, &opts.search_paths, confined)?;
-        if !report.findings.is_empty() {
-            return Err(Error::Policy {
-                path: report
-                    .checked
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| PathBuf::from(name)),
-                report,
-            });
-        }
-    }
     reg.host.refresh();
 
     // glibc's own libraries: a handle onto the host's copy.
@@ -196,9 +184,12 @@ pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pen
     };
 
     let mut list: Vec<(Arc<Object>, bool)> = Vec::new(); // (object, new in this load)
-    let root = object_for(&sys, reg, opened, opts.run_code, namespace_id(opts))?;
+    let root = object_for(&sys, reg, opened, opts)?;
     list.push(root);
     let mut scope: Vec<Dep> = vec![Dep::Minld(list[0].0.clone())];
+    // Beside `list`: the index of the object whose DT_NEEDED entry brought
+    // each in, and the entry (for the policy's report).
+    let mut needed_by: Vec<Option<(usize, String)>> = vec![None];
 
     // Breadth-first over DT_NEEDED.
     let mut i = 0;
@@ -213,6 +204,7 @@ pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pen
                 if let Dep::Minld(o) = d {
                     if !list.iter().any(|(l, _)| Arc::ptr_eq(l, o)) {
                         list.push((o.clone(), false));
+                        needed_by.push(Some((i, o.soname.clone())));
                     }
                 }
             }
@@ -226,6 +218,8 @@ pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pen
         let mut deps: Vec<Dep> = Vec::new();
         for n in names {
             let dep = dependency(&sys, reg, opts, &obj, &n, &mut list, i)?;
+            let script_member = i == 0 && extra.contains(&n);
+            needed_by.resize(list.len(), (!script_member).then(|| (i, n.clone())));
             let same = |d: &Dep| d.path() == dep.path();
             if !deps.iter().any(same) {
                 if !scope.iter().any(same) {
@@ -236,6 +230,21 @@ pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pen
         }
         let _ = obj.deps.set(deps);
         i += 1;
+    }
+    // Checked on the objects mapped, not on files opened again by name.
+    if let Some(policy) = &opts.policy {
+        let objects: Vec<_> = list
+            .iter()
+            .zip(&needed_by)
+            .map(|((o, _), by)| {
+                let by = by.as_ref();
+                (
+                    &**o,
+                    by.map(|(p, n)| (list[*p].0.path.as_path(), n.as_str())),
+                )
+            })
+            .collect();
+        crate::policy::check_loaded(policy, &objects)?;
     }
 
     let new: Vec<Arc<Object>> = list
@@ -250,12 +259,11 @@ pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pen
     // Relocate dependencies before dependents.
     let order = topological(&list[0].0, &new);
     let members: Vec<ScopeRef<'_>> = {
-        let local_sonames: Vec<&str> = list.iter().map(|(o, _)| o.soname.as_str()).collect();
         let mut m: Vec<ScopeRef<'_>> = reg
             .host
             .objects
             .iter()
-            .filter(|h| !local_sonames.contains(&h.soname.as_str()))
+            .filter(|h| !h.replaced_by(list.iter().map(|(o, _)| &**o)))
             .map(|h| ScopeRef::Host(h))
             .collect();
         for d in &scope {
@@ -275,12 +283,11 @@ pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pen
     // The same scope, owned, for functions bound at their first call.
     let lazy = !opts.bind_now;
     let lazy_scope = || -> Vec<lazy::Member> {
-        let local_sonames: Vec<&str> = list.iter().map(|(o, _)| o.soname.as_str()).collect();
         let mut m: Vec<lazy::Member> = reg
             .host
             .objects
             .iter()
-            .filter(|h| !local_sonames.contains(&h.soname.as_str()))
+            .filter(|h| !h.replaced_by(list.iter().map(|(o, _)| &**o)))
             .map(|h| lazy::Member::Host(h.clone()))
             .collect();
         for d in &scope {
@@ -299,7 +306,8 @@ pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pen
     }
     // Unique definitions are committed only if the whole load succeeds:
     // a failed load unmaps its objects, and their addresses must not stay.
-    let mut uniques = reg.uniques.clone();
+    let ns = namespace_id(opts);
+    let mut uniques = reg.uniques.get(&ns).cloned().unwrap_or_default();
     if opts.defer_init {
         if let Some(o) = new.iter().find(|o| o.dynamic.textrel()) {
             // Finishing would make the text executable again: not allowed
@@ -325,7 +333,7 @@ pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pen
     }
     let uniques = uniques
         .into_iter()
-        .filter(|(k, _)| !reg.uniques.contains_key(k))
+        .filter(|(k, _)| !reg.uniques.get(&ns).is_some_and(|t| t.contains_key(k)))
         .collect();
     Ok(Pending {
         set: LoadSet { scope, as_needed },
@@ -333,6 +341,7 @@ pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pen
         deferred,
         inits,
         uniques,
+        namespace: ns,
         name: name.to_string(),
         started,
     })
@@ -351,8 +360,9 @@ pub(crate) struct Pending {
     deferred: Vec<(Arc<Object>, Vec<reloc::Deferred>)>,
     /// Per object, dependencies first: its init functions (checked).
     inits: Vec<(Arc<Object>, Vec<usize>)>,
-    /// Unique definitions this load adds.
+    /// Unique definitions this load adds, to its namespace's table.
     uniques: Uniques,
+    namespace: u64,
     name: String,
     started: Instant,
 }
@@ -365,6 +375,7 @@ impl Pending {
             deferred: Vec::new(),
             inits: Vec::new(),
             uniques: Uniques::default(),
+            namespace: 0,
             name: String::new(),
             started: Instant::now(),
         }
@@ -390,15 +401,17 @@ pub(crate) fn finish(reg: &mut Registry, p: Pending) -> Result<LoadSet, Error> {
         reloc::apply_deferred(o, slots, true)?;
         o.image.protect_relro()?;
     }
+    let ns = p.namespace;
+    let table = reg.uniques.entry(ns).or_default();
     for (k, v) in p.uniques {
-        reg.uniques.entry(k).or_insert(v);
+        table.entry(k).or_insert(v);
     }
     for o in &p.new {
         reg.by_file
             .insert((o.namespace, o.dev_ino.0, o.dev_ino.1), Arc::downgrade(o));
         // As glibc does, an object whose STB_GNU_UNIQUE definition became
         // the process's one is never unloaded: others may be bound to it.
-        let defines_unique = reg.uniques.values().any(|&a| o.image.contains(a, 1));
+        let defines_unique = reg.uniques[&ns].values().any(|&a| o.image.contains(a, 1));
         if o.nodelete() || defines_unique {
             reg.pinned.push(o.clone());
         }
@@ -449,11 +462,12 @@ fn relocate_all(
     uniques: &mut Uniques,
 ) -> Result<Vec<(Arc<Object>, Vec<reloc::Deferred>)>, Error> {
     // glibc's own libraries mapped in a namespace (libm without the host's)
-    // are glibc: the namespace's import rules are not theirs.
+    // are glibc: the namespace's import rules are not theirs. Which they
+    // are is decided by the file, never by the DT_SONAME it chose.
     let rules_for = |o: &Object| {
         opts.namespace
             .as_deref()
-            .filter(|_| !GLIBC_FAMILY.contains(&o.soname.as_str()))
+            .filter(|_| !host::is_glibc_family(o.dev_ino.0, o.dev_ino.1))
     };
     // A namespace's imports are checked for every object before any is
     // relocated: nothing of a refused load runs.
@@ -511,12 +525,6 @@ fn relocate_all(
     Ok(deferred)
 }
 
-/// Resolves one DT_NEEDED entry of `obj` (at `index` in `list`).
-/// glibc's libraries besides libc, ld.so and the stubs (which are always
-/// the host's): in a namespace these come from the host, or else only from
-/// the directory of the host's libc.
-const GLIBC_FAMILY: &[&str] = &["libm.so.6", "libmvec.so.1"];
-
 /// The namespace's id; 0 for the default one.
 fn namespace_id(opts: &Options) -> u64 {
     opts.namespace.as_ref().map_or(0, |n| n.id)
@@ -533,14 +541,14 @@ fn find(
     match &opts.namespace {
         // Only beside the host's libc: never a file the plugin points at.
         Some(_) if GLIBC_FAMILY.contains(&name) => {
-            let dir = host::libc_dir().unwrap_or_else(|| PathBuf::from("/lib/x86_64-linux-gnu"));
-            search::find_confined(sys, name, None, &[dir])
+            search::find_confined(sys, name, None, &[host::glibc_family_dir()])
         }
         Some(ns) => search::find_confined(sys, name, requester, &ns.permitted),
         None => search::find(sys, name, requester, &opts.search_paths),
     }
 }
 
+/// Resolves one DT_NEEDED entry of `obj` (at `index` in `list`).
 fn dependency(
     sys: &Sys,
     reg: &mut Registry,
@@ -556,7 +564,13 @@ fn dependency(
         }
     }
     let base = n.rsplit('/').next().unwrap_or(n);
-    if let Some(pos) = list.iter().position(|(o, _)| o.soname == base) {
+    // glibc's libm and libmvec are the host's in a namespace too, and an
+    // object of the load stands for them only if it is the real file.
+    let glibc_family = opts.namespace.is_some() && GLIBC_FAMILY.contains(&base);
+    let named = |o: &Object| {
+        o.soname == base && (!glibc_family || host::is_glibc_family(o.dev_ino.0, o.dev_ino.1))
+    };
+    if let Some(pos) = list.iter().position(|(o, _)| named(o)) {
         let o = &list[pos].0;
         return Ok(if pos > index {
             Dep::Minld(o.clone())
@@ -564,8 +578,6 @@ fn dependency(
             Dep::Back(Arc::downgrade(o))
         });
     }
-    // glibc's libm and libmvec are the host's in a namespace too.
-    let glibc_family = opts.namespace.is_some() && GLIBC_FAMILY.contains(&base);
     if opts.reuse_host || glibc_family {
         if let Some(h) = reg.host.by_soname(base) {
             return Ok(Dep::Host(h.clone(), None));
@@ -578,7 +590,7 @@ fn dependency(
         .by_file
         .values()
         .filter_map(Weak::upgrade)
-        .find(|o| o.soname == base && o.namespace == namespace_id(opts))
+        .find(|o| named(o) && o.namespace == namespace_id(opts))
     {
         list.push((o.clone(), false));
         return Ok(Dep::Minld(o));
@@ -600,7 +612,7 @@ fn dependency(
             })
         }
     };
-    let entry = object_for(sys, reg, opened, opts.run_code, namespace_id(opts))?;
+    let entry = object_for(sys, reg, opened, opts)?;
     // The same file under another name, already in this load.
     if let Some(pos) = list.iter().position(|(o, _)| Arc::ptr_eq(o, &entry.0)) {
         let o = &list[pos].0;
@@ -616,18 +628,18 @@ fn dependency(
 }
 
 /// The object for an open file: one minld already has (same device and
-/// inode), or a new mapping.
-/// `trusted`: its code may run (not `Loader::link`); only then are its
-/// unwind tables handed to the unwinder.
+/// inode), or a new mapping. Its code may run unless `Loader::link`; only
+/// then are its unwind tables handed to the unwinder. Under a policy an
+/// executable stack is left to the policy's report (see `check_policy`).
 fn object_for(
     sys: &Sys,
     reg: &Registry,
     opened: Opened,
-    trusted: bool,
-    namespace: u64,
+    opts: &Options,
 ) -> Result<(Arc<Object>, bool), Error> {
+    let (trusted, namespace) = (opts.run_code, namespace_id(opts));
     let Opened { fd, path, first } = opened;
-    let headers = validate::read_headers(sys, &fd, &path, &first, false)?;
+    let headers = validate::read_headers(sys, &fd, &path, &first, opts.policy.is_some())?;
     let key = (headers.stat.dev, headers.stat.ino);
     if let Some(o) = reg
         .by_file
@@ -723,7 +735,7 @@ fn object_for(
         debugger: OnceLock::new(),
         lazy_scope: OnceLock::new(),
     });
-    live::insert(start, end, eh_frame_hdr, Arc::downgrade(&object));
+    live::insert(start, end, eh_frame_hdr, namespace, Arc::downgrade(&object));
     Ok((object, true))
 }
 

@@ -39,6 +39,8 @@ impl Rules {
     pub(crate) fn allows(&self, name: &[u8], version: Option<&str>) -> bool {
         // What every compiler-built library references from libc for its
         // own start-up and teardown, not the plugin's imports.
+        // (`__cxa_finalize` is bound to a wrapper that finalizes only the
+        // namespace's own objects: see `interpose::in_namespace`.)
         const RUNTIME: &[&[u8]] = &[
             b"__cxa_finalize",
             b"__gmon_start__",

@@ -217,26 +217,21 @@ pub fn check(name: impl AsRef<Path>, policy: &Policy) -> Result<Report, Error> {
         &name.as_ref().to_string_lossy(),
         policy,
         &[],
-        None,
     )
 }
 
 /// The object that needs a name: its path, DT_RPATH and DT_RUNPATH.
 type Needer = (PathBuf, Option<String>, Option<String>);
 
-pub(crate) fn check_with(
-    sys: &Sys,
-    name: &str,
-    policy: &Policy,
-    extra: &[PathBuf],
-    confined: Option<&[PathBuf]>,
-) -> Result<Report, Error> {
+/// The check behind [`check`]: searches as an unconfined load would, opens
+/// and maps each file once, and checks that mapping. (A load checks the
+/// objects it maps instead, see [`check_loaded`].)
+fn check_with(sys: &Sys, name: &str, policy: &Policy, extra: &[PathBuf]) -> Result<Report, Error> {
     let mut report = Report::default();
     let mut queue: Vec<(String, Option<Needer>)> = vec![(name.to_string(), None)];
     while let Some((n, req)) = queue.pop() {
         // glibc's own libraries are glibc, not the plugin's.
-        let base = n.rsplit('/').next().unwrap_or(&n);
-        if host::glibc_target(&n).is_some() || matches!(base, "libm.so.6" | "libmvec.so.1") {
+        if host::glibc_target(&n).is_some() {
             continue;
         }
         let r = req.as_ref().map(|(p, rpath, runpath)| Requester {
@@ -244,13 +239,7 @@ pub(crate) fn check_with(
             rpath: rpath.as_deref(),
             runpath: runpath.as_deref(),
         });
-        // The file the load would open: a namespace searches only its
-        // permitted directories.
-        let found = match confined {
-            Some(dirs) => search::find_confined(sys, &n, r.as_ref(), dirs)?,
-            None => search::find(sys, &n, r.as_ref(), extra)?,
-        };
-        let opened = match found {
+        let opened = match search::find(sys, &n, r.as_ref(), extra)? {
             Found::Elf(o) => o,
             Found::Script { members, .. } => {
                 for m in members.iter().filter(|m| !m.as_needed) {
@@ -262,127 +251,26 @@ pub(crate) fn check_with(
         if report.checked.contains(&opened.path) {
             continue;
         }
-        if let Some((parent, _, _)) = &req {
-            if !policy.permitted(&opened.path) {
-                report.findings.push(Finding {
-                    path: parent.clone(),
-                    kind: FindingKind::DependencyOutsidePermitted,
-                    detail: format!("DT_NEEDED {n} found at {}", opened.path.display()),
-                });
-            }
-        } else if !policy.permitted(&opened.path) {
-            report.findings.push(Finding {
-                path: opened.path.clone(),
-                kind: FindingKind::DependencyOutsidePermitted,
-                detail: "the library itself is outside the permitted directories".to_string(),
-            });
-        }
         let path = opened.path.clone();
-        report.checked.push(path.clone());
         let headers = validate::read_headers(sys, &opened.fd, &path, &opened.first, true)?;
-        for (i, p) in headers.phdrs.iter().enumerate() {
-            if p.p_type == ph::PT_LOAD
-                && p.p_flags & ph::PF_W != 0
-                && p.p_flags & ph::PF_X != 0
-                && !policy.allow_writable_code
-            {
-                report.findings.push(Finding {
-                    path: path.clone(),
-                    kind: FindingKind::WritableAndExecutable,
-                    detail: format!("PT_LOAD segment {i} at p_vaddr {:#x} is RWX", p.p_vaddr),
-                });
-            }
-            if p.p_type == ph::PT_GNU_STACK
-                && p.p_flags & ph::PF_X != 0
-                && !policy.allow_executable_stack
-            {
-                report.findings.push(Finding {
-                    path: path.clone(),
-                    kind: FindingKind::ExecutableStack,
-                    detail: format!("PT_GNU_STACK p_flags {:#x}", p.p_flags),
-                });
-            }
+        // libm and libmvec beside the host's libc, known by the file found
+        // (never by the name asked for).
+        if host::is_glibc_family(headers.stat.dev, headers.stat.ino) {
+            continue;
         }
-        if headers.find(ph::PT_GNU_STACK).is_none() && !policy.allow_executable_stack {
-            report.findings.push(Finding {
-                path: path.clone(),
-                kind: FindingKind::ExecutableStack,
-                detail: "no PT_GNU_STACK: on x86-64 that means an executable stack".to_string(),
-            });
-        }
-        if policy.require_relro && headers.find(ph::PT_GNU_RELRO).is_none() {
-            report.findings.push(Finding {
-                path: path.clone(),
-                kind: FindingKind::NoRelro,
-                detail: "no PT_GNU_RELRO segment".to_string(),
-            });
-        }
-        // The dynamic section, read from a read-only mapping of the file.
+        let needed = req.as_ref().map(|(p, _, _)| (p.as_path(), n.as_str()));
+        check_location(policy, &mut report, &path, needed);
+        // The dynamic section, read from a mapping of the file.
         let (image, mem, d) = crate::load::map_and_read_dynamic(sys, &opened.fd, &headers, &path)?;
         drop(opened);
-        if d.textrel() && !policy.allow_text_relocations {
-            report.findings.push(Finding {
-                path: path.clone(),
-                kind: FindingKind::TextRelocations,
-                detail: "DT_TEXTREL".to_string(),
-            });
-        }
-        if policy.require_bind_now && !d.bind_now() {
-            report.findings.push(Finding {
-                path: path.clone(),
-                kind: FindingKind::NotBindNow,
-                detail: format!("DT_FLAGS {:#x}, DT_FLAGS_1 {:#x}", d.flags, d.flags_1),
-            });
-        }
-        let origin = path.parent().map(Path::to_path_buf);
-        for (tag, list) in [("DT_RUNPATH", &d.runpath), ("DT_RPATH", &d.rpath)] {
-            for entry in list.iter().flat_map(|l| l.split(':')) {
-                let expanded =
-                    search::expand(entry, origin.as_deref()).unwrap_or_else(|| entry.to_string());
-                if !policy.permitted(Path::new(&expanded)) {
-                    report.findings.push(Finding {
-                        path: path.clone(),
-                        kind: FindingKind::SearchPathOutsidePermitted,
-                        detail: format!("{tag} entry {entry} ({expanded})"),
-                    });
-                }
-            }
-        }
         let symbols = Symbols::new(&path, &mem, &d)?;
-        let bias = image.bias.0;
-        if let Some(relro) = headers
-            .find(ph::PT_GNU_RELRO)
-            .filter(|_| policy.require_relro)
-        {
-            if let Some(detail) = got_outside_relro(relro, &d, bias) {
-                report.findings.push(Finding {
-                    path: path.clone(),
-                    kind: FindingKind::GotOutsideRelro,
-                    detail,
-                });
-            }
-        }
-        let init_array = init_entries(&d, &symbols, bias);
-        let ifunc_symbols = (1..symbols.len())
-            .filter_map(|i| symbols.sym(i))
-            .filter(|s| s.st_info & 0xf == st::STT_GNU_IFUNC && s.st_shndx != 0)
-            .count();
-        let irelative = d
-            .rela
-            .iter()
-            .chain(d.jmprel.iter())
-            .filter(|r| r.r_info & 0xffff_ffff == 37)
-            .count();
-        report.code_at_load.push(CodeAtLoad {
-            path: path.clone(),
-            init_functions: usize::from(d.init.is_some())
-                + init_array
-                    .iter()
-                    .filter(|e| **e != InitEntry::Skipped)
-                    .count(),
-            init_array,
-            ifunc_resolvers: ifunc_symbols + irelative,
-        });
+        check_image(
+            policy,
+            &mut report,
+            &path,
+            &headers.phdrs,
+            (&d, &symbols, image.bias.0),
+        );
         for n in d.needed.iter().rev() {
             queue.push((
                 n.clone(),
@@ -513,4 +401,183 @@ fn got_outside_relro(relro: &ProgramHeader, d: &Dynamic, bias: usize) -> Option<
             if count > outside.len() { ", ..." } else { "" }
         )
     })
+}
+
+/// Checks the objects a load mapped or reused, each on its own mapping:
+/// what is checked is what will run, whatever another process did at its
+/// path meanwhile. Each comes with the object and DT_NEEDED entry that
+/// brought it in (None: the library asked for, first). glibc's libm and
+/// libmvec (known by the file) are not checked, nor the host's objects
+/// (not mapped by the load). An executable stack the policy allowed is
+/// still refused, as by a load without a policy.
+pub(crate) fn check_loaded(
+    policy: &Policy,
+    objects: &[(&crate::object::Object, Option<(&Path, &str)>)],
+) -> Result<(), Error> {
+    let mut report = Report::default();
+    for &(o, needed) in objects {
+        if host::is_glibc_family(o.dev_ino.0, o.dev_ino.1) || report.checked.contains(&o.path) {
+            continue;
+        }
+        check_location(policy, &mut report, &o.path, needed);
+        check_image(
+            policy,
+            &mut report,
+            &o.path,
+            &o.image.phdrs,
+            (&o.dynamic, &o.symbols, o.image.bias.0),
+        );
+    }
+    if let Some((root, _)) = objects.first().filter(|_| !report.findings.is_empty()) {
+        return Err(Error::Policy {
+            path: root.path.clone(),
+            report,
+        });
+    }
+    for (o, _) in objects {
+        if let Some(p) = o.image.phdr(ph::PT_GNU_STACK) {
+            if p.p_flags & ph::PF_X != 0 {
+                return Err(Error::ExecutableStack {
+                    path: o.path.clone(),
+                    flags: p.p_flags,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Where a library was found: inside the permitted directories, and is
+/// checked (added to `report.checked`).
+fn check_location(
+    policy: &Policy,
+    report: &mut Report,
+    path: &Path,
+    needed: Option<(&Path, &str)>,
+) {
+    if let Some((parent, n)) = needed {
+        if !policy.permitted(path) {
+            report.findings.push(Finding {
+                path: parent.to_path_buf(),
+                kind: FindingKind::DependencyOutsidePermitted,
+                detail: format!("DT_NEEDED {n} found at {}", path.display()),
+            });
+        }
+    } else if !policy.permitted(path) {
+        report.findings.push(Finding {
+            path: path.to_path_buf(),
+            kind: FindingKind::DependencyOutsidePermitted,
+            detail: "the library itself is outside the permitted directories".to_string(),
+        });
+    }
+    report.checked.push(path.to_path_buf());
+}
+
+/// One library's own findings and the code it would run at load, from its
+/// program headers, dynamic section and symbols.
+fn check_image(
+    policy: &Policy,
+    report: &mut Report,
+    path: &Path,
+    phdrs: &[ProgramHeader],
+    (d, symbols, bias): (&Dynamic, &Symbols, usize),
+) {
+    let path = path.to_path_buf();
+    if !phdrs.iter().any(|p| p.p_type == ph::PT_GNU_STACK) && !policy.allow_executable_stack {
+        report.findings.push(Finding {
+            path: path.clone(),
+            kind: FindingKind::ExecutableStack,
+            detail: "no PT_GNU_STACK: on x86-64 that means an executable stack".to_string(),
+        });
+    }
+    for (i, p) in phdrs.iter().enumerate() {
+        if p.p_type == ph::PT_LOAD
+            && p.p_flags & ph::PF_W != 0
+            && p.p_flags & ph::PF_X != 0
+            && !policy.allow_writable_code
+        {
+            report.findings.push(Finding {
+                path: path.clone(),
+                kind: FindingKind::WritableAndExecutable,
+                detail: format!("PT_LOAD segment {i} at p_vaddr {:#x} is RWX", p.p_vaddr),
+            });
+        }
+        if p.p_type == ph::PT_GNU_STACK
+            && p.p_flags & ph::PF_X != 0
+            && !policy.allow_executable_stack
+        {
+            report.findings.push(Finding {
+                path: path.clone(),
+                kind: FindingKind::ExecutableStack,
+                detail: format!("PT_GNU_STACK p_flags {:#x}", p.p_flags),
+            });
+        }
+    }
+    let relro = phdrs.iter().find(|p| p.p_type == ph::PT_GNU_RELRO);
+    match relro {
+        None if policy.require_relro => report.findings.push(Finding {
+            path: path.clone(),
+            kind: FindingKind::NoRelro,
+            detail: "no PT_GNU_RELRO segment".to_string(),
+        }),
+        Some(relro) if policy.require_relro => {
+            if let Some(detail) = got_outside_relro(relro, d, bias) {
+                report.findings.push(Finding {
+                    path: path.clone(),
+                    kind: FindingKind::GotOutsideRelro,
+                    detail,
+                });
+            }
+        }
+        _ => {}
+    }
+    if d.textrel() && !policy.allow_text_relocations {
+        report.findings.push(Finding {
+            path: path.clone(),
+            kind: FindingKind::TextRelocations,
+            detail: "DT_TEXTREL".to_string(),
+        });
+    }
+    if policy.require_bind_now && !d.bind_now() {
+        report.findings.push(Finding {
+            path: path.clone(),
+            kind: FindingKind::NotBindNow,
+            detail: format!("DT_FLAGS {:#x}, DT_FLAGS_1 {:#x}", d.flags, d.flags_1),
+        });
+    }
+    let origin = path.parent().map(Path::to_path_buf);
+    for (tag, list) in [("DT_RUNPATH", &d.runpath), ("DT_RPATH", &d.rpath)] {
+        for entry in list.iter().flat_map(|l| l.split(':')) {
+            let expanded =
+                search::expand(entry, origin.as_deref()).unwrap_or_else(|| entry.to_string());
+            if !policy.permitted(Path::new(&expanded)) {
+                report.findings.push(Finding {
+                    path: path.clone(),
+                    kind: FindingKind::SearchPathOutsidePermitted,
+                    detail: format!("{tag} entry {entry} ({expanded})"),
+                });
+            }
+        }
+    }
+    let ifunc_symbols = (1..symbols.len())
+        .filter_map(|i| symbols.sym(i))
+        .filter(|s| s.st_info & 0xf == st::STT_GNU_IFUNC && s.st_shndx != 0)
+        .count();
+    let irelative = d
+        .rela
+        .iter()
+        .chain(d.jmprel.iter())
+        .filter(|r| r.r_info & 0xffff_ffff == 37)
+        .count();
+    let init_array = init_entries(d, symbols, bias);
+    report.code_at_load.push(CodeAtLoad {
+        path,
+        init_functions: usize::from(d.init.is_some())
+            + init_array
+                .iter()
+                .filter(|e| **e != InitEntry::Skipped)
+                .count(),
+        init_array,
+        ifunc_resolvers: ifunc_symbols + irelative,
+    });
 }

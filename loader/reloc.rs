@@ -122,7 +122,7 @@ enum Tls {
     },
 }
 
-/// Process-wide definitions of STB_GNU_UNIQUE symbols (one per name).
+/// One namespace's definitions of STB_GNU_UNIQUE symbols (one per name).
 /// (A fixed-key hasher: the default one asks the kernel for random keys,
 /// one more system call per process than glibc makes; these keys come from
 /// files whose code the process runs anyway.)
@@ -901,7 +901,8 @@ impl Pass<'_> {
                     value = *cx.uniques.entry(name.to_vec()).or_insert(value);
                 }
                 if matches!(definer, ScopeRef::Host(_)) && dkind != st::STT_TLS {
-                    if let Some(ours) = interpose::replacement(name, value) {
+                    let confined = cx.rules.and_then(|_| interpose::in_namespace(name, value));
+                    if let Some(ours) = confined.or_else(|| interpose::replacement(name, value)) {
                         value = ours;
                     }
                 }

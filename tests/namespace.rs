@@ -236,3 +236,185 @@ fn a_runpath_cannot_climb_out_of_the_permitted_directories() {
     };
     assert!(matches!(e, Error::NotFound { .. }), "{e}");
 }
+
+#[test]
+fn a_soname_of_glibc_s_libm_does_not_exempt_a_plugin_from_the_rules() {
+    // libplugin_fake_libm imports system and calls itself libm.so.6: glibc's
+    // exemption goes by the file found beside the host's libc, not by the
+    // name a file gives itself.
+    // SAFETY: refused before any of its code runs.
+    let e = match unsafe { namespace().open("libplugin_fake_libm.so") } {
+        Ok(_) => panic!("a plugin importing system loaded under DT_SONAME libm.so.6"),
+        Err(e) => e,
+    };
+    match &e {
+        Error::DisallowedImports { path, imports } => {
+            assert!(path.ends_with("libplugin_fake_libm.so"), "{e}");
+            assert!(
+                imports.iter().any(|i| i.starts_with("system@")),
+                "{imports:?}"
+            );
+        }
+        other => panic!("expected DisallowedImports, got {other:?}"),
+    }
+}
+
+/// The address `plugin_unique_addr` of test-libs/plugin_unique.c returns.
+fn unique_addr(l: &minld::Library) -> usize {
+    // SAFETY: int *plugin_unique_addr(void).
+    let f = unsafe { l.get::<extern "C" fn() -> *const c_int>("plugin_unique_addr") }.unwrap();
+    f() as usize
+}
+
+/// Whether `addr` lies in one of `l`'s own segments.
+fn in_image(l: &minld::Library, addr: usize) -> bool {
+    l.segments()
+        .iter()
+        .any(|s| addr >= s.addr && addr < s.addr + s.mem_size as usize)
+}
+
+#[test]
+fn a_unique_symbol_is_one_per_namespace() {
+    let ns = || Namespace::builder().permit_dir(plugins()).build();
+    let (a, b) = (ns(), ns());
+    // SAFETY: test-libs/plugin_unique.c, no constructors.
+    let (a1, a2, b1) = unsafe {
+        (
+            a.open("libplugin_unique_a.so").unwrap(),
+            a.open("libplugin_unique_b.so").unwrap(),
+            b.open("libplugin_unique_a.so").unwrap(),
+        )
+    };
+    // Within a namespace: one definition, the first one loaded.
+    assert_eq!(unique_addr(&a1), unique_addr(&a2));
+    assert!(in_image(&a1, unique_addr(&a1)));
+    // Another namespace binds its own copy, not namespace A's.
+    assert_ne!(unique_addr(&b1), unique_addr(&a1));
+    assert!(
+        in_image(&b1, unique_addr(&b1)),
+        "B bound outside its own copy"
+    );
+    // The default namespace keeps its own.
+    // SAFETY: as above.
+    let d = unsafe { minld::Loader::new().open(plugins().join("libplugin_unique_b.so")) }.unwrap();
+    assert!(
+        in_image(&d, unique_addr(&d)),
+        "the default namespace bound a namespace's copy"
+    );
+}
+
+/// Set by a host atexit handler, which no plugin may run.
+static HOST_HANDLER_RAN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn host_handler() {
+    HOST_HANDLER_RAN.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+extern "C" {
+    /// The program's own dso handle (crtbegin's), which its atexit uses.
+    static __dso_handle: u8;
+}
+
+#[test]
+fn a_plugin_finalizes_only_its_own_namespace_s_handlers() {
+    type Finalize = extern "C" fn(*const u8);
+    type Handle = extern "C" fn() -> *const u8;
+    let own = "plugin_finalize: own handler".to_string();
+    let ran = || LOG.lock().unwrap().iter().filter(|l| **l == own).count();
+    // SAFETY: glibc's atexit with a function that only sets a flag.
+    assert_eq!(unsafe { libc::atexit(host_handler) }, 0);
+    let ns = || {
+        Namespace::builder()
+            .permit_dir(plugins())
+            .allow_import("__cxa_atexit")
+            .export(
+                "host_log",
+                host_log as extern "C" fn(*const c_char) as usize,
+            )
+            .build()
+    };
+    let (a, b) = (ns(), ns());
+    // SAFETY: test-libs/plugin_finalize.c; its constructor registers a
+    // handler of its own.
+    let (pa, pb) = unsafe {
+        (
+            a.open("libplugin_finalize.so")
+                .unwrap_or_else(|e| panic!("{e}")),
+            b.open("libplugin_finalize.so")
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+    };
+    // SAFETY: void plugin_finalize(void *), void *plugin_dso_handle(void).
+    let (finalize, b_handle) = unsafe {
+        (
+            pa.get::<Finalize>("plugin_finalize").unwrap(),
+            pb.get::<Handle>("plugin_dso_handle").unwrap(),
+        )
+    };
+    // The program's handle (only its address is taken).
+    finalize(std::ptr::addr_of!(__dso_handle));
+    finalize(std::ptr::null());
+    assert!(
+        !HOST_HANDLER_RAN.load(std::sync::atomic::Ordering::SeqCst),
+        "__cxa_finalize from a plugin ran the host's atexit handler"
+    );
+    finalize(b_handle());
+    assert_eq!(ran(), 0, "a plugin's handler ran before its unload");
+    drop(pb);
+    assert_eq!(
+        ran(),
+        1,
+        "the plugin's own atexit handler did not run at unload"
+    );
+    drop(pa);
+    assert_eq!(
+        ran(),
+        2,
+        "the plugin's own atexit handler did not run at unload"
+    );
+}
+
+#[test]
+fn a_soname_of_libm_does_not_stand_in_for_glibc_s_libm() {
+    // The impostor (DT_SONAME libm.so.6, cos() == 42) is loaded first; the
+    // next plugin's DT_NEEDED libm.so.6 is still glibc's libm (the host's,
+    // or the file beside the host's libc).
+    let ns = Namespace::builder()
+        .permit_dir(plugins())
+        .allow_import("cos")
+        .build();
+    // SAFETY: test-libs/plugin_libm_impostor.c and plugin_uses_libm.c, no
+    // constructors.
+    let (_impostor, user) = unsafe {
+        (
+            ns.open("libplugin_libm_impostor.so")
+                .unwrap_or_else(|e| panic!("{e}")),
+            ns.open("libplugin_uses_libm.so")
+                .unwrap_or_else(|e| panic!("{e}")),
+        )
+    };
+    // SAFETY: double plugin_cos(double).
+    let plugin_cos = unsafe { user.get::<extern "C" fn(f64) -> f64>("plugin_cos") }.unwrap();
+    assert_eq!(plugin_cos(0.0), 1.0, "cos bound to the impostor");
+    assert!(
+        !user
+            .dependencies()
+            .iter()
+            .any(|d| d.ends_with("libplugin_libm_impostor.so")),
+        "{:?}",
+        user.dependencies()
+    );
+}
+
+#[test]
+fn a_soname_of_libc_does_not_hide_the_host_s_libc() {
+    // liblibc_impostor calls itself libc.so.6 and defines getpid; its own
+    // call to getpid still binds the host's libc (first in the default
+    // namespace's scope), as it would with glibc's dlopen.
+    let path = Path::new(env!("MINLD_TEST_LIBS")).join("liblibc_impostor.so");
+    // SAFETY: test-libs/libc_impostor.c, no constructors.
+    let l = unsafe { minld::Loader::new().open(&path) }.unwrap_or_else(|e| panic!("{e}"));
+    // SAFETY: int impostor_pid(void).
+    let pid = unsafe { l.get::<extern "C" fn() -> c_int>("impostor_pid") }.unwrap();
+    assert_eq!(pid(), std::process::id() as c_int);
+}

@@ -124,7 +124,7 @@ fn one_report_lists_every_finding_with_the_value() {
         "{text:?}"
     );
 
-    // Loader::policy refuses with all of them, and maps nothing.
+    // Loader::policy refuses with all of them, and runs nothing.
     // SAFETY: refused before any code runs.
     let e = match unsafe { Loader::new().policy(Policy::strict()).open(&bad) } {
         Ok(_) => panic!("loaded"),
@@ -416,4 +416,106 @@ fn a_missing_pt_gnu_stack_is_an_executable_stack() {
     assert!(r.findings[0].detail.contains("no PT_GNU_STACK"), "{r}");
     // The intact file has a non-executable PT_GNU_STACK: no finding.
     assert_eq!(kinds(&lib("libbasic.so"), &p), []);
+}
+
+/// Loads `root` (in a scratch directory `tag`, beside `swapped`) 2,000
+/// times under a strict policy while another thread exchanges the file at
+/// `swapped` (a copy of librace_good.so) with librace_bad.so (renameat2
+/// RENAME_EXCHANGE): every load that succeeds has the good file (`marker`
+/// says which), every refusal names the bad one's finding at that path.
+fn swap_while_loading(tag: &str, root: &str, swapped: &str, marker: &str) {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let dir = std::env::temp_dir().join(format!("minld-policy-{}-{tag}", std::process::id()));
+    fs::create_dir_all(&dir).unwrap();
+    let race = Path::new(env!("MINLD_TEST_LIBS")).join("race");
+    let (at, other) = (dir.join(swapped), dir.join("librace_other.so"));
+    fs::copy(race.join("librace_good.so"), &at).unwrap();
+    fs::copy(race.join("librace_bad.so"), &other).unwrap();
+    if root != swapped {
+        fs::copy(race.join(root), dir.join(root)).unwrap();
+    }
+    let (c_at, c_other) = (
+        CString::new(at.as_os_str().as_bytes()).unwrap(),
+        CString::new(other.as_os_str().as_bytes()).unwrap(),
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let swapper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut swaps = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // SAFETY: two NUL-terminated paths; no memory is shared.
+                let rc = unsafe {
+                    libc::renameat2(
+                        libc::AT_FDCWD,
+                        c_at.as_ptr(),
+                        libc::AT_FDCWD,
+                        c_other.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    )
+                };
+                assert_eq!(rc, 0, "renameat2: {}", std::io::Error::last_os_error());
+                swaps += 1;
+            }
+            swaps
+        })
+    };
+    let loader = Loader::new().policy(Policy::strict());
+    let (mut good, mut refused, mut bad) = (0, 0, Vec::new());
+    for i in 0..2000 {
+        // SAFETY: test-libs/race.c and race_root.c: int (void) markers, no
+        // constructors.
+        match unsafe { loader.open(dir.join(root)) } {
+            Ok(l) => {
+                // SAFETY: as above.
+                let which = unsafe { l.get::<extern "C" fn() -> i32>(marker) }.unwrap()();
+                if which == 1 {
+                    good += 1;
+                } else {
+                    bad.push(i);
+                }
+            }
+            Err(Error::Policy { path, report }) => {
+                assert_eq!(path, dir.join(root), "{report}");
+                assert!(
+                    report
+                        .findings
+                        .iter()
+                        .all(|f| f.kind == FindingKind::NotBindNow && f.path == at),
+                    "a refusal for something the bad file does not have: {report}"
+                );
+                assert!(!report.findings.is_empty());
+                refused += 1;
+            }
+            Err(e) => panic!("load {i}: {e}"),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let swaps = swapper.join().unwrap();
+    let _ = fs::remove_dir_all(&dir);
+    eprintln!("{good} good, {refused} refused, {swaps} swaps");
+    assert!(
+        bad.is_empty(),
+        "{} of 2000 loads got the file the policy refuses ({good} good, {refused} refused, {swaps} swaps)",
+        bad.len()
+    );
+}
+
+#[test]
+fn the_file_checked_is_the_file_loaded_even_when_swapped_meanwhile() {
+    swap_while_loading("race", "librace.so", "librace.so", "race_which");
+}
+
+#[test]
+fn a_dependency_checked_is_the_dependency_loaded_even_when_swapped_meanwhile() {
+    swap_while_loading(
+        "race-dep",
+        "librace_root.so",
+        "librace_good.so",
+        "race_root_which",
+    );
 }
