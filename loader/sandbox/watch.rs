@@ -357,12 +357,16 @@ impl CpuMeter {
         let now = self.read()?;
         let delta = now.saturating_sub(self.last.unwrap_or(now));
         self.last = Some(now);
+        // A sample in which a call started (or that ends inside one) is
+        // the calls' time: a host calling back to back leaves gaps shorter
+        // than a sample, whose work is not idleness.
         let calls = shared.calls.load(Ordering::Acquire);
-        if calls != self.calls_seen {
+        let started = calls != self.calls_seen;
+        if started {
             self.calls_seen = calls;
             self.call_used = Duration::ZERO;
         }
-        if shared.in_call.load(Ordering::Acquire) {
+        if shared.in_call.load(Ordering::Acquire) || started {
             self.call_used += delta;
             if self.call_used > limits.call_cpu {
                 return Some(Kill::Cpu {
