@@ -20,7 +20,9 @@ pub const INNER_ENV: &str = "MINLD_TEST_INNER_HOST";
 pub struct Inner {
     pub child: Child,
     lines: Receiver<String>,
-    stderr: Option<std::thread::JoinHandle<String>>,
+    /// What it wrote to stderr, when the pipe closes (a runner that
+    /// inherited it may keep it open).
+    stderr: Option<Receiver<String>>,
 }
 
 impl Inner {
@@ -47,11 +49,13 @@ impl Inner {
             }
         });
         let stderr = child.stderr.take().map(|mut e| {
+            let (tx, rx) = mpsc::channel();
             std::thread::spawn(move || {
                 let mut s = String::new();
                 let _ = e.read_to_string(&mut s);
-                s
-            })
+                let _ = tx.send(s);
+            });
+            rx
         });
         Inner {
             child,
@@ -75,7 +79,8 @@ impl Inner {
     }
 
     /// Waits at most `within` for the inner host to end (SIGKILL after
-    /// that); its status and what it wrote to stderr.
+    /// that); its status and what it wrote to stderr (waited for at most
+    /// a second more).
     pub fn finish(mut self, within: Duration) -> (ExitStatus, String) {
         let end = Instant::now() + within;
         let status = loop {
@@ -91,7 +96,7 @@ impl Inner {
         let stderr = self
             .stderr
             .take()
-            .map(|t| t.join().unwrap_or_default())
+            .and_then(|rx| rx.recv_timeout(Duration::from_secs(1)).ok())
             .unwrap_or_default();
         (status, stderr)
     }
