@@ -331,6 +331,88 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &["-Wl,-z,now,-z,relro", "-l:libz.so.1", "-l:libsqlite3.so.0"],
         ..LIB
     },
+    // Attacks on the sandbox (issue 11, tests/sandbox_attacks.rs): one plugin
+    // per hole, sharing sandbox/attack.h.
+    Artifact {
+        name: "libatk_unfilter.so",
+        sources: &["sandbox/atk_unfilter.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libatk_ready.so",
+        sources: &["sandbox/atk_ready.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libatk_ctor_read.so",
+        sources: &["sandbox/atk_ctor_read.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libatk_fd2.so",
+        sources: &["sandbox/atk_fd2.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libatk_early.so",
+        sources: &["sandbox/atk_early.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libatk_flood.so",
+        sources: &["sandbox/atk_flood.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libatk_leftover.so",
+        sources: &["sandbox/atk_leftover.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libatk_forge.so",
+        sources: &["sandbox/atk_forge.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libatk_ctor_hang.so",
+        sources: &["sandbox/atk_ctor_hang.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    // A DT_NEEDED with ANSI escapes in it: the stub (soname "lib<ESC>[31m
+    // <ESC>[2Jred.so") exists only in $OUT_DIR/scratch, at link time.
+    Artifact {
+        name: "libatk_ansi_stub.so",
+        sources: &["sandbox/atk_ansi_stub.c"],
+        dir: Dir::Scratch,
+        soname: Some("lib\x1b[31m\x1b[2Jred.so"),
+        ..LIB
+    },
+    Artifact {
+        name: "libatk_ansi.so",
+        sources: &["sandbox/atk_ansi.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        deps: &["libatk_ansi_stub.so"],
+        ..LIB
+    },
     Artifact {
         name: "libplugin_evil_ifunc.so",
         sources: &["plugin_evil_ifunc.c"],
