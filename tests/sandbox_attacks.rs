@@ -198,7 +198,12 @@ fn missing_landlock_with_opt_in_spawns() {
     let outcome = inner.line("RESULT ", Duration::from_secs(30));
     let (status, stderr) = inner.finish(Duration::from_secs(30));
     let outcome = outcome.unwrap_or_else(|| panic!("no report ({status}): {stderr}"));
-    assert!(outcome.starts_with("spawn ok; landlock_abi=0"), "{outcome}");
+    assert!(
+        outcome.starts_with(
+            "spawn ok; landlock_abi=0; echo Ok(true); the reader: the plugin opened /etc/passwd"
+        ),
+        "{outcome}"
+    );
 }
 
 /// A scratch file path for this test process.
@@ -566,20 +571,40 @@ fn inner_host() {
     };
     let result = match mode.as_str() {
         // Hole 3: spawn where landlock_create_ruleset fails.
-        "landlock" | "landlock-opt-in" => {
+        "landlock" => {
             let b = Sandbox::builder(plugin("atk_ctor_read")).function("stolen");
-            // TODO(rewrite): for "landlock-opt-in" add the opt-in here:
-            // let b = if mode == "landlock-opt-in" { b.allow_without_landlock() } else { b };
             match b.spawn() {
                 Ok(mut sb) => {
-                    // TODO(rewrite): sb.landlock_abi() (the sandbox's own).
-                    let abi = minld::sandbox::landlock_abi();
+                    let abi = sb.landlock_abi().unwrap_or(u32::MAX);
                     let stolen = sb
                         .call("stolen", b"")
                         .map(|v| String::from_utf8_lossy(&v[..v.len().min(60)]).into_owned());
                     format!("spawn ok; landlock_abi={abi}; the constructor read: {stolen:?}")
                 }
                 Err(e) => format!("spawn failed: {e}"),
+            }
+        }
+        // Hole 3 with the host's opt-in: a plain plugin starts, without
+        // Landlock, and the constructor that reads /etc/passwd is still
+        // refused by the host's check of the path it opens.
+        "landlock-opt-in" => {
+            let echo = Sandbox::builder(plugin("echo"))
+                .function("echo")
+                .allow_without_landlock()
+                .spawn()
+                .map(|mut sb| {
+                    let abi = sb.landlock_abi().unwrap_or(u32::MAX);
+                    let echoed = sb.call("echo", b"hi").map(|v| v == b"hi");
+                    format!("landlock_abi={abi}; echo {echoed:?}")
+                });
+            let reader = Sandbox::builder(plugin("atk_ctor_read"))
+                .function("stolen")
+                .allow_without_landlock()
+                .spawn()
+                .map(|_| "started");
+            match (echo, reader) {
+                (Ok(e), Err(r)) => format!("spawn ok; {e}; the reader: {r}"),
+                (e, r) => format!("unexpected: {e:?}; {:?}", r.map_err(|e| e.to_string())),
             }
         }
         // Hole 4: this process's stderr is the test's log file.

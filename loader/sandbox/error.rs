@@ -158,7 +158,7 @@ impl std::fmt::Display for SandboxError {
             ),
             Self::Init { claimed } => write!(
                 f,
-                "the plugin's start failed, as the runner reports (after plugin code ran): {}",
+                "the plugin's start failed, the runner claims (after plugin code ran): {}",
                 printable(claimed)
             ),
             Self::StartTimeout(d) => write!(
@@ -214,7 +214,7 @@ impl std::fmt::Display for SandboxError {
                     write!(f, " (CPU time limit)")?;
                 }
                 if let Some(a) = claimed_addr {
-                    write!(f, " (at address {a:#x}, as the runner reports)")?;
+                    write!(f, " (at address {a:#x}: the runner's claim, not observed by the host)")?;
                 }
                 Ok(())
             }

@@ -452,7 +452,12 @@ impl Sandbox {
         let r = self.running.as_ref().ok_or(SandboxError::Dead)?;
         let (region, shared) = (r.region.clone(), r.shared.clone());
         let h = region.header();
-        let mut spin = self.opts.host_spin;
+        // Never spin past the deadline.
+        let mut spin = deadline.map_or(self.opts.host_spin, |d| {
+            self.opts
+                .host_spin
+                .min(d.saturating_duration_since(Instant::now()))
+        });
         loop {
             let s = shm::spin_while(&h.state, busy, spin);
             spin = Duration::ZERO; // once per call, then sleep in slices
