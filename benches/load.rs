@@ -15,12 +15,15 @@
 //!   loaded in process with minld. The bench binary is its own runner.
 //! - sandbox 1 MiB: 1 MiB through a sandbox, two ways. In place on a shared
 //!   buffer: `buffer(0).write` 1 MiB, `call_in("invert", 0, 1 MiB)`,
-//!   `buffer(0).read` 1 MiB (test-libs/sandbox/real.c). Copied through the
+//!   `buffer(0).read` 1 MiB (test-libs/sandbox/real.c), and `call_in` alone
+//!   (a host that fills and reads the buffer in place). Copied through the
 //!   call buffers: `call` with 1 MiB in, 1 MiB out: the echo plugin's
 //!   `upper` (toupper on each byte, in to out), its `echo` (a memcpy: the
 //!   transport alone), and libreal's `invert` (on the response buffer: the
-//!   same work as the in-place path, plus both copies). The in-process runs
-//!   of `invert` and `upper` show what the functions themselves cost.
+//!   same work and copies as the in-place path, but `invert` ignores its
+//!   input, so the request's bytes never reach the runner's core). The
+//!   in-process runs of `invert` and `upper` show what the functions
+//!   themselves cost.
 //! - sandbox start: `Sandbox::builder(libecho).function("upper").spawn()`
 //!   then drop (re-exec of the bench binary, linking, lock-down, kill and
 //!   reap), a small sample.
@@ -224,6 +227,9 @@ fn sandbox_mib(c: &mut Criterion) {
             shared.buffer(0).unwrap().read(0, &mut back).unwrap();
             black_box(&back);
         })
+    });
+    g.bench_function("shared buffer: call_in invert alone", |b| {
+        b.iter(|| assert_eq!(shared.call_in("invert", 0, MIB).unwrap(), MIB))
     });
     g.bench_function("call buffers: call upper", |b| {
         b.iter(|| black_box(echo.call("upper", black_box(&data)).unwrap()))
