@@ -13,15 +13,31 @@
 //!   (8 bytes in, 8 out) through `minld::sandbox::Sandbox` (another process,
 //!   shared memory, spinning then a futex), against the same function
 //!   loaded in process with minld. The bench binary is its own runner.
+//! - sandbox 1 MiB: 1 MiB through a sandbox, two ways. In place on a shared
+//!   buffer: `buffer(0).write` 1 MiB, `call_in("invert", 0, 1 MiB)`,
+//!   `buffer(0).read` 1 MiB (test-libs/sandbox/real.c), and `call_in` alone
+//!   (a host that fills and reads the buffer in place). Copied through the
+//!   call buffers: `call` with 1 MiB in, 1 MiB out: the echo plugin's
+//!   `upper` (toupper on each byte, in to out), its `echo` (a memcpy: the
+//!   transport alone), and libreal's `invert` (on the response buffer: the
+//!   same work and copies as the in-place path, but `invert` ignores its
+//!   input, so the request's bytes never reach the runner's core). The
+//!   in-process runs of `invert` and `upper` show what the functions
+//!   themselves cost.
+//! - sandbox start: `Sandbox::builder(libecho).function("upper").spawn()`
+//!   then drop (re-exec of the bench binary, linking, lock-down, kill and
+//!   reap), a small sample.
+//! - the memory of a runner just started (Rss and Pss of
+//!   `/proc/<pid>/smaps_rollup`), printed once, not a benchmark.
 //! - tls: a call that increments a `__thread` counter of test-libs' libtls.so
 //!   (general dynamic: one `__tls_get_addr` per call), the library loaded by
 //!   minld (minld's `__tls_get_addr`) and by glibc (glibc's).
 
 use std::ffi::{c_void, CString};
 use std::hint::black_box;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, Criterion};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use minld::Library;
 
 const LIBS: &[&str] = &[
@@ -114,8 +130,7 @@ fn tls(c: &mut Criterion) {
 
 fn sandbox(c: &mut Criterion) {
     let path = format!("{}/sandbox/libecho.so", env!("MINLD_TEST_LIBS"));
-    let mut sb = minld::sandbox::Sandbox::builder(path.clone())
-        .function("echo")
+    let mut sb = busy(minld::sandbox::Sandbox::builder(path.clone()).function("echo"))
         .spawn()
         .expect("start the sandbox");
     // SAFETY: a test plugin of ours, loaded in process for the comparison.
@@ -134,6 +149,170 @@ fn sandbox(c: &mut Criterion) {
         b.iter(|| sb.call("echo", black_box(&input)).unwrap())
     });
     g.finish();
+}
+
+/// A sandbox builder for calls back to back: the idle CPU budget raised
+/// past what one thread can use. The watcher charges each 100 ms sample of
+/// CPU time to the call or to idleness by whether a call is in progress at
+/// the moment it samples, so at thousands of calls a second the samples
+/// that land between two calls charge the runner's work (and its spin)
+/// to idleness, and the default budget (100 ms a second) kills it.
+fn busy(b: minld::sandbox::Builder) -> minld::sandbox::Builder {
+    b.cpu_budget(Duration::from_secs(5), Duration::from_secs(10))
+}
+
+/// The plugin functions' ABI, for the in-process runs.
+type PluginFn = extern "C" fn(*const u8, usize, *mut u8, usize) -> isize;
+
+/// A plugin of test-libs/sandbox, by file name.
+fn sandbox_lib(name: &str) -> String {
+    format!("{}/sandbox/{name}", env!("MINLD_TEST_LIBS"))
+}
+
+/// The directory libreal.so's constructor reads `config.txt` from (the
+/// plugin is killed in its start unless it is granted): written here.
+fn real_grant() -> &'static str {
+    let dir = "/tmp/minld-sandbox-grant";
+    std::fs::create_dir_all(dir).expect("create the grant directory");
+    std::fs::write(format!("{dir}/config.txt"), b"answer=42\n").expect("write config.txt");
+    dir
+}
+
+/// A function of a library loaded in process.
+fn in_process(lib: &Library, name: &str) -> PluginFn {
+    // SAFETY: the byte-buffer ABI of the sandbox's plugins.
+    *unsafe { lib.get::<PluginFn>(name) }.unwrap()
+}
+
+/// 1 MiB through a sandbox: in place on a shared buffer against copied
+/// in and out of the call buffers.
+fn sandbox_mib(c: &mut Criterion) {
+    const MIB: usize = 1 << 20;
+    let grant = real_grant();
+    let (echo_path, real_path) = (sandbox_lib("libecho.so"), sandbox_lib("libreal.so"));
+    let mut shared = busy(minld::sandbox::Sandbox::builder(real_path.clone()))
+        .function("invert")
+        .read_only(grant)
+        .shared_buffer(MIB)
+        .spawn()
+        .expect("start the libreal sandbox");
+    let mut real_copy = busy(minld::sandbox::Sandbox::builder(real_path.clone()))
+        .function("invert")
+        .read_only(grant)
+        .spawn()
+        .expect("start the libreal sandbox");
+    let mut echo = busy(minld::sandbox::Sandbox::builder(echo_path.clone()))
+        .function("upper")
+        .function("echo")
+        .spawn()
+        .expect("start the echo sandbox");
+    // SAFETY: test plugins of ours, loaded in process for the comparison
+    // (libreal's constructor reads the config file here too).
+    let (echo_lib, real_lib) = unsafe { (Library::open(&echo_path), Library::open(&real_path)) };
+    let (echo_lib, real_lib) = (echo_lib.unwrap(), real_lib.unwrap());
+    let (upper_fn, invert_fn) = (
+        in_process(&echo_lib, "upper"),
+        in_process(&real_lib, "invert"),
+    );
+
+    let data: Vec<u8> = (0..MIB).map(|i| i as u8).collect();
+    let mut back = vec![0u8; MIB];
+    let mut g = c.benchmark_group("sandbox 1 MiB");
+    g.throughput(Throughput::Bytes(MIB as u64));
+    g.bench_function("shared buffer: write, call_in invert, read", |b| {
+        b.iter(|| {
+            let buf = shared.buffer(0).unwrap();
+            buf.write(0, black_box(&data)).unwrap();
+            assert_eq!(shared.call_in("invert", 0, MIB).unwrap(), MIB);
+            shared.buffer(0).unwrap().read(0, &mut back).unwrap();
+            black_box(&back);
+        })
+    });
+    g.bench_function("shared buffer: call_in invert alone", |b| {
+        b.iter(|| assert_eq!(shared.call_in("invert", 0, MIB).unwrap(), MIB))
+    });
+    g.bench_function("call buffers: call upper", |b| {
+        b.iter(|| black_box(echo.call("upper", black_box(&data)).unwrap()))
+    });
+    g.bench_function("call buffers: call echo", |b| {
+        b.iter(|| black_box(echo.call("echo", black_box(&data)).unwrap()))
+    });
+    g.bench_function("call buffers: call invert", |b| {
+        b.iter(|| black_box(real_copy.call("invert", black_box(&data)).unwrap()))
+    });
+    g.bench_function("in process: invert", |b| {
+        b.iter(|| invert_fn(data.as_ptr(), MIB, back.as_mut_ptr(), MIB))
+    });
+    g.bench_function("in process: upper", |b| {
+        b.iter(|| upper_fn(black_box(data.as_ptr()), MIB, back.as_mut_ptr(), MIB))
+    });
+    g.finish();
+}
+
+/// The start of a sandbox, and its end: spawn then drop.
+fn sandbox_start(c: &mut Criterion) {
+    let path = sandbox_lib("libecho.so");
+    let mut g = c.benchmark_group("sandbox start");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    g.bench_function("spawn+drop (libecho)", |b| {
+        b.iter(|| {
+            let sb = minld::sandbox::Sandbox::builder(black_box(path.as_str()))
+                .function("upper")
+                .spawn()
+                .unwrap();
+            drop(black_box(sb));
+        })
+    });
+    g.finish();
+}
+
+/// The memory of a runner just started: Rss and Pss (and Pss's parts) of
+/// `/proc/<pid>/smaps_rollup`, for the echo plugin (default 1 MiB call
+/// buffers) and libreal with a 1 MiB shared buffer.
+fn runner_memory(_c: &mut Criterion) {
+    let fields = [
+        "Rss",
+        "Pss",
+        "Pss_Anon",
+        "Pss_File",
+        "Pss_Shmem",
+        "Private_Dirty",
+    ];
+    let grant = real_grant();
+    let builders = [
+        (
+            "libecho",
+            minld::sandbox::Sandbox::builder(sandbox_lib("libecho.so")).function("upper"),
+        ),
+        (
+            "libreal + 1 MiB shared buffer",
+            minld::sandbox::Sandbox::builder(sandbox_lib("libreal.so"))
+                .function("invert")
+                .read_only(grant)
+                .shared_buffer(1 << 20),
+        ),
+    ];
+    for (name, builder) in builders {
+        let sb = builder.spawn().expect("start the sandbox");
+        let pid = sb.pid().expect("a runner pid");
+        let rollup = match std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) {
+            Ok(t) => t,
+            Err(e) => {
+                println!("runner memory ({name}): /proc/{pid}/smaps_rollup: {e}");
+                continue;
+            }
+        };
+        let got: Vec<String> = fields
+            .iter()
+            .filter_map(|f| {
+                let line = rollup.lines().find(|l| l.split(':').next() == Some(f))?;
+                Some(format!("{f} {}", line.split(':').nth(1)?.trim()))
+            })
+            .collect();
+        println!("runner memory just started ({name}): {}", got.join(", "));
+    }
 }
 
 /// libcrypto is never unloaded by either loader: time its first load once.
@@ -162,6 +341,9 @@ criterion_group!(
     lookup,
     tls,
     sandbox,
+    sandbox_mib,
+    sandbox_start,
+    runner_memory,
     first_load_of_libcrypto
 );
 criterion_main!(benches);
