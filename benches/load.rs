@@ -130,7 +130,8 @@ fn tls(c: &mut Criterion) {
 
 fn sandbox(c: &mut Criterion) {
     let path = format!("{}/sandbox/libecho.so", env!("MINLD_TEST_LIBS"));
-    let mut sb = busy(minld::sandbox::Sandbox::builder(path.clone()).function("echo"))
+    let mut sb = minld::sandbox::Sandbox::builder(path.clone())
+        .function("echo")
         .spawn()
         .expect("start the sandbox");
     // SAFETY: a test plugin of ours, loaded in process for the comparison.
@@ -149,16 +150,6 @@ fn sandbox(c: &mut Criterion) {
         b.iter(|| sb.call("echo", black_box(&input)).unwrap())
     });
     g.finish();
-}
-
-/// A sandbox builder for calls back to back: the idle CPU budget raised
-/// past what one thread can use. The watcher charges each 100 ms sample of
-/// CPU time to the call or to idleness by whether a call is in progress at
-/// the moment it samples, so at thousands of calls a second the samples
-/// that land between two calls charge the runner's work (and its spin)
-/// to idleness, and the default budget (100 ms a second) kills it.
-fn busy(b: minld::sandbox::Builder) -> minld::sandbox::Builder {
-    b.cpu_budget(Duration::from_secs(5), Duration::from_secs(10))
 }
 
 /// The plugin functions' ABI, for the in-process runs.
@@ -190,18 +181,18 @@ fn sandbox_mib(c: &mut Criterion) {
     const MIB: usize = 1 << 20;
     let grant = real_grant();
     let (echo_path, real_path) = (sandbox_lib("libecho.so"), sandbox_lib("libreal.so"));
-    let mut shared = busy(minld::sandbox::Sandbox::builder(real_path.clone()))
+    let mut shared = minld::sandbox::Sandbox::builder(real_path.clone())
         .function("invert")
         .read_only(grant)
         .shared_buffer(MIB)
         .spawn()
         .expect("start the libreal sandbox");
-    let mut real_copy = busy(minld::sandbox::Sandbox::builder(real_path.clone()))
+    let mut real_copy = minld::sandbox::Sandbox::builder(real_path.clone())
         .function("invert")
         .read_only(grant)
         .spawn()
         .expect("start the libreal sandbox");
-    let mut echo = busy(minld::sandbox::Sandbox::builder(echo_path.clone()))
+    let mut echo = minld::sandbox::Sandbox::builder(echo_path.clone())
         .function("upper")
         .function("echo")
         .spawn()
@@ -265,6 +256,15 @@ fn sandbox_start(c: &mut Criterion) {
             drop(black_box(sb));
         })
     });
+    // The same plugin forked from a zygote: no exec, no link of the
+    // runner or the plugin, pages shared with the zygote.
+    let zygote = minld::sandbox::Sandbox::builder(path.as_str())
+        .function("upper")
+        .zygote()
+        .unwrap();
+    g.bench_function("zygote instance+drop (libecho)", |b| {
+        b.iter(|| drop(black_box(zygote.instance().unwrap())))
+    });
     g.finish();
 }
 
@@ -294,8 +294,26 @@ fn runner_memory(_c: &mut Criterion) {
                 .shared_buffer(1 << 20),
         ),
     ];
-    for (name, builder) in builders {
-        let sb = builder.spawn().expect("start the sandbox");
+    let zygote = minld::sandbox::Sandbox::builder(sandbox_lib("libecho.so"))
+        .function("upper")
+        .zygote()
+        .expect("start the zygote");
+    let instances: Vec<_> = (0..4)
+        .map(|_| zygote.instance().expect("an instance"))
+        .collect();
+    let forked = instances
+        .iter()
+        .map(|i| ("libecho, one of 4 zygote instances", i));
+    let spawned: Vec<_> = builders
+        .into_iter()
+        .map(|(name, b)| (name, b.spawn().expect("start the sandbox")))
+        .collect();
+    let all: Vec<(&str, &minld::sandbox::Sandbox)> = spawned
+        .iter()
+        .map(|(n, s)| (*n, s))
+        .chain(forked.take(1))
+        .collect();
+    for (name, sb) in all {
         let pid = sb.pid().expect("a runner pid");
         let rollup = match std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) {
             Ok(t) => t,

@@ -204,7 +204,8 @@ pub(super) fn parts(o: &Builder, zygote: bool) -> Result<Parts, SandboxError> {
     let shared = Arc::new(Shared::new(region.clone()).map_err(SandboxError::Spawn)?);
     let limits = Limits {
         call_cpu: o.call_cpu.unwrap_or(o.timeout),
-        idle_cpu_per_sec: o.idle_cpu,
+        // A zygote's CPU is its forks' (it runs no plugin code).
+        idle_cpu_per_sec: if zygote { Duration::MAX } else { o.idle_cpu },
         output_per_call: o.output_per_call,
         output_per_sec: o.output_per_sec,
         grants,
