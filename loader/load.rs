@@ -347,6 +347,9 @@ pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pen
     })
 }
 
+/// An object and the slots its ifunc resolvers fill.
+type DeferredSlots = (Arc<Object>, Vec<reloc::Deferred>);
+
 /// A load linked but not yet run: what is left is the objects' own code
 /// (ifunc resolvers, init functions), and making them the process's
 /// (registry, unique symbols, unwinder, debugger). [`finish`] does it;
@@ -357,7 +360,7 @@ pub(crate) struct Pending {
     new: Vec<Arc<Object>>,
     /// Per object, dependencies first: the slots its ifunc resolvers fill.
     /// RELRO is still writable until they are filled.
-    deferred: Vec<(Arc<Object>, Vec<reloc::Deferred>)>,
+    deferred: Vec<DeferredSlots>,
     /// Per object, dependencies first: its init functions (checked).
     inits: Vec<(Arc<Object>, Vec<usize>)>,
     /// Unique definitions this load adds, to its namespace's table.
@@ -460,7 +463,7 @@ fn relocate_all(
     order: &[Arc<Object>],
     members: &[ScopeRef<'_>],
     uniques: &mut Uniques,
-) -> Result<Vec<(Arc<Object>, Vec<reloc::Deferred>)>, Error> {
+) -> Result<Vec<DeferredSlots>, Error> {
     // glibc's own libraries mapped in a namespace (libm without the host's)
     // are glibc: the namespace's import rules are not theirs. Which they
     // are is decided by the file, never by the DT_SONAME it chose.

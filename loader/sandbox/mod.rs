@@ -461,14 +461,16 @@ impl Sandbox {
         loop {
             let s = shm::spin_while(&h.state, busy, spin);
             spin = Duration::ZERO; // once per call, then sleep in slices
+                                   // A state posted before the runner ended counts (LOAD_FAILED
+                                   // is posted just before it exits).
+            if s != busy && s != shm::FAULT {
+                return Ok(s);
+            }
             let observed = shared.observed().ended.is_some() || shared.observed().killed.is_some();
             if observed || s == shm::FAULT {
                 // Dead or dying (the runner's handler says so: wait for
                 // the watcher to see the death itself).
                 return Err(self.death());
-            }
-            if s != busy {
-                return Ok(s);
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 let err = if starting {
