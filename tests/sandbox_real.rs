@@ -151,3 +151,21 @@ fn a_zygote_forks_instances() {
     drop(zygote);
     assert_eq!(b.call("pool", b"").unwrap(), b"500000500000 4");
 }
+
+/// A descriptor the host passes is the plugin's at 5, whatever Landlock
+/// says of its path.
+#[test]
+fn a_passed_descriptor_is_readable() {
+    let dir = tempdir("fd");
+    let file = dir.join("passed.txt");
+    std::fs::write(&file, b"handed over").unwrap();
+    let fd = std::fs::File::open(&file).unwrap();
+    let mut sb = Sandbox::builder(plugin())
+        .read_only(grant_dir())
+        .pass_fd(fd.into())
+        .function("passed")
+        .spawn()
+        .unwrap();
+    assert_eq!(sb.call("passed", b"").unwrap(), b"handed over");
+    let _ = std::fs::remove_dir_all(&dir);
+}
