@@ -17,7 +17,7 @@
 //! # Ok::<(), minld::Error>(())
 //! ```
 //!
-//! The stages, a module each (the pipeline of ../shared/DESIGN.md §1):
+//! The stages, a module each (the pipeline of a load, in order):
 //!
 //! | stage | module |
 //! |---|---|

@@ -1,7 +1,7 @@
 //! Thread-local storage of the objects minld loads.
 //!
 //! glibc's `__tls_get_addr` and TLSDESC resolvers only know glibc's modules
-//! (../shared/DESIGN.md §3), so minld keeps its own: every object with a
+//! (the link maps ld.so made), so minld keeps its own: every object with a
 //! PT_TLS segment gets a module id from [`MODID_BASE`] up, and the code minld
 //! loads calls minld's `__tls_get_addr` (bound in place of ld.so's) and
 //! minld's TLSDESC resolvers. Both hand a glibc module id straight on to

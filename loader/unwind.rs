@@ -3,8 +3,8 @@
 //!
 //! libgcc's unwinder looks for the frame description of a code address
 //! first among frames registered with `__register_frame_info`, then through
-//! glibc's `_dl_find_object`, which knows only glibc's objects
-//! (../shared/DESIGN.md §3). So minld registers every object's `.eh_frame`
+//! glibc's `_dl_find_object`, which knows only glibc's objects (its own
+//! link maps, never a mapping minld made). So minld registers every object's `.eh_frame`
 //! with the host's libgcc_s before the object's code first runs, and
 //! deregisters it after the last fini function, before unmapping. A
 //! private libgcc_s that minld itself loaded (with `reuse_host(false)`)

@@ -48,6 +48,7 @@
 
 mod config;
 mod error;
+mod forks;
 mod landlock;
 mod runner;
 mod seccomp;
@@ -82,7 +83,11 @@ pub const ENV: &str = "MINLD_SANDBOX";
 /// the module documentation); calling it again is harmless.
 pub fn run_if_child() {
     if let Some(spec) = std::env::var_os(ENV) {
-        runner::enter(&spec.to_string_lossy());
+        let l = runner::enter(&spec.to_string_lossy());
+        if l.region.header().zygote != 0 {
+            forks::serve_forks(l.prepared, l.abi, l.host)
+        }
+        runner::become_instance(l.region, l.prepared, l.cfg, l.abi, l.host)
     }
 }
 

@@ -42,10 +42,7 @@ const LOADING_READABLE: &[&str] = &[
     "/etc/ld.so.cache",
 ];
 
-/// The runner's descriptors (see the module documentation).
-pub(super) const FD_REGION: i32 = 3;
-pub(super) const FD_CONTROL: i32 = 4;
-pub(super) const FD_GRANTED: i32 = 5;
+use super::shm::{FD_CONTROL, FD_GRANTED, FD_REGION};
 
 /// The byte-buffer ABI every plugin function has.
 pub type PluginFn = unsafe extern "C" fn(*const u8, usize, *mut u8, usize) -> isize;
@@ -66,8 +63,19 @@ const FATAL: [i32; 8] = [
     libc::SIGXCPU,
 ];
 
-/// Runs the runner. `spec` is the value of MINLD_SANDBOX.
-pub fn enter(spec: &str) -> ! {
+/// What a runner has once it linked the plugin: it then becomes an
+/// instance ([`become_instance`]) or a zygote (`forks::serve_forks`).
+pub(super) struct Linked {
+    pub(super) region: Region,
+    pub(super) prepared: crate::Prepared,
+    pub(super) cfg: Config,
+    pub(super) abi: u32,
+    pub(super) host: i32,
+}
+
+/// Steps 1–4 of the runner. `spec` is the value of MINLD_SANDBOX. Exits on
+/// failure (reported through the control pipe).
+pub(super) fn enter(spec: &str) -> Linked {
     let host = spec.parse::<i32>().unwrap_or(-1);
     // SAFETY: plain system calls.
     if unsafe { libc::getppid() } != host {
@@ -84,10 +92,13 @@ pub fn enter(spec: &str) -> ! {
     // The region lives until the process ends (enter never returns).
     HEADER.store(region.base as *mut Header, Ordering::Relaxed);
     match link(&region) {
-        Ok((prepared, _, abi)) if region.header().zygote != 0 => {
-            super::zygote::serve_forks(prepared, abi, host)
-        }
-        Ok((prepared, cfg, abi)) => become_instance(region, prepared, cfg, abi, host),
+        Ok((prepared, cfg, abi)) => Linked {
+            region,
+            prepared,
+            cfg,
+            abi,
+            host,
+        },
         Err(msg) => fail_early(&msg),
     }
 }

@@ -17,6 +17,12 @@ use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 pub const HEADER_SIZE: usize = 4096;
+
+/// The runner's descriptors: 0 stdin, 1 and 2 the pipes the host drains,
+/// then the region's memfd, the control pipe, and the granted ones.
+pub const FD_REGION: i32 = 3;
+pub const FD_CONTROL: i32 = 4;
+pub const FD_GRANTED: i32 = 5;
 pub const MAGIC: u32 = 0x6d6e_6c64; // "mnld"
 
 /// Runner linking the plugin; the request buffer holds the configuration.

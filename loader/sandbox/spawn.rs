@@ -12,8 +12,7 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use super::landlock::{self, Access};
-use super::runner::{FD_CONTROL, FD_GRANTED, FD_REGION};
-use super::shm::{self, Region};
+use super::shm::{self, Region, FD_CONTROL, FD_GRANTED, FD_REGION};
 use super::watch::{self, Ended, Kill, Limits, Pipes, Shared};
 use super::{Builder, SandboxError, ENV};
 

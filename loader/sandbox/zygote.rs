@@ -17,13 +17,12 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::runner::{self, FD_GRANTED};
 use super::spawn::{self, Running};
-use super::{Builder, Config, Sandbox, SandboxError};
+use super::{Builder, Sandbox, SandboxError};
 
 /// The descriptors each fork gets, in order: its stdin, stdout, stderr,
 /// region and control pipe (0 to 4 in the fork).
-const PASSED: usize = 5;
+pub(super) const PASSED: usize = 5;
 
 /// A zygote of one plugin ([`Builder::zygote`]): [`Zygote::instance`]
 /// forks a sandbox from it.
@@ -205,127 +204,4 @@ fn read_pid(sock: RawFd, deadline: Option<Instant>) -> Result<i32, SandboxError>
         return Err(SandboxError::Spawn(std::io::Error::from_raw_os_error(-pid)));
     }
     Ok(pid)
-}
-
-/// The zygote's side: announce itself, then fork on each request until
-/// the host closes the socket. Runs under the linking stage; no plugin
-/// code runs here, only in the forks, after their own lock-down.
-pub(super) fn serve_forks(prepared: crate::Prepared, abi: u32, host: i32) -> ! {
-    runner::control(b"ZYGO", &abi.to_le_bytes());
-    // SAFETY: closing our own control pipe: the zygote says nothing more.
-    unsafe { libc::close(runner::FD_CONTROL) };
-    let mut prepared = Some(prepared);
-    loop {
-        let Some(fds) = recv_fds(0) else {
-            // SAFETY: the host is gone; leave at once.
-            unsafe { libc::_exit(0) }
-        };
-        // SAFETY: a fork (no CLONE_VM) whose parent is the host's, so the
-        // host reaps it; SIGCHLD tells the host when it ends.
-        let pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong,
-                0,
-                0,
-                0,
-                0,
-            )
-        };
-        if pid == 0 {
-            become_fork(&fds, prepared.take(), abi, host);
-        }
-        for fd in fds {
-            // SAFETY: our copies of what the fork got.
-            unsafe { libc::close(fd) };
-        }
-        let answer = if pid < 0 {
-            -std::io::Error::last_os_error()
-                .raw_os_error()
-                .unwrap_or(libc::EAGAIN)
-        } else {
-            pid as i32
-        };
-        // SAFETY: four bytes of ours to the host's socket.
-        unsafe { libc::write(0, answer.to_le_bytes().as_ptr().cast(), 4) };
-    }
-}
-
-/// In the fork: its descriptors in place, then an ordinary runner from
-/// the lock-down on.
-fn become_fork(fds: &[RawFd], prepared: Option<crate::Prepared>, abi: u32, host: i32) -> ! {
-    let Some(prepared) = prepared else {
-        // SAFETY: cannot happen (each fork takes the zygote's one copy,
-        // in its own memory); leave.
-        unsafe { libc::_exit(113) }
-    };
-    // SAFETY: our own descriptors; the granted ones (5 and up) stay.
-    unsafe {
-        if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 || libc::getppid() != host {
-            libc::_exit(111);
-        }
-        // Out of the way first (the lowest free numbers from 5 up: never a
-        // granted one, which are open), so no target overwrites a source.
-        let mut moved = [0; PASSED];
-        for (i, &fd) in fds.iter().enumerate() {
-            moved[i] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, FD_GRANTED);
-        }
-        for (target, &fd) in moved.iter().enumerate() {
-            if fd < 0 || libc::dup2(fd, target as i32) < 0 {
-                libc::_exit(112);
-            }
-        }
-    }
-    let region = match runner::map_region() {
-        Ok(r) => r,
-        Err(e) => runner::fail_early(&format!("the fork's region: {e}")),
-    };
-    let cfg = match Config::read(&region) {
-        Ok(c) => c,
-        Err(e) => runner::fail_early(&e),
-    };
-    runner::become_instance(region, prepared, cfg, abi, host)
-}
-
-/// One request: a byte with PASSED descriptors. None at end of file.
-fn recv_fds(sock: RawFd) -> Option<Vec<RawFd>> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr().cast(),
-        iov_len: 1,
-    };
-    let payload = (PASSED * std::mem::size_of::<RawFd>()) as u32;
-    // SAFETY: CMSG_SPACE is a size computation.
-    let space = unsafe { libc::CMSG_SPACE(payload) } as usize;
-    let mut cmsg = vec![0u8; space];
-    // SAFETY: a zeroed msghdr pointing at our iovec and control buffer.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = cmsg.as_mut_ptr().cast();
-    msg.msg_controllen = space;
-    loop {
-        // SAFETY: recvmsg into the buffers above.
-        let n = unsafe { libc::recvmsg(sock, &mut msg, libc::MSG_CMSG_CLOEXEC) };
-        if n < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
-            continue;
-        }
-        if n <= 0 {
-            return None;
-        }
-        break;
-    }
-    // SAFETY: the kernel filled the control buffer; the macros stay in it.
-    unsafe {
-        let c = libc::CMSG_FIRSTHDR(&msg);
-        if c.is_null()
-            || (*c).cmsg_type != libc::SCM_RIGHTS
-            || (*c).cmsg_len != libc::CMSG_LEN(payload) as usize
-        {
-            return None;
-        }
-        let mut fds = vec![0 as RawFd; PASSED];
-        std::ptr::copy_nonoverlapping(libc::CMSG_DATA(c).cast::<RawFd>(), fds.as_mut_ptr(), PASSED);
-        Some(fds)
-    }
 }
