@@ -34,40 +34,20 @@
 
 #![deny(missing_docs)]
 
-mod addr;
-mod debug;
-mod dynamic;
-mod error;
-mod fork;
-mod gdb;
-mod host;
-mod init;
-mod interpose;
-mod layout;
-mod lazy;
-mod ldcache;
-mod library;
-mod live;
-mod load;
-mod map;
-mod mem;
-mod namespace;
-mod object;
-pub mod policy;
-mod reloc;
-pub mod sandbox;
-mod script;
-mod search;
-mod symbols;
-mod sys;
-mod tls;
-mod trace;
-mod unwind;
-mod validate;
+mod api;
+mod base;
+mod elf;
+mod model;
+mod os;
+mod pipeline;
+mod plugin;
+mod process;
 
-pub use addr::{addr_info, AddrInfo};
-pub use error::{Error, RelocKind};
-pub use library::{Library, Loader, MappedObject, Prepared, Symbol};
-pub use map::{LoadBias, Protection, Segment};
-pub use namespace::{Namespace, NamespaceBuilder};
-pub use policy::Policy;
+pub use api::addr::{addr_info, AddrInfo};
+pub use api::library::{Library, Loader, MappedObject, Prepared, Symbol};
+pub use base::error::{Error, RelocKind};
+pub use pipeline::map::{LoadBias, Protection, Segment};
+pub use pipeline::policy;
+pub use pipeline::policy::Policy;
+pub use plugin::namespace::{Namespace, NamespaceBuilder};
+pub use plugin::sandbox;

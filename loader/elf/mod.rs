@@ -1,0 +1,6 @@
+//! ELF tables read in place over mapped memory: the dynamic section and the
+//! symbol tables (hash tables, versions). The same readers serve minld's
+//! own objects and the host's, which glibc loaded.
+
+pub(crate) mod dynamic;
+pub(crate) mod symbols;

@@ -1,0 +1,83 @@
+//! The objects minld has mapped, by address: what `addr_info`, the
+//! unwinder's `_dl_find_object` and `__cxa_thread_atexit_impl` ask ("which
+//! library is this address in?").
+//!
+//! It has its own lock, separate from the loader's, because those questions
+//! come from code running inside a load (an init function registering a
+//! `thread_local` destructor) and from any thread at any time.
+
+use std::sync::{Arc, RwLock, RwLockReadGuard, Weak};
+
+use crate::model::object::Object;
+
+struct Entry {
+    start: usize,
+    end: usize,
+    /// Real address of PT_GNU_EH_FRAME (.eh_frame_hdr), 0 without one.
+    eh_frame_hdr: usize,
+    /// The namespace it was loaded in (0: the default one).
+    namespace: u64,
+    object: Weak<Object>,
+}
+
+static LIVE: RwLock<Vec<Entry>> = RwLock::new(Vec::new());
+
+fn read() -> RwLockReadGuard<'static, Vec<Entry>> {
+    LIVE.read().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The index's lock, held across a fork (see `fork`).
+pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
+    Box::new(LIVE.write().unwrap_or_else(|p| p.into_inner()))
+}
+
+/// Adds a newly mapped object spanning `start..end`, of `namespace`.
+pub(crate) fn insert(
+    start: usize,
+    end: usize,
+    eh_frame_hdr: usize,
+    namespace: u64,
+    object: Weak<Object>,
+) {
+    let mut v = LIVE.write().unwrap_or_else(|p| p.into_inner());
+    v.push(Entry {
+        start,
+        end,
+        eh_frame_hdr,
+        namespace,
+        object,
+    });
+}
+
+/// Removes the object mapped at `start` (called as it is unmapped).
+pub(crate) fn remove(start: usize) {
+    let mut v = LIVE.write().unwrap_or_else(|p| p.into_inner());
+    v.retain(|e| e.start != start);
+}
+
+/// The live object whose mapping contains `addr`.
+pub(crate) fn object_at(addr: usize) -> Option<Arc<Object>> {
+    read()
+        .iter()
+        .find(|e| addr >= e.start && addr < e.end)
+        .and_then(|e| e.object.upgrade())
+}
+
+/// The mapping (start, end) and .eh_frame_hdr of the object containing
+/// `addr`, without taking a reference to it (for the unwinder, which must
+/// not be the one to drop the last reference).
+pub(crate) fn frames_at(addr: usize) -> Option<(usize, usize, usize)> {
+    read()
+        .iter()
+        .find(|e| addr >= e.start && addr < e.end)
+        .map(|e| (e.start, e.end, e.eh_frame_hdr))
+}
+
+/// The namespace of the object whose mapping contains `addr`, also while
+/// the object runs its fini functions (no reference is taken).
+pub(crate) fn namespace_at(addr: usize) -> Option<u64> {
+    read()
+        .iter()
+        .find(|e| addr >= e.start && addr < e.end)
+        .map(|e| e.namespace)
+}

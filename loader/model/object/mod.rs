@@ -1,0 +1,152 @@
+//! A loaded object and its place among the others: what minld mapped, what
+//! it depends on, and what glibc already had.
+
+pub(crate) mod live;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+
+use crate::elf::dynamic::{Dynamic, DF_1_NODELETE};
+use crate::elf::symbols::{Symbols, Version, VersionNeed};
+use crate::pipeline::init;
+use crate::pipeline::map::MappedImage;
+use crate::process::host::{HostObject, HostPin};
+use crate::{process::gdb, process::tls, process::unwind};
+
+/// An object minld mapped. Dropping the last reference runs its fini
+/// functions (if its init functions ran) and unmaps it; its dependencies are
+/// released after it, so dependents always go first.
+#[derive(Debug)]
+pub(crate) struct Object {
+    pub(crate) path: PathBuf,
+    pub(crate) soname: String,
+    pub(crate) dev_ino: (u64, u64),
+    /// The namespace it was loaded in (0: the default one).
+    pub(crate) namespace: u64,
+    pub(crate) image: std::mem::ManuallyDrop<MappedImage>,
+    pub(crate) dynamic: Dynamic,
+    pub(crate) symbols: Symbols,
+    pub(crate) needs: Vec<VersionNeed>,
+    /// Required versions by versym index (from DT_VERNEED).
+    pub(crate) need_by_index: Vec<Option<Version>>,
+    pub(crate) deps: OnceLock<Vec<Dep>>,
+    pub(crate) initialized: AtomicBool,
+    /// Its TLS module, when it has a PT_TLS segment.
+    pub(crate) tls: Option<tls::Module>,
+    /// Arguments of its dynamic TLS descriptors: the descriptors point at
+    /// them, so each is boxed to keep its address as the Vec grows.
+    #[allow(clippy::vec_box)]
+    pub(crate) tlsdesc: Mutex<Vec<Box<tls::TlsIndex>>>,
+    /// Real address of its .eh_frame_hdr (PT_GNU_EH_FRAME), 0 without.
+    pub(crate) eh_frame_hdr: usize,
+    /// Its .eh_frame registered with the host's unwinder.
+    pub(crate) unwind: OnceLock<unwind::Registration>,
+    /// Its entry in the debugger's list (see `gdb`).
+    pub(crate) debugger: OnceLock<gdb::Entry>,
+    /// The scope its lazily bound functions are looked up in.
+    pub(crate) lazy_scope: OnceLock<Vec<crate::pipeline::reloc::lazy::Member>>,
+}
+
+/// A dependency: an object of minld's, or one of the host's.
+#[derive(Debug, Clone)]
+pub(crate) enum Dep {
+    Minld(Arc<Object>),
+    /// A dependency on an object loaded earlier in the same load (a cycle
+    /// or a back edge); held weakly so the objects can still be freed.
+    Back(Weak<Object>),
+    /// One of glibc's objects; pinned (see `HostPin`) unless it is in
+    /// glibc's startup scope, which glibc never unloads. The pin is only
+    /// held, for its drop (a dlclose).
+    Host(Arc<HostObject>, #[allow(dead_code)] Option<Arc<HostPin>>),
+}
+
+/// A borrowed member of a lookup scope.
+#[derive(Clone, Copy)]
+pub(crate) enum ScopeRef<'a> {
+    Minld(&'a Object),
+    Host(&'a HostObject),
+}
+
+impl ScopeRef<'_> {
+    pub(crate) fn symbols(&self) -> &Symbols {
+        match self {
+            ScopeRef::Minld(o) => &o.symbols,
+            ScopeRef::Host(h) => &h.symbols,
+        }
+    }
+    pub(crate) fn bias(&self) -> usize {
+        match self {
+            ScopeRef::Minld(o) => o.image.bias.0,
+            ScopeRef::Host(h) => h.bias,
+        }
+    }
+    pub(crate) fn path(&self) -> &Path {
+        match self {
+            ScopeRef::Minld(o) => &o.path,
+            ScopeRef::Host(h) => &h.path,
+        }
+    }
+    pub(crate) fn soname(&self) -> &str {
+        match self {
+            ScopeRef::Minld(o) => &o.soname,
+            ScopeRef::Host(h) => &h.soname,
+        }
+    }
+}
+
+impl Object {
+    pub(crate) fn nodelete(&self) -> bool {
+        self.dynamic.flags_1 & DF_1_NODELETE != 0
+    }
+
+    /// The version a reference through symbol `symi` asks for (its
+    /// DT_VERNEED entry, or its own DT_VERDEF one), None when unversioned.
+    pub(crate) fn wanted_version(&self, symi: usize) -> Option<&Version> {
+        let versym = self.symbols.versym(symi) & 0x7fff;
+        if versym < 2 {
+            return None;
+        }
+        self.need_by_index
+            .get(usize::from(versym))
+            .and_then(|v| v.as_ref())
+            .or_else(|| self.symbols.version_def(versym))
+    }
+
+    pub(crate) fn deps(&self) -> &[Dep] {
+        self.deps.get().map(Vec::as_slice).unwrap_or(&[])
+    }
+}
+
+impl Drop for Object {
+    fn drop(&mut self) {
+        if self.initialized.load(Ordering::Acquire) {
+            init::run_fini(self);
+        }
+        // Undo, in reverse, what made the object known to the process:
+        // the debugger's entry, the unwinder's registration, every thread's TLS block, the
+        // address index; then unmap.
+        drop(self.debugger.take());
+        drop(self.unwind.take());
+        drop(self.tls.take());
+        live::remove(self.image.start);
+        // SAFETY: dropped exactly once, here; fini functions have run and no
+        // handle (Library, Symbol, dependent object) refers to the image.
+        unsafe { std::mem::ManuallyDrop::drop(&mut self.image) };
+    }
+}
+
+impl Dep {
+    /// Calls `f` with the scope member, if it is still alive.
+    pub(crate) fn with<R>(&self, f: impl FnOnce(ScopeRef<'_>) -> R) -> Option<R> {
+        match self {
+            Dep::Minld(o) => Some(f(ScopeRef::Minld(o))),
+            Dep::Back(w) => w.upgrade().map(|o| f(ScopeRef::Minld(&o))),
+            Dep::Host(h, _) => Some(f(ScopeRef::Host(h))),
+        }
+    }
+
+    pub(crate) fn path(&self) -> PathBuf {
+        self.with(|s| s.path().to_path_buf()).unwrap_or_default()
+    }
+}

@@ -1,0 +1,122 @@
+//! Stage 7: run an object's init functions after relocation and its fini
+//! functions at unload, with the program's (argc, argv, envp) as glibc
+//! passes them.
+
+use std::ffi::c_char;
+use std::sync::atomic::{AtomicIsize, AtomicPtr, Ordering};
+
+use crate::model::object::Object;
+
+static ARGC: AtomicIsize = AtomicIsize::new(0);
+static ARGV: AtomicPtr<*mut c_char> = AtomicPtr::new(std::ptr::null_mut());
+static ENVP: AtomicPtr<*mut c_char> = AtomicPtr::new(std::ptr::null_mut());
+
+/// glibc calls the functions in a program's `.init_array` with
+/// (argc, argv, envp) before `main` (Rust's std takes its arguments the same
+/// way); minld keeps them to pass on to the libraries it initialises.
+extern "C" fn capture_args(argc: i32, argv: *mut *mut c_char, envp: *mut *mut c_char) {
+    ARGC.store(argc as isize, Ordering::Relaxed);
+    ARGV.store(argv, Ordering::Relaxed);
+    ENVP.store(envp, Ordering::Relaxed);
+}
+
+#[used]
+#[link_section = ".init_array.00098"]
+static CAPTURE_ARGS: extern "C" fn(i32, *mut *mut c_char, *mut *mut c_char) = capture_args;
+
+type InitFn = extern "C" fn(i32, *mut *mut c_char, *mut *mut c_char);
+type FiniFn = extern "C" fn();
+
+fn in_code(obj: &Object, addr: usize) -> bool {
+    obj.image
+        .segments
+        .iter()
+        .any(|s| s.prot.exec() && addr >= s.addr && addr < s.addr + s.mem_size as usize)
+}
+
+fn args() -> (i32, *mut *mut c_char, *mut *mut c_char) {
+    let envp = ENVP.load(Ordering::Relaxed);
+    let envp = if envp.is_null() {
+        extern "C" {
+            static mut environ: *mut *mut c_char;
+        }
+        // SAFETY: reading glibc's `environ` pointer (not writing it).
+        unsafe { environ }
+    } else {
+        envp
+    };
+    (
+        ARGC.load(Ordering::Relaxed) as i32,
+        ARGV.load(Ordering::Relaxed),
+        envp,
+    )
+}
+
+/// The init functions of an object, checked to lie in its code: DT_INIT,
+/// then DT_INIT_ARRAY in order. Entries 0 and -1 are skipped, as by glibc.
+pub(crate) fn init_functions(obj: &Object) -> Result<Vec<usize>, crate::Error> {
+    let d = &obj.dynamic;
+    let mut out = Vec::new();
+    let check = |addr: usize, what: &str| {
+        if in_code(obj, addr) {
+            Ok(addr)
+        } else {
+            Err(crate::Error::dynamic(
+                &obj.path,
+                format!("{what} {addr:#x} is outside the object's code"),
+            ))
+        }
+    };
+    if let Some(a) = d.init {
+        out.push(check(a, "DT_INIT")?);
+    }
+    for a in d.init_array.iter() {
+        if a != 0 && a != usize::MAX {
+            out.push(check(a, "DT_INIT_ARRAY entry")?);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the object's init functions.
+pub(crate) fn run_init(obj: &Object, functions: &[usize]) {
+    let (argc, argv, envp) = args();
+    for &f in functions {
+        crate::os::debug::print_if(crate::os::debug::Category::Libs, || {
+            format!("calling init: {} at {f:#x}", obj.path.display())
+        });
+        // SAFETY: `f` lies in the object's code (checked), the object is
+        // relocated and its dependencies initialised; glibc calls init
+        // functions with exactly these arguments.
+        let func: InitFn = unsafe { std::mem::transmute::<usize, InitFn>(f) };
+        func(argc, argv, envp);
+    }
+}
+
+/// Runs DT_FINI_ARRAY in reverse, then DT_FINI.
+pub(crate) fn run_fini(obj: &Object) {
+    let d = &obj.dynamic;
+    crate::os::debug::print_if(crate::os::debug::Category::Libs, || {
+        format!("calling fini: {}", obj.path.display())
+    });
+    let mut fns: Vec<usize> = d
+        .fini_array
+        .iter()
+        .filter(|&a| a != 0 && a != usize::MAX)
+        .collect();
+    fns.reverse();
+    fns.extend(d.fini);
+    for f in fns {
+        if !in_code(obj, f) {
+            log::warn!(
+                "{}: fini function {f:#x} outside the object's code, skipped",
+                obj.path.display()
+            );
+            continue;
+        }
+        // SAFETY: `f` lies in the object's code, which is still mapped; the
+        // object was initialised, so its fini functions may run.
+        let func: FiniFn = unsafe { std::mem::transmute::<usize, FiniFn>(f) };
+        func();
+    }
+}

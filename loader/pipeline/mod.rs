@@ -1,0 +1,12 @@
+//! A load, stage by stage: `search` finds the file, `validate` checks its
+//! headers, `map` maps its segments, `load` walks its DT_NEEDED entries and
+//! drives the rest, `reloc` binds and relocates, `init` runs constructors.
+//! `policy` runs the same first stages read-only to vet a library.
+
+pub(crate) mod init;
+pub(crate) mod load;
+pub(crate) mod map;
+pub mod policy;
+pub(crate) mod reloc;
+pub(crate) mod search;
+pub(crate) mod validate;

@@ -1,0 +1,381 @@
+//! Stage 1 of a load: from a name to an open file, searching as ld.so does.
+//!
+//! A name with a slash is a path. Otherwise the directories are, in order:
+//! the requester's DT_RPATH (only when it has no DT_RUNPATH),
+//! LD_LIBRARY_PATH, the requester's DT_RUNPATH, the loader's own search
+//! paths, /etc/ld.so.cache, then the system directories. `$ORIGIN`, `$LIB`
+//! and `$PLATFORM` are expanded as glibc expands them on x86-64 Debian.
+
+pub(crate) mod ldcache;
+pub(crate) mod script;
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::base::error::Error;
+use crate::os::debug::{self, Category};
+use crate::os::sys::{Fd, Sys};
+use crate::pipeline::validate::FIRST_READ;
+
+/// glibc's system directories on Debian's x86-64 (multiarch first).
+const SYSTEM_DIRS: &[&str] = &[
+    "/lib/x86_64-linux-gnu",
+    "/usr/lib/x86_64-linux-gnu",
+    "/lib",
+    "/usr/lib",
+];
+
+/// What `$LIB` expands to in Debian's glibc.
+const DST_LIB: &str = "lib/x86_64-linux-gnu";
+
+/// The largest linker script minld reads.
+const MAX_SCRIPT: usize = 64 * 1024;
+
+/// An open ELF candidate with the bytes read from its start.
+pub(crate) struct Opened {
+    pub(crate) fd: Fd,
+    pub(crate) path: PathBuf,
+    pub(crate) first: Vec<u8>,
+}
+
+/// What a name led to.
+pub(crate) enum Found {
+    Elf(Opened),
+    Script {
+        path: PathBuf,
+        members: Vec<script::Member>,
+    },
+}
+
+/// Who is asking, for RPATH, RUNPATH and $ORIGIN.
+pub(crate) struct Requester<'a> {
+    pub(crate) path: &'a Path,
+    pub(crate) rpath: Option<&'a str>,
+    pub(crate) runpath: Option<&'a str>,
+}
+
+fn platform() -> String {
+    // SAFETY: getauxval has no memory effects; AT_PLATFORM, when present,
+    // points at a NUL-terminated string the kernel placed on the stack that
+    // lives for the whole process.
+    let p = unsafe { libc::getauxval(libc::AT_PLATFORM) } as *const libc::c_char;
+    if p.is_null() {
+        return "x86_64".to_string();
+    }
+    // SAFETY: as above: a valid C string for the life of the process.
+    unsafe { std::ffi::CStr::from_ptr(p) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Expands the dynamic string tokens of one path element.
+pub(crate) fn expand(element: &str, origin: Option<&Path>) -> Option<String> {
+    let mut out = String::new();
+    let mut rest = element;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (token, len) = if let Some(inner) = after.strip_prefix('{') {
+            let end = inner.find('}')?;
+            (&inner[..end], end + 2)
+        } else {
+            let end = after
+                .find(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+                .unwrap_or(after.len());
+            (&after[..end], end)
+        };
+        match token {
+            "ORIGIN" => out.push_str(&origin?.to_string_lossy()),
+            "LIB" => out.push_str(DST_LIB),
+            "PLATFORM" => out.push_str(&platform()),
+            _ => return None, // glibc drops elements with unknown tokens
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// $ORIGIN of an object: the directory of the path it was opened by (made
+/// absolute), as glibc computes it: symbolic links are not resolved, so an
+/// object reached through a link in another directory has that directory.
+fn origin_of(path: &Path) -> Option<PathBuf> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir().ok()?.join(path)
+    };
+    abs.parent().map(Path::to_path_buf)
+}
+
+fn split_dirs(list: &str, origin: Option<&Path>) -> Vec<PathBuf> {
+    list.split(':')
+        .filter_map(|e| {
+            let e = if e.is_empty() { "." } else { e };
+            expand(e, origin).map(PathBuf::from)
+        })
+        .collect()
+}
+
+fn ld_cache(sys: &Sys) -> &'static crate::pipeline::search::ldcache::LdCache {
+    static CACHE: OnceLock<crate::pipeline::search::ldcache::LdCache> = OnceLock::new();
+    CACHE.get_or_init(|| crate::pipeline::search::ldcache::load(sys))
+}
+
+/// Like [`find`], for a namespace: only inside the `permitted` directories
+/// (a path name must lie in one; RPATH and RUNPATH entries count only when
+/// they do; no LD_LIBRARY_PATH, ld.so.cache or system directories).
+pub(crate) fn find_confined(
+    sys: &Sys,
+    name: &str,
+    requester: Option<&Requester<'_>>,
+    permitted: &[PathBuf],
+) -> Result<Found, Error> {
+    let needed_by = requester
+        .map(|r| r.path.display().to_string())
+        .unwrap_or_else(|| "the caller".to_string());
+    let origin = requester.and_then(|r| origin_of(r.path));
+    // Compared on real paths: `..` and symbolic links cannot lead out.
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    let permitted: Vec<PathBuf> = permitted.iter().map(|d| real(d)).collect();
+    let inside = |p: &Path| {
+        let p = real(p);
+        permitted.iter().any(|d| p.starts_with(d))
+    };
+    let mut tried = Vec::new();
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if name.contains('/') {
+        if let Some(p) = expand(name, origin.as_deref()).map(PathBuf::from) {
+            if inside(&p) {
+                if let Some(f) = try_open(sys, &p, &mut tried, false)? {
+                    return Ok(f);
+                }
+            } else {
+                tried.push(p);
+            }
+        }
+    } else {
+        if let Some(r) = requester {
+            for list in [r.rpath.filter(|_| r.runpath.is_none()), r.runpath]
+                .into_iter()
+                .flatten()
+            {
+                dirs.extend(
+                    split_dirs(list, origin.as_deref())
+                        .into_iter()
+                        .filter(|d| inside(d)),
+                );
+            }
+        }
+        dirs.extend(permitted.iter().cloned());
+        for dir in &dirs {
+            if let Some(f) = try_open(sys, &dir.join(name), &mut tried, true)? {
+                return Ok(f);
+            }
+        }
+    }
+    Err(Error::NotFound {
+        name: name.to_string(),
+        needed_by: format!(
+            "{needed_by} (in a namespace: only its permitted directories are searched)"
+        ),
+        tried,
+    })
+}
+
+/// Opens the library `name` asks for. `tried` collects every path tried.
+pub(crate) fn find(
+    sys: &Sys,
+    name: &str,
+    requester: Option<&Requester<'_>>,
+    extra: &[PathBuf],
+) -> Result<Found, Error> {
+    let needed_by = requester
+        .map(|r| r.path.display().to_string())
+        .unwrap_or_else(|| "the caller".to_string());
+    let origin = requester.and_then(|r| origin_of(r.path));
+    let mut tried = Vec::new();
+    let not_found = |tried: Vec<PathBuf>| Error::NotFound {
+        name: name.to_string(),
+        needed_by: needed_by.clone(),
+        tried,
+    };
+    debug::print_if(Category::Libs, || {
+        format!("find library={name}; searching (needed by {needed_by})")
+    });
+
+    if name.contains('/') {
+        let path = PathBuf::from(
+            expand(name, origin.as_deref()).ok_or_else(|| not_found(vec![name.into()]))?,
+        );
+        return match try_open(sys, &path, &mut tried, false)? {
+            Some(f) => Ok(f),
+            None => Err(not_found(tried)),
+        };
+    }
+
+    let mut dirs: Vec<(PathBuf, &str)> = Vec::new();
+    if let Some(r) = requester {
+        if r.runpath.is_none() {
+            if let Some(rp) = r.rpath {
+                dirs.extend(
+                    split_dirs(rp, origin.as_deref())
+                        .into_iter()
+                        .map(|d| (d, "RPATH")),
+                );
+            }
+        }
+    }
+    if let Some(lp) = std::env::var_os("LD_LIBRARY_PATH") {
+        let lp = lp.to_string_lossy().into_owned();
+        if !lp.is_empty() {
+            dirs.extend(
+                split_dirs(&lp, None)
+                    .into_iter()
+                    .map(|d| (d, "LD_LIBRARY_PATH")),
+            );
+        }
+    }
+    if let Some(r) = requester {
+        if let Some(rp) = r.runpath {
+            dirs.extend(
+                split_dirs(rp, origin.as_deref())
+                    .into_iter()
+                    .map(|d| (d, "RUNPATH")),
+            );
+        }
+    }
+    dirs.extend(extra.iter().map(|d| (d.clone(), "Loader::search_path")));
+    for (dir, why) in &dirs {
+        debug::print_if(Category::Libs, || {
+            format!(" search path={} ({why})", dir.display())
+        });
+        if let Some(f) = try_open(sys, &dir.join(name), &mut tried, true)? {
+            return Ok(f);
+        }
+    }
+    if let Some(path) = ld_cache(sys).lookup(name) {
+        debug::print_if(Category::Libs, || {
+            " search cache=/etc/ld.so.cache".to_string()
+        });
+        if let Some(f) = try_open(sys, &path, &mut tried, true)? {
+            return Ok(f);
+        }
+    }
+    for dir in SYSTEM_DIRS {
+        debug::print_if(Category::Libs, || {
+            format!(" search path={dir} (system search path)")
+        });
+        if let Some(f) = try_open(sys, &Path::new(dir).join(name), &mut tried, true)? {
+            return Ok(f);
+        }
+    }
+    Err(not_found(tried))
+}
+
+/// Opens one candidate: Ok(None) when it does not exist or, while
+/// `searching`, is an ELF file for another machine or class (ld.so skips
+/// those and keeps searching; a path given by the caller is validated and
+/// refused with the value found instead).
+fn try_open(
+    sys: &Sys,
+    path: &Path,
+    tried: &mut Vec<PathBuf>,
+    searching: bool,
+) -> Result<Option<Found>, Error> {
+    debug::print_if(Category::Libs, || {
+        format!("  trying file={}", path.display())
+    });
+    tried.push(path.to_path_buf());
+    let c = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::header(path, "path contains a NUL byte"))?;
+    let fd = match sys.open(&c, "") {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR | nix::errno::Errno::EACCES) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(Error::io(path, "open", e)),
+    };
+    let mut first = vec![0u8; FIRST_READ];
+    let n = sys
+        .read(
+            &fd,
+            &mut first,
+            "ELF header and program headers (or a linker script)",
+        )
+        .map_err(|e| Error::io(path, "read", e))?;
+    first.truncate(n);
+    if searching && first.starts_with(b"\x7fELF") {
+        // Another class or machine: skipped when searching, as by ld.so.
+        let class_ok = first.get(4) == Some(&2);
+        let machine_ok = first.get(18..20) == Some(&[62, 0][..]);
+        if !(class_ok && machine_ok) {
+            log::debug!(
+                "{}: skipped, ELF for another class or machine",
+                path.display()
+            );
+            return Ok(None);
+        }
+    }
+    if first.starts_with(b"\x7fELF") {
+        return Ok(Some(Found::Elf(Opened {
+            fd,
+            path: path.to_path_buf(),
+            first,
+        })));
+    }
+    if script::looks_like_script(&first) {
+        let mut text = first;
+        while text.len() < MAX_SCRIPT {
+            let mut more = vec![0u8; FIRST_READ];
+            let m = sys
+                .read(&fd, &mut more, "rest of the linker script")
+                .map_err(|e| Error::io(path, "read", e))?;
+            if m == 0 {
+                break;
+            }
+            text.extend_from_slice(&more[..m]);
+        }
+        let text = String::from_utf8_lossy(&text).into_owned();
+        let members = script::parse(&text).map_err(|what| Error::BadScript {
+            path: path.to_path_buf(),
+            what,
+        })?;
+        return Ok(Some(Found::Script {
+            path: path.to_path_buf(),
+            members,
+        }));
+    }
+    // Not ELF, not a script: let validation name the bad magic.
+    Ok(Some(Found::Elf(Opened {
+        fd,
+        path: path.to_path_buf(),
+        first,
+    })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expands_dynamic_string_tokens() {
+        let o = Path::new("/opt/app/lib");
+        assert_eq!(
+            expand("$ORIGIN/../plugins", Some(o)).unwrap(),
+            "/opt/app/lib/../plugins"
+        );
+        assert_eq!(expand("${ORIGIN}/x", Some(o)).unwrap(), "/opt/app/lib/x");
+        assert_eq!(
+            expand("/usr/$LIB", None).unwrap(),
+            "/usr/lib/x86_64-linux-gnu"
+        );
+        assert!(expand("/opt/$PLATFORM", None)
+            .unwrap()
+            .starts_with("/opt/x86_64"));
+        assert_eq!(expand("$UNKNOWN/x", Some(o)), None);
+        assert_eq!(expand("$ORIGIN", None), None);
+    }
+}

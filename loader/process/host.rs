@@ -1,0 +1,425 @@
+//! The host's objects: the program, glibc and whatever else glibc loaded.
+//!
+//! minld never maps a second glibc (two would each claim the heap, the TLS
+//! and the process's state): symbols of
+//! libc.so.6 and ld-linux-x86-64.so.2, and of any dependency the process
+//! already has, come from the copies in the process. They are found with
+//! `dl_iterate_phdr` and their tables read in place with minld's own lookup.
+
+use std::ffi::CStr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use goblin::elf::program_header as ph;
+use goblin::elf64::program_header::ProgramHeader;
+
+use crate::base::mem::Memory;
+use crate::elf::dynamic::{self, PtrStyle};
+use crate::elf::symbols::Symbols;
+use crate::model::object::Object;
+
+/// glibc's own libraries: never mapped by minld, always the host's copies.
+/// The four stubs have been empty since glibc 2.34; their symbols live in
+/// libc.so.6.
+pub(crate) const GLIBC_OWN: &[&str] = &[
+    "libc.so.6",
+    "ld-linux-x86-64.so.2",
+    "libpthread.so.0",
+    "libdl.so.2",
+    "librt.so.1",
+    "libutil.so.1",
+    "libanl.so.1",
+];
+
+/// Where glibc's stubs send their symbols.
+pub(crate) fn glibc_target(name: &str) -> Option<&'static str> {
+    let base = name.rsplit('/').next().unwrap_or(name);
+    match base {
+        "ld-linux-x86-64.so.2" => Some("ld-linux-x86-64.so.2"),
+        b if GLIBC_OWN.contains(&b) => Some("libc.so.6"),
+        _ => None,
+    }
+}
+
+/// One object glibc loaded.
+#[derive(Debug)]
+pub(crate) struct HostObject {
+    /// dlpi_name; empty for the main program.
+    pub(crate) path: PathBuf,
+    /// DT_SONAME, or the file name.
+    pub(crate) soname: String,
+    /// Its DT_NEEDED entries.
+    pub(crate) needed: Vec<String>,
+    pub(crate) bias: usize,
+    pub(crate) symbols: Symbols,
+    /// glibc's TLS module id (0 without PT_TLS).
+    pub(crate) tls_modid: usize,
+    /// Offset of this module's static TLS block from the thread pointer
+    /// (the same in every thread), when it has one.
+    pub(crate) tls_offset: Option<isize>,
+}
+
+/// The host's objects that minld binds to without pinning them: glibc's
+/// global scope as it stood at startup (the program, preloaded objects and
+/// the closure of their DT_NEEDED), in glibc's load order. glibc never
+/// unloads these, so their tables, read in place, stay valid. Objects glibc
+/// loads later with dlopen are used only as dependencies, each pinned while
+/// used (see [`HostObjects::dependency`]); those it opened RTLD_GLOBAL are
+/// not in minld's global scope (glibc does not say which they are).
+#[derive(Debug, Default)]
+pub(crate) struct HostObjects {
+    pub(crate) objects: Vec<Arc<HostObject>>,
+    /// Pinned objects already read, by (name, bias): valid while some
+    /// dependency holds them.
+    pinned: Vec<(HostKey, std::sync::Weak<HostObject>)>,
+}
+
+/// glibc's name for an object and its load bias.
+type HostKey = (Vec<u8>, usize);
+
+struct Raw {
+    name: Vec<u8>,
+    bias: usize,
+    phdrs: Vec<ProgramHeader>,
+    tls_modid: usize,
+    tls_data: usize,
+}
+
+unsafe extern "C" fn collect(
+    info: *mut libc::dl_phdr_info,
+    size: libc::size_t,
+    data: *mut libc::c_void,
+) -> libc::c_int {
+    // SAFETY: glibc passes a valid dl_phdr_info of `size` bytes and our own
+    // `data` pointer, a live Vec<Raw>, for the duration of the callback.
+    let (info, out) = unsafe { (&*info, &mut *(data as *mut Vec<Raw>)) };
+    let name = if info.dlpi_name.is_null() {
+        Vec::new()
+    } else {
+        // SAFETY: dlpi_name is a NUL-terminated string owned by glibc.
+        unsafe { CStr::from_ptr(info.dlpi_name) }
+            .to_bytes()
+            .to_vec()
+    };
+    let phdrs = if info.dlpi_phdr.is_null() {
+        Vec::new()
+    } else {
+        // SAFETY: dlpi_phdr points at dlpi_phnum program headers in the
+        // object's mapped image; goblin's 64-bit header has the same layout.
+        unsafe {
+            std::slice::from_raw_parts(
+                info.dlpi_phdr as *const ProgramHeader,
+                usize::from(info.dlpi_phnum),
+            )
+        }
+        .to_vec()
+    };
+    let _ = size;
+    out.push(Raw {
+        name,
+        bias: info.dlpi_addr as usize,
+        phdrs,
+        tls_modid: info.dlpi_tls_modid,
+        tls_data: info.dlpi_tls_data as usize,
+    });
+    0
+}
+
+/// glibc's list of its objects as it stands.
+fn raw_objects() -> Vec<Raw> {
+    let mut raw: Vec<Raw> = Vec::new();
+    // SAFETY: `collect` only writes to the Vec passed as data, which
+    // outlives the call.
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(collect),
+            &mut raw as *mut Vec<Raw> as *mut libc::c_void,
+        )
+    };
+    raw
+}
+
+/// The thread pointer (%fs:0 on x86-64 holds its own address).
+pub(crate) fn thread_pointer() -> usize {
+    let tp: usize;
+    // SAFETY: on x86-64 Linux %fs points at the thread control block, whose
+    // first word is its own address (the TLS ABI); reading it has no effects.
+    unsafe {
+        std::arch::asm!("mov {}, qword ptr fs:[0]", out(reg) tp, options(nostack, readonly, preserves_flags))
+    };
+    tp
+}
+
+/// A reference glibc counts on one of its objects, taken with
+/// `dlopen(RTLD_NOLOAD)` when one of minld's objects binds to it: glibc
+/// cannot unload an object minld's code still calls (another thread's
+/// `dlclose` would otherwise unmap it under minld). Dropping it is a
+/// `dlclose`.
+#[derive(Debug)]
+pub(crate) struct HostPin(*mut libc::c_void);
+
+// SAFETY: a glibc handle may be used and closed from any thread.
+unsafe impl Send for HostPin {}
+// SAFETY: as above; &HostPin gives no access to the handle.
+unsafe impl Sync for HostPin {}
+
+impl HostPin {
+    /// Pins the object glibc has under `name` (a soname or path), if it has
+    /// one; returns the pin, the object's load bias and glibc's name for it.
+    fn take(name: &str) -> Option<(HostPin, usize, Vec<u8>)> {
+        let cname = std::ffi::CString::new(name).ok()?;
+        // SAFETY: dlopen with a NUL-terminated name; RTLD_NOLOAD never loads
+        // (so runs no constructor), it only counts a reference.
+        let h = unsafe { libc::dlopen(cname.as_ptr(), libc::RTLD_NOLOAD | libc::RTLD_LAZY) };
+        if h.is_null() {
+            return None;
+        }
+        let pin = HostPin(h);
+        let mut map: *const LinkMapHead = std::ptr::null();
+        // SAFETY: RTLD_DI_LINKMAP writes a `struct link_map *`, whose public
+        // head (l_addr, l_name) stays valid while the object is pinned.
+        unsafe {
+            if libc::dlinfo(
+                h,
+                libc::RTLD_DI_LINKMAP,
+                &mut map as *mut _ as *mut libc::c_void,
+            ) != 0
+                || map.is_null()
+            {
+                return None;
+            }
+            let name = if (*map).l_name.is_null() {
+                Vec::new()
+            } else {
+                CStr::from_ptr((*map).l_name).to_bytes().to_vec()
+            };
+            Some((pin, (*map).l_addr, name))
+        }
+    }
+}
+
+/// The public head of glibc's `struct link_map`.
+#[repr(C)]
+struct LinkMapHead {
+    l_addr: usize,
+    l_name: *const libc::c_char,
+}
+
+impl Drop for HostPin {
+    fn drop(&mut self) {
+        // SAFETY: a handle from dlopen, closed once.
+        unsafe { libc::dlclose(self.0) };
+    }
+}
+
+/// The directory of the process's libc.so.6 (where glibc's other
+/// libraries are).
+pub(crate) fn libc_dir() -> Option<PathBuf> {
+    raw_objects().into_iter().find_map(|r| {
+        let p = PathBuf::from(String::from_utf8_lossy(&r.name).into_owned());
+        (p.file_name()? == "libc.so.6")
+            .then(|| p.parent().map(PathBuf::from))
+            .flatten()
+    })
+}
+
+/// glibc's libraries besides libc, ld.so and the stubs (which are always
+/// the host's): in a namespace these come from the host, or else only from
+/// the directory of the host's libc.
+pub(crate) const GLIBC_FAMILY: &[&str] = &["libm.so.6", "libmvec.so.1"];
+
+/// Where glibc's other libraries are: beside the host's libc.
+pub(crate) fn glibc_family_dir() -> PathBuf {
+    libc_dir().unwrap_or_else(|| PathBuf::from("/lib/x86_64-linux-gnu"))
+}
+
+/// Whether the file with this (device, inode) is one of glibc's
+/// [`GLIBC_FAMILY`] beside the host's libc: decided by the file's identity,
+/// never by a name (DT_SONAME, DT_NEEDED) a file chooses.
+pub(crate) fn is_glibc_family(dev: u64, ino: u64) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    static IDS: std::sync::OnceLock<Vec<(u64, u64)>> = std::sync::OnceLock::new();
+    IDS.get_or_init(|| {
+        let dir = glibc_family_dir();
+        GLIBC_FAMILY
+            .iter()
+            .filter_map(|n| std::fs::metadata(dir.join(n)).ok())
+            .map(|m| (m.dev(), m.ino()))
+            .collect()
+    })
+    .contains(&(dev, ino))
+}
+
+/// The size of glibc's static TLS area, from ld.so's
+/// `_dl_get_tls_static_info` (GLIBC_PRIVATE; 0 if it cannot be asked, and
+/// then no host block is taken for static).
+fn static_tls_size() -> usize {
+    static SIZE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *SIZE.get_or_init(|| {
+        // SAFETY: dlsym with a NUL-terminated name; no other effect.
+        let f = unsafe { libc::dlsym(libc::RTLD_DEFAULT, c"_dl_get_tls_static_info".as_ptr()) };
+        if f.is_null() {
+            return 0;
+        }
+        let (mut size, mut align) = (0usize, 0usize);
+        // SAFETY: glibc's `void _dl_get_tls_static_info(size_t *, size_t *)`.
+        unsafe {
+            let f: extern "C" fn(*mut usize, *mut usize) = std::mem::transmute(f);
+            f(&mut size, &mut align);
+        }
+        size
+    })
+}
+
+impl HostObjects {
+    /// Reads glibc's startup scope, once: the program, what LD_PRELOAD
+    /// added, and the closure of their DT_NEEDED entries.
+    pub(crate) fn refresh(&mut self) {
+        if !self.objects.is_empty() {
+            return;
+        }
+        let raw = raw_objects();
+        let tp = thread_pointer();
+        let file_name = |r: &Raw| -> String {
+            let n = String::from_utf8_lossy(&r.name).into_owned();
+            n.rsplit('/').next().unwrap_or(&n).to_string()
+        };
+        // Which raw entries are in the startup scope, found from the
+        // program (the first entry) and the preloaded objects. glibc names
+        // each object by the path it found for the DT_NEEDED string, so the
+        // string is that path's file name (or the path itself).
+        let mut wanted: Vec<String> = std::env::var("LD_PRELOAD")
+            .unwrap_or_default()
+            .split([' ', ':'])
+            .filter(|s| !s.is_empty())
+            .map(|s| s.rsplit('/').next().unwrap_or(s).to_string())
+            .collect();
+        let mut chosen: Vec<Option<Arc<HostObject>>> = (0..raw.len()).map(|_| None).collect();
+        let mut queue: Vec<usize> = vec![0];
+        while let Some(i) = queue.pop() {
+            if chosen[i].is_some() {
+                continue;
+            }
+            let name = String::from_utf8_lossy(&raw[i].name).into_owned();
+            let Some(o) = host_object(&name, &raw[i], tp) else {
+                log::debug!("host object {name:?}: no usable dynamic symbols, skipped");
+                continue;
+            };
+            wanted.extend(o.needed.iter().cloned());
+            chosen[i] = Some(Arc::new(o));
+            for (j, r) in raw.iter().enumerate() {
+                if chosen[j].is_none()
+                    && !r.name.is_empty()
+                    && !file_name(r).contains("linux-vdso")
+                    && wanted
+                        .iter()
+                        .any(|w| *w == file_name(r) || r.name.ends_with(w.as_bytes()))
+                {
+                    queue.push(j);
+                }
+            }
+        }
+        self.objects = chosen.into_iter().flatten().collect();
+    }
+
+    /// The startup object with this soname (or file name).
+    pub(crate) fn by_soname(&self, name: &str) -> Option<&Arc<HostObject>> {
+        self.objects.iter().find(|o| o.soname == name)
+    }
+
+    /// An object glibc loaded after startup (dlopen) under `name`, pinned so
+    /// glibc cannot unload it while minld's objects use it.
+    pub(crate) fn dependency(&mut self, name: &str) -> Option<(Arc<HostObject>, HostPin)> {
+        // Only ask glibc about a name it has loaded under that file name:
+        // a dlopen(RTLD_NOLOAD) of a bare name makes glibc search the file
+        // system (and open the file) to compare file identities.
+        let raw = raw_objects();
+        let path = raw.iter().find_map(|r| {
+            let n = String::from_utf8_lossy(&r.name);
+            (n.rsplit('/').next() == Some(name)).then(|| n.into_owned())
+        })?;
+        let (pin, bias, glibc_name) = HostPin::take(&path)?;
+        let key = (glibc_name, bias);
+        self.pinned.retain(|(_, w)| w.strong_count() > 0);
+        if let Some(o) = self
+            .pinned
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, w)| w.upgrade())
+        {
+            return Some((o, pin));
+        }
+        let raw = raw_objects();
+        let r = raw.iter().find(|r| r.bias == bias && r.name == key.0)?;
+        let o = Arc::new(host_object(
+            &String::from_utf8_lossy(&r.name),
+            r,
+            thread_pointer(),
+        )?);
+        self.pinned.push((key, Arc::downgrade(&o)));
+        Some((o, pin))
+    }
+}
+
+impl HostObject {
+    /// Whether it leaves a load's scope because the load has its own copy
+    /// (one of `local` has its soname). Never the program or glibc's own
+    /// libraries, and glibc's libm or libmvec only for the real file: a
+    /// DT_SONAME is the file's choice and must not hide the host's glibc.
+    pub(crate) fn replaced_by<'a>(&self, mut local: impl Iterator<Item = &'a Object>) -> bool {
+        if self.soname.is_empty() || glibc_target(&self.soname).is_some() {
+            return false;
+        }
+        let family = GLIBC_FAMILY.contains(&self.soname.as_str());
+        local.any(|o| {
+            o.soname == self.soname && (!family || is_glibc_family(o.dev_ino.0, o.dev_ino.1))
+        })
+    }
+}
+
+fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
+    let ranges = r
+        .phdrs
+        .iter()
+        .filter(|p| p.p_type == ph::PT_LOAD)
+        .map(|p| {
+            (
+                r.bias.wrapping_add(p.p_vaddr as usize),
+                r.bias.wrapping_add((p.p_vaddr + p.p_memsz) as usize),
+            )
+        })
+        .collect();
+    let mem = Memory::new(ranges);
+    let dyn_ph = r.phdrs.iter().find(|p| p.p_type == ph::PT_DYNAMIC)?;
+    let path = PathBuf::from(name);
+    let d = dynamic::parse(
+        &path,
+        &mem,
+        r.bias,
+        r.bias.wrapping_add(dyn_ph.p_vaddr as usize),
+        PtrStyle::HostMixed,
+    )
+    .map_err(|e| log::debug!("host object {name}: {e}"))
+    .ok()?;
+    let symbols = Symbols::new(&path, &mem, &d)
+        .map_err(|e| log::debug!("host object {name}: {e}"))
+        .ok()?;
+    let soname = d
+        .soname
+        .clone()
+        .unwrap_or_else(|| name.rsplit('/').next().unwrap_or(name).to_string());
+    // A block in glibc's static TLS area (which ends at the thread pointer)
+    // is at the same offset in every thread; one allocated later for a
+    // module dlopen'ed after startup is not.
+    let tls_offset = Some(r.tls_data as isize - tp as isize)
+        .filter(|&o| r.tls_data != 0 && o < 0 && o.unsigned_abs() <= static_tls_size());
+    Some(HostObject {
+        path,
+        soname,
+        needed: d.needed.clone(),
+        bias: r.bias,
+        symbols,
+        tls_modid: r.tls_modid,
+        tls_offset,
+    })
+}
