@@ -45,8 +45,9 @@ mod process;
 
 pub use api::addr::{addr_info, AddrInfo};
 pub use api::library::{Library, Loader, MappedObject, Prepared, Symbol};
-pub use base::error::{Error, RelocKind};
-pub use pipeline::map::{LoadBias, Protection, Segment};
+pub use base::error::Error;
+pub use base::relocs::RelocKind;
+pub use model::image::{LoadBias, Protection, Segment};
 pub use pipeline::policy;
 pub use pipeline::policy::Policy;
 pub use plugin::namespace::{Namespace, NamespaceBuilder};

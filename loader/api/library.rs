@@ -11,9 +11,9 @@ use goblin::elf::sym as st;
 
 use crate::base::error::Error;
 use crate::elf::symbols::{elf_hash, NameHash, Version, Want};
+use crate::model::image::{MappedImage, Segment};
 use crate::model::object::{Dep, ScopeRef};
 use crate::pipeline::load::{self, Options};
-use crate::pipeline::map::{MappedImage, Segment};
 use crate::pipeline::reloc::call_resolver;
 
 /// How to load: the options of `dlopen` and a few of minld's own.
@@ -90,10 +90,7 @@ impl Loader {
     }
 
     /// Loads into a namespace (see [`crate::Namespace`]).
-    pub(crate) fn namespace(
-        mut self,
-        rules: std::sync::Arc<crate::plugin::namespace::Rules>,
-    ) -> Self {
+    pub(crate) fn namespace(mut self, rules: std::sync::Arc<crate::base::rules::Rules>) -> Self {
         self.opts.reuse_host = false;
         self.opts.search_paths = rules.permitted.clone();
         self.opts.namespace = Some(rules);
@@ -126,7 +123,7 @@ impl Loader {
     /// arbitrary native code, with the whole process at its mercy.
     pub unsafe fn open(&self, name: impl AsRef<OsStr>) -> Result<Library, Error> {
         let name = name.as_ref().to_string_lossy().into_owned();
-        let mut reg = load::lock(&format!("open {name}"))?;
+        let mut reg = lock(&format!("open {name}"))?;
         let set = load::load(&self.opts, &mut reg, &name)?;
         Ok(self.handle(set))
     }
@@ -160,7 +157,7 @@ impl Loader {
         let name = name.as_ref().to_string_lossy().into_owned();
         let mut opts = self.clone();
         opts.opts.defer_init = true;
-        let mut reg = load::lock(&format!("prepare {name}"))?;
+        let mut reg = lock(&format!("prepare {name}"))?;
         let pending = load::link(&opts.opts, &mut reg, &name)?;
         Ok(Prepared {
             pending,
@@ -193,7 +190,7 @@ impl Loader {
     /// symbol binding, none of its code runs. For inspecting the mapping.
     pub fn map(&self, path: impl AsRef<Path>) -> Result<MappedObject, Error> {
         Ok(MappedObject {
-            image: load::map_only(self.opts.trace, path.as_ref())?,
+            image: crate::pipeline::map::map_only(self.opts.trace, path.as_ref())?,
         })
     }
 }
@@ -221,7 +218,7 @@ impl Prepared {
     /// As [`Loader::open`]: the library's ifunc resolvers and init
     /// functions run, arbitrary native code.
     pub unsafe fn run(self) -> Result<Library, Error> {
-        let mut reg = load::lock("run a prepared library")?;
+        let mut reg = lock("run a prepared library")?;
         let set = load::finish(&mut reg, self.pending)?;
         Ok(self.loader.handle(set))
     }
@@ -546,6 +543,13 @@ fn resolve_value(s: ScopeRef<'_>, sym: &goblin::elf64::sym::Sym) -> Result<usize
 }
 
 /// Source of [`Inner::id`].
+/// The loader lock, with the fork handlers that keep it sound installed
+/// first (once per process).
+fn lock(what: &str) -> Result<crate::model::registry::Locked, Error> {
+    crate::model::fork::install();
+    crate::model::registry::lock(what)
+}
+
 static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// A small per-thread cache of unversioned lookups (hits and misses), by

@@ -4,8 +4,9 @@
 //! so the message alone tells the user what to look at (bionic's linker is
 //! the model: `"libfoo.so" has invalid e_phnum: 0`).
 
-use std::fmt;
 use std::path::PathBuf;
+
+use crate::base::relocs::RelocKind;
 
 use nix::errno::Errno;
 
@@ -224,21 +225,8 @@ pub enum Error {
         /// The library asked for.
         path: PathBuf,
         /// Every finding, for it and its dependencies.
-        report: crate::pipeline::policy::Report,
+        report: crate::base::findings::Report,
     },
-}
-
-/// A relocation type, printed by its psABI name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RelocKind(pub u32);
-
-impl fmt::Display for RelocKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match crate::pipeline::reloc::reloc_name(self.0) {
-            Some(name) => f.write_str(name),
-            None => write!(f, "type {}", self.0),
-        }
-    }
 }
 
 fn tried_list(tried: &[PathBuf]) -> String {

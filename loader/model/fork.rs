@@ -9,7 +9,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::sync::Once;
 
-use crate::{model::object::live, pipeline::load, process::gdb, process::tls};
+use crate::{model::object::live, model::registry, process::gdb, process::tls};
 
 thread_local! {
     /// The guards taken before a fork, held by the forking thread (and by
@@ -32,7 +32,7 @@ pub(crate) fn install() {
 extern "C" fn prepare() {
     let mut guards: Vec<Box<dyn Any>> = Vec::new();
     // Not if this thread holds it already (a fork from an init function).
-    if let Some(g) = load::lock_for_fork() {
+    if let Some(g) = registry::lock_for_fork() {
         guards.push(g);
     }
     guards.push(live::lock_for_fork());

@@ -4,5 +4,6 @@
 //! (`registry`), and what keeps those locks sound across `fork` (`fork`).
 
 pub(crate) mod fork;
-pub(crate) mod layout;
+pub(crate) mod image;
 pub(crate) mod object;
+pub(crate) mod registry;

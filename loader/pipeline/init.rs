@@ -1,6 +1,6 @@
-//! Stage 7: run an object's init functions after relocation and its fini
-//! functions at unload, with the program's (argc, argv, envp) as glibc
-//! passes them.
+//! Stage 7: run an object's init functions after relocation, with the
+//! program's (argc, argv, envp) as glibc passes them. (Its fini functions
+//! run when the object is dropped: `Object::run_fini`.)
 
 use std::ffi::c_char;
 use std::sync::atomic::{AtomicIsize, AtomicPtr, Ordering};
@@ -25,14 +25,6 @@ extern "C" fn capture_args(argc: i32, argv: *mut *mut c_char, envp: *mut *mut c_
 static CAPTURE_ARGS: extern "C" fn(i32, *mut *mut c_char, *mut *mut c_char) = capture_args;
 
 type InitFn = extern "C" fn(i32, *mut *mut c_char, *mut *mut c_char);
-type FiniFn = extern "C" fn();
-
-fn in_code(obj: &Object, addr: usize) -> bool {
-    obj.image
-        .segments
-        .iter()
-        .any(|s| s.prot.exec() && addr >= s.addr && addr < s.addr + s.mem_size as usize)
-}
 
 fn args() -> (i32, *mut *mut c_char, *mut *mut c_char) {
     let envp = ENVP.load(Ordering::Relaxed);
@@ -58,7 +50,7 @@ pub(crate) fn init_functions(obj: &Object) -> Result<Vec<usize>, crate::Error> {
     let d = &obj.dynamic;
     let mut out = Vec::new();
     let check = |addr: usize, what: &str| {
-        if in_code(obj, addr) {
+        if obj.in_code(addr) {
             Ok(addr)
         } else {
             Err(crate::Error::dynamic(
@@ -90,33 +82,5 @@ pub(crate) fn run_init(obj: &Object, functions: &[usize]) {
         // functions with exactly these arguments.
         let func: InitFn = unsafe { std::mem::transmute::<usize, InitFn>(f) };
         func(argc, argv, envp);
-    }
-}
-
-/// Runs DT_FINI_ARRAY in reverse, then DT_FINI.
-pub(crate) fn run_fini(obj: &Object) {
-    let d = &obj.dynamic;
-    crate::os::debug::print_if(crate::os::debug::Category::Libs, || {
-        format!("calling fini: {}", obj.path.display())
-    });
-    let mut fns: Vec<usize> = d
-        .fini_array
-        .iter()
-        .filter(|&a| a != 0 && a != usize::MAX)
-        .collect();
-    fns.reverse();
-    fns.extend(d.fini);
-    for f in fns {
-        if !in_code(obj, f) {
-            log::warn!(
-                "{}: fini function {f:#x} outside the object's code, skipped",
-                obj.path.display()
-            );
-            continue;
-        }
-        // SAFETY: `f` lies in the object's code, which is still mapped; the
-        // object was initialised, so its fini functions may run.
-        let func: FiniFn = unsafe { std::mem::transmute::<usize, FiniFn>(f) };
-        func();
     }
 }

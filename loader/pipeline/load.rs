@@ -6,29 +6,27 @@
 //! objects it mapped are unmapped (no fini: their init never ran) and
 //! objects it reused lose the reference it took.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use goblin::elf::program_header as ph;
 
 use crate::base::error::Error;
-use crate::base::mem::Memory;
-use crate::elf::dynamic::{self, PtrStyle, DF_1_PIE};
+use crate::elf::dynamic::DF_1_PIE;
 use crate::elf::symbols::{Symbols, Version};
 use crate::model::object::live;
 use crate::model::object::{Dep, Object, ScopeRef};
+use crate::model::registry::{Registry, Uniques};
 use crate::os::debug::{self, Category};
 use crate::os::sys::Sys;
 use crate::pipeline::init;
 use crate::pipeline::map;
-use crate::pipeline::reloc::lazy;
-use crate::pipeline::reloc::{self, Uniques};
+use crate::pipeline::reloc;
 use crate::pipeline::search::{self, Found, Opened, Requester};
 use crate::pipeline::validate;
-use crate::process::host::{self, HostObjects, GLIBC_FAMILY};
+use crate::process::host::{self, GLIBC_FAMILY};
 use crate::{process::gdb, process::tls, process::unwind};
 
 /// The options of one load (from [`crate::Loader`]).
@@ -48,74 +46,7 @@ pub(crate) struct Options {
     /// Checked before loading; any finding refuses the load.
     pub(crate) policy: Option<crate::pipeline::policy::Policy>,
     /// The namespace loaded into (None: the default one).
-    pub(crate) namespace: Option<Arc<crate::plugin::namespace::Rules>>,
-}
-
-/// What minld knows across loads: the host's objects, its own objects by
-/// file identity, objects never to unload, unique symbols per namespace.
-#[derive(Default)]
-pub(crate) struct Registry {
-    pub(crate) host: HostObjects,
-    /// By (namespace, device, inode): a file is one object per namespace.
-    by_file: HashMap<(u64, u64, u64), Weak<Object>, reloc::FixedState>,
-    pinned: Vec<Arc<Object>>,
-    /// By namespace (0: the default one): one table each, as glibc keeps
-    /// one per link-map list, so no namespace binds another's definition.
-    uniques: HashMap<u64, Uniques, reloc::FixedState>,
-}
-
-static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
-
-thread_local! {
-    static HELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-/// The loader lock, like glibc's `dl_load_lock`; refuses re-entry from the
-/// same thread (an init function calling minld) instead of deadlocking.
-pub(crate) struct Locked {
-    guard: MutexGuard<'static, Registry>,
-}
-
-impl std::ops::Deref for Locked {
-    type Target = Registry;
-    fn deref(&self) -> &Registry {
-        &self.guard
-    }
-}
-impl std::ops::DerefMut for Locked {
-    fn deref_mut(&mut self) -> &mut Registry {
-        &mut self.guard
-    }
-}
-impl Drop for Locked {
-    fn drop(&mut self) {
-        HELD.with(|h| h.set(false));
-    }
-}
-
-/// The loader lock, held across a fork (see `fork`); None when this thread
-/// holds it already (a fork from an init function).
-pub(crate) fn lock_for_fork() -> Option<Box<dyn std::any::Any>> {
-    if HELD.with(|h| h.get()) {
-        return None;
-    }
-    let m = REGISTRY.get_or_init(Default::default);
-    Some(Box::new(m.lock().unwrap_or_else(|p| p.into_inner())))
-}
-
-pub(crate) fn lock(what: &str) -> Result<Locked, Error> {
-    crate::model::fork::install();
-    if HELD.with(|h| h.get()) {
-        return Err(Error::Reentrant {
-            what: what.to_string(),
-        });
-    }
-    let m = REGISTRY.get_or_init(Default::default);
-    // A panic while holding the lock leaves nothing half-updated that
-    // matters more than refusing every later load: take it anyway.
-    let guard = m.lock().unwrap_or_else(|p| p.into_inner());
-    HELD.with(|h| h.set(true));
-    Ok(Locked { guard })
+    pub(crate) namespace: Option<Arc<crate::base::rules::Rules>>,
 }
 
 /// The result of a load: the root and its breadth-first lookup scope
@@ -263,7 +194,7 @@ pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pen
             .host
             .objects
             .iter()
-            .filter(|h| !h.replaced_by(list.iter().map(|(o, _)| &**o)))
+            .filter(|h| !h.replaced_by(list.iter().map(|(o, _)| (o.soname.as_str(), o.dev_ino))))
             .map(|h| ScopeRef::Host(h))
             .collect();
         for d in &scope {
@@ -282,18 +213,18 @@ pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pen
     };
     // The same scope, owned, for functions bound at their first call.
     let lazy = !opts.bind_now;
-    let lazy_scope = || -> Vec<lazy::Member> {
-        let mut m: Vec<lazy::Member> = reg
+    let lazy_scope = || -> Vec<Dep> {
+        let mut m: Vec<Dep> = reg
             .host
             .objects
             .iter()
-            .filter(|h| !h.replaced_by(list.iter().map(|(o, _)| &**o)))
-            .map(|h| lazy::Member::Host(h.clone()))
+            .filter(|h| !h.replaced_by(list.iter().map(|(o, _)| (o.soname.as_str(), o.dev_ino))))
+            .map(|h| Dep::Host(h.clone(), None))
             .collect();
         for d in &scope {
             match d {
-                Dep::Minld(o) => m.push(lazy::Member::Minld(Arc::downgrade(o))),
-                Dep::Host(h, _) => m.push(lazy::Member::Host(h.clone())),
+                Dep::Minld(o) => m.push(Dep::Back(Arc::downgrade(o))),
+                Dep::Host(h, _) => m.push(Dep::Host(h.clone(), None)),
                 Dep::Back(_) => {}
             }
         }
@@ -430,7 +361,9 @@ pub(crate) fn finish(reg: &mut Registry, p: Pending) -> Result<LoadSet, Error> {
             }
         }
         if o.eh_frame_hdr != 0 {
-            if let Some(start) = unwind::eh_frame_start(&o.image, o.eh_frame_hdr) {
+            if let Some(start) =
+                unwind::eh_frame_start(|a, n| o.image.readable(a, n), o.eh_frame_hdr)
+            {
                 if let Some(r) = unwind::register(&reg.host, start) {
                     let _ = o.unwind.set(r);
                 }
@@ -654,7 +587,7 @@ fn object_for(
         });
         return Ok((o, false));
     }
-    let (image, mem, d) = map_and_read_dynamic(sys, &fd, &headers, &path)?;
+    let (image, mem, d) = map::map_and_read_dynamic(sys, &fd, &headers, &path)?;
     drop(fd);
     if d.flags_1 & DF_1_PIE != 0 {
         return Err(Error::Executable {
@@ -742,37 +675,6 @@ fn object_for(
     Ok((object, true))
 }
 
-/// Maps a validated file and reads its dynamic section: the image, the
-/// view of its readable segments the tables are read through, the tables.
-pub(crate) fn map_and_read_dynamic(
-    sys: &Sys,
-    fd: &crate::os::sys::Fd,
-    headers: &validate::Headers,
-    path: &Path,
-) -> Result<(map::MappedImage, Memory, dynamic::Dynamic), Error> {
-    let image = map::map_segments(sys, fd, headers)?;
-    // The tables are read only from readable segments.
-    let mem = Memory::new(
-        image
-            .segments
-            .iter()
-            .filter(|s| s.prot.read())
-            .map(|s| (s.addr, s.addr + s.mem_size as usize))
-            .collect(),
-    );
-    let dyn_ph = image
-        .phdr(ph::PT_DYNAMIC)
-        .ok_or_else(|| Error::segments(path, "no PT_DYNAMIC segment"))?;
-    let d = dynamic::parse(
-        path,
-        &mem,
-        image.bias.0,
-        image.bias.at(dyn_ph.p_vaddr),
-        PtrStyle::Relative,
-    )?;
-    Ok((image, mem, d))
-}
-
 /// DT_VERNEED: every required version must be defined by the dependency
 /// that provides it (glibc's `_dl_check_map_versions`).
 fn check_versions(o: &Object) -> Result<(), Error> {
@@ -842,20 +744,4 @@ fn topological(root: &Arc<Object>, new: &[Arc<Object>]) -> Vec<Arc<Object>> {
         }
     }
     out
-}
-
-/// Maps a file without linking it: validation and mapping only.
-pub(crate) fn map_only(trace: bool, path: &Path) -> Result<map::MappedImage, Error> {
-    let sys = Sys { trace };
-    let opened = match search::find(&sys, &path.to_string_lossy(), None, &[])? {
-        Found::Elf(o) => o,
-        Found::Script { path, .. } => {
-            return Err(Error::BadScript {
-                path,
-                what: "a linker script cannot be mapped; open it with Loader::open".to_string(),
-            })
-        }
-    };
-    let headers = validate::read_headers(&sys, &opened.fd, &opened.path, &opened.first, false)?;
-    map::map_segments(&sys, &opened.fd, &headers)
 }

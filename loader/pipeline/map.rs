@@ -20,116 +20,17 @@
 //! the last file page is cleared by hand and whole pages beyond it are
 //! anonymous memory.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use goblin::elf::program_header::{self as ph, ProgramHeader};
 
 use crate::base::error::Error;
+use crate::base::mem::Memory;
+use crate::elf::dynamic::{self, PtrStyle};
+use crate::model::image::{name_of, LoadBias, MappedImage, Protection, Segment};
 use crate::os::sys::{page_size, Fd, Sys};
-use crate::pipeline::validate::Headers;
-
-/// The difference between where an object is and where it was linked to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoadBias(pub usize);
-
-impl LoadBias {
-    /// The real address of a virtual address of the object.
-    #[inline]
-    pub fn at(self, vaddr: u64) -> usize {
-        self.0.wrapping_add(vaddr as usize)
-    }
-}
-
-/// Memory protections of a segment.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct Protection(pub(crate) i32);
-
-impl Protection {
-    /// Readable.
-    pub fn read(self) -> bool {
-        self.0 & libc::PROT_READ != 0
-    }
-    /// Writable.
-    pub fn write(self) -> bool {
-        self.0 & libc::PROT_WRITE != 0
-    }
-    /// Executable.
-    pub fn exec(self) -> bool {
-        self.0 & libc::PROT_EXEC != 0
-    }
-    fn from_flags(p_flags: u32) -> Self {
-        let mut p = 0;
-        if p_flags & ph::PF_R != 0 {
-            p |= libc::PROT_READ;
-        }
-        if p_flags & ph::PF_W != 0 {
-            p |= libc::PROT_WRITE;
-        }
-        if p_flags & ph::PF_X != 0 {
-            p |= libc::PROT_EXEC;
-        }
-        Protection(p)
-    }
-}
-
-impl fmt::Display for Protection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}{}{}",
-            if self.read() { 'r' } else { '-' },
-            if self.write() { 'w' } else { '-' },
-            if self.exec() { 'x' } else { '-' }
-        )
-    }
-}
-
-impl fmt::Debug for Protection {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(self, f)
-    }
-}
-
-/// One PT_LOAD segment as mapped.
-#[derive(Debug, Clone)]
-pub struct Segment {
-    /// p_vaddr: where the segment starts in the object's own frame.
-    pub vaddr: u64,
-    /// p_memsz: its size in memory.
-    pub mem_size: u64,
-    /// p_offset: where its data starts in the file.
-    pub file_offset: u64,
-    /// p_filesz: how much of it comes from the file (the rest is .bss).
-    pub file_size: u64,
-    /// The real address of p_vaddr in this process.
-    pub addr: usize,
-    /// Its protections.
-    pub prot: Protection,
-}
-
-/// A mapped image: the reservation and its segments. Dropping it unmaps
-/// everything with one munmap, as dlclose does.
-pub(crate) struct MappedImage {
-    pub(crate) path: PathBuf,
-    /// Real address and length of the whole reservation.
-    pub(crate) start: usize,
-    pub(crate) len: usize,
-    pub(crate) bias: LoadBias,
-    pub(crate) segments: Vec<Segment>,
-    pub(crate) phdrs: Vec<ProgramHeader>,
-    pub(crate) sys: Sys,
-}
-
-impl fmt::Debug for MappedImage {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MappedImage")
-            .field("path", &self.path)
-            .field("start", &format_args!("{:#x}", self.start))
-            .field("len", &self.len)
-            .finish()
-    }
-}
+use crate::pipeline::search::{self, Found};
+use crate::pipeline::validate::{self, Headers};
 
 /// A reservation being built; unmapped on drop unless handed over.
 struct Reservation {
@@ -169,12 +70,6 @@ fn align_down(x: u64, a: u64) -> u64 {
 }
 fn align_up(x: u64, a: u64) -> u64 {
     (x + a - 1) & !(a - 1)
-}
-
-fn name_of(path: &Path) -> String {
-    path.file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string())
 }
 
 fn describe(c: &LoadCmd, relro: Option<&ProgramHeader>) -> &'static str {
@@ -463,121 +358,49 @@ fn zero_fill(
     Ok(())
 }
 
-impl MappedImage {
-    /// Whether a real address range lies inside one PT_LOAD segment's memory.
-    pub(crate) fn contains(&self, addr: usize, len: usize) -> bool {
-        let Some(end) = addr.checked_add(len) else {
-            return false;
-        };
-        self.segments
+/// Maps a validated file and reads its dynamic section: the image, the
+/// view of its readable segments the tables are read through, the tables.
+pub(crate) fn map_and_read_dynamic(
+    sys: &Sys,
+    fd: &crate::os::sys::Fd,
+    headers: &Headers,
+    path: &Path,
+) -> Result<(MappedImage, Memory, dynamic::Dynamic), Error> {
+    let image = map_segments(sys, fd, headers)?;
+    // The tables are read only from readable segments.
+    let mem = Memory::new(
+        image
+            .segments
             .iter()
-            .any(|s| addr >= s.addr && end <= s.addr + s.mem_size as usize)
-    }
-
-    /// Whether a real address range lies inside one readable segment (a
-    /// segment without PF_R may really be unreadable: with protection keys,
-    /// Linux makes PROT_EXEC-only memory execute-only).
-    pub(crate) fn readable(&self, addr: usize, len: usize) -> bool {
-        let Some(end) = addr.checked_add(len) else {
-            return false;
-        };
-        self.segments
-            .iter()
-            .any(|s| s.prot.read() && addr >= s.addr && end <= s.addr + s.mem_size as usize)
-    }
-
-    /// Whether a real address range lies inside a writable segment or the
-    /// RELRO region (which is writable until relocation ends), in pages
-    /// that no mapping of a segment without write permission covers.
-    pub(crate) fn writable(&self, addr: usize, len: usize) -> bool {
-        crate::model::layout::writable_at(&self.segments, addr, len)
-    }
-
-    /// The program header of a type, if the object has one.
-    pub(crate) fn phdr(&self, p_type: u32) -> Option<&ProgramHeader> {
-        self.phdrs.iter().find(|p| p.p_type == p_type)
-    }
-
-    /// The object's name for messages: the file name.
-    pub(crate) fn name(&self) -> String {
-        name_of(&self.path)
-    }
-
-    /// Makes PT_GNU_RELRO read-only: both ends rounded down to a page, as
-    /// glibc's `_dl_protect_relro` does. Called once relocation is done.
-    pub(crate) fn protect_relro(&self) -> Result<(), Error> {
-        let Some(relro) = self.phdr(ph::PT_GNU_RELRO) else {
-            return Ok(());
-        };
-        if !self.writable(self.bias.at(relro.p_vaddr), relro.p_memsz as usize) {
-            return Err(Error::segments(
-                &self.path,
-                format!(
-                    "PT_GNU_RELRO at p_vaddr {:#x} (p_memsz {:#x}) is not inside a writable segment",
-                    relro.p_vaddr, relro.p_memsz
-                ),
-            ));
-        }
-        let page = page_size();
-        let start = self.bias.at(relro.p_vaddr) & !(page - 1);
-        let end = self.bias.at(relro.p_vaddr + relro.p_memsz) & !(page - 1);
-        if end > start {
-            let note = || {
-                format!(
-                    "{}: RELRO {:#x}..{:#x} read-only now that relocation is done",
-                    self.name(),
-                    relro.p_vaddr,
-                    relro.p_vaddr + relro.p_memsz
-                )
-            };
-            // SAFETY: the range lies inside one of this object's writable
-            // segments (checked above; rounding down only moves the start
-            // back into the same page of it) and relocation, the only
-            // writer of RELRO, has finished.
-            unsafe { self.sys.mprotect(start, end - start, libc::PROT_READ, note) }
-                .map_err(|e| Error::io(&self.path, "mprotect of RELRO", e))?;
-        }
-        Ok(())
-    }
-
-    /// Sets the protections of every segment to `prot | extra` (for text
-    /// relocations), or back to their own when `extra` is 0.
-    pub(crate) fn reprotect_for_textrel(&self, extra: i32) -> Result<(), Error> {
-        let page = page_size();
-        for s in self.segments.iter().filter(|s| !s.prot.write()) {
-            let start = s.addr & !(page - 1);
-            let end = (s.addr + s.mem_size as usize + page - 1) & !(page - 1);
-            let note = || {
-                if extra != 0 {
-                    format!(
-                        "{}: text relocations, segment writable while relocating",
-                        self.name()
-                    )
-                } else {
-                    format!(
-                        "{}: text relocations done, segment back to {}",
-                        self.name(),
-                        s.prot
-                    )
-                }
-            };
-            // SAFETY: the range is one of this object's segments; no code of
-            // the object runs during relocation.
-            unsafe {
-                self.sys
-                    .mprotect(start, end - start, s.prot.0 | extra, note)
-            }
-            .map_err(|e| Error::io(&self.path, "mprotect for text relocations", e))?;
-        }
-        Ok(())
-    }
+            .filter(|s| s.prot.read())
+            .map(|s| (s.addr, s.addr + s.mem_size as usize))
+            .collect(),
+    );
+    let dyn_ph = image
+        .phdr(ph::PT_DYNAMIC)
+        .ok_or_else(|| Error::segments(path, "no PT_DYNAMIC segment"))?;
+    let d = dynamic::parse(
+        path,
+        &mem,
+        image.bias.0,
+        image.bias.at(dyn_ph.p_vaddr),
+        PtrStyle::Relative,
+    )?;
+    Ok((image, mem, d))
 }
 
-impl Drop for MappedImage {
-    fn drop(&mut self) {
-        let note = || format!("{}: unload, the whole image", self.name());
-        // SAFETY: the image is being dropped: the owner guarantees no code or
-        // data of it is in use any more (fini functions have run).
-        let _ = unsafe { self.sys.munmap(self.start, self.len, note) };
-    }
+/// Maps a file without linking it: validation and mapping only.
+pub(crate) fn map_only(trace: bool, path: &Path) -> Result<MappedImage, Error> {
+    let sys = Sys { trace };
+    let opened = match search::find(&sys, &path.to_string_lossy(), None, &[])? {
+        Found::Elf(o) => o,
+        Found::Script { path, .. } => {
+            return Err(Error::BadScript {
+                path,
+                what: "a linker script cannot be mapped; open it with Loader::open".to_string(),
+            })
+        }
+    };
+    let headers = validate::read_headers(&sys, &opened.fd, &opened.path, &opened.first, false)?;
+    map_segments(&sys, &opened.fd, &headers)
 }

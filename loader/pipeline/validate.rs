@@ -347,7 +347,7 @@ pub(crate) fn check_program_headers(
                 )));
             }
         }
-        crate::model::layout::check_load(path, i, p, prev_end)?;
+        crate::model::image::layout::check_load(path, i, p, prev_end)?;
         prev_end = Some((i, mem_end));
     }
     if loads == 0 {

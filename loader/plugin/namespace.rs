@@ -21,50 +21,10 @@ use std::sync::Arc;
 
 use crate::api::library::{Library, Loader};
 use crate::base::error::Error;
-use crate::pipeline::policy::Policy;
-
-/// The rules of one namespace, shared by its loads.
-#[derive(Debug)]
-pub(crate) struct Rules {
-    /// Never 0 (the default namespace).
-    pub(crate) id: u64,
-    pub(crate) permitted: Vec<PathBuf>,
-    /// Host symbols the namespace's libraries may bind: name, version.
-    pub(crate) imports: Vec<(String, Option<String>)>,
-    /// Functions the host exports to them: name, address.
-    pub(crate) exports: Vec<(String, usize)>,
-}
-
-impl Rules {
-    pub(crate) fn allows(&self, name: &[u8], version: Option<&str>) -> bool {
-        // What every compiler-built library references from libc for its
-        // own start-up and teardown, not the plugin's imports.
-        // (`__cxa_finalize` is bound to a wrapper that finalizes only the
-        // namespace's own objects: see `interpose::in_namespace`.)
-        const RUNTIME: &[&[u8]] = &[
-            b"__cxa_finalize",
-            b"__gmon_start__",
-            b"_ITM_registerTMCloneTable",
-            b"_ITM_deregisterTMCloneTable",
-            b"__stack_chk_fail",
-            b"__tls_get_addr",
-        ];
-        RUNTIME.contains(&name)
-            || self
-                .imports
-                .iter()
-                .any(|(n, v)| n.as_bytes() == name && (v.is_none() || v.as_deref() == version))
-    }
-
-    pub(crate) fn export(&self, name: &[u8]) -> Option<usize> {
-        self.exports
-            .iter()
-            .find(|(n, _)| n.as_bytes() == name)
-            .map(|(_, a)| *a)
-    }
-}
+use crate::base::rules::Rules;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+use crate::pipeline::policy::Policy;
 
 /// A namespace: its own symbol scope, import allow-list, exported host
 /// functions, permitted directories and policy.

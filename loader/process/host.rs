@@ -16,7 +16,6 @@ use goblin::elf64::program_header::ProgramHeader;
 use crate::base::mem::Memory;
 use crate::elf::dynamic::{self, PtrStyle};
 use crate::elf::symbols::Symbols;
-use crate::model::object::Object;
 
 /// glibc's own libraries: never mapped by minld, always the host's copies.
 /// The four stubs have been empty since glibc 2.34; their symbols live in
@@ -363,16 +362,19 @@ impl HostObjects {
 
 impl HostObject {
     /// Whether it leaves a load's scope because the load has its own copy
-    /// (one of `local` has its soname). Never the program or glibc's own
+    /// (one of `local`, given as soname and file identity, has its soname). Never the program or glibc's own
     /// libraries, and glibc's libm or libmvec only for the real file: a
     /// DT_SONAME is the file's choice and must not hide the host's glibc.
-    pub(crate) fn replaced_by<'a>(&self, mut local: impl Iterator<Item = &'a Object>) -> bool {
+    pub(crate) fn replaced_by<'a>(
+        &self,
+        mut local: impl Iterator<Item = (&'a str, (u64, u64))>,
+    ) -> bool {
         if self.soname.is_empty() || glibc_target(&self.soname).is_some() {
             return false;
         }
         let family = GLIBC_FAMILY.contains(&self.soname.as_str());
-        local.any(|o| {
-            o.soname == self.soname && (!family || is_glibc_family(o.dev_ino.0, o.dev_ino.1))
+        local.any(|(soname, (dev, ino))| {
+            soname == self.soname && (!family || is_glibc_family(dev, ino))
         })
     }
 }

@@ -12,7 +12,6 @@
 //! `_dl_find_object`, bound in its place (see `interpose`).
 
 use crate::elf::symbols::{NameHash, Want};
-use crate::pipeline::map::MappedImage;
 use crate::process::host::HostObjects;
 
 /// A registration with the host unwinder; dropping it deregisters.
@@ -27,8 +26,9 @@ pub(crate) struct Registration {
 
 /// The start of `.eh_frame`, read from the `.eh_frame_hdr` at `hdr`: its
 /// second word is an encoded pointer (`DW_EH_PE_*`) to the section.
-pub(crate) fn eh_frame_start(image: &MappedImage, hdr: usize) -> Option<usize> {
-    if !image.readable(hdr, 12) {
+/// `readable(addr, len)` says whether the object has those bytes mapped.
+pub(crate) fn eh_frame_start(readable: impl Fn(usize, usize) -> bool, hdr: usize) -> Option<usize> {
+    if !readable(hdr, 12) {
         return None;
     }
     // SAFETY: the 12 bytes at `hdr` are inside the mapped image (checked).
@@ -55,7 +55,7 @@ pub(crate) fn eh_frame_start(image: &MappedImage, hdr: usize) -> Option<usize> {
         0x30 => hdr.wrapping_add(value),       // datarel: from the header
         _ => return None,
     };
-    image.readable(addr, 4).then_some(addr)
+    readable(addr, 4).then_some(addr)
 }
 
 /// Registers the `.eh_frame` at `eh_frame` with the host's libgcc_s, when

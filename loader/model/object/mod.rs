@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::elf::dynamic::{Dynamic, DF_1_NODELETE};
 use crate::elf::symbols::{Symbols, Version, VersionNeed};
-use crate::pipeline::init;
-use crate::pipeline::map::MappedImage;
+use crate::model::image::MappedImage;
 use crate::process::host::{HostObject, HostPin};
 use crate::{process::gdb, process::tls, process::unwind};
 
@@ -44,8 +43,11 @@ pub(crate) struct Object {
     pub(crate) unwind: OnceLock<unwind::Registration>,
     /// Its entry in the debugger's list (see `gdb`).
     pub(crate) debugger: OnceLock<gdb::Entry>,
-    /// The scope its lazily bound functions are looked up in.
-    pub(crate) lazy_scope: OnceLock<Vec<crate::pipeline::reloc::lazy::Member>>,
+    /// The scope its lazily bound functions are looked up in: the host's
+    /// objects (never unloaded, or pinned by a dependency) and minld's, held
+    /// weakly (`Dep::Back`): the scope includes the object itself and its
+    /// dependents.
+    pub(crate) lazy_scope: OnceLock<Vec<Dep>>,
 }
 
 /// A dependency: an object of minld's, or one of the host's.
@@ -95,6 +97,8 @@ impl ScopeRef<'_> {
     }
 }
 
+type FiniFn = extern "C" fn();
+
 impl Object {
     pub(crate) fn nodelete(&self) -> bool {
         self.dynamic.flags_1 & DF_1_NODELETE != 0
@@ -116,12 +120,48 @@ impl Object {
     pub(crate) fn deps(&self) -> &[Dep] {
         self.deps.get().map(Vec::as_slice).unwrap_or(&[])
     }
+
+    /// Whether `addr` lies in one of its executable segments.
+    pub(crate) fn in_code(&self, addr: usize) -> bool {
+        self.image
+            .segments
+            .iter()
+            .any(|s| s.prot.exec() && addr >= s.addr && addr < s.addr + s.mem_size as usize)
+    }
+
+    /// Runs DT_FINI_ARRAY in reverse, then DT_FINI.
+    fn run_fini(&self) {
+        let d = &self.dynamic;
+        crate::os::debug::print_if(crate::os::debug::Category::Libs, || {
+            format!("calling fini: {}", self.path.display())
+        });
+        let mut fns: Vec<usize> = d
+            .fini_array
+            .iter()
+            .filter(|&a| a != 0 && a != usize::MAX)
+            .collect();
+        fns.reverse();
+        fns.extend(d.fini);
+        for f in fns {
+            if !self.in_code(f) {
+                log::warn!(
+                    "{}: fini function {f:#x} outside the object's code, skipped",
+                    self.path.display()
+                );
+                continue;
+            }
+            // SAFETY: `f` lies in the object's code, which is still mapped; the
+            // object was initialised, so its fini functions may run.
+            let func: FiniFn = unsafe { std::mem::transmute::<usize, FiniFn>(f) };
+            func();
+        }
+    }
 }
 
 impl Drop for Object {
     fn drop(&mut self) {
         if self.initialized.load(Ordering::Acquire) {
-            init::run_fini(self);
+            self.run_fini();
         }
         // Undo, in reverse, what made the object known to the process:
         // the debugger's entry, the unwinder's registration, every thread's TLS block, the
@@ -143,6 +183,15 @@ impl Dep {
             Dep::Minld(o) => Some(f(ScopeRef::Minld(o))),
             Dep::Back(w) => w.upgrade().map(|o| f(ScopeRef::Minld(&o))),
             Dep::Host(h, _) => Some(f(ScopeRef::Host(h))),
+        }
+    }
+
+    /// The object of minld's it is, if it is one and still alive.
+    pub(crate) fn upgrade(&self) -> Option<Arc<Object>> {
+        match self {
+            Dep::Minld(o) => Some(o.clone()),
+            Dep::Back(w) => w.upgrade(),
+            Dep::Host(..) => None,
         }
     }
 

@@ -16,20 +16,8 @@
 //! A function that cannot be found then ends the process with a message
 //! naming it, as with glibc's lazy binding.
 
-use std::sync::{Arc, Weak};
-
 use crate::model::object::Object;
-use crate::process::host::HostObject;
 use crate::process::tls::{self, restore_vector_state, save_vector_state};
-
-/// One member of an object's lookup scope, kept for lazy binding: the
-/// host's objects (never unloaded, or pinned by a dependency) and minld's
-/// (weakly: the scope includes the object itself and its dependents).
-#[derive(Debug)]
-pub(crate) enum Member {
-    Host(Arc<HostObject>),
-    Minld(Weak<Object>),
-}
 
 /// GOT[2] of a lazily bound object.
 pub(crate) fn trampoline() -> usize {

@@ -9,82 +9,21 @@
 pub(crate) mod interpose;
 pub(crate) mod lazy;
 
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use goblin::elf::dynamic::DF_STATIC_TLS;
 use goblin::elf::sym as st;
 use goblin::elf64::reloc::Rela;
 
-use crate::base::error::{Error, RelocKind};
+use crate::base::error::Error;
 use crate::base::mem::Table;
+use crate::base::relocs::RelocKind;
+use crate::base::relocs::{r, reloc_name};
 use crate::elf::symbols::{NameHash, Want};
-use crate::model::object::{Object, ScopeRef};
+use crate::model::object::{Dep, Object, ScopeRef};
+use crate::model::registry::Uniques;
 use crate::os::debug::{self, Category};
 use crate::process::tls;
-
-/// psABI relocation types minld knows.
-mod r {
-    pub const NONE: u32 = 0;
-    pub const R64: u32 = 1;
-    pub const PC32: u32 = 2;
-    pub const COPY: u32 = 5;
-    pub const GLOB_DAT: u32 = 6;
-    pub const JUMP_SLOT: u32 = 7;
-    pub const RELATIVE: u32 = 8;
-    pub const R32: u32 = 10;
-    pub const R32S: u32 = 11;
-    pub const DTPMOD64: u32 = 16;
-    pub const DTPOFF64: u32 = 17;
-    pub const TPOFF64: u32 = 18;
-    pub const PC64: u32 = 24;
-    pub const SIZE32: u32 = 32;
-    pub const SIZE64: u32 = 33;
-    pub const TLSDESC: u32 = 36;
-    pub const IRELATIVE: u32 = 37;
-    pub const RELATIVE64: u32 = 38;
-}
-
-/// The psABI name of a relocation type.
-pub(crate) fn reloc_name(t: u32) -> Option<&'static str> {
-    Some(match t {
-        r::NONE => "R_X86_64_NONE",
-        r::R64 => "R_X86_64_64",
-        r::PC32 => "R_X86_64_PC32",
-        3 => "R_X86_64_GOT32",
-        4 => "R_X86_64_PLT32",
-        r::COPY => "R_X86_64_COPY",
-        r::GLOB_DAT => "R_X86_64_GLOB_DAT",
-        r::JUMP_SLOT => "R_X86_64_JUMP_SLOT",
-        r::RELATIVE => "R_X86_64_RELATIVE",
-        9 => "R_X86_64_GOTPCREL",
-        r::R32 => "R_X86_64_32",
-        r::R32S => "R_X86_64_32S",
-        12 => "R_X86_64_16",
-        13 => "R_X86_64_PC16",
-        14 => "R_X86_64_8",
-        15 => "R_X86_64_PC8",
-        r::DTPMOD64 => "R_X86_64_DTPMOD64",
-        r::DTPOFF64 => "R_X86_64_DTPOFF64",
-        r::TPOFF64 => "R_X86_64_TPOFF64",
-        19 => "R_X86_64_TLSGD",
-        20 => "R_X86_64_TLSLD",
-        21 => "R_X86_64_DTPOFF32",
-        22 => "R_X86_64_GOTTPOFF",
-        23 => "R_X86_64_TPOFF32",
-        r::PC64 => "R_X86_64_PC64",
-        25 => "R_X86_64_GOTOFF64",
-        26 => "R_X86_64_GOTPC32",
-        r::SIZE32 => "R_X86_64_SIZE32",
-        r::SIZE64 => "R_X86_64_SIZE64",
-        34 => "R_X86_64_GOTPC32_TLSDESC",
-        35 => "R_X86_64_TLSDESC_CALL",
-        r::TLSDESC => "R_X86_64_TLSDESC",
-        r::IRELATIVE => "R_X86_64_IRELATIVE",
-        r::RELATIVE64 => "R_X86_64_RELATIVE64",
-        _ => return None,
-    })
-}
 
 /// What relocating one object did, for `MINLD_DEBUG=statistics`.
 #[derive(Debug, Default, Clone)]
@@ -125,16 +64,6 @@ enum Tls {
     },
 }
 
-/// One namespace's definitions of STB_GNU_UNIQUE symbols (one per name).
-/// (A fixed-key hasher: the default one asks the kernel for random keys,
-/// one more system call per process than glibc makes; these keys come from
-/// files whose code the process runs anyway.)
-pub(crate) type Uniques = HashMap<Vec<u8>, usize, FixedState>;
-
-/// SipHash with fixed keys.
-pub(crate) type FixedState =
-    std::hash::BuildHasherDefault<std::collections::hash_map::DefaultHasher>;
-
 /// Everything a relocation pass needs besides the object.
 pub(crate) struct Context<'a> {
     pub(crate) scope: &'a [ScopeRef<'a>],
@@ -145,7 +74,7 @@ pub(crate) struct Context<'a> {
     pub(crate) lazy: bool,
     /// The namespace's rules: host symbols bound only if allowed, host
     /// exports first.
-    pub(crate) rules: Option<&'a crate::plugin::namespace::Rules>,
+    pub(crate) rules: Option<&'a crate::base::rules::Rules>,
     /// Host symbols bound against the rules, `name@version (from file)`.
     pub(crate) denied: Vec<String>,
 }
@@ -193,7 +122,7 @@ pub(crate) fn relocate(
     let mut stats = RelocStats::default();
     let mut pass = Pass {
         obj,
-        writable: crate::model::layout::writable_ranges(&obj.image.segments, d.textrel()),
+        writable: crate::model::image::layout::writable_ranges(&obj.image.segments, d.textrel()),
         bias: obj.image.bias.0,
         cache: vec![0; obj.symbols.len()],
         defs: Vec::new(),
@@ -1022,19 +951,17 @@ pub(crate) fn bind_lazily(obj: &Object, index: usize) -> Result<usize, String> {
             let hash = NameHash::new(name);
             let scope = obj.lazy_scope.get().map(Vec::as_slice).unwrap_or(&[]);
             scope.iter().find_map(|m| match m {
-                crate::pipeline::reloc::lazy::Member::Host(h) => {
-                    h.symbols.lookup(name, hash, want).map(|(_, d)| {
-                        (
-                            h.bias.wrapping_add(d.st_value as usize),
-                            d.st_info & 0xf,
-                            true,
-                        )
-                    })
-                }
+                Dep::Host(h, _) => h.symbols.lookup(name, hash, want).map(|(_, d)| {
+                    (
+                        h.bias.wrapping_add(d.st_value as usize),
+                        d.st_info & 0xf,
+                        true,
+                    )
+                }),
                 // The object itself is in its scope; while it is being
                 // dropped (a fini function calling its own function for
                 // the first time) its Weak no longer upgrades.
-                crate::pipeline::reloc::lazy::Member::Minld(w) if std::ptr::eq(w.as_ptr(), obj) => {
+                Dep::Back(w) if std::ptr::eq(w.as_ptr(), obj) => {
                     obj.symbols.lookup(name, hash, want).map(|(_, d)| {
                         (
                             bias.wrapping_add(d.st_value as usize),
@@ -1043,7 +970,7 @@ pub(crate) fn bind_lazily(obj: &Object, index: usize) -> Result<usize, String> {
                         )
                     })
                 }
-                crate::pipeline::reloc::lazy::Member::Minld(w) => w.upgrade().and_then(|o| {
+                Dep::Minld(_) | Dep::Back(_) => m.upgrade().and_then(|o| {
                     o.symbols.lookup(name, hash, want).map(|(_, d)| {
                         (
                             o.image.bias.0.wrapping_add(d.st_value as usize),

@@ -24,7 +24,7 @@ use std::path::Path;
 use goblin::elf::program_header::ProgramHeader;
 
 use crate::base::error::Error;
-use crate::pipeline::map::Segment;
+use crate::model::image::Segment;
 
 /// Checks PT_LOAD `index` against the page size and against the PT_LOAD
 /// before it (`prev`: its index and the end of its memory, p_vaddr +
@@ -122,7 +122,7 @@ pub(crate) fn writable_at(segments: &[Segment], addr: usize, len: usize) -> bool
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pipeline::map::Protection;
+    use crate::model::image::Protection;
     use goblin::elf::program_header as ph;
 
     const PAGE: usize = 0x1000;
