@@ -13,7 +13,8 @@ use crate::base::error::Error;
 use crate::elf::symbols::{elf_hash, NameHash, Version, Want};
 use crate::model::image::{MappedImage, Segment};
 use crate::model::object::{Dep, ScopeRef};
-use crate::pipeline::load::{self, Options};
+use crate::pipeline::load;
+use crate::pipeline::options::Options;
 use crate::pipeline::reloc::call_resolver;
 
 /// How to load: the options of `dlopen` and a few of minld's own.

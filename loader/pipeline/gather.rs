@@ -1,0 +1,528 @@
+//! Stage 4 of a load: the load set. From the root (a linker script is
+//! followed to its members), every DT_NEEDED entry breadth-first, as glibc's
+//! `_dl_map_object_deps` does: each resolves to one of glibc's objects, to
+//! an object of this load or an earlier one, or to a file found, checked
+//! and mapped now. Then the versions each object requires are checked
+//! against the dependencies that provide them, and the new objects put in
+//! the order they are relocated and initialised (dependencies first).
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock, Weak};
+
+use goblin::elf::program_header as ph;
+
+use crate::base::error::Error;
+use crate::base::mem::Memory;
+use crate::elf::dynamic::DF_1_PIE;
+use crate::elf::symbols::{Symbols, Version, VersionNeed};
+use crate::model::image::MappedImage;
+use crate::model::object::{live, Dep, Object};
+use crate::model::registry::Registry;
+use crate::os::debug::{self, Category};
+use crate::os::sys::Sys;
+use crate::pipeline::map;
+use crate::pipeline::options::Options;
+use crate::pipeline::search::{self, Found, Opened, Requester};
+use crate::pipeline::validate;
+use crate::process::host::{self, GLIBC_FAMILY};
+use crate::process::tls;
+
+/// The root of a load, opened: the file and, for a linker script, the
+/// members after the first (loaded as the root's dependencies) and its
+/// AS_NEEDED members.
+pub(crate) struct Root {
+    opened: Opened,
+    extra: Vec<String>,
+    as_needed: Vec<String>,
+}
+
+/// The objects of a load, root first, in the order their DT_NEEDED
+/// entries brought them in.
+pub(crate) struct Gathered {
+    /// Each object, and whether this load mapped it.
+    pub(crate) list: Vec<(Arc<Object>, bool)>,
+    /// The breadth-first lookup scope, root first.
+    pub(crate) scope: Vec<Dep>,
+    /// Beside `list`: the index of the object whose DT_NEEDED entry
+    /// brought each in, and the entry (None for the root and for linker
+    /// script members).
+    pub(crate) needed_by: Vec<Option<(usize, String)>>,
+    /// A linker script's AS_NEEDED members.
+    pub(crate) as_needed: Vec<String>,
+}
+
+impl Gathered {
+    /// The objects this load mapped.
+    pub(crate) fn new_objects(&self) -> Vec<Arc<Object>> {
+        self.list
+            .iter()
+            .filter(|(_, n)| *n)
+            .map(|(o, _)| o.clone())
+            .collect()
+    }
+
+    /// Each object with the object and the DT_NEEDED entry that brought it
+    /// in, for the policy's report.
+    pub(crate) fn with_requesters(&self) -> Vec<(&Object, Option<(&Path, &str)>)> {
+        self.list
+            .iter()
+            .zip(&self.needed_by)
+            .map(|((o, _), by)| {
+                let by = by.as_ref();
+                (
+                    &**o,
+                    by.map(|(p, n)| (self.list[*p].0.path.as_path(), n.as_str())),
+                )
+            })
+            .collect()
+    }
+}
+
+/// A name that is one of glibc's own libraries: the host's copy, never a
+/// second one.
+pub(crate) fn host_glibc(reg: &Registry, name: &str) -> Result<Option<Dep>, Error> {
+    let Some(target) = host::glibc_target(name) else {
+        return Ok(None);
+    };
+    let h = reg
+        .host
+        .by_soname(target)
+        .ok_or_else(|| Error::NotFound {
+            name: name.to_string(),
+            needed_by: "the caller".to_string(),
+            tried: vec![],
+        })?
+        .clone();
+    Ok(Some(Dep::Host(h, None)))
+}
+
+/// Finds and opens the root; a linker script is followed to its first
+/// member, the others become the root's dependencies.
+pub(crate) fn open_root(sys: &Sys, opts: &Options, name: &str) -> Result<Root, Error> {
+    let (path, members) = match find(sys, opts, name, None)? {
+        Found::Elf(opened) => {
+            return Ok(Root {
+                opened,
+                extra: Vec::new(),
+                as_needed: Vec::new(),
+            })
+        }
+        Found::Script { path, members } => (path, members),
+    };
+    let mut plain = members
+        .iter()
+        .filter(|m| !m.as_needed)
+        .map(|m| m.name.clone());
+    let first = plain.next().unwrap_or_default();
+    let extra: Vec<String> = plain.collect();
+    let as_needed = members
+        .iter()
+        .filter(|m| m.as_needed)
+        .map(|m| m.name.clone())
+        .collect();
+    debug::print_if(Category::Libs, || {
+        format!("{}: linker script, following it to {first}", path.display())
+    });
+    let requester = Requester {
+        path: &path,
+        rpath: None,
+        runpath: None,
+    };
+    match find(sys, opts, &first, Some(&requester))? {
+        Found::Elf(opened) => Ok(Root {
+            opened,
+            extra,
+            as_needed,
+        }),
+        Found::Script { path: inner, .. } => Err(Error::BadScript {
+            path,
+            what: format!("member {} is itself a linker script", inner.display()),
+        }),
+    }
+}
+
+/// Maps the root and walks every DT_NEEDED entry breadth-first.
+pub(crate) fn gather(
+    sys: &Sys,
+    reg: &mut Registry,
+    opts: &Options,
+    root: Root,
+) -> Result<Gathered, Error> {
+    let Root {
+        opened,
+        extra,
+        as_needed,
+    } = root;
+    let first = object_for(sys, reg, opened, opts)?;
+    let mut cx = Walk {
+        sys,
+        reg,
+        opts,
+        extra,
+    };
+    let mut g = Gathered {
+        scope: vec![Dep::Minld(first.0.clone())],
+        list: vec![first],
+        needed_by: vec![None],
+        as_needed,
+    };
+    let mut i = 0;
+    while i < g.list.len() {
+        let (obj, new) = (g.list[i].0.clone(), g.list[i].1);
+        if new {
+            let deps = cx.needed(&obj, &mut g, i)?;
+            let _ = obj.deps.set(deps);
+        } else {
+            known(&obj, &mut g, i);
+        }
+        i += 1;
+    }
+    Ok(g)
+}
+
+/// An object loaded before: its dependencies are known; they join the
+/// scope, and minld's among them the list.
+fn known(obj: &Object, g: &mut Gathered, i: usize) {
+    for d in obj.deps() {
+        if !g.scope.iter().any(|s| s.path() == d.path()) {
+            g.scope.push(d.clone());
+        }
+        if let Dep::Minld(o) = d {
+            if !g.list.iter().any(|(l, _)| Arc::ptr_eq(l, o)) {
+                g.list.push((o.clone(), false));
+                g.needed_by.push(Some((i, o.soname.clone())));
+            }
+        }
+    }
+}
+
+/// What the walk over DT_NEEDED entries works with.
+struct Walk<'a> {
+    sys: &'a Sys,
+    reg: &'a mut Registry,
+    opts: &'a Options,
+    /// A linker script's members after the first: the root's dependencies.
+    extra: Vec<String>,
+}
+
+impl Walk<'_> {
+    /// Resolves the DT_NEEDED entries of a new object (at `i`; the root's
+    /// include a script's members), adding what they bring to the list and
+    /// the scope; its dependencies, in order.
+    fn needed(&mut self, obj: &Arc<Object>, g: &mut Gathered, i: usize) -> Result<Vec<Dep>, Error> {
+        let mut names: Vec<String> = obj.dynamic.needed.clone();
+        if i == 0 {
+            names.extend(self.extra.iter().cloned());
+        }
+        let mut deps: Vec<Dep> = Vec::new();
+        for n in names {
+            let dep = dependency(self.sys, self.reg, self.opts, obj, &n, &mut g.list, i)?;
+            let script_member = i == 0 && self.extra.contains(&n);
+            g.needed_by
+                .resize(g.list.len(), (!script_member).then(|| (i, n.clone())));
+            let same = |d: &Dep| d.path() == dep.path();
+            if !deps.iter().any(same) {
+                if !g.scope.iter().any(same) {
+                    g.scope.push(dep.clone());
+                }
+                deps.push(dep);
+            }
+        }
+        Ok(deps)
+    }
+}
+
+/// Finds a name: in a namespace only in its permitted directories (glibc's
+/// libm and libmvec excepted), else by the full search.
+fn find(
+    sys: &Sys,
+    opts: &Options,
+    name: &str,
+    requester: Option<&Requester<'_>>,
+) -> Result<Found, Error> {
+    match &opts.namespace {
+        // Only beside the host's libc: never a file the plugin points at.
+        Some(_) if GLIBC_FAMILY.contains(&name) => {
+            search::find_confined(sys, name, None, &[host::glibc_family_dir()])
+        }
+        Some(ns) => search::find_confined(sys, name, requester, &ns.permitted),
+        None => search::find(sys, name, requester, &opts.search_paths),
+    }
+}
+
+/// Resolves one DT_NEEDED entry of `obj` (at `index` in `list`).
+fn dependency(
+    sys: &Sys,
+    reg: &mut Registry,
+    opts: &Options,
+    obj: &Arc<Object>,
+    n: &str,
+    list: &mut Vec<(Arc<Object>, bool)>,
+    index: usize,
+) -> Result<Dep, Error> {
+    if let Some(target) = host::glibc_target(n) {
+        if let Some(h) = reg.host.by_soname(target) {
+            return Ok(Dep::Host(h.clone(), None));
+        }
+    }
+    let base = n.rsplit('/').next().unwrap_or(n);
+    // glibc's libm and libmvec are the host's in a namespace too, and an
+    // object of the load stands for them only if it is the real file.
+    let glibc_family = opts.namespace.is_some() && GLIBC_FAMILY.contains(&base);
+    let named = |o: &Object| {
+        o.soname == base && (!glibc_family || host::is_glibc_family(o.dev_ino.0, o.dev_ino.1))
+    };
+    if let Some(pos) = list.iter().position(|(o, _)| named(o)) {
+        let o = &list[pos].0;
+        return Ok(if pos > index {
+            Dep::Minld(o.clone())
+        } else {
+            Dep::Back(Arc::downgrade(o))
+        });
+    }
+    if opts.reuse_host || glibc_family {
+        if let Some(h) = reg.host.by_soname(base) {
+            return Ok(Dep::Host(h.clone(), None));
+        }
+        if let Some((h, pin)) = reg.host.dependency(base) {
+            return Ok(Dep::Host(h, Some(Arc::new(pin))));
+        }
+    }
+    if let Some(o) = reg
+        .by_file
+        .values()
+        .filter_map(Weak::upgrade)
+        .find(|o| named(o) && o.namespace == opts.namespace_id())
+    {
+        list.push((o.clone(), false));
+        return Ok(Dep::Minld(o));
+    }
+    let requester = Requester {
+        path: &obj.path,
+        rpath: obj.dynamic.rpath.as_deref(),
+        runpath: obj.dynamic.runpath.as_deref(),
+    };
+    let opened = match find(sys, opts, n, Some(&requester))? {
+        Found::Elf(o) => o,
+        Found::Script { path, .. } => {
+            return Err(Error::BadScript {
+                path,
+                what: format!(
+                    "a linker script cannot be a dependency (DT_NEEDED {n} of {})",
+                    obj.path.display()
+                ),
+            })
+        }
+    };
+    let entry = object_for(sys, reg, opened, opts)?;
+    // The same file under another name, already in this load.
+    if let Some(pos) = list.iter().position(|(o, _)| Arc::ptr_eq(o, &entry.0)) {
+        let o = &list[pos].0;
+        return Ok(if pos > index {
+            Dep::Minld(o.clone())
+        } else {
+            Dep::Back(Arc::downgrade(o))
+        });
+    }
+    let dep = Dep::Minld(entry.0.clone());
+    list.push(entry);
+    Ok(dep)
+}
+
+/// The object for an open file: one minld already has (same device and
+/// inode), or a new mapping. Its code may run unless `Loader::link`; only
+/// then are its unwind tables handed to the unwinder. Under a policy an
+/// executable stack is left to the policy's report (see `check_policy`).
+fn object_for(
+    sys: &Sys,
+    reg: &Registry,
+    opened: Opened,
+    opts: &Options,
+) -> Result<(Arc<Object>, bool), Error> {
+    let (trusted, namespace) = (opts.run_code, opts.namespace_id());
+    let Opened { fd, path, first } = opened;
+    let headers = validate::read_headers(sys, &fd, &path, &first, opts.policy.is_some())?;
+    let key = (headers.stat.dev, headers.stat.ino);
+    if let Some(o) = reg
+        .by_file
+        .get(&(namespace, key.0, key.1))
+        .and_then(Weak::upgrade)
+    {
+        debug::print_if(Category::Libs, || {
+            format!("{}: already loaded by minld, reused", path.display())
+        });
+        return Ok((o, false));
+    }
+    let (image, mem, d) = map::map_and_read_dynamic(sys, &fd, &headers, &path)?;
+    drop(fd);
+    if d.flags_1 & DF_1_PIE != 0 {
+        return Err(Error::Executable {
+            path,
+            what: "DF_1_PIE: a position-independent executable".to_string(),
+        });
+    }
+    let symbols = Symbols::new(&path, &mem, &d)?;
+    let needs = symbols.read_verneeds(&path, &mem, &d)?;
+    let need_by_index = by_index(&needs);
+    let tls = tls_module(&path, &image, &mem)?;
+    let eh_frame_hdr = image
+        .phdr(ph::PT_GNU_EH_FRAME)
+        .map(|e| image.bias.at(e.p_vaddr))
+        .filter(|&a| trusted && image.readable(a, 12))
+        .unwrap_or(0);
+    let soname = d.soname.clone().unwrap_or_else(|| {
+        path.file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    debug::print_if(Category::Libs, || {
+        format!(
+            "{}: mapped at {:#x} (soname {soname})",
+            path.display(),
+            image.bias.0
+        )
+    });
+    let (start, end) = (image.start, image.start + image.len);
+    let object = Arc::new(Object {
+        path,
+        soname,
+        dev_ino: key,
+        namespace,
+        image: std::mem::ManuallyDrop::new(image),
+        dynamic: d,
+        symbols,
+        needs,
+        need_by_index,
+        deps: OnceLock::new(),
+        initialized: Default::default(),
+        tls,
+        tlsdesc: Default::default(),
+        eh_frame_hdr,
+        unwind: OnceLock::new(),
+        debugger: OnceLock::new(),
+        lazy_scope: OnceLock::new(),
+    });
+    live::insert(start, end, eh_frame_hdr, namespace, Arc::downgrade(&object));
+    Ok((object, true))
+}
+
+/// Required versions by their versym index (DT_VERNEED's vna_other).
+fn by_index(needs: &[VersionNeed]) -> Vec<Option<Version>> {
+    let mut out: Vec<Option<Version>> = Vec::new();
+    for n in needs {
+        for (v, idx, _) in &n.versions {
+            let i = usize::from(*idx);
+            if out.len() <= i {
+                out.resize(i + 1, None);
+            }
+            out[i] = Some(v.clone());
+        }
+    }
+    out
+}
+
+/// The object's TLS module, registered, when it has a PT_TLS segment.
+fn tls_module(
+    path: &Path,
+    image: &MappedImage,
+    mem: &Memory,
+) -> Result<Option<tls::Module>, Error> {
+    Ok(match image.phdr(ph::PT_TLS) {
+        None => None,
+        Some(t) => {
+            let image_at = image.bias.at(t.p_vaddr);
+            let ok = t.p_filesz <= t.p_memsz
+                && (t.p_filesz == 0 || mem.contains(image_at, t.p_filesz as usize));
+            let module = ok
+                .then(|| {
+                    tls::Module::register(
+                        image_at,
+                        t.p_filesz as usize,
+                        t.p_memsz as usize,
+                        t.p_align as usize,
+                    )
+                })
+                .flatten();
+            Some(module.ok_or_else(|| {
+                Error::segments(
+                    &path,
+                    format!(
+                        "PT_TLS: bad TLS segment (vaddr {:#x}, filesz {:#x}, memsz {:#x}, align {:#x})",
+                        t.p_vaddr, t.p_filesz, t.p_memsz, t.p_align
+                    ),
+                )
+            })?)
+        }
+    })
+}
+
+/// DT_VERNEED: every required version must be defined by the dependency
+/// that provides it (glibc's `_dl_check_map_versions`).
+pub(crate) fn check_versions(o: &Object) -> Result<(), Error> {
+    for need in &o.needs {
+        let dep = o
+            .deps()
+            .iter()
+            .find(|d| d.with(|s| s.soname() == need.file).unwrap_or(false));
+        let Some(dep) = dep else { continue };
+        for (v, _, weak) in &need.versions {
+            let ok = dep.with(|s| s.symbols().defines_version(v)).unwrap_or(true);
+            debug::print_if(Category::Versions, || {
+                format!(
+                    "checking for version `{}' in file {} [0] required by file {} [0]{}",
+                    v.name,
+                    dep.path().display(),
+                    o.path.display(),
+                    if ok { "" } else { ": NOT FOUND" }
+                )
+            });
+            if !ok && !weak {
+                return Err(Error::MissingVersion {
+                    path: dep.path(),
+                    version: v.name.clone(),
+                    needed_by: o.path.display().to_string(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Dependencies before dependents: post-order DFS from the root over the
+/// objects new in this load.
+pub(crate) fn topological(root: &Arc<Object>, new: &[Arc<Object>]) -> Vec<Arc<Object>> {
+    fn visit(
+        o: &Arc<Object>,
+        new: &[Arc<Object>],
+        seen: &mut Vec<*const Object>,
+        out: &mut Vec<Arc<Object>>,
+    ) {
+        if seen.contains(&Arc::as_ptr(o)) {
+            return;
+        }
+        seen.push(Arc::as_ptr(o));
+        for d in o.deps() {
+            let child = match d {
+                Dep::Minld(c) => Some(c.clone()),
+                Dep::Back(w) => w.upgrade(),
+                Dep::Host(..) => None,
+            };
+            if let Some(c) = child {
+                visit(&c, new, seen, out);
+            }
+        }
+        if new.iter().any(|n| Arc::ptr_eq(n, o)) {
+            out.push(o.clone());
+        }
+    }
+    let mut out = Vec::new();
+    let mut seen = Vec::new();
+    visit(root, new, &mut seen, &mut out);
+    // Objects reachable only through script members come last.
+    for n in new {
+        if !out.iter().any(|o| Arc::ptr_eq(o, n)) {
+            out.push(n.clone());
+        }
+    }
+    out
+}

@@ -1,0 +1,31 @@
+//! What a load is asked to do: the options `Loader` collects.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The options of one load (from [`crate::Loader`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Options {
+    pub(crate) trace: bool,
+    pub(crate) search_paths: Vec<PathBuf>,
+    pub(crate) bind_now: bool,
+    pub(crate) reuse_host: bool,
+    pub(crate) allow_textrel: bool,
+    /// Run the objects' code (init functions, ifunc resolvers). Without it
+    /// a load links only: for inspection and fuzzing (`Loader::link`).
+    pub(crate) run_code: bool,
+    /// With `run_code`: stop once linked, before any of the objects' code
+    /// runs, and leave the rest to [`finish`] (`Loader::prepare`).
+    pub(crate) defer_init: bool,
+    /// Checked before loading; any finding refuses the load.
+    pub(crate) policy: Option<crate::pipeline::policy::Policy>,
+    /// The namespace loaded into (None: the default one).
+    pub(crate) namespace: Option<Arc<crate::base::rules::Rules>>,
+}
+
+impl Options {
+    /// The namespace's id; 0 for the default one.
+    pub(crate) fn namespace_id(&self) -> u64 {
+        self.namespace.as_ref().map_or(0, |n| n.id)
+    }
+}
