@@ -15,7 +15,7 @@ pub(crate) struct Options {
     /// a load links only: for inspection and fuzzing (`Loader::link`).
     pub(crate) run_code: bool,
     /// With `run_code`: stop once linked, before any of the objects' code
-    /// runs, and leave the rest to [`finish`] (`Loader::prepare`).
+    /// runs, and leave the rest to [`finish`](crate::pipeline::load::finish) (`Loader::prepare`).
     pub(crate) defer_init: bool,
     /// Checked before loading; any finding refuses the load.
     pub(crate) policy: Option<crate::pipeline::policy::Policy>,
