@@ -44,7 +44,9 @@ mod plugin;
 mod process;
 
 pub use api::addr::{addr_info, AddrInfo};
-pub use api::library::{Library, Loader, MappedObject, Prepared, Symbol};
+pub use api::library::{Library, Symbol};
+pub use api::loader::{Loader, Prepared};
+pub use api::mapped::MappedObject;
 pub use base::error::Error;
 pub use base::relocs::RelocKind;
 pub use model::image::{LoadBias, Protection, Segment};

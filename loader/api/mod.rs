@@ -1,5 +1,9 @@
-//! The public interface: `Loader`, `Library`, `Symbol`, `MappedObject`, and
-//! `addr_info` for what lies at an address.
+//! The public interface: `Loader` (options and the calls that load),
+//! `Library` and `Symbol` (lookups in what was loaded), `MappedObject`
+//! (an image mapped for inspection), and `addr_info` for what lies at an
+//! address.
 
 pub(crate) mod addr;
 pub(crate) mod library;
+pub(crate) mod loader;
+pub(crate) mod mapped;

@@ -28,4 +28,22 @@ impl Options {
     pub(crate) fn namespace_id(&self) -> u64 {
         self.namespace.as_ref().map_or(0, |n| n.id)
     }
+
+    /// The default options (`Loader::new`): bind now, reuse the host's
+    /// copies of dependencies, no text relocations, run the objects' code;
+    /// tracing on when `MINLD_TRACE` is set (and not `0`).
+    pub(crate) fn new() -> Self {
+        let trace = std::env::var_os("MINLD_TRACE").is_some_and(|v| v != "0" && !v.is_empty());
+        Options {
+            trace,
+            search_paths: Vec::new(),
+            bind_now: true,
+            reuse_host: true,
+            allow_textrel: false,
+            run_code: true,
+            defer_init: false,
+            policy: None,
+            namespace: None,
+        }
+    }
 }

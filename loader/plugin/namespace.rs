@@ -19,7 +19,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::api::library::{Library, Loader};
+use crate::api::library::Library;
+use crate::api::loader::Loader;
 use crate::base::error::Error;
 use crate::base::rules::Rules;
 

@@ -1,0 +1,206 @@
+//! [`Loader`]: the options of a load and the calls that make one
+//! ([`Loader::open`], [`Loader::prepare`] and [`Prepared::run`],
+//! [`Loader::link`], [`Loader::map`]).
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use crate::api::library::{self, lock, Library};
+use crate::api::mapped::MappedObject;
+use crate::base::error::Error;
+use crate::pipeline::load;
+use crate::pipeline::options::Options;
+
+/// How to load: the options of `dlopen` and a few of minld's own.
+///
+/// ```no_run
+/// // SAFETY: the system's libm; its constructors are trusted.
+/// let libm = unsafe { minld::Loader::new().trace(true).open("libm.so.6") }.unwrap();
+/// // SAFETY: libm's cos is `double cos(double)`.
+/// let cos = unsafe { libm.get::<extern "C" fn(f64) -> f64>("cos") }.unwrap();
+/// assert_eq!(cos(0.0), 1.0);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Loader {
+    opts: Options,
+}
+
+impl Default for Loader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Loader {
+    /// The default options: bind now, reuse the host's copies of
+    /// dependencies, no text relocations; tracing on when `MINLD_TRACE=1`.
+    pub fn new() -> Self {
+        Loader {
+            opts: Options::new(),
+        }
+    }
+
+    /// Prints every open/read/mmap/mprotect/munmap/close minld makes, in
+    /// strace's format with a note on why, to stderr.
+    pub fn trace(mut self, on: bool) -> Self {
+        self.opts.trace = on;
+        self
+    }
+
+    /// Adds a directory searched after RUNPATH and before ld.so.cache and
+    /// the system directories.
+    pub fn search_path(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.opts.search_paths.push(dir.into());
+        self
+    }
+
+    /// Binds every function at load time (the default, like RTLD_NOW).
+    /// With `false` (RTLD_LAZY), functions reached through the PLT are
+    /// bound at their first call instead, by minld's resolver, unless the
+    /// object asks for BIND_NOW; a function nobody defines then fails only
+    /// when called, ending the process with a message that names it, as
+    /// with glibc's lazy binding.
+    pub fn bind_now(mut self, now: bool) -> Self {
+        self.opts.bind_now = now;
+        self
+    }
+
+    /// Whether a dependency the process already has (loaded by glibc) is
+    /// used from there (the default) or mapped again by minld. glibc's own
+    /// libraries (libc, ld.so and their stubs) are always the host's.
+    pub fn reuse_host(mut self, reuse: bool) -> Self {
+        self.opts.reuse_host = reuse;
+        self
+    }
+
+    /// Loads into a namespace (see [`crate::Namespace`]).
+    pub(crate) fn namespace(mut self, rules: std::sync::Arc<crate::base::rules::Rules>) -> Self {
+        self.opts.reuse_host = false;
+        self.opts.search_paths = rules.permitted.clone();
+        self.opts.namespace = Some(rules);
+        self
+    }
+
+    /// Checks the library and every dependency it brings in against
+    /// `policy` (the checks of [`crate::pipeline::policy::check`]) before any of them
+    /// is relocated or runs code, each on the very mapping the load uses
+    /// (a file swapped at its path meanwhile is not checked in its place);
+    /// any finding refuses the load with [`Error::Policy`], which lists
+    /// them all.
+    pub fn policy(mut self, policy: crate::Policy) -> Self {
+        self.opts.policy = Some(policy);
+        self
+    }
+
+    /// Allows objects with text relocations (DT_TEXTREL): their read-only
+    /// segments are made writable while relocating. Off by default.
+    pub fn allow_text_relocations(mut self, allow: bool) -> Self {
+        self.opts.allow_textrel = allow;
+        self
+    }
+
+    /// Loads a library and what it needs, relocates it and runs its init
+    /// functions.
+    ///
+    /// # Safety
+    /// Loading runs the library's init functions and ifunc resolvers:
+    /// arbitrary native code, with the whole process at its mercy.
+    pub unsafe fn open(&self, name: impl AsRef<OsStr>) -> Result<Library, Error> {
+        // SAFETY: the caller's promise, passed on.
+        unsafe { library::open_with(&self.opts, name.as_ref()) }
+    }
+
+    pub(super) fn handle(&self, set: load::LoadSet) -> Library {
+        Library::from_set(set, self.opts.clone())
+    }
+
+    /// The first half of [`Loader::open`]: finds, maps and links the
+    /// library and what it needs, with every check `open` makes, and stops
+    /// before any of their code runs (no ifunc resolver, no init function).
+    /// [`Prepared::run`] does the rest. Between the two the caller can
+    /// lock itself down (seccomp, Landlock), so that not one instruction of
+    /// the library runs before it: the sandbox's runner does exactly this.
+    ///
+    /// Until `run`, RELRO is still writable and the objects are private to
+    /// the returned value; dropping it unmaps them, running nothing.
+    /// Objects with text relocations are refused (finishing them would
+    /// need their text made executable again).
+    pub fn prepare(&self, name: impl AsRef<OsStr>) -> Result<Prepared, Error> {
+        let name = name.as_ref().to_string_lossy().into_owned();
+        let mut opts = self.clone();
+        opts.opts.defer_init = true;
+        let mut reg = lock(&format!("prepare {name}"))?;
+        let pending = load::link(&opts.opts, &mut reg, &name)?;
+        Ok(Prepared {
+            pending,
+            loader: self.clone(),
+        })
+    }
+
+    /// Loads a library and what it needs and links them (relocations,
+    /// symbol bindings, versions, TLS relocations) without running any of
+    /// their code: no init or fini functions, no ifunc resolvers (an
+    /// ifunc's slot points at a function that aborts with a message). For
+    /// inspecting a library and for fuzzing the loader: every table is
+    /// read through bounds checks, every relocation writes only inside its
+    /// own object's writable segments.
+    ///
+    /// The objects it maps are private to the returned handle: a later
+    /// [`Loader::open`] of the same file maps its own copy. Dependencies the
+    /// process already has are bound, as by `open`. Calling a function of
+    /// the result is undefined behaviour unless you know it needs neither
+    /// initialisation nor an ifunc.
+    pub fn link(&self, name: impl AsRef<OsStr>) -> Result<Library, Error> {
+        let mut opts = self.clone();
+        opts.opts.run_code = false;
+        // SAFETY: with run_code false no code of the loaded objects runs
+        // (only the host's own, already running, ifunc resolvers).
+        unsafe { opts.open(name) }
+    }
+
+    /// Validates and maps a file without linking it: no relocation, no
+    /// symbol binding, none of its code runs. For inspecting the mapping.
+    pub fn map(&self, path: impl AsRef<Path>) -> Result<MappedObject, Error> {
+        Ok(MappedObject::new(crate::pipeline::map::map_only(
+            self.opts.trace,
+            path.as_ref(),
+        )?))
+    }
+}
+
+/// A library linked by [`Loader::prepare`], none of whose code has run.
+pub struct Prepared {
+    pending: load::Pending,
+    loader: Loader,
+}
+
+impl Prepared {
+    /// The path of the library's file, if this load mapped it (None when
+    /// `prepare` found it already loaded, or it is the host's).
+    pub fn path(&self) -> Option<&Path> {
+        self.pending.root_path()
+    }
+
+    /// Runs the library's code: fills the slots of its ifuncs (their
+    /// resolvers run), makes RELRO read-only, registers it with the
+    /// process (unwinder, debugger, minld's registry) and runs the init
+    /// functions, dependencies first. The result is what
+    /// [`Loader::open`] would have returned.
+    ///
+    /// # Safety
+    /// As [`Loader::open`]: the library's ifunc resolvers and init
+    /// functions run, arbitrary native code.
+    pub unsafe fn run(self) -> Result<Library, Error> {
+        let mut reg = lock("run a prepared library")?;
+        let set = load::finish(&mut reg, self.pending)?;
+        Ok(self.loader.handle(set))
+    }
+}
+
+impl std::fmt::Debug for Prepared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prepared")
+            .field("path", &self.path())
+            .finish()
+    }
+}
