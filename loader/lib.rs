@@ -17,17 +17,23 @@
 //! # Ok::<(), minld::Error>(())
 //! ```
 //!
-//! The stages, a module each (the pipeline of a load, in order):
+//! The code is in layers, each folder using only those before it: `base`
+//! (errors, findings, relocation table, memory views), `os` (system calls,
+//! trace), `elf` (tables read in place), `process` (what the host has: its
+//! objects, TLS, the debugger's list, the unwinder), `model` (minld's
+//! objects and the registry), `pipeline` (a load, stage by stage), `api`
+//! (this crate's public types), `plugin` (namespaces and the sandbox).
+//!
+//! The stages of a load, a file each in `pipeline`:
 //!
 //! | stage | module |
 //! |---|---|
 //! | name → open file | `search` (with `ldcache`, `script`) |
 //! | file → checked headers | `validate` |
-//! | headers → mapped image | `map` (system calls in `sys`, printed by `trace`) |
-//! | image → tables | `dynamic`, `symbols` |
-//! | tables → load set | `load` (host objects in `host`) |
+//! | headers → mapped image | `map` (system calls in `os::sys`, printed by `os::trace`) |
+//! | root → load set | `gather` (host objects in `process::host`) |
 //! | load set → linked objects | `reloc` |
-//! | linked → running | `init` |
+//! | linked → running | `load::finish`, `init` |
 //!
 //! The process's own glibc is never mapped a second time: libc.so.6,
 //! ld-linux-x86-64.so.2 and their stub libraries are always the host's.
