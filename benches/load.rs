@@ -100,8 +100,8 @@ fn lookup(c: &mut Criterion) {
         b.iter(|| unsafe { lib.find::<*const c_void>(black_box("inflateInit2_")) }.is_some())
     });
     g.bench_function("miss/minld-find", |b| {
-        // SAFETY: only the result is used.
         b.iter(|| {
+            // SAFETY: only whether it is found is used.
             unsafe { lib.find::<*const c_void>(black_box("no_such_symbol_in_libz")) }.is_none()
         })
     });

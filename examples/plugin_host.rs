@@ -27,11 +27,9 @@ const GRANT_DIR: &str = "/tmp/minld-sandbox-grant";
 
 /// Exported to the plugins of the namespace: prints their message.
 extern "C" fn host_log(msg: *const c_char) {
-    // SAFETY: plugins pass NUL-terminated strings.
-    println!(
-        "   host_log: {}",
-        unsafe { CStr::from_ptr(msg) }.to_string_lossy()
-    );
+    // SAFETY: the plugins of this example pass NUL-terminated strings.
+    let msg = unsafe { CStr::from_ptr(msg) };
+    println!("   host_log: {}", msg.to_string_lossy());
 }
 
 /// The test libraries built by build.rs.

@@ -378,6 +378,7 @@ fn big_alignment_bss_and_holes() {
     let h = open("libhole.so");
     // SAFETY: as above.
     assert_eq!(
+        // SAFETY: the signature named above; the library is loaded.
         unsafe { h.get::<extern "C" fn() -> c_int>("hole_fn") }.unwrap()(),
         42
     );

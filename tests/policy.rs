@@ -202,6 +202,7 @@ fn a_policy_that_passes_loads() {
     // SAFETY: test-libs/basic.c: int basic_add(int, int).
     let l = unsafe { Loader::new().policy(p).open(lib("libbasic.so")) }.unwrap();
     assert_eq!(
+        // SAFETY: the signature named above; the library is loaded.
         unsafe {
             l.get::<extern "C" fn(i32, i32) -> i32>("basic_add")
                 .unwrap()(2, 3)

@@ -130,6 +130,7 @@ fn use_one(which: usize) {
             // SAFETY: the system's libz; crc32 is
             // `uLong crc32(uLong, const Bytef *, uInt)`.
             let z = unsafe { Library::open("libz.so.1") }.unwrap();
+            // SAFETY: the signature named above; the library is loaded.
             let crc = unsafe {
                 z.get::<extern "C" fn(c_ulong, *const u8, u32) -> c_ulong>("crc32")
                     .unwrap()(0, b"hello".as_ptr(), 5)
@@ -139,6 +140,7 @@ fn use_one(which: usize) {
         1 => {
             // SAFETY: the system's libsqlite3; int sqlite3_libversion_number(void).
             let s = unsafe { Library::open("libsqlite3.so.0") }.unwrap();
+            // SAFETY: the signature named above; the library is loaded.
             let v = unsafe {
                 s.get::<extern "C" fn() -> c_int>("sqlite3_libversion_number")
                     .unwrap()()
@@ -148,12 +150,14 @@ fn use_one(which: usize) {
         2 => {
             // SAFETY: test-libs/tls.c: int tls_init_value(void).
             let t = unsafe { Library::open(test_lib("libtls.so")) }.unwrap();
+            // SAFETY: the signature named above; the library is loaded.
             let v = unsafe { t.get::<extern "C" fn() -> c_int>("tls_init_value").unwrap()() };
             assert_eq!(v, 100);
         }
         3 => {
             // SAFETY: test-libs/cxx_basic.cpp: int cxx_basic_throw_catch(void).
             let c = unsafe { Library::open(test_lib("libcxx_basic.so")) }.unwrap();
+            // SAFETY: the signature named above; the library is loaded.
             let v = unsafe {
                 c.get::<extern "C" fn() -> c_int>("cxx_basic_throw_catch")
                     .unwrap()()
@@ -228,6 +232,7 @@ fn ten_thousand_load_unload_cycles_of_libz() {
     let cycle = || {
         // SAFETY: the system's libz; const char *zlibVersion(void).
         let z = unsafe { Library::open("/lib/x86_64-linux-gnu/libz.so.1") }.unwrap();
+        // SAFETY: the signature named above; the library is loaded.
         let v = unsafe {
             z.get::<extern "C" fn() -> *const c_char>("zlibVersion")
                 .unwrap()()
@@ -301,6 +306,7 @@ fn dependency_missing_in_the_middle_of_a_chain() {
     // SAFETY: test-libs/chain_a.c: int chain_a(void).
     let l = unsafe { Library::open(&a) }.unwrap();
     assert_eq!(
+        // SAFETY: the signature named above; the library is loaded.
         unsafe { l.get::<extern "C" fn() -> c_int>("chain_a").unwrap()() },
         321
     );
@@ -342,6 +348,7 @@ fn symbol_missing_in_the_third_library_leaves_no_count() {
     // SAFETY: as above; int basic_add(int, int).
     let basic = unsafe { Library::open(test_lib("libbasic.so")) }.unwrap();
     assert_eq!(
+        // SAFETY: the signature named above; the library is loaded.
         unsafe {
             basic
                 .get::<extern "C" fn(c_int, c_int) -> c_int>("basic_add")
@@ -477,6 +484,7 @@ fn mmap_refused_under_rlimit_as() {
     set_address_space_limit(u64::MAX);
     // SAFETY: the system's libz3; const char *Z3_get_full_version(void).
     let l = unsafe { Library::open(z3) }.unwrap();
+    // SAFETY: the signature named above; the library is loaded.
     let v = unsafe {
         l.get::<extern "C" fn() -> *const c_char>("Z3_get_full_version")
             .unwrap()()
