@@ -376,9 +376,8 @@ fn big_alignment_bss_and_holes() {
         assert_eq!(**b.get::<*const c_int>("bss_data").unwrap(), 7);
     }
     let h = open("libhole.so");
-    // SAFETY: as above.
     assert_eq!(
-        // SAFETY: the signature named above; the library is loaded.
+        // SAFETY: as above.
         unsafe { h.get::<extern "C" fn() -> c_int>("hole_fn") }.unwrap()(),
         42
     );
