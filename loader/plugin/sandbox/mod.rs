@@ -40,12 +40,13 @@
 //! (one whose `main` calls `run_if_child`) for hosts that are not the
 //! process's executable (a Python extension module).
 //!
-//! Each runner has a watcher thread in the host (`watch.rs`), which starts
+//! Each runner has a watcher thread in the host (`watch`), which starts
 //! it (so the runner dies with the sandbox: PR_SET_PDEATHSIG), holds the
 //! seccomp listener, drains the plugin's stdout and stderr (pipes; what it
 //! printed is [`Sandbox::take_output`], and logged under the target
 //! `minld::sandbox::plugin`), charges its CPU time, and reaps it.
 
+mod buffer;
 mod config;
 mod error;
 mod forks;
@@ -64,8 +65,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shm::Region;
-
+pub use buffer::Buffer;
 pub use error::SandboxError;
 pub use landlock::abi as landlock_abi;
 pub use seccomp::ALLOWED as SECCOMP_ALLOWED;
@@ -373,11 +373,7 @@ impl Sandbox {
     pub fn buffer(&self, index: usize) -> Option<Buffer<'_>> {
         let r = self.running.as_ref()?;
         let &(off, len) = r.shared_buffers.get(index)?;
-        Some(Buffer {
-            region: &r.region,
-            off,
-            len,
-        })
+        Some(Buffer::new(&r.region, off, len))
     }
 
     /// Calls `func` on shared buffer `index`, in place: the plugin gets the
@@ -560,68 +556,6 @@ fn death_error(
             signal: libc::SIGKILL,
             claimed_addr: None,
         },
-    }
-}
-
-/// A shared buffer, seen from the host. The plugin maps the same pages:
-/// everything read from it is the plugin's to have changed, so reads copy
-/// out and the host checks what it got.
-pub struct Buffer<'a> {
-    region: &'a Region,
-    off: usize,
-    len: usize,
-}
-
-impl Buffer<'_> {
-    /// Its size in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    /// Whether it is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-    /// Copies `data` in at `offset`.
-    pub fn write(&self, offset: usize, data: &[u8]) -> Result<(), SandboxError> {
-        self.check(offset, data.len())?;
-        // SAFETY: inside the buffer (checked); a plain copy into shared
-        // memory (the plugin may write it too: no reference is formed).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                self.region.at(self.off + offset),
-                data.len(),
-            )
-        };
-        Ok(())
-    }
-    /// Copies `out.len()` bytes out from `offset`.
-    pub fn read(&self, offset: usize, out: &mut [u8]) -> Result<(), SandboxError> {
-        self.check(offset, out.len())?;
-        // SAFETY: as in `write`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.region.at(self.off + offset),
-                out.as_mut_ptr(),
-                out.len(),
-            )
-        };
-        Ok(())
-    }
-    /// The buffer's first byte, for a host that fills it with its own
-    /// code (a decoder writing straight into it). Valid while the sandbox
-    /// runs; the plugin may change the bytes at any time.
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.region.at(self.off)
-    }
-    fn check(&self, offset: usize, n: usize) -> Result<(), SandboxError> {
-        match offset.checked_add(n) {
-            Some(end) if end <= self.len => Ok(()),
-            _ => Err(SandboxError::InputTooLarge {
-                len: offset.saturating_add(n),
-                cap: self.len,
-            }),
-        }
     }
 }
 
