@@ -49,6 +49,7 @@
 mod buffer;
 mod config;
 mod error;
+mod fail;
 mod forks;
 mod landlock;
 mod runner;

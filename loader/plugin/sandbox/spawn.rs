@@ -503,6 +503,8 @@ pub(super) fn read_record(
     Ok((head[..4].try_into().unwrap_or_default(), payload))
 }
 
+/// Fills `buf` from the control pipe: `Err(Some(()))` when the deadline
+/// passed, `Err(None)` at its end or on an error.
 fn read_exact(
     ctl: &mut std::fs::File,
     buf: &mut [u8],
@@ -510,19 +512,7 @@ fn read_exact(
 ) -> Result<(), Option<()>> {
     let mut done = 0;
     while done < buf.len() {
-        let wait = deadline.map_or(-1, |d| {
-            d.saturating_duration_since(Instant::now())
-                .as_millis()
-                .min(i32::MAX as u128) as i32
-        });
-        let mut p = libc::pollfd {
-            fd: ctl.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut p, 1, wait) };
-        if n == 0 {
+        if !readable_by(ctl.as_raw_fd(), deadline) {
             return Err(Some(()));
         }
         match ctl.read(&mut buf[done..]) {
@@ -533,6 +523,33 @@ fn read_exact(
         }
     }
     Ok(())
+}
+
+/// Waits until `fd` is readable (or at its end, or in error: the read that
+/// follows tells which) or `deadline` passes (`None`: no deadline). False
+/// only when the deadline passed first. A signal does not cut the wait
+/// short.
+pub(super) fn readable_by(fd: RawFd, deadline: Option<Instant>) -> bool {
+    loop {
+        let wait = deadline.map_or(-1, |d| {
+            d.saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(i32::MAX as u128) as i32
+        });
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, on the stack for the call's duration.
+        let n = unsafe { libc::poll(&mut p, 1, wait) };
+        if n >= 0 {
+            return n > 0;
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return true;
+        }
+    }
 }
 
 /// A field of a `/proc/<pid>/status` text.

@@ -173,18 +173,7 @@ fn send_fds(sock: RawFd, fds: &[RawFd; PASSED]) -> std::io::Result<()> {
 
 /// The zygote's answer: the fork's pid, or a negative errno.
 fn read_pid(sock: RawFd, deadline: Option<Instant>) -> Result<i32, SandboxError> {
-    let wait = deadline.map_or(-1, |d| {
-        d.saturating_duration_since(Instant::now())
-            .as_millis()
-            .min(i32::MAX as u128) as i32
-    });
-    let mut p = libc::pollfd {
-        fd: sock,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    if unsafe { libc::poll(&mut p, 1, wait) } != 1 {
+    if !spawn::readable_by(sock, deadline) {
         return Err(SandboxError::StartTimeout(
             deadline.map_or(Duration::ZERO, |d| {
                 d.saturating_duration_since(Instant::now())

@@ -113,7 +113,6 @@ pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
     Box::new(state())
 }
 
-
 /// A registered TLS module; unregistering (drop) frees every thread's block.
 #[derive(Debug)]
 pub(crate) struct Module {

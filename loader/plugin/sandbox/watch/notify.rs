@@ -15,7 +15,6 @@ use std::path::{Component, Path, PathBuf};
 use super::super::landlock::Access;
 use super::{Kill, Limits, Shared, SyscallAbi};
 
-
 // The seccomp user-notification interface (linux/seccomp.h).
 #[repr(C)]
 #[derive(Default)]
