@@ -243,10 +243,9 @@ fn signal_name(sig: i32) -> String {
     if p.is_null() {
         format!("signal {sig}")
     } else {
-        // SAFETY: a NUL-terminated static string.
-        format!(
-            "SIG{}",
-            unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy()
-        )
+        // SAFETY: `p` is not null, and sigabbrev_np returns a pointer to a
+        // NUL-terminated string in glibc's static table, valid for ever.
+        let name = unsafe { std::ffi::CStr::from_ptr(p) };
+        format!("SIG{}", name.to_string_lossy())
     }
 }

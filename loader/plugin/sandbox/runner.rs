@@ -145,9 +145,13 @@ pub(super) fn control(tag: &[u8; 4], payload: &[u8]) {
     }
 }
 
+/// Step 1: maps the shared region the host left at [`FD_REGION`], checks
+/// its magic, and closes every descriptor the runner must not keep.
 pub(super) fn map_region() -> std::io::Result<Region> {
-    // SAFETY: fstat into a local.
+    // SAFETY: `libc::stat` is plain integers, for which all zeroes is a
+    // valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes at most one `stat` into the local it is given.
     if unsafe { libc::fstat(FD_REGION, &mut st) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -329,8 +333,10 @@ unsafe fn drop_capabilities() -> Result<(), RunnerError> {
         version: VERSION_3,
         pid: 0,
     };
-    let data = [0u32; 6]; // two { effective, permitted, inheritable }
-                          // SAFETY: capset with a v3 header and two data structs.
+    // Two { effective, permitted, inheritable } sets, all empty.
+    let data = [0u32; 6];
+    // SAFETY: capset reads a v3 header and the two data structs it implies,
+    // both locals that outlive the call.
     if unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) } != 0 {
         return Err(RunnerError::Capset(std::io::Error::last_os_error()));
     }

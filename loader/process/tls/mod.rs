@@ -197,11 +197,12 @@ extern "C" fn tls_slow(ti: *const TlsIndex) -> *mut u8 {
         ));
     };
     let mut table = current();
-    // SAFETY: `current()` is this thread's table or null; only this thread
-    // replaces it, and other threads only clear slots (under the lock held).
     let len = if table.is_null() {
         0
     } else {
+        // SAFETY: `current()` is this thread's table or null (not null
+        // here); only this thread replaces it, and other threads only clear
+        // slots (under the lock held), never its length.
         unsafe { (*table).len }
     };
     if slot >= len {
@@ -238,10 +239,10 @@ extern "C" fn tls_slow(ti: *const TlsIndex) -> *mut u8 {
 
 /// Replaces this thread's table by one with room for `need` modules.
 fn grow(st: &mut State, old: *mut Table, need: usize) -> *mut Table {
-    // SAFETY: `old` is null or this thread's live table.
     let old_len = if old.is_null() {
         0
     } else {
+        // SAFETY: `old` is this thread's live table (not null here).
         unsafe { (*old).len }
     };
     let len = need.max(old_len * 2).max(8);

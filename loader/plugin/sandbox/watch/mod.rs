@@ -245,8 +245,11 @@ fn pollfd(fd: RawFd) -> libc::pollfd {
 
 /// How the child ended (it has: its pidfd was readable).
 fn reap(pidfd: RawFd) -> Ended {
-    // SAFETY: waitid into a local siginfo.
+    // SAFETY: `siginfo_t` is plain integers and unions of them, for which
+    // all zeroes is a valid value.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid writes at most one `siginfo_t` into the local it is
+    // given; a pidfd that is not ours only makes it fail.
     let rc = unsafe { libc::waitid(libc::P_PIDFD, pidfd as libc::id_t, &mut info, libc::WEXITED) };
     if rc != 0 {
         // ECHILD: the host ignores SIGCHLD and the kernel reaped it.

@@ -160,10 +160,13 @@ fn fstat_of(pidfd: RawFd, fd: i32) -> Result<libc::stat, i32> {
     if mine < 0 {
         return Err(libc::EBADF);
     }
-    // SAFETY: a fresh descriptor of ours.
+    // SAFETY: pidfd_getfd returned a fresh descriptor, owned by nothing
+    // else: the OwnedFd closes it.
     let mine = unsafe { OwnedFd::from_raw_fd(mine as i32) };
-    // SAFETY: fstat into a local.
+    // SAFETY: `libc::stat` is plain integers, for which all zeroes is a
+    // valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes at most one `stat` into the local it is given.
     if unsafe { libc::fstat(mine.as_raw_fd(), &mut st) } != 0 {
         return Err(std::io::Error::last_os_error()
             .raw_os_error()
@@ -175,9 +178,12 @@ fn fstat_of(pidfd: RawFd, fd: i32) -> Result<libc::stat, i32> {
 fn lstat_or_stat(path: &Path, flags: i32) -> Result<libc::stat, i32> {
     let c =
         std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| libc::EINVAL)?;
-    // SAFETY: stat into a local, on a NUL-terminated path.
+    // SAFETY: `libc::stat` is plain integers, for which all zeroes is a
+    // valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     let nofollow = flags & libc::AT_SYMLINK_NOFOLLOW;
+    // SAFETY: `c` is NUL-terminated and outlives the call; fstatat writes at
+    // most one `stat` into the local it is given.
     if unsafe { libc::fstatat(libc::AT_FDCWD, c.as_ptr(), &mut st, nofollow) } != 0 {
         return Err(std::io::Error::last_os_error()
             .raw_os_error()
