@@ -17,6 +17,8 @@
 //! (it is leaked). gdb builds that watch ld.so's SystemTap probes instead of
 //! `_dl_debug_state` (not Debian's) only notice minld's namespace at their
 //! next full reload.
+//!
+//! (See `docs/design.md`, "The r_debug chain that gdb reads".)
 
 use std::ffi::{c_char, c_int, CString};
 use std::path::Path;

@@ -5,6 +5,10 @@
 //! libc.so.6 and ld-linux-x86-64.so.2, and of any dependency the process
 //! already has, come from the copies in the process. They are found with
 //! `dl_iterate_phdr` and their tables read in place with minld's own lookup.
+//!
+//! (See `docs/design.md`, "The host's glibc is never mapped twice",
+//! "Finding the host's objects" and "errno through TPOFF64 against the
+//! host's static TLS".)
 
 use std::ffi::CStr;
 use std::path::PathBuf;

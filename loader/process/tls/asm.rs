@@ -6,6 +6,8 @@
 //!
 //! The fast paths here read the thread's table (laid out by [`Table`]) with
 //! no lock and no call; a miss goes to [`tls_slow`] in the parent module.
+//!
+//! (See `docs/design.md`, "Lazy binding's trampoline and what it must save".)
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;

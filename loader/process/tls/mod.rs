@@ -27,6 +27,9 @@
 //!
 //! The assembly (the entry points loaded code calls and the vector-state
 //! save and restore) is in `asm`; this file is the bookkeeping behind it.
+//!
+//! (See `docs/design.md`, "TLS module ids and minld's own TLS blocks" and
+//! "errno through TPOFF64 against the host's static TLS".)
 
 use std::alloc::Layout;
 use std::ffi::c_void;
