@@ -9,16 +9,15 @@ use super::shm::Region;
 /// everything read from it is the plugin's to have changed, so reads copy
 /// out and the host checks what it got.
 pub struct Buffer<'a> {
-    region: &'a Region,
-    off: usize,
-    len: usize,
+    /// The sandbox's shared region.
+    pub(super) region: &'a Region,
+    /// Where the buffer starts in it.
+    pub(super) off: usize,
+    /// Its length in bytes.
+    pub(super) len: usize,
 }
 
-impl<'a> Buffer<'a> {
-    /// The `len` bytes at `off` in the sandbox's shared region.
-    pub(super) fn new(region: &'a Region, off: usize, len: usize) -> Self {
-        Buffer { region, off, len }
-    }
+impl Buffer<'_> {
     /// Its size in bytes.
     pub fn len(&self) -> usize {
         self.len

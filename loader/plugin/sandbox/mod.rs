@@ -374,7 +374,11 @@ impl Sandbox {
     pub fn buffer(&self, index: usize) -> Option<Buffer<'_>> {
         let r = self.running.as_ref()?;
         let &(off, len) = r.shared_buffers.get(index)?;
-        Some(Buffer::new(&r.region, off, len))
+        Some(Buffer {
+            region: &r.region,
+            off,
+            len,
+        })
     }
 
     /// Calls `func` on shared buffer `index`, in place: the plugin gets the

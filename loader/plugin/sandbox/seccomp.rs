@@ -37,11 +37,11 @@ const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 // struct seccomp_data { int nr; u32 arch; u64 ip; u64 args[6]; }
 const OFF_NR: u32 = 0;
 const OFF_ARCH: u32 = 4;
-/// Low 32 bits of args[i] (little-endian).
+/// Low 32 bits of `args[i]` (little-endian).
 const fn off_arg_lo(i: u32) -> u32 {
     16 + 8 * i
 }
-/// High 32 bits of args[i].
+/// High 32 bits of `args[i]`.
 const fn off_arg_hi(i: u32) -> u32 {
     20 + 8 * i
 }

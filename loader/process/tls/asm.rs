@@ -75,7 +75,7 @@ pub(crate) fn tlsdesc_static() -> usize {
 }
 
 /// TLSDESC resolver for a dynamically allocated block: the argument points
-/// at a [`TlsIndex`].
+/// at a [`TlsIndex`](super::TlsIndex).
 pub(crate) fn tlsdesc_dynamic() -> usize {
     // Before any descriptor can reach the slow path.
     init_save_area();
