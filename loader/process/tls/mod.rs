@@ -54,15 +54,20 @@ pub(crate) const MODID_BASE: usize = 1 << 40;
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct TlsIndex {
+    /// The module id: one of glibc's, or from [`MODID_BASE`] up for minld's.
     pub(crate) module: usize,
+    /// The offset of the variable in the module's block.
     pub(crate) offset: usize,
 }
 
 /// Where a module's initialisation image is and how big its block is.
 #[derive(Debug, Clone, Copy)]
 struct ModuleInfo {
+    /// The real address of the initialisation image.
     image: usize,
+    /// Its size in bytes (the rest of the block is zeroed).
     file_size: usize,
+    /// The block's size and alignment.
     layout: Layout,
 }
 
@@ -70,11 +75,14 @@ struct ModuleInfo {
 /// module id − [`MODID_BASE`]. The assembly reads this layout.
 #[repr(C)]
 struct Table {
+    /// How many block pointers follow.
     len: usize,
+    /// The block pointers (null until the thread's first access).
     blocks: [AtomicPtr<u8>; 0],
 }
 
 impl Table {
+    /// The allocation of a table of `len` blocks.
     fn layout(len: usize) -> Layout {
         // len + 1 words; cannot overflow for any length we allocate.
         Layout::array::<usize>(len + 1).expect("TLS table layout")
@@ -97,16 +105,22 @@ struct TablePtr(*mut Table);
 unsafe impl Send for TablePtr {}
 
 #[derive(Default)]
+/// What the TLS bookkeeping keeps, under one lock.
 struct State {
+    /// The registered modules by slot (id − [`MODID_BASE`]); a free slot is
+    /// None and is used again.
     modules: Vec<Option<ModuleInfo>>,
+    /// Every thread's table, for freeing a module's blocks at unload.
     threads: Vec<TablePtr>,
 }
 
+/// The one TLS state of the process.
 static STATE: Mutex<State> = Mutex::new(State {
     modules: Vec::new(),
     threads: Vec::new(),
 });
 
+/// Locks [`STATE`]; a panic while it was held does not poison it.
 fn state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -119,6 +133,7 @@ pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
 /// A registered TLS module; unregistering (drop) frees every thread's block.
 #[derive(Debug)]
 pub(crate) struct Module {
+    /// Its slot in [`State::modules`].
     slot: usize,
 }
 
@@ -348,6 +363,8 @@ unsafe extern "C" fn thread_exit(p: *mut c_void) {
     }
 }
 
+/// Ends the process with a message: a TLS access that cannot be served
+/// has no caller to return an error to.
 fn fatal(msg: std::fmt::Arguments<'_>) -> ! {
     eprintln!("minld: {msg}");
     std::process::abort()
