@@ -233,6 +233,8 @@ impl std::error::Error for SandboxError {
     }
 }
 
+/// `SIGSEGV` for 11: glibc's abbreviation, or "signal N" for a number it
+/// does not name.
 fn signal_name(sig: i32) -> String {
     extern "C" {
         // glibc 2.32+: "SEGV" for SIGSEGV; NULL for an unknown number.

@@ -96,6 +96,8 @@ pub fn run_if_child() {
 // an rlib in the final link (its synthetic symbols object), so every binary
 // that links this crate has it. Unprioritised .init_array entries run after
 // std's own (priority 99), so std::env works here.
+/// The `.init_array` entry that makes a re-executed host the runner
+/// (see [`run_if_child`]).
 #[used]
 #[link_section = ".init_array"]
 static RUNNER_HOOK: extern "C" fn() = {
@@ -124,25 +126,45 @@ impl Func for usize {
 /// Options of a sandbox. Limits are per runner process.
 #[derive(Clone, Debug)]
 pub struct Builder {
+    /// The plugin's path.
     path: String,
+    /// The functions to look up, in call-index order.
     names: Vec<String>,
+    /// Another executable to run as the runner ([`Builder::runner`]).
     runner: Option<PathBuf>,
+    /// How long a call may take.
     timeout: Duration,
+    /// How long the start (linking, init functions) may take.
     start_timeout: Duration,
+    /// RLIMIT_AS in bytes (0: none).
     mem_limit: u64,
+    /// RLIMIT_CPU in seconds (0: none).
     cpu_limit: u64,
+    /// RLIMIT_FSIZE in bytes.
     fsize_limit: u64,
+    /// CPU time a call may use (None: as long as the timeout).
     call_cpu: Option<Duration>,
+    /// CPU time per second the runner may use between calls.
     idle_cpu: Duration,
+    /// The request buffer's capacity.
     req_cap: usize,
+    /// The response buffer's capacity.
     resp_cap: usize,
+    /// The sizes of the shared buffers.
     shared: Vec<usize>,
+    /// How long the host busy-waits for an answer before sleeping.
     host_spin: Duration,
+    /// How long the runner busy-waits for a request before sleeping.
     runner_spin: Duration,
+    /// The paths granted and how.
     grants: Vec<(PathBuf, landlock::Access)>,
+    /// The descriptors passed, at 5 and up in the runner.
     fds: Vec<Arc<OwnedFd>>,
+    /// Whether to run without Landlock where the kernel has none.
     allow_no_landlock: bool,
+    /// Output kept per call, in bytes.
     output_per_call: usize,
+    /// Output allowed per second before the runner is killed.
     output_per_sec: u64,
 }
 
@@ -271,7 +293,9 @@ impl Builder {
 
 /// A plugin loaded in a runner process.
 pub struct Sandbox {
+    /// The options it was made with (kept for a restart).
     opts: Builder,
+    /// The runner, while there is one.
     running: Option<spawn::Running>,
     /// The zygote it was forked from, if any (kept alive by it).
     zygote: Option<Arc<zygote::Inner>>,
@@ -402,6 +426,7 @@ impl Sandbox {
         self.exchange(idx, index as u32, len, cap)
     }
 
+    /// The call index of `func`.
     fn index(&self, func: impl Func) -> Result<usize, SandboxError> {
         func.index(&self.opts.names)
             .ok_or_else(|| SandboxError::NoSuchFunction(format!("{func:?}")))
@@ -515,6 +540,7 @@ impl Sandbox {
         err
     }
 
+    /// Ends the runner, if there is one, without waiting.
     fn stop(&mut self) {
         if let Some(r) = self.running.take() {
             r.finish(Duration::ZERO);
@@ -565,6 +591,7 @@ fn death_error(
 }
 
 impl Config {
+    /// The configuration the runner reads, from the builder's options.
     fn for_builder(o: &Builder) -> Vec<u8> {
         let grants: Vec<(String, landlock::Access)> = o
             .grants

@@ -67,10 +67,15 @@ const FATAL: [i32; 8] = [
 /// What a runner has once it linked the plugin: it then becomes an
 /// instance ([`become_instance`]) or a zygote (`forks::serve_forks`).
 pub(super) struct Linked {
+    /// The shared region, mapped.
     pub(super) region: Region,
+    /// The plugin, linked, none of its code run.
     pub(super) prepared: crate::Prepared,
+    /// The configuration read from the region before any plugin code ran.
     pub(super) cfg: Config,
+    /// The Landlock ABI in force (0: none, when the host allowed that).
     pub(super) abi: u32,
+    /// The host's pid.
     pub(super) host: i32,
 }
 
@@ -343,6 +348,11 @@ unsafe fn drop_capabilities() -> Result<(), RunnerError> {
     Ok(())
 }
 
+/// Sets resource limit `res` of this process.
+///
+/// # Safety
+/// None of memory: a plain `setrlimit`. Called only by the runner, on
+/// itself, before any plugin code runs.
 unsafe fn set_limit(
     res: libc::__rlimit_resource_t,
     soft: u64,
@@ -362,6 +372,8 @@ unsafe fn set_limit(
     Ok(())
 }
 
+/// Writes `msg` (cut to the response buffer) as the runner's message to
+/// the host.
 fn write_message(region: &Region, cfg: &Config, msg: &str) {
     let h = region.header();
     let n = msg.len().min(cfg.resp_cap);

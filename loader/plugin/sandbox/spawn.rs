@@ -18,14 +18,21 @@ use super::{Builder, SandboxError, ENV};
 
 /// A runner that started, as the sandbox holds it.
 pub(super) struct Running {
+    /// The runner's pid.
     pub(super) pid: i32,
+    /// A pidfd of it (signals reach it, never a reused pid).
     pidfd: OwnedFd,
+    /// The shared region.
     pub(super) region: Arc<Region>,
+    /// What the sandbox and the watcher share.
     pub(super) shared: Arc<Shared>,
+    /// The watcher thread, until joined.
     watcher: Option<std::thread::JoinHandle<()>>,
+    /// The Landlock ABI the runner reported (0: none).
     pub(super) landlock_abi: u32,
     /// (offset, length) of each shared buffer.
     pub(super) shared_buffers: Vec<(usize, usize)>,
+    /// When the start began.
     pub(super) started: Instant,
 }
 
@@ -43,6 +50,7 @@ impl Running {
         (o.killed.take(), o.ended)
     }
 
+    /// Kills the runner and waits for the watcher, which reaps it.
     fn kill_and_join(&mut self) {
         if let Some(w) = self.watcher.take() {
             // SAFETY: a signal through our pidfd to our child (harmless if
@@ -67,6 +75,7 @@ impl Drop for Running {
     }
 }
 
+/// A pipe, both ends close-on-exec.
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 into a local array.
@@ -77,6 +86,7 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// A sealed memfd of `size` bytes (it can neither grow nor shrink).
 fn make_memfd(size: usize) -> std::io::Result<OwnedFd> {
     // SAFETY: plain system calls on a descriptor we own.
     unsafe {
@@ -101,6 +111,7 @@ fn make_memfd(size: usize) -> std::io::Result<OwnedFd> {
     }
 }
 
+/// A [`SandboxError::BadOption`].
 fn bad(option: &'static str, value: usize, why: &'static str) -> SandboxError {
     SandboxError::BadOption {
         option,
@@ -112,14 +123,23 @@ fn bad(option: &'static str, value: usize, why: &'static str) -> SandboxError {
 /// What one runner is given: its shared region (written with the
 /// configuration), its pipes, and the host's side of its watching.
 pub(super) struct Parts {
+    /// The region's memfd (the runner's descriptor 3).
     pub(super) memfd: OwnedFd,
+    /// The region, mapped in the host.
     pub(super) region: Arc<Region>,
+    /// The stdout pipe (read end, write end).
     pub(super) stdout: (OwnedFd, OwnedFd),
+    /// The stderr pipe (read end, write end).
     pub(super) stderr: (OwnedFd, OwnedFd),
+    /// The control pipe (read end, write end).
     pub(super) control: (OwnedFd, OwnedFd),
+    /// What the sandbox and the watcher share.
     pub(super) shared: Arc<Shared>,
+    /// What the watcher enforces.
     pub(super) limits: Limits,
+    /// (offset, length) of each shared buffer.
     pub(super) shared_buffers: Vec<(usize, usize)>,
+    /// When the start began (the start timeout counts from here).
     pub(super) started: Instant,
 }
 

@@ -28,10 +28,13 @@ pub(super) const PASSED: usize = 5;
 /// forks a sandbox from it.
 #[derive(Clone)]
 pub struct Zygote {
+    /// Shared by the clones of this handle.
     inner: Arc<Inner>,
 }
 
+/// A zygote's state.
 pub(super) struct Inner {
+    /// The options every instance is made with.
     opts: Builder,
     /// The host's end of the request socket (the zygote's stdin).
     sock: OwnedFd,
@@ -140,6 +143,8 @@ pub(super) fn fork(z: &Inner, o: &Builder) -> Result<Running, SandboxError> {
     }
 }
 
+/// Sends one request to the zygote: a byte, with the descriptors of the
+/// fork to make (SCM_RIGHTS).
 fn send_fds(sock: RawFd, fds: &[RawFd; PASSED]) -> std::io::Result<()> {
     let byte = [0u8; 1];
     let mut iov = libc::iovec {

@@ -104,8 +104,8 @@ struct TablePtr(*mut Table);
 // under STATE's lock and goes through atomics.
 unsafe impl Send for TablePtr {}
 
-#[derive(Default)]
 /// What the TLS bookkeeping keeps, under one lock.
+#[derive(Default)]
 struct State {
     /// The registered modules by slot (id − [`MODID_BASE`]); a free slot is
     /// None and is used again.

@@ -48,23 +48,43 @@ pub enum SyscallAbi {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Kill {
     /// A system call outside the allow-list (from the notification).
-    Syscall { nr: i64, abi: SyscallAbi },
+    Syscall {
+        /// The number (without the x32 bit).
+        nr: i64,
+        /// The ABI it was made in.
+        abi: SyscallAbi,
+    },
     /// An open of a path no grant covers (the path as read by the host).
-    Open { path: PathBuf, flags: i32 },
+    Open {
+        /// The path, made absolute and folded.
+        path: PathBuf,
+        /// The open flags.
+        flags: i32,
+    },
     /// CPU time over the budget.
     Cpu {
+        /// The time used.
         used: Duration,
+        /// The budget it went over.
         budget: Duration,
+        /// Whether it was the idle budget (else the call's).
         idle: bool,
     },
     /// More output per second than allowed.
-    Flood { bytes: u64, limit: u64 },
+    Flood {
+        /// Bytes in the last second.
+        bytes: u64,
+        /// The limit per second.
+        limit: u64,
+    },
 }
 
 /// How the runner ended, from `waitid`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Ended {
+    /// It exited with this status.
     Exited(i32),
+    /// A signal ended it.
     Signaled(i32),
 }
 
@@ -82,23 +102,32 @@ pub struct Output {
 /// The watcher's record, read by the sandbox.
 #[derive(Debug, Default)]
 pub(super) struct Observed {
+    /// Why the host killed it, if it did (the first reason).
     pub(super) killed: Option<Kill>,
+    /// How it ended, once reaped.
     pub(super) ended: Option<Ended>,
+    /// What it printed, until the host takes it.
     pub(super) output: Output,
 }
 
 /// Limits the watcher enforces.
 #[derive(Debug, Clone)]
 pub(super) struct Limits {
+    /// CPU time a call may use.
     pub(super) call_cpu: Duration,
+    /// CPU time per second it may use between calls.
     pub(super) idle_cpu_per_sec: Duration,
+    /// Output kept per call.
     pub(super) output_per_call: usize,
+    /// Output allowed per second.
     pub(super) output_per_sec: u64,
+    /// The paths granted, for deciding opens.
     pub(super) grants: Vec<(PathBuf, Access)>,
 }
 
 /// Between the sandbox and its watcher.
 pub(super) struct Shared {
+    /// What the watcher saw.
     pub(super) observed: Mutex<Observed>,
     /// A call is in progress (set and cleared by the sandbox).
     pub(super) in_call: AtomicBool,
@@ -108,10 +137,12 @@ pub(super) struct Shared {
     pub(super) listener: AtomicI32,
     /// eventfd that wakes the watcher from poll.
     pub(super) wake: OwnedFd,
+    /// The shared region (the watcher wakes sleepers on it).
     pub(super) region: Arc<Region>,
 }
 
 impl Shared {
+    /// With a fresh eventfd for waking the watcher.
     pub(super) fn new(region: Arc<Region>) -> std::io::Result<Shared> {
         // SAFETY: plain system call; the descriptor is ours.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
@@ -129,6 +160,7 @@ impl Shared {
         })
     }
 
+    /// Locks the record; a panic while it was held does not poison it.
     pub(super) fn observed(&self) -> std::sync::MutexGuard<'_, Observed> {
         self.observed.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -151,8 +183,11 @@ impl Shared {
 
 /// The descriptors the watcher drains and watches.
 pub(super) struct Pipes {
+    /// A pidfd of the runner (readable when it ended).
     pub(super) pidfd: OwnedFd,
+    /// The read end of its stdout.
     pub(super) stdout: OwnedFd,
+    /// The read end of its stderr.
     pub(super) stderr: OwnedFd,
 }
 
@@ -235,6 +270,7 @@ pub(super) fn run(shared: &Shared, pipes: Pipes, pid: i32, limits: &Limits) {
     }
 }
 
+/// A pollfd waiting for input on `fd` (-1: ignored).
 fn pollfd(fd: RawFd) -> libc::pollfd {
     libc::pollfd {
         fd,
@@ -267,13 +303,18 @@ fn reap(pidfd: RawFd) -> Ended {
 /// Output accounting: at most a cap kept until the host takes it, a rate
 /// per second allowed.
 struct OutputMeter {
+    /// Output kept per call.
     per_call: usize,
+    /// Output allowed per second.
     per_sec: u64,
+    /// When the current one-second window began.
     window: Instant,
+    /// Bytes seen in it.
     window_bytes: u64,
 }
 
 impl OutputMeter {
+    /// A meter for these limits, its window starting now.
     fn new(limits: &Limits) -> Self {
         OutputMeter {
             per_call: limits.output_per_call,
@@ -283,6 +324,7 @@ impl OutputMeter {
         }
     }
 
+    /// More output in this window than a second allows.
     fn flooded(&self) -> bool {
         self.window_bytes > self.per_sec
     }
@@ -332,15 +374,22 @@ impl OutputMeter {
 
 /// CPU accounting from `/proc/<pid>/stat` (every thread's time).
 struct CpuMeter {
+    /// `/proc/<pid>/stat` of the runner.
     stat: PathBuf,
+    /// Its CPU time at the last check.
     last: Option<Duration>,
+    /// The call count at the last check.
     calls_seen: u64,
+    /// CPU time charged to the call in progress.
     call_used: Duration,
+    /// When the current one-second idle window began.
     idle_window: Instant,
+    /// CPU time charged to idleness in it.
     idle_used: Duration,
 }
 
 impl CpuMeter {
+    /// A meter of runner `pid`'s CPU time.
     fn new(pid: i32) -> Self {
         CpuMeter {
             stat: PathBuf::from(format!("/proc/{pid}/stat")),

@@ -16,33 +16,53 @@ use super::super::landlock::Access;
 use super::{Kill, Limits, Shared, SyscallAbi};
 
 // The seccomp user-notification interface (linux/seccomp.h).
+/// `struct seccomp_data`: the call as the kernel saw it.
 #[repr(C)]
 #[derive(Default)]
 struct SeccompData {
+    /// The system call number.
     nr: i32,
+    /// The `AUDIT_ARCH_*` of the call's ABI.
     arch: u32,
+    /// The instruction pointer.
     ip: u64,
+    /// The arguments.
     args: [u64; 6],
 }
+/// `struct seccomp_notif`: one stopped call.
 #[repr(C)]
 #[derive(Default)]
 struct Notif {
+    /// Its id, for the answer.
     id: u64,
+    /// The thread that made it.
     pid: u32,
+    /// Unused flags.
     flags: u32,
+    /// The call.
     data: SeccompData,
 }
+/// `struct seccomp_notif_resp`: the answer.
 #[repr(C)]
 struct NotifResp {
+    /// The notification's id.
     id: u64,
+    /// The call's return value (with `error` 0).
     val: i64,
+    /// A negative errno, or 0.
     error: i32,
+    /// `FLAG_CONTINUE`: let the call go on as it is.
     flags: u32,
 }
+/// `SECCOMP_IOCTL_NOTIF_RECV`.
 const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+/// `SECCOMP_IOCTL_NOTIF_SEND`.
 const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+/// `SECCOMP_IOCTL_NOTIF_ID_VALID`.
 const NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
+/// `SECCOMP_USER_NOTIF_FLAG_CONTINUE`.
 const FLAG_CONTINUE: u32 = 1;
+/// `AUDIT_ARCH_X86_64`.
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 
 /// Answers a stopped system call.
@@ -154,6 +174,8 @@ fn stat(listener: RawFd, n: &Notif, pidfd: RawFd, limits: &Limits) {
     }
 }
 
+/// `fstat` of the runner's descriptor `fd`, on a copy of it of ours; an
+/// errno on failure.
 fn fstat_of(pidfd: RawFd, fd: i32) -> Result<libc::stat, i32> {
     // SAFETY: copies the runner's descriptor into ours (we own the result).
     let mine = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) };
@@ -175,6 +197,8 @@ fn fstat_of(pidfd: RawFd, fd: i32) -> Result<libc::stat, i32> {
     Ok(st)
 }
 
+/// The host's own stat of `path` (not following a final symlink with
+/// AT_SYMLINK_NOFOLLOW); an errno on failure.
 fn lstat_or_stat(path: &Path, flags: i32) -> Result<libc::stat, i32> {
     let c =
         std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| libc::EINVAL)?;
