@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::sysnames;
-use super::watch::SyscallAbi;
+use super::watch::{Ended, Kill, SyscallAbi};
 
 /// What went wrong with a call (or a start).
 #[derive(Debug)]
@@ -230,6 +230,36 @@ impl std::error::Error for SandboxError {
             Self::Spawn(e) => Some(e),
             _ => None,
         }
+    }
+}
+
+/// The error for a runner that ended: why the host killed it if it did,
+/// else how it ended (`claimed`: the signal and address its handler
+/// wrote, used only for an address it reports with the same signal).
+pub(super) fn death_error(
+    killed: Option<Kill>,
+    ended: Option<Ended>,
+    claimed: (i32, u64),
+) -> SandboxError {
+    match killed {
+        Some(Kill::Syscall { nr, abi }) => return SandboxError::ForbiddenSyscall { nr, abi },
+        Some(Kill::Open { path, flags }) => return SandboxError::ForbiddenOpen { path, flags },
+        Some(Kill::Cpu { used, budget, idle }) => {
+            return SandboxError::CpuBudget { used, budget, idle }
+        }
+        Some(Kill::Flood { bytes, limit }) => return SandboxError::OutputFlood { bytes, limit },
+        None => {}
+    }
+    match ended {
+        Some(Ended::Exited(c)) => SandboxError::Exited(c),
+        Some(Ended::Signaled(signal)) => SandboxError::Crashed {
+            signal,
+            claimed_addr: (claimed.0 == signal && claimed.1 != u64::MAX).then_some(claimed.1),
+        },
+        None => SandboxError::Crashed {
+            signal: libc::SIGKILL,
+            claimed_addr: None,
+        },
     }
 }
 

@@ -48,6 +48,7 @@
 
 mod buffer;
 mod config;
+mod control;
 mod error;
 mod fail;
 mod forks;
@@ -531,7 +532,7 @@ impl Sandbox {
             r.region.header().fault_addr.load(Ordering::Relaxed),
         );
         let (killed, ended) = r.finish(Duration::from_secs(1));
-        death_error(killed, ended, claimed)
+        error::death_error(killed, ended, claimed)
     }
 
     /// Kills the runner for `err` and returns it.
@@ -557,37 +558,6 @@ impl Drop for Sandbox {
 /// A deadline `d` from now; None when it lies past what `Instant` holds.
 fn deadline(d: Duration) -> Option<Instant> {
     Instant::now().checked_add(d)
-}
-
-/// The error for a runner that ended: why the host killed it if it did,
-/// else how it ended (`claimed`: the signal and address its handler
-/// wrote, used only for an address it reports with the same signal).
-fn death_error(
-    killed: Option<watch::Kill>,
-    ended: Option<watch::Ended>,
-    claimed: (i32, u64),
-) -> SandboxError {
-    use watch::{Ended, Kill};
-    match killed {
-        Some(Kill::Syscall { nr, abi }) => return SandboxError::ForbiddenSyscall { nr, abi },
-        Some(Kill::Open { path, flags }) => return SandboxError::ForbiddenOpen { path, flags },
-        Some(Kill::Cpu { used, budget, idle }) => {
-            return SandboxError::CpuBudget { used, budget, idle }
-        }
-        Some(Kill::Flood { bytes, limit }) => return SandboxError::OutputFlood { bytes, limit },
-        None => {}
-    }
-    match ended {
-        Some(Ended::Exited(c)) => SandboxError::Exited(c),
-        Some(Ended::Signaled(signal)) => SandboxError::Crashed {
-            signal,
-            claimed_addr: (claimed.0 == signal && claimed.1 != u64::MAX).then_some(claimed.1),
-        },
-        None => SandboxError::Crashed {
-            signal: libc::SIGKILL,
-            claimed_addr: None,
-        },
-    }
 }
 
 impl Config {

@@ -3,7 +3,6 @@
 //! plugin code may run: the control pipe's record (sent before any), the
 //! kernel's view in `/proc/<pid>/status`, and taking the seccomp listener.
 
-use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -11,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use super::control;
 use super::landlock::{self, Access};
 use super::shm::{self, Region, FD_CONTROL, FD_GRANTED, FD_REGION};
 use super::watch::{self, Ended, Kill, Limits, Pipes, Shared};
@@ -262,7 +262,7 @@ impl Running {
             Some(e) => e,
             None => {
                 let (killed, ended) = self.finish(Duration::from_secs(1));
-                super::death_error(killed, ended, (0, u64::MAX))
+                super::error::death_error(killed, ended, (0, u64::MAX))
             }
         }
     }
@@ -468,7 +468,7 @@ pub(super) fn lock_down(
     timeout: Duration,
 ) -> Result<(), Option<SandboxError>> {
     let mut ctl = std::fs::File::from(ctl);
-    let (tag, payload) = read_record(&mut ctl, deadline)
+    let (tag, payload) = control::read_record(&mut ctl, deadline)
         .map_err(|e| e.map(|()| SandboxError::StartTimeout(timeout)))?;
     match &tag {
         b"FAIL" => {
@@ -506,70 +506,6 @@ pub(super) fn lock_down(
     r.shared.poke();
     shm::post(r.region.header(), shm::LISTENING);
     Ok(())
-}
-
-/// One record: a 4-byte tag, a 4-byte length, the payload (64 KiB at most).
-/// `Err(Some(()))`: the deadline passed; `Err(None)`: end of file (the
-/// runner died).
-pub(super) fn read_record(
-    ctl: &mut std::fs::File,
-    deadline: Option<Instant>,
-) -> Result<([u8; 4], Vec<u8>), Option<()>> {
-    let mut head = [0u8; 8];
-    read_exact(ctl, &mut head, deadline)?;
-    let len = (u32::from_le_bytes(head[4..].try_into().unwrap_or_default()) as usize).min(64 << 10);
-    let mut payload = vec![0u8; len];
-    read_exact(ctl, &mut payload, deadline)?;
-    Ok((head[..4].try_into().unwrap_or_default(), payload))
-}
-
-/// Fills `buf` from the control pipe: `Err(Some(()))` when the deadline
-/// passed, `Err(None)` at its end or on an error.
-fn read_exact(
-    ctl: &mut std::fs::File,
-    buf: &mut [u8],
-    deadline: Option<Instant>,
-) -> Result<(), Option<()>> {
-    let mut done = 0;
-    while done < buf.len() {
-        if !readable_by(ctl.as_raw_fd(), deadline) {
-            return Err(Some(()));
-        }
-        match ctl.read(&mut buf[done..]) {
-            Ok(0) => return Err(None),
-            Ok(k) => done += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(None),
-        }
-    }
-    Ok(())
-}
-
-/// Waits until `fd` is readable (or at its end, or in error: the read that
-/// follows tells which) or `deadline` passes (`None`: no deadline). False
-/// only when the deadline passed first. A signal does not cut the wait
-/// short.
-pub(super) fn readable_by(fd: RawFd, deadline: Option<Instant>) -> bool {
-    loop {
-        let wait = deadline.map_or(-1, |d| {
-            d.saturating_duration_since(Instant::now())
-                .as_millis()
-                .min(i32::MAX as u128) as i32
-        });
-        let mut p = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd, on the stack for the call's duration.
-        let n = unsafe { libc::poll(&mut p, 1, wait) };
-        if n >= 0 {
-            return n > 0;
-        }
-        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
-            return true;
-        }
-    }
 }
 
 /// A field of a `/proc/<pid>/status` text.

@@ -17,6 +17,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::control;
 use super::spawn::{self, Running};
 use super::{Builder, Sandbox, SandboxError};
 
@@ -68,7 +69,7 @@ impl Builder {
         let (process, ctl) = spawn::exec(&self, parts, Some(theirs))?;
         let deadline = process.started.checked_add(self.start_timeout);
         let mut ctl = std::fs::File::from(ctl);
-        match spawn::read_record(&mut ctl, deadline) {
+        match control::read_record(&mut ctl, deadline) {
             Ok((tag, _)) if &tag == b"ZYGO" => {}
             Ok((tag, msg)) if &tag == b"FAIL" => {
                 return Err(process.failed(Some(SandboxError::Load(
@@ -178,7 +179,7 @@ fn send_fds(sock: RawFd, fds: &[RawFd; PASSED]) -> std::io::Result<()> {
 
 /// The zygote's answer: the fork's pid, or a negative errno.
 fn read_pid(sock: RawFd, deadline: Option<Instant>) -> Result<i32, SandboxError> {
-    if !spawn::readable_by(sock, deadline) {
+    if !control::readable_by(sock, deadline) {
         return Err(SandboxError::StartTimeout(
             deadline.map_or(Duration::ZERO, |d| {
                 d.saturating_duration_since(Instant::now())
