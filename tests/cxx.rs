@@ -14,50 +14,18 @@
 //! No C++ exception ever unwinds into Rust frames: each is caught in the
 //! library that calls the thrower.
 
+mod common;
+
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::{Arc, Barrier, Mutex, MutexGuard};
+use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use minld::{Library, Loader};
 
-fn lib(name: &str) -> String {
-    format!("{}/{}", env!("MINLD_TEST_LIBS"), name)
-}
-
-fn open(name: &str) -> Library {
-    // SAFETY: test-libs are ours and run no harmful code.
-    unsafe { Library::open(lib(name)) }.unwrap_or_else(|e| panic!("open {name}: {e}"))
-}
-
-/// Several tests set hooks in the same library or check that an unload
-/// really unmapped one: they run one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-fn canonical(path: &str) -> String {
-    let p = PathBuf::from(path);
-    p.canonicalize()
-        .unwrap_or(p)
-        .to_str()
-        .expect("UTF-8 path")
-        .to_string()
-}
-
-/// Whether `/proc/self/maps` shows a mapping of the test-lib `name`.
-fn mapped(name: &str) -> bool {
-    let path = canonical(&lib(name));
-    std::fs::read_to_string("/proc/self/maps")
-        .expect("/proc/self/maps")
-        .lines()
-        .any(|line| line.ends_with(&path))
-}
+use common::libs::{lib, mapped, open};
+use common::process::{in_fresh_process, serial};
 
 /// The path of the `/proc/self/maps` mapping that contains `addr`.
 fn mapping_of(addr: usize) -> Option<String> {
@@ -544,36 +512,6 @@ fn private_libstdcxx_and_libgcc_s() {
     for h in handles {
         h.join().unwrap();
     }
-}
-
-/// The variable that tells a test it runs in the fresh process it asked for.
-const CHILD_VAR: &str = "MINLD_CXX_TEST_CHILD";
-
-/// For tests that need a process of their own (one where glibc has loaded
-/// libstdc++, or where minld has not loaded it yet: minld keeps a libstdc++
-/// it loaded for good, as glibc does, for its STB_GNU_UNIQUE symbols, and
-/// later loads reuse it). In the test process: runs the test `name` alone
-/// in a new process of this test binary, expects it to pass, and returns
-/// false (the caller returns). In that new process: returns true (the
-/// caller runs its body).
-fn in_fresh_process(name: &str) -> bool {
-    if std::env::var_os(CHILD_VAR).is_some_and(|v| v == name) {
-        return true;
-    }
-    let exe = std::env::current_exe().expect("current_exe");
-    let out = Command::new(&exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD_VAR, name)
-        .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", exe.display()));
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{name} in its own process: {}\n--- stdout\n{stdout}\n--- stderr\n{stderr}",
-        out.status
-    );
-    false
 }
 
 /// glibc loads the host's libstdc++ (as a C++ program, or a Rust one with a

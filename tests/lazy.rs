@@ -2,14 +2,14 @@
 //! their first call, through minld's resolver, with every argument
 //! register intact; a function nobody defines fails only when called.
 
+mod common;
+
 use std::ffi::{c_char, c_int, c_long, CStr};
 use std::process::Command;
 
 use minld::{Error, Library, Loader};
 
-fn lib(name: &str) -> String {
-    format!("{}/{}", env!("MINLD_TEST_LIBS"), name)
-}
+use common::libs::lib;
 
 fn open_lazy() -> Library {
     // SAFETY: test-libs/lazy_caller.c and lazy_callee.c.

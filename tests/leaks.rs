@@ -8,29 +8,22 @@
 //! inside it. Each test first loads once to warm up what minld keeps for the
 //! life of the process (the parsed ld.so.cache, the host's objects).
 
+mod common;
+
 use std::ffi::{c_char, CStr};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 
 use minld::{Error, Loader};
 
+use common::libs::test_lib;
+use common::process::{fd_count, maps, naming, serial, MapLine};
+
 const LIBZ: &str = "/lib/x86_64-linux-gnu/libz.so.1";
-const TEST_LIBS: &str = env!("MINLD_TEST_LIBS");
 const ROUNDS: usize = 200;
 /// How many more anonymous mappings the process may have after a test than
 /// before without it counting as a leak (malloc, test threads).
 const ANON_SLACK: isize = 6;
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn test_lib(name: &str) -> PathBuf {
-    Path::new(TEST_LIBS).join(name)
-}
 
 fn real(path: impl AsRef<Path>) -> PathBuf {
     let path = path.as_ref();
@@ -40,48 +33,6 @@ fn real(path: impl AsRef<Path>) -> PathBuf {
 // ---------------------------------------------------------------------------
 // /proc/self/maps and /proc/self/fd
 // ---------------------------------------------------------------------------
-
-#[derive(Debug, Clone)]
-struct MapLine {
-    start: usize,
-    end: usize,
-    path: String,
-}
-
-fn maps() -> Vec<MapLine> {
-    // Read into a buffer allocated up front, so that reading does not make
-    // a mapping of its own in a range just given back.
-    let mut buf = Vec::with_capacity(1 << 20);
-    let mut f = fs::File::open("/proc/self/maps").expect("/proc/self/maps");
-    std::io::Read::read_to_end(&mut f, &mut buf).expect("read /proc/self/maps");
-    String::from_utf8_lossy(&buf)
-        .lines()
-        .map(|line| {
-            let mut f = line.splitn(6, ' ');
-            let (s, e) = f
-                .next()
-                .unwrap_or_default()
-                .split_once('-')
-                .expect("address range");
-            let path = f.nth(4).unwrap_or_default().trim().to_string();
-            MapLine {
-                start: usize::from_str_radix(s, 16).expect("start"),
-                end: usize::from_str_radix(e, 16).expect("end"),
-                path,
-            }
-        })
-        .collect()
-}
-
-/// Lines naming the file (by its real path, as the kernel shows it).
-fn naming(lines: &[MapLine], path: &Path) -> Vec<MapLine> {
-    let p = path.display().to_string();
-    lines
-        .iter()
-        .filter(|l| l.path == p || l.path == format!("{p} (deleted)"))
-        .cloned()
-        .collect()
-}
 
 fn anon_count(lines: &[MapLine]) -> isize {
     lines.iter().filter(|l| l.path.is_empty()).count() as isize
@@ -93,12 +44,6 @@ fn overlapping(lines: &[MapLine], start: usize, len: usize) -> Vec<MapLine> {
         .filter(|l| l.start < start + len && l.end > start)
         .cloned()
         .collect()
-}
-
-fn fd_count() -> usize {
-    fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
 }
 
 /// The process state a test compares against.

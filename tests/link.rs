@@ -1,19 +1,14 @@
 //! Linking: each test-lib proves one behaviour of the loader, and real
 //! system libraries are used for real through minld.
 
+mod common;
+
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::Mutex;
 
 use minld::{Error, Library, Loader};
 
-fn lib(name: &str) -> String {
-    format!("{}/{}", env!("MINLD_TEST_LIBS"), name)
-}
-
-fn open(name: &str) -> Library {
-    // SAFETY: test-libs are ours and run no harmful code.
-    unsafe { Library::open(lib(name)) }.unwrap_or_else(|e| panic!("open {name}: {e}"))
-}
+use common::libs::{lib, open};
 
 fn open_err(loader: &Loader, name: &str) -> Error {
     // SAFETY: as above; the load is expected to fail.

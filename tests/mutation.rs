@@ -11,6 +11,8 @@
 //! arrays), with values chosen to break arithmetic (0, all ones, sign bits,
 //! the file size, small shifts of the original value).
 
+mod common;
+
 use std::ffi::CString;
 use std::fs;
 use std::io::Write;
@@ -21,6 +23,9 @@ use std::time::{Duration, Instant};
 
 use goblin::elf::Elf;
 use minld::Loader;
+
+use common::libs::lib as test_lib;
+use common::process::fd_count as count_fds;
 
 /// xorshift64*: small, deterministic, good enough to pick mutations.
 struct Rng(u64);
@@ -156,10 +161,6 @@ fn maps() -> Vec<String> {
         .collect()
 }
 
-fn count_fds() -> usize {
-    fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
 /// Links `rounds` mutants of `path` (one to three mutations each), under a
 /// watchdog. Returns how many linked and how many were refused.
 fn run(path: &str, rounds: usize, seed: u64) -> (usize, usize) {
@@ -263,10 +264,6 @@ fn check(path: &str, rounds: usize, seed: u64) {
         after.len() <= before.len() && new.is_empty(),
         "mappings left by {path}'s mutants: {new:#?}"
     );
-}
-
-fn test_lib(name: &str) -> String {
-    format!("{}/{}", env!("MINLD_TEST_LIBS"), name)
 }
 
 // One test per library, each serial within itself; the mapping counts are

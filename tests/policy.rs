@@ -1,6 +1,8 @@
 //! Level 1 of plugin hygiene: a policy checked before loading, with no
 //! code run, reporting every finding by library, kind and value.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -8,9 +10,7 @@ use goblin::elf::program_header::{PF_X, PT_GNU_RELRO, PT_GNU_STACK, PT_LOAD, PT_
 use minld::policy::{check, FindingKind, InitEntry};
 use minld::{Error, Loader, Policy};
 
-fn lib(name: &str) -> PathBuf {
-    Path::new(env!("MINLD_TEST_LIBS")).join(name)
-}
+use common::libs::test_lib as lib;
 
 fn kinds(path: &Path, policy: &Policy) -> Vec<FindingKind> {
     check(path, policy)

@@ -2,13 +2,13 @@
 //! sandbox, with the plugins of test-libs/sandbox/. The runner is this test
 //! binary itself, re-executed: minld's .init_array hook takes over before
 //! libtest's main.
+mod common;
+
 use std::time::{Duration, Instant};
 
 use minld::sandbox::{Sandbox, SandboxError};
 
-fn plugin(name: &str) -> String {
-    format!("{}/sandbox/lib{name}.so", env!("MINLD_TEST_LIBS"))
-}
+use common::sandbox::plugin;
 
 #[test]
 fn behaves() {

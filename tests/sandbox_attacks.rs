@@ -17,7 +17,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{gone_within, plugin, proc_state, Inner, RunnerGuard, INNER_ENV};
+use common::sandbox::{gone_within, plugin, proc_state, Inner, RunnerGuard, INNER_ENV};
 use minld::sandbox::{Sandbox, SandboxError};
 
 /// The buffer sizes the attack plugins assume (ATTACK_BUF in attack.h):

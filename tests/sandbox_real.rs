@@ -1,12 +1,15 @@
 //! Level 3, room for real plugins: granted files (in a constructor too),
 //! threads, printing, shared buffers worked on in place. The plugin is
 //! test-libs/sandbox/real.c.
+mod common;
+
 use std::time::Duration;
 
 use minld::sandbox::{Sandbox, SandboxError};
 
+/// The plugin of test-libs/sandbox/real.c.
 fn plugin() -> String {
-    format!("{}/sandbox/libreal.so", env!("MINLD_TEST_LIBS"))
+    common::sandbox::plugin("real")
 }
 
 /// The directory the plugin's constructor reads from, made for the test.

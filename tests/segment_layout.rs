@@ -15,6 +15,8 @@
 //! the typed error and that nothing was left behind (no descriptor, no
 //! mapping of the file), the parent that the child passed.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -22,23 +24,15 @@ use std::process::Command;
 use goblin::elf::program_header::{PF_R, PF_X, PT_LOAD, PT_NOTE};
 use minld::{Error, Loader};
 
-const TEST_LIBS: &str = env!("MINLD_TEST_LIBS");
+use common::libs::test_lib as lib;
+use common::process::fd_count;
+
 const PAGE: u64 = 4096;
 
 /// Set in the child: which loader call to make (`open`, `link`, `map`).
 const CHILD_CALL: &str = "MINLD_LAYOUT_CHILD_CALL";
 /// Set in the child: the file to load.
 const CHILD_FILE: &str = "MINLD_LAYOUT_CHILD_FILE";
-
-fn lib(name: &str) -> PathBuf {
-    Path::new(TEST_LIBS).join(name)
-}
-
-fn fd_count() -> usize {
-    fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
-}
 
 /// Lines of /proc/self/maps naming `path` (by its real path).
 fn mapped(path: &Path) -> Vec<String> {

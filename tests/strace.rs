@@ -14,6 +14,8 @@
 //! `STRACE_TEST_SHOW=1 cargo test --test strace -- --nocapture` prints each
 //! normalised sequence that matched.
 
+mod common;
+
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fmt::Write as _;
@@ -23,6 +25,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use goblin::elf::program_header as ph;
+
+use common::libs::test_lib;
 
 /// Where `.ci/run` installs strace.
 const STRACE: &str = "/usr/bin/strace";
@@ -68,11 +72,6 @@ fn strace() -> &'static Path {
          install it (`apt-get install strace`, as .ci/run does)"
     );
     p
-}
-
-/// A file of test-libs.
-fn test_lib(name: &str) -> PathBuf {
-    Path::new(env!("MINLD_TEST_LIBS")).join(name)
 }
 
 /// glibc's loader, driven by `probe_dlopen PATH`.

@@ -10,28 +10,18 @@
 //! test here takes one lock; the RLIMIT_AS test runs in a fresh copy of
 //! this binary, since the limit is process-wide.
 
+mod common;
+
 use std::ffi::{c_char, c_int, c_ulong, c_void, CStr};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use minld::{Error, Library, Loader};
 
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn test_lib(name: &str) -> PathBuf {
-    Path::new(env!("MINLD_TEST_LIBS")).join(name)
-}
-
-fn maps() -> String {
-    fs::read_to_string("/proc/self/maps").unwrap()
-}
+use common::libs::test_lib;
+use common::process::{fd_count, in_fresh_process, maps_text as maps, serial};
 
 /// Whether a file is mapped (by name: the mutants are copies in scratch
 /// directories, the test-libs have unique names).
@@ -41,10 +31,6 @@ fn mapped(name: &str) -> bool {
             .nth(5)
             .is_some_and(|p| p.ends_with(name))
     })
-}
-
-fn fd_count() -> usize {
-    fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
 fn status_kb(field: &str) -> u64 {
@@ -392,32 +378,6 @@ fn an_init_function_outside_the_code_runs_nothing() {
         },
         2
     );
-}
-
-/// Runs the test `name` alone in a fresh copy of this binary; true in the
-/// copy (go on with the test), false in the parent (done: it passed).
-fn in_fresh_process(name: &str) -> bool {
-    const CHILD: &str = "MINLD_STRESS_TEST_CHILD";
-    if std::env::var_os(CHILD).is_some_and(|v| v == name) {
-        return true;
-    }
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(&exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .output()
-        .unwrap();
-    let (o, e) = (
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr),
-    );
-    assert!(
-        out.status.success() && o.contains("1 passed"),
-        "{name} in its own process: {}\n{o}\n{e}",
-        out.status
-    );
-    eprintln!("{e}");
-    false
 }
 
 fn set_address_space_limit(bytes: u64) {

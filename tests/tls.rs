@@ -6,46 +6,20 @@
 //! The test-libs are described in `test-libs/README.md`; each was checked
 //! with glibc's own `dlopen` (same values, same per-thread behaviour).
 
+mod common;
+
 use std::collections::HashSet;
 use std::ffi::{c_char, c_int, c_long, CStr};
-use std::path::PathBuf;
 use std::sync::mpsc;
-use std::sync::{Arc, Barrier, Mutex, MutexGuard};
+use std::sync::{Arc, Barrier};
 use std::thread;
 
 use minld::{Error, Library, Loader};
 
+use common::libs::{lib, mapped, open};
+use common::process::serial;
+
 const THREADS: usize = 8;
-
-fn lib(name: &str) -> String {
-    format!("{}/{}", env!("MINLD_TEST_LIBS"), name)
-}
-
-fn open(name: &str) -> Library {
-    // SAFETY: test-libs are ours and run no harmful code.
-    unsafe { Library::open(lib(name)) }.unwrap_or_else(|e| panic!("open {name}: {e}"))
-}
-
-/// The tests load the same libraries and some check that an unload really
-/// unmapped them, which another test holding the library would prevent: they
-/// run one at a time.
-fn serial() -> MutexGuard<'static, ()> {
-    static SERIAL: Mutex<()> = Mutex::new(());
-    SERIAL
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Whether `/proc/self/maps` shows a mapping of the test-lib `name`.
-fn mapped(name: &str) -> bool {
-    let path = PathBuf::from(lib(name));
-    let path = path.canonicalize().unwrap_or(path);
-    let path = path.to_str().expect("UTF-8 path");
-    std::fs::read_to_string("/proc/self/maps")
-        .expect("/proc/self/maps")
-        .lines()
-        .any(|line| line.ends_with(path))
-}
 
 /// Runs `f`, then waits at `barrier` even if `f` panicked, so that the
 /// other threads are not left waiting forever, then passes the panic on.

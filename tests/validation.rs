@@ -9,14 +9,17 @@
 //! Every test takes one lock: the descriptor count and the mappings of the
 //! process are shared by all the test threads of this binary.
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
 
 use goblin::elf::program_header::{
     ProgramHeader, PF_X, PT_DYNAMIC, PT_GNU_RELRO, PT_GNU_STACK, PT_LOAD, PT_NULL, PT_TLS,
 };
 use minld::{Error, Loader};
+
+use common::process::{fd_count, maps, serial, MapLine};
 
 const LIBZ: &str = "/lib/x86_64-linux-gnu/libz.so.1";
 const LIBBASIC: &str = concat!(env!("MINLD_TEST_LIBS"), "/libbasic.so");
@@ -26,12 +29,6 @@ const PAGE: u64 = 4096;
 // ---------------------------------------------------------------------------
 // Serialisation, scratch files, process state
 // ---------------------------------------------------------------------------
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// A directory of its own for one test, removed (with its files) on drop.
 struct Scratch {
@@ -58,40 +55,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
     }
-}
-
-fn fd_count() -> usize {
-    fs::read_dir("/proc/self/fd")
-        .expect("/proc/self/fd")
-        .count()
-}
-
-/// One line of /proc/self/maps.
-#[derive(Debug, Clone)]
-struct MapLine {
-    start: usize,
-    end: usize,
-    perms: String,
-    path: String,
-}
-
-fn maps() -> Vec<MapLine> {
-    let text = fs::read_to_string("/proc/self/maps").expect("/proc/self/maps");
-    text.lines()
-        .map(|line| {
-            let mut f = line.splitn(6, ' ');
-            let range = f.next().unwrap_or_default();
-            let perms = f.next().unwrap_or_default().to_string();
-            let path = f.nth(3).unwrap_or_default().trim().to_string();
-            let (s, e) = range.split_once('-').expect("address range");
-            MapLine {
-                start: usize::from_str_radix(s, 16).expect("start"),
-                end: usize::from_str_radix(e, 16).expect("end"),
-                perms,
-                path,
-            }
-        })
-        .collect()
 }
 
 /// Lines of /proc/self/maps whose file is `path` (deleted or not).

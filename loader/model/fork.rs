@@ -4,6 +4,8 @@
 //! locks, minld takes every lock of its own before the fork (in a fixed
 //! order: the loader, the address index, TLS, the debugger's list) and
 //! releases them after it, in the parent and in the child.
+//!
+//! (See `docs/design.md`, "Fork safety of minld's locks".)
 
 use std::any::Any;
 use std::cell::RefCell;

@@ -17,6 +17,8 @@
 //! (it is leaked). gdb builds that watch ld.so's SystemTap probes instead of
 //! `_dl_debug_state` (not Debian's) only notice minld's namespace at their
 //! next full reload.
+//!
+//! (See `docs/design.md`, "The r_debug chain that gdb reads".)
 
 use std::ffi::{c_char, c_int, CString};
 use std::path::Path;
@@ -29,34 +31,50 @@ use goblin::elf::program_header as ph;
 use goblin::elf64::dynamic::Dyn;
 use goblin::elf64::program_header::ProgramHeader;
 
+/// `r_state`: the list is stable.
 const RT_CONSISTENT: c_int = 0;
+/// `r_state`: an object is being added.
 const RT_ADD: c_int = 1;
+/// `r_state`: an object is being removed.
 const RT_DELETE: c_int = 2;
 
 /// The public part of glibc's `struct link_map` (`<link.h>`).
 #[repr(C)]
 struct LinkMap {
+    /// The object's load bias.
     l_addr: usize,
+    /// Its path (NUL-terminated).
     l_name: *const c_char,
+    /// The real address of its dynamic section.
     l_ld: usize,
+    /// The next node, or null.
     l_next: *mut LinkMap,
+    /// The previous node, or null.
     l_prev: *mut LinkMap,
 }
 
 /// `struct r_debug_extended` (`<link.h>`, glibc 2.35).
 #[repr(C)]
 struct RDebug {
+    /// The protocol version; 2 when `r_next` is there.
     r_version: c_int,
+    /// The first object of the namespace.
     r_map: *mut LinkMap,
+    /// The function the loader calls around each change.
     r_brk: usize,
+    /// `RT_CONSISTENT`, `RT_ADD` or `RT_DELETE`.
     r_state: c_int,
+    /// The base of the dynamic loader.
     r_ldbase: usize,
+    /// The next namespace's `r_debug`, or null.
     r_next: *mut RDebug,
 }
 
 /// minld's namespace, once it is chained after glibc's.
 struct Namespace {
+    /// glibc's `r_debug`, the head of the chain.
     glibc: *mut RDebug,
+    /// minld's own (leaked), somewhere after it in the chain.
     ours: *mut RDebug,
 }
 
@@ -64,6 +82,8 @@ struct Namespace {
 // ours is only changed under NAMESPACE's lock.
 unsafe impl Send for Namespace {}
 
+/// minld's namespace, made on first use; its lock also orders changes
+/// to the `link_map` list.
 static NAMESPACE: Mutex<Option<Namespace>> = Mutex::new(None);
 
 /// The namespace's lock, held across a fork (see `fork`).
@@ -74,7 +94,9 @@ pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
 /// An object's entry in minld's namespace; dropping it removes it.
 #[derive(Debug)]
 pub(crate) struct Entry {
+    /// The object's node in our list, freed when the entry is dropped.
     node: *mut LinkMap,
+    /// The path the node's `l_name` points into.
     _name: CString,
 }
 
@@ -119,6 +141,8 @@ fn glibc_r_debug() -> Option<*mut RDebug> {
     }
 }
 
+/// minld's namespace in `slot`, made and chained after glibc's on first
+/// use; None if the program has no `r_debug` (no DT_DEBUG).
 fn namespace(slot: &mut Option<Namespace>) -> Option<&Namespace> {
     if slot.is_none() {
         let glibc = glibc_r_debug()?;
@@ -177,6 +201,8 @@ fn namespace(slot: &mut Option<Namespace>) -> Option<&Namespace> {
     Some(ns)
 }
 
+/// Sets our `r_state` to `state` and calls `r_brk`, where a debugger
+/// watching the chain stops to read it.
 fn notify(ns: &Namespace, state: c_int) {
     // SAFETY: ours is live; r_brk is glibc's `_dl_debug_state`, an empty
     // function that exists for debuggers to break on.

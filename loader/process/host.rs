@@ -5,6 +5,10 @@
 //! libc.so.6 and ld-linux-x86-64.so.2, and of any dependency the process
 //! already has, come from the copies in the process. They are found with
 //! `dl_iterate_phdr` and their tables read in place with minld's own lookup.
+//!
+//! (See `docs/design.md`, "The host's glibc is never mapped twice",
+//! "Finding the host's objects" and "errno through TPOFF64 against the
+//! host's static TLS".)
 
 use std::ffi::CStr;
 use std::path::PathBuf;
@@ -49,7 +53,9 @@ pub(crate) struct HostObject {
     pub(crate) soname: String,
     /// Its DT_NEEDED entries.
     pub(crate) needed: Vec<String>,
+    /// Its load bias.
     pub(crate) bias: usize,
+    /// Its dynamic symbols, read in place.
     pub(crate) symbols: Symbols,
     /// glibc's TLS module id (0 without PT_TLS).
     pub(crate) tls_modid: usize,
@@ -67,6 +73,7 @@ pub(crate) struct HostObject {
 /// not in minld's global scope (glibc does not say which they are).
 #[derive(Debug, Default)]
 pub(crate) struct HostObjects {
+    /// The startup scope, in glibc's load order.
     pub(crate) objects: Vec<Arc<HostObject>>,
     /// Pinned objects already read, by (name, bias): valid while some
     /// dependency holds them.
@@ -76,14 +83,22 @@ pub(crate) struct HostObjects {
 /// glibc's name for an object and its load bias.
 type HostKey = (Vec<u8>, usize);
 
+/// One entry of `dl_iterate_phdr`, copied out of the callback.
 struct Raw {
+    /// `dlpi_name`: empty for the program.
     name: Vec<u8>,
+    /// `dlpi_addr`: the load bias.
     bias: usize,
+    /// The program headers.
     phdrs: Vec<ProgramHeader>,
+    /// `dlpi_tls_modid`: glibc's TLS module id, 0 without PT_TLS.
     tls_modid: usize,
+    /// `dlpi_tls_data`: the calling thread's TLS block, 0 if none yet.
     tls_data: usize,
 }
 
+/// The `dl_iterate_phdr` callback: copies each object into the
+/// `Vec<Raw>` that `data` points at.
 unsafe extern "C" fn collect(
     info: *mut libc::dl_phdr_info,
     size: libc::size_t,
@@ -200,7 +215,9 @@ impl HostPin {
 /// The public head of glibc's `struct link_map`.
 #[repr(C)]
 struct LinkMapHead {
+    /// The object's load bias.
     l_addr: usize,
+    /// glibc's name for it (NUL-terminated).
     l_name: *const libc::c_char,
 }
 
@@ -379,6 +396,8 @@ impl HostObject {
     }
 }
 
+/// Reads one of glibc's objects in place: its dynamic section, symbols
+/// and TLS; None when it has no dynamic section minld can read.
 fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
     let ranges = r
         .phdrs

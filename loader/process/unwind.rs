@@ -17,10 +17,12 @@ use crate::process::host::HostObjects;
 /// A registration with the host unwinder; dropping it deregisters.
 #[derive(Debug)]
 pub(crate) struct Registration {
+    /// The start of the registered `.eh_frame`.
     eh_frame: usize,
     /// libgcc's `struct object` (six words in GCC 12); it must stay put
     /// while registered, so it lives on the heap, with room to spare.
     _storage: Box<[usize; 16]>,
+    /// libgcc's `__deregister_frame_info`, called on drop.
     deregister: usize,
 }
 

@@ -15,6 +15,8 @@
 //!
 //! A function that cannot be found then ends the process with a message
 //! naming it, as with glibc's lazy binding.
+//!
+//! (See `docs/design.md`, "Lazy binding's trampoline and what it must save".)
 
 use crate::model::object::Object;
 use crate::process::tls::{self, restore_vector_state, save_vector_state};

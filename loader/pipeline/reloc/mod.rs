@@ -5,6 +5,8 @@
 //! DT_JMPREL (bound now), and last the IRELATIVE relocations and references
 //! to the object's own ifuncs, whose resolvers may read anything the other
 //! relocations wrote (libm's read `_rtld_global_ro` through a GLOB_DAT).
+//!
+//! (See `docs/design.md`, "The order in which ifunc resolvers run" and "RELR".)
 
 pub(crate) mod interpose;
 pub(crate) mod lazy;

@@ -5,6 +5,8 @@
 //! follows it too: the first member not marked AS_NEEDED becomes the
 //! library, other plain members are loaded as its dependencies, and
 //! AS_NEEDED members are loaded only when a lookup needs them.
+//!
+//! (See `docs/design.md`, "GNU ld linker scripts (Debian's libm.so)".)
 
 /// One file named by a script.
 #[derive(Debug, Clone, PartialEq, Eq)]

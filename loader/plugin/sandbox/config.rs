@@ -9,15 +9,47 @@ use std::sync::atomic::Ordering;
 use super::landlock::Access;
 use super::shm::{self, Region};
 
+/// What is wrong with the configuration the host wrote (the runner reports
+/// it before any plugin code runs).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(super) enum ConfigError {
+    /// It is longer than the request buffer, or the request buffer does
+    /// not fit the region.
+    #[error("configuration of {len} bytes does not fit the request buffer ({cap})")]
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The request buffer's capacity.
+        cap: usize,
+    },
+    /// It has no first field.
+    #[error("no plugin path")]
+    NoPath,
+    /// A shared buffer's size is not a decimal number.
+    #[error("shared buffer size {0:?}")]
+    SharedSize(String),
+    /// The buffers it asks for do not fit the region.
+    #[error("buffers larger than the region ({region} bytes)")]
+    TooLarge {
+        /// The region's length in bytes.
+        region: usize,
+    },
+}
+
 /// The configuration, as the runner uses it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Config {
+    /// The plugin's path.
     pub(super) path: String,
+    /// The functions to look up, in the host's order.
     pub(super) names: Vec<String>,
+    /// The paths granted and how.
     pub(super) grants: Vec<(String, Access)>,
     /// (offset in the region, length) of each shared buffer.
     pub(super) shared: Vec<(usize, usize)>,
+    /// The request buffer's capacity.
     pub(super) req_cap: usize,
+    /// The response buffer's capacity.
     pub(super) resp_cap: usize,
 }
 
@@ -43,14 +75,12 @@ pub(super) fn encode(
 
 impl Config {
     /// Reads and checks the configuration the host wrote.
-    pub(super) fn read(region: &Region) -> Result<Config, String> {
+    pub(super) fn read(region: &Region) -> Result<Config, ConfigError> {
         let h = region.header();
         let (req_cap, resp_cap) = (h.req_cap as usize, h.resp_cap as usize);
         let len = h.req_len.load(Ordering::Acquire) as usize;
         if len > req_cap || shm::HEADER_SIZE.saturating_add(req_cap) > region.len {
-            return Err(format!(
-                "configuration of {len} bytes does not fit the request buffer ({req_cap})"
-            ));
+            return Err(ConfigError::TooLong { len, cap: req_cap });
         }
         // SAFETY: `len` bytes inside the request buffer (checked above);
         // the host is quiet until READY and no plugin code has run.
@@ -58,7 +88,7 @@ impl Config {
         let mut fields = raw
             .split(|&b| b == 0)
             .map(|s| String::from_utf8_lossy(s).into_owned());
-        let path = fields.next().ok_or("no plugin path")?;
+        let path = fields.next().ok_or(ConfigError::NoPath)?;
         let names: Vec<String> = fields.by_ref().take(h.nfuncs as usize).collect();
         let mut grants = Vec::new();
         for g in fields.by_ref().take(h.ngrants as usize) {
@@ -69,14 +99,11 @@ impl Config {
             grants.push((g.get(1..).unwrap_or_default().to_string(), access));
         }
         let sizes: Vec<usize> = fields
-            .map(|f| {
-                f.parse::<usize>()
-                    .map_err(|_| format!("shared buffer size {f:?}"))
-            })
+            .map(|f| f.parse::<usize>().map_err(|_| ConfigError::SharedSize(f)))
             .collect::<Result<_, _>>()?;
         let layout = shm::layout(req_cap, resp_cap, &sizes)
             .filter(|l| l.size <= region.len)
-            .ok_or_else(|| format!("buffers larger than the region ({} bytes)", region.len))?;
+            .ok_or(ConfigError::TooLarge { region: region.len })?;
         let mut shared = Vec::new();
         let mut off = layout.shared_off;
         for len in sizes {

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::sysnames;
-use super::watch::SyscallAbi;
+use super::watch::{Ended, Kill, SyscallAbi};
 
 /// What went wrong with a call (or a start).
 #[derive(Debug)]
@@ -233,6 +233,38 @@ impl std::error::Error for SandboxError {
     }
 }
 
+/// The error for a runner that ended: why the host killed it if it did,
+/// else how it ended (`claimed`: the signal and address its handler
+/// wrote, used only for an address it reports with the same signal).
+pub(super) fn death_error(
+    killed: Option<Kill>,
+    ended: Option<Ended>,
+    claimed: (i32, u64),
+) -> SandboxError {
+    match killed {
+        Some(Kill::Syscall { nr, abi }) => return SandboxError::ForbiddenSyscall { nr, abi },
+        Some(Kill::Open { path, flags }) => return SandboxError::ForbiddenOpen { path, flags },
+        Some(Kill::Cpu { used, budget, idle }) => {
+            return SandboxError::CpuBudget { used, budget, idle }
+        }
+        Some(Kill::Flood { bytes, limit }) => return SandboxError::OutputFlood { bytes, limit },
+        None => {}
+    }
+    match ended {
+        Some(Ended::Exited(c)) => SandboxError::Exited(c),
+        Some(Ended::Signaled(signal)) => SandboxError::Crashed {
+            signal,
+            claimed_addr: (claimed.0 == signal && claimed.1 != u64::MAX).then_some(claimed.1),
+        },
+        None => SandboxError::Crashed {
+            signal: libc::SIGKILL,
+            claimed_addr: None,
+        },
+    }
+}
+
+/// `SIGSEGV` for 11: glibc's abbreviation, or "signal N" for a number it
+/// does not name.
 fn signal_name(sig: i32) -> String {
     extern "C" {
         // glibc 2.32+: "SEGV" for SIGSEGV; NULL for an unknown number.
@@ -243,10 +275,9 @@ fn signal_name(sig: i32) -> String {
     if p.is_null() {
         format!("signal {sig}")
     } else {
-        // SAFETY: a NUL-terminated static string.
-        format!(
-            "SIG{}",
-            unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy()
-        )
+        // SAFETY: `p` is not null, and sigabbrev_np returns a pointer to a
+        // NUL-terminated string in glibc's static table, valid for ever.
+        let name = unsafe { std::ffi::CStr::from_ptr(p) };
+        format!("SIG{}", name.to_string_lossy())
     }
 }

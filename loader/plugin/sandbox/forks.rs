@@ -4,6 +4,7 @@
 
 use std::os::fd::RawFd;
 
+use super::fail::RunnerError;
 use super::runner;
 use super::shm::FD_GRANTED;
 use super::Config;
@@ -83,11 +84,11 @@ fn become_fork(fds: &[RawFd], prepared: Option<crate::Prepared>, abi: u32, host:
     }
     let region = match runner::map_region() {
         Ok(r) => r,
-        Err(e) => runner::fail_early(&format!("the fork's region: {e}")),
+        Err(e) => runner::fail_early(&RunnerError::ForkRegion(e)),
     };
     let cfg = match Config::read(&region) {
         Ok(c) => c,
-        Err(e) => runner::fail_early(&e),
+        Err(e) => runner::fail_early(&e.into()),
     };
     runner::become_instance(region, prepared, cfg, abi, host)
 }

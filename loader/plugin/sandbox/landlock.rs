@@ -14,33 +14,53 @@
 //! not touch descriptors already open, which is why the runner closes
 //! everything but stdio before loading.
 
+/// `LANDLOCK_CREATE_RULESET_VERSION`: ask for the ABI version.
 const CREATE_RULESET_VERSION: u32 = 1;
+/// `LANDLOCK_RULE_PATH_BENEATH`: a rule on a directory or file.
 const RULE_PATH_BENEATH: u32 = 1;
 
 // Access rights by the ABI version that introduced them.
+/// Every file-system right of ABI 1.
 const FS_ABI1: u64 = (1 << 13) - 1; // EXECUTE .. MAKE_SYM
+/// `LANDLOCK_ACCESS_FS_REFER`.
 const FS_REFER: u64 = 1 << 13; // ABI 2
+/// `LANDLOCK_ACCESS_FS_TRUNCATE`.
 const FS_TRUNCATE: u64 = 1 << 14; // ABI 3
+/// `LANDLOCK_ACCESS_FS_IOCTL_DEV`.
 const FS_IOCTL_DEV: u64 = 1 << 15; // ABI 5
+/// `LANDLOCK_ACCESS_FS_EXECUTE`.
 const FS_EXECUTE: u64 = 1 << 0;
+/// `LANDLOCK_ACCESS_FS_WRITE_FILE`.
 const FS_WRITE_FILE: u64 = 1 << 1;
+/// `LANDLOCK_ACCESS_FS_READ_FILE`.
 const FS_READ_FILE: u64 = 1 << 2;
+/// `LANDLOCK_ACCESS_FS_READ_DIR`.
 const FS_READ_DIR: u64 = 1 << 3;
 /// Rights that apply to a file (a rule on a file may name no others).
 const FS_FILE_RIGHTS: u64 = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE;
+/// Every network right (handled, so none is granted).
 const NET_ALL: u64 = 0b11; // BIND_TCP | CONNECT_TCP, ABI 4
+/// Every scope (handled, so the runner reaches outside none).
 const SCOPE_ALL: u64 = 0b11; // ABSTRACT_UNIX_SOCKET | SIGNAL, ABI 6
 
+/// `struct landlock_ruleset_attr`.
 #[repr(C)]
 struct RulesetAttr {
+    /// File-system rights the ruleset handles (denied unless a rule grants
+    /// them).
     handled_access_fs: u64,
+    /// Network rights it handles.
     handled_access_net: u64,
+    /// IPC scopes it restricts.
     scoped: u64,
 }
 
+/// `struct landlock_path_beneath_attr` (packed, as the kernel's).
 #[repr(C, packed)]
 struct PathBeneathAttr {
+    /// The rights granted beneath the path.
     allowed_access: u64,
+    /// An `O_PATH` descriptor of the path.
     parent_fd: i32,
 }
 
@@ -94,6 +114,7 @@ pub enum Access {
 }
 
 impl Access {
+    /// The rights this access grants, of those the kernel's ABI `abi` knows.
     fn rights(self, abi: u32) -> u64 {
         let read = FS_READ_FILE | FS_READ_DIR;
         match self {

@@ -40,14 +40,17 @@
 //! (one whose `main` calls `run_if_child`) for hosts that are not the
 //! process's executable (a Python extension module).
 //!
-//! Each runner has a watcher thread in the host (`watch.rs`), which starts
+//! Each runner has a watcher thread in the host (`watch`), which starts
 //! it (so the runner dies with the sandbox: PR_SET_PDEATHSIG), holds the
 //! seccomp listener, drains the plugin's stdout and stderr (pipes; what it
 //! printed is [`Sandbox::take_output`], and logged under the target
 //! `minld::sandbox::plugin`), charges its CPU time, and reaps it.
 
+mod buffer;
 mod config;
+mod control;
 mod error;
+mod fail;
 mod forks;
 mod landlock;
 mod runner;
@@ -64,8 +67,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shm::Region;
-
+pub use buffer::Buffer;
 pub use error::SandboxError;
 pub use landlock::abi as landlock_abi;
 pub use seccomp::ALLOWED as SECCOMP_ALLOWED;
@@ -95,6 +97,8 @@ pub fn run_if_child() {
 // an rlib in the final link (its synthetic symbols object), so every binary
 // that links this crate has it. Unprioritised .init_array entries run after
 // std's own (priority 99), so std::env works here.
+/// The `.init_array` entry that makes a re-executed host the runner
+/// (see [`run_if_child`]).
 #[used]
 #[link_section = ".init_array"]
 static RUNNER_HOOK: extern "C" fn() = {
@@ -123,25 +127,45 @@ impl Func for usize {
 /// Options of a sandbox. Limits are per runner process.
 #[derive(Clone, Debug)]
 pub struct Builder {
+    /// The plugin's path.
     path: String,
+    /// The functions to look up, in call-index order.
     names: Vec<String>,
+    /// Another executable to run as the runner ([`Builder::runner`]).
     runner: Option<PathBuf>,
+    /// How long a call may take.
     timeout: Duration,
+    /// How long the start (linking, init functions) may take.
     start_timeout: Duration,
+    /// RLIMIT_AS in bytes (0: none).
     mem_limit: u64,
+    /// RLIMIT_CPU in seconds (0: none).
     cpu_limit: u64,
+    /// RLIMIT_FSIZE in bytes.
     fsize_limit: u64,
+    /// CPU time a call may use (None: as long as the timeout).
     call_cpu: Option<Duration>,
+    /// CPU time per second the runner may use between calls.
     idle_cpu: Duration,
+    /// The request buffer's capacity.
     req_cap: usize,
+    /// The response buffer's capacity.
     resp_cap: usize,
+    /// The sizes of the shared buffers.
     shared: Vec<usize>,
+    /// How long the host busy-waits for an answer before sleeping.
     host_spin: Duration,
+    /// How long the runner busy-waits for a request before sleeping.
     runner_spin: Duration,
+    /// The paths granted and how.
     grants: Vec<(PathBuf, landlock::Access)>,
+    /// The descriptors passed, at 5 and up in the runner.
     fds: Vec<Arc<OwnedFd>>,
+    /// Whether to run without Landlock where the kernel has none.
     allow_no_landlock: bool,
+    /// Output kept per call, in bytes.
     output_per_call: usize,
+    /// Output allowed per second before the runner is killed.
     output_per_sec: u64,
 }
 
@@ -270,7 +294,9 @@ impl Builder {
 
 /// A plugin loaded in a runner process.
 pub struct Sandbox {
+    /// The options it was made with (kept for a restart).
     opts: Builder,
+    /// The runner, while there is one.
     running: Option<spawn::Running>,
     /// The zygote it was forked from, if any (kept alive by it).
     zygote: Option<Arc<zygote::Inner>>,
@@ -401,6 +427,7 @@ impl Sandbox {
         self.exchange(idx, index as u32, len, cap)
     }
 
+    /// The call index of `func`.
     fn index(&self, func: impl Func) -> Result<usize, SandboxError> {
         func.index(&self.opts.names)
             .ok_or_else(|| SandboxError::NoSuchFunction(format!("{func:?}")))
@@ -505,7 +532,7 @@ impl Sandbox {
             r.region.header().fault_addr.load(Ordering::Relaxed),
         );
         let (killed, ended) = r.finish(Duration::from_secs(1));
-        death_error(killed, ended, claimed)
+        error::death_error(killed, ended, claimed)
     }
 
     /// Kills the runner for `err` and returns it.
@@ -514,6 +541,7 @@ impl Sandbox {
         err
     }
 
+    /// Ends the runner, if there is one, without waiting.
     fn stop(&mut self) {
         if let Some(r) = self.running.take() {
             r.finish(Duration::ZERO);
@@ -532,100 +560,8 @@ fn deadline(d: Duration) -> Option<Instant> {
     Instant::now().checked_add(d)
 }
 
-/// The error for a runner that ended: why the host killed it if it did,
-/// else how it ended (`claimed`: the signal and address its handler
-/// wrote, used only for an address it reports with the same signal).
-fn death_error(
-    killed: Option<watch::Kill>,
-    ended: Option<watch::Ended>,
-    claimed: (i32, u64),
-) -> SandboxError {
-    use watch::{Ended, Kill};
-    match killed {
-        Some(Kill::Syscall { nr, abi }) => return SandboxError::ForbiddenSyscall { nr, abi },
-        Some(Kill::Open { path, flags }) => return SandboxError::ForbiddenOpen { path, flags },
-        Some(Kill::Cpu { used, budget, idle }) => {
-            return SandboxError::CpuBudget { used, budget, idle }
-        }
-        Some(Kill::Flood { bytes, limit }) => return SandboxError::OutputFlood { bytes, limit },
-        None => {}
-    }
-    match ended {
-        Some(Ended::Exited(c)) => SandboxError::Exited(c),
-        Some(Ended::Signaled(signal)) => SandboxError::Crashed {
-            signal,
-            claimed_addr: (claimed.0 == signal && claimed.1 != u64::MAX).then_some(claimed.1),
-        },
-        None => SandboxError::Crashed {
-            signal: libc::SIGKILL,
-            claimed_addr: None,
-        },
-    }
-}
-
-/// A shared buffer, seen from the host. The plugin maps the same pages:
-/// everything read from it is the plugin's to have changed, so reads copy
-/// out and the host checks what it got.
-pub struct Buffer<'a> {
-    region: &'a Region,
-    off: usize,
-    len: usize,
-}
-
-impl Buffer<'_> {
-    /// Its size in bytes.
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    /// Whether it is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-    /// Copies `data` in at `offset`.
-    pub fn write(&self, offset: usize, data: &[u8]) -> Result<(), SandboxError> {
-        self.check(offset, data.len())?;
-        // SAFETY: inside the buffer (checked); a plain copy into shared
-        // memory (the plugin may write it too: no reference is formed).
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                data.as_ptr(),
-                self.region.at(self.off + offset),
-                data.len(),
-            )
-        };
-        Ok(())
-    }
-    /// Copies `out.len()` bytes out from `offset`.
-    pub fn read(&self, offset: usize, out: &mut [u8]) -> Result<(), SandboxError> {
-        self.check(offset, out.len())?;
-        // SAFETY: as in `write`.
-        unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.region.at(self.off + offset),
-                out.as_mut_ptr(),
-                out.len(),
-            )
-        };
-        Ok(())
-    }
-    /// The buffer's first byte, for a host that fills it with its own
-    /// code (a decoder writing straight into it). Valid while the sandbox
-    /// runs; the plugin may change the bytes at any time.
-    pub fn as_ptr(&self) -> *mut u8 {
-        self.region.at(self.off)
-    }
-    fn check(&self, offset: usize, n: usize) -> Result<(), SandboxError> {
-        match offset.checked_add(n) {
-            Some(end) if end <= self.len => Ok(()),
-            _ => Err(SandboxError::InputTooLarge {
-                len: offset.saturating_add(n),
-                cap: self.len,
-            }),
-        }
-    }
-}
-
 impl Config {
+    /// The configuration the runner reads, from the builder's options.
     fn for_builder(o: &Builder) -> Vec<u8> {
         let grants: Vec<(String, landlock::Access)> = o
             .grants

@@ -26,6 +26,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::time::Duration;
 
+use super::fail::RunnerError;
 use super::landlock::{self, Access};
 use super::seccomp::{self, Stage};
 use super::shm::{self, Header, Region};
@@ -66,10 +67,15 @@ const FATAL: [i32; 8] = [
 /// What a runner has once it linked the plugin: it then becomes an
 /// instance ([`become_instance`]) or a zygote (`forks::serve_forks`).
 pub(super) struct Linked {
+    /// The shared region, mapped.
     pub(super) region: Region,
+    /// The plugin, linked, none of its code run.
     pub(super) prepared: crate::Prepared,
+    /// The configuration read from the region before any plugin code ran.
     pub(super) cfg: Config,
+    /// The Landlock ABI in force (0: none, when the host allowed that).
     pub(super) abi: u32,
+    /// The host's pid.
     pub(super) host: i32,
 }
 
@@ -99,14 +105,14 @@ pub(super) fn enter(spec: &str) -> Linked {
             abi,
             host,
         },
-        Err(msg) => fail_early(&msg),
+        Err(err) => fail_early(&err),
     }
 }
 
-/// Reports a failure through the control pipe (no plugin code has run)
-/// and exits.
-pub(super) fn fail_early(msg: &str) -> ! {
-    control(b"FAIL", msg.as_bytes());
+/// Reports a failure through the control pipe (no plugin code has run),
+/// as text, and exits.
+pub(super) fn fail_early(err: &RunnerError) -> ! {
+    control(b"FAIL", err.to_string().as_bytes());
     // SAFETY: leaving without atexit handlers or destructors.
     unsafe { libc::_exit(1) }
 }
@@ -121,8 +127,8 @@ pub(super) fn become_instance(
     host: i32,
 ) -> ! {
     HEADER.store(region.base as *mut Header, Ordering::Relaxed);
-    if let Err(msg) = lock(&region, &cfg, abi) {
-        fail_early(&msg);
+    if let Err(err) = lock(&region, &cfg, abi) {
+        fail_early(&err);
     }
     let funcs = start(&region, prepared, &cfg);
     serve(&region, &funcs, &cfg, host)
@@ -144,9 +150,13 @@ pub(super) fn control(tag: &[u8; 4], payload: &[u8]) {
     }
 }
 
+/// Step 1: maps the shared region the host left at [`FD_REGION`], checks
+/// its magic, and closes every descriptor the runner must not keep.
 pub(super) fn map_region() -> std::io::Result<Region> {
-    // SAFETY: fstat into a local.
+    // SAFETY: `libc::stat` is plain integers, for which all zeroes is a
+    // valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes at most one `stat` into the local it is given.
     if unsafe { libc::fstat(FD_REGION, &mut st) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -169,21 +179,18 @@ pub(super) fn map_region() -> std::io::Result<Region> {
 /// Steps 2–4: returns the linked, not yet run, plugin, the configuration
 /// (read now: once the plugin runs, the region is its) and the Landlock
 /// ABI in force.
-fn link(region: &Region) -> Result<(crate::Prepared, Config, u32), String> {
+fn link(region: &Region) -> Result<(crate::Prepared, Config, u32), RunnerError> {
     let h = region.header();
     let cfg = Config::read(region)?;
     // `ps` shows "exe" otherwise (we were started as /proc/self/exe).
     // SAFETY: a NUL-terminated name of at most 16 bytes.
     unsafe { libc::prctl(libc::PR_SET_NAME, c"minld-sandbox".as_ptr()) };
     // Handlers first: a plugin that crashes is reported as such.
-    install_fatal_handlers().map_err(|e| format!("signal handlers: {e}"))?;
+    install_fatal_handlers().map_err(RunnerError::SignalHandlers)?;
     // SAFETY: plain prctl/setrlimit calls on ourselves.
     unsafe {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            return Err(format!(
-                "PR_SET_NO_NEW_PRIVS: {}",
-                std::io::Error::last_os_error()
-            ));
+            return Err(RunnerError::NoNewPrivs(std::io::Error::last_os_error()));
         }
         set_limit(libc::RLIMIT_CORE, 0, 0)?;
         drop_capabilities()?;
@@ -213,33 +220,44 @@ fn link(region: &Region) -> Result<(crate::Prepared, Config, u32), String> {
     let abi = match landlock::restrict(&loading) {
         Ok(abi) => abi,
         Err(_) if h.allow_no_landlock != 0 && landlock::abi() == 0 => 0,
-        Err(e) => return Err(format!("Landlock (linking layer): {e}")),
+        Err(source) => {
+            return Err(RunnerError::Landlock {
+                layer: "linking",
+                source,
+            })
+        }
     };
-    seccomp::install(0, Stage::Loading).map_err(|e| format!("seccomp (linking): {e}"))?;
+    seccomp::install(0, Stage::Loading).map_err(|source| RunnerError::Seccomp {
+        stage: "linking",
+        source,
+    })?;
 
     // No clone is needed: relocation stays on this thread.
     crate::pipeline::reloc::SINGLE_THREADED.store(true, Ordering::Relaxed);
-    let prepared = crate::Loader::new()
-        .bind_now(true)
-        .prepare(&cfg.path)
-        .map_err(|e| e.to_string())?;
+    let prepared = crate::Loader::new().bind_now(true).prepare(&cfg.path)?;
     Ok((prepared, cfg, abi))
 }
 
 /// Step 5: the serving stage, then the host takes the listener.
-fn lock(region: &Region, cfg: &Config, abi: u32) -> Result<(), String> {
+fn lock(region: &Region, cfg: &Config, abi: u32) -> Result<(), RunnerError> {
     let h = region.header();
     // Stage 2, for the plugin's code: the grants only, the allow-list.
     if abi != 0 {
         let grants: Vec<(&Path, Access)> =
             cfg.grants.iter().map(|(p, a)| (Path::new(p), *a)).collect();
-        landlock::restrict(&grants).map_err(|e| format!("Landlock (serving layer): {e}"))?;
+        landlock::restrict(&grants).map_err(|source| RunnerError::Landlock {
+            layer: "serving",
+            source,
+        })?;
     }
     line_buffer_stdout();
     // SAFETY: plain system call.
     let pid = unsafe { libc::getpid() } as u32;
     let listener = seccomp::install(pid, Stage::Serving)
-        .map_err(|e| format!("seccomp (serving): {e}"))?
+        .map_err(|source| RunnerError::Seccomp {
+            stage: "serving",
+            source,
+        })?
         .unwrap_or(-1);
     let mut locked = abi.to_le_bytes().to_vec();
     locked.extend_from_slice(&listener.to_le_bytes());
@@ -249,7 +267,7 @@ fn lock(region: &Region, cfg: &Config, abi: u32) -> Result<(), String> {
     let mut waited = Duration::ZERO;
     while h.state.load(Ordering::Acquire) != shm::LISTENING {
         if waited >= Duration::from_secs(30) {
-            return Err("the host never took the seccomp listener".into());
+            return Err(RunnerError::ListenerNotTaken);
         }
         shm::sleep(h, shm::BOOT, Duration::from_millis(100));
         waited += Duration::from_millis(100);
@@ -309,7 +327,7 @@ fn line_buffer_stdout() {
 /// A host running as root would hand its capabilities to the runner:
 /// clear the effective, permitted and inheritable sets (with
 /// no_new_privs and no exec they cannot come back).
-unsafe fn drop_capabilities() -> Result<(), String> {
+unsafe fn drop_capabilities() -> Result<(), RunnerError> {
     #[repr(C)]
     struct Header {
         version: u32,
@@ -320,29 +338,42 @@ unsafe fn drop_capabilities() -> Result<(), String> {
         version: VERSION_3,
         pid: 0,
     };
-    let data = [0u32; 6]; // two { effective, permitted, inheritable }
-                          // SAFETY: capset with a v3 header and two data structs.
+    // Two { effective, permitted, inheritable } sets, all empty.
+    let data = [0u32; 6];
+    // SAFETY: capset reads a v3 header and the two data structs it implies,
+    // both locals that outlive the call.
     if unsafe { libc::syscall(libc::SYS_capset, &hdr as *const Header, data.as_ptr()) } != 0 {
-        return Err(format!("capset: {}", std::io::Error::last_os_error()));
+        return Err(RunnerError::Capset(std::io::Error::last_os_error()));
     }
     Ok(())
 }
 
-unsafe fn set_limit(res: libc::__rlimit_resource_t, soft: u64, hard: u64) -> Result<(), String> {
+/// Sets resource limit `res` of this process.
+///
+/// # Safety
+/// None of memory: a plain `setrlimit`. Called only by the runner, on
+/// itself, before any plugin code runs.
+unsafe fn set_limit(
+    res: libc::__rlimit_resource_t,
+    soft: u64,
+    hard: u64,
+) -> Result<(), RunnerError> {
     let rl = libc::rlimit {
         rlim_cur: soft,
         rlim_max: hard,
     };
     // SAFETY: rl is a valid rlimit.
     if unsafe { libc::setrlimit(res, &rl) } != 0 {
-        return Err(format!(
-            "setrlimit({res}): {}",
-            std::io::Error::last_os_error()
-        ));
+        return Err(RunnerError::Rlimit {
+            resource: res,
+            source: std::io::Error::last_os_error(),
+        });
     }
     Ok(())
 }
 
+/// Writes `msg` (cut to the response buffer) as the runner's message to
+/// the host.
 fn write_message(region: &Region, cfg: &Config, msg: &str) {
     let h = region.header();
     let n = msg.len().min(cfg.resp_cap);

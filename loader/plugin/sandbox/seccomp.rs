@@ -31,24 +31,32 @@
 
 use libc::{sock_filter, sock_fprog};
 
+/// `AUDIT_ARCH_X86_64`, the only ABI the filters allow.
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+/// Set in the number of an x32 system call.
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
 // struct seccomp_data { int nr; u32 arch; u64 ip; u64 args[6]; }
+/// Offset of `nr` in `seccomp_data`.
 const OFF_NR: u32 = 0;
+/// Offset of `arch` in `seccomp_data`.
 const OFF_ARCH: u32 = 4;
-/// Low 32 bits of args[i] (little-endian).
+/// Low 32 bits of `args[i]` (little-endian).
 const fn off_arg_lo(i: u32) -> u32 {
     16 + 8 * i
 }
-/// High 32 bits of args[i].
+/// High 32 bits of `args[i]`.
 const fn off_arg_hi(i: u32) -> u32 {
     20 + 8 * i
 }
 
+/// The call goes on.
 const RET_ALLOW: u32 = libc::SECCOMP_RET_ALLOW;
+/// The call stops and the host decides (`SECCOMP_RET_USER_NOTIF`).
 const RET_NOTIFY: u32 = 0x7fc0_0000; // SECCOMP_RET_USER_NOTIF
+/// The call fails with EPERM.
 const RET_EPERM: u32 = libc::SECCOMP_RET_ERRNO | libc::EPERM as u32;
+/// The call fails with ENOSYS (the caller falls back).
 const RET_ENOSYS: u32 = libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
 
 /// Allowed with any arguments, in both stages. Each entry says who needs
@@ -159,6 +167,7 @@ pub enum Stage {
     Serving,
 }
 
+/// A BPF statement.
 fn stmt(code: u32, k: u32) -> sock_filter {
     sock_filter {
         code: code as u16,
@@ -168,6 +177,7 @@ fn stmt(code: u32, k: u32) -> sock_filter {
     }
 }
 
+/// A BPF conditional jump: `jt` instructions ahead if true, `jf` if false.
 fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
     sock_filter {
         code: code as u16,
@@ -177,11 +187,17 @@ fn jump(code: u32, k: u32, jt: u8, jf: u8) -> sock_filter {
     }
 }
 
+/// Load a 32-bit word of `seccomp_data`.
 const LD_ABS: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+/// Jump if equal.
 const JEQ: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
+/// Jump if greater or equal.
 const JGE: u32 = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
+/// Jump if any bit of `k` is set.
 const JSET: u32 = libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K;
+/// And the accumulator with `k`.
 const AND: u32 = libc::BPF_ALU | libc::BPF_AND | libc::BPF_K;
+/// Return `k`.
 const RET: u32 = libc::BPF_RET | libc::BPF_K;
 
 /// The clone flags a thread has (glibc's pthread_create passes these and
@@ -302,6 +318,8 @@ fn serving_checks(p: &mut Vec<sock_filter>, pid: u32) {
     by_value(p, libc::SYS_ioctl, 1, &ioctl, RET_NOTIFY);
 }
 
+/// `SECCOMP_FILTER_FLAG_NEW_LISTENER`: the filter returns a notification
+/// descriptor.
 const SECCOMP_FILTER_FLAG_NEW_LISTENER: libc::c_ulong = 1 << 3;
 
 /// Installs the filter on the calling thread (the runner has one thread

@@ -16,13 +16,17 @@
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The header's page; the request buffer starts after it.
 pub const HEADER_SIZE: usize = 4096;
 
 /// The runner's descriptors: 0 stdin, 1 and 2 the pipes the host drains,
 /// then the region's memfd, the control pipe, and the granted ones.
 pub const FD_REGION: i32 = 3;
+/// The control pipe to the host (closed at the lock-down).
 pub const FD_CONTROL: i32 = 4;
+/// The first descriptor the host granted.
 pub const FD_GRANTED: i32 = 5;
+/// The header's first word, checked by the runner.
 pub const MAGIC: u32 = 0x6d6e_6c64; // "mnld"
 
 /// Runner linking the plugin; the request buffer holds the configuration.
@@ -43,8 +47,12 @@ pub const FAULT: u32 = 5;
 /// this before closing its own copy and running any plugin code).
 pub const LISTENING: u32 = 6;
 
+/// The region's first page, shared by host and runner. The words either
+/// side writes once the runner runs are atomics; the configuration is
+/// written by the host before the spawn.
 #[repr(C)]
 pub struct Header {
+    /// [`MAGIC`].
     pub magic: u32,
     /// The futex word: one of the states above.
     pub state: AtomicU32,
@@ -60,14 +68,18 @@ pub struct Header {
     pub reserved: AtomicI64,
     /// For SIGSEGV/SIGBUS: the faulting address (si_addr).
     pub fault_addr: AtomicU64,
+    /// The request's length in bytes.
     pub req_len: AtomicU64,
     /// The plugin's return value: >= 0 bytes written, < 0 its error code.
     pub resp_len: AtomicI64,
     // Configuration, written by the host before spawning.
+    /// The request buffer's capacity.
     pub req_cap: u64,
+    /// The response buffer's capacity.
     pub resp_cap: u64,
     /// RLIMIT_AS in bytes (0: none), RLIMIT_CPU in seconds (0: none).
     pub mem_limit: u64,
+    /// See `mem_limit`.
     pub cpu_limit: u64,
     /// How long the runner busy-waits for the next request before sleeping
     /// on the futex, in nanoseconds.
@@ -81,6 +93,7 @@ pub struct Header {
     pub ngrants: u32,
     /// Where the shared buffers start (page-aligned) and their total size.
     pub shared_off: u64,
+    /// See `shared_off`.
     pub shared_len: u64,
     /// RLIMIT_FSIZE in bytes.
     pub fsize_limit: u64,
@@ -130,7 +143,9 @@ pub fn layout(req_cap: usize, resp_cap: usize, shared: &[usize]) -> Option<Layou
 /// process; all access goes through the header's atomics or the two
 /// buffers, never through references that assume exclusivity.
 pub struct Region {
+    /// The first byte of the mapping.
     pub base: *mut u8,
+    /// Its length in bytes.
     pub len: usize,
 }
 
@@ -165,6 +180,7 @@ impl Region {
         })
     }
 
+    /// The header, in the region's first page.
     pub fn header(&self) -> &Header {
         // SAFETY: the first page is a Header (all fields valid for any bit
         // pattern), mapped for the life of self.
@@ -177,11 +193,13 @@ impl Region {
         unsafe { &mut *(self.base as *mut Header) }
     }
 
+    /// The request buffer, after the header.
     pub fn req(&self) -> *mut u8 {
         // SAFETY: inside the mapping (see `layout`).
         unsafe { self.base.add(HEADER_SIZE) }
     }
 
+    /// The response buffer, after the request buffer of `req_cap` bytes.
     pub fn resp(&self, req_cap: usize) -> *mut u8 {
         // SAFETY: inside the mapping (see `layout`).
         unsafe { self.base.add(HEADER_SIZE + req_cap) }

@@ -3,7 +3,6 @@
 //! plugin code may run: the control pipe's record (sent before any), the
 //! kernel's view in `/proc/<pid>/status`, and taking the seccomp listener.
 
-use std::io::Read;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -11,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use super::control;
 use super::landlock::{self, Access};
 use super::shm::{self, Region, FD_CONTROL, FD_GRANTED, FD_REGION};
 use super::watch::{self, Ended, Kill, Limits, Pipes, Shared};
@@ -18,14 +18,21 @@ use super::{Builder, SandboxError, ENV};
 
 /// A runner that started, as the sandbox holds it.
 pub(super) struct Running {
+    /// The runner's pid.
     pub(super) pid: i32,
+    /// A pidfd of it (signals reach it, never a reused pid).
     pidfd: OwnedFd,
+    /// The shared region.
     pub(super) region: Arc<Region>,
+    /// What the sandbox and the watcher share.
     pub(super) shared: Arc<Shared>,
+    /// The watcher thread, until joined.
     watcher: Option<std::thread::JoinHandle<()>>,
+    /// The Landlock ABI the runner reported (0: none).
     pub(super) landlock_abi: u32,
     /// (offset, length) of each shared buffer.
     pub(super) shared_buffers: Vec<(usize, usize)>,
+    /// When the start began.
     pub(super) started: Instant,
 }
 
@@ -43,6 +50,7 @@ impl Running {
         (o.killed.take(), o.ended)
     }
 
+    /// Kills the runner and waits for the watcher, which reaps it.
     fn kill_and_join(&mut self) {
         if let Some(w) = self.watcher.take() {
             // SAFETY: a signal through our pidfd to our child (harmless if
@@ -67,6 +75,7 @@ impl Drop for Running {
     }
 }
 
+/// A pipe, both ends close-on-exec.
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0; 2];
     // SAFETY: pipe2 into a local array.
@@ -77,6 +86,7 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// A sealed memfd of `size` bytes (it can neither grow nor shrink).
 fn make_memfd(size: usize) -> std::io::Result<OwnedFd> {
     // SAFETY: plain system calls on a descriptor we own.
     unsafe {
@@ -101,6 +111,7 @@ fn make_memfd(size: usize) -> std::io::Result<OwnedFd> {
     }
 }
 
+/// A [`SandboxError::BadOption`].
 fn bad(option: &'static str, value: usize, why: &'static str) -> SandboxError {
     SandboxError::BadOption {
         option,
@@ -112,14 +123,23 @@ fn bad(option: &'static str, value: usize, why: &'static str) -> SandboxError {
 /// What one runner is given: its shared region (written with the
 /// configuration), its pipes, and the host's side of its watching.
 pub(super) struct Parts {
+    /// The region's memfd (the runner's descriptor 3).
     pub(super) memfd: OwnedFd,
+    /// The region, mapped in the host.
     pub(super) region: Arc<Region>,
+    /// The stdout pipe (read end, write end).
     pub(super) stdout: (OwnedFd, OwnedFd),
+    /// The stderr pipe (read end, write end).
     pub(super) stderr: (OwnedFd, OwnedFd),
+    /// The control pipe (read end, write end).
     pub(super) control: (OwnedFd, OwnedFd),
+    /// What the sandbox and the watcher share.
     pub(super) shared: Arc<Shared>,
+    /// What the watcher enforces.
     pub(super) limits: Limits,
+    /// (offset, length) of each shared buffer.
     pub(super) shared_buffers: Vec<(usize, usize)>,
+    /// When the start began (the start timeout counts from here).
     pub(super) started: Instant,
 }
 
@@ -242,7 +262,7 @@ impl Running {
             Some(e) => e,
             None => {
                 let (killed, ended) = self.finish(Duration::from_secs(1));
-                super::death_error(killed, ended, (0, u64::MAX))
+                super::error::death_error(killed, ended, (0, u64::MAX))
             }
         }
     }
@@ -448,7 +468,7 @@ pub(super) fn lock_down(
     timeout: Duration,
 ) -> Result<(), Option<SandboxError>> {
     let mut ctl = std::fs::File::from(ctl);
-    let (tag, payload) = read_record(&mut ctl, deadline)
+    let (tag, payload) = control::read_record(&mut ctl, deadline)
         .map_err(|e| e.map(|()| SandboxError::StartTimeout(timeout)))?;
     match &tag {
         b"FAIL" => {
@@ -485,53 +505,6 @@ pub(super) fn lock_down(
         .store(std::os::fd::IntoRawFd::into_raw_fd(fd), Ordering::Release);
     r.shared.poke();
     shm::post(r.region.header(), shm::LISTENING);
-    Ok(())
-}
-
-/// One record: a 4-byte tag, a 4-byte length, the payload (64 KiB at most).
-/// `Err(Some(()))`: the deadline passed; `Err(None)`: end of file (the
-/// runner died).
-pub(super) fn read_record(
-    ctl: &mut std::fs::File,
-    deadline: Option<Instant>,
-) -> Result<([u8; 4], Vec<u8>), Option<()>> {
-    let mut head = [0u8; 8];
-    read_exact(ctl, &mut head, deadline)?;
-    let len = (u32::from_le_bytes(head[4..].try_into().unwrap_or_default()) as usize).min(64 << 10);
-    let mut payload = vec![0u8; len];
-    read_exact(ctl, &mut payload, deadline)?;
-    Ok((head[..4].try_into().unwrap_or_default(), payload))
-}
-
-fn read_exact(
-    ctl: &mut std::fs::File,
-    buf: &mut [u8],
-    deadline: Option<Instant>,
-) -> Result<(), Option<()>> {
-    let mut done = 0;
-    while done < buf.len() {
-        let wait = deadline.map_or(-1, |d| {
-            d.saturating_duration_since(Instant::now())
-                .as_millis()
-                .min(i32::MAX as u128) as i32
-        });
-        let mut p = libc::pollfd {
-            fd: ctl.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd.
-        let n = unsafe { libc::poll(&mut p, 1, wait) };
-        if n == 0 {
-            return Err(Some(()));
-        }
-        match ctl.read(&mut buf[done..]) {
-            Ok(0) => return Err(None),
-            Ok(k) => done += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return Err(None),
-        }
-    }
     Ok(())
 }
 

@@ -10,6 +10,7 @@ pub fn name(nr: i64) -> Option<&'static str> {
         .filter(|n| !n.is_empty())
 }
 
+/// System call names by number (x86-64).
 #[rustfmt::skip]
 const NAMES: [&str; 451] = [
     "read", "write", "open", "close", "stat", "fstat", "lstat", "poll", "lseek", "mmap",

@@ -17,6 +17,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::control;
 use super::spawn::{self, Running};
 use super::{Builder, Sandbox, SandboxError};
 
@@ -28,10 +29,13 @@ pub(super) const PASSED: usize = 5;
 /// forks a sandbox from it.
 #[derive(Clone)]
 pub struct Zygote {
+    /// Shared by the clones of this handle.
     inner: Arc<Inner>,
 }
 
+/// A zygote's state.
 pub(super) struct Inner {
+    /// The options every instance is made with.
     opts: Builder,
     /// The host's end of the request socket (the zygote's stdin).
     sock: OwnedFd,
@@ -65,7 +69,7 @@ impl Builder {
         let (process, ctl) = spawn::exec(&self, parts, Some(theirs))?;
         let deadline = process.started.checked_add(self.start_timeout);
         let mut ctl = std::fs::File::from(ctl);
-        match spawn::read_record(&mut ctl, deadline) {
+        match control::read_record(&mut ctl, deadline) {
             Ok((tag, _)) if &tag == b"ZYGO" => {}
             Ok((tag, msg)) if &tag == b"FAIL" => {
                 return Err(process.failed(Some(SandboxError::Load(
@@ -140,6 +144,8 @@ pub(super) fn fork(z: &Inner, o: &Builder) -> Result<Running, SandboxError> {
     }
 }
 
+/// Sends one request to the zygote: a byte, with the descriptors of the
+/// fork to make (SCM_RIGHTS).
 fn send_fds(sock: RawFd, fds: &[RawFd; PASSED]) -> std::io::Result<()> {
     let byte = [0u8; 1];
     let mut iov = libc::iovec {
@@ -173,18 +179,7 @@ fn send_fds(sock: RawFd, fds: &[RawFd; PASSED]) -> std::io::Result<()> {
 
 /// The zygote's answer: the fork's pid, or a negative errno.
 fn read_pid(sock: RawFd, deadline: Option<Instant>) -> Result<i32, SandboxError> {
-    let wait = deadline.map_or(-1, |d| {
-        d.saturating_duration_since(Instant::now())
-            .as_millis()
-            .min(i32::MAX as u128) as i32
-    });
-    let mut p = libc::pollfd {
-        fd: sock,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    if unsafe { libc::poll(&mut p, 1, wait) } != 1 {
+    if !control::readable_by(sock, deadline) {
         return Err(SandboxError::StartTimeout(
             deadline.map_or(Duration::ZERO, |d| {
                 d.saturating_duration_since(Instant::now())

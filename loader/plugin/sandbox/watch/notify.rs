@@ -1,0 +1,327 @@
+//! The seccomp user-notification side of the watcher: a call the serving
+//! filter does not allow stops in the kernel and is decided here. A granted
+//! `open`/`openat` goes on (Landlock then judges the path the kernel really
+//! resolves), an `fstat`-like `newfstatat` is answered from the host's own
+//! stat, `statx` gets ENOSYS (glibc falls back), and anything else (or a
+//! call of another ABI) kills the runner, recorded as the host saw it.
+//!
+//! The runner's memory (paths, the stat buffer) is read and written with
+//! `process_vm_readv`/`process_vm_writev`, so a bad pointer of the
+//! plugin's is an EFAULT for it, never a fault here.
+
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Component, Path, PathBuf};
+
+use super::super::landlock::Access;
+use super::{Kill, Limits, Shared, SyscallAbi};
+
+// The seccomp user-notification interface (linux/seccomp.h).
+/// `struct seccomp_data`: the call as the kernel saw it.
+#[repr(C)]
+#[derive(Default)]
+struct SeccompData {
+    /// The system call number.
+    nr: i32,
+    /// The `AUDIT_ARCH_*` of the call's ABI.
+    arch: u32,
+    /// The instruction pointer.
+    ip: u64,
+    /// The arguments.
+    args: [u64; 6],
+}
+/// `struct seccomp_notif`: one stopped call.
+#[repr(C)]
+#[derive(Default)]
+struct Notif {
+    /// Its id, for the answer.
+    id: u64,
+    /// The thread that made it.
+    pid: u32,
+    /// Unused flags.
+    flags: u32,
+    /// The call.
+    data: SeccompData,
+}
+/// `struct seccomp_notif_resp`: the answer.
+#[repr(C)]
+struct NotifResp {
+    /// The notification's id.
+    id: u64,
+    /// The call's return value (with `error` 0).
+    val: i64,
+    /// A negative errno, or 0.
+    error: i32,
+    /// `FLAG_CONTINUE`: let the call go on as it is.
+    flags: u32,
+}
+/// `SECCOMP_IOCTL_NOTIF_RECV`.
+const NOTIF_RECV: libc::c_ulong = 0xc050_2100;
+/// `SECCOMP_IOCTL_NOTIF_SEND`.
+const NOTIF_SEND: libc::c_ulong = 0xc018_2101;
+/// `SECCOMP_IOCTL_NOTIF_ID_VALID`.
+const NOTIF_ID_VALID: libc::c_ulong = 0x4008_2102;
+/// `SECCOMP_USER_NOTIF_FLAG_CONTINUE`.
+const FLAG_CONTINUE: u32 = 1;
+/// `AUDIT_ARCH_X86_64`.
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+/// Answers a stopped system call.
+fn respond(listener: RawFd, id: u64, val: i64, error: i32, flags: u32) {
+    let r = NotifResp {
+        id,
+        val,
+        error,
+        flags,
+    };
+    // SAFETY: the documented ioctl with a valid response struct. It fails
+    // harmlessly if the thread is gone.
+    unsafe { libc::ioctl(listener, NOTIF_SEND, &r as *const NotifResp) };
+}
+
+/// Receives one notification and decides it.
+pub(super) fn notification(shared: &Shared, listener: RawFd, pidfd: RawFd, limits: &Limits) {
+    let mut n = Notif::default();
+    // SAFETY: the documented ioctl into a zeroed struct of the right size.
+    if unsafe { libc::ioctl(listener, NOTIF_RECV, &mut n as *mut Notif) } != 0 {
+        return;
+    }
+    let d = &n.data;
+    let nr = i64::from(d.nr);
+    if d.arch != AUDIT_ARCH_X86_64 {
+        return shared.kill(
+            pidfd,
+            Kill::Syscall {
+                nr,
+                abi: SyscallAbi::I386,
+            },
+        );
+    }
+    if nr & 0x4000_0000 != 0 {
+        return shared.kill(
+            pidfd,
+            Kill::Syscall {
+                nr: nr & !0x4000_0000,
+                abi: SyscallAbi::X32,
+            },
+        );
+    }
+    let tid = n.pid as i32;
+    let (dirfd, path_at, flags) = match nr {
+        libc::SYS_openat => (d.args[0] as i32, d.args[1], d.args[2] as i32),
+        libc::SYS_open => (libc::AT_FDCWD, d.args[0], d.args[1] as i32),
+        libc::SYS_newfstatat => {
+            return stat(listener, &n, pidfd, limits);
+        }
+        libc::SYS_statx => return respond(listener, n.id, 0, -libc::ENOSYS, 0),
+        _ => {
+            return shared.kill(
+                pidfd,
+                Kill::Syscall {
+                    nr,
+                    abi: SyscallAbi::X86_64,
+                },
+            )
+        }
+    };
+    let Some(path) = read_path(tid, dirfd, path_at) else {
+        return respond(listener, n.id, 0, -libc::EFAULT, 0);
+    };
+    if !still_valid(listener, n.id) {
+        return;
+    }
+    let writes = flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) != 0;
+    if granted(&limits.grants, &path, writes) {
+        // Landlock decides for real, on the path the kernel resolves.
+        respond(listener, n.id, 0, 0, FLAG_CONTINUE);
+    } else {
+        shared.kill(pidfd, Kill::Open { path, flags });
+    }
+}
+
+/// `newfstatat`: glibc's fstat (an empty path with AT_EMPTY_PATH) is
+/// answered from the descriptor the host copies out of the runner; a
+/// path beneath a grant from the host's own stat of the path it read
+/// (never letting the kernel re-read a path a racing thread could swap);
+/// anything else gets EACCES.
+fn stat(listener: RawFd, n: &Notif, pidfd: RawFd, limits: &Limits) {
+    let d = &n.data;
+    let tid = n.pid as i32;
+    let (dirfd, path_at, buf, flags) = (d.args[0] as i32, d.args[1], d.args[2], d.args[3] as i32);
+    let raw = read_cstr(tid, path_at);
+    let st = match raw.as_deref() {
+        Some(b"") if flags & libc::AT_EMPTY_PATH != 0 => fstat_of(pidfd, dirfd),
+        Some(_) => match read_path(tid, dirfd, path_at) {
+            Some(p) if granted(&limits.grants, &p, false) => lstat_or_stat(&p, flags),
+            Some(_) => Err(libc::EACCES),
+            None => Err(libc::EFAULT),
+        },
+        None => Err(libc::EFAULT),
+    };
+    if !still_valid(listener, n.id) {
+        return;
+    }
+    match st {
+        Ok(st) => {
+            let bytes = (&st as *const libc::stat).cast::<u8>();
+            let len = std::mem::size_of::<libc::stat>();
+            if write_mem(tid, buf, bytes, len) {
+                respond(listener, n.id, 0, 0, 0);
+            } else {
+                respond(listener, n.id, 0, -libc::EFAULT, 0);
+            }
+        }
+        Err(e) => respond(listener, n.id, 0, -e, 0),
+    }
+}
+
+/// `fstat` of the runner's descriptor `fd`, on a copy of it of ours; an
+/// errno on failure.
+fn fstat_of(pidfd: RawFd, fd: i32) -> Result<libc::stat, i32> {
+    // SAFETY: copies the runner's descriptor into ours (we own the result).
+    let mine = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd, fd, 0) };
+    if mine < 0 {
+        return Err(libc::EBADF);
+    }
+    // SAFETY: pidfd_getfd returned a fresh descriptor, owned by nothing
+    // else: the OwnedFd closes it.
+    let mine = unsafe { OwnedFd::from_raw_fd(mine as i32) };
+    // SAFETY: `libc::stat` is plain integers, for which all zeroes is a
+    // valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes at most one `stat` into the local it is given.
+    if unsafe { libc::fstat(mine.as_raw_fd(), &mut st) } != 0 {
+        return Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO));
+    }
+    Ok(st)
+}
+
+/// The host's own stat of `path` (not following a final symlink with
+/// AT_SYMLINK_NOFOLLOW); an errno on failure.
+fn lstat_or_stat(path: &Path, flags: i32) -> Result<libc::stat, i32> {
+    let c =
+        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| libc::EINVAL)?;
+    // SAFETY: `libc::stat` is plain integers, for which all zeroes is a
+    // valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    let nofollow = flags & libc::AT_SYMLINK_NOFOLLOW;
+    // SAFETY: `c` is NUL-terminated and outlives the call; fstatat writes at
+    // most one `stat` into the local it is given.
+    if unsafe { libc::fstatat(libc::AT_FDCWD, c.as_ptr(), &mut st, nofollow) } != 0 {
+        return Err(std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO));
+    }
+    Ok(st)
+}
+
+/// The notification still stands for the same thread (not a recycled id).
+fn still_valid(listener: RawFd, id: u64) -> bool {
+    // SAFETY: the documented ioctl with a pointer to the id.
+    unsafe { libc::ioctl(listener, NOTIF_ID_VALID, &id as *const u64) == 0 }
+}
+
+/// Reads a NUL-terminated string of the runner's (at most 4 KiB).
+fn read_cstr(tid: i32, at: u64) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut addr = at;
+    while out.len() < 4096 {
+        // Never across a page boundary in one read: the next may be
+        // unmapped while the string ends before it.
+        let chunk = (4096 - (addr % 4096)) as usize;
+        let mut buf = vec![0u8; chunk];
+        let local = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: chunk,
+        };
+        let remote = libc::iovec {
+            iov_base: addr as *mut libc::c_void,
+            iov_len: chunk,
+        };
+        // SAFETY: reads into our own buffer; the remote side is checked by
+        // the kernel.
+        let n = unsafe { libc::process_vm_readv(tid, &local, 1, &remote, 1, 0) };
+        if n <= 0 {
+            return None;
+        }
+        let got = &buf[..n as usize];
+        if let Some(end) = got.iter().position(|&b| b == 0) {
+            out.extend_from_slice(&got[..end]);
+            return Some(out);
+        }
+        out.extend_from_slice(got);
+        addr += n as u64;
+    }
+    None
+}
+
+/// Writes `len` bytes at `at` in the runner.
+fn write_mem(tid: i32, at: u64, bytes: *const u8, len: usize) -> bool {
+    let local = libc::iovec {
+        iov_base: bytes as *mut libc::c_void,
+        iov_len: len,
+    };
+    let remote = libc::iovec {
+        iov_base: at as *mut libc::c_void,
+        iov_len: len,
+    };
+    // SAFETY: reads `len` bytes of ours; the remote side is checked by the
+    // kernel.
+    unsafe { libc::process_vm_writev(tid, &local, 1, &remote, 1, 0) == len as isize }
+}
+
+/// The path a call names, made absolute against the runner's working
+/// directory or `dirfd`, with `.` and `..` folded (no symlink is
+/// followed: Landlock judges the path the kernel really resolves).
+fn read_path(tid: i32, dirfd: i32, at: u64) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    let raw = read_cstr(tid, at)?;
+    let path = Path::new(std::ffi::OsStr::from_bytes(&raw));
+    let full = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        let base = if dirfd == libc::AT_FDCWD {
+            format!("/proc/{tid}/cwd")
+        } else {
+            format!("/proc/{tid}/fd/{dirfd}")
+        };
+        std::fs::read_link(base).ok()?.join(path)
+    };
+    let mut out = PathBuf::from("/");
+    for c in full.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
+/// Whether a grant covers `path` (for writing, a read-write one).
+fn granted(grants: &[(PathBuf, Access)], path: &Path, writes: bool) -> bool {
+    grants
+        .iter()
+        .any(|(g, a)| path.starts_with(g) && (!writes || *a == Access::ReadWrite))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grants_cover_paths_beneath() {
+        let g = vec![
+            (PathBuf::from("/data/in"), Access::Read),
+            (PathBuf::from("/data/out"), Access::ReadWrite),
+        ];
+        assert!(granted(&g, Path::new("/data/in/a.txt"), false));
+        assert!(!granted(&g, Path::new("/data/in/a.txt"), true));
+        assert!(granted(&g, Path::new("/data/out/b"), true));
+        assert!(!granted(&g, Path::new("/data/inside"), false));
+        assert!(!granted(&g, Path::new("/etc/passwd"), false));
+    }
+}
