@@ -445,7 +445,7 @@ fn tls_module(
                 .flatten();
             Some(module.ok_or_else(|| {
                 Error::segments(
-                    &path,
+                    path,
                     format!(
                         "PT_TLS: bad TLS segment (vaddr {:#x}, filesz {:#x}, memsz {:#x}, align {:#x})",
                         t.p_vaddr, t.p_filesz, t.p_memsz, t.p_align
