@@ -149,14 +149,16 @@ fn target(path: &[String], mods: &BTreeMap<Vec<String>, PathBuf>) -> Option<Vec<
         .find(|p| mods.contains_key(p))
 }
 
+/// Module paths and their files.
+type Modules = BTreeMap<Vec<String>, PathBuf>;
+/// Module paths and the modules each names.
+type Edges = BTreeMap<Vec<String>, BTreeSet<Vec<String>>>;
+
 /// Edges between module files, leaving out a module and its own ancestors.
-fn graph() -> (
-    BTreeMap<Vec<String>, PathBuf>,
-    BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
-) {
+fn graph() -> (Modules, Edges) {
     let mut mods = BTreeMap::new();
     modules(&root(), &mut mods);
-    let mut edges: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+    let mut edges: Edges = BTreeMap::new();
     for (m, p) in &mods {
         let src = code(&std::fs::read_to_string(p).unwrap());
         let set = edges.entry(m.clone()).or_default();
