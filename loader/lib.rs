@@ -53,7 +53,10 @@ pub use api::addr::{addr_info, AddrInfo};
 pub use api::library::{Library, Symbol};
 pub use api::loader::{Loader, Prepared};
 pub use api::mapped::MappedObject;
-pub use base::error::Error;
+pub use base::error::{
+    DynamicFault, Error, ExecutableKind, Feature, HeaderFault, RelocFault, Requester, ScriptFault,
+    SegmentFault, SegmentName,
+};
 pub use base::relocs::RelocKind;
 pub use model::image::{LoadBias, Protection, Segment};
 pub use pipeline::policy;

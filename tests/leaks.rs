@@ -14,7 +14,7 @@ use std::ffi::{c_char, CStr};
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use minld::{Error, Loader};
+use minld::{Error, HeaderFault, Loader, Requester, SegmentFault};
 
 use common::libs::test_lib;
 use common::process::{fd_count, maps, naming, serial, MapLine};
@@ -340,11 +340,13 @@ fn missing_dependency_leaks_nothing() {
         Error::NotFound {
             name,
             needed_by,
+            confined,
             tried,
         } => {
             assert_eq!(name, "libminld_nonexistent.so");
+            assert!(!confined);
             assert!(
-                needed_by.contains("libmissing_dep.so"),
+                matches!(needed_by, Requester::Library(p) if p.ends_with("libmissing_dep.so")),
                 "needed_by {needed_by}"
             );
             assert!(!tried.is_empty());
@@ -385,7 +387,7 @@ fn undefined_symbol_leaks_nothing() {
         } => {
             assert_eq!(name, "minld_no_such_function");
             assert!(
-                needed_by.contains("libmissing_sym.so"),
+                matches!(needed_by, Requester::Library(p) if p.ends_with("libmissing_sym.so")),
                 "needed_by {needed_by}"
             );
         }
@@ -479,9 +481,23 @@ fn truncated_file_leaks_nothing() {
     fs::write(&path, &bytes[..bytes.len() / 2]).expect("write");
     let err = open_must_fail(&path, &[]);
     match &err {
-        Error::BadSegments { path: p, what } => {
+        Error::BadSegments {
+            path: p,
+            field: "p_offset",
+            fault:
+                SegmentFault::PastEndOfFile {
+                    plus: "p_filesz",
+                    file_size,
+                    ..
+                },
+            ..
+        } => {
             assert_eq!(p, &path);
-            assert!(what.contains("past the end of the file"), "{what}");
+            assert_eq!(*file_size, (bytes.len() / 2) as u64);
+            assert!(
+                err.to_string().contains("past the end of the file"),
+                "{err}"
+            );
         }
         other => panic!("expected Error::BadSegments, got {other:?}"),
     }
@@ -516,9 +532,14 @@ fn failure_after_dependencies_were_mapped_leaks_nothing() {
     let err = open_must_fail(&a, &[rb.clone(), rc.clone()]);
     let msg = err.to_string();
     match &err {
-        Error::BadHeader { path, what } => {
+        Error::BadHeader {
+            path,
+            field: "file size",
+            found: 40,
+            fault: HeaderFault::TooShort { .. },
+        } => {
             assert_eq!(real(path), rc, "{msg}");
-            assert!(what.contains("too short"), "{what}");
+            assert!(msg.contains("too short"), "{msg}");
         }
         other => panic!("expected Error::BadHeader for libchain_c.so, got {other:?}: {msg}"),
     }

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use goblin::elf::section_header::{SHN_ABS, SHN_UNDEF};
+use crate::elf::symbols::SymFields;
 use goblin::elf::sym as st;
 
 use crate::model::object::live;
@@ -52,9 +52,9 @@ pub fn addr_info(addr: usize) -> Option<AddrInfo> {
     let mut best: Option<(u64, usize, bool)> = None;
     for i in 1..o.symbols.len() {
         let Some(s) = o.symbols.sym(i) else { continue };
-        let kind = s.st_info & 0xf;
-        if s.st_shndx == SHN_UNDEF as u16
-            || s.st_shndx == SHN_ABS as u16
+        let kind = s.kind();
+        if !s.defined()
+            || s.absolute()
             || kind == st::STT_TLS
             || kind == st::STT_SECTION
             || kind == st::STT_FILE

@@ -202,10 +202,9 @@ impl Library {
         if std::mem::size_of::<T>() != std::mem::size_of::<usize>() {
             return Err(Error::Unsupported {
                 path: self.path(),
-                what: format!(
-                    "Library::get::<T> with a {}-byte T: symbols are pointer-sized",
-                    std::mem::size_of::<T>()
-                ),
+                feature: crate::base::error::Feature::SymbolSize {
+                    bytes: std::mem::size_of::<T>(),
+                },
             });
         }
         let addr = match self.address(name, version)? {
@@ -215,7 +214,7 @@ impl Library {
                     .ok_or_else(|| Error::UndefinedSymbol {
                         name: name.to_string(),
                         version: version.map(|v| v.name.clone()),
-                        needed_by: format!("Library::get on {}", self.path().display()),
+                        needed_by: crate::base::error::Requester::Lookup(self.path()),
                     })?
             }
         };
@@ -268,9 +267,9 @@ impl Library {
                         if own_ifunc && !self.inner.opts.run_code {
                             return Err(Error::Unsupported {
                                 path: s.path().to_path_buf(),
-                                what: format!(
-                                    "{name} is an ifunc, whose resolver would run; the library was linked without running code (Loader::link)"
-                                ),
+                                feature: crate::base::error::Feature::IfuncWithoutCode {
+                                    symbol: name.to_string(),
+                                },
                             });
                         }
                         resolve_value(s, &sym)
@@ -335,7 +334,9 @@ fn resolve_value(s: ScopeRef<'_>, sym: &goblin::elf64::sym::Sym) -> Result<usize
                 Some(m) => Ok(crate::process::tls::address(m.id(), sym.st_value as usize)),
                 None => Err(Error::dynamic(
                     &o.path,
-                    "a TLS symbol in an object without a PT_TLS segment",
+                    "st_value",
+                    sym.st_value,
+                    crate::base::error::DynamicFault::NoTlsSegment,
                 )),
             },
         },

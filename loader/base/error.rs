@@ -1,12 +1,31 @@
 //! Every way a load, a lookup or an unload can fail.
 //!
-//! Each variant carries the file it concerns and the value that was wrong,
-//! so the message alone tells the user what to look at (bionic's linker is
-//! the model: `"libfoo.so" has invalid e_phnum: 0`).
+//! Each variant carries the file it concerns and, as typed fields, the
+//! field that was wrong and the value found, so the message alone tells the
+//! user what to look at (bionic's linker is the model: `"libfoo.so" has
+//! invalid e_phnum: 0`) and a program can match on the fields:
+//!
+//! ```
+//! # fn check(e: minld::Error) -> bool {
+//! matches!(e, minld::Error::BadHeader { field: "e_phnum", found: 0, .. })
+//! # }
+//! ```
+//!
+//! What exactly was wrong with the field is a small enum per stage
+//! ([`HeaderFault`], [`SegmentFault`], [`DynamicFault`], [`ScriptFault`],
+//! [`RelocFault`]); the message is rendered from it, never stored as text.
+//! Underlying errors (the kernel's [`Errno`], goblin's parse error) are
+//! reachable through [`std::error::Error::source`].
 
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 
 use crate::base::relocs::RelocKind;
+
+pub use crate::base::fault::{
+    DynamicFault, ExecutableKind, Feature, HeaderFault, RelocFault, ScriptFault, SegmentFault,
+    SegmentName,
+};
 
 use nix::errno::Errno;
 
@@ -15,48 +34,74 @@ use nix::errno::Errno;
 #[non_exhaustive]
 pub enum Error {
     /// A system call on the file failed (open, read, fstat, mmap, mprotect).
-    #[error("{path}: {call} failed: {errno}")]
+    #[error("{path}: {call}{} failed: {errno}", segment_suffix(.segment), path = .path.display())]
     Io {
         /// The file being loaded.
         path: PathBuf,
-        /// The system call and what it was for, e.g. `mmap of segment 2`.
-        call: String,
+        /// The system call and what it was for, e.g. `mmap of segment`.
+        call: &'static str,
+        /// The PT_LOAD segment (its program header index) the call was for.
+        segment: Option<usize>,
         /// The error the kernel returned.
+        #[source]
         errno: Errno,
     },
 
     /// The file is not an ELF object minld can load: a header field is wrong.
-    #[error("{path}: invalid ELF header: {what}")]
+    #[error("{}: invalid ELF header: {}", .path.display(), fault.render(field, *found))]
     BadHeader {
         /// The file being loaded.
         path: PathBuf,
-        /// Which field was wrong and the value found.
-        what: String,
+        /// The field that was wrong (`e_phnum`, `EI_CLASS`, `file size`...).
+        field: &'static str,
+        /// The value found in it.
+        found: u64,
+        /// What was wrong with the value.
+        fault: HeaderFault,
+    },
+
+    /// goblin could not parse a header minld had already checked.
+    #[error("{}: invalid ELF header: {what}: {source}", .path.display())]
+    Unparsable {
+        /// The file being loaded.
+        path: PathBuf,
+        /// What was being parsed (`ELF header`, `program headers`).
+        what: &'static str,
+        /// goblin's error.
+        #[source]
+        source: goblin::error::Error,
     },
 
     /// The program headers describe an image that cannot be mapped.
-    #[error("{path}: {what}")]
+    #[error("{}: {}", .path.display(), fault.render(*segment, field, *found))]
     BadSegments {
         /// The file being loaded.
         path: PathBuf,
-        /// The segment, the field and the value found.
-        what: String,
+        /// The program header concerned.
+        segment: SegmentName,
+        /// Its field that was wrong (`p_filesz`, `p_align`...).
+        field: &'static str,
+        /// The value found in it.
+        found: u64,
+        /// What was wrong with the value.
+        fault: SegmentFault,
     },
 
     /// The file is an executable (ET_EXEC, or a PIE: DF_1_PIE in DT_FLAGS_1).
-    #[error("{path}: cannot dynamically load executable ({what})")]
+    #[error("{}: cannot dynamically load executable ({reason})", .path.display())]
     Executable {
         /// The file being loaded.
         path: PathBuf,
         /// Why it is considered an executable.
-        what: String,
+        reason: ExecutableKind,
     },
 
     /// A PT_LOAD's p_align is below the page size (0 and 1 included): the
     /// linker was free to pack segments into shared pages, where one
     /// segment's mapping replaces another's protections.
     #[error(
-        "{path}: PT_LOAD segment {index}: p_align {align:#x} is below the page size {page_size:#x}"
+        "{}: PT_LOAD segment {index}: p_align {align:#x} is below the page size {page_size:#x}",
+        .path.display()
     )]
     AlignBelowPage {
         /// The file being loaded.
@@ -73,9 +118,10 @@ pub enum Error {
     /// second would replace the first one's protections in that page (code
     /// made read-write, or data made r-x).
     #[error(
-        "{path}: PT_LOAD segments {first} (ends at {first_end:#x}) and {second} \
+        "{}: PT_LOAD segments {first} (ends at {first_end:#x}) and {second} \
          (p_vaddr {second_vaddr:#x}) share the page at {page:#x}: mapping one would \
-         change the other's protections there"
+         change the other's protections there",
+        .path.display()
     )]
     SegmentsSharePage {
         /// The file being loaded.
@@ -94,8 +140,9 @@ pub enum Error {
 
     /// The object asks for an executable stack (PT_GNU_STACK with PF_X).
     #[error(
-        "{path}: cannot enable executable stack as shared object requires it \
-         (PT_GNU_STACK flags {flags:#x}); refused, as glibc 2.41 does"
+        "{}: cannot enable executable stack as shared object requires it \
+         (PT_GNU_STACK flags {flags:#x}); refused, as glibc 2.41 does",
+        .path.display()
     )]
     ExecutableStack {
         /// The file being loaded.
@@ -105,32 +152,42 @@ pub enum Error {
     },
 
     /// The dynamic section (or a table it points to) is malformed.
-    #[error("{path}: bad dynamic section: {what}")]
+    #[error("{}: bad dynamic section: {}", .path.display(), fault.render(field, *found))]
     BadDynamic {
         /// The file being loaded.
         path: PathBuf,
-        /// The tag or table and the value found.
-        what: String,
+        /// The tag or table that was wrong (`DT_STRTAB`, `DT_GNU_HASH buckets`...).
+        field: &'static str,
+        /// The value found: an address, an offset, a size or a count.
+        found: u64,
+        /// What was wrong with the value.
+        fault: DynamicFault,
     },
 
     /// A library could not be found; `tried` lists every path attempted.
-    #[error("{name}: cannot open shared object file: not found (needed by {needed_by}); tried: {}", tried_list(.tried))]
+    #[error(
+        "{name}: cannot open shared object file: not found (needed by {needed_by}{}); tried: {}",
+        if *.confined { " (in a namespace: only its permitted directories are searched)" } else { "" },
+        tried_list(.tried)
+    )]
     NotFound {
         /// The name asked for (a DT_NEEDED entry or the user's argument).
         name: String,
-        /// Who asked for it: a library path, or `the caller`.
-        needed_by: String,
+        /// Who asked for it.
+        needed_by: Requester,
+        /// Whether the search was a namespace's, confined to its directories.
+        confined: bool,
         /// Every path that was tried, in order.
         tried: Vec<PathBuf>,
     },
 
     /// A GNU ld script could not be followed.
-    #[error("{path}: bad linker script: {what}")]
+    #[error("{}: bad linker script: {fault}", .path.display())]
     BadScript {
         /// The script file.
         path: PathBuf,
         /// What was wrong.
-        what: String,
+        fault: ScriptFault,
     },
 
     /// A symbol could not be found.
@@ -140,23 +197,24 @@ pub enum Error {
         name: String,
         /// The version asked for, if any.
         version: Option<String>,
-        /// The object that needs it (a library path, or `Library::get`).
-        needed_by: String,
+        /// Who needs it: the library whose relocation refers to it, or a
+        /// lookup through `Library::get`.
+        needed_by: Requester,
     },
 
     /// A version the object requires is not provided by the library it names.
-    #[error("{path}: version `{version}' not found (required by {needed_by})")]
+    #[error("{}: version `{version}' not found (required by {})", .path.display(), .needed_by.display())]
     MissingVersion {
         /// The library expected to provide the version.
         path: PathBuf,
         /// The version name.
         version: String,
         /// The object that needs it.
-        needed_by: String,
+        needed_by: PathBuf,
     },
 
     /// A relocation minld cannot or will not apply.
-    #[error("{path}: relocation {kind} at offset {offset:#x}: {what}")]
+    #[error("{}: relocation {kind} at offset {offset:#x}: {fault}", .path.display())]
     Relocation {
         /// The object being relocated.
         path: PathBuf,
@@ -165,13 +223,14 @@ pub enum Error {
         /// r_offset of the relocation.
         offset: u64,
         /// Why it cannot be applied.
-        what: String,
+        fault: RelocFault,
     },
 
     /// The object has text relocations and the loader does not allow them.
     #[error(
-        "{path}: has text relocations (DT_TEXTREL): its code pages would have to be made \
-         writable; refused (Loader::allow_text_relocations(true) permits it)"
+        "{}: has text relocations (DT_TEXTREL): its code pages would have to be made \
+         writable; refused (Loader::allow_text_relocations(true) permits it)",
+        .path.display()
     )]
     TextRelocations {
         /// The object.
@@ -179,24 +238,24 @@ pub enum Error {
     },
 
     /// The object uses a feature minld does not implement yet.
-    #[error("{path}: unsupported: {what}")]
+    #[error("{}: unsupported: {feature}", .path.display())]
     Unsupported {
         /// The object.
         path: PathBuf,
         /// The feature and the value that needs it.
-        what: String,
+        feature: Feature,
     },
 
     /// minld was called from code it is running (an init or fini function).
     #[error("minld called re-entrantly from an init or fini function of a library it is loading or unloading: {what}")]
     Reentrant {
-        /// What was attempted.
+        /// What was attempted (`open libfoo.so`).
         what: String,
     },
 
     /// A library of a namespace imports host symbols the namespace does not
     /// allow; every one is listed.
-    #[error("{path}: imports not allowed in its namespace: {}", imports.join(", "))]
+    #[error("{}: imports not allowed in its namespace: {}", .path.display(), imports.join(", "))]
     DisallowedImports {
         /// The library.
         path: PathBuf,
@@ -206,7 +265,7 @@ pub enum Error {
 
     /// A namespace's plugin lacks its ABI version symbol or has another
     /// version.
-    #[error("{path}: ABI version symbol {symbol}: expected {expected}, found {}", found.map_or("no such symbol".to_string(), |v| v.to_string()))]
+    #[error("{}: ABI version symbol {symbol}: expected {expected}, found {}", .path.display(), found.map_or("no such symbol".to_string(), |v| v.to_string()))]
     Abi {
         /// The plugin.
         path: PathBuf,
@@ -220,7 +279,7 @@ pub enum Error {
 
     /// The library or a dependency breaks the loader's [`crate::Policy`];
     /// the report lists every finding.
-    #[error("{path}: refused by policy: {report}")]
+    #[error("{}: refused by policy: {report}", .path.display())]
     Policy {
         /// The library asked for.
         path: PathBuf,
@@ -229,6 +288,44 @@ pub enum Error {
     },
 }
 
+/// Who asked for a library or a symbol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Requester {
+    /// The program, through `Loader::open` or `Loader::map`.
+    Caller,
+    /// A library: its DT_NEEDED entry or one of its relocations.
+    Library(PathBuf),
+    /// A lookup through `Library::get` on this library.
+    Lookup(PathBuf),
+}
+
+impl Requester {
+    /// The library concerned, if any.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            Requester::Caller => None,
+            Requester::Library(p) | Requester::Lookup(p) => Some(p),
+        }
+    }
+}
+
+impl fmt::Display for Requester {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Requester::Caller => f.write_str("the caller"),
+            Requester::Library(p) => write!(f, "{}", p.display()),
+            Requester::Lookup(p) => write!(f, "Library::get on {}", p.display()),
+        }
+    }
+}
+
+/// ` {index}` for a system call made for one segment.
+fn segment_suffix(segment: &Option<usize>) -> String {
+    segment.map(|i| format!(" {i}")).unwrap_or_default()
+}
+
+/// The paths tried, for [`Error::NotFound`].
 fn tried_list(tried: &[PathBuf]) -> String {
     if tried.is_empty() {
         return "nothing".to_string();
@@ -240,6 +337,7 @@ fn tried_list(tried: &[PathBuf]) -> String {
         .join(", ")
 }
 
+/// `, version V` when a version was asked for.
 fn version_suffix(version: &Option<String>) -> String {
     match version {
         Some(v) => format!(", version {v}"),
@@ -248,29 +346,71 @@ fn version_suffix(version: &Option<String>) -> String {
 }
 
 impl Error {
-    pub(crate) fn io(path: impl Into<PathBuf>, call: impl Into<String>, errno: Errno) -> Self {
+    /// [`Error::Io`] for a call not tied to one segment.
+    pub(crate) fn io(path: impl Into<PathBuf>, call: &'static str, errno: Errno) -> Self {
         Error::Io {
             path: path.into(),
-            call: call.into(),
+            call,
+            segment: None,
             errno,
         }
     }
-    pub(crate) fn header(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {
+    /// [`Error::Io`] for a call made for PT_LOAD `segment`.
+    pub(crate) fn io_segment(
+        path: impl Into<PathBuf>,
+        call: &'static str,
+        segment: usize,
+        errno: Errno,
+    ) -> Self {
+        Error::Io {
+            path: path.into(),
+            call,
+            segment: Some(segment),
+            errno,
+        }
+    }
+    /// [`Error::BadHeader`].
+    pub(crate) fn header(
+        path: impl Into<PathBuf>,
+        field: &'static str,
+        found: u64,
+        fault: HeaderFault,
+    ) -> Self {
         Error::BadHeader {
             path: path.into(),
-            what: what.into(),
+            field,
+            found,
+            fault,
         }
     }
-    pub(crate) fn segments(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {
+    /// [`Error::BadSegments`].
+    pub(crate) fn segments(
+        path: impl Into<PathBuf>,
+        segment: SegmentName,
+        field: &'static str,
+        found: u64,
+        fault: SegmentFault,
+    ) -> Self {
         Error::BadSegments {
             path: path.into(),
-            what: what.into(),
+            segment,
+            field,
+            found,
+            fault,
         }
     }
-    pub(crate) fn dynamic(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {
+    /// [`Error::BadDynamic`].
+    pub(crate) fn dynamic(
+        path: impl Into<PathBuf>,
+        field: &'static str,
+        found: u64,
+        fault: DynamicFault,
+    ) -> Self {
         Error::BadDynamic {
             path: path.into(),
-            what: what.into(),
+            field,
+            found,
+            fault,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! reads of mapped memory. Nothing here knows how a load proceeds.
 
 pub(crate) mod error;
+pub(crate) mod fault;
 pub(crate) mod findings;
 pub(crate) mod mem;
 pub(crate) mod relocs;

@@ -9,9 +9,186 @@ use std::path::Path;
 use goblin::elf::sym as st;
 use goblin::elf64::sym::Sym;
 
-use crate::base::error::Error;
+use crate::base::error::{DynamicFault, Error};
 use crate::base::mem::{Memory, Table};
 use crate::elf::dynamic::Dynamic;
+
+/// [`DynamicFault::Outside`]: the table `field` at `addr` (`count` of
+/// `unit` long, where known) is not inside the image.
+fn outside(
+    path: &Path,
+    field: &'static str,
+    addr: usize,
+    count: Option<usize>,
+    unit: &'static str,
+) -> Error {
+    let fault = DynamicFault::Outside {
+        count: count.map(|n| n as u64),
+        unit,
+    };
+    Error::dynamic(path, field, addr as u64, fault)
+}
+
+/// DT_GNU_HASH at `addr`: its header, Bloom filter, buckets and chains,
+/// and the symbol count they imply (past the end of the last chain a
+/// bucket starts).
+fn gnu_hash_table(path: &Path, mem: &Memory, addr: usize) -> Result<(Hash, usize), Error> {
+    let field = "DT_GNU_HASH";
+    let head: Table<u32> = mem
+        .table(addr, 4)
+        .ok_or_else(|| outside(path, field, addr, Some(16), "bytes"))?;
+    let nbuckets = head.get(0).unwrap_or(0) as usize;
+    let symoffset = head.get(1).unwrap_or(0);
+    let bloom_size = head.get(2).unwrap_or(0) as usize;
+    let shift = head.get(3).unwrap_or(0);
+    if nbuckets == 0 || bloom_size == 0 || !bloom_size.is_power_of_two() || shift >= 64 {
+        let fault = DynamicFault::GnuHashHeader {
+            nbuckets: nbuckets as u64,
+            bloom_size: bloom_size as u64,
+            shift: u64::from(shift),
+        };
+        return Err(Error::dynamic(path, field, addr as u64, fault));
+    }
+    let bloom: Table<u64> = mem.table(addr + 16, bloom_size).ok_or_else(|| {
+        outside(
+            path,
+            "DT_GNU_HASH Bloom filter",
+            addr + 16,
+            Some(bloom_size),
+            "words",
+        )
+    })?;
+    let buckets_at = bloom.addr() + bloom_size * 8;
+    let buckets: Table<u32> = mem.table(buckets_at, nbuckets).ok_or_else(|| {
+        outside(
+            path,
+            "DT_GNU_HASH buckets",
+            buckets_at,
+            Some(nbuckets),
+            "entries",
+        )
+    })?;
+    let chain_addr = buckets.addr() + nbuckets * 4;
+    let chain_all: Table<u32> = mem
+        .table_to_end(chain_addr)
+        .ok_or_else(|| outside(path, "DT_GNU_HASH chains", chain_addr, None, ""))?;
+    let nsyms = gnu_symbol_count(path, &buckets, &chain_all, symoffset, chain_addr)?;
+    let chain = chain_all
+        .slice(0, nsyms.saturating_sub(symoffset as usize))
+        .ok_or_else(|| outside(path, "DT_GNU_HASH chains", chain_addr, None, ""))?;
+    if let Some(b) = buckets
+        .iter()
+        .find(|&b| b != 0 && (b < symoffset || b as usize >= nsyms))
+    {
+        let fault = DynamicFault::BucketOutside {
+            symoffset: u64::from(symoffset),
+            nsyms: nsyms as u64,
+        };
+        return Err(Error::dynamic(
+            path,
+            "DT_GNU_HASH bucket",
+            u64::from(b),
+            fault,
+        ));
+    }
+    let hash = Hash::Gnu {
+        bloom,
+        shift,
+        buckets,
+        chain,
+        symoffset,
+    };
+    Ok((hash, nsyms))
+}
+
+/// The symbol count of a GNU hash table: the chain a bucket starts last
+/// ends at the last hashed symbol (its low bit set).
+fn gnu_symbol_count(
+    path: &Path,
+    buckets: &Table<u32>,
+    chains: &Table<u32>,
+    symoffset: u32,
+    chain_addr: usize,
+) -> Result<usize, Error> {
+    let max_bucket = buckets.iter().max().unwrap_or(0);
+    if max_bucket < symoffset || max_bucket == 0 {
+        return Ok((max_bucket as usize).max(symoffset as usize));
+    }
+    let mut i = (max_bucket - symoffset) as usize;
+    loop {
+        let h = chains.get(i).ok_or_else(|| {
+            outside(
+                path,
+                "DT_GNU_HASH chain",
+                chain_addr,
+                Some(i + 1),
+                "entries",
+            )
+        })?;
+        if h & 1 != 0 {
+            return Ok(symoffset as usize + i + 1);
+        }
+        i += 1;
+    }
+}
+
+/// DT_HASH at `addr`: buckets and chains; nchain is the symbol count.
+fn sysv_hash_table(path: &Path, mem: &Memory, addr: usize) -> Result<(Hash, usize), Error> {
+    let head: Table<u32> = mem
+        .table(addr, 2)
+        .ok_or_else(|| outside(path, "DT_HASH", addr, Some(8), "bytes"))?;
+    let nbucket = head.get(0).unwrap_or(0) as usize;
+    let nchain = head.get(1).unwrap_or(0) as usize;
+    let buckets = mem
+        .table(addr + 8, nbucket)
+        .ok_or_else(|| outside(path, "DT_HASH buckets", addr + 8, Some(nbucket), "entries"))?;
+    let chains_at = addr + 8 + nbucket * 4;
+    let chain = mem
+        .table(chains_at, nchain)
+        .ok_or_else(|| outside(path, "DT_HASH chains", chains_at, Some(nchain), "entries"))?;
+    Ok((Hash::Sysv { buckets, chain }, nchain))
+}
+
+/// The packed fields of an Elf64_Sym, decoded: the one place minld reads
+/// st_info, st_other and st_shndx.
+// `bind` and `visibility` are for the symbol resolver in pipeline/reloc,
+// which still decodes them inline (being rewritten in parallel).
+#[allow(dead_code)]
+pub(crate) trait SymFields {
+    /// STB_*: the binding, st_info's high nibble.
+    fn bind(&self) -> u8;
+    /// STT_*: the type, st_info's low nibble.
+    fn kind(&self) -> u8;
+    /// STV_*: the visibility, st_other's low two bits.
+    fn visibility(&self) -> u8;
+    /// Whether st_shndx is not SHN_UNDEF: the object defines the symbol.
+    fn defined(&self) -> bool;
+    /// Whether st_shndx is SHN_ABS: the value is not an address.
+    fn absolute(&self) -> bool;
+}
+
+impl SymFields for Sym {
+    #[inline]
+    fn bind(&self) -> u8 {
+        self.st_info >> 4
+    }
+    #[inline]
+    fn kind(&self) -> u8 {
+        self.st_info & 0xf
+    }
+    #[inline]
+    fn visibility(&self) -> u8 {
+        self.st_other & 0x3
+    }
+    #[inline]
+    fn defined(&self) -> bool {
+        self.st_shndx != goblin::elf::section_header::SHN_UNDEF as u16
+    }
+    #[inline]
+    fn absolute(&self) -> bool {
+        self.st_shndx == goblin::elf::section_header::SHN_ABS as u16
+    }
+}
 
 /// The hash of a name, in both flavours (the SysV one computed on demand).
 #[derive(Debug, Clone, Copy)]
@@ -101,101 +278,22 @@ pub(crate) struct VersionNeed {
 }
 
 impl Symbols {
-    /// Builds the view over an object's tables, checking their bounds.
+    /// Builds the view over an object's tables, checking their bounds: the
+    /// hash table (which gives the symbol count), the symbol table, the
+    /// version indexes, the version definitions.
     pub(crate) fn new(path: &Path, mem: &Memory, d: &Dynamic) -> Result<Symbols, Error> {
-        let bad = |what: String| Error::dynamic(path, what);
-        let (hash, nsyms) = if let Some(addr) = d.gnu_hash {
-            let head: Table<u32> = mem
-                .table(addr, 4)
-                .ok_or_else(|| bad(format!("DT_GNU_HASH {addr:#x} outside the image")))?;
-            let nbuckets = head.get(0).unwrap_or(0) as usize;
-            let symoffset = head.get(1).unwrap_or(0);
-            let bloom_size = head.get(2).unwrap_or(0) as usize;
-            let shift = head.get(3).unwrap_or(0);
-            if nbuckets == 0 || bloom_size == 0 || !bloom_size.is_power_of_two() || shift >= 64 {
-                return Err(bad(format!(
-                    "DT_GNU_HASH header: nbuckets {nbuckets}, bloom size {bloom_size}, shift {shift}"
-                )));
-            }
-            let bloom: Table<u64> = mem
-                .table(addr + 16, bloom_size)
-                .ok_or_else(|| bad("DT_GNU_HASH Bloom filter outside the image".to_string()))?;
-            let buckets: Table<u32> = mem
-                .table(bloom.addr() + bloom_size * 8, nbuckets)
-                .ok_or_else(|| {
-                    bad(format!(
-                        "DT_GNU_HASH buckets ({nbuckets}) outside the image"
-                    ))
-                })?;
-            let chain_addr = buckets.addr() + nbuckets * 4;
-            let chain_all: Table<u32> = mem
-                .table_to_end(chain_addr)
-                .ok_or_else(|| bad("DT_GNU_HASH chains outside the image".to_string()))?;
-            // The symbol count: past the last chain that a bucket starts.
-            let max_bucket = buckets.iter().max().unwrap_or(0);
-            let mut nsyms = max_bucket as usize;
-            if max_bucket >= symoffset && max_bucket != 0 {
-                let mut i = (max_bucket - symoffset) as usize;
-                loop {
-                    let h = chain_all
-                        .get(i)
-                        .ok_or_else(|| bad("DT_GNU_HASH chain runs past the image".to_string()))?;
-                    if h & 1 != 0 {
-                        break;
-                    }
-                    i += 1;
-                }
-                nsyms = symoffset as usize + i + 1;
-            } else {
-                nsyms = nsyms.max(symoffset as usize);
-            }
-            let chain = chain_all
-                .slice(0, nsyms.saturating_sub(symoffset as usize))
-                .ok_or_else(|| bad("DT_GNU_HASH chains outside the image".to_string()))?;
-            for b in buckets.iter() {
-                if b != 0 && (b < symoffset || b as usize >= nsyms) {
-                    return Err(bad(format!(
-                        "DT_GNU_HASH bucket {b} outside symbols {symoffset}..{nsyms}"
-                    )));
-                }
-            }
-            (
-                Hash::Gnu {
-                    bloom,
-                    shift,
-                    buckets,
-                    chain,
-                    symoffset,
-                },
-                nsyms,
-            )
-        } else {
-            let addr = d.sysv_hash.unwrap_or(0);
-            let head: Table<u32> = mem
-                .table(addr, 2)
-                .ok_or_else(|| bad(format!("DT_HASH {addr:#x} outside the image")))?;
-            let nbucket = head.get(0).unwrap_or(0) as usize;
-            let nchain = head.get(1).unwrap_or(0) as usize;
-            let buckets = mem
-                .table(addr + 8, nbucket)
-                .ok_or_else(|| bad(format!("DT_HASH buckets ({nbucket}) outside the image")))?;
-            let chain = mem
-                .table(addr + 8 + nbucket * 4, nchain)
-                .ok_or_else(|| bad(format!("DT_HASH chains ({nchain}) outside the image")))?;
-            (Hash::Sysv { buckets, chain }, nchain)
+        let (hash, nsyms) = match d.gnu_hash {
+            Some(addr) => gnu_hash_table(path, mem, addr)?,
+            None => sysv_hash_table(path, mem, d.sysv_hash.unwrap_or(0))?,
         };
-        let syms: Table<Sym> = mem.table(d.symtab_addr, nsyms).ok_or_else(|| {
-            bad(format!(
-                "DT_SYMTAB {:#x} with {nsyms} symbols outside the image",
-                d.symtab_addr
-            ))
-        })?;
+        let syms: Table<Sym> = mem
+            .table(d.symtab_addr, nsyms)
+            .ok_or_else(|| outside(path, "DT_SYMTAB", d.symtab_addr, Some(nsyms), "symbols"))?;
         let versym = match d.versym {
-            Some(a) => Some(mem.table::<u16>(a, nsyms).ok_or_else(|| {
-                bad(format!(
-                    "DT_VERSYM {a:#x} ({nsyms} entries) outside the image"
-                ))
-            })?),
+            Some(a) => Some(
+                mem.table::<u16>(a, nsyms)
+                    .ok_or_else(|| outside(path, "DT_VERSYM", a, Some(nsyms), "entries"))?,
+            ),
             None => None,
         };
         let mut me = Symbols {
@@ -222,14 +320,14 @@ impl Symbols {
         mut addr: usize,
         count: usize,
     ) -> Result<Vec<Option<Version>>, Error> {
-        let bad = |what: String| Error::dynamic(path, what);
+        let strsz = self.strtab.len() as u64;
         let mut defs: Vec<Option<Version>> = Vec::new();
         for _ in 0..count.min(0x8000) {
             // Elf64_Verdef: vd_version u16, vd_flags u16, vd_ndx u16,
             // vd_cnt u16, vd_hash u32, vd_aux u32, vd_next u32.
             let v: Table<u32> = mem
                 .table(addr, 5)
-                .ok_or_else(|| bad(format!("DT_VERDEF entry at {addr:#x} outside the image")))?;
+                .ok_or_else(|| outside(path, "DT_VERDEF entry", addr, Some(20), "bytes"))?;
             let w0 = v.get(0).unwrap_or(0);
             let w1 = v.get(1).unwrap_or(0);
             let ndx = (w1 & 0xffff) as usize;
@@ -237,18 +335,30 @@ impl Symbols {
             let aux = v.get(3).unwrap_or(0) as usize;
             let next = v.get(4).unwrap_or(0) as usize;
             if w0 & 0xffff != 1 {
-                return Err(bad(format!(
-                    "DT_VERDEF vd_version {} (expected 1)",
-                    w0 & 0xffff
-                )));
+                let fault = DynamicFault::Expected { expected: 1 };
+                return Err(Error::dynamic(
+                    path,
+                    "DT_VERDEF vd_version",
+                    u64::from(w0 & 0xffff),
+                    fault,
+                ));
             }
-            let name_off: u32 = mem
-                .read(addr + aux)
-                .ok_or_else(|| bad("DT_VERDEF auxiliary entry outside the image".to_string()))?;
+            let name_off: u32 = mem.read(addr + aux).ok_or_else(|| {
+                outside(
+                    path,
+                    "DT_VERDEF auxiliary entry",
+                    addr.wrapping_add(aux),
+                    Some(4),
+                    "bytes",
+                )
+            })?;
             let name = self.string(name_off).ok_or_else(|| {
-                bad(format!(
-                    "DT_VERDEF name offset {name_off:#x} outside DT_STRTAB"
-                ))
+                Error::dynamic(
+                    path,
+                    "DT_VERDEF vda_name",
+                    u64::from(name_off),
+                    DynamicFault::StringOutside { strsz },
+                )
             })?;
             if defs.len() <= ndx {
                 defs.resize(ndx + 1, None);
@@ -260,9 +370,14 @@ impl Symbols {
             if next == 0 {
                 break;
             }
-            addr = addr
-                .checked_add(next)
-                .ok_or_else(|| bad("DT_VERDEF vd_next overflows".to_string()))?;
+            addr = addr.checked_add(next).ok_or_else(|| {
+                Error::dynamic(
+                    path,
+                    "DT_VERDEF vd_next",
+                    next as u64,
+                    DynamicFault::Overflows,
+                )
+            })?;
         }
         Ok(defs)
     }
@@ -274,7 +389,7 @@ impl Symbols {
         mem: &Memory,
         d: &Dynamic,
     ) -> Result<Vec<VersionNeed>, Error> {
-        let bad = |what: String| Error::dynamic(path, what);
+        let strsz = self.strtab.len() as u64;
         let mut out = Vec::new();
         let Some((mut addr, count)) = d.verneed else {
             return Ok(out);
@@ -284,14 +399,17 @@ impl Symbols {
             // vn_aux u32, vn_next u32.
             let v: Table<u32> = mem
                 .table(addr, 4)
-                .ok_or_else(|| bad(format!("DT_VERNEED entry at {addr:#x} outside the image")))?;
+                .ok_or_else(|| outside(path, "DT_VERNEED entry", addr, Some(16), "bytes"))?;
             let w0 = v.get(0).unwrap_or(0);
             let cnt = (w0 >> 16) as usize;
             let file_off = v.get(1).unwrap_or(0);
             let file = self.string(file_off).ok_or_else(|| {
-                bad(format!(
-                    "DT_VERNEED vn_file {file_off:#x} outside DT_STRTAB"
-                ))
+                Error::dynamic(
+                    path,
+                    "DT_VERNEED vn_file",
+                    u64::from(file_off),
+                    DynamicFault::StringOutside { strsz },
+                )
             })?;
             let mut need = VersionNeed {
                 file: String::from_utf8_lossy(file).into_owned(),
@@ -302,9 +420,7 @@ impl Symbols {
                 // Elf64_Vernaux: vna_hash u32, vna_flags u16, vna_other u16,
                 // vna_name u32, vna_next u32.
                 let a: Table<u32> = mem.table(aux, 4).ok_or_else(|| {
-                    bad(format!(
-                        "DT_VERNEED auxiliary entry at {aux:#x} outside the image"
-                    ))
+                    outside(path, "DT_VERNEED auxiliary entry", aux, Some(16), "bytes")
                 })?;
                 let hash = a.get(0).unwrap_or(0);
                 let w1 = a.get(1).unwrap_or(0);
@@ -312,9 +428,12 @@ impl Symbols {
                 let other = (w1 >> 16) as u16;
                 let name_off = a.get(2).unwrap_or(0);
                 let name = self.string(name_off).ok_or_else(|| {
-                    bad(format!(
-                        "DT_VERNEED vna_name {name_off:#x} outside DT_STRTAB"
-                    ))
+                    Error::dynamic(
+                        path,
+                        "DT_VERNEED vna_name",
+                        u64::from(name_off),
+                        DynamicFault::StringOutside { strsz },
+                    )
                 })?;
                 need.versions.push((
                     Version {
@@ -456,10 +575,8 @@ impl Symbols {
         candidates: &mut u32,
     ) -> Option<(usize, Sym)> {
         let sym = self.syms.get(i)?;
-        let kind = sym.st_info & 0xf;
-        if (sym.st_value == 0 && kind != st::STT_TLS)
-            || sym.st_shndx == goblin::elf::section_header::SHN_UNDEF as u16
-        {
+        let kind = sym.kind();
+        if (sym.st_value == 0 && kind != st::STT_TLS) || !sym.defined() {
             return None;
         }
         if !matches!(

@@ -12,9 +12,8 @@ use std::sync::{Arc, OnceLock, Weak};
 use goblin::elf::program_header as ph;
 
 use crate::base::error::Error;
-use crate::base::mem::Memory;
 use crate::elf::dynamic::DF_1_PIE;
-use crate::elf::symbols::{Symbols, Version, VersionNeed};
+use crate::elf::symbols::{Version, VersionNeed};
 use crate::model::image::MappedImage;
 use crate::model::object::{live, Dep, Object};
 use crate::model::registry::Registry;
@@ -89,7 +88,8 @@ pub(crate) fn host_glibc(reg: &Registry, name: &str) -> Result<Option<Dep>, Erro
         .by_soname(target)
         .ok_or_else(|| Error::NotFound {
             name: name.to_string(),
-            needed_by: "the caller".to_string(),
+            needed_by: crate::base::error::Requester::Caller,
+            confined: false,
             tried: vec![],
         })?
         .clone();
@@ -136,7 +136,7 @@ pub(crate) fn open_root(sys: &Sys, opts: &Options, name: &str) -> Result<Root, E
         }),
         Found::Script { path: inner, .. } => Err(Error::BadScript {
             path,
-            what: format!("member {} is itself a linker script", inner.display()),
+            fault: crate::base::error::ScriptFault::NestedScript { member: inner },
         }),
     }
 }
@@ -307,10 +307,10 @@ fn dependency(
         Found::Script { path, .. } => {
             return Err(Error::BadScript {
                 path,
-                what: format!(
-                    "a linker script cannot be a dependency (DT_NEEDED {n} of {})",
-                    obj.path.display()
-                ),
+                fault: crate::base::error::ScriptFault::Dependency {
+                    needed: n.to_string(),
+                    of: obj.path.clone(),
+                },
             })
         }
     };
@@ -353,18 +353,24 @@ fn object_for(
         });
         return Ok((o, false));
     }
-    let (image, mem, d) = map::map_and_read_dynamic(sys, &fd, &headers, &path)?;
+    let mut mapped = map::map_and_read_dynamic(sys, &fd, &headers, &path)?;
     drop(fd);
-    if d.flags_1 & DF_1_PIE != 0 {
+    if mapped.dynamic().flags_1 & DF_1_PIE != 0 {
         return Err(Error::Executable {
             path,
-            what: "DF_1_PIE: a position-independent executable".to_string(),
+            reason: crate::base::error::ExecutableKind::Pie,
         });
     }
-    let symbols = Symbols::new(&path, &mem, &d)?;
-    let needs = symbols.read_verneeds(&path, &mem, &d)?;
+    let needs = mapped.read_verneeds()?;
+    // SAFETY: the image goes into the Object beside the tables that point
+    // into it; Object's Drop unmaps it last, once nothing uses them.
+    let map::Parts {
+        image,
+        dynamic: d,
+        symbols,
+    } = unsafe { mapped.into_parts() }?;
     let need_by_index = by_index(&needs);
-    let tls = tls_module(&path, &image, &mem)?;
+    let tls = tls_module(&path, &image)?;
     let eh_frame_hdr = image
         .phdr(ph::PT_GNU_EH_FRAME)
         .map(|e| image.bias.at(e.p_vaddr))
@@ -422,17 +428,13 @@ fn by_index(needs: &[VersionNeed]) -> Vec<Option<Version>> {
 }
 
 /// The object's TLS module, registered, when it has a PT_TLS segment.
-fn tls_module(
-    path: &Path,
-    image: &MappedImage,
-    mem: &Memory,
-) -> Result<Option<tls::Module>, Error> {
+fn tls_module(path: &Path, image: &MappedImage) -> Result<Option<tls::Module>, Error> {
     Ok(match image.phdr(ph::PT_TLS) {
         None => None,
         Some(t) => {
             let image_at = image.bias.at(t.p_vaddr);
             let ok = t.p_filesz <= t.p_memsz
-                && (t.p_filesz == 0 || mem.contains(image_at, t.p_filesz as usize));
+                && (t.p_filesz == 0 || image.readable(image_at, t.p_filesz as usize));
             let module = ok
                 .then(|| {
                     tls::Module::register(
@@ -446,10 +448,14 @@ fn tls_module(
             Some(module.ok_or_else(|| {
                 Error::segments(
                     path,
-                    format!(
-                        "PT_TLS: bad TLS segment (vaddr {:#x}, filesz {:#x}, memsz {:#x}, align {:#x})",
-                        t.p_vaddr, t.p_filesz, t.p_memsz, t.p_align
-                    ),
+                    crate::base::error::SegmentName::Tls,
+                    "p_vaddr",
+                    t.p_vaddr,
+                    crate::base::error::SegmentFault::BadTls {
+                        filesz: t.p_filesz,
+                        memsz: t.p_memsz,
+                        align: t.p_align,
+                    },
                 )
             })?)
         }
@@ -480,7 +486,7 @@ pub(crate) fn check_versions(o: &Object) -> Result<(), Error> {
                 return Err(Error::MissingVersion {
                     path: dep.path(),
                     version: v.name.clone(),
-                    needed_by: o.path.display().to_string(),
+                    needed_by: o.path.clone(),
                 });
             }
         }

@@ -49,13 +49,15 @@ fn args() -> (i32, *mut *mut c_char, *mut *mut c_char) {
 pub(crate) fn init_functions(obj: &Object) -> Result<Vec<usize>, crate::Error> {
     let d = &obj.dynamic;
     let mut out = Vec::new();
-    let check = |addr: usize, what: &str| {
+    let check = |addr: usize, what: &'static str| {
         if obj.in_code(addr) {
             Ok(addr)
         } else {
             Err(crate::Error::dynamic(
                 &obj.path,
-                format!("{what} {addr:#x} is outside the object's code"),
+                what,
+                addr as u64,
+                crate::base::error::DynamicFault::NotInCode,
             ))
         }
     };

@@ -24,9 +24,10 @@ use std::path::Path;
 
 use goblin::elf::program_header::{self as ph, ProgramHeader};
 
-use crate::base::error::Error;
+use crate::base::error::{Error, ScriptFault, SegmentFault, SegmentName};
 use crate::base::mem::Memory;
-use crate::elf::dynamic::{self, PtrStyle};
+use crate::elf::dynamic::{self, Dynamic, PtrStyle};
+use crate::elf::symbols::{Symbols, VersionNeed};
 use crate::model::image::{name_of, LoadBias, MappedImage, Protection, Segment};
 use crate::os::sys::{page_size, Fd, Sys};
 use crate::pipeline::search::{self, Found};
@@ -34,9 +35,13 @@ use crate::pipeline::validate::{self, Headers};
 
 /// A reservation being built; unmapped on drop unless handed over.
 struct Reservation {
+    /// Its start.
     start: usize,
+    /// Its length; 0 once handed over.
     len: usize,
+    /// The system-call layer, for the munmap.
     sys: Sys,
+    /// The file name, for the trace.
     name: String,
 }
 
@@ -56,22 +61,32 @@ impl Drop for Reservation {
 
 /// glibc's `struct loadcmd`: a PT_LOAD rounded to pages.
 struct LoadCmd {
+    /// The index of its program header.
     index: usize,
+    /// p_vaddr rounded down to a page.
     mapstart: u64,
+    /// The end of its file data rounded up to a page.
     mapend: u64,
+    /// The end of its file data: p_vaddr + p_filesz.
     dataend: u64,
+    /// The end of its memory: p_vaddr + p_memsz.
     allocend: u64,
+    /// p_offset rounded down to a page.
     mapoff: u64,
+    /// Its protections.
     prot: Protection,
 }
 
+/// `x` rounded down to a multiple of `a`, a power of two.
 fn align_down(x: u64, a: u64) -> u64 {
     x & !(a - 1)
 }
+/// `x` rounded up to a multiple of `a`, a power of two.
 fn align_up(x: u64, a: u64) -> u64 {
     (x + a - 1) & !(a - 1)
 }
 
+/// What a segment holds, for the trace's notes.
 fn describe(c: &LoadCmd, relro: Option<&ProgramHeader>) -> &'static str {
     let p = c.prot;
     if p.exec() {
@@ -90,199 +105,286 @@ fn describe(c: &LoadCmd, relro: Option<&ProgramHeader>) -> &'static str {
     }
 }
 
-/// Maps the segments of a validated file. On error everything mapped so far
-/// is unmapped again.
-pub(crate) fn map_segments(sys: &Sys, fd: &Fd, headers: &Headers) -> Result<MappedImage, Error> {
-    let page = page_size() as u64;
-    let path = &headers.path;
-    let name = name_of(path);
-    let relro = headers.find(ph::PT_GNU_RELRO);
-    let cmds: Vec<LoadCmd> = headers
-        .phdrs
-        .iter()
-        .enumerate()
-        .filter(|(_, p)| p.p_type == ph::PT_LOAD)
-        .map(|(index, p)| LoadCmd {
-            index,
-            mapstart: align_down(p.p_vaddr, page),
-            mapend: align_up(p.p_vaddr + p.p_filesz, page),
-            dataend: p.p_vaddr + p.p_filesz,
-            allocend: p.p_vaddr + p.p_memsz,
-            mapoff: align_down(p.p_offset, page),
-            prot: Protection::from_flags(p.p_flags),
-        })
-        .collect();
-    let first = &cmds[0];
-    let last = &cmds[cmds.len() - 1];
-    let maplength = (last.allocend - first.mapstart) as usize;
-    let mapalign = headers
-        .loads()
-        .map(|p| p.p_align)
-        .max()
-        .unwrap_or(page)
-        .max(page);
-    let seg_note = |c: &LoadCmd| {
+/// What mapping a validated file takes: its PT_LOADs rounded to pages, the
+/// length of the whole image and the alignment of its start.
+struct Plan<'h> {
+    /// The headers (validated: at least one PT_LOAD, ascending).
+    headers: &'h Headers,
+    /// The file name, for notes.
+    name: String,
+    /// The PT_LOADs, in order.
+    cmds: Vec<LoadCmd>,
+    /// From the first page of the first segment to the end of the last's memory.
+    maplength: usize,
+    /// The largest p_align, at least a page.
+    mapalign: u64,
+    /// The page size.
+    page: u64,
+}
+
+impl<'h> Plan<'h> {
+    /// The plan for `headers`.
+    fn new(headers: &'h Headers) -> Self {
+        let page = page_size() as u64;
+        let cmds: Vec<LoadCmd> = headers
+            .phdrs
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.p_type == ph::PT_LOAD)
+            .map(|(index, p)| LoadCmd {
+                index,
+                mapstart: align_down(p.p_vaddr, page),
+                mapend: align_up(p.p_vaddr + p.p_filesz, page),
+                dataend: p.p_vaddr + p.p_filesz,
+                allocend: p.p_vaddr + p.p_memsz,
+                mapoff: align_down(p.p_offset, page),
+                prot: Protection::from_flags(p.p_flags),
+            })
+            .collect();
+        let (first, last) = (&cmds[0], &cmds[cmds.len() - 1]);
+        let maplength = (last.allocend - first.mapstart) as usize;
+        let mapalign = headers
+            .loads()
+            .map(|p| p.p_align)
+            .max()
+            .unwrap_or(page)
+            .max(page);
+        Plan {
+            headers,
+            name: name_of(&headers.path),
+            cmds,
+            maplength,
+            mapalign,
+            page,
+        }
+    }
+
+    /// The first PT_LOAD.
+    fn first(&self) -> &LoadCmd {
+        &self.cmds[0]
+    }
+
+    /// The last PT_LOAD.
+    fn last(&self) -> &LoadCmd {
+        &self.cmds[self.cmds.len() - 1]
+    }
+
+    /// The trace's note for mapping a segment.
+    fn note(&self, c: &LoadCmd) -> String {
         format!(
-            "{name} segment {} {}: {}, file {:#x}..{:#x}",
+            "{} segment {} {}: {}, file {:#x}..{:#x}",
+            self.name,
             c.index,
             c.prot,
-            describe(c, relro),
+            describe(c, self.headers.find(ph::PT_GNU_RELRO)),
             c.mapoff,
             c.mapoff + (c.mapend - c.mapstart)
         )
-    };
+    }
+}
 
-    // The reservation: the first segment mapped with the whole length.
+/// The flags of every file mapping.
+const FILE_MAP: i32 = libc::MAP_PRIVATE | libc::MAP_DENYWRITE;
+
+/// Maps the segments of a validated file, as glibc's `_dl_map_segments`:
+/// reserve the whole image with its first segment, make the holes between
+/// segments inaccessible, map the other segments over the reservation,
+/// clear each one's .bss. On error everything mapped so far is unmapped.
+pub(crate) fn map_segments(sys: &Sys, fd: &Fd, headers: &Headers) -> Result<MappedImage, Error> {
+    let plan = Plan::new(headers);
     let mut res = Reservation {
         start: 0,
         len: 0,
         sys: *sys,
-        name: name.clone(),
+        name: plan.name.clone(),
     };
-    let flags = libc::MAP_PRIVATE | libc::MAP_DENYWRITE;
-    let start = if mapalign <= page {
-        let note = || {
-            format!(
-                "{}; reserves the whole image, {maplength} bytes",
-                seg_note(first)
-            )
-        };
-        // SAFETY: no MAP_FIXED: the kernel chooses a free range.
-        let start = unsafe {
-            sys.mmap(
-                0,
-                maplength,
-                first.prot.0,
-                flags,
-                fd.raw,
-                first.mapoff,
-                note,
-            )
-        }
-        .map_err(|e| Error::io(path, "mmap of the first segment (reservation)", e))?;
-        res.start = start;
-        res.len = align_up(maplength as u64, page) as usize;
-        start
+    let start = if plan.mapalign <= plan.page {
+        reserve(sys, fd, &plan, &mut res)?
     } else {
-        // p_align above the page size: reserve more than needed, put the
-        // image at an aligned address inside, give back both ends.
-        let align = mapalign as usize;
-        let maplen = if maplength >= align {
-            maplength + align
-        } else {
-            2 * align
-        };
-        let note = || format!("{name}: reservation with slack for p_align {mapalign:#x}");
-        // SAFETY: no MAP_FIXED: the kernel chooses a free range.
-        let raw = unsafe {
-            sys.mmap(
-                0,
-                maplen,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-                note,
-            )
-        }
-        .map_err(|e| Error::io(path, "mmap of the aligned reservation", e))?;
-        res.start = raw;
-        res.len = maplen;
-        let aligned = (raw + align - 1) & !(align - 1);
-        let note = || {
-            format!(
-                "{}; the image at a {mapalign:#x}-aligned address",
-                seg_note(first)
-            )
-        };
-        // SAFETY: aligned..aligned+maplength lies inside the reservation just made.
-        unsafe {
-            sys.mmap(
-                aligned,
-                maplength,
-                first.prot.0,
-                flags | libc::MAP_FIXED,
-                fd.raw,
-                first.mapoff,
-                note,
-            )
-        }
-        .map_err(|e| Error::io(path, "mmap of the first segment at the aligned address", e))?;
-        let end = align_up((aligned + maplength) as u64, page) as usize;
-        if aligned > raw {
-            // SAFETY: the slack before the image belongs to the reservation.
-            unsafe { sys.munmap(raw, aligned - raw, "slack before the aligned image") }
-                .map_err(|e| Error::io(path, "munmap of alignment slack", e))?;
-        }
-        if raw + maplen > end {
-            // SAFETY: the slack after the image belongs to the reservation.
-            unsafe { sys.munmap(end, raw + maplen - end, "slack after the aligned image") }
-                .map_err(|e| Error::io(path, "munmap of alignment slack", e))?;
-        }
-        res.start = aligned;
-        res.len = end - aligned;
-        aligned
+        reserve_aligned(sys, fd, &plan, &mut res)?
     };
-    let bias = LoadBias(start.wrapping_sub(first.mapstart as usize));
+    let bias = LoadBias(start.wrapping_sub(plan.first().mapstart as usize));
+    protect_holes(sys, &plan, bias)?;
+    map_the_rest(sys, fd, &plan, bias)?;
+    Ok(res.into_image(headers, bias))
+}
 
-    // Holes between segments: no access, with one mprotect over the whole
-    // stretch from the end of the first to the start of the last; the
-    // segments in between are mapped over it.
-    let has_holes = cmds.windows(2).any(|w| w[1].mapstart != w[0].mapend);
-    if has_holes && last.mapstart > first.mapend {
-        // SAFETY: the range lies inside our reservation and nothing runs in it.
-        unsafe {
-            sys.mprotect(
-                bias.at(first.mapend),
-                (last.mapstart - first.mapend) as usize,
-                libc::PROT_NONE,
-                || format!("{name}: holes between segments, no access"),
-            )
-        }
-        .map_err(|e| Error::io(path, "mprotect of the holes between segments", e))?;
+/// The reservation: the first segment mapped with the length of the whole
+/// image, wherever the kernel puts it.
+fn reserve(sys: &Sys, fd: &Fd, plan: &Plan<'_>, res: &mut Reservation) -> Result<usize, Error> {
+    let first = plan.first();
+    let note = || {
+        format!(
+            "{}; reserves the whole image, {} bytes",
+            plan.note(first),
+            plan.maplength
+        )
+    };
+    // SAFETY: no MAP_FIXED: the kernel chooses a free range, which
+    // nothing else refers to.
+    let start = unsafe {
+        sys.mmap(
+            0,
+            plan.maplength,
+            first.prot.0,
+            FILE_MAP,
+            fd.raw,
+            first.mapoff,
+            note,
+        )
     }
+    .map_err(|e| {
+        Error::io(
+            &plan.headers.path,
+            "mmap of the first segment (reservation)",
+            e,
+        )
+    })?;
+    res.start = start;
+    res.len = align_up(plan.maplength as u64, plan.page) as usize;
+    Ok(start)
+}
 
-    for (i, c) in cmds.iter().enumerate() {
+/// p_align above the page size: reserve more than needed, put the image
+/// at an aligned address inside, give back both ends.
+fn reserve_aligned(
+    sys: &Sys,
+    fd: &Fd,
+    plan: &Plan<'_>,
+    res: &mut Reservation,
+) -> Result<usize, Error> {
+    let (path, first, maplength) = (&plan.headers.path, plan.first(), plan.maplength);
+    let (align, mapalign) = (plan.mapalign as usize, plan.mapalign);
+    let maplen = if maplength >= align {
+        maplength + align
+    } else {
+        2 * align
+    };
+    let note = || {
+        format!(
+            "{}: reservation with slack for p_align {mapalign:#x}",
+            plan.name
+        )
+    };
+    let anon = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+    // SAFETY: no MAP_FIXED: the kernel chooses a free range.
+    let raw = unsafe { sys.mmap(0, maplen, libc::PROT_NONE, anon, -1, 0, note) }
+        .map_err(|e| Error::io(path, "mmap of the aligned reservation", e))?;
+    res.start = raw;
+    res.len = maplen;
+    let aligned = (raw + align - 1) & !(align - 1);
+    let note = || {
+        format!(
+            "{}; the image at a {mapalign:#x}-aligned address",
+            plan.note(first)
+        )
+    };
+    let fixed = FILE_MAP | libc::MAP_FIXED;
+    // SAFETY: aligned..aligned+maplength lies inside the reservation just
+    // made, which nothing else refers to.
+    unsafe {
+        sys.mmap(
+            aligned,
+            maplength,
+            first.prot.0,
+            fixed,
+            fd.raw,
+            first.mapoff,
+            note,
+        )
+    }
+    .map_err(|e| Error::io(path, "mmap of the first segment at the aligned address", e))?;
+    let end = align_up((aligned + maplength) as u64, plan.page) as usize;
+    if aligned > raw {
+        // SAFETY: the slack before the image belongs to the reservation.
+        unsafe { sys.munmap(raw, aligned - raw, "slack before the aligned image") }
+            .map_err(|e| Error::io(path, "munmap of alignment slack", e))?;
+    }
+    if raw + maplen > end {
+        // SAFETY: the slack after the image belongs to the reservation.
+        unsafe { sys.munmap(end, raw + maplen - end, "slack after the aligned image") }
+            .map_err(|e| Error::io(path, "munmap of alignment slack", e))?;
+    }
+    res.start = aligned;
+    res.len = end - aligned;
+    Ok(aligned)
+}
+
+/// Holes between segments: no access, with one mprotect over the whole
+/// stretch from the end of the first to the start of the last; the
+/// segments in between are mapped over it.
+fn protect_holes(sys: &Sys, plan: &Plan<'_>, bias: LoadBias) -> Result<(), Error> {
+    let (first, last) = (plan.first(), plan.last());
+    let has_holes = plan.cmds.windows(2).any(|w| w[1].mapstart != w[0].mapend);
+    if !has_holes || last.mapstart <= first.mapend {
+        return Ok(());
+    }
+    let len = (last.mapstart - first.mapend) as usize;
+    let note = || format!("{}: holes between segments, no access", plan.name);
+    // SAFETY: the range lies inside our reservation and nothing runs in it.
+    unsafe { sys.mprotect(bias.at(first.mapend), len, libc::PROT_NONE, note) }.map_err(|e| {
+        Error::io(
+            &plan.headers.path,
+            "mprotect of the holes between segments",
+            e,
+        )
+    })
+}
+
+/// Every segment after the first mapped over the reservation, and every
+/// segment's .bss cleared.
+fn map_the_rest(sys: &Sys, fd: &Fd, plan: &Plan<'_>, bias: LoadBias) -> Result<(), Error> {
+    let path = &plan.headers.path;
+    for (i, c) in plan.cmds.iter().enumerate() {
         if i > 0 && c.mapend > c.mapstart {
-            // SAFETY: the range lies inside our reservation.
+            let len = (c.mapend - c.mapstart) as usize;
+            let fixed = FILE_MAP | libc::MAP_FIXED;
+            // SAFETY: the range lies inside our reservation, which nothing
+            // else refers to yet.
             unsafe {
                 sys.mmap(
                     bias.at(c.mapstart),
-                    (c.mapend - c.mapstart) as usize,
+                    len,
                     c.prot.0,
-                    flags | libc::MAP_FIXED,
+                    fixed,
                     fd.raw,
                     c.mapoff,
-                    || seg_note(c),
+                    || plan.note(c),
                 )
             }
-            .map_err(|e| Error::io(path, format!("mmap of segment {}", c.index), e))?;
+            .map_err(|e| Error::io_segment(path, "mmap of segment", c.index, e))?;
         }
-        zero_fill(sys, path, &name, bias, c, page)?;
+        zero_fill(sys, path, &plan.name, bias, c, plan.page)?;
     }
+    Ok(())
+}
 
-    let segments = headers
-        .loads()
-        .map(|p| Segment {
-            vaddr: p.p_vaddr,
-            mem_size: p.p_memsz,
-            file_offset: p.p_offset,
-            file_size: p.p_filesz,
-            addr: bias.at(p.p_vaddr),
-            prot: Protection::from_flags(p.p_flags),
-        })
-        .collect();
-    let (start, len) = (res.start, res.len);
-    res.len = 0; // handed over to the image
-    Ok(MappedImage {
-        path: path.clone(),
-        start,
-        len,
-        bias,
-        segments,
-        phdrs: headers.phdrs.clone(),
-        sys: *sys,
-    })
+impl Reservation {
+    /// Hands the reservation over to the image, which unmaps it on drop.
+    fn into_image(mut self, headers: &Headers, bias: LoadBias) -> MappedImage {
+        let segments = headers
+            .loads()
+            .map(|p| Segment {
+                vaddr: p.p_vaddr,
+                mem_size: p.p_memsz,
+                file_offset: p.p_offset,
+                file_size: p.p_filesz,
+                addr: bias.at(p.p_vaddr),
+                prot: Protection::from_flags(p.p_flags),
+            })
+            .collect();
+        let (start, len) = (self.start, self.len);
+        self.len = 0; // handed over: no unmapping on drop
+        MappedImage {
+            path: headers.path.clone(),
+            start,
+            len,
+            bias,
+            segments,
+            phdrs: headers.phdrs.clone(),
+            sys: self.sys,
+        }
+    }
 }
 
 /// .bss: zero the rest of the last file page, map anonymous pages beyond.
@@ -353,40 +455,141 @@ fn zero_fill(
                 note,
             )
         }
-        .map_err(|e| Error::io(path, format!("mmap of .bss of segment {}", c.index), e))?;
+        .map_err(|e| Error::io_segment(path, "mmap of .bss of segment", c.index, e))?;
     }
     Ok(())
 }
 
-/// Maps a validated file and reads its dynamic section: the image, the
-/// view of its readable segments the tables are read through, the tables.
+/// A mapped object with the tables read from it: the image, the view of
+/// its readable segments, the dynamic section and, once read, the symbol
+/// tables. Every table points into the image, so they are kept together:
+/// the fields are private, the tables are lent out only for as long as the
+/// `Mapped` is borrowed, and the image is the last field (dropped, so
+/// unmapped, after the tables). Its parts go to an `Object` only through
+/// [`Mapped::into_parts`], an `unsafe fn` whose caller takes over keeping
+/// the image mapped while the tables live (`Object` does: its Drop unmaps
+/// the image last, after every user of its tables is gone).
+pub(crate) struct Mapped {
+    /// The symbol tables, once [`Mapped::read_symbols`] has read them.
+    symbols: Option<Symbols>,
+    /// The dynamic section's tables.
+    dynamic: Dynamic,
+    /// The readable segments, which every table lies inside.
+    mem: Memory,
+    /// The mapping itself; dropped last.
+    image: MappedImage,
+}
+
+/// The parts of a [`Mapped`], for an `Object` to own.
+pub(crate) struct Parts {
+    /// The mapping.
+    pub(crate) image: MappedImage,
+    /// The dynamic section's tables, which point into `image`.
+    pub(crate) dynamic: Dynamic,
+    /// The symbol tables, which point into `image`.
+    pub(crate) symbols: Symbols,
+}
+
+impl Mapped {
+    /// The image.
+    pub(crate) fn image(&self) -> &MappedImage {
+        &self.image
+    }
+
+    /// The dynamic section.
+    pub(crate) fn dynamic(&self) -> &Dynamic {
+        &self.dynamic
+    }
+
+    /// Reads the symbol tables (stage 4, continued); they are kept inside.
+    pub(crate) fn read_symbols(&mut self) -> Result<&Symbols, Error> {
+        let symbols = Symbols::new(&self.image.path, &self.mem, &self.dynamic)?;
+        Ok(self.symbols.insert(symbols))
+    }
+
+    /// The symbol tables, if read.
+    pub(crate) fn symbols(&self) -> Option<&Symbols> {
+        self.symbols.as_ref()
+    }
+
+    /// DT_VERNEED: the versions the object requires, read through the
+    /// symbol tables (nothing returned points into the image). Reads the
+    /// symbol tables first if they have not been.
+    pub(crate) fn read_verneeds(&mut self) -> Result<Vec<VersionNeed>, Error> {
+        if self.symbols.is_none() {
+            self.read_symbols()?;
+        }
+        match &self.symbols {
+            Some(s) => s.read_verneeds(&self.image.path, &self.mem, &self.dynamic),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The image, the dynamic section and the symbol tables, apart (the
+    /// symbol tables are read now if they have not been).
+    ///
+    /// # Safety
+    ///
+    /// The tables of `dynamic` and `symbols` point into `image`: the caller
+    /// must keep `image` alive (mapped) for as long as either of them, or
+    /// any table copied out of them, lives.
+    pub(crate) unsafe fn into_parts(mut self) -> Result<Parts, Error> {
+        let symbols = match self.symbols.take() {
+            Some(s) => s,
+            None => Symbols::new(&self.image.path, &self.mem, &self.dynamic)?,
+        };
+        let Mapped { dynamic, image, .. } = self;
+        Ok(Parts {
+            image,
+            dynamic,
+            symbols,
+        })
+    }
+}
+
+/// Maps a validated file and reads its dynamic section (stages 3 and 4).
 pub(crate) fn map_and_read_dynamic(
     sys: &Sys,
     fd: &crate::os::sys::Fd,
     headers: &Headers,
     path: &Path,
-) -> Result<(MappedImage, Memory, dynamic::Dynamic), Error> {
+) -> Result<Mapped, Error> {
     let image = map_segments(sys, fd, headers)?;
-    // The tables are read only from readable segments.
-    let mem = Memory::new(
-        image
-            .segments
-            .iter()
-            .filter(|s| s.prot.read())
-            .map(|s| (s.addr, s.addr + s.mem_size as usize))
-            .collect(),
-    );
-    let dyn_ph = image
-        .phdr(ph::PT_DYNAMIC)
-        .ok_or_else(|| Error::segments(path, "no PT_DYNAMIC segment"))?;
-    let d = dynamic::parse(
+    let ranges = image
+        .segments
+        .iter()
+        .filter(|s| s.prot.read())
+        .map(|s| (s.addr, s.addr + s.mem_size as usize))
+        .collect();
+    // SAFETY: the ranges are the readable segments of `image`, mapped by
+    // map_segments; the Memory and every table made from it are kept in
+    // the `Mapped` beside the image, which is dropped after them (and
+    // handed out only through the unsafe `into_parts`).
+    let mem = unsafe { Memory::new(ranges) };
+    let Some(dyn_ph) = image.phdr(ph::PT_DYNAMIC) else {
+        let found = u64::from(ph::PT_DYNAMIC);
+        let fault = SegmentFault::Missing;
+        return Err(Error::segments(
+            path,
+            SegmentName::Dynamic,
+            "p_type",
+            found,
+            fault,
+        ));
+    };
+    let dynamic = dynamic::parse(
         path,
         &mem,
         image.bias.0,
         image.bias.at(dyn_ph.p_vaddr),
         PtrStyle::Relative,
     )?;
-    Ok((image, mem, d))
+    Ok(Mapped {
+        symbols: None,
+        dynamic,
+        mem,
+        image,
+    })
 }
 
 /// Maps a file without linking it: validation and mapping only.
@@ -397,7 +600,7 @@ pub(crate) fn map_only(trace: bool, path: &Path) -> Result<MappedImage, Error> {
         Found::Script { path, .. } => {
             return Err(Error::BadScript {
                 path,
-                what: "a linker script cannot be mapped; open it with Loader::open".to_string(),
+                fault: ScriptFault::NotMappable,
             })
         }
     };

@@ -144,24 +144,27 @@ fn check_with(sys: &Sys, name: &str, policy: &Policy, extra: &[PathBuf]) -> Resu
         let needed = req.as_ref().map(|(p, _, _)| (p.as_path(), n.as_str()));
         check_location(policy, &mut report, &path, needed);
         // The dynamic section, read from a mapping of the file.
-        let (image, mem, d) =
+        let mut mapped =
             crate::pipeline::map::map_and_read_dynamic(sys, &opened.fd, &headers, &path)?;
         drop(opened);
-        let symbols = Symbols::new(&path, &mem, &d)?;
-        check_image(
-            policy,
-            &mut report,
-            &path,
-            &headers.phdrs,
-            (&d, &symbols, image.bias.0),
-        );
+        mapped.read_symbols()?;
+        let (d, image) = (mapped.dynamic(), mapped.image());
+        if let Some(symbols) = mapped.symbols() {
+            check_image(
+                policy,
+                &mut report,
+                &path,
+                &headers.phdrs,
+                (d, symbols, image.bias.0),
+            );
+        }
         for n in d.needed.iter().rev() {
             queue.push((
                 n.clone(),
                 Some((path.clone(), d.rpath.clone(), d.runpath.clone())),
             ));
         }
-        drop(image);
+        drop(mapped);
     }
     Ok(report)
 }

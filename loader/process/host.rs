@@ -410,7 +410,11 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
             )
         })
         .collect();
-    let mem = Memory::new(ranges);
+    // SAFETY: the ranges are the PT_LOAD segments of an object glibc
+    // loaded; host objects are not unloaded while minld reads them (the
+    // HostObject and its tables are kept only while the host's link map
+    // lists the object).
+    let mem = unsafe { Memory::new(ranges) };
     let dyn_ph = r.phdrs.iter().find(|p| p.p_type == ph::PT_DYNAMIC)?;
     let path = PathBuf::from(name);
     let d = dynamic::parse(

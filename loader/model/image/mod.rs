@@ -9,20 +9,10 @@ use std::path::{Path, PathBuf};
 
 use goblin::elf::program_header::{self as ph, ProgramHeader};
 
-use crate::base::error::Error;
+use crate::base::error::{Error, SegmentFault, SegmentName};
 use crate::os::sys::{page_size, Sys};
 
-/// The difference between where an object is and where it was linked to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LoadBias(pub usize);
-
-impl LoadBias {
-    /// The real address of a virtual address of the object.
-    #[inline]
-    pub fn at(self, vaddr: u64) -> usize {
-        self.0.wrapping_add(vaddr as usize)
-    }
-}
+pub use crate::base::mem::LoadBias;
 
 /// Memory protections of a segment.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -41,6 +31,7 @@ impl Protection {
     pub fn exec(self) -> bool {
         self.0 & libc::PROT_EXEC != 0
     }
+    /// The protections PT_LOAD p_flags ask for.
     pub(crate) fn from_flags(p_flags: u32) -> Self {
         let mut p = 0;
         if p_flags & ph::PF_R != 0 {
@@ -94,13 +85,19 @@ pub struct Segment {
 /// A mapped image: the reservation and its segments. Dropping it unmaps
 /// everything with one munmap, as dlclose does.
 pub(crate) struct MappedImage {
+    /// The file it was mapped from.
     pub(crate) path: PathBuf,
-    /// Real address and length of the whole reservation.
+    /// Real address of the whole reservation.
     pub(crate) start: usize,
+    /// Length of the whole reservation.
     pub(crate) len: usize,
+    /// The load bias.
     pub(crate) bias: LoadBias,
+    /// The PT_LOAD segments, in order.
     pub(crate) segments: Vec<Segment>,
+    /// Every program header of the file.
     pub(crate) phdrs: Vec<ProgramHeader>,
+    /// The system-call layer it was mapped with (for the munmap).
     pub(crate) sys: Sys,
 }
 
@@ -161,12 +158,18 @@ impl MappedImage {
             return Ok(());
         };
         if !self.writable(self.bias.at(relro.p_vaddr), relro.p_memsz as usize) {
+            let fault = SegmentFault::NotInside {
+                size_field: "p_memsz",
+                size: relro.p_memsz,
+                within: "writable",
+            };
+            let found = relro.p_vaddr;
             return Err(Error::segments(
                 &self.path,
-                format!(
-                    "PT_GNU_RELRO at p_vaddr {:#x} (p_memsz {:#x}) is not inside a writable segment",
-                    relro.p_vaddr, relro.p_memsz
-                ),
+                SegmentName::Relro,
+                "p_vaddr",
+                found,
+                fault,
             ));
         }
         let page = page_size();
@@ -191,17 +194,33 @@ impl MappedImage {
         Ok(())
     }
 
-    /// Sets the protections of every segment to `prot | extra` (for text
-    /// relocations), or back to their own when `extra` is 0.
+    /// The protections a segment has while text relocations are applied:
+    /// writable, and never writable and executable at once (W^X, as
+    /// bionic: PROT_EXEC is taken away whenever PROT_WRITE is added).
+    pub(crate) fn textrel_protection(prot: Protection) -> i32 {
+        (prot.0 | libc::PROT_WRITE) & !libc::PROT_EXEC
+    }
+
+    /// For text relocations: with `extra` PROT_WRITE, makes every segment
+    /// without write permission read-write, without exec (see
+    /// [`MappedImage::textrel_protection`]); with `extra` 0, gives them back
+    /// their own protections. No code of the object may run in between: its
+    /// ifunc resolvers run once the protections are back.
     pub(crate) fn reprotect_for_textrel(&self, extra: i32) -> Result<(), Error> {
         let page = page_size();
         for s in self.segments.iter().filter(|s| !s.prot.write()) {
             let start = s.addr & !(page - 1);
             let end = (s.addr + s.mem_size as usize + page - 1) & !(page - 1);
+            let writing = extra & libc::PROT_WRITE != 0;
+            let prot = if writing {
+                Self::textrel_protection(s.prot)
+            } else {
+                s.prot.0
+            };
             let note = || {
-                if extra != 0 {
+                if writing {
                     format!(
-                        "{}: text relocations, segment writable while relocating",
+                        "{}: text relocations, segment read-write (not executable) while relocating",
                         self.name()
                     )
                 } else {
@@ -212,13 +231,13 @@ impl MappedImage {
                     )
                 }
             };
-            // SAFETY: the range is one of this object's segments; no code of
-            // the object runs during relocation.
-            unsafe {
-                self.sys
-                    .mprotect(start, end - start, s.prot.0 | extra, note)
-            }
-            .map_err(|e| Error::io(&self.path, "mprotect for text relocations", e))?;
+            // SAFETY: the range is one of this object's segments (rounded
+            // out to its pages, which no other object maps: `layout` refuses
+            // segments that share a page); no code of the object runs while
+            // its code is not executable (relocation runs none, and ifunc
+            // resolvers run after the protections are restored).
+            unsafe { self.sys.mprotect(start, end - start, prot, note) }
+                .map_err(|e| Error::io(&self.path, "mprotect for text relocations", e))?;
         }
         Ok(())
     }

@@ -167,21 +167,38 @@ pub(crate) struct Deferred {
 /// resolver runs: the slots point at a function that aborts with a message
 /// (`Loader::link`). Must come before `protect_relro`.
 pub(crate) fn apply_deferred(obj: &Object, deferred: &[Deferred], run: bool) -> Result<(), Error> {
-    for d in deferred {
-        let value = if run {
+    let value = |d: &Deferred| {
+        if run {
             call_resolver(d.resolver).wrapping_add(d.addend as usize)
         } else {
             unresolved_ifunc as *const () as usize
-        };
-        // SAFETY: `d.addr..+8` was checked to lie in a writable part of
-        // `obj` when the relocation was read, and stays writable until
-        // `protect_relro` (RELRO) or the textrel reprotection below.
-        unsafe { (d.addr as *mut u64).write_unaligned(value as u64) };
+        }
+    };
+    if !obj.dynamic.textrel() {
+        for d in deferred {
+            // SAFETY: `d.addr..+8` was checked to lie in a writable part of
+            // `obj` when the relocation was read, and stays writable until
+            // `protect_relro` (RELRO).
+            unsafe { (d.addr as *mut u64).write_unaligned(value(d) as u64) };
+        }
+        return Ok(());
     }
-    if obj.dynamic.textrel() {
-        obj.image.reprotect_for_textrel(0)?;
+    // W^X: text-relocated segments are read-write without exec while
+    // relocating; they get their protections back before any resolver
+    // (whose code may lie in them) runs, and are made writable again only
+    // to store the values.
+    obj.image.reprotect_for_textrel(0)?;
+    if deferred.is_empty() {
+        return Ok(());
     }
-    Ok(())
+    let values: Vec<usize> = deferred.iter().map(value).collect();
+    obj.image.reprotect_for_textrel(libc::PROT_WRITE)?;
+    for (d, v) in deferred.iter().zip(values) {
+        // SAFETY: as above; the text segments are writable again until the
+        // reprotection below.
+        unsafe { (d.addr as *mut u64).write_unaligned(v as u64) };
+    }
+    obj.image.reprotect_for_textrel(0)
 }
 
 struct Pass<'o> {
@@ -246,12 +263,12 @@ pub(crate) fn call_resolver(resolver: usize) -> usize {
 }
 
 impl Pass<'_> {
-    fn err(&self, t: u32, offset: u64, what: impl Into<String>) -> Error {
+    fn err(&self, t: u32, offset: u64, fault: crate::base::error::RelocFault) -> Error {
         Error::Relocation {
             path: self.obj.path.clone(),
             kind: RelocKind(t),
             offset,
-            what: what.into(),
+            fault,
         }
     }
 
@@ -270,7 +287,7 @@ impl Pass<'_> {
             Err(self.err(
                 t,
                 offset,
-                format!("target outside the object's writable segments ({size} bytes)"),
+                crate::base::error::RelocFault::TargetOutside { size: size as u64 },
             ))
         }
     }
@@ -408,7 +425,7 @@ impl Pass<'_> {
             return Err(self.err(
                 r::RELATIVE,
                 r.r_offset,
-                "target outside the object's writable segments (8 bytes)",
+                crate::base::error::RelocFault::TargetOutside { size: 8 },
             ));
         }
         stats.relative += n;
@@ -479,18 +496,12 @@ impl Pass<'_> {
                 });
                 return Ok(());
             }
-            r::COPY => {
-                return Err(self.err(
-                    t,
-                    off,
-                    "copy relocations belong in executables; a shared object with one is broken",
-                ))
-            }
+            r::COPY => return Err(self.err(t, off, crate::base::error::RelocFault::Copy)),
             _ => {}
         }
         if reloc_name(t).is_none() || matches!(t, 3 | 4 | 9 | 12..=15 | 19..=23 | 25 | 26 | 34 | 35)
         {
-            return Err(self.err(t, off, "unsupported relocation type in a shared object"));
+            return Err(self.err(t, off, crate::base::error::RelocFault::UnsupportedType));
         }
         if t == r::JUMP_SLOT && self.in_jmprel && self.lazy_slot(off, cx)? {
             return Ok(());
@@ -525,22 +536,37 @@ impl Pass<'_> {
             r::PC32 => {
                 let p = self.target(t, off, 4)?;
                 let v = (s as i64).wrapping_add(a).wrapping_sub(p as i64);
-                let v = i32::try_from(v)
-                    .map_err(|_| self.err(t, off, format!("value {v:#x} does not fit 32 bits")))?;
+                let v = i32::try_from(v).map_err(|_| {
+                    self.err(
+                        t,
+                        off,
+                        crate::base::error::RelocFault::Overflow32 { value: v },
+                    )
+                })?;
                 self.write32(p, v as u32);
             }
             r::R32 => {
                 let p = self.target(t, off, 4)?;
                 let v = (s as u64).wrapping_add(a as u64);
-                let v = u32::try_from(v)
-                    .map_err(|_| self.err(t, off, format!("value {v:#x} does not fit 32 bits")))?;
+                let v = u32::try_from(v).map_err(|_| {
+                    self.err(
+                        t,
+                        off,
+                        crate::base::error::RelocFault::Overflow32 { value: v as i64 },
+                    )
+                })?;
                 self.write32(p, v);
             }
             r::R32S => {
                 let p = self.target(t, off, 4)?;
                 let v = (s as i64).wrapping_add(a);
-                let v = i32::try_from(v)
-                    .map_err(|_| self.err(t, off, format!("value {v:#x} does not fit 32 bits")))?;
+                let v = i32::try_from(v).map_err(|_| {
+                    self.err(
+                        t,
+                        off,
+                        crate::base::error::RelocFault::Overflow32 { value: v },
+                    )
+                })?;
                 self.write32(p, v as u32);
             }
             r::SIZE64 => {
@@ -561,7 +587,7 @@ impl Pass<'_> {
                         return Err(self.err(
                             t,
                             off,
-                            "the defining host module has no static TLS block",
+                            crate::base::error::RelocFault::NoStaticTlsBlock,
                         ))
                     }
                     Tls::Minld { .. } => return Err(self.initial_exec(t, off, symi)),
@@ -612,7 +638,7 @@ impl Pass<'_> {
                 self.write64(p, resolver as u64);
                 self.write64(p + 8, arg as u64);
             }
-            _ => return Err(self.err(t, off, "unsupported relocation type in a shared object")),
+            _ => return Err(self.err(t, off, crate::base::error::RelocFault::UnsupportedType)),
         }
         Ok(())
     }
@@ -637,17 +663,11 @@ impl Pass<'_> {
         self.err(
             t,
             off,
-            format!(
-                "initial-exec thread-local storage ({}) of a library minld loads: it needs room \
-                 in glibc's static TLS block, which minld cannot allocate (DF_STATIC_TLS{}); \
-                 rebuild the library without -ftls-model=initial-exec",
-                self.symbol_name(symi),
-                if self.obj.dynamic.flags & DF_STATIC_TLS != 0 {
-                    " is set"
-                } else {
-                    ""
-                }
-            ),
+            crate::base::error::RelocFault::InitialExec {
+                symbol: self.symbol_name(symi),
+                defined_by: None,
+                static_tls: self.obj.dynamic.flags & DF_STATIC_TLS != 0,
+            },
         )
     }
 
@@ -655,10 +675,9 @@ impl Pass<'_> {
         self.err(
             t,
             off,
-            format!(
-                "TLS relocation against {}, which is not in a TLS block (no PT_TLS)",
-                self.symbol_name(symi)
-            ),
+            crate::base::error::RelocFault::NotTls {
+                symbol: self.symbol_name(symi),
+            },
         )
     }
 
@@ -716,7 +735,7 @@ impl Pass<'_> {
             Err(self.err(
                 t,
                 off,
-                format!("resolver address {addr:#x} is outside the object's code"),
+                crate::base::error::RelocFault::ResolverOutside { addr: addr as u64 },
             ))
         }
     }
@@ -769,20 +788,20 @@ impl Pass<'_> {
             self.err(
                 t,
                 off,
-                format!(
-                    "symbol index {symi} outside the symbol table ({} symbols)",
-                    obj.symbols.len()
-                ),
+                crate::base::error::RelocFault::SymbolIndex {
+                    index: symi as u64,
+                    count: obj.symbols.len() as u64,
+                },
             )
         })?;
         let name = obj.symbols.name(&sym).ok_or_else(|| {
             self.err(
                 t,
                 off,
-                format!(
-                    "symbol {symi}: name offset {:#x} outside DT_STRTAB",
-                    sym.st_name
-                ),
+                crate::base::error::RelocFault::SymbolName {
+                    index: symi as u64,
+                    offset: u64::from(sym.st_name),
+                },
             )
         })?;
         let bind = sym.st_info >> 4;
@@ -894,7 +913,7 @@ impl Pass<'_> {
                 return Err(Error::UndefinedSymbol {
                     name: String::from_utf8_lossy(name).into_owned(),
                     version,
-                    needed_by: obj.path.display().to_string(),
+                    needed_by: crate::base::error::Requester::Library(obj.path.clone()),
                 });
             }
         };

@@ -14,7 +14,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::base::error::Error;
+use crate::base::error::{Error, HeaderFault, Requester as ErrorRequester};
 use crate::os::debug::{self, Category};
 use crate::os::sys::{Fd, Sys};
 use crate::pipeline::validate::FIRST_READ;
@@ -35,27 +35,38 @@ const MAX_SCRIPT: usize = 64 * 1024;
 
 /// An open ELF candidate with the bytes read from its start.
 pub(crate) struct Opened {
+    /// The open file.
     pub(crate) fd: Fd,
+    /// The path it was opened by.
     pub(crate) path: PathBuf,
+    /// Its first bytes (up to [`FIRST_READ`]).
     pub(crate) first: Vec<u8>,
 }
 
 /// What a name led to.
 pub(crate) enum Found {
+    /// An ELF file (or a file validation will refuse).
     Elf(Opened),
+    /// A GNU ld script and the files it names.
     Script {
+        /// The script.
         path: PathBuf,
+        /// Its members, in order.
         members: Vec<script::Member>,
     },
 }
 
 /// Who is asking, for RPATH, RUNPATH and $ORIGIN.
 pub(crate) struct Requester<'a> {
+    /// The path it was opened by ($ORIGIN's directory).
     pub(crate) path: &'a Path,
+    /// Its DT_RPATH.
     pub(crate) rpath: Option<&'a str>,
+    /// Its DT_RUNPATH.
     pub(crate) runpath: Option<&'a str>,
 }
 
+/// What `$PLATFORM` expands to: AT_PLATFORM, else `x86_64`.
 fn platform() -> String {
     // SAFETY: getauxval has no memory effects; AT_PLATFORM, when present,
     // points at a NUL-terminated string the kernel placed on the stack that
@@ -110,6 +121,8 @@ fn origin_of(path: &Path) -> Option<PathBuf> {
     abs.parent().map(Path::to_path_buf)
 }
 
+/// The directories of a `:`-separated list, tokens expanded (an empty
+/// element is the current directory; one with an unknown token is dropped).
 fn split_dirs(list: &str, origin: Option<&Path>) -> Vec<PathBuf> {
     list.split(':')
         .filter_map(|e| {
@@ -119,9 +132,17 @@ fn split_dirs(list: &str, origin: Option<&Path>) -> Vec<PathBuf> {
         .collect()
 }
 
+/// /etc/ld.so.cache, read once.
 fn ld_cache(sys: &Sys) -> &'static crate::pipeline::search::ldcache::LdCache {
     static CACHE: OnceLock<crate::pipeline::search::ldcache::LdCache> = OnceLock::new();
     CACHE.get_or_init(|| crate::pipeline::search::ldcache::load(sys))
+}
+
+/// Who asks, for [`Error::NotFound`]: the requester's path, or the caller.
+fn requester_of(requester: Option<&Requester<'_>>) -> ErrorRequester {
+    requester.map_or(ErrorRequester::Caller, |r| {
+        ErrorRequester::Library(r.path.to_path_buf())
+    })
 }
 
 /// Like [`find`], for a namespace: only inside the `permitted` directories
@@ -133,9 +154,7 @@ pub(crate) fn find_confined(
     requester: Option<&Requester<'_>>,
     permitted: &[PathBuf],
 ) -> Result<Found, Error> {
-    let needed_by = requester
-        .map(|r| r.path.display().to_string())
-        .unwrap_or_else(|| "the caller".to_string());
+    let needed_by = requester_of(requester);
     let origin = requester.and_then(|r| origin_of(r.path));
     // Compared on real paths: `..` and symbolic links cannot lead out.
     let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
@@ -178,9 +197,8 @@ pub(crate) fn find_confined(
     }
     Err(Error::NotFound {
         name: name.to_string(),
-        needed_by: format!(
-            "{needed_by} (in a namespace: only its permitted directories are searched)"
-        ),
+        needed_by,
+        confined: true,
         tried,
     })
 }
@@ -192,14 +210,13 @@ pub(crate) fn find(
     requester: Option<&Requester<'_>>,
     extra: &[PathBuf],
 ) -> Result<Found, Error> {
-    let needed_by = requester
-        .map(|r| r.path.display().to_string())
-        .unwrap_or_else(|| "the caller".to_string());
+    let needed_by = requester_of(requester);
     let origin = requester.and_then(|r| origin_of(r.path));
     let mut tried = Vec::new();
     let not_found = |tried: Vec<PathBuf>| Error::NotFound {
         name: name.to_string(),
         needed_by: needed_by.clone(),
+        confined: false,
         tried,
     };
     debug::print_if(Category::Libs, || {
@@ -289,8 +306,14 @@ fn try_open(
         format!("  trying file={}", path.display())
     });
     tried.push(path.to_path_buf());
-    let c = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::header(path, "path contains a NUL byte"))?;
+    let c = CString::new(path.as_os_str().as_bytes()).map_err(|e| {
+        Error::header(
+            path,
+            "path",
+            e.nul_position() as u64,
+            HeaderFault::NulInPath,
+        )
+    })?;
     let fd = match sys.open(&c, "") {
         Ok(fd) => fd,
         Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR | nix::errno::Errno::EACCES) => {
@@ -339,9 +362,9 @@ fn try_open(
             text.extend_from_slice(&more[..m]);
         }
         let text = String::from_utf8_lossy(&text).into_owned();
-        let members = script::parse(&text).map_err(|what| Error::BadScript {
+        let members = script::parse(&text).map_err(|fault| Error::BadScript {
             path: path.to_path_buf(),
-            what,
+            fault,
         })?;
         return Ok(Some(Found::Script {
             path: path.to_path_buf(),

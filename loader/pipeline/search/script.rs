@@ -8,11 +8,14 @@
 //!
 //! (See `docs/design.md`, "GNU ld linker scripts (Debian's libm.so)".)
 
+use crate::base::error::ScriptFault;
+
 /// One file named by a script.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Member {
     /// A path, or a `-lname` turned into `libname.so`.
     pub(crate) name: String,
+    /// Inside AS_NEEDED ( ... ): loaded only when a lookup needs it.
     pub(crate) as_needed: bool,
 }
 
@@ -30,7 +33,9 @@ pub(crate) fn looks_like_script(first: &[u8]) -> bool {
         || s.starts_with("OUTPUT_FORMAT"))
 }
 
-fn tokens(text: &str) -> Result<Vec<String>, String> {
+/// The words of a script, with `(`, `)` and `,` as words of their own and
+/// comments left out.
+fn tokens(text: &str) -> Result<Vec<String>, ScriptFault> {
     let mut out = Vec::new();
     let mut chars = text.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
@@ -38,7 +43,7 @@ fn tokens(text: &str) -> Result<Vec<String>, String> {
             '/' if text[i..].starts_with("/*") => {
                 let end = text[i + 2..]
                     .find("*/")
-                    .ok_or_else(|| format!("unterminated comment at byte {i}"))?;
+                    .ok_or(ScriptFault::UnterminatedComment { at: i })?;
                 let stop = i + 2 + end + 2;
                 while chars.peek().is_some_and(|&(j, _)| j < stop) {
                     chars.next();
@@ -63,14 +68,16 @@ fn tokens(text: &str) -> Result<Vec<String>, String> {
 }
 
 /// Parses a script into the files its GROUP and INPUT commands name.
-pub(crate) fn parse(text: &str) -> Result<Vec<Member>, String> {
+pub(crate) fn parse(text: &str) -> Result<Vec<Member>, ScriptFault> {
     let toks = tokens(text)?;
     let mut members = Vec::new();
     let mut i = 0;
     while i < toks.len() {
         let cmd = toks[i].as_str();
         if toks.get(i + 1).map(String::as_str) != Some("(") {
-            return Err(format!("expected `(' after `{cmd}'"));
+            return Err(ScriptFault::ExpectedParen {
+                command: cmd.to_string(),
+            });
         }
         // Find the matching parenthesis.
         let mut depth = 0;
@@ -85,7 +92,11 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Member>, String> {
                     }
                 }
                 Some(_) => {}
-                None => return Err(format!("unbalanced parentheses in `{cmd}'")),
+                None => {
+                    return Err(ScriptFault::Unbalanced {
+                        command: cmd.to_string(),
+                    })
+                }
             }
             j += 1;
         }
@@ -114,7 +125,7 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Member>, String> {
         i = j + 1;
     }
     if !members.iter().any(|m| !m.as_needed) {
-        return Err("names no library outside AS_NEEDED".to_string());
+        return Err(ScriptFault::NoLibrary);
     }
     Ok(members)
 }
@@ -151,12 +162,32 @@ mod tests {
 
     #[test]
     fn rejects_broken_scripts() {
-        assert!(parse("GROUP ( libm.so.6")
-            .unwrap_err()
-            .contains("unbalanced"));
-        assert!(parse("/* open").unwrap_err().contains("unterminated"));
-        assert!(parse("GROUP ( AS_NEEDED ( x.so ) )")
-            .unwrap_err()
-            .contains("outside AS_NEEDED"));
+        assert_eq!(
+            parse("GROUP ( libm.so.6"),
+            Err(ScriptFault::Unbalanced {
+                command: "GROUP".into()
+            })
+        );
+        assert_eq!(
+            parse("x /* open"),
+            Err(ScriptFault::UnterminatedComment { at: 2 })
+        );
+        assert_eq!(
+            parse("GROUP ( AS_NEEDED ( x.so ) )"),
+            Err(ScriptFault::NoLibrary)
+        );
+        assert_eq!(
+            parse("GROUP libm.so.6"),
+            Err(ScriptFault::ExpectedParen {
+                command: "GROUP".into()
+            })
+        );
+        assert_eq!(
+            ScriptFault::Unbalanced {
+                command: "GROUP".into()
+            }
+            .to_string(),
+            "unbalanced parentheses in `GROUP'"
+        );
     }
 }
