@@ -3,4 +3,5 @@
 //! own objects and the host's, which glibc loaded.
 
 pub(crate) mod dynamic;
+pub(crate) mod sym;
 pub(crate) mod symbols;

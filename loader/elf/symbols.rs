@@ -12,6 +12,7 @@ use goblin::elf64::sym::Sym;
 use crate::base::error::{DynamicFault, Error};
 use crate::base::mem::{Memory, Table};
 use crate::elf::dynamic::Dynamic;
+pub(crate) use crate::elf::sym::SymFields;
 
 /// [`DynamicFault::Outside`]: the table `field` at `addr` (`count` of
 /// `unit` long, where known) is not inside the image.
@@ -147,47 +148,6 @@ fn sysv_hash_table(path: &Path, mem: &Memory, addr: usize) -> Result<(Hash, usiz
         .table(chains_at, nchain)
         .ok_or_else(|| outside(path, "DT_HASH chains", chains_at, Some(nchain), "entries"))?;
     Ok((Hash::Sysv { buckets, chain }, nchain))
-}
-
-/// The packed fields of an Elf64_Sym, decoded: the one place minld reads
-/// st_info, st_other and st_shndx.
-// `bind` and `visibility` are for the symbol resolver in pipeline/reloc,
-// which still decodes them inline (being rewritten in parallel).
-#[allow(dead_code)]
-pub(crate) trait SymFields {
-    /// STB_*: the binding, st_info's high nibble.
-    fn bind(&self) -> u8;
-    /// STT_*: the type, st_info's low nibble.
-    fn kind(&self) -> u8;
-    /// STV_*: the visibility, st_other's low two bits.
-    fn visibility(&self) -> u8;
-    /// Whether st_shndx is not SHN_UNDEF: the object defines the symbol.
-    fn defined(&self) -> bool;
-    /// Whether st_shndx is SHN_ABS: the value is not an address.
-    fn absolute(&self) -> bool;
-}
-
-impl SymFields for Sym {
-    #[inline]
-    fn bind(&self) -> u8 {
-        self.st_info >> 4
-    }
-    #[inline]
-    fn kind(&self) -> u8 {
-        self.st_info & 0xf
-    }
-    #[inline]
-    fn visibility(&self) -> u8 {
-        self.st_other & 0x3
-    }
-    #[inline]
-    fn defined(&self) -> bool {
-        self.st_shndx != goblin::elf::section_header::SHN_UNDEF as u16
-    }
-    #[inline]
-    fn absolute(&self) -> bool {
-        self.st_shndx == goblin::elf::section_header::SHN_ABS as u16
-    }
 }
 
 /// The hash of a name, in both flavours (the SysV one computed on demand).
