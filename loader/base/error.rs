@@ -414,3 +414,65 @@ impl Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn the_kernels_error_is_the_source() {
+        let e = Error::io_segment("libz.so.1", "mmap of segment", 2, Errno::ENOMEM);
+        assert_eq!(
+            e.to_string(),
+            format!("libz.so.1: mmap of segment 2 failed: {}", Errno::ENOMEM)
+        );
+        let source = e.source().and_then(|s| s.downcast_ref::<Errno>());
+        assert_eq!(source, Some(&Errno::ENOMEM));
+    }
+
+    #[test]
+    fn header_messages_name_the_file_the_field_and_the_value() {
+        let e = Error::header(
+            "libfoo.so",
+            "e_phnum",
+            0,
+            HeaderFault::OutOfRange { min: 1, max: 1170 },
+        );
+        assert!(matches!(
+            e,
+            Error::BadHeader {
+                field: "e_phnum",
+                found: 0,
+                ..
+            }
+        ));
+        assert_eq!(
+            e.to_string(),
+            "libfoo.so: invalid ELF header: e_phnum 0 (must be 1 to 1170)"
+        );
+        assert!(e.source().is_none());
+    }
+
+    #[test]
+    fn requesters_read_as_before() {
+        let lib = Requester::Library("/opt/libx.so".into());
+        assert_eq!(lib.to_string(), "/opt/libx.so");
+        assert_eq!(Requester::Caller.to_string(), "the caller");
+        assert_eq!(
+            Requester::Lookup("/opt/libx.so".into()).to_string(),
+            "Library::get on /opt/libx.so"
+        );
+        let e = Error::NotFound {
+            name: "liby.so".into(),
+            needed_by: lib,
+            confined: true,
+            tried: vec![],
+        };
+        assert_eq!(
+            e.to_string(),
+            "liby.so: cannot open shared object file: not found (needed by /opt/libx.so \
+             (in a namespace: only its permitted directories are searched)); tried: nothing"
+        );
+    }
+}

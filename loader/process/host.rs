@@ -411,9 +411,9 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
         })
         .collect();
     // SAFETY: the ranges are the PT_LOAD segments of an object glibc
-    // loaded; host objects are not unloaded while minld reads them (the
-    // HostObject and its tables are kept only while the host's link map
-    // lists the object).
+    // loaded, from its link map entry; minld relies on the host not
+    // dlclosing an object while a HostObject made from it is in use (the
+    // host's libraries it links against stay loaded for the process's life).
     let mem = unsafe { Memory::new(ranges) };
     let dyn_ph = r.phdrs.iter().find(|p| p.p_type == ph::PT_DYNAMIC)?;
     let path = PathBuf::from(name);
