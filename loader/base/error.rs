@@ -420,6 +420,13 @@ mod tests {
     use super::*;
     use std::error::Error as _;
 
+    /// Errors cross threads (the sandbox, loads on several threads).
+    #[test]
+    fn errors_are_send_and_sync() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<Error>();
+    }
+
     #[test]
     fn the_kernels_error_is_the_source() {
         let e = Error::io_segment("libz.so.1", "mmap of segment", 2, Errno::ENOMEM);
