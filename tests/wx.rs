@@ -6,18 +6,16 @@
 //! `Loader::trace`, which prints every mmap and mprotect with its arguments
 //! to stderr; the outer one reads them all.
 
+mod common;
+
 use std::ffi::c_int;
 use std::process::Command;
 
+use common::libs::lib;
 use minld::Loader;
 
 /// Set in the inner process.
 const INNER: &str = "MINLD_WX_INNER";
-
-/// A test library by file name.
-fn lib(name: &str) -> String {
-    format!("{}/{}", env!("MINLD_TEST_LIBS"), name)
-}
 
 /// The lines of /proc/self/maps that name `file`.
 fn maps_of(file: &str) -> Vec<String> {
