@@ -15,26 +15,37 @@ const LAYERS: &[&str] = &[
     "base", "os", "elf", "process", "model", "pipeline", "api", "plugin",
 ];
 
-/// What `lib.rs` re-exports, by the module path it comes from.
-const ROOT: &[(&str, &str)] = &[
-    ("Error", "base::error"),
-    ("RelocKind", "base::relocs"),
-    ("LoadBias", "model::image"),
-    ("Protection", "model::image"),
-    ("Segment", "model::image"),
-    ("Policy", "pipeline::policy"),
-    ("policy", "pipeline::policy"),
-    ("Library", "api::library"),
-    ("Loader", "api::library"),
-    ("MappedObject", "api::library"),
-    ("Prepared", "api::library"),
-    ("Symbol", "api::library"),
-    ("addr_info", "api::addr"),
-    ("AddrInfo", "api::addr"),
-    ("Namespace", "plugin::namespace"),
-    ("NamespaceBuilder", "plugin::namespace"),
-    ("sandbox", "plugin::sandbox"),
-];
+/// What `lib.rs` re-exports (`pub use a::b::{X, Y};`), name by name,
+/// with the module path it comes from.
+fn root_exports() -> Vec<(String, Vec<String>)> {
+    let lib = code(&std::fs::read_to_string(root().join("lib.rs")).unwrap());
+    let mut out = Vec::new();
+    for stmt in lib.split(';') {
+        let Some(at) = stmt.find("pub use ") else {
+            continue;
+        };
+        let body: String = stmt[at + 8..]
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let (base, names) = match body.split_once("::{") {
+            Some((base, names)) => (base.to_string(), names.trim_end_matches('}').to_string()),
+            None => match body.rsplit_once("::") {
+                Some((base, name)) => (base.to_string(), name.to_string()),
+                None => continue,
+            },
+        };
+        let module: Vec<String> = base.split("::").map(str::to_string).collect();
+        for n in names.split(',').filter(|n| !n.is_empty()) {
+            // The name itself too: a re-exported module is its own file
+            // (`target` takes the longest prefix that is one).
+            let mut m = module.clone();
+            m.push(n.to_string());
+            out.push((n.to_string(), m));
+        }
+    }
+    out
+}
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("loader")
@@ -137,8 +148,8 @@ fn path_of(s: &str) -> Vec<String> {
 fn target(path: &[String], mods: &BTreeMap<Vec<String>, PathBuf>) -> Option<Vec<String>> {
     let mut path = path.to_vec();
     if let Some(first) = path.first() {
-        if let Some((_, real)) = ROOT.iter().find(|(n, _)| n == first) {
-            let mut p: Vec<String> = real.split("::").map(str::to_string).collect();
+        if let Some((_, real)) = root_exports().into_iter().find(|(n, _)| n == first) {
+            let mut p = real;
             p.extend(path.drain(1..));
             path = p;
         }
