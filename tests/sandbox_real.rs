@@ -16,7 +16,15 @@ fn plugin() -> String {
 fn grant_dir() -> std::path::PathBuf {
     let dir = std::path::PathBuf::from("/tmp/minld-sandbox-grant");
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("config.txt"), b"answer=42\n").unwrap();
+    // Written once per process and moved into place whole: tests run in
+    // parallel, and a constructor reading the file while another test
+    // truncated it to rewrite it read nothing.
+    static WRITTEN: std::sync::Once = std::sync::Once::new();
+    WRITTEN.call_once(|| {
+        let tmp = dir.join(format!("config.txt.{}", std::process::id()));
+        std::fs::write(&tmp, b"answer=42\n").unwrap();
+        std::fs::rename(&tmp, dir.join("config.txt")).unwrap();
+    });
     dir
 }
 
