@@ -10,11 +10,11 @@ use std::sync::{Arc, Mutex};
 use goblin::elf::sym as st;
 
 use crate::base::error::Error;
-use crate::elf::symbols::{elf_hash, NameHash, Version, Want};
+use crate::elf::symbols::{elf_hash, Version, Want};
 use crate::model::image::{MappedImage, Segment};
-use crate::model::object::{Dep, ScopeRef};
+use crate::model::object::Dep;
 use crate::pipeline::load::{self, Options};
-use crate::pipeline::reloc::call_resolver;
+use crate::pipeline::reloc::resolve::{Def, Reference, Resolver, Scope, Target, UniqueTable};
 
 /// How to load: the options of `dlopen` and a few of minld's own.
 ///
@@ -52,6 +52,7 @@ impl Loader {
                 defer_init: false,
                 policy: None,
                 namespace: None,
+                single_threaded: false,
             },
         }
     }
@@ -94,6 +95,13 @@ impl Loader {
         self.opts.reuse_host = false;
         self.opts.search_paths = rules.permitted.clone();
         self.opts.namespace = Some(rules);
+        self
+    }
+
+    /// Keeps relocation on the calling thread (for the sandbox's runner,
+    /// whose seccomp filter has no clone).
+    pub(crate) fn single_threaded(mut self, on: bool) -> Self {
+        self.opts.single_threaded = on;
         self
     }
 
@@ -393,6 +401,11 @@ impl Library {
         unsafe { self.lookup(name, Some(&v)) }
     }
 
+    /// [`Library::get`] and [`Library::get_versioned`]: the symbol's address
+    /// (AS_NEEDED members loaded if needed) as a `T`.
+    ///
+    /// # Safety
+    /// As [`Library::get`].
     unsafe fn lookup<T: Copy>(
         &self,
         name: &str,
@@ -409,14 +422,11 @@ impl Library {
         }
         let addr = match self.address(name, version)? {
             Some(a) => a,
-            None => {
-                self.address_as_needed(name, version)?
-                    .ok_or_else(|| Error::UndefinedSymbol {
-                        name: name.to_string(),
-                        version: version.map(|v| v.name.clone()),
-                        needed_by: format!("Library::get on {}", self.path().display()),
-                    })?
-            }
+            None => self.address_as_needed(name, version)?.ok_or_else(|| {
+                let want = version.map_or(Want::Default, Want::Version);
+                Reference::by_name(name.as_bytes(), want)
+                    .error(Some(format!("Library::get on {}", self.path().display())))
+            })?,
         };
         Ok(Symbol {
             // SAFETY: T is pointer-sized (checked above); the caller
@@ -440,6 +450,8 @@ impl Library {
         Ok(found)
     }
 
+    /// Whether every AS_NEEDED member has been loaded (only then is a miss
+    /// final, and cached).
     fn no_as_needed_left(&self) -> bool {
         self.inner
             .as_needed
@@ -448,40 +460,56 @@ impl Library {
             .unwrap_or(false)
     }
 
-    /// The lookup itself: the handle's scope in order.
+    /// The lookup itself: the one symbol resolution (`pipeline::reloc::
+    /// resolve`) over the handle's scope, with the namespace's rules and
+    /// unique definitions, as relocation and lazy binding see it.
     fn search(&self, name: &str, version: Option<&Version>) -> Result<Option<usize>, Error> {
-        let want = match version {
-            Some(v) => Want::Version(v),
-            None => Want::Default,
+        let want = version.map_or(Want::Default, Want::Version);
+        let rules = self.inner.loader.opts.namespace.as_deref();
+        let mut resolver = Resolver {
+            scope: Scope::Deps {
+                deps: &self.inner.scope,
+                this: None,
+            },
+            uniques: UniqueTable::Committed(rules.map_or(0, |r| r.id)),
+            rules,
+            in_namespace: rules.is_some(),
+            denied: None,
+            lookups: 0,
         };
-        let hash = NameHash::new(name.as_bytes());
-        for dep in &self.inner.scope {
-            let hit = dep.with(|s| {
-                s.symbols()
-                    .lookup(name.as_bytes(), hash, want)
-                    .map(|(_, sym)| {
-                        // Loader::link promises none of the objects' code
-                        // runs: not even an ifunc resolver of theirs.
-                        let own_ifunc = sym.st_info & 0xf == st::STT_GNU_IFUNC
-                            && matches!(s, ScopeRef::Minld(_));
-                        if own_ifunc && !self.inner.loader.opts.run_code {
-                            return Err(Error::Unsupported {
-                                path: s.path().to_path_buf(),
-                                what: format!(
-                                    "{name} is an ifunc, whose resolver would run; the library was linked without running code (Loader::link)"
-                                ),
-                            });
-                        }
-                        resolve_value(s, &sym)
-                    })
-            });
-            if let Some(Some(v)) = hit {
-                return v.map(Some);
-            }
+        match resolver.resolve(&Reference::by_name(name.as_bytes(), want)) {
+            Some(def) => self.resolve_value(name, &def).map(Some),
+            None => Ok(None),
         }
-        Ok(None)
     }
 
+    /// The value of a found symbol: its address, through its resolver for
+    /// an ifunc, or the calling thread's address for a TLS variable.
+    fn resolve_value(&self, name: &str, def: &Def) -> Result<usize, Error> {
+        if def.kind == st::STT_TLS {
+            return def.tls_address().ok_or_else(|| {
+                Error::dynamic(
+                    self.path(),
+                    format!("{name}: a TLS symbol in an object without a PT_TLS segment"),
+                )
+            });
+        }
+        // Loader::link promises none of the objects' code runs: not even
+        // an ifunc resolver of theirs.
+        match def.target(self.inner.loader.opts.run_code) {
+            Target::Now(v) => Ok(v),
+            Target::Later(_) => Err(Error::Unsupported {
+                path: self.path(),
+                what: format!(
+                    "{name} is an ifunc, whose resolver would run; the library was linked \
+                     without running code (Loader::link)"
+                ),
+            }),
+        }
+    }
+
+    /// The address of a symbol in the AS_NEEDED members of a linker
+    /// script, loading them in turn until one defines it.
     fn address_as_needed(
         &self,
         name: &str,
@@ -512,36 +540,6 @@ impl Library {
     }
 }
 
-/// The value of a found symbol: its address, through its resolver for an
-/// ifunc, or the calling thread's address for a TLS variable.
-fn resolve_value(s: ScopeRef<'_>, sym: &goblin::elf64::sym::Sym) -> Result<usize, Error> {
-    let kind = sym.st_info & 0xf;
-    let addr = s.bias().wrapping_add(sym.st_value as usize);
-    match kind {
-        st::STT_GNU_IFUNC => Ok(call_resolver(addr)),
-        st::STT_TLS => match s {
-            ScopeRef::Host(h) => match h.tls_offset {
-                Some(off) => Ok(
-                    (crate::process::host::thread_pointer() as isize + off) as usize
-                        + sym.st_value as usize,
-                ),
-                None => Ok(crate::process::tls::address(
-                    h.tls_modid,
-                    sym.st_value as usize,
-                )),
-            },
-            ScopeRef::Minld(o) => match &o.tls {
-                Some(m) => Ok(crate::process::tls::address(m.id(), sym.st_value as usize)),
-                None => Err(Error::dynamic(
-                    &o.path,
-                    "a TLS symbol in an object without a PT_TLS segment",
-                )),
-            },
-        },
-        _ => Ok(addr),
-    }
-}
-
 /// Source of [`Inner::id`].
 /// The loader lock, with the fork handlers that keep it sound installed
 /// first (once per process).
@@ -562,21 +560,30 @@ static NEXT_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 mod cache {
     use std::cell::RefCell;
 
+    /// Entries per thread.
     const SLOTS: usize = 64;
+    /// Longer names are not cached.
     const MAX_NAME: usize = 48;
 
+    /// One cached answer.
     #[derive(Clone, Copy)]
     struct Entry {
+        /// The handle's id.
         id: u64,
+        /// The name's length.
         len: u8,
+        /// The name, zero-padded.
         name: [u8; MAX_NAME],
+        /// The address, None for a known miss.
         value: Option<usize>,
     }
 
     thread_local! {
+        /// This thread's entries.
         static CACHE: RefCell<[Option<Entry>; SLOTS]> = const { RefCell::new([None; SLOTS]) };
     }
 
+    /// The entry `name` of handle `id` goes in.
     fn slot(id: u64, name: &[u8]) -> usize {
         // Cheap: the length, the first and last bytes, and the handle.
         let (f, l) = (
@@ -608,6 +615,7 @@ mod cache {
             .flatten()
     }
 
+    /// Caches the answer for `name` in handle `id`.
     pub(super) fn put(id: u64, name: &str, value: Option<usize>) {
         let name = name.as_bytes();
         if name.len() > MAX_NAME {

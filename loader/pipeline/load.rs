@@ -47,6 +47,8 @@ pub(crate) struct Options {
     pub(crate) policy: Option<crate::pipeline::policy::Policy>,
     /// The namespace loaded into (None: the default one).
     pub(crate) namespace: Option<Arc<crate::base::rules::Rules>>,
+    /// Relocation stays on the calling thread (`Loader::single_threaded`).
+    pub(crate) single_threaded: bool,
 }
 
 /// The result of a load: the root and its breadth-first lookup scope
@@ -416,6 +418,7 @@ fn relocate_all(
             lazy: false,
             rules: Some(rules),
             denied: Vec::new(),
+            single_threaded: opts.single_threaded,
         };
         reloc::check_imports(o, &mut cx)?;
         if !cx.denied.is_empty() {
@@ -438,6 +441,7 @@ fn relocate_all(
             lazy: !opts.bind_now && !o.dynamic.bind_now(),
             rules: rules_for(o),
             denied: Vec::new(),
+            single_threaded: opts.single_threaded,
         };
         let (stats, slots) = reloc::relocate(o, &mut cx)?;
         if opts.run_code && opts.defer_init {

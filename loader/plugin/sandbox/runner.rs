@@ -218,8 +218,8 @@ fn link(region: &Region) -> Result<(crate::Prepared, Config, u32), String> {
     seccomp::install(0, Stage::Loading).map_err(|e| format!("seccomp (linking): {e}"))?;
 
     // No clone is needed: relocation stays on this thread.
-    crate::pipeline::reloc::SINGLE_THREADED.store(true, Ordering::Relaxed);
     let prepared = crate::Loader::new()
+        .single_threaded(true)
         .bind_now(true)
         .prepare(&cfg.path)
         .map_err(|e| e.to_string())?;
