@@ -2,6 +2,7 @@
 
 use super::*;
 
+/// A symbol with the given binding, type, visibility and section.
 fn sym(bind: u8, kind: u8, other: u8, shndx: u16) -> Sym {
     Sym {
         st_name: 0,
@@ -54,6 +55,7 @@ fn the_first_unique_definition_wins() {
     assert_eq!(t.resolve(b"u", 0x40), 0x10);
 }
 
+/// A stand-in ifunc resolver.
 extern "C" fn chosen() -> usize {
     0x1234
 }
