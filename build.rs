@@ -462,6 +462,44 @@ const ARTIFACTS: &[Artifact] = &[
         deps: &["libbad_init_dep.so"],
         ..LIB
     },
+    // One symbol resolution (tests/resolution.rs): a unique, a versioned,
+    // a protected and an interposed symbol, each referenced by a GLOB_DAT
+    // and by a lazily bound PLT call.
+    Artifact {
+        name: "libres_unique_a.so",
+        sources: &["res_unique.c"],
+        dir: Dir::Sub("resolution"),
+        ..LIB
+    },
+    Artifact {
+        name: "libres_unique_b.so",
+        sources: &["res_unique.c"],
+        dir: Dir::Sub("resolution"),
+        ..LIB
+    },
+    Artifact {
+        name: "libres_unique_user.so",
+        sources: &["res_unique_user.c"],
+        dir: Dir::Sub("resolution"),
+        flags: &[RUNPATH_ORIGIN, "-Wl,-z,lazy"],
+        deps: &["libres_unique_b.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libres_def.so",
+        sources: &["res_def.c"],
+        dir: Dir::Sub("resolution"),
+        version_script: Some("res_def.map"),
+        ..LIB
+    },
+    Artifact {
+        name: "libres_user.so",
+        sources: &["res_user.c"],
+        dir: Dir::Sub("resolution"),
+        flags: &[RUNPATH_ORIGIN, "-Wl,-z,lazy"],
+        deps: &["libres_def.so"],
+        ..LIB
+    },
     // Symbol versioning: VERDEF in libversioned, VERNEED in libversioned_user.
     Artifact {
         name: "libversioned.so",

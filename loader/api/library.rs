@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use goblin::elf::sym as st;
 
 use crate::base::error::Error;
-use crate::elf::symbols::{elf_hash, NameHash, Version, Want};
+use crate::elf::symbols::{elf_hash, Version, Want};
 use crate::model::image::Segment;
-use crate::model::object::{Dep, ScopeRef};
+use crate::model::object::Dep;
 use crate::pipeline::load;
 use crate::pipeline::options::Options;
-use crate::pipeline::reloc::call_resolver;
+use crate::pipeline::reloc::resolve::{Def, Reference, Resolver, Scope, Target, UniqueTable};
 
 /// A library loaded by minld: a counted handle (Clone shares it); dropping
 /// the last handle runs its fini functions and unmaps it, with every
@@ -194,6 +194,11 @@ impl Library {
         unsafe { self.lookup(name, Some(&v)) }
     }
 
+    /// [`Library::get`] and [`Library::get_versioned`]: the symbol's address
+    /// (AS_NEEDED members loaded if needed) as a `T`.
+    ///
+    /// # Safety
+    /// As [`Library::get`].
     unsafe fn lookup<T: Copy>(
         &self,
         name: &str,
@@ -240,6 +245,8 @@ impl Library {
         Ok(found)
     }
 
+    /// Whether every AS_NEEDED member has been loaded (only then is a miss
+    /// final, and cached).
     fn no_as_needed_left(&self) -> bool {
         self.inner
             .as_needed
@@ -248,40 +255,57 @@ impl Library {
             .unwrap_or(false)
     }
 
-    /// The lookup itself: the handle's scope in order.
+    /// The lookup itself: the one symbol resolution (`pipeline::reloc::
+    /// resolve`) over the handle's scope, with the namespace's rules and
+    /// unique definitions, as relocation and lazy binding see it.
     fn search(&self, name: &str, version: Option<&Version>) -> Result<Option<usize>, Error> {
-        let want = match version {
-            Some(v) => Want::Version(v),
-            None => Want::Default,
+        let want = version.map_or(Want::Default, Want::Version);
+        let rules = self.inner.opts.namespace.as_deref();
+        let mut resolver = Resolver {
+            scope: Scope::Deps {
+                deps: &self.inner.scope,
+                this: None,
+            },
+            uniques: UniqueTable::Committed(rules.map_or(0, |r| r.id)),
+            rules,
+            in_namespace: rules.is_some(),
+            denied: None,
+            lookups: 0,
         };
-        let hash = NameHash::new(name.as_bytes());
-        for dep in &self.inner.scope {
-            let hit = dep.with(|s| {
-                s.symbols()
-                    .lookup(name.as_bytes(), hash, want)
-                    .map(|(_, sym)| {
-                        // Loader::link promises none of the objects' code
-                        // runs: not even an ifunc resolver of theirs.
-                        let own_ifunc = sym.st_info & 0xf == st::STT_GNU_IFUNC
-                            && matches!(s, ScopeRef::Minld(_));
-                        if own_ifunc && !self.inner.opts.run_code {
-                            return Err(Error::Unsupported {
-                                path: s.path().to_path_buf(),
-                                feature: crate::base::error::Feature::IfuncWithoutCode {
-                                    symbol: name.to_string(),
-                                },
-                            });
-                        }
-                        resolve_value(s, &sym)
-                    })
-            });
-            if let Some(Some(v)) = hit {
-                return v.map(Some);
-            }
+        match resolver.resolve(&Reference::by_name(name.as_bytes(), want)) {
+            Some(def) => self.resolve_value(name, &def).map(Some),
+            None => Ok(None),
         }
-        Ok(None)
     }
 
+    /// The value of a found symbol: its address, through its resolver for
+    /// an ifunc, or the calling thread's address for a TLS variable.
+    fn resolve_value(&self, name: &str, def: &Def) -> Result<usize, Error> {
+        if def.kind == st::STT_TLS {
+            return def.tls_address().ok_or_else(|| {
+                Error::dynamic(
+                    self.path(),
+                    "st_value",
+                    def.value as u64,
+                    crate::base::error::DynamicFault::NoTlsSegment,
+                )
+            });
+        }
+        // Loader::link promises none of the objects' code runs: not even
+        // an ifunc resolver of theirs.
+        match def.target(self.inner.opts.run_code) {
+            Target::Now(v) => Ok(v),
+            Target::Later(_) => Err(Error::Unsupported {
+                path: self.path(),
+                feature: crate::base::error::Feature::IfuncWithoutCode {
+                    symbol: name.to_string(),
+                },
+            }),
+        }
+    }
+
+    /// The address of a symbol in the AS_NEEDED members of a linker
+    /// script, loading them in turn until one defines it.
     fn address_as_needed(
         &self,
         name: &str,
@@ -309,38 +333,6 @@ impl Library {
             }
         }
         Ok(None)
-    }
-}
-
-/// The value of a found symbol: its address, through its resolver for an
-/// ifunc, or the calling thread's address for a TLS variable.
-fn resolve_value(s: ScopeRef<'_>, sym: &goblin::elf64::sym::Sym) -> Result<usize, Error> {
-    let kind = sym.st_info & 0xf;
-    let addr = s.bias().wrapping_add(sym.st_value as usize);
-    match kind {
-        st::STT_GNU_IFUNC => Ok(call_resolver(addr)),
-        st::STT_TLS => match s {
-            ScopeRef::Host(h) => match h.tls_offset {
-                Some(off) => Ok(
-                    (crate::process::host::thread_pointer() as isize + off) as usize
-                        + sym.st_value as usize,
-                ),
-                None => Ok(crate::process::tls::address(
-                    h.tls_modid,
-                    sym.st_value as usize,
-                )),
-            },
-            ScopeRef::Minld(o) => match &o.tls {
-                Some(m) => Ok(crate::process::tls::address(m.id(), sym.st_value as usize)),
-                None => Err(Error::dynamic(
-                    &o.path,
-                    "st_value",
-                    sym.st_value,
-                    crate::base::error::DynamicFault::NoTlsSegment,
-                )),
-            },
-        },
-        _ => Ok(addr),
     }
 }
 

@@ -81,6 +81,13 @@ impl Loader {
         self
     }
 
+    /// Keeps relocation on the calling thread (for the sandbox's runner,
+    /// whose seccomp filter has no clone).
+    pub(crate) fn single_threaded(mut self, on: bool) -> Self {
+        self.opts.single_threaded = on;
+        self
+    }
+
     /// Checks the library and every dependency it brings in against
     /// `policy` (the checks of [`crate::pipeline::policy::check`]) before any of them
     /// is relocated or runs code, each on the very mapping the load uses

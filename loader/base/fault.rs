@@ -514,6 +514,17 @@ pub enum RelocFault {
         /// The table's length.
         count: u64,
     },
+    /// Lazy binding was asked for a PLT entry past the end of DT_JMPREL.
+    #[error("lazy binding of PLT entry {index}, beyond DT_JMPREL ({count} entries)")]
+    BeyondJmprel {
+        /// The entry asked for.
+        index: u64,
+        /// The entries DT_JMPREL has.
+        count: u64,
+    },
+    /// Lazy binding was asked for a relocation that is not a JUMP_SLOT.
+    #[error("lazy binding of a relocation that is not a JUMP_SLOT")]
+    NotJumpSlot,
     /// The symbol's st_name lies outside DT_STRTAB.
     #[error("symbol {index}: name offset {offset:#x} outside DT_STRTAB")]
     SymbolName {

@@ -300,6 +300,7 @@ fn relocate_all(
             lazy: false,
             rules: Some(rules),
             denied: Vec::new(),
+            single_threaded: opts.single_threaded,
         };
         reloc::check_imports(o, &mut cx)?;
         if !cx.denied.is_empty() {
@@ -322,6 +323,7 @@ fn relocate_all(
             lazy: !opts.bind_now && !o.dynamic.bind_now(),
             rules: rules_for(o),
             denied: Vec::new(),
+            single_threaded: opts.single_threaded,
         };
         let (stats, slots) = reloc::relocate(o, &mut cx)?;
         if opts.run_code && opts.defer_init {

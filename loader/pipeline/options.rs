@@ -21,6 +21,8 @@ pub(crate) struct Options {
     pub(crate) policy: Option<crate::pipeline::policy::Policy>,
     /// The namespace loaded into (None: the default one).
     pub(crate) namespace: Option<Arc<crate::base::rules::Rules>>,
+    /// Relocation stays on the calling thread (`Loader::single_threaded`).
+    pub(crate) single_threaded: bool,
 }
 
 impl Options {
@@ -44,6 +46,7 @@ impl Options {
             defer_init: false,
             policy: None,
             namespace: None,
+            single_threaded: false,
         }
     }
 }

@@ -169,14 +169,8 @@ fn check_with(sys: &Sys, name: &str, policy: &Policy, extra: &[PathBuf]) -> Resu
     Ok(report)
 }
 
-/// R_X86_64_64: symbol + addend.
-const R_64: u32 = 1;
-/// R_X86_64_GLOB_DAT: a GOT word holding a symbol's address.
-const R_GLOB_DAT: u32 = 6;
-/// R_X86_64_JUMP_SLOT: a PLT GOT word.
-const R_JUMP_SLOT: u32 = 7;
-/// R_X86_64_RELATIVE: load bias + addend.
-const R_RELATIVE: u32 = 8;
+use crate::base::relocs::{self, r::GLOB_DAT as R_GLOB_DAT, r::JUMP_SLOT as R_JUMP_SLOT};
+use crate::base::relocs::{r::R64 as R_64, r::RELATIVE as R_RELATIVE};
 
 /// Calls `f` with each virtual address DT_RELR relocates: an even word is
 /// an address, an odd one a bitmap of the 63 words after the last address.
@@ -228,7 +222,7 @@ fn init_entries(d: &Dynamic, symbols: &Symbols, bias: usize) -> Vec<InitEntry> {
             let word = d.init_array.get(i).unwrap_or(0) as u64;
             match rela[i] {
                 Some(r) => {
-                    let (t, symi) = ((r.r_info & 0xffff_ffff) as u32, (r.r_info >> 32) as usize);
+                    let (symi, t) = relocs::split_info(r.r_info);
                     match (t, name(symi).filter(|_| symi != 0)) {
                         (R_RELATIVE, _) => InitEntry::Function(r.r_addend as u64),
                         (R_64 | R_GLOB_DAT, Some(name)) => InitEntry::Symbol {
@@ -268,7 +262,7 @@ fn got_outside_relro(relro: &ProgramHeader, d: &Dynamic, bias: usize) -> Option<
     };
     for table in [&d.rela, &d.jmprel] {
         for r in table.iter() {
-            match (r.r_info & 0xffff_ffff) as u32 {
+            match relocs::split_info(r.r_info).1 {
                 R_GLOB_DAT => note("GLOB_DAT", r.r_offset),
                 R_JUMP_SLOT if now => note("JUMP_SLOT", r.r_offset),
                 _ => {}
@@ -454,7 +448,7 @@ fn check_image(
         .rela
         .iter()
         .chain(d.jmprel.iter())
-        .filter(|r| r.r_info & 0xffff_ffff == 37)
+        .filter(|r| relocs::class(relocs::split_info(r.r_info).1) == Some(relocs::Class::IRelative))
         .count();
     let init_array = init_entries(d, symbols, bias);
     report.code_at_load.push(CodeAtLoad {

@@ -186,15 +186,6 @@ impl Dep {
         }
     }
 
-    /// The object of minld's it is, if it is one and still alive.
-    pub(crate) fn upgrade(&self) -> Option<Arc<Object>> {
-        match self {
-            Dep::Minld(o) => Some(o.clone()),
-            Dep::Back(w) => w.upgrade(),
-            Dep::Host(..) => None,
-        }
-    }
-
     pub(crate) fn path(&self) -> PathBuf {
         self.with(|s| s.path().to_path_buf()).unwrap_or_default()
     }

@@ -233,8 +233,10 @@ fn link(region: &Region) -> Result<(crate::Prepared, Config, u32), RunnerError> 
     })?;
 
     // No clone is needed: relocation stays on this thread.
-    crate::pipeline::reloc::SINGLE_THREADED.store(true, Ordering::Relaxed);
-    let prepared = crate::Loader::new().bind_now(true).prepare(&cfg.path)?;
+    let prepared = crate::Loader::new()
+        .single_threaded(true)
+        .bind_now(true)
+        .prepare(&cfg.path)?;
     Ok((prepared, cfg, abi))
 }
 

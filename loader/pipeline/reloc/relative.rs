@@ -1,0 +1,255 @@
+//! The relocations that add the load bias and name no symbol: DT_RELR, and
+//! the leading run of R_X86_64_RELATIVE in DT_RELA, where most of a big
+//! library's relocations are (libLLVM's 382,145 relocations are nearly all
+//! RELATIVE). A big run is faulted in with one system call and split over
+//! threads.
+
+use goblin::elf64::reloc::Rela;
+
+use super::{Pass, RelocStats, Slot};
+use crate::base::error::Error;
+use crate::base::mem::Table;
+use crate::base::relocs::r;
+
+/// How many relocations at the start of `rela` are plain RELATIVE ones.
+pub(super) fn relative_run(rela: &Table<Rela>) -> usize {
+    rela.iter()
+        .take_while(|r| r.r_info == u64::from(r::RELATIVE))
+        .count()
+}
+
+/// Above this many RELATIVE relocations an object's pages are faulted in
+/// with one system call first, and the relocations are split over threads.
+const BIG_RELATIVE_RUN: usize = 32 * 1024;
+
+/// The cores relocation may use (at most 8), asked once: the answer reads
+/// cgroup files.
+fn parallelism() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .min(8)
+    })
+}
+
+/// Checks and applies entries `from..to` of a run of RELATIVE relocations
+/// (`rela`, load bias `bias`, writable ranges `ranges`); returns the first
+/// whose target is outside them. The range that took the last target is
+/// tried first.
+fn apply_run(
+    rela: &Table<Rela>,
+    bias: usize,
+    ranges: &[(usize, usize)],
+    from: usize,
+    to: usize,
+) -> Option<Rela> {
+    let mut hot = ranges.first().copied().unwrap_or((0, 0));
+    for i in from..to {
+        let r = rela.get(i)?;
+        let p = bias.wrapping_add(r.r_offset as usize);
+        let slot = match Slot::within(hot, p, 8) {
+            Some(s) => s,
+            None => match ranges
+                .iter()
+                .find_map(|&range| Slot::within(range, p, 8).map(|s| (range, s)))
+            {
+                Some((range, s)) => {
+                    hot = range;
+                    s
+                }
+                None => return Some(r),
+            },
+        };
+        // Aligned targets are written with atomic stores: sound even if a
+        // malformed table names the same word in two threads' chunks.
+        slot.write64(bias.wrapping_add(r.r_addend as usize) as u64);
+    }
+    None
+}
+
+impl Pass<'_> {
+    /// DT_RELR: an even word is an address to relocate, an odd word a bitmap
+    /// of the 63 words after the last address.
+    pub(super) fn relr(&mut self, stats: &mut RelocStats) -> Result<(), Error> {
+        let table = self.obj.dynamic.relr;
+        let mut next: u64 = 0;
+        for entry in table.iter() {
+            if entry & 1 == 0 {
+                self.add_bias(entry)?;
+                stats.relative += 1;
+                next = entry + 8;
+            } else {
+                let mut bits = entry >> 1;
+                let mut at = next;
+                while bits != 0 {
+                    if bits & 1 != 0 {
+                        self.add_bias(at)?;
+                        stats.relative += 1;
+                    }
+                    bits >>= 1;
+                    at += 8;
+                }
+                next += 63 * 8;
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the load bias to the word at virtual address `at`.
+    fn add_bias(&self, at: u64) -> Result<(), Error> {
+        let slot = self.target(r::RELATIVE, at, 8)?;
+        slot.write64(slot.read64().wrapping_add(self.bias as u64));
+        Ok(())
+    }
+
+    /// The first `n` entries of `rela`, all RELATIVE: each target checked
+    /// against the object's writable ranges and written. A big run is
+    /// faulted in first (MADV_POPULATE_WRITE over the pages it writes: one
+    /// system call instead of a page fault per page) and split over the
+    /// machine's cores, unless `single_threaded`.
+    pub(super) fn relative(
+        &self,
+        rela: &Table<Rela>,
+        n: usize,
+        single_threaded: bool,
+        stats: &mut RelocStats,
+    ) -> Result<(), Error> {
+        if n == 0 {
+            return Ok(());
+        }
+        let (ranges, bias) = (&self.writable[..], self.bias);
+        let bad = if n < BIG_RELATIVE_RUN {
+            apply_run(rela, bias, ranges, 0, n)
+        } else {
+            // One pass over the run: the span of pages it writes, whether
+            // every target is aligned.
+            let (mut lo, mut hi, mut aligned) = (u64::MAX, 0u64, true);
+            for r in rela.iter().take(n) {
+                lo = lo.min(r.r_offset);
+                hi = hi.max(r.r_offset.saturating_add(8));
+                aligned &= (bias as u64).wrapping_add(r.r_offset) % 8 == 0;
+            }
+            self.populate(lo, hi, n, ranges);
+            // Threads only where they cannot race: aligned targets (atomic
+            // stores) and a table that no relocation can write.
+            let table = (rela.addr(), rela.addr() + n * std::mem::size_of::<Rela>());
+            let table_safe = ranges.iter().all(|&(l, h)| table.1 <= l || table.0 >= h);
+            let threads = if single_threaded || !aligned || !table_safe {
+                1
+            } else {
+                parallelism()
+            };
+            split(n, threads, |from, to| {
+                apply_run(rela, bias, ranges, from, to)
+            })
+        };
+        if let Some(r) = bad {
+            return Err(self.err(
+                r::RELATIVE,
+                r.r_offset,
+                crate::base::error::RelocFault::TargetOutside { size: 8 },
+            ));
+        }
+        stats.relative += n;
+        Ok(())
+    }
+
+    /// Faults in, writable, the pages from `lo` to `hi` (virtual
+    /// addresses: the span `n` RELATIVE relocations write), clipped to the
+    /// writable ranges. A failure (a kernel before 5.14) only loses the
+    /// speed-up.
+    fn populate(&self, lo: u64, hi: u64, n: usize, ranges: &[(usize, usize)]) {
+        let page = crate::os::sys::page_size();
+        let (lo, hi) = (self.obj.image.bias.at(lo), self.obj.image.bias.at(hi));
+        for &(rlo, rhi) in ranges {
+            let start = lo.max(rlo) & !(page - 1);
+            let end = (hi.min(rhi) + page - 1) & !(page - 1);
+            if end > start {
+                let note = || {
+                    format!(
+                        "{}: fault in the {} pages {n} RELATIVE relocations write",
+                        self.obj.image.name(),
+                        (end - start) / page
+                    )
+                };
+                // SAFETY: the range lies in this object's writable segment
+                // (page-rounded ends stay in its mapping); populating changes
+                // no contents.
+                let _ = unsafe { self.obj.image.sys.populate_write(start, end - start, note) };
+            }
+        }
+    }
+}
+
+/// Runs `run` over `0..n` in `threads` chunks, the first on this thread;
+/// a thread that cannot be started (RLIMIT_NPROC, a pids limit, a seccomp
+/// filter) leaves its chunk to this one. Returns the first failure found.
+fn split<R: Send>(
+    n: usize,
+    threads: usize,
+    run: impl Fn(usize, usize) -> Option<R> + Sync,
+) -> Option<R> {
+    let chunk = n.div_ceil(threads.max(1));
+    std::thread::scope(|s| {
+        let mut inline = Vec::new();
+        let mut handles = Vec::new();
+        for t in 1..threads {
+            let (from, to) = (t * chunk, ((t + 1) * chunk).min(n));
+            let run = &run;
+            match std::thread::Builder::new().spawn_scoped(s, move || run(from, to)) {
+                Ok(h) => handles.push(h),
+                Err(_) => inline.push((from, to)),
+            }
+        }
+        let mut bad = run(0, chunk.min(n));
+        for (from, to) in inline {
+            bad = bad.or_else(|| run(from, to));
+        }
+        for h in handles {
+            let r = h.join().unwrap_or(None);
+            bad = bad.or(r);
+        }
+        bad
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_split_covers_every_index_once() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        for (n, threads) in [(1, 1), (10, 3), (100, 8), (7, 8)] {
+            let seen: Vec<AtomicUsize> = (0..n).map(|_| AtomicUsize::new(0)).collect();
+            let bad: Option<()> = split(n, threads, |from, to| {
+                for s in &seen[from.min(n)..to.min(n)] {
+                    s.fetch_add(1, Ordering::Relaxed);
+                }
+                None
+            });
+            assert!(bad.is_none());
+            assert!(
+                seen.iter().all(|s| s.load(Ordering::Relaxed) == 1),
+                "{n}/{threads}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_split_reports_a_failure() {
+        assert_eq!(
+            split(100, 4, |from, _| (from >= 50).then_some(from)),
+            Some(50)
+        );
+    }
+
+    #[test]
+    fn a_slot_must_fit_its_range() {
+        assert!(Slot::within((0x1000, 0x2000), 0x1ff8, 8).is_some());
+        assert!(Slot::within((0x1000, 0x2000), 0x1ffc, 8).is_none());
+        assert!(Slot::within((0x1000, 0x2000), 0xff8, 8).is_none());
+        assert!(Slot::within((0, usize::MAX), usize::MAX - 3, 8).is_none());
+    }
+}
