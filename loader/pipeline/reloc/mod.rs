@@ -323,6 +323,7 @@ impl<'o> Pass<'o> {
     /// Relocation's caller of the one resolution (`resolve`), with a cache
     /// per symbol index: what symbol `symi` of the object binds to. None:
     /// a weak reference nobody defines (its value is 0).
+    #[inline]
     fn resolve(
         &mut self,
         symi: usize,
@@ -338,6 +339,20 @@ impl<'o> Pass<'o> {
         if let Some(&i) = self.cache.get(symi).filter(|&&i| i != 0) {
             return Ok(self.defs[i as usize - 1]);
         }
+        self.resolve_first(symi, t, off, cx, stats)
+    }
+
+    /// [`Pass::resolve`] for a symbol not looked up yet: the walk of the
+    /// scope, its result cached.
+    #[inline(never)]
+    fn resolve_first(
+        &mut self,
+        symi: usize,
+        t: u32,
+        off: u64,
+        cx: &mut Context<'_>,
+        stats: &mut RelocStats,
+    ) -> Result<Option<Def>, Error> {
         let r = resolve::Reference::of(self.obj, symi, |what| self.err(t, off, what))?;
         let mut resolver = resolve::Resolver {
             scope: resolve::Scope::Refs(cx.scope),

@@ -349,15 +349,28 @@ impl Resolver<'_> {
                 let hash = NameHash::new(r.name);
                 self.lookups += 1;
                 let (name, want) = (r.name, r.want);
-                let scope = &self.scope;
                 let (rules, denied) = (self.rules, &mut self.denied);
-                scope.first(|m| {
-                    let (index, sym) = m.symbols().lookup(name, hash, want)?;
+                let mut found = |m: ScopeRef<'_>, index: usize, sym: &Sym| {
                     if let (Some(rules), ScopeRef::Host(_)) = (rules, m) {
                         note_denied(rules, denied.as_deref_mut(), name, m, index);
                     }
-                    Some(found_in(r, m, index, &sym))
-                })?
+                    found_in(r, m, index, sym)
+                };
+                match &self.scope {
+                    // Relocation's walk, the hot one: a plain loop over
+                    // borrowed members, the rest done once for the hit.
+                    Scope::Refs(members) => {
+                        let (m, index, sym) = members.iter().find_map(|&m| {
+                            let (index, sym) = m.symbols().lookup(name, hash, want)?;
+                            Some((m, index, sym))
+                        })?;
+                        found(m, index, &sym)
+                    }
+                    scope => scope.first(|m| {
+                        let (index, sym) = m.symbols().lookup(name, hash, want)?;
+                        Some(found(m, index, &sym))
+                    })?,
+                }
             }
         };
         Some(self.finish(r.name, def, bind, host))
