@@ -3,5 +3,6 @@
 //! (`trace`); `debug` prints `MINLD_DEBUG` diagnostics.
 
 pub(crate) mod debug;
+pub(crate) mod phases;
 pub(crate) mod sys;
 pub(crate) mod trace;

@@ -18,6 +18,7 @@ use crate::model::image::MappedImage;
 use crate::model::object::{live, Dep, Object};
 use crate::model::registry::Registry;
 use crate::os::debug::{self, Category};
+use crate::os::phases::{self, Phase};
 use crate::os::sys::Sys;
 use crate::pipeline::map;
 use crate::pipeline::options::Options;
@@ -240,6 +241,7 @@ fn find(
     name: &str,
     requester: Option<&Requester<'_>>,
 ) -> Result<Found, Error> {
+    let _phase = phases::enter(Phase::Search);
     match &opts.namespace {
         // Only beside the host's libc: never a file the plugin points at.
         Some(_) if GLIBC_FAMILY.contains(&name) => {
@@ -341,7 +343,10 @@ fn object_for(
 ) -> Result<(Arc<Object>, bool), Error> {
     let (trusted, namespace) = (opts.run_code, opts.namespace_id());
     let Opened { fd, path, first } = opened;
-    let headers = validate::read_headers(sys, &fd, &path, &first, opts.policy.is_some())?;
+    let headers = {
+        let _phase = phases::enter(Phase::Validate);
+        validate::read_headers(sys, &fd, &path, &first, opts.policy.is_some())?
+    };
     let key = (headers.stat.dev, headers.stat.ino);
     if let Some(o) = reg
         .by_file
@@ -353,8 +358,11 @@ fn object_for(
         });
         return Ok((o, false));
     }
+    let map_phase = phases::enter(Phase::Map);
     let mut mapped = map::map_and_read_dynamic(sys, &fd, &headers, &path)?;
     drop(fd);
+    drop(map_phase);
+    let _phase = phases::enter(Phase::Tables);
     if mapped.dynamic().flags_1 & DF_1_PIE != 0 {
         return Err(Error::Executable {
             path,

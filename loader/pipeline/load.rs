@@ -17,6 +17,7 @@ use crate::base::error::Error;
 use crate::model::object::{Dep, Object, ScopeRef};
 use crate::model::registry::{Registry, Uniques};
 use crate::os::debug::{self, Category};
+use crate::os::phases::{self, Phase};
 use crate::os::sys::Sys;
 use crate::pipeline::gather::{self, Gathered};
 use crate::pipeline::init;
@@ -35,10 +36,26 @@ pub(crate) struct LoadSet {
 /// Loads `name` and everything it needs and relocates them; none of their
 /// code runs (see [`finish`]).
 pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending, Error> {
-    let started = Instant::now();
+    phases::start();
+    let linked = link_stages(opts, reg, name);
+    match &linked {
+        Err(_) => phases::discard(),
+        // The rest is measured when the prepared load runs.
+        Ok(_) if opts.run_code && opts.defer_init => phases::pause(),
+        Ok(_) => {}
+    }
+    linked
+}
+
+/// [`link`], stage by stage.
+fn link_stages(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending, Error> {
     let sys = Sys { trace: opts.trace };
-    reg.host.refresh();
+    {
+        let _phase = phases::enter(Phase::Host);
+        reg.host.refresh();
+    }
     if let Some(glibc) = gather::host_glibc(reg, name)? {
+        phases::discard();
         return Ok(Pending::done(LoadSet {
             scope: vec![glibc],
             as_needed: Vec::new(),
@@ -82,6 +99,7 @@ pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pen
         // out of the registry (a later open maps its own copy), their
         // unique symbols are not the process's, and neither the unwinder
         // nor the debugger hears of them (their tables are not trusted).
+        phases::report(name, new.len());
         return Ok(Pending::done(set));
     }
     let uniques = uniques
@@ -96,7 +114,6 @@ pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pen
         uniques,
         namespace: ns,
         name: name.to_string(),
-        started,
     })
 }
 
@@ -182,7 +199,6 @@ pub(crate) struct Pending {
     uniques: Uniques,
     namespace: u64,
     name: String,
-    started: Instant,
 }
 
 impl Pending {
@@ -195,7 +211,6 @@ impl Pending {
             uniques: Uniques::default(),
             namespace: 0,
             name: String::new(),
-            started: Instant::now(),
         }
     }
 
@@ -215,8 +230,22 @@ pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<Loa
 /// registers the objects and runs their init functions, dependencies
 /// first.
 pub(crate) fn finish(reg: &mut Registry, p: Pending) -> Result<LoadSet, Error> {
+    phases::resume();
+    let finished = finish_stages(reg, p);
+    if finished.is_err() {
+        phases::discard();
+    }
+    finished
+}
+
+/// [`finish`], stage by stage.
+fn finish_stages(reg: &mut Registry, p: Pending) -> Result<LoadSet, Error> {
     for (o, slots) in &p.deferred {
-        reloc::apply_deferred(o, slots, true)?;
+        {
+            let _phase = phases::enter(Phase::Init);
+            reloc::apply_deferred(o, slots, true)?;
+        }
+        let _phase = phases::enter(Phase::Relocate);
         o.image.protect_relro()?;
     }
     let ns = p.namespace;
@@ -254,19 +283,17 @@ pub(crate) fn finish(reg: &mut Registry, p: Pending) -> Result<LoadSet, Error> {
             }
         }
     }
-    for (o, fns) in &p.inits {
-        o.initialized.store(true, Ordering::Release);
-        init::run_init(o, fns);
+    {
+        let _phase = phases::enter(Phase::Init);
+        for (o, fns) in &p.inits {
+            o.initialized.store(true, Ordering::Release);
+            init::run_init(o, fns);
+        }
     }
-    if !p.new.is_empty() {
-        debug::print_if(Category::Statistics, || {
-            format!(
-                "{}: loaded {} new object(s) in {:.1} µs",
-                p.name,
-                p.new.len(),
-                p.started.elapsed().as_secs_f64() * 1e6
-            )
-        });
+    if p.new.is_empty() {
+        phases::discard();
+    } else {
+        phases::report(&p.name, p.new.len());
     }
     Ok(p.set)
 }
@@ -325,11 +352,18 @@ fn relocate_all(
             denied: Vec::new(),
             single_threaded: opts.single_threaded,
         };
-        let (stats, slots) = reloc::relocate(o, &mut cx)?;
+        let (stats, slots) = {
+            let _phase = phases::enter(Phase::Relocate);
+            reloc::relocate(o, &mut cx)?
+        };
         if opts.run_code && opts.defer_init {
             deferred.push((o.clone(), slots));
         } else {
-            reloc::apply_deferred(o, &slots, opts.run_code)?;
+            {
+                let _phase = phases::enter(Phase::Init);
+                reloc::apply_deferred(o, &slots, opts.run_code)?;
+            }
+            let _phase = phases::enter(Phase::Relocate);
             o.image.protect_relro()?;
         }
         debug::print_if(Category::Statistics, || {

@@ -362,7 +362,10 @@ impl<'o> Pass<'o> {
             denied: Some(&mut cx.denied),
             lookups: 0,
         };
-        let found = resolver.resolve(&r);
+        let found = {
+            let _phase = crate::os::phases::enter(crate::os::phases::Phase::Lookup);
+            resolver.resolve(&r)
+        };
         stats.lookups += resolver.lookups;
         let def = match found {
             Some(d) => Some(d),
