@@ -145,10 +145,14 @@ fn path_of(s: &str) -> Vec<String> {
 }
 
 /// The module file a path lands in: its longest prefix that is one.
-fn target(path: &[String], mods: &BTreeMap<Vec<String>, PathBuf>) -> Option<Vec<String>> {
+fn target(
+    path: &[String],
+    mods: &BTreeMap<Vec<String>, PathBuf>,
+    exports: &[(String, Vec<String>)],
+) -> Option<Vec<String>> {
     let mut path = path.to_vec();
     if let Some(first) = path.first() {
-        if let Some((_, real)) = root_exports().into_iter().find(|(n, _)| n == first) {
+        if let Some((_, real)) = exports.iter().find(|(n, _)| n == first).cloned() {
             let mut p = real;
             p.extend(path.drain(1..));
             path = p;
@@ -169,12 +173,13 @@ type Edges = BTreeMap<Vec<String>, BTreeSet<Vec<String>>>;
 fn graph() -> (Modules, Edges) {
     let mut mods = BTreeMap::new();
     modules(&root(), &mut mods);
+    let exports = root_exports();
     let mut edges: Edges = BTreeMap::new();
     for (m, p) in &mods {
         let src = code(&std::fs::read_to_string(p).unwrap());
         let set = edges.entry(m.clone()).or_default();
         for r in references(&src) {
-            if let Some(t) = target(&r, &mods) {
+            if let Some(t) = target(&r, &mods, &exports) {
                 if !t.starts_with(m) && !m.starts_with(&t) {
                     set.insert(t);
                 }

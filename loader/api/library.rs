@@ -214,14 +214,11 @@ impl Library {
         }
         let addr = match self.address(name, version)? {
             Some(a) => a,
-            None => {
-                self.address_as_needed(name, version)?
-                    .ok_or_else(|| Error::UndefinedSymbol {
-                        name: name.to_string(),
-                        version: version.map(|v| v.name.clone()),
-                        needed_by: crate::base::error::Requester::Lookup(self.path()),
-                    })?
-            }
+            None => self.address_as_needed(name, version)?.ok_or_else(|| {
+                let want = version.map_or(Want::Default, Want::Version);
+                Reference::by_name(name.as_bytes(), want)
+                    .error(crate::base::error::Requester::Lookup(self.path()))
+            })?,
         };
         Ok(Symbol {
             // SAFETY: T is pointer-sized (checked above); the caller

@@ -383,6 +383,21 @@ impl Error {
             fault,
         }
     }
+    /// No program header of type `p_type` (the segment `segment`).
+    pub(crate) fn missing_segment(
+        path: impl Into<PathBuf>,
+        segment: SegmentName,
+        p_type: u32,
+    ) -> Self {
+        Error::segments(
+            path,
+            segment,
+            "p_type",
+            u64::from(p_type),
+            SegmentFault::Missing,
+        )
+    }
+
     /// [`Error::BadSegments`].
     pub(crate) fn segments(
         path: impl Into<PathBuf>,

@@ -324,13 +324,10 @@ fn check_loads(path: &Path, phdrs: &[ProgramHeader], file_size: u64) -> Result<(
         prev_end = Some((i, mem_end));
     }
     if prev_end.is_none() {
-        let found = u64::from(ph::PT_LOAD);
-        return Err(Error::segments(
+        return Err(Error::missing_segment(
             path,
             SegmentName::Loads,
-            "p_type",
-            found,
-            SegmentFault::Missing,
+            ph::PT_LOAD,
         ));
     }
     Ok(())
@@ -395,14 +392,10 @@ fn inside_load(phdrs: &[ProgramHeader], p: &ProgramHeader, file_data: bool, flag
 /// PT_DYNAMIC exists and lies inside a PT_LOAD's file data.
 fn check_dynamic_inside(path: &Path, phdrs: &[ProgramHeader]) -> Result<(), Error> {
     let Some(dynamic) = phdrs.iter().find(|p| p.p_type == ph::PT_DYNAMIC) else {
-        let found = u64::from(ph::PT_DYNAMIC);
-        let fault = SegmentFault::Missing;
-        return Err(Error::segments(
+        return Err(Error::missing_segment(
             path,
             SegmentName::Dynamic,
-            "p_type",
-            found,
-            fault,
+            ph::PT_DYNAMIC,
         ));
     };
     // Any PT_LOAD will do, whatever its flags: its file data must hold

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use goblin::elf::program_header as ph;
 
-use crate::base::error::{Error, SegmentFault, SegmentName};
+use crate::base::error::{Error, SegmentName};
 use crate::base::mem::Memory;
 use crate::elf::dynamic::{self, Dynamic, PtrStyle};
 use crate::elf::symbols::{Symbols, VersionNeed};
@@ -123,14 +123,10 @@ pub(crate) fn map_and_read_dynamic(
     // handed out only through the unsafe `into_parts`).
     let mem = unsafe { Memory::new(ranges) };
     let Some(dyn_ph) = image.phdr(ph::PT_DYNAMIC) else {
-        let found = u64::from(ph::PT_DYNAMIC);
-        let fault = SegmentFault::Missing;
-        return Err(Error::segments(
+        return Err(Error::missing_segment(
             path,
             SegmentName::Dynamic,
-            "p_type",
-            found,
-            fault,
+            ph::PT_DYNAMIC,
         ));
     };
     let dynamic = dynamic::parse(
