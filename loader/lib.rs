@@ -32,7 +32,7 @@
 //! | file → checked headers | `validate` |
 //! | headers → mapped image | `map` (system calls in `os::sys`, printed by `os::trace`) |
 //! | root → load set | `gather` (host objects in `process::host`) |
-//! | load set → linked objects | `reloc` |
+//! | load set → linked objects | `reloc` (bindings from a link record: `cache`) |
 //! | linked → running | `load::finish`, `init` |
 //!
 //! The process's own glibc is never mapped a second time: libc.so.6,
@@ -61,6 +61,7 @@ pub use base::error::{
 };
 pub use base::relocs::RelocKind;
 pub use model::image::{LoadBias, Protection, Segment};
+pub use pipeline::cache::format::RecordError;
 pub use pipeline::policy;
 pub use pipeline::policy::Policy;
 pub use plugin::namespace::{Namespace, NamespaceBuilder};

@@ -99,6 +99,34 @@ impl Loader {
         self
     }
 
+    /// Keeps a link cache in `dir` (created, mode 0700, if missing; it must
+    /// belong to the user and be writable by nobody else, and is not used
+    /// otherwise): a load records what it worked out there (the files of its
+    /// scope, and each symbol binding as a dependency and an offset, never
+    /// an address), and a later load of the same library, in any process,
+    /// binds from the record without looking symbols up, once it has
+    /// proven the record describes the same files. Off by default, or on
+    /// when `MINLD_CACHE` names a directory; `MINLD_DEBUG=libs` says what
+    /// the cache did and why. Loads into a namespace, under a policy,
+    /// linked only or prepared do not use it.
+    pub fn cache(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.opts.cache = Some(dir.into());
+        self
+    }
+
+    /// No link cache, even if `MINLD_CACHE` names one.
+    pub fn without_cache(mut self) -> Self {
+        self.opts.cache = None;
+        self
+    }
+
+    /// Checks a link record's structure (header, checksum, every table and
+    /// position) as minld does before using one; for tools, tests and
+    /// fuzzing. It says nothing of whether the record fits a load.
+    pub fn check_link_record(bytes: &[u8]) -> Result<(), crate::RecordError> {
+        crate::pipeline::cache::check(bytes)
+    }
+
     /// Allows objects with text relocations (DT_TEXTREL): their read-only
     /// segments are made writable while relocating. Off by default.
     pub fn allow_text_relocations(mut self, allow: bool) -> Self {

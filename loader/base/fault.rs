@@ -522,6 +522,15 @@ pub enum RelocFault {
         /// The entries DT_JMPREL has.
         count: u64,
     },
+    /// A link record's RELR words name a different number of addresses
+    /// than the RELATIVE run they replace.
+    #[error("link record's RELATIVE run names {found} addresses, recorded as {recorded}")]
+    RecordedRun {
+        /// The run's length in the record.
+        recorded: u64,
+        /// The addresses its RELR words named.
+        found: u64,
+    },
     /// Lazy binding was asked for a relocation that is not a JUMP_SLOT.
     #[error("lazy binding of a relocation that is not a JUMP_SLOT")]
     NotJumpSlot,

@@ -34,13 +34,15 @@ pub(crate) enum Phase {
     Relocate,
     /// Running ifunc resolvers and init functions.
     Init,
+    /// The link cache: finding and proving a record, or writing one.
+    Cache,
     /// Everything else: the DT_NEEDED walk, version checks, ordering,
     /// registering with the debugger and the unwinder.
     Other,
 }
 
 /// The phases in the order they are printed.
-const PHASES: [Phase; 9] = [
+const PHASES: [Phase; 10] = [
     Phase::Host,
     Phase::Search,
     Phase::Validate,
@@ -49,6 +51,7 @@ const PHASES: [Phase; 9] = [
     Phase::Lookup,
     Phase::Relocate,
     Phase::Init,
+    Phase::Cache,
     Phase::Other,
 ];
 
@@ -64,6 +67,7 @@ impl Phase {
             Phase::Lookup => "symbol lookup",
             Phase::Relocate => "relocation",
             Phase::Init => "ifuncs and init",
+            Phase::Cache => "link cache",
             Phase::Other => "other",
         }
     }
@@ -85,9 +89,9 @@ struct Clock {
     /// made.
     faults_at: u64,
     /// Time per phase, indexed as `PHASES`.
-    time: [Duration; 9],
+    time: [Duration; PHASES.len()],
     /// Page faults per phase.
-    faults: [u64; 9],
+    faults: [u64; PHASES.len()],
 }
 
 thread_local! {
@@ -154,8 +158,8 @@ pub(crate) fn start() {
                 current: Some(Phase::Other),
                 since: Instant::now(),
                 faults_at: thread_faults(),
-                time: [Duration::ZERO; 9],
-                faults: [0; 9],
+                time: [Duration::ZERO; PHASES.len()],
+                faults: [0; PHASES.len()],
             });
         }
     });

@@ -29,6 +29,13 @@ pub(crate) struct Fd {
     sys: Sys,
 }
 
+impl Fd {
+    /// Owns `raw`, closing it through `sys`.
+    pub(super) fn new(raw: RawFd, sys: Sys) -> Fd {
+        Fd { raw, sys }
+    }
+}
+
 impl Drop for Fd {
     fn drop(&mut self) {
         self.sys.close(self.raw);
@@ -42,10 +49,28 @@ pub(crate) struct FileStat {
     pub(crate) ino: u64,
     pub(crate) size: u64,
     pub(crate) mode: u32,
+    /// st_uid.
+    pub(crate) uid: u32,
+    /// st_mtime, seconds and nanoseconds.
+    pub(crate) mtime: (i64, i64),
+}
+
+impl FileStat {
+    /// The fields of a filled `struct stat`.
+    pub(super) fn of(st: &libc::stat) -> FileStat {
+        FileStat {
+            dev: st.st_dev,
+            ino: st.st_ino,
+            size: st.st_size as u64,
+            mode: st.st_mode,
+            uid: st.st_uid,
+            mtime: (st.st_mtime, st.st_mtime_nsec),
+        }
+    }
 }
 
 impl Sys {
-    fn emit(&self, call: String, result: &str, note: impl Note) {
+    pub(super) fn emit(&self, call: String, result: &str, note: impl Note) {
         let note = note.text();
         let mut line = call;
         // strace aligns the result at column 40.
@@ -65,7 +90,7 @@ impl Sys {
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
-    fn result_of(ret: Result<String, Errno>) -> String {
+    pub(super) fn result_of(ret: Result<String, Errno>) -> String {
         match ret {
             Ok(s) => s,
             Err(e) => format!("-1 {} ({})", trace::errno_name(e), e.desc()),
@@ -152,12 +177,7 @@ impl Sys {
         } else {
             // SAFETY: fstatat returned 0, so it filled the buffer.
             let st = unsafe { st.assume_init() };
-            Ok(FileStat {
-                dev: st.st_dev,
-                ino: st.st_ino,
-                size: st.st_size as u64,
-                mode: st.st_mode,
-            })
+            Ok(FileStat::of(&st))
         };
         if self.trace {
             let shown = match ret {

@@ -347,7 +347,7 @@ fn object_for(
         let _phase = phases::enter(Phase::Validate);
         validate::read_headers(sys, &fd, &path, &first, opts.policy.is_some())?
     };
-    let key = (headers.stat.dev, headers.stat.ino);
+    let (key, stat) = ((headers.stat.dev, headers.stat.ino), headers.stat);
     if let Some(o) = reg
         .by_file
         .get(&(namespace, key.0, key.1))
@@ -401,6 +401,7 @@ fn object_for(
         path,
         soname,
         dev_ino: key,
+        stat,
         namespace,
         image: std::mem::ManuallyDrop::new(image),
         dynamic: d,

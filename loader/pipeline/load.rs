@@ -19,6 +19,7 @@ use crate::model::registry::{Registry, Uniques};
 use crate::os::debug::{self, Category};
 use crate::os::phases::{self, Phase};
 use crate::os::sys::Sys;
+use crate::pipeline::cache::{Cache, Proven};
 use crate::pipeline::gather::{self, Gathered};
 use crate::pipeline::init;
 use crate::pipeline::options::Options;
@@ -84,7 +85,27 @@ fn link_stages(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending
     // a failed load unmaps its objects, and their addresses must not stay.
     let ns = opts.namespace_id();
     let mut uniques = reg.uniques.get(&ns).cloned().unwrap_or_default();
-    let deferred = relocate_all(opts, &order, &members(&scope), &mut uniques)?;
+    let members = members(&scope);
+    // A load that maps nothing new has nothing to record or bind.
+    let cache = Cache::of(opts).filter(|_| !order.is_empty());
+    let proven = cache.as_ref().and_then(|c| {
+        let _phase = phases::enter(Phase::Cache);
+        c.find(&g.list[0].0, &members, &order, opts.bind_now)
+    });
+    let record = cache.is_some() && proven.is_none();
+    let (deferred, resolved) = relocate_all(
+        opts,
+        &order,
+        &members,
+        &mut uniques,
+        proven.as_ref(),
+        record,
+    )?;
+    if let (Some(c), true) = (&cache, record) {
+        let _phase = phases::enter(Phase::Cache);
+        c.save(&g.list[0].0, &members, &resolved, opts.bind_now);
+    }
+    drop(proven);
     // Every init function is checked before any runs.
     let inits: Vec<(Arc<Object>, Vec<usize>)> = order
         .iter()
@@ -298,16 +319,23 @@ fn finish_stages(reg: &mut Registry, p: Pending) -> Result<LoadSet, Error> {
     Ok(p.set)
 }
 
+/// What each object's pass resolved, for the link cache.
+type ResolvedAll = Vec<(Arc<Object>, reloc::Resolved)>;
+
 /// Relocates every object, dependencies first. Ifunc slots are filled and
 /// RELRO protected object by object, unless the load defers its code
 /// (`Options::defer_init`): then the slots are returned, and RELRO stays
-/// writable until [`finish`] fills them.
+/// writable until [`finish`] fills them. With `proven`, bindings and
+/// RELATIVE runs come from the link record; with `record`, what each pass
+/// resolved is returned for one.
 fn relocate_all(
     opts: &Options,
     order: &[Arc<Object>],
     members: &[ScopeRef<'_>],
     uniques: &mut Uniques,
-) -> Result<Vec<DeferredSlots>, Error> {
+    proven: Option<&Proven>,
+    record: bool,
+) -> Result<(Vec<DeferredSlots>, ResolvedAll), Error> {
     // glibc's own libraries mapped in a namespace (libm without the host's)
     // are glibc: the namespace's import rules are not theirs. Which they
     // are is decided by the file, never by the DT_SONAME it chose.
@@ -337,8 +365,8 @@ fn relocate_all(
             });
         }
     }
-    let mut deferred = Vec::new();
-    for o in order {
+    let (mut deferred, mut resolved_all) = (Vec::new(), Vec::new());
+    for (i, o) in order.iter().enumerate() {
         let started = Instant::now();
         debug::print_if(Category::Reloc, || {
             format!("relocation processing: {}", o.path.display())
@@ -352,10 +380,13 @@ fn relocate_all(
             denied: Vec::new(),
             single_threaded: opts.single_threaded,
         };
-        let (stats, slots) = {
+        let (stats, slots, resolved) = {
             let _phase = phases::enter(Phase::Relocate);
-            reloc::relocate(o, &mut cx)?
+            reloc::relocate(o, &mut cx, proven.map(|p| p.object(i)).as_ref())?
         };
+        if record {
+            resolved_all.push((o.clone(), resolved));
+        }
         if opts.run_code && opts.defer_init {
             deferred.push((o.clone(), slots));
         } else {
@@ -378,5 +409,5 @@ fn relocate_all(
             )
         });
     }
-    Ok(deferred)
+    Ok((deferred, resolved_all))
 }

@@ -3,6 +3,7 @@
 //! drives the rest, `reloc` binds and relocates, `init` runs constructors.
 //! `policy` runs the same first stages read-only to vet a library.
 
+pub(crate) mod cache;
 pub(crate) mod gather;
 pub(crate) mod init;
 pub(crate) mod load;

@@ -23,6 +23,8 @@ pub(crate) struct Options {
     pub(crate) namespace: Option<Arc<crate::base::rules::Rules>>,
     /// Relocation stays on the calling thread (`Loader::single_threaded`).
     pub(crate) single_threaded: bool,
+    /// The link cache's directory (`Loader::cache`, `MINLD_CACHE`).
+    pub(crate) cache: Option<PathBuf>,
 }
 
 impl Options {
@@ -33,7 +35,8 @@ impl Options {
 
     /// The default options (`Loader::new`): bind now, reuse the host's
     /// copies of dependencies, no text relocations, run the objects' code;
-    /// tracing on when `MINLD_TRACE` is set (and not `0`).
+    /// tracing on when `MINLD_TRACE` is set (and not `0`), the link cache
+    /// on when `MINLD_CACHE` names a directory.
     pub(crate) fn new() -> Self {
         let trace = std::env::var_os("MINLD_TRACE").is_some_and(|v| v != "0" && !v.is_empty());
         Options {
@@ -47,6 +50,9 @@ impl Options {
             policy: None,
             namespace: None,
             single_threaded: false,
+            cache: std::env::var_os("MINLD_CACHE")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
         }
     }
 }

@@ -21,6 +21,8 @@ pub(crate) struct Object {
     pub(crate) path: PathBuf,
     pub(crate) soname: String,
     pub(crate) dev_ino: (u64, u64),
+    /// Its file's identity when it was opened (the link cache compares it).
+    pub(crate) stat: crate::os::sys::FileStat,
     /// The namespace it was loaded in (0: the default one).
     pub(crate) namespace: u64,
     pub(crate) image: std::mem::ManuallyDrop<MappedImage>,

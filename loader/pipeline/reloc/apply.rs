@@ -85,6 +85,7 @@ impl Pass<'_> {
             kind: st::STT_NOTYPE,
             tls: Tls::None,
             own: false,
+            origin: super::resolve::Origin::nowhere(),
         });
         let (s, a) = (d.value, rel.addend);
         let p = self.slot(rel)?;

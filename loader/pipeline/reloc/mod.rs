@@ -19,6 +19,7 @@
 mod apply;
 pub(crate) mod interpose;
 pub(crate) mod lazy;
+mod recorded;
 mod relative;
 pub(crate) mod resolve;
 
@@ -28,6 +29,7 @@ use crate::base::error::{Error, RelocFault};
 use crate::base::relocs::{split_info, RelocKind};
 use crate::model::object::{Object, ScopeRef};
 use crate::model::registry::Uniques;
+use crate::pipeline::cache::format::ObjectEntry;
 use resolve::{call_resolver, Def};
 
 /// What relocating one object did, for `MINLD_DEBUG=statistics`.
@@ -80,11 +82,29 @@ pub(crate) fn check_imports(obj: &Object, cx: &mut Context<'_>) -> Result<(), Er
     Ok(())
 }
 
-/// Applies all relocations of `obj`.
+/// What a pass resolved, per symbol index (as `Pass` keeps it): what the
+/// link cache records.
+#[derive(Debug, Default)]
+pub(crate) struct Resolved {
+    /// Per symbol index: 1 + its definition's index in `defs`, 0 if not
+    /// looked up.
+    pub(crate) cache: Vec<u32>,
+    /// The definitions (None: a weak reference nobody defines).
+    pub(crate) defs: Vec<Option<Def>>,
+}
+
+/// What relocating an object left: its statistics, the slots its ifunc
+/// resolvers fill, what it resolved.
+pub(crate) type Relocated = (RelocStats, Vec<Deferred>, Resolved);
+
+/// Applies all relocations of `obj`; with `recorded` (a proven link
+/// record's entry for it), its bindings and DT_RELA's RELATIVE run come
+/// from the record.
 pub(crate) fn relocate(
     obj: &Object,
     cx: &mut Context<'_>,
-) -> Result<(RelocStats, Vec<Deferred>), Error> {
+    recorded: Option<&ObjectEntry<'_>>,
+) -> Result<Relocated, Error> {
     let d = &obj.dynamic;
     if d.textrel() {
         if !cx.allow_textrel {
@@ -98,11 +118,24 @@ pub(crate) fn relocate(
     let writable = crate::model::image::layout::writable_ranges(&obj.image.segments, d.textrel());
     let mut pass = Pass::new(obj, writable);
     pass.relr(&mut stats)?;
-    // The leading run of RELATIVE relocations (DT_RELACOUNT's, and where
-    // most of a big library's relocations are) takes a fast path.
-    let run = relative::relative_run(&d.rela);
-    pass.relative(&d.rela, run, cx.single_threaded, &mut stats)?;
-    for rela in d.rela.iter().skip(run) {
+    let run = match recorded {
+        Some(e) => {
+            pass.prefill(e, cx);
+            pass.recorded_run(e, &mut stats)?;
+            e.run() as usize
+        }
+        None => {
+            // The leading run of RELATIVE relocations (DT_RELACOUNT's, and
+            // where most of a big library's relocations are) takes a fast
+            // path.
+            let run = relative::relative_run(&d.rela);
+            pass.relative(&d.rela, run, cx.single_threaded, &mut stats)?;
+            run
+        }
+    };
+    // The rest, without reading the run's entries again.
+    let rest = d.rela.slice(run, d.rela.len().saturating_sub(run));
+    for rela in rest.iter().flat_map(|t| t.iter()) {
         pass.apply(&rela, cx, &mut stats)?;
     }
     pass.in_jmprel = true;
@@ -112,7 +145,11 @@ pub(crate) fn relocate(
     // IRELATIVE and the ifuncs of minld's objects are left to the caller
     // (`apply_deferred`): their resolvers are the objects' own code.
     stats.irelative = pass.deferred.len();
-    Ok((stats, std::mem::take(&mut pass.deferred)))
+    let resolved = Resolved {
+        cache: std::mem::take(&mut pass.cache),
+        defs: std::mem::take(&mut pass.defs),
+    };
+    Ok((stats, std::mem::take(&mut pass.deferred), resolved))
 }
 
 /// A slot whose value an ifunc resolver of one of minld's objects decides:

@@ -159,7 +159,7 @@ impl Pass<'_> {
     /// addresses: the span `n` RELATIVE relocations write), clipped to the
     /// writable ranges. A failure (a kernel before 5.14) only loses the
     /// speed-up.
-    fn populate(&self, lo: u64, hi: u64, n: usize, ranges: &[(usize, usize)]) {
+    pub(super) fn populate(&self, lo: u64, hi: u64, n: usize, ranges: &[(usize, usize)]) {
         let page = crate::os::sys::page_size();
         let (lo, hi) = (self.obj.image.bias.at(lo), self.obj.image.bias.at(hi));
         for &(rlo, rhi) in ranges {

@@ -52,6 +52,43 @@ pub(crate) struct Def {
     /// (and never after `Loader::link`). The host's resolvers are glibc's
     /// objects' code, which already runs.
     pub(crate) own: bool,
+    /// Where it was found, as the link cache records it.
+    pub(crate) origin: Origin,
+}
+
+/// Where a definition was found, in terms that survive address-space
+/// randomisation: the link cache (`pipeline::cache`) records a binding as
+/// this, and recomputes the address in the next process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Origin {
+    /// The member's position in the scope relocation walked
+    /// ([`Scope::Refs`]), or [`Origin::ITSELF`] or [`Origin::NOWHERE`].
+    pub(crate) member: u32,
+    /// `st_value` of the symbol found.
+    pub(crate) st_value: u64,
+    /// The value is the namespace's first STB_GNU_UNIQUE definition of
+    /// the name, not necessarily the member's.
+    pub(crate) unique: bool,
+    /// The value is minld's replacement of a host function.
+    pub(crate) interposed: bool,
+}
+
+impl Origin {
+    /// Bound to the referencing object itself (the self-binding rule).
+    pub(crate) const ITSELF: u32 = u32::MAX - 1;
+    /// Not found in a scope: a namespace's export, minld's stub, a lookup
+    /// outside relocation.
+    pub(crate) const NOWHERE: u32 = u32::MAX;
+
+    /// No scope member: see [`Origin::NOWHERE`].
+    pub(crate) const fn nowhere() -> Origin {
+        Origin {
+            member: Origin::NOWHERE,
+            st_value: 0,
+            unique: false,
+            interposed: false,
+        }
+    }
 }
 
 /// Where a definer's thread-local storage is.
@@ -98,6 +135,7 @@ impl Def {
                 modid: obj.tls.as_ref().map(tls::Module::id),
             },
             own: true,
+            origin: Origin::nowhere(),
         }
     }
 
@@ -110,6 +148,7 @@ impl Def {
             kind: st::STT_FUNC,
             tls: Tls::None,
             own: false,
+            origin: Origin::nowhere(),
         }
     }
 
@@ -123,6 +162,47 @@ impl Def {
             Target::Later(self.value)
         } else {
             Target::Now(call_resolver(self.value))
+        }
+    }
+
+    /// The definition symbol (`st_value`, `st_size`, type `kind`) of member
+    /// `m`, at position `at` of the scope, gives before the unique and
+    /// interposition rules (relocation's lookups, and the link cache's
+    /// recorded bindings).
+    pub(crate) fn in_member(
+        m: ScopeRef<'_>,
+        at: u32,
+        st_value: u64,
+        st_size: u64,
+        kind: u8,
+    ) -> Def {
+        let value = if kind == st::STT_TLS {
+            st_value as usize
+        } else {
+            m.bias().wrapping_add(st_value as usize)
+        };
+        let tls = match m {
+            ScopeRef::Host(h) => Tls::Host {
+                modid: h.tls_modid,
+                offset: h.tls_offset,
+            },
+            ScopeRef::Minld(o) if kind == st::STT_TLS => Tls::Minld {
+                modid: o.tls.as_ref().map(tls::Module::id),
+            },
+            ScopeRef::Minld(_) => Tls::None,
+        };
+        Def {
+            value,
+            size: st_size,
+            kind,
+            tls,
+            own: matches!(m, ScopeRef::Minld(_)),
+            origin: Origin {
+                member: at,
+                st_value,
+                unique: false,
+                interposed: false,
+            },
         }
     }
 
@@ -343,32 +423,33 @@ impl Resolver<'_> {
         }
         let (def, bind, host) = match r.from {
             Some((obj, symi, sym)) if binds_to_itself(&sym) => {
-                found_in(r, ScopeRef::Minld(obj), symi, &sym)
+                found_in(r, (ScopeRef::Minld(obj), Origin::ITSELF), symi, &sym)
             }
             _ => {
                 let hash = NameHash::new(r.name);
                 self.lookups += 1;
                 let (name, want) = (r.name, r.want);
                 let (rules, denied) = (self.rules, &mut self.denied);
-                let mut found = |m: ScopeRef<'_>, index: usize, sym: &Sym| {
+                let mut found = |m: ScopeRef<'_>, at: u32, index: usize, sym: &Sym| {
                     if let (Some(rules), ScopeRef::Host(_)) = (rules, m) {
                         note_denied(rules, denied.as_deref_mut(), name, m, index);
                     }
-                    found_in(r, m, index, sym)
+                    found_in(r, (m, at), index, sym)
                 };
                 match &self.scope {
                     // Relocation's walk, the hot one: a plain loop over
                     // borrowed members, the rest done once for the hit.
                     Scope::Refs(members) => {
-                        let (m, index, sym) = members.iter().find_map(|&m| {
-                            let (index, sym) = m.symbols().lookup(name, hash, want)?;
-                            Some((m, index, sym))
-                        })?;
-                        found(m, index, &sym)
+                        let (at, m, index, sym) =
+                            members.iter().zip(0u32..).find_map(|(&m, at)| {
+                                let (index, sym) = m.symbols().lookup(name, hash, want)?;
+                                Some((at, m, index, sym))
+                            })?;
+                        found(m, at, index, &sym)
                     }
                     scope => scope.first(|m| {
                         let (index, sym) = m.symbols().lookup(name, hash, want)?;
-                        Some(found(m, index, &sym))
+                        Some(found(m, Origin::NOWHERE, index, &sym))
                     })?,
                 }
             }
@@ -384,52 +465,45 @@ impl Resolver<'_> {
         }
         if bind == st::STB_GNU_UNIQUE {
             def.value = self.uniques.resolve(name, def.value);
+            def.origin.unique = true;
         }
         if host {
-            let confined = self
-                .in_namespace
-                .then(|| interpose::in_namespace(name, def.value))
-                .flatten();
-            if let Some(ours) = confined.or_else(|| interpose::replacement(name, def.value)) {
+            if let Some(ours) = interposed(self.in_namespace, name, def.value) {
                 def.value = ours;
+                def.origin.interposed = true;
             }
         }
         def
     }
 }
 
-/// The definition symbol `index` of member `m` gives, its binding, and
+/// The interposition rule: minld's replacement for the host's definition
+/// of `name` at `value`, if it has one (in a namespace, the confined
+/// replacements first).
+pub(crate) fn interposed(in_namespace: bool, name: &[u8], value: usize) -> Option<usize> {
+    let confined = in_namespace
+        .then(|| interpose::in_namespace(name, value))
+        .flatten();
+    confined.or_else(|| interpose::replacement(name, value))
+}
+
+/// The definition symbol `index` of member `m` (at position `at` of the
+/// scope) gives, its binding, and
 /// whether it is the host's; printed for `MINLD_DEBUG=bindings` when an
 /// object refers to it.
-fn found_in(r: &Reference<'_>, m: ScopeRef<'_>, index: usize, sym: &Sym) -> (Def, u8, bool) {
+fn found_in(
+    r: &Reference<'_>,
+    (m, at): (ScopeRef<'_>, u32),
+    index: usize,
+    sym: &Sym,
+) -> (Def, u8, bool) {
     let kind = sym.st_info & 0xf;
-    let value = if kind == st::STT_TLS {
-        sym.st_value as usize
-    } else {
-        m.bias().wrapping_add(sym.st_value as usize)
-    };
-    let tls = match m {
-        ScopeRef::Host(h) => Tls::Host {
-            modid: h.tls_modid,
-            offset: h.tls_offset,
-        },
-        ScopeRef::Minld(o) if kind == st::STT_TLS => Tls::Minld {
-            modid: o.tls.as_ref().map(tls::Module::id),
-        },
-        ScopeRef::Minld(_) => Tls::None,
-    };
     if let Some((obj, _, _)) = r.from {
         if debug::enabled(Category::Bindings) {
             print_binding(obj, r.name, m, index);
         }
     }
-    let def = Def {
-        value,
-        size: sym.st_size,
-        kind,
-        tls,
-        own: matches!(m, ScopeRef::Minld(_)),
-    };
+    let def = Def::in_member(m, at, sym.st_value, sym.st_size, kind);
     (def, sym.st_info >> 4, matches!(m, ScopeRef::Host(_)))
 }
 

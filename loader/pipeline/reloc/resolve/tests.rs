@@ -69,6 +69,7 @@ fn an_ifunc_of_minlds_runs_only_when_allowed() {
         kind: st::STT_GNU_IFUNC,
         tls: Tls::None,
         own,
+        origin: Origin::nowhere(),
     };
     assert_eq!(ifunc(true).target(false), Target::Later(resolver));
     assert_eq!(ifunc(true).target(true), Target::Now(0x1234));
@@ -109,6 +110,7 @@ fn a_tls_definition_without_a_block_has_no_address() {
         kind: st::STT_TLS,
         tls: Tls::Minld { modid: None },
         own: true,
+        origin: Origin::nowhere(),
     };
     assert_eq!(d.tls_address(), None);
 }

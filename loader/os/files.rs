@@ -1,0 +1,202 @@
+//! The system calls of the link cache (`pipeline::cache`): a directory
+//! opened without following a symbolic link, files opened, created and
+//! renamed relative to it, and `stat` by path. Traced like every other
+//! call minld makes.
+
+use std::ffi::CStr;
+
+use nix::errno::Errno;
+
+use crate::os::sys::{Fd, FileStat, Note, Sys};
+use crate::os::trace;
+
+/// `openat`'s flags as strace prints them.
+fn open_flags(flags: i32) -> String {
+    let mut parts = vec![match flags & libc::O_ACCMODE {
+        libc::O_WRONLY => "O_WRONLY",
+        libc::O_RDWR => "O_RDWR",
+        _ => "O_RDONLY",
+    }];
+    for (bit, name) in [
+        (libc::O_CREAT, "O_CREAT"),
+        (libc::O_EXCL, "O_EXCL"),
+        (libc::O_NOFOLLOW, "O_NOFOLLOW"),
+        (libc::O_DIRECTORY, "O_DIRECTORY"),
+        (libc::O_CLOEXEC, "O_CLOEXEC"),
+    ] {
+        if flags & bit != 0 {
+            parts.push(name);
+        }
+    }
+    parts.join("|")
+}
+
+/// How a directory descriptor is printed: `AT_FDCWD` or its number.
+fn dir_name(dir: Option<&Fd>) -> String {
+    dir.map_or_else(|| "AT_FDCWD".to_string(), |d| d.raw.to_string())
+}
+
+impl Sys {
+    /// `openat(dir, path, flags, mode)`; `dir` None is `AT_FDCWD`.
+    fn open_with(
+        &self,
+        dir: Option<&Fd>,
+        path: &CStr,
+        flags: i32,
+        mode: u32,
+        note: impl Note,
+    ) -> Result<Fd, Errno> {
+        let at = dir.map_or(libc::AT_FDCWD, |d| d.raw);
+        // SAFETY: `path` is NUL-terminated; openat only reads it.
+        let fd = unsafe { libc::openat(at, path.as_ptr(), flags, mode) };
+        let ret = if fd < 0 { Err(Errno::last()) } else { Ok(fd) };
+        if self.trace {
+            let mode = if flags & libc::O_CREAT != 0 {
+                format!(", {mode:#o}")
+            } else {
+                String::new()
+            };
+            let call = format!(
+                "openat({}, {}, {}{mode})",
+                dir_name(dir),
+                trace::quote_path(path.to_bytes()),
+                open_flags(flags)
+            );
+            self.emit(call, &Self::result_of(ret.map(|fd| fd.to_string())), note);
+        }
+        ret.map(|raw| Fd::new(raw, *self))
+    }
+
+    /// A directory, refusing a symbolic link as its last component.
+    pub(crate) fn open_dir(&self, path: &CStr, note: impl Note) -> Result<Fd, Errno> {
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        self.open_with(None, path, flags, 0, note)
+    }
+
+    /// A file in `dir` for reading, refusing a symbolic link.
+    pub(crate) fn open_in(&self, dir: &Fd, name: &CStr, note: impl Note) -> Result<Fd, Errno> {
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        self.open_with(Some(dir), name, flags, 0, note)
+    }
+
+    /// A new file in `dir`, readable and writable by its owner only; fails
+    /// if the name exists.
+    pub(crate) fn create_in(&self, dir: &Fd, name: &CStr, note: impl Note) -> Result<Fd, Errno> {
+        let flags =
+            libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        self.open_with(Some(dir), name, flags, 0o600, note)
+    }
+
+    /// `write(fd, data)` until all of it is written.
+    pub(crate) fn write_all(&self, fd: &Fd, mut data: &[u8], note: impl Note) -> Result<(), Errno> {
+        let note = note.text();
+        while !data.is_empty() {
+            // SAFETY: `data` is valid for reads of `data.len()` bytes.
+            let n = unsafe { libc::write(fd.raw, data.as_ptr().cast(), data.len()) };
+            let ret = if n < 0 {
+                Err(Errno::last())
+            } else {
+                Ok(n as usize)
+            };
+            if self.trace {
+                let call = format!(
+                    "write({}, {}, {})",
+                    fd.raw,
+                    trace::quote_buffer(data),
+                    data.len()
+                );
+                self.emit(call, &Self::result_of(ret.map(|n| n.to_string())), &note);
+            }
+            match ret {
+                Ok(0) => return Err(Errno::EIO),
+                Ok(n) => data = &data[n..],
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// `renameat(dir, from, dir, to)`: replaces `to` atomically.
+    pub(crate) fn rename_in(
+        &self,
+        dir: &Fd,
+        from: &CStr,
+        to: &CStr,
+        note: impl Note,
+    ) -> Result<(), Errno> {
+        // SAFETY: both names are NUL-terminated; renameat only reads them.
+        let r = unsafe { libc::renameat(dir.raw, from.as_ptr(), dir.raw, to.as_ptr()) };
+        let ret = if r < 0 { Err(Errno::last()) } else { Ok(()) };
+        if self.trace {
+            let call = format!(
+                "renameat({}, {}, {}, {})",
+                dir.raw,
+                trace::quote_path(from.to_bytes()),
+                dir.raw,
+                trace::quote_path(to.to_bytes())
+            );
+            self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);
+        }
+        ret
+    }
+
+    /// `unlinkat(dir, name, 0)`.
+    pub(crate) fn unlink_in(&self, dir: &Fd, name: &CStr, note: impl Note) -> Result<(), Errno> {
+        // SAFETY: `name` is NUL-terminated; unlinkat only reads it.
+        let r = unsafe { libc::unlinkat(dir.raw, name.as_ptr(), 0) };
+        let ret = if r < 0 { Err(Errno::last()) } else { Ok(()) };
+        if self.trace {
+            let call = format!(
+                "unlinkat({}, {}, 0)",
+                dir.raw,
+                trace::quote_path(name.to_bytes())
+            );
+            self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);
+        }
+        ret
+    }
+
+    /// `mkdir(path, mode)`.
+    pub(crate) fn mkdir(&self, path: &CStr, mode: u32, note: impl Note) -> Result<(), Errno> {
+        // SAFETY: `path` is NUL-terminated; mkdir only reads it.
+        let r = unsafe { libc::mkdir(path.as_ptr(), mode) };
+        let ret = if r < 0 { Err(Errno::last()) } else { Ok(()) };
+        if self.trace {
+            let call = format!("mkdir({}, {mode:#o})", trace::quote_path(path.to_bytes()));
+            self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);
+        }
+        ret
+    }
+
+    /// `newfstatat(AT_FDCWD, path, &st, 0)`: a file by path, following
+    /// symbolic links (the identity of what a path names).
+    pub(crate) fn stat(&self, path: &CStr, note: impl Note) -> Result<FileStat, Errno> {
+        let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
+        // SAFETY: `path` is NUL-terminated and `st` is a writable stat
+        // buffer of the right size.
+        let r = unsafe { libc::fstatat(libc::AT_FDCWD, path.as_ptr(), st.as_mut_ptr(), 0) };
+        let ret = if r < 0 {
+            Err(Errno::last())
+        } else {
+            // SAFETY: fstatat returned 0, so it filled the buffer.
+            Ok(FileStat::of(&unsafe { st.assume_init() }))
+        };
+        if self.trace {
+            let shown = match ret {
+                Ok(st) => format!(
+                    "{{st_mode={}, st_size={}, ...}}",
+                    trace::mode(st.mode),
+                    st.size
+                ),
+                Err(_) => format!("{:#x}", st.as_ptr() as usize),
+            };
+            let call = format!(
+                "newfstatat(AT_FDCWD, {}, {shown}, 0)",
+                trace::quote_path(path.to_bytes())
+            );
+            self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);
+        }
+        ret
+    }
+}

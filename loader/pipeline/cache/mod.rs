@@ -1,0 +1,293 @@
+//! The link cache (`Loader::cache`, `MINLD_CACHE`): what a load worked
+//! out, kept for the next process that loads the same library.
+//!
+//! After a load that went the normal way, minld records its lookup scope
+//! as file identities (device, inode, size, mtime to the nanosecond; the
+//! host's objects first, as relocation searched them), and for each object
+//! it relocated the symbols its relocations bound, each as (scope
+//! position, `st_value`), never an address, and DT_RELA's leading run of
+//! RELATIVE relocations as RELR words. The next load of the library
+//! searches, opens, validates and maps everything as usual; then, if the
+//! record's scope is the load's scope file for file, and each object's
+//! symbol and relocation counts are the ones recorded, relocation takes
+//! its bindings from the record instead of looking anything up, and the
+//! RELR words instead of DT_RELA's run. Anything else means the normal
+//! way, and `MINLD_DEBUG=libs` says which check failed.
+//!
+//! What stays per process: ifunc resolvers (their answer depends on the
+//! CPU), TLS module ids, the namespace's STB_GNU_UNIQUE table (a recorded
+//! unique binding is looked up in it again), minld's interposed
+//! functions, init and fini.
+//!
+//! The files: `format` is the layout and its parser, `record` writes a
+//! record from a load, `store` is the directory on disk.
+
+pub(crate) mod format;
+mod record;
+mod store;
+
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use format::{Ident, ObjectEntry, Record};
+
+use crate::model::object::{Object, ScopeRef};
+use crate::os::debug::{self, Category};
+use crate::os::sys::{FileStat, Sys};
+use crate::pipeline::options::Options;
+use crate::pipeline::reloc::Resolved;
+use crate::process::host::HostObject;
+
+/// The link cache of one load: its directory.
+pub(crate) struct Cache {
+    /// The directory records are kept in.
+    dir: PathBuf,
+    /// The calls' tracer.
+    sys: Sys,
+}
+
+/// A record proven to describe this load: relocation takes its bindings
+/// and RELR words from it.
+pub(crate) struct Proven {
+    /// The record, mapped.
+    map: store::Mapped,
+}
+
+impl Proven {
+    /// Object `i` of the relocation order.
+    pub(crate) fn object(&self, i: usize) -> ObjectEntry<'_> {
+        Record::already_checked(self.map.bytes()).object(i)
+    }
+}
+
+/// A file's identity as a record holds it.
+fn ident(st: &FileStat) -> Ident {
+    Ident {
+        dev: st.dev,
+        ino: st.ino,
+        size: st.size,
+        mtime: st.mtime,
+    }
+}
+
+/// The identity of the host's object `h`, asked once per process (the
+/// program by /proc/self/exe); None when it has no file to stat.
+fn host_ident(sys: &Sys, h: &HostObject) -> Option<Ident> {
+    static SEEN: Mutex<Vec<(PathBuf, usize, Option<Ident>)>> = Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, _, id)) = seen.iter().find(|(p, b, _)| *p == h.path && *b == h.bias) {
+        return *id;
+    }
+    let path = if h.path.as_os_str().is_empty() {
+        Path::new("/proc/self/exe")
+    } else {
+        h.path.as_path()
+    };
+    let id = store::stat_path(sys, path).map(|st| ident(&st));
+    seen.push((h.path.clone(), h.bias, id));
+    id
+}
+
+/// The identity of scope member `m`.
+fn member_ident(sys: &Sys, m: ScopeRef<'_>) -> Option<Ident> {
+    match m {
+        ScopeRef::Minld(o) => Some(ident(&o.stat)),
+        ScopeRef::Host(h) => host_ident(sys, h),
+    }
+}
+
+impl Cache {
+    /// The cache of a load with these options: None when it is off, or
+    /// when the load is one it cannot prove (a namespace's rules or a
+    /// policy decide bindings a record does not hold; a load that links
+    /// only or defers its code is not the process's).
+    pub(crate) fn of(opts: &Options) -> Option<Cache> {
+        let dir = opts.cache.clone()?;
+        let provable =
+            opts.run_code && !opts.defer_init && opts.namespace.is_none() && opts.policy.is_none();
+        provable.then_some(Cache {
+            dir,
+            sys: Sys { trace: opts.trace },
+        })
+    }
+
+    /// The record's file name for `root`: its file name and a hash of its
+    /// path and of how it is bound.
+    fn name(root: &Object, bound_now: bool) -> Option<CString> {
+        let mut key = root.path.as_os_str().as_encoded_bytes().to_vec();
+        key.push(u8::from(bound_now));
+        let file = root
+            .path
+            .file_name()?
+            .to_string_lossy()
+            .replace(['/', '\0'], "_");
+        CString::new(format!("{file}-{:016x}.minld", format::checksum(&key))).ok()
+    }
+
+    /// Says what happened to the cache for this load (`MINLD_DEBUG=libs`).
+    fn say(&self, what: std::fmt::Arguments<'_>) {
+        debug::print_if(Category::Libs, || format!("link cache: {what}"));
+    }
+
+    /// The record for this load of `root`, if there is one and it is
+    /// proven: the scope (`members`) the same files in the same order, and
+    /// each of `order`'s objects the one recorded.
+    pub(crate) fn find(
+        &self,
+        root: &Object,
+        members: &[ScopeRef<'_>],
+        order: &[Arc<Object>],
+        bound_now: bool,
+    ) -> Option<Proven> {
+        let name = Self::name(root, bound_now)?;
+        let path = self.dir.join(name.to_string_lossy().as_ref());
+        let dir = match store::open_dir(&self.sys, &self.dir) {
+            Ok(d) => d,
+            Err(why) => {
+                log::warn!("{why}; the link cache is not used");
+                self.say(format_args!("{why}; not used"));
+                return None;
+            }
+        };
+        let map = match store::read(&self.sys, &dir, &self.dir, &name) {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                self.say(format_args!("{}: no record yet", path.display()));
+                return None;
+            }
+            Err(why) => {
+                self.say(format_args!("{why}; not used"));
+                return None;
+            }
+        };
+        drop(dir);
+        let checked = Record::parse(map.bytes())
+            .map_err(|e| e.to_string())
+            .and_then(|r| prove(&self.sys, &r, members, order, bound_now));
+        match checked {
+            Ok(()) => {
+                self.say(format_args!(
+                    "{}: proven, bindings taken from it",
+                    path.display()
+                ));
+                Some(Proven { map })
+            }
+            Err(why) => {
+                self.say(format_args!("{}: {why}; the normal way", path.display()));
+                None
+            }
+        }
+    }
+
+    /// Records a load of `root` that went the normal way; a failure only
+    /// means the next load goes the normal way too.
+    pub(crate) fn save(
+        &self,
+        root: &Object,
+        members: &[ScopeRef<'_>],
+        order: &[(Arc<Object>, Resolved)],
+        bound_now: bool,
+    ) {
+        let Some(name) = Self::name(root, bound_now) else {
+            return;
+        };
+        let path = self.dir.join(name.to_string_lossy().as_ref());
+        let idents: Option<Vec<Ident>> = members
+            .iter()
+            .map(|&m| member_ident(&self.sys, m))
+            .collect();
+        let saved = idents
+            .ok_or_else(|| "a scope member has no file to identify it by".to_string())
+            .and_then(|idents| record::build(&self.sys, members, &idents, order, bound_now))
+            .and_then(|bytes| {
+                let dir = store::open_dir(&self.sys, &self.dir)?;
+                store::write(&self.sys, &dir, &self.dir, &name, &bytes).map(|()| bytes.len())
+            });
+        match saved {
+            Ok(n) => self.say(format_args!("{}: recorded ({n} bytes)", path.display())),
+            Err(why) => self.say(format_args!("{}: not recorded: {why}", path.display())),
+        }
+    }
+}
+
+/// The checks that make a record this load's: how it binds, the scope
+/// file for file, and each object's counts.
+fn prove(
+    sys: &Sys,
+    r: &Record<'_>,
+    members: &[ScopeRef<'_>],
+    order: &[Arc<Object>],
+    bound_now: bool,
+) -> Result<(), String> {
+    if (r.flags() & format::BOUND_NOW != 0) != bound_now {
+        return Err("recorded for the other binding mode".into());
+    }
+    if r.members() as usize != members.len() {
+        return Err(format!(
+            "the scope has {} members, the record {}",
+            members.len(),
+            r.members()
+        ));
+    }
+    for (i, &m) in members.iter().enumerate() {
+        let rec = r.member(i);
+        let now = member_ident(sys, m);
+        if now != Some(rec.id) || rec.minld != matches!(m, ScopeRef::Minld(_)) {
+            return Err(format!(
+                "scope member {i} ({}) is not the file recorded: now {now:?}, recorded {:?}",
+                m.path().display(),
+                rec.id
+            ));
+        }
+    }
+    if r.objects() != order.len() {
+        return Err(format!(
+            "{} objects to relocate, the record has {}",
+            order.len(),
+            r.objects()
+        ));
+    }
+    for (i, o) in order.iter().enumerate() {
+        prove_object(&r.object(i), o, members)?;
+    }
+    Ok(())
+}
+
+/// Object `o` is the one recorded at its place in the relocation order.
+fn prove_object(e: &ObjectEntry<'_>, o: &Object, members: &[ScopeRef<'_>]) -> Result<(), String> {
+    let at = members.get(e.member() as usize);
+    if !matches!(at, Some(ScopeRef::Minld(x)) if std::ptr::eq(*x, o)) {
+        return Err(format!(
+            "{} is not at scope position {}",
+            o.path.display(),
+            e.member()
+        ));
+    }
+    let counts = (
+        o.symbols.len() as u64,
+        o.dynamic.rela.len() as u64,
+        o.dynamic.jmprel.len() as u64,
+    );
+    if counts != (e.symbols(), e.rela_len(), e.jmprel_len()) {
+        return Err(format!(
+            "{}: symbols, DT_RELA and DT_JMPREL counts {counts:?}, recorded ({}, {}, {})",
+            o.path.display(),
+            e.symbols(),
+            e.rela_len(),
+            e.jmprel_len()
+        ));
+    }
+    if (0..e.binding_count()).any(|k| e.binding(k).symi as u64 >= counts.0) {
+        return Err(format!(
+            "{}: a binding names a symbol outside its table",
+            o.path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a link record's structure as minld does before using one.
+pub(crate) fn check(bytes: &[u8]) -> Result<(), format::RecordError> {
+    Record::parse(bytes).map(|_| ())
+}

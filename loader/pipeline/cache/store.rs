@@ -1,0 +1,189 @@
+//! The cache directory on disk: checked before anything in it is read or
+//! written (owned by the user, not writable by group or others, no
+//! symbolic links), records mapped read-only to be read in place, written
+//! to a temporary file and renamed over the old one.
+
+use std::ffi::{CStr, CString};
+use std::path::Path;
+
+use crate::os::sys::{Fd, FileStat, Sys};
+
+/// Why the cache was not used, for `MINLD_DEBUG=libs` (and a warning
+/// where the user must act: an unsafe directory).
+pub(crate) type Refused = String;
+
+/// A record mapped read-only; unmapped when dropped.
+pub(crate) struct Mapped {
+    /// Where it is mapped.
+    addr: usize,
+    /// Its length.
+    len: usize,
+    /// Unmaps it.
+    sys: Sys,
+}
+
+impl Mapped {
+    /// The record's bytes.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: `addr..+len` is a private read-only mapping this value
+        // owns until it is dropped. Records are only ever replaced by a
+        // rename, never truncated in place; only another process of the
+        // same user truncating the file by hand could make a read fault.
+        unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        // SAFETY: the mapping is this value's own and the slices of
+        // `bytes` borrowed from it have ended with the borrow of self.
+        let _ = unsafe {
+            self.sys
+                .munmap(self.addr, self.len, "the link record, applied")
+        };
+    }
+}
+
+/// The effective user id.
+fn euid() -> u32 {
+    // SAFETY: geteuid has no memory effects and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// A file or directory the cache may trust: owned by the user, writable
+/// by nobody else.
+fn check_owner(what: &str, path: &Path, st: &FileStat) -> Result<(), Refused> {
+    if st.uid != euid() {
+        return Err(format!(
+            "{what} {} is owned by uid {}, not by this user ({})",
+            path.display(),
+            st.uid,
+            euid()
+        ));
+    }
+    if st.mode & 0o022 != 0 {
+        return Err(format!(
+            "{what} {} has mode {:o}: writable by group or others",
+            path.display(),
+            st.mode & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+/// A path as a C string.
+fn c_path(path: &Path) -> Result<CString, Refused> {
+    CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("{}: path holds a NUL byte", path.display()))
+}
+
+/// The cache directory, opened and checked; created (mode 0700) when it
+/// does not exist.
+pub(crate) fn open_dir(sys: &Sys, dir: &Path) -> Result<Fd, Refused> {
+    let c = c_path(dir)?;
+    let fd = match sys.open_dir(&c, "the link cache's directory") {
+        Err(nix::errno::Errno::ENOENT) => {
+            sys.mkdir(&c, 0o700, "create the link cache's directory")
+                .map_err(|e| format!("link cache {}: mkdir: {e}", dir.display()))?;
+            sys.open_dir(&c, "the link cache's directory")
+        }
+        other => other,
+    }
+    .map_err(|e| {
+        format!(
+            "link cache {}: cannot open the directory (a symbolic link is refused): {e}",
+            dir.display()
+        )
+    })?;
+    let st = sys
+        .fstat(&fd, "owner and mode of the link cache's directory")
+        .map_err(|e| format!("link cache {}: fstat: {e}", dir.display()))?;
+    check_owner("link cache directory", dir, &st)?;
+    Ok(fd)
+}
+
+/// The record `name` in `dir`, mapped; None when there is none.
+pub(crate) fn read(
+    sys: &Sys,
+    dir: &Fd,
+    dir_path: &Path,
+    name: &CStr,
+) -> Result<Option<Mapped>, Refused> {
+    let path = dir_path.join(name.to_string_lossy().as_ref());
+    let fd = match sys.open_in(dir, name, "the link record") {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(e) => return Err(format!("{}: {e}", path.display())),
+    };
+    let st = sys
+        .fstat(&fd, "owner, mode and size of the link record")
+        .map_err(|e| format!("{}: fstat: {e}", path.display()))?;
+    if st.mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(format!("{}: not a regular file", path.display()));
+    }
+    check_owner("link record", &path, &st)?;
+    let len = usize::try_from(st.size).unwrap_or(0);
+    if len == 0 {
+        return Err(format!("{}: empty", path.display()));
+    }
+    // SAFETY: no MAP_FIXED: the kernel picks a free range.
+    let addr = unsafe {
+        sys.mmap(
+            0,
+            len,
+            libc::PROT_READ,
+            libc::MAP_PRIVATE,
+            fd.raw,
+            0,
+            "the link record, read in place",
+        )
+    }
+    .map_err(|e| format!("{}: mmap: {e}", path.display()))?;
+    Ok(Some(Mapped {
+        addr,
+        len,
+        sys: *sys,
+    }))
+}
+
+/// Writes `bytes` as record `name` in `dir`: to a temporary file of this
+/// process, then renamed over the old record, so a reader sees the old
+/// record or the new one, never a part.
+pub(crate) fn write(
+    sys: &Sys,
+    dir: &Fd,
+    dir_path: &Path,
+    name: &CStr,
+    bytes: &[u8],
+) -> Result<(), Refused> {
+    let tmp = CString::new(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ))
+    .map_err(|_| "temporary name".to_string())?;
+    let fail = |what: &str, e: nix::errno::Errno| {
+        format!(
+            "{}: {what}: {e}",
+            dir_path.join(name.to_string_lossy().as_ref()).display()
+        )
+    };
+    let fd = sys
+        .create_in(dir, &tmp, "the new link record")
+        .map_err(|e| fail("create", e))?;
+    let written = sys.write_all(&fd, bytes, "");
+    drop(fd);
+    let renamed =
+        written.and_then(|()| sys.rename_in(dir, &tmp, name, "the new record replaces the old"));
+    if let Err(e) = renamed {
+        let _ = sys.unlink_in(dir, &tmp, "");
+        return Err(fail("write", e));
+    }
+    Ok(())
+}
+
+/// The identity of a file by path (the host's objects), following links.
+pub(crate) fn stat_path(sys: &Sys, path: &Path) -> Option<FileStat> {
+    let c = c_path(path).ok()?;
+    sys.stat(&c, "identity of a host object (link cache)").ok()
+}
