@@ -12,4 +12,10 @@ for t in map link; do
         cp /lib/x86_64-linux-gnu/$real corpus/$t/ 2>/dev/null || true
     done
 done
+# The record target: link records written by loading a few libraries
+# with the cache on.
+mkdir -p corpus/record
+for real in libz.so.1 libsqlite3.so.0 libxml2.so.2; do
+    MINLD_CACHE="$PWD/corpus/record" cargo run -q --manifest-path ../Cargo.toml --example dlopen "$real" >/dev/null 2>&1 || true
+done
 ls corpus/link | wc -l
