@@ -1,6 +1,6 @@
-//! The system calls of the link cache (`pipeline::cache`): a directory
-//! opened without following a symbolic link, files opened, created and
-//! renamed relative to it, and `stat` by path. Traced like every other
+//! The system calls of the link cache (`pipeline::cache`): files opened
+//! and created without following a symbolic link, written, renamed,
+//! removed, and `stat` by path. Traced like every other
 //! call minld makes.
 
 use std::ffi::CStr;
@@ -21,7 +21,6 @@ fn open_flags(flags: i32) -> String {
         (libc::O_CREAT, "O_CREAT"),
         (libc::O_EXCL, "O_EXCL"),
         (libc::O_NOFOLLOW, "O_NOFOLLOW"),
-        (libc::O_DIRECTORY, "O_DIRECTORY"),
         (libc::O_CLOEXEC, "O_CLOEXEC"),
     ] {
         if flags & bit != 0 {
@@ -31,24 +30,11 @@ fn open_flags(flags: i32) -> String {
     parts.join("|")
 }
 
-/// How a directory descriptor is printed: `AT_FDCWD` or its number.
-fn dir_name(dir: Option<&Fd>) -> String {
-    dir.map_or_else(|| "AT_FDCWD".to_string(), |d| d.raw.to_string())
-}
-
 impl Sys {
-    /// `openat(dir, path, flags, mode)`; `dir` None is `AT_FDCWD`.
-    fn open_with(
-        &self,
-        dir: Option<&Fd>,
-        path: &CStr,
-        flags: i32,
-        mode: u32,
-        note: impl Note,
-    ) -> Result<Fd, Errno> {
-        let at = dir.map_or(libc::AT_FDCWD, |d| d.raw);
+    /// `openat(AT_FDCWD, path, flags, mode)`.
+    fn open_with(&self, path: &CStr, flags: i32, mode: u32, note: impl Note) -> Result<Fd, Errno> {
         // SAFETY: `path` is NUL-terminated; openat only reads it.
-        let fd = unsafe { libc::openat(at, path.as_ptr(), flags, mode) };
+        let fd = unsafe { libc::openat(libc::AT_FDCWD, path.as_ptr(), flags, mode) };
         let ret = if fd < 0 { Err(Errno::last()) } else { Ok(fd) };
         if self.trace {
             let mode = if flags & libc::O_CREAT != 0 {
@@ -57,8 +43,7 @@ impl Sys {
                 String::new()
             };
             let call = format!(
-                "openat({}, {}, {}{mode})",
-                dir_name(dir),
+                "openat(AT_FDCWD, {}, {}{mode})",
                 trace::quote_path(path.to_bytes()),
                 open_flags(flags)
             );
@@ -67,24 +52,18 @@ impl Sys {
         ret.map(|raw| Fd::new(raw, *self))
     }
 
-    /// A directory, refusing a symbolic link as its last component.
-    pub(crate) fn open_dir(&self, path: &CStr, note: impl Note) -> Result<Fd, Errno> {
-        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        self.open_with(None, path, flags, 0, note)
-    }
-
-    /// A file in `dir` for reading, refusing a symbolic link.
-    pub(crate) fn open_in(&self, dir: &Fd, name: &CStr, note: impl Note) -> Result<Fd, Errno> {
+    /// A file for reading, refusing a symbolic link as its last component.
+    pub(crate) fn open_nofollow(&self, path: &CStr, note: impl Note) -> Result<Fd, Errno> {
         let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        self.open_with(Some(dir), name, flags, 0, note)
+        self.open_with(path, flags, 0, note)
     }
 
-    /// A new file in `dir`, readable and writable by its owner only; fails
-    /// if the name exists.
-    pub(crate) fn create_in(&self, dir: &Fd, name: &CStr, note: impl Note) -> Result<Fd, Errno> {
+    /// A new file, readable and writable by its owner only; fails if the
+    /// name exists (a symbolic link included).
+    pub(crate) fn create(&self, path: &CStr, note: impl Note) -> Result<Fd, Errno> {
         let flags =
             libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-        self.open_with(Some(dir), name, flags, 0o600, note)
+        self.open_with(path, flags, 0o600, note)
     }
 
     /// `write(fd, data)` until all of it is written.
@@ -117,23 +96,15 @@ impl Sys {
         Ok(())
     }
 
-    /// `renameat(dir, from, dir, to)`: replaces `to` atomically.
-    pub(crate) fn rename_in(
-        &self,
-        dir: &Fd,
-        from: &CStr,
-        to: &CStr,
-        note: impl Note,
-    ) -> Result<(), Errno> {
-        // SAFETY: both names are NUL-terminated; renameat only reads them.
-        let r = unsafe { libc::renameat(dir.raw, from.as_ptr(), dir.raw, to.as_ptr()) };
+    /// `rename(from, to)`: replaces `to` atomically.
+    pub(crate) fn rename(&self, from: &CStr, to: &CStr, note: impl Note) -> Result<(), Errno> {
+        // SAFETY: both names are NUL-terminated; rename only reads them.
+        let r = unsafe { libc::rename(from.as_ptr(), to.as_ptr()) };
         let ret = if r < 0 { Err(Errno::last()) } else { Ok(()) };
         if self.trace {
             let call = format!(
-                "renameat({}, {}, {}, {})",
-                dir.raw,
+                "rename({}, {})",
                 trace::quote_path(from.to_bytes()),
-                dir.raw,
                 trace::quote_path(to.to_bytes())
             );
             self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);
@@ -141,17 +112,13 @@ impl Sys {
         ret
     }
 
-    /// `unlinkat(dir, name, 0)`.
-    pub(crate) fn unlink_in(&self, dir: &Fd, name: &CStr, note: impl Note) -> Result<(), Errno> {
-        // SAFETY: `name` is NUL-terminated; unlinkat only reads it.
-        let r = unsafe { libc::unlinkat(dir.raw, name.as_ptr(), 0) };
+    /// `unlink(path)`.
+    pub(crate) fn unlink(&self, path: &CStr, note: impl Note) -> Result<(), Errno> {
+        // SAFETY: `path` is NUL-terminated; unlink only reads it.
+        let r = unsafe { libc::unlink(path.as_ptr()) };
         let ret = if r < 0 { Err(Errno::last()) } else { Ok(()) };
         if self.trace {
-            let call = format!(
-                "unlinkat({}, {}, 0)",
-                dir.raw,
-                trace::quote_path(name.to_bytes())
-            );
+            let call = format!("unlink({})", trace::quote_path(path.to_bytes()));
             self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);
         }
         ret
@@ -172,10 +139,21 @@ impl Sys {
     /// `newfstatat(AT_FDCWD, path, &st, 0)`: a file by path, following
     /// symbolic links (the identity of what a path names).
     pub(crate) fn stat(&self, path: &CStr, note: impl Note) -> Result<FileStat, Errno> {
+        self.stat_at(path, 0, note)
+    }
+
+    /// `newfstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW)`: a symbolic
+    /// link is described, not followed.
+    pub(crate) fn lstat(&self, path: &CStr, note: impl Note) -> Result<FileStat, Errno> {
+        self.stat_at(path, libc::AT_SYMLINK_NOFOLLOW, note)
+    }
+
+    /// `newfstatat(AT_FDCWD, path, &st, flags)`.
+    fn stat_at(&self, path: &CStr, flags: i32, note: impl Note) -> Result<FileStat, Errno> {
         let mut st = std::mem::MaybeUninit::<libc::stat>::zeroed();
         // SAFETY: `path` is NUL-terminated and `st` is a writable stat
         // buffer of the right size.
-        let r = unsafe { libc::fstatat(libc::AT_FDCWD, path.as_ptr(), st.as_mut_ptr(), 0) };
+        let r = unsafe { libc::fstatat(libc::AT_FDCWD, path.as_ptr(), st.as_mut_ptr(), flags) };
         let ret = if r < 0 {
             Err(Errno::last())
         } else {
@@ -191,8 +169,13 @@ impl Sys {
                 ),
                 Err(_) => format!("{:#x}", st.as_ptr() as usize),
             };
+            let flags = if flags == 0 {
+                "0"
+            } else {
+                "AT_SYMLINK_NOFOLLOW"
+            };
             let call = format!(
-                "newfstatat(AT_FDCWD, {}, {shown}, 0)",
+                "newfstatat(AT_FDCWD, {}, {shown}, {flags})",
                 trace::quote_path(path.to_bytes())
             );
             self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);

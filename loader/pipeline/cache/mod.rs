@@ -142,15 +142,12 @@ impl Cache {
     ) -> Option<Proven> {
         let name = Self::name(root, bound_now)?;
         let path = self.dir.join(name.to_string_lossy().as_ref());
-        let dir = match store::open_dir(&self.sys, &self.dir) {
-            Ok(d) => d,
-            Err(why) => {
-                log::warn!("{why}; the link cache is not used");
-                self.say(format_args!("{why}; not used"));
-                return None;
-            }
-        };
-        let map = match store::read(&self.sys, &dir, &self.dir, &name) {
+        if let Err(why) = store::check_dir(&self.sys, &self.dir) {
+            log::warn!("{why}; the link cache is not used");
+            self.say(format_args!("{why}; not used"));
+            return None;
+        }
+        let map = match store::read(&self.sys, &path) {
             Ok(Some(m)) => m,
             Ok(None) => {
                 self.say(format_args!("{}: no record yet", path.display()));
@@ -161,7 +158,6 @@ impl Cache {
                 return None;
             }
         };
-        drop(dir);
         let checked = Record::parse(map.bytes())
             .map_err(|e| e.to_string())
             .and_then(|r| prove(&self.sys, &r, members, order, bound_now));
@@ -201,8 +197,8 @@ impl Cache {
             .ok_or_else(|| "a scope member has no file to identify it by".to_string())
             .and_then(|idents| record::build(&self.sys, members, &idents, order, bound_now))
             .and_then(|bytes| {
-                let dir = store::open_dir(&self.sys, &self.dir)?;
-                store::write(&self.sys, &dir, &self.dir, &name, &bytes).map(|()| bytes.len())
+                store::check_dir(&self.sys, &self.dir)?;
+                store::write(&self.sys, &path, &bytes).map(|()| bytes.len())
             });
         match saved {
             Ok(n) => self.say(format_args!("{}: recorded ({n} bytes)", path.display())),

@@ -1,12 +1,14 @@
 //! The cache directory on disk: checked before anything in it is read or
-//! written (owned by the user, not writable by group or others, no
-//! symbolic links), records mapped read-only to be read in place, written
-//! to a temporary file and renamed over the old one.
+//! written (owned by the user, not writable by group or others, not a
+//! symbolic link; once per process), records opened without following a
+//! symbolic link and mapped read-only to be read in place, and written to
+//! a temporary file renamed over the old one.
 
-use std::ffi::{CStr, CString};
-use std::path::Path;
+use std::ffi::CString;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use crate::os::sys::{Fd, FileStat, Sys};
+use crate::os::sys::{FileStat, Sys};
 
 /// Why the cache was not used, for `MINLD_DEBUG=libs` (and a warning
 /// where the user must act: an unsafe directory).
@@ -77,43 +79,50 @@ fn c_path(path: &Path) -> Result<CString, Refused> {
         .map_err(|_| format!("{}: path holds a NUL byte", path.display()))
 }
 
-/// The cache directory, opened and checked; created (mode 0700) when it
-/// does not exist.
-pub(crate) fn open_dir(sys: &Sys, dir: &Path) -> Result<Fd, Refused> {
+/// Checks the cache directory once per process: a directory (not a
+/// symbolic link to one) that the user owns and nobody else may write;
+/// created, mode 0700, when it does not exist.
+pub(crate) fn check_dir(sys: &Sys, dir: &Path) -> Result<(), Refused> {
+    static CHECKED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let mut checked = CHECKED.lock().unwrap_or_else(|e| e.into_inner());
+    if checked.iter().any(|d| d == dir) {
+        return Ok(());
+    }
     let c = c_path(dir)?;
-    let fd = match sys.open_dir(&c, "the link cache's directory") {
+    let note = "owner and mode of the link cache's directory";
+    let st = match sys.lstat(&c, note) {
         Err(nix::errno::Errno::ENOENT) => {
             sys.mkdir(&c, 0o700, "create the link cache's directory")
                 .map_err(|e| format!("link cache {}: mkdir: {e}", dir.display()))?;
-            sys.open_dir(&c, "the link cache's directory")
+            sys.lstat(&c, note)
         }
         other => other,
     }
-    .map_err(|e| {
-        format!(
-            "link cache {}: cannot open the directory (a symbolic link is refused): {e}",
+    .map_err(|e| format!("link cache {}: {e}", dir.display()))?;
+    if st.mode & libc::S_IFMT != libc::S_IFDIR {
+        return Err(format!(
+            "link cache {} is not a directory (a symbolic link is not followed)",
             dir.display()
-        )
-    })?;
-    let st = sys
-        .fstat(&fd, "owner and mode of the link cache's directory")
-        .map_err(|e| format!("link cache {}: fstat: {e}", dir.display()))?;
+        ));
+    }
     check_owner("link cache directory", dir, &st)?;
-    Ok(fd)
+    checked.push(dir.to_path_buf());
+    Ok(())
 }
 
-/// The record `name` in `dir`, mapped; None when there is none.
-pub(crate) fn read(
-    sys: &Sys,
-    dir: &Fd,
-    dir_path: &Path,
-    name: &CStr,
-) -> Result<Option<Mapped>, Refused> {
-    let path = dir_path.join(name.to_string_lossy().as_ref());
-    let fd = match sys.open_in(dir, name, "the link record") {
+/// The record at `path`, mapped; None when there is none.
+pub(crate) fn read(sys: &Sys, path: &Path) -> Result<Option<Mapped>, Refused> {
+    let c = c_path(path)?;
+    let fd = match sys.open_nofollow(&c, "the link record") {
         Ok(fd) => fd,
         Err(nix::errno::Errno::ENOENT) => return Ok(None),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(e) => {
+            return Err(format!(
+                "{}: {}",
+                path.display(),
+                crate::os::trace::errno_name(e)
+            ))
+        }
     };
     let st = sys
         .fstat(&fd, "owner, mode and size of the link record")
@@ -121,7 +130,7 @@ pub(crate) fn read(
     if st.mode & libc::S_IFMT != libc::S_IFREG {
         return Err(format!("{}: not a regular file", path.display()));
     }
-    check_owner("link record", &path, &st)?;
+    check_owner("link record", path, &st)?;
     let len = usize::try_from(st.size).unwrap_or(0);
     if len == 0 {
         return Err(format!("{}: empty", path.display()));
@@ -146,37 +155,22 @@ pub(crate) fn read(
     }))
 }
 
-/// Writes `bytes` as record `name` in `dir`: to a temporary file of this
-/// process, then renamed over the old record, so a reader sees the old
-/// record or the new one, never a part.
-pub(crate) fn write(
-    sys: &Sys,
-    dir: &Fd,
-    dir_path: &Path,
-    name: &CStr,
-    bytes: &[u8],
-) -> Result<(), Refused> {
-    let tmp = CString::new(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ))
-    .map_err(|_| "temporary name".to_string())?;
-    let fail = |what: &str, e: nix::errno::Errno| {
-        format!(
-            "{}: {what}: {e}",
-            dir_path.join(name.to_string_lossy().as_ref()).display()
-        )
-    };
+/// Writes `bytes` as the record at `path`: to a temporary file of this
+/// process beside it, then renamed over the old record, so a reader sees
+/// the old record or the new one, never a part of either.
+pub(crate) fn write(sys: &Sys, path: &Path, bytes: &[u8]) -> Result<(), Refused> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    let (tmp, to) = (c_path(Path::new(&tmp))?, c_path(path)?);
+    let fail = |what: &str, e: nix::errno::Errno| format!("{}: {what}: {e}", path.display());
     let fd = sys
-        .create_in(dir, &tmp, "the new link record")
+        .create(&tmp, "the new link record")
         .map_err(|e| fail("create", e))?;
     let written = sys.write_all(&fd, bytes, "");
     drop(fd);
-    let renamed =
-        written.and_then(|()| sys.rename_in(dir, &tmp, name, "the new record replaces the old"));
+    let renamed = written.and_then(|()| sys.rename(&tmp, &to, "the new record replaces the old"));
     if let Err(e) = renamed {
-        let _ = sys.unlink_in(dir, &tmp, "");
+        let _ = sys.unlink(&tmp, "");
         return Err(fail("write", e));
     }
     Ok(())

@@ -136,11 +136,16 @@ pub(crate) fn relocate(
     // The rest, without reading the run's entries again.
     let rest = d.rela.slice(run, d.rela.len().saturating_sub(run));
     for rela in rest.iter().flat_map(|t| t.iter()) {
-        pass.apply(&rela, cx, &mut stats)?;
+        if !pass.bound_word(&rela, &mut stats) {
+            pass.apply(&rela, cx, &mut stats)?;
+        }
     }
     pass.in_jmprel = true;
     for rela in d.jmprel.iter() {
-        pass.apply(&rela, cx, &mut stats)?;
+        // A lazily bound JUMP_SLOT is the switch's.
+        if cx.lazy || !pass.bound_word(&rela, &mut stats) {
+            pass.apply(&rela, cx, &mut stats)?;
+        }
     }
     // IRELATIVE and the ifuncs of minld's objects are left to the caller
     // (`apply_deferred`): their resolvers are the objects' own code.
@@ -296,6 +301,8 @@ struct Pass<'o> {
     /// DT_TEXTREL (made writable meanwhile), less the pages a mapping
     /// without write permission covers (`layout::writable_ranges`).
     writable: Vec<(usize, usize)>,
+    /// The range of `writable` the last target lay in.
+    hot: std::cell::Cell<(usize, usize)>,
     /// The load bias.
     bias: usize,
     /// Per symbol index: 1 + the index of its definition in `defs` once
@@ -319,6 +326,7 @@ impl<'o> Pass<'o> {
         Pass {
             obj,
             writable,
+            hot: std::cell::Cell::new((0, 0)),
             bias: obj.image.bias.0,
             cache: vec![0; obj.symbols.len()],
             defs: Vec::new(),
@@ -340,12 +348,31 @@ impl<'o> Pass<'o> {
 
     /// The place a relocation writes, checked to be inside a writable
     /// part of the object (RELRO is still writable during relocation).
+    /// The range that took the last target is tried first.
+    #[inline]
     fn target(&self, t: u32, offset: u64, size: usize) -> Result<Slot, Error> {
         let addr = self.bias.wrapping_add(offset as usize);
-        self.writable
+        match Slot::within(self.hot.get(), addr, size) {
+            Some(slot) => Ok(slot),
+            None => self.target_cold(t, offset, size),
+        }
+    }
+
+    /// [`Pass::target`] outside the last range: the others, or the error.
+    #[inline(never)]
+    fn target_cold(&self, t: u32, offset: u64, size: usize) -> Result<Slot, Error> {
+        let addr = self.bias.wrapping_add(offset as usize);
+        let found = self
+            .writable
             .iter()
-            .find_map(|&range| Slot::within(range, addr, size))
-            .ok_or_else(|| self.err(t, offset, RelocFault::TargetOutside { size: size as u64 }))
+            .find_map(|&range| Slot::within(range, addr, size).map(|s| (range, s)));
+        match found {
+            Some((range, slot)) => {
+                self.hot.set(range);
+                Ok(slot)
+            }
+            None => Err(self.err(t, offset, RelocFault::TargetOutside { size: size as u64 })),
+        }
     }
 
     /// An ifunc resolver or init function must lie in the object's code.
@@ -355,6 +382,39 @@ impl<'o> Pass<'o> {
         } else {
             Err(self.err(t, off, RelocFault::ResolverOutside { addr: addr as u64 }))
         }
+    }
+
+    /// The common case ahead of the switch: an R_X86_64_64, GLOB_DAT or
+    /// JUMP_SLOT (bound now) naming a symbol already resolved to a
+    /// definition that is not an ifunc, whose target lies in the range the
+    /// last one did: the word is written, true returned. Anything else
+    /// (false) goes through [`Pass::apply`], which also makes every error.
+    #[inline]
+    fn bound_word(&self, rela: &goblin::elf64::reloc::Rela, stats: &mut RelocStats) -> bool {
+        use crate::base::relocs::r;
+        let (symi, t) = split_info(rela.r_info);
+        if !matches!(t, r::R64 | r::GLOB_DAT | r::JUMP_SLOT) {
+            return false;
+        }
+        let Some(def) = self
+            .cache
+            .get(symi)
+            .filter(|&&i| i != 0)
+            .and_then(|&i| self.defs.get(i as usize - 1))
+            .and_then(Option::as_ref)
+        else {
+            return false;
+        };
+        if def.kind == goblin::elf::sym::STT_GNU_IFUNC || symi == 0 {
+            return false;
+        }
+        let addr = self.bias.wrapping_add(rela.r_offset as usize);
+        let Some(slot) = Slot::within(self.hot.get(), addr, 8) else {
+            return false;
+        };
+        slot.write64((def.value as u64).wrapping_add(rela.r_addend as u64));
+        stats.symbolic += 1;
+        true
     }
 
     /// Relocation's caller of the one resolution (`resolve`), with a cache

@@ -5,7 +5,7 @@
 //! run's entries nor any symbol table is read.
 
 use super::resolve::{self, Def};
-use super::{Context, Pass, RelocStats};
+use super::{Context, Pass, RelocStats, Slot};
 use crate::base::error::{Error, RelocFault};
 use crate::base::relocs::r;
 use crate::pipeline::cache::format::{Binding, ObjectEntry, INTERPOSED, NOWHERE, UNIQUE};
@@ -60,16 +60,6 @@ impl Pass<'_> {
         def
     }
 
-    /// One RELATIVE relocation at virtual address `at`: the bias plus
-    /// `addend`, or plus the word in place (the file's) without one.
-    #[inline]
-    fn recorded_relative(&self, at: u64, addend: Option<u64>) -> Result<(), Error> {
-        let slot = self.target(r::RELATIVE, at, 8)?;
-        let a = addend.unwrap_or_else(|| slot.read64());
-        slot.write64(a.wrapping_add(self.bias as u64));
-        Ok(())
-    }
-
     /// DT_RELA's leading RELATIVE run, from the record's RELR words: each
     /// address checked like any relocation's target, its value the bias
     /// plus the word the file holds there (or the recorded addend).
@@ -92,25 +82,56 @@ impl Pass<'_> {
             );
         }
         let addends = e.addends();
+        let (bias, ranges) = (self.bias, &self.writable[..]);
+        let mut hot = ranges.first().copied().unwrap_or((0, 0));
         let mut k = 0usize;
+        // One address: checked against the last range that took one, then
+        // the others; the value is the bias plus the addend (recorded, or
+        // the word in place).
+        let mut put = |at: u64| -> Option<()> {
+            let p = bias.wrapping_add(at as usize);
+            let slot = match Slot::within(hot, p, 8) {
+                Some(s) => s,
+                None => {
+                    let (range, s) = ranges
+                        .iter()
+                        .find_map(|&r| Slot::within(r, p, 8).map(|s| (r, s)))?;
+                    hot = range;
+                    s
+                }
+            };
+            let a = match &addends {
+                Some(a) => a(k),
+                None => slot.read64(),
+            };
+            slot.write64(a.wrapping_add(bias as u64));
+            k += 1;
+            Some(())
+        };
         let mut next: u64 = 0;
+        let mut bad = None;
         for word in e.relr() {
             if word & 1 == 0 {
-                self.recorded_relative(word, addends.as_ref().map(|a| a(k)))?;
-                k += 1;
+                if put(word).is_none() {
+                    bad = Some(word);
+                    break;
+                }
                 next = word.wrapping_add(8);
             } else {
-                let (mut bits, mut at) = (word >> 1, next);
+                let mut bits = word >> 1;
                 while bits != 0 {
-                    if bits & 1 != 0 {
-                        self.recorded_relative(at, addends.as_ref().map(|a| a(k)))?;
-                        k += 1;
+                    let at = next.wrapping_add(8 * u64::from(bits.trailing_zeros()));
+                    if put(at).is_none() {
+                        bad = Some(at);
+                        break;
                     }
-                    bits >>= 1;
-                    at = at.wrapping_add(8);
+                    bits &= bits - 1;
                 }
                 next = next.wrapping_add(63 * 8);
             }
+        }
+        if let Some(at) = bad {
+            return Err(self.err(r::RELATIVE, at, RelocFault::TargetOutside { size: 8 }));
         }
         if k as u64 != n {
             return Err(self.err(
