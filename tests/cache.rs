@@ -391,6 +391,25 @@ fn a_dependency_found_elsewhere_or_replaced_is_noticed() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A copy of this test binary at `to`, its build-id changed when `other`:
+/// another program (an identical copy is the same program).
+fn copy_exe(to: &Path, other: bool) {
+    let mut bytes = std::fs::read(std::env::current_exe().unwrap()).unwrap();
+    if other {
+        let elf = goblin::elf::Elf::parse(&bytes).unwrap();
+        let note = elf
+            .section_headers
+            .iter()
+            .find(|s| elf.shdr_strtab.get_at(s.sh_name) == Some(".note.gnu.build-id"))
+            .expect("a build-id note");
+        // The descriptor's last byte (after the 16-byte header and name).
+        let at = (note.sh_offset + note.sh_size - 1) as usize;
+        bytes[at] ^= 0xff;
+    }
+    std::fs::write(to, bytes).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
 #[test]
 fn another_executable_does_not_use_this_ones_record() {
     let dir = cache_dir("executable");
@@ -402,14 +421,26 @@ fn another_executable_does_not_use_this_ones_record() {
     std::fs::set_permissions(dir.join("c"), std::fs::Permissions::from_mode(0o700)).unwrap();
     let libz = system("libz.so.1");
     record(&libz, &o);
-    // A copy of this test binary is another file: scope member 0.
-    let exe = dir.join("other-exe");
-    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
-    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // An identical copy is the same program (the host's objects are
+    // recognised by their build-id): the record holds.
+    let same = dir.join("same-exe");
+    copy_exe(&same, false);
+    assert!(run(
+        &libz,
+        &Orders {
+            exe: Some(same),
+            ..o.clone()
+        }
+    )
+    .cache
+    .contains("proven"));
+    // Another build-id is another program: scope member 0.
+    let other = dir.join("other-exe");
+    copy_exe(&other, true);
     refused(
         &libz,
         &Orders {
-            exe: Some(exe),
+            exe: Some(other),
             ..o.clone()
         },
         "scope member 0 (",

@@ -1,7 +1,8 @@
 //! ELF tables read in place over mapped memory: the dynamic section and the
-//! symbol tables (hash tables, versions). The same readers serve minld's
+//! symbol tables (hash tables, versions), the build-id note. The same readers serve minld's
 //! own objects and the host's, which glibc loaded.
 
 pub(crate) mod dynamic;
+pub(crate) mod notes;
 pub(crate) mod sym;
 pub(crate) mod symbols;

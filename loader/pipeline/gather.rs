@@ -376,6 +376,7 @@ fn object_for(
         image,
         dynamic: d,
         symbols,
+        build_id,
     } = unsafe { mapped.into_parts() }?;
     let need_by_index = by_index(&needs);
     let tls = tls_module(&path, &image)?;
@@ -402,6 +403,7 @@ fn object_for(
         soname,
         dev_ino: key,
         stat,
+        build_id,
         namespace,
         image: std::mem::ManuallyDrop::new(image),
         dynamic: d,

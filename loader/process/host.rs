@@ -59,6 +59,8 @@ pub(crate) struct HostObject {
     pub(crate) symbols: Symbols,
     /// glibc's TLS module id (0 without PT_TLS).
     pub(crate) tls_modid: usize,
+    /// A hash of its build-id note (0: none), read in place.
+    pub(crate) build_id: u64,
     /// Offset of this module's static TLS block from the thread pointer
     /// (the same in every thread), when it has one.
     pub(crate) tls_offset: Option<isize>,
@@ -438,6 +440,8 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
     // module dlopen'ed after startup is not.
     let tls_offset = Some(r.tls_data as isize - tp as isize)
         .filter(|&o| r.tls_data != 0 && o < 0 && o.unsigned_abs() <= static_tls_size());
+    let phdrs = r.phdrs.iter().map(|p| (p.p_type, p.p_vaddr, p.p_memsz));
+    let build_id = crate::elf::notes::build_id_hash(&mem, r.bias, phdrs);
     Some(HostObject {
         path,
         soname,
@@ -445,6 +449,7 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
         bias: r.bias,
         symbols,
         tls_modid: r.tls_modid,
+        build_id,
         tls_offset,
     })
 }

@@ -23,6 +23,8 @@ pub(crate) struct Object {
     pub(crate) dev_ino: (u64, u64),
     /// Its file's identity when it was opened (the link cache compares it).
     pub(crate) stat: crate::os::sys::FileStat,
+    /// A hash of its build-id note (0: none).
+    pub(crate) build_id: u64,
     /// The namespace it was loaded in (0: the default one).
     pub(crate) namespace: u64,
     pub(crate) image: std::mem::ManuallyDrop<MappedImage>,

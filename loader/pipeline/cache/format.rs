@@ -19,7 +19,9 @@
 //! | 56..64 | reserved (0) |
 //!
 //! A scope member ([`MEMBER_SIZE`] bytes): device, inode, size, mtime
-//! seconds, mtime nanoseconds, kind (0 the host's, 1 minld's), padding.
+//! seconds, mtime nanoseconds (all 0 for a host object recognised by its
+//! build-id alone), kind (0 the host's, 1 minld's), padding, a hash of its
+//! build-id note (0: none).
 //!
 //! An object ([`OBJECT_SIZE`] bytes): its scope position, its symbol
 //! count, its DT_RELA and DT_JMPREL entry counts, the length of DT_RELA's
@@ -44,7 +46,7 @@ pub(crate) const BOUND_NOW: u32 = 1;
 /// The header's size.
 pub(crate) const HEADER_SIZE: usize = 64;
 /// A scope member's size.
-pub(crate) const MEMBER_SIZE: usize = 48;
+pub(crate) const MEMBER_SIZE: usize = 56;
 /// An object's size.
 pub(crate) const OBJECT_SIZE: usize = 96;
 /// A binding's size.
@@ -176,10 +178,12 @@ pub(crate) struct Member {
     pub(crate) id: Ident,
     /// Kind: 0 the host's, 1 minld's.
     pub(crate) minld: bool,
+    /// A hash of its build-id note (0: none).
+    pub(crate) build_id: u64,
 }
 
 /// A file's identity as the cache compares it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Ident {
     /// st_dev.
     pub(crate) dev: u64,
@@ -189,6 +193,16 @@ pub(crate) struct Ident {
     pub(crate) size: u64,
     /// st_mtime, seconds and nanoseconds.
     pub(crate) mtime: (i64, i64),
+}
+
+impl std::fmt::Display for Ident {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "device {:#x} inode {}, {} bytes, mtime {}.{:09}",
+            self.dev, self.ino, self.size, self.mtime.0, self.mtime.1
+        )
+    }
 }
 
 /// One object's entry.
@@ -392,6 +406,7 @@ impl<'a> Record<'a> {
                 mtime: (u64_at(b, at + 24) as i64, u64_at(b, at + 32) as i64),
             },
             minld: u32_at(b, at + 40) == 1,
+            build_id: u64_at(b, at + 48),
         }
     }
 

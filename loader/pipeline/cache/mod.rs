@@ -89,11 +89,15 @@ fn host_ident(sys: &Sys, h: &HostObject) -> Option<Ident> {
     id
 }
 
-/// The identity of scope member `m`.
-fn member_ident(sys: &Sys, m: ScopeRef<'_>) -> Option<Ident> {
+/// What scope member `m` is recognised by: its build-id note's hash (0:
+/// none) and its file's identity. minld's objects have both (their fstat
+/// came with opening them); a host object with a build-id is recognised
+/// by it alone (no system call), one without by `stat`.
+fn member_ident(sys: &Sys, m: ScopeRef<'_>) -> Option<(u64, Ident)> {
     match m {
-        ScopeRef::Minld(o) => Some(ident(&o.stat)),
-        ScopeRef::Host(h) => host_ident(sys, h),
+        ScopeRef::Minld(o) => Some((o.build_id, ident(&o.stat))),
+        ScopeRef::Host(h) if h.build_id != 0 => Some((h.build_id, Ident::default())),
+        ScopeRef::Host(h) => host_ident(sys, h).map(|id| (0, id)),
     }
 }
 
@@ -189,7 +193,7 @@ impl Cache {
             return;
         };
         let path = self.dir.join(name.to_string_lossy().as_ref());
-        let idents: Option<Vec<Ident>> = members
+        let idents: Option<Vec<(u64, Ident)>> = members
             .iter()
             .map(|&m| member_ident(&self.sys, m))
             .collect();
@@ -229,10 +233,15 @@ fn prove(
     for (i, &m) in members.iter().enumerate() {
         let rec = r.member(i);
         let now = member_ident(sys, m);
-        if now != Some(rec.id) || rec.minld != matches!(m, ScopeRef::Minld(_)) {
+        if now != Some((rec.build_id, rec.id)) || rec.minld != matches!(m, ScopeRef::Minld(_)) {
+            let now = now.map_or_else(
+                || "no file to identify".to_string(),
+                |(b, id)| format!("build-id {b:#x}, {id}"),
+            );
             return Err(format!(
-                "scope member {i} ({}) is not the file recorded: now {now:?}, recorded {:?}",
+                "scope member {i} ({}) is not the file recorded: now {now}, recorded build-id {:#x}, {}",
                 m.path().display(),
+                rec.build_id,
                 rec.id
             ));
         }

@@ -36,13 +36,13 @@ struct Part {
     bindings: Vec<[u8; BINDING_SIZE]>,
 }
 
-/// The record of a load: `idents` are the scope members' identities (in
-/// scope order), `order` the objects relocated with what their passes
+/// The record of a load: `idents` are the scope members' build-id hashes
+/// and file identities (in scope order), `order` the objects relocated with what their passes
 /// resolved.
 pub(crate) fn build(
     sys: &Sys,
     members: &[ScopeRef<'_>],
-    idents: &[Ident],
+    idents: &[(u64, Ident)],
     order: &[(Arc<Object>, Resolved)],
     bound_now: bool,
 ) -> Result<Vec<u8>, NotRecorded> {
@@ -234,7 +234,12 @@ pub(crate) fn encode_relr(addrs: &[u64]) -> Vec<u64> {
 
 /// The record's bytes: header, scope table, object table, then each
 /// object's RELR words, addends and bindings; the checksum last.
-fn lay_out(members: &[ScopeRef<'_>], idents: &[Ident], parts: &[Part], bound_now: bool) -> Vec<u8> {
+fn lay_out(
+    members: &[ScopeRef<'_>],
+    idents: &[(u64, Ident)],
+    parts: &[Part],
+    bound_now: bool,
+) -> Vec<u8> {
     let mut w = Writer::default();
     w.out.extend_from_slice(format::MAGIC);
     w.u32(format::VERSION);
@@ -248,7 +253,7 @@ fn lay_out(members: &[ScopeRef<'_>], idents: &[Ident], parts: &[Part], bound_now
     w.u64(scope_at);
     w.u64(objects_at);
     w.u64(0);
-    for (m, id) in members.iter().zip(idents) {
+    for (m, (build_id, id)) in members.iter().zip(idents) {
         w.u64(id.dev);
         w.u64(id.ino);
         w.u64(id.size);
@@ -256,6 +261,7 @@ fn lay_out(members: &[ScopeRef<'_>], idents: &[Ident], parts: &[Part], bound_now
         w.u64(id.mtime.1 as u64);
         w.u32(u32::from(matches!(m, ScopeRef::Minld(_))));
         w.u32(0);
+        w.u64(*build_id);
     }
     // The variable sections follow the object table.
     let mut at = objects_at + (OBJECT_SIZE * parts.len()) as u64;

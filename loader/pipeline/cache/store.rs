@@ -46,10 +46,11 @@ impl Drop for Mapped {
     }
 }
 
-/// The effective user id.
+/// The effective user id, from the auxiliary vector the kernel gave the
+/// process (no system call).
 fn euid() -> u32 {
-    // SAFETY: geteuid has no memory effects and cannot fail.
-    unsafe { libc::geteuid() }
+    // SAFETY: getauxval only reads the auxiliary vector.
+    unsafe { libc::getauxval(libc::AT_EUID) as u32 }
 }
 
 /// A file or directory the cache may trust: owned by the user, writable

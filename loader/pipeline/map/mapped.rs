@@ -44,6 +44,8 @@ pub(crate) struct Parts {
     pub(crate) dynamic: Dynamic,
     /// The symbol tables, which point into `image`.
     pub(crate) symbols: Symbols,
+    /// A hash of its build-id note (0: none).
+    pub(crate) build_id: u64,
 }
 
 impl Mapped {
@@ -94,11 +96,18 @@ impl Mapped {
             Some(s) => s,
             None => Symbols::new(&self.image.path, &self.mem, &self.dynamic)?,
         };
+        let phdrs = self
+            .image
+            .phdrs
+            .iter()
+            .map(|p| (p.p_type, p.p_vaddr, p.p_memsz));
+        let build_id = crate::elf::notes::build_id_hash(&self.mem, self.image.bias.0, phdrs);
         let Mapped { dynamic, image, .. } = self;
         Ok(Parts {
             image,
             dynamic,
             symbols,
+            build_id,
         })
     }
 }
