@@ -480,7 +480,9 @@ pub(crate) fn check_versions(o: &Object) -> Result<(), Error> {
             .find(|d| d.with(|s| s.soname() == need.file).unwrap_or(false));
         let Some(dep) = dep else { continue };
         for (v, _, weak) in &need.versions {
-            let ok = dep.with(|s| s.symbols().defines_version(v)).unwrap_or(true);
+            let ok = dep
+                .with(|s| s.symbols().is_some_and(|t| t.defines_version(v)))
+                .unwrap_or(true);
             debug::print_if(Category::Versions, || {
                 format!(
                     "checking for version `{}' in file {} [0] required by file {} [0]{}",

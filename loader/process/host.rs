@@ -12,13 +12,13 @@
 
 use std::ffi::CStr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use goblin::elf::program_header as ph;
 use goblin::elf64::program_header::ProgramHeader;
 
 use crate::base::mem::Memory;
-use crate::elf::dynamic::{self, PtrStyle};
+use crate::elf::dynamic::{self, Dynamic, PtrStyle};
 use crate::elf::symbols::Symbols;
 
 /// glibc's own libraries: never mapped by minld, always the host's copies.
@@ -55,8 +55,15 @@ pub(crate) struct HostObject {
     pub(crate) needed: Vec<String>,
     /// Its load bias.
     pub(crate) bias: usize,
-    /// Its dynamic symbols, read in place.
-    pub(crate) symbols: Symbols,
+    /// Its PT_LOAD segments, where its tables are read in place.
+    mem: Memory,
+    /// Its dynamic section (DT_SONAME and DT_NEEDED moved out into the
+    /// fields above), from which [`HostObject::symbols`] finds the symbol
+    /// tables on first use.
+    dynamic: Dynamic,
+    /// Its dynamic symbols, read in place the first time a lookup reaches
+    /// the object (None: unreadable, so it defines nothing).
+    symbols: OnceLock<Option<Symbols>>,
     /// glibc's TLS module id (0 without PT_TLS).
     pub(crate) tls_modid: usize,
     /// Offset of this module's static TLS block from the thread pointer
@@ -151,6 +158,16 @@ fn raw_objects() -> Vec<Raw> {
         )
     };
     raw
+}
+
+/// The last component of a path, as bytes.
+fn base_name(path: &[u8]) -> &[u8] {
+    path.rsplit(|&b| b == b'/').next().unwrap_or(path)
+}
+
+/// Whether `hay` contains `needle`.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The thread pointer (%fs:0 on x86-64 holds its own address).
@@ -296,10 +313,8 @@ impl HostObjects {
         }
         let raw = raw_objects();
         let tp = thread_pointer();
-        let file_name = |r: &Raw| -> String {
-            let n = String::from_utf8_lossy(&r.name).into_owned();
-            n.rsplit('/').next().unwrap_or(&n).to_string()
-        };
+        // Each entry's file name (the last component of glibc's name for it).
+        let file_names: Vec<&[u8]> = raw.iter().map(|r| base_name(&r.name)).collect();
         // Which raw entries are in the startup scope, found from the
         // program (the first entry) and the preloaded objects. glibc names
         // each object by the path it found for the DT_NEEDED string, so the
@@ -316,20 +331,21 @@ impl HostObjects {
             if chosen[i].is_some() {
                 continue;
             }
-            let name = String::from_utf8_lossy(&raw[i].name).into_owned();
+            let name = String::from_utf8_lossy(&raw[i].name);
             let Some(o) = host_object(&name, &raw[i], tp) else {
-                log::debug!("host object {name:?}: no usable dynamic symbols, skipped");
+                log::debug!("host object {name:?}: no usable dynamic section, skipped");
                 continue;
             };
             wanted.extend(o.needed.iter().cloned());
             chosen[i] = Some(Arc::new(o));
             for (j, r) in raw.iter().enumerate() {
+                let file = file_names[j];
                 if chosen[j].is_none()
                     && !r.name.is_empty()
-                    && !file_name(r).contains("linux-vdso")
+                    && !contains(file, b"linux-vdso")
                     && wanted
                         .iter()
-                        .any(|w| *w == file_name(r) || r.name.ends_with(w.as_bytes()))
+                        .any(|w| w.as_bytes() == file || r.name.ends_with(w.as_bytes()))
                 {
                     queue.push(j);
                 }
@@ -378,6 +394,28 @@ impl HostObjects {
 }
 
 impl HostObject {
+    /// Its dynamic symbols, read on first use: many loads find everything
+    /// they need in the objects before this one. None when its tables
+    /// cannot be read (logged once; it then defines nothing).
+    #[inline]
+    pub(crate) fn symbols(&self) -> Option<&Symbols> {
+        self.symbols.get_or_init(|| self.read_symbols()).as_ref()
+    }
+
+    /// Reads its symbol tables in place, for [`HostObject::symbols`].
+    #[cold]
+    #[inline(never)]
+    fn read_symbols(&self) -> Option<Symbols> {
+        Symbols::new(&self.path, &self.mem, &self.dynamic)
+            .map_err(|e| {
+                log::debug!(
+                    "host object {}: {e}; no symbols used from it",
+                    self.path.display()
+                )
+            })
+            .ok()
+    }
+
     /// Whether it leaves a load's scope because the load has its own copy
     /// (one of `local`, given as soname and file identity, has its soname). Never the program or glibc's own
     /// libraries, and glibc's libm or libmvec only for the real file: a
@@ -396,8 +434,9 @@ impl HostObject {
     }
 }
 
-/// Reads one of glibc's objects in place: its dynamic section, symbols
-/// and TLS; None when it has no dynamic section minld can read.
+/// Reads one of glibc's objects in place: its dynamic section and TLS
+/// (its symbols wait for [`HostObject::symbols`]); None when it has no
+/// dynamic section minld can read.
 fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
     let ranges = r
         .phdrs
@@ -417,7 +456,7 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
     let mem = unsafe { Memory::new(ranges) };
     let dyn_ph = r.phdrs.iter().find(|p| p.p_type == ph::PT_DYNAMIC)?;
     let path = PathBuf::from(name);
-    let d = dynamic::parse(
+    let mut d = dynamic::parse(
         &path,
         &mem,
         r.bias,
@@ -426,12 +465,9 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
     )
     .map_err(|e| log::debug!("host object {name}: {e}"))
     .ok()?;
-    let symbols = Symbols::new(&path, &mem, &d)
-        .map_err(|e| log::debug!("host object {name}: {e}"))
-        .ok()?;
     let soname = d
         .soname
-        .clone()
+        .take()
         .unwrap_or_else(|| name.rsplit('/').next().unwrap_or(name).to_string());
     // A block in glibc's static TLS area (which ends at the thread pointer)
     // is at the same offset in every thread; one allocated later for a
@@ -441,9 +477,11 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
     Some(HostObject {
         path,
         soname,
-        needed: d.needed.clone(),
+        needed: std::mem::take(&mut d.needed),
         bias: r.bias,
-        symbols,
+        mem,
+        dynamic: d,
+        symbols: OnceLock::new(),
         tls_modid: r.tls_modid,
         tls_offset,
     })

@@ -71,10 +71,13 @@ pub(crate) enum ScopeRef<'a> {
 }
 
 impl ScopeRef<'_> {
-    pub(crate) fn symbols(&self) -> &Symbols {
+    /// The member's dynamic symbols; a host object's are read on first
+    /// use, None when they cannot be (it then defines nothing).
+    #[inline]
+    pub(crate) fn symbols(&self) -> Option<&Symbols> {
         match self {
-            ScopeRef::Minld(o) => &o.symbols,
-            ScopeRef::Host(h) => &h.symbols,
+            ScopeRef::Minld(o) => Some(&o.symbols),
+            ScopeRef::Host(h) => h.symbols(),
         }
     }
     pub(crate) fn bias(&self) -> usize {
