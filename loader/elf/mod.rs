@@ -3,5 +3,6 @@
 //! own objects and the host's, which glibc loaded.
 
 pub(crate) mod dynamic;
+pub(crate) mod hash;
 pub(crate) mod sym;
 pub(crate) mod symbols;
