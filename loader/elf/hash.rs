@@ -66,25 +66,14 @@ fn gnu_hash_table(path: &Path, mem: &Memory, addr: usize) -> Result<(Hash, usize
     let chain_all: Table<u32> = mem
         .table_to_end(chain_addr)
         .ok_or_else(|| outside(path, "DT_GNU_HASH chains", chain_addr, None, ""))?;
-    let nsyms = gnu_symbol_count(path, &buckets, &chain_all, symoffset, chain_addr)?;
+    let (max_bucket, bad) = scan_buckets(mem, &buckets, symoffset);
+    let nsyms = gnu_symbol_count(path, max_bucket, &chain_all, symoffset, chain_addr)?;
+    if let Some(b) = bad {
+        return Err(bucket_outside(path, b, symoffset, nsyms));
+    }
     let chain = chain_all
         .slice(0, nsyms.saturating_sub(symoffset as usize))
         .ok_or_else(|| outside(path, "DT_GNU_HASH chains", chain_addr, None, ""))?;
-    if let Some(b) = buckets
-        .iter()
-        .find(|&b| b != 0 && (b < symoffset || b as usize >= nsyms))
-    {
-        let fault = DynamicFault::BucketOutside {
-            symoffset: u64::from(symoffset),
-            nsyms: nsyms as u64,
-        };
-        return Err(Error::dynamic(
-            path,
-            "DT_GNU_HASH bucket",
-            u64::from(b),
-            fault,
-        ));
-    }
     let hash = Hash::Gnu {
         bloom,
         shift,
@@ -95,16 +84,50 @@ fn gnu_hash_table(path: &Path, mem: &Memory, addr: usize) -> Result<(Hash, usize
     Ok((hash, nsyms))
 }
 
-/// The symbol count of a GNU hash table: the chain a bucket starts last
-/// ends at the last hashed symbol (its low bit set).
+/// One pass over a GNU hash table's buckets: the highest (where the last
+/// chain starts) and the first that starts before the hashed symbols
+/// (`symoffset`), if any. (Every bucket is below the count the chains
+/// give: see [`gnu_symbol_count`].) Read as bytes, so that the loop runs
+/// several buckets at a time.
+fn scan_buckets(mem: &Memory, buckets: &Table<u32>, symoffset: u32) -> (u32, Option<u32>) {
+    let Some(bytes) = mem.table::<u8>(buckets.addr(), buckets.len() * 4) else {
+        return (buckets.iter().max().unwrap_or(0), None);
+    };
+    let (max, any_bad) = bytes
+        .bytes()
+        .chunks_exact(4)
+        .map(|c| u32::from_ne_bytes([c[0], c[1], c[2], c[3]]))
+        .fold((0u32, false), |(max, bad), b| {
+            (max.max(b), bad | (b != 0 && b < symoffset))
+        });
+    let bad = any_bad
+        .then(|| buckets.iter().find(|&b| b != 0 && b < symoffset))
+        .flatten();
+    (max, bad)
+}
+
+/// [`DynamicFault::BucketOutside`]: bucket `b` starts before the hashed
+/// symbols (`symoffset`..`nsyms`).
+#[cold]
+#[inline(never)]
+fn bucket_outside(path: &Path, b: u32, symoffset: u32, nsyms: usize) -> Error {
+    let fault = DynamicFault::BucketOutside {
+        symoffset: u64::from(symoffset),
+        nsyms: nsyms as u64,
+    };
+    Error::dynamic(path, "DT_GNU_HASH bucket", u64::from(b), fault)
+}
+
+/// The symbol count of a GNU hash table: the chain the highest bucket
+/// (`max_bucket`) starts ends at the last hashed symbol (its low bit set).
+/// Every bucket is below the count.
 fn gnu_symbol_count(
     path: &Path,
-    buckets: &Table<u32>,
+    max_bucket: u32,
     chains: &Table<u32>,
     symoffset: u32,
     chain_addr: usize,
 ) -> Result<usize, Error> {
-    let max_bucket = buckets.iter().max().unwrap_or(0);
     if max_bucket < symoffset || max_bucket == 0 {
         return Ok((max_bucket as usize).max(symoffset as usize));
     }
