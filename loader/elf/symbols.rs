@@ -311,26 +311,37 @@ impl Symbols {
     }
 
     /// Looks a defined symbol up by name and version; returns its index.
+    /// The Bloom filter's answer, which turns most objects of a scope
+    /// away, is inlined into the caller's walk; the chains are not.
+    #[inline]
     pub(crate) fn lookup(
         &self,
         name: &[u8],
         hash: NameHash,
         want: Want<'_>,
     ) -> Option<(usize, Sym)> {
+        if let Hash::Gnu { bloom, shift, .. } = &self.hash {
+            let h = hash.gnu;
+            let word = bloom.get((h as usize / 64) & (bloom.len() - 1))?;
+            let mask = (1u64 << (h % 64)) | (1u64 << ((h >> shift) % 64));
+            if word & mask != mask {
+                return None;
+            }
+        }
+        self.find(name, hash, want)
+    }
+
+    /// [`Symbols::lookup`] past the Bloom filter: the hash chain.
+    #[inline(never)]
+    fn find(&self, name: &[u8], hash: NameHash, want: Want<'_>) -> Option<(usize, Sym)> {
         match &self.hash {
             Hash::Gnu {
-                bloom,
-                shift,
                 buckets,
                 chain,
                 symoffset,
+                ..
             } => {
                 let h = hash.gnu;
-                let word = bloom.get((h as usize / 64) & (bloom.len() - 1))?;
-                let mask = (1u64 << (h % 64)) | (1u64 << ((h >> shift) % 64));
-                if word & mask != mask {
-                    return None;
-                }
                 let mut i = buckets.get(h as usize % buckets.len())? as usize;
                 if i == 0 {
                     return None;
