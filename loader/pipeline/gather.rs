@@ -480,9 +480,7 @@ pub(crate) fn check_versions(o: &Object) -> Result<(), Error> {
         });
         let Some(dep) = dep else { continue };
         for (v, _, weak) in &need.versions {
-            let ok = dep
-                .with(|s| s.symbols().is_some_and(|t| t.defines_version(v)))
-                .unwrap_or(true);
+            let ok = dep.with(|s| s.symbols().defines_version(v)).unwrap_or(true);
             debug::print_if(Category::Versions, || {
                 format!(
                     "checking for version `{}' in file {} [0] required by file {} [0]{}",

@@ -12,13 +12,13 @@
 
 use std::ffi::CStr;
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use goblin::elf::program_header as ph;
 use goblin::elf64::program_header::ProgramHeader;
 
 use crate::base::mem::Memory;
-use crate::elf::dynamic::{self, Dynamic, PtrStyle};
+use crate::elf::dynamic::{self, PtrStyle};
 use crate::elf::symbols::Symbols;
 
 /// glibc's own libraries: never mapped by minld, always the host's copies.
@@ -55,15 +55,10 @@ pub(crate) struct HostObject {
     pub(crate) needed: Vec<String>,
     /// Its load bias.
     pub(crate) bias: usize,
-    /// Its PT_LOAD segments, where its tables are read in place.
-    mem: Memory,
-    /// Its dynamic section (DT_SONAME and DT_NEEDED moved out into the
-    /// fields above), from which [`HostObject::symbols`] finds the symbol
-    /// tables on first use.
-    dynamic: Dynamic,
-    /// Its dynamic symbols, read in place the first time a lookup reaches
-    /// the object (None: unreadable, so it defines nothing).
-    symbols: OnceLock<Option<Symbols>>,
+    /// Its dynamic symbols, read in place. (Read when the object is found,
+    /// not on first use: every load's weak undefined references, such as
+    /// `__gmon_start__` and `_ITM_*`, walk the whole scope anyway.)
+    pub(crate) symbols: Symbols,
     /// glibc's TLS module id (0 without PT_TLS).
     pub(crate) tls_modid: usize,
     /// Offset of this module's static TLS block from the thread pointer
@@ -333,7 +328,7 @@ impl HostObjects {
             }
             let name = String::from_utf8_lossy(&raw[i].name);
             let Some(o) = host_object(&name, &raw[i], tp) else {
-                log::debug!("host object {name:?}: no usable dynamic section, skipped");
+                log::debug!("host object {name:?}: no usable dynamic symbols, skipped");
                 continue;
             };
             wanted.extend(o.needed.iter().cloned());
@@ -394,28 +389,6 @@ impl HostObjects {
 }
 
 impl HostObject {
-    /// Its dynamic symbols, read on first use: many loads find everything
-    /// they need in the objects before this one. None when its tables
-    /// cannot be read (logged once; it then defines nothing).
-    #[inline]
-    pub(crate) fn symbols(&self) -> Option<&Symbols> {
-        self.symbols.get_or_init(|| self.read_symbols()).as_ref()
-    }
-
-    /// Reads its symbol tables in place, for [`HostObject::symbols`].
-    #[cold]
-    #[inline(never)]
-    fn read_symbols(&self) -> Option<Symbols> {
-        Symbols::new(&self.path, &self.mem, &self.dynamic)
-            .map_err(|e| {
-                log::debug!(
-                    "host object {}: {e}; no symbols used from it",
-                    self.path.display()
-                )
-            })
-            .ok()
-    }
-
     /// Whether it leaves a load's scope because the load has its own copy
     /// (one of `local`, given as soname and file identity, has its soname). Never the program or glibc's own
     /// libraries, and glibc's libm or libmvec only for the real file: a
@@ -434,9 +407,8 @@ impl HostObject {
     }
 }
 
-/// Reads one of glibc's objects in place: its dynamic section and TLS
-/// (its symbols wait for [`HostObject::symbols`]); None when it has no
-/// dynamic section minld can read.
+/// Reads one of glibc's objects in place: its dynamic section, symbols
+/// and TLS; None when it has no dynamic section minld can read.
 fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
     let ranges = r
         .phdrs
@@ -456,7 +428,7 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
     let mem = unsafe { Memory::new(ranges) };
     let dyn_ph = r.phdrs.iter().find(|p| p.p_type == ph::PT_DYNAMIC)?;
     let path = PathBuf::from(name);
-    let mut d = dynamic::parse(
+    let d = dynamic::parse(
         &path,
         &mem,
         r.bias,
@@ -465,9 +437,11 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
     )
     .map_err(|e| log::debug!("host object {name}: {e}"))
     .ok()?;
+    let symbols = Symbols::new(&path, &mem, &d)
+        .map_err(|e| log::debug!("host object {name}: {e}"))
+        .ok()?;
     let soname = d
         .soname
-        .take()
         .unwrap_or_else(|| name.rsplit('/').next().unwrap_or(name).to_string());
     // A block in glibc's static TLS area (which ends at the thread pointer)
     // is at the same offset in every thread; one allocated later for a
@@ -477,11 +451,9 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
     Some(HostObject {
         path,
         soname,
-        needed: std::mem::take(&mut d.needed),
+        needed: d.needed,
         bias: r.bias,
-        mem,
-        dynamic: d,
-        symbols: OnceLock::new(),
+        symbols,
         tls_modid: r.tls_modid,
         tls_offset,
     })

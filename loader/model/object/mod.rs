@@ -71,13 +71,10 @@ pub(crate) enum ScopeRef<'a> {
 }
 
 impl ScopeRef<'_> {
-    /// The member's dynamic symbols; a host object's are read on first
-    /// use, None when they cannot be (it then defines nothing).
-    #[inline]
-    pub(crate) fn symbols(&self) -> Option<&Symbols> {
+    pub(crate) fn symbols(&self) -> &Symbols {
         match self {
-            ScopeRef::Minld(o) => Some(&o.symbols),
-            ScopeRef::Host(h) => h.symbols(),
+            ScopeRef::Minld(o) => &o.symbols,
+            ScopeRef::Host(h) => &h.symbols,
         }
     }
     pub(crate) fn bias(&self) -> usize {

@@ -361,13 +361,13 @@ impl Resolver<'_> {
                     // borrowed members, the rest done once for the hit.
                     Scope::Refs(members) => {
                         let (m, index, sym) = members.iter().find_map(|&m| {
-                            let (index, sym) = m.symbols()?.lookup(name, hash, want)?;
+                            let (index, sym) = m.symbols().lookup(name, hash, want)?;
                             Some((m, index, sym))
                         })?;
                         found(m, index, &sym)
                     }
                     scope => scope.first(|m| {
-                        let (index, sym) = m.symbols()?.lookup(name, hash, want)?;
+                        let (index, sym) = m.symbols().lookup(name, hash, want)?;
                         Some(found(m, index, &sym))
                     })?,
                 }
@@ -435,8 +435,7 @@ fn found_in(r: &Reference<'_>, m: ScopeRef<'_>, index: usize, sym: &Sym) -> (Def
 
 /// The version a member defines symbol `index` in, if any.
 fn defined_version<'m>(m: &'m ScopeRef<'_>, index: usize) -> Option<&'m Version> {
-    let symbols = m.symbols()?;
-    symbols.version_def(symbols.versym(index))
+    m.symbols().version_def(m.symbols().versym(index))
 }
 
 /// The imports rule: notes, in `denied`, a host definition of `name` the
