@@ -325,10 +325,14 @@ impl Library {
 }
 
 /// The loader lock, with the fork handlers that keep it sound installed
-/// first (once per process).
-pub(super) fn lock(what: &str) -> Result<crate::model::registry::Locked, Error> {
+/// first (once per process). `what` names the attempt, made only for the
+/// error of a re-entrant call.
+pub(super) fn lock(what: impl FnOnce() -> String) -> Result<crate::model::registry::Locked, Error> {
     crate::model::fork::install();
-    crate::model::registry::lock(what)
+    crate::model::registry::lock("").map_err(|e| match e {
+        Error::Reentrant { .. } => Error::Reentrant { what: what() },
+        e => e,
+    })
 }
 
 /// Loads `name` with `opts`: what [`Loader::open`](crate::Loader::open)
@@ -337,8 +341,8 @@ pub(super) fn lock(what: &str) -> Result<crate::model::registry::Locked, Error> 
 /// # Safety
 /// The library's init functions and ifunc resolvers run.
 pub(super) unsafe fn open_with(opts: &Options, name: &OsStr) -> Result<Library, Error> {
-    let name = name.to_string_lossy().into_owned();
-    let mut reg = lock(&format!("open {name}"))?;
+    let name = name.to_string_lossy();
+    let mut reg = lock(|| format!("open {name}"))?;
     let set = load::load(opts, &mut reg, &name)?;
     Ok(Library::from_set(set, opts.clone()))
 }
