@@ -143,7 +143,7 @@ unsafe extern "C" fn collect(
 
 /// glibc's list of its objects as it stands.
 fn raw_objects() -> Vec<Raw> {
-    let mut raw: Vec<Raw> = Vec::new();
+    let mut raw: Vec<Raw> = Vec::with_capacity(16);
     // SAFETY: `collect` only writes to the Vec passed as data, which
     // outlives the call.
     unsafe {
@@ -314,16 +314,21 @@ impl HostObjects {
         // program (the first entry) and the preloaded objects. glibc names
         // each object by the path it found for the DT_NEEDED string, so the
         // string is that path's file name (or the path itself).
-        let mut wanted: Vec<String> = std::env::var("LD_PRELOAD")
-            .unwrap_or_default()
+        let preload = std::env::var("LD_PRELOAD").unwrap_or_default();
+        let preloaded: Vec<&str> = preload
             .split([' ', ':'])
             .filter(|s| !s.is_empty())
-            .map(|s| s.rsplit('/').next().unwrap_or(s).to_string())
+            .map(|s| s.rsplit('/').next().unwrap_or(s))
             .collect();
-        let mut chosen: Vec<Option<Arc<HostObject>>> = (0..raw.len()).map(|_| None).collect();
+        let names = |w: &str, j: usize| {
+            w.as_bytes() == file_names[j] || raw[j].name.ends_with(w.as_bytes())
+        };
+        // The objects read, with their entries' indexes, in the order found.
+        let mut found: Vec<(usize, Arc<HostObject>)> = Vec::with_capacity(raw.len());
+        let mut tried = vec![false; raw.len()];
         let mut queue: Vec<usize> = vec![0];
         while let Some(i) = queue.pop() {
-            if chosen[i].is_some() {
+            if std::mem::replace(&mut tried[i], true) {
                 continue;
             }
             let name = String::from_utf8_lossy(&raw[i].name);
@@ -331,22 +336,23 @@ impl HostObjects {
                 log::debug!("host object {name:?}: no usable dynamic symbols, skipped");
                 continue;
             };
-            wanted.extend(o.needed.iter().cloned());
-            chosen[i] = Some(Arc::new(o));
+            found.push((i, Arc::new(o)));
             for (j, r) in raw.iter().enumerate() {
-                let file = file_names[j];
-                if chosen[j].is_none()
+                if !tried[j]
                     && !r.name.is_empty()
-                    && !contains(file, b"linux-vdso")
-                    && wanted
-                        .iter()
-                        .any(|w| w.as_bytes() == file || r.name.ends_with(w.as_bytes()))
+                    && !contains(file_names[j], b"linux-vdso")
+                    && (preloaded.iter().any(|w| names(w, j))
+                        || found
+                            .iter()
+                            .any(|(_, o)| o.needed.iter().any(|w| names(w, j))))
                 {
                     queue.push(j);
                 }
             }
         }
-        self.objects = chosen.into_iter().flatten().collect();
+        // In glibc's load order.
+        found.sort_unstable_by_key(|&(i, _)| i);
+        self.objects = found.into_iter().map(|(_, o)| o).collect();
     }
 
     /// The startup object with this soname (or file name).
