@@ -9,6 +9,8 @@ use crate::elf::dynamic::Dynamic;
 
 /// [`DynamicFault::Outside`]: the table `field` at `addr` (`count` of
 /// `unit` long, where known) is not inside the image.
+#[cold]
+#[inline(never)]
 pub(crate) fn outside(
     path: &Path,
     field: &'static str,
