@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use goblin::elf::sym as st;
 
 use crate::base::error::Error;
-use crate::elf::symbols::{elf_hash, Version, Want};
+use crate::elf::symbols::{elf_hash, Want};
 use crate::model::image::Segment;
 use crate::model::object::Dep;
 use crate::pipeline::load;
@@ -156,7 +156,7 @@ impl Library {
     /// As for [`Library::get`].
     pub unsafe fn find<T: Copy>(&self, name: &str) -> Option<Symbol<'_, T>> {
         const { assert!(std::mem::size_of::<T>() == std::mem::size_of::<usize>()) };
-        let addr = self.address(name, None).ok().flatten()?;
+        let addr = self.address(name, Want::Default).ok().flatten()?;
         Some(Symbol {
             // SAFETY: T is pointer-sized (checked at compile time); the
             // caller promises T is the symbol's type.
@@ -174,7 +174,7 @@ impl Library {
     /// a wrong signature is undefined behaviour.
     pub unsafe fn get<T: Copy>(&self, name: &str) -> Result<Symbol<'_, T>, Error> {
         // SAFETY: forwarded to the caller's promise about T.
-        unsafe { self.lookup(name, None) }
+        unsafe { self.lookup(name, Want::Default) }
     }
 
     /// Like [`Library::get`], for one version of the symbol (dlvsym).
@@ -186,12 +186,12 @@ impl Library {
         name: &str,
         version: &str,
     ) -> Result<Symbol<'_, T>, Error> {
-        let v = Version {
-            name: version.to_string(),
+        let want = Want::Version {
             hash: elf_hash(version.as_bytes()),
+            name: version.as_bytes(),
         };
         // SAFETY: forwarded to the caller's promise about T.
-        unsafe { self.lookup(name, Some(&v)) }
+        unsafe { self.lookup(name, want) }
     }
 
     /// [`Library::get`] and [`Library::get_versioned`]: the symbol's address
@@ -199,11 +199,7 @@ impl Library {
     ///
     /// # Safety
     /// As [`Library::get`].
-    unsafe fn lookup<T: Copy>(
-        &self,
-        name: &str,
-        version: Option<&Version>,
-    ) -> Result<Symbol<'_, T>, Error> {
+    unsafe fn lookup<T: Copy>(&self, name: &str, want: Want<'_>) -> Result<Symbol<'_, T>, Error> {
         if std::mem::size_of::<T>() != std::mem::size_of::<usize>() {
             return Err(Error::Unsupported {
                 path: self.path(),
@@ -212,10 +208,9 @@ impl Library {
                 },
             });
         }
-        let addr = match self.address(name, version)? {
+        let addr = match self.address(name, want)? {
             Some(a) => a,
-            None => self.address_as_needed(name, version)?.ok_or_else(|| {
-                let want = version.map_or(Want::Default, Want::Version);
+            None => self.address_as_needed(name, want)?.ok_or_else(|| {
                 Reference::by_name(name.as_bytes(), want)
                     .error(crate::base::error::Requester::Lookup(self.path()))
             })?,
@@ -229,14 +224,15 @@ impl Library {
     }
 
     /// The address of a symbol in this handle's scope, if defined there.
-    fn address(&self, name: &str, version: Option<&Version>) -> Result<Option<usize>, Error> {
-        if version.is_none() {
+    fn address(&self, name: &str, want: Want<'_>) -> Result<Option<usize>, Error> {
+        let unversioned = matches!(want, Want::Default);
+        if unversioned {
             if let Some(hit) = cache::get(self.inner.id, name) {
                 return Ok(hit);
             }
         }
-        let found = self.search(name, version)?;
-        if version.is_none() && self.no_as_needed_left() {
+        let found = self.search(name, want)?;
+        if unversioned && self.no_as_needed_left() {
             cache::put(self.inner.id, name, found);
         }
         Ok(found)
@@ -255,8 +251,7 @@ impl Library {
     /// The lookup itself: the one symbol resolution (`pipeline::reloc::
     /// resolve`) over the handle's scope, with the namespace's rules and
     /// unique definitions, as relocation and lazy binding see it.
-    fn search(&self, name: &str, version: Option<&Version>) -> Result<Option<usize>, Error> {
-        let want = version.map_or(Want::Default, Want::Version);
+    fn search(&self, name: &str, want: Want<'_>) -> Result<Option<usize>, Error> {
         let rules = self.inner.opts.namespace.as_deref();
         let mut resolver = Resolver {
             scope: Scope::Deps {
@@ -303,18 +298,14 @@ impl Library {
 
     /// The address of a symbol in the AS_NEEDED members of a linker
     /// script, loading them in turn until one defines it.
-    fn address_as_needed(
-        &self,
-        name: &str,
-        version: Option<&Version>,
-    ) -> Result<Option<usize>, Error> {
+    fn address_as_needed(&self, name: &str, want: Want<'_>) -> Result<Option<usize>, Error> {
         let mut a = self
             .inner
             .as_needed
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         for lib in &a.loaded {
-            if let Some(v) = lib.address(name, version)? {
+            if let Some(v) = lib.address(name, want)? {
                 return Ok(Some(v));
             }
         }
@@ -323,7 +314,7 @@ impl Library {
             // SAFETY: loading an AS_NEEDED member of the library the caller
             // opened, which it accepted to run code from.
             let lib = unsafe { open_with(&self.inner.opts, member.as_ref()) }?;
-            let found = lib.address(name, version)?;
+            let found = lib.address(name, want)?;
             a.loaded.push(lib);
             if found.is_some() {
                 return Ok(found);
@@ -334,10 +325,14 @@ impl Library {
 }
 
 /// The loader lock, with the fork handlers that keep it sound installed
-/// first (once per process).
-pub(super) fn lock(what: &str) -> Result<crate::model::registry::Locked, Error> {
+/// first (once per process). `what` names the attempt, made only for the
+/// error of a re-entrant call.
+pub(super) fn lock(what: impl FnOnce() -> String) -> Result<crate::model::registry::Locked, Error> {
     crate::model::fork::install();
-    crate::model::registry::lock(what)
+    crate::model::registry::lock("").map_err(|e| match e {
+        Error::Reentrant { .. } => Error::Reentrant { what: what() },
+        e => e,
+    })
 }
 
 /// Loads `name` with `opts`: what [`Loader::open`](crate::Loader::open)
@@ -346,8 +341,8 @@ pub(super) fn lock(what: &str) -> Result<crate::model::registry::Locked, Error> 
 /// # Safety
 /// The library's init functions and ifunc resolvers run.
 pub(super) unsafe fn open_with(opts: &Options, name: &OsStr) -> Result<Library, Error> {
-    let name = name.to_string_lossy().into_owned();
-    let mut reg = lock(&format!("open {name}"))?;
+    let name = name.to_string_lossy();
+    let mut reg = lock(|| format!("open {name}"))?;
     let set = load::load(opts, &mut reg, &name)?;
     Ok(Library::from_set(set, opts.clone()))
 }

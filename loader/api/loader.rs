@@ -164,7 +164,7 @@ impl Loader {
         let name = name.as_ref().to_string_lossy().into_owned();
         let mut opts = self.clone();
         opts.opts.defer_init = true;
-        let mut reg = lock(&format!("prepare {name}"))?;
+        let mut reg = lock(|| format!("prepare {name}"))?;
         let pending = load::link(&opts.opts, &mut reg, &name)?;
         Ok(Prepared {
             pending,
@@ -226,7 +226,7 @@ impl Prepared {
     /// As [`Loader::open`]: the library's ifunc resolvers and init
     /// functions run, arbitrary native code.
     pub unsafe fn run(self) -> Result<Library, Error> {
-        let mut reg = lock("run a prepared library")?;
+        let mut reg = lock(|| "run a prepared library".into())?;
         let set = load::finish(&mut reg, self.pending)?;
         Ok(self.loader.handle(set))
     }

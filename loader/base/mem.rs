@@ -211,6 +211,14 @@ impl<T: Plain> Table<T> {
 }
 
 impl Table<u8> {
+    /// The bytes of the table.
+    #[inline]
+    pub(crate) fn bytes(&self) -> &[u8] {
+        // SAFETY: the table covers `len` readable bytes that stay mapped
+        // while `self` (and so the returned borrow) lives.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+
     /// Whether the NUL-terminated string at `offset` is `s` (without
     /// scanning for the NUL first, as strcmp would not).
     #[inline]

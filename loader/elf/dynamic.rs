@@ -219,6 +219,8 @@ pub(crate) fn parse(
 }
 
 /// [`DynamicFault::Expected`] for `field`.
+#[cold]
+#[inline(never)]
 fn expected(path: &Path, field: &'static str, found: u64, expected: u64) -> Error {
     Error::dynamic(path, field, found, DynamicFault::Expected { expected })
 }

@@ -1,5 +1,5 @@
-//! Symbol tables and their hash tables (GNU with its Bloom filter, SysV),
-//! with symbol versions: what a symbol lookup needs from one object.
+//! Symbol tables, found through their hash tables (`hash`), with symbol
+//! versions: what a symbol lookup needs from one object.
 //!
 //! The same code serves objects minld mapped and the host's objects (those
 //! glibc loaded), whose tables are read in place.
@@ -12,206 +12,55 @@ use goblin::elf64::sym::Sym;
 use crate::base::error::{DynamicFault, Error};
 use crate::base::mem::{Memory, Table};
 use crate::elf::dynamic::Dynamic;
+pub(crate) use crate::elf::hash::{elf_hash, NameHash};
+use crate::elf::hash::{outside, Hash};
 pub(crate) use crate::elf::sym::SymFields;
 
-/// [`DynamicFault::Outside`]: the table `field` at `addr` (`count` of
-/// `unit` long, where known) is not inside the image.
-fn outside(
-    path: &Path,
-    field: &'static str,
-    addr: usize,
-    count: Option<usize>,
-    unit: &'static str,
-) -> Error {
-    let fault = DynamicFault::Outside {
-        count: count.map(|n| n as u64),
-        unit,
-    };
-    Error::dynamic(path, field, addr as u64, fault)
-}
-
-/// DT_GNU_HASH at `addr`: its header, Bloom filter, buckets and chains,
-/// and the symbol count they imply (past the end of the last chain a
-/// bucket starts).
-fn gnu_hash_table(path: &Path, mem: &Memory, addr: usize) -> Result<(Hash, usize), Error> {
-    let field = "DT_GNU_HASH";
-    let head: Table<u32> = mem
-        .table(addr, 4)
-        .ok_or_else(|| outside(path, field, addr, Some(16), "bytes"))?;
-    let nbuckets = head.get(0).unwrap_or(0) as usize;
-    let symoffset = head.get(1).unwrap_or(0);
-    let bloom_size = head.get(2).unwrap_or(0) as usize;
-    let shift = head.get(3).unwrap_or(0);
-    if nbuckets == 0 || bloom_size == 0 || !bloom_size.is_power_of_two() || shift >= 64 {
-        let fault = DynamicFault::GnuHashHeader {
-            nbuckets: nbuckets as u64,
-            bloom_size: bloom_size as u64,
-            shift: u64::from(shift),
-        };
-        return Err(Error::dynamic(path, field, addr as u64, fault));
-    }
-    let bloom: Table<u64> = mem.table(addr + 16, bloom_size).ok_or_else(|| {
-        outside(
-            path,
-            "DT_GNU_HASH Bloom filter",
-            addr + 16,
-            Some(bloom_size),
-            "words",
-        )
-    })?;
-    let buckets_at = bloom.addr() + bloom_size * 8;
-    let buckets: Table<u32> = mem.table(buckets_at, nbuckets).ok_or_else(|| {
-        outside(
-            path,
-            "DT_GNU_HASH buckets",
-            buckets_at,
-            Some(nbuckets),
-            "entries",
-        )
-    })?;
-    let chain_addr = buckets.addr() + nbuckets * 4;
-    let chain_all: Table<u32> = mem
-        .table_to_end(chain_addr)
-        .ok_or_else(|| outside(path, "DT_GNU_HASH chains", chain_addr, None, ""))?;
-    let nsyms = gnu_symbol_count(path, &buckets, &chain_all, symoffset, chain_addr)?;
-    let chain = chain_all
-        .slice(0, nsyms.saturating_sub(symoffset as usize))
-        .ok_or_else(|| outside(path, "DT_GNU_HASH chains", chain_addr, None, ""))?;
-    if let Some(b) = buckets
-        .iter()
-        .find(|&b| b != 0 && (b < symoffset || b as usize >= nsyms))
-    {
-        let fault = DynamicFault::BucketOutside {
-            symoffset: u64::from(symoffset),
-            nsyms: nsyms as u64,
-        };
-        return Err(Error::dynamic(
-            path,
-            "DT_GNU_HASH bucket",
-            u64::from(b),
-            fault,
-        ));
-    }
-    let hash = Hash::Gnu {
-        bloom,
-        shift,
-        buckets,
-        chain,
-        symoffset,
-    };
-    Ok((hash, nsyms))
-}
-
-/// The symbol count of a GNU hash table: the chain a bucket starts last
-/// ends at the last hashed symbol (its low bit set).
-fn gnu_symbol_count(
-    path: &Path,
-    buckets: &Table<u32>,
-    chains: &Table<u32>,
-    symoffset: u32,
-    chain_addr: usize,
-) -> Result<usize, Error> {
-    let max_bucket = buckets.iter().max().unwrap_or(0);
-    if max_bucket < symoffset || max_bucket == 0 {
-        return Ok((max_bucket as usize).max(symoffset as usize));
-    }
-    let mut i = (max_bucket - symoffset) as usize;
-    loop {
-        let h = chains.get(i).ok_or_else(|| {
-            outside(
-                path,
-                "DT_GNU_HASH chain",
-                chain_addr,
-                Some(i + 1),
-                "entries",
-            )
-        })?;
-        if h & 1 != 0 {
-            return Ok(symoffset as usize + i + 1);
-        }
-        i += 1;
-    }
-}
-
-/// DT_HASH at `addr`: buckets and chains; nchain is the symbol count.
-fn sysv_hash_table(path: &Path, mem: &Memory, addr: usize) -> Result<(Hash, usize), Error> {
-    let head: Table<u32> = mem
-        .table(addr, 2)
-        .ok_or_else(|| outside(path, "DT_HASH", addr, Some(8), "bytes"))?;
-    let nbucket = head.get(0).unwrap_or(0) as usize;
-    let nchain = head.get(1).unwrap_or(0) as usize;
-    let buckets = mem
-        .table(addr + 8, nbucket)
-        .ok_or_else(|| outside(path, "DT_HASH buckets", addr + 8, Some(nbucket), "entries"))?;
-    let chains_at = addr + 8 + nbucket * 4;
-    let chain = mem
-        .table(chains_at, nchain)
-        .ok_or_else(|| outside(path, "DT_HASH chains", chains_at, Some(nchain), "entries"))?;
-    Ok((Hash::Sysv { buckets, chain }, nchain))
-}
-
-/// The hash of a name, in both flavours (the SysV one computed on demand).
+/// A version as defined (verdef) or required (vernaux): the ELF hash of
+/// its name (vd_hash, vna_hash) and the name, read in place in the
+/// object's string table. Two versions are the same when both agree; the
+/// hash is compared first, the bytes only on a match (as glibc does).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct NameHash {
-    gnu: u32,
-}
-
-impl NameHash {
-    pub(crate) fn new(name: &[u8]) -> Self {
-        NameHash {
-            gnu: gnu_hash(name),
-        }
-    }
-}
-
-/// The GNU hash (Bernstein's, `h * 33 + c`).
-pub(crate) fn gnu_hash(name: &[u8]) -> u32 {
-    name.iter().fold(5381u32, |h, &c| {
-        h.wrapping_mul(33).wrapping_add(u32::from(c))
-    })
-}
-
-/// The SysV ELF hash, also used for version names.
-pub(crate) fn elf_hash(name: &[u8]) -> u32 {
-    let mut h: u32 = 0;
-    for &c in name {
-        h = (h << 4).wrapping_add(u32::from(c));
-        let g = h & 0xf000_0000;
-        if g != 0 {
-            h ^= g >> 24;
-        }
-        h &= !g;
-    }
-    h
-}
-
-#[derive(Debug)]
-enum Hash {
-    Gnu {
-        bloom: Table<u64>,
-        shift: u32,
-        buckets: Table<u32>,
-        chain: Table<u32>,
-        symoffset: u32,
-    },
-    Sysv {
-        buckets: Table<u32>,
-        chain: Table<u32>,
-    },
-}
-
-/// A version as defined (verdef) or required (vernaux).
-#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Version {
-    pub(crate) name: String,
+    /// The ELF hash of the name, as the file gives it.
     pub(crate) hash: u32,
+    /// The name's bytes (without the NUL), in the string table.
+    name: Table<u8>,
+}
+
+impl Version {
+    /// The name, as bytes.
+    #[inline]
+    pub(crate) fn name(&self) -> &[u8] {
+        self.name.bytes()
+    }
+
+    /// Whether this is the version `hash`, `name`.
+    #[inline]
+    pub(crate) fn is(&self, hash: u32, name: &[u8]) -> bool {
+        self.hash == hash && self.name() == name
+    }
+
+    /// A lookup for a definition in this version.
+    #[inline]
+    pub(crate) fn want(&self) -> Want<'_> {
+        Want::Version {
+            hash: self.hash,
+            name: self.name(),
+        }
+    }
 }
 
 /// What a lookup asks for.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Want<'a> {
-    /// A given version; `hidden` when the reference itself is to a hidden version.
-    Version(&'a Version),
+    /// A given version: the ELF hash of its name, and the name.
+    Version {
+        /// The ELF hash of `name`.
+        hash: u32,
+        /// The version's name.
+        name: &'a [u8],
+    },
     /// No version: the default (non-hidden) definition.
     Default,
 }
@@ -230,11 +79,21 @@ pub(crate) struct Symbols {
     defs: Vec<Option<Version>>,
 }
 
-/// A required version: the file that must provide it, and the version.
+/// The versions required of one file (a DT_VERNEED entry).
 #[derive(Debug, Clone)]
 pub(crate) struct VersionNeed {
-    pub(crate) file: String,
-    pub(crate) versions: Vec<(Version, u16, bool)>, // (version, index, weak)
+    /// The file's name (vn_file), in the string table.
+    file: Table<u8>,
+    /// Each version, with its versym index (vna_other) and whether it is
+    /// weak (VER_FLG_WEAK).
+    pub(crate) versions: Vec<(Version, u16, bool)>,
+}
+
+impl VersionNeed {
+    /// The file that must define the versions (its soname).
+    pub(crate) fn file(&self) -> &[u8] {
+        self.file.bytes()
+    }
 }
 
 impl Symbols {
@@ -242,10 +101,7 @@ impl Symbols {
     /// hash table (which gives the symbol count), the symbol table, the
     /// version indexes, the version definitions.
     pub(crate) fn new(path: &Path, mem: &Memory, d: &Dynamic) -> Result<Symbols, Error> {
-        let (hash, nsyms) = match d.gnu_hash {
-            Some(addr) => gnu_hash_table(path, mem, addr)?,
-            None => sysv_hash_table(path, mem, d.sysv_hash.unwrap_or(0))?,
-        };
+        let (hash, nsyms) = Hash::read(path, mem, d)?;
         let syms: Table<Sym> = mem
             .table(d.symtab_addr, nsyms)
             .ok_or_else(|| outside(path, "DT_SYMTAB", d.symtab_addr, Some(nsyms), "symbols"))?;
@@ -269,8 +125,16 @@ impl Symbols {
         Ok(me)
     }
 
+    /// The NUL-terminated string at `off` in the string table.
     fn string(&self, off: u32) -> Option<&[u8]> {
         self.strtab.c_str(off as usize)
+    }
+
+    /// The string at `off`, as a view of its bytes (without the NUL) in
+    /// the string table.
+    fn string_in_place(&self, off: u32) -> Option<Table<u8>> {
+        let len = self.string(off)?.len();
+        self.strtab.slice(off as usize, len)
     }
 
     fn read_verdefs(
@@ -281,7 +145,8 @@ impl Symbols {
         count: usize,
     ) -> Result<Vec<Option<Version>>, Error> {
         let strsz = self.strtab.len() as u64;
-        let mut defs: Vec<Option<Version>> = Vec::new();
+        // vd_ndx counts from 1 (the file's own name), usually in order.
+        let mut defs: Vec<Option<Version>> = Vec::with_capacity(count.min(0x8000) + 1);
         for _ in 0..count.min(0x8000) {
             // Elf64_Verdef: vd_version u16, vd_flags u16, vd_ndx u16,
             // vd_cnt u16, vd_hash u32, vd_aux u32, vd_next u32.
@@ -312,7 +177,7 @@ impl Symbols {
                     "bytes",
                 )
             })?;
-            let name = self.string(name_off).ok_or_else(|| {
+            let name = self.string_in_place(name_off).ok_or_else(|| {
                 Error::dynamic(
                     path,
                     "DT_VERDEF vda_name",
@@ -323,10 +188,7 @@ impl Symbols {
             if defs.len() <= ndx {
                 defs.resize(ndx + 1, None);
             }
-            defs[ndx] = Some(Version {
-                name: String::from_utf8_lossy(name).into_owned(),
-                hash,
-            });
+            defs[ndx] = Some(Version { hash, name });
             if next == 0 {
                 break;
             }
@@ -350,10 +212,10 @@ impl Symbols {
         d: &Dynamic,
     ) -> Result<Vec<VersionNeed>, Error> {
         let strsz = self.strtab.len() as u64;
-        let mut out = Vec::new();
         let Some((mut addr, count)) = d.verneed else {
-            return Ok(out);
+            return Ok(Vec::new());
         };
+        let mut out = Vec::with_capacity(count.min(0x8000));
         for _ in 0..count.min(0x8000) {
             // Elf64_Verneed: vn_version u16, vn_cnt u16, vn_file u32,
             // vn_aux u32, vn_next u32.
@@ -363,7 +225,7 @@ impl Symbols {
             let w0 = v.get(0).unwrap_or(0);
             let cnt = (w0 >> 16) as usize;
             let file_off = v.get(1).unwrap_or(0);
-            let file = self.string(file_off).ok_or_else(|| {
+            let file = self.string_in_place(file_off).ok_or_else(|| {
                 Error::dynamic(
                     path,
                     "DT_VERNEED vn_file",
@@ -372,8 +234,8 @@ impl Symbols {
                 )
             })?;
             let mut need = VersionNeed {
-                file: String::from_utf8_lossy(file).into_owned(),
-                versions: Vec::new(),
+                file,
+                versions: Vec::with_capacity(cnt),
             };
             let mut aux = addr + v.get(2).unwrap_or(0) as usize;
             for _ in 0..cnt {
@@ -387,7 +249,7 @@ impl Symbols {
                 let flags = w1 & 0xffff;
                 let other = (w1 >> 16) as u16;
                 let name_off = a.get(2).unwrap_or(0);
-                let name = self.string(name_off).ok_or_else(|| {
+                let name = self.string_in_place(name_off).ok_or_else(|| {
                     Error::dynamic(
                         path,
                         "DT_VERNEED vna_name",
@@ -396,10 +258,7 @@ impl Symbols {
                     )
                 })?;
                 need.versions.push((
-                    Version {
-                        name: String::from_utf8_lossy(name).into_owned(),
-                        hash,
-                    },
+                    Version { hash, name },
                     other & 0x7fff,
                     flags & 0x2 != 0, // VER_FLG_WEAK
                 ));
@@ -421,10 +280,7 @@ impl Symbols {
 
     /// Whether this object defines a version (for DT_VERNEED checks).
     pub(crate) fn defines_version(&self, v: &Version) -> bool {
-        self.defs
-            .iter()
-            .flatten()
-            .any(|d| d.hash == v.hash && d.name == v.name)
+        self.defs.iter().flatten().any(|d| d.is(v.hash, v.name()))
     }
 
     /// The number of symbols.
@@ -455,26 +311,37 @@ impl Symbols {
     }
 
     /// Looks a defined symbol up by name and version; returns its index.
+    /// The Bloom filter's answer, which turns most objects of a scope
+    /// away, is inlined into the caller's walk; the chains are not.
+    #[inline]
     pub(crate) fn lookup(
         &self,
         name: &[u8],
         hash: NameHash,
         want: Want<'_>,
     ) -> Option<(usize, Sym)> {
+        if let Hash::Gnu { bloom, shift, .. } = &self.hash {
+            let h = hash.gnu;
+            let word = bloom.get((h as usize / 64) & (bloom.len() - 1))?;
+            let mask = (1u64 << (h % 64)) | (1u64 << ((h >> shift) % 64));
+            if word & mask != mask {
+                return None;
+            }
+        }
+        self.find(name, hash, want)
+    }
+
+    /// [`Symbols::lookup`] past the Bloom filter: the hash chain.
+    #[inline(never)]
+    fn find(&self, name: &[u8], hash: NameHash, want: Want<'_>) -> Option<(usize, Sym)> {
         match &self.hash {
             Hash::Gnu {
-                bloom,
-                shift,
                 buckets,
                 chain,
                 symoffset,
+                ..
             } => {
                 let h = hash.gnu;
-                let word = bloom.get((h as usize / 64) & (bloom.len() - 1))?;
-                let mask = (1u64 << (h % 64)) | (1u64 << ((h >> shift) % 64));
-                if word & mask != mask {
-                    return None;
-                }
                 let mut i = buckets.get(h as usize % buckets.len())? as usize;
                 if i == 0 {
                     return None;
@@ -558,9 +425,12 @@ impl Symbols {
         };
         let ndx = versym & 0x7fff;
         match want {
-            Want::Version(v) => {
+            Want::Version {
+                hash,
+                name: version,
+            } => {
                 let def = self.version_def(ndx);
-                let matches = def.is_some_and(|d| d.hash == v.hash && d.name == v.name);
+                let matches = def.is_some_and(|d| d.is(hash, version));
                 // An unversioned definition satisfies a versioned reference
                 // (as in glibc), unless it is hidden.
                 if matches

@@ -432,7 +432,7 @@ fn by_index(needs: &[VersionNeed]) -> Vec<Option<Version>> {
             if out.len() <= i {
                 out.resize(i + 1, None);
             }
-            out[i] = Some(v.clone());
+            out[i] = Some(*v);
         }
     }
     out
@@ -477,17 +477,17 @@ fn tls_module(path: &Path, image: &MappedImage) -> Result<Option<tls::Module>, E
 /// that provides it (glibc's `_dl_check_map_versions`).
 pub(crate) fn check_versions(o: &Object) -> Result<(), Error> {
     for need in &o.needs {
-        let dep = o
-            .deps()
-            .iter()
-            .find(|d| d.with(|s| s.soname() == need.file).unwrap_or(false));
+        let dep = o.deps().iter().find(|d| {
+            d.with(|s| s.soname().as_bytes() == need.file())
+                .unwrap_or(false)
+        });
         let Some(dep) = dep else { continue };
         for (v, _, weak) in &need.versions {
             let ok = dep.with(|s| s.symbols().defines_version(v)).unwrap_or(true);
             debug::print_if(Category::Versions, || {
                 format!(
                     "checking for version `{}' in file {} [0] required by file {} [0]{}",
-                    v.name,
+                    String::from_utf8_lossy(v.name()),
                     dep.path().display(),
                     o.path.display(),
                     if ok { "" } else { ": NOT FOUND" }
@@ -496,7 +496,7 @@ pub(crate) fn check_versions(o: &Object) -> Result<(), Error> {
             if !ok && !weak {
                 return Err(Error::MissingVersion {
                     path: dep.path(),
-                    version: v.name.clone(),
+                    version: String::from_utf8_lossy(v.name()).into_owned(),
                     needed_by: o.path.clone(),
                 });
             }

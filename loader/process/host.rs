@@ -55,7 +55,9 @@ pub(crate) struct HostObject {
     pub(crate) needed: Vec<String>,
     /// Its load bias.
     pub(crate) bias: usize,
-    /// Its dynamic symbols, read in place.
+    /// Its dynamic symbols, read in place. (Read when the object is found,
+    /// not on first use: every load's weak undefined references, such as
+    /// `__gmon_start__` and `_ITM_*`, walk the whole scope anyway.)
     pub(crate) symbols: Symbols,
     /// glibc's TLS module id (0 without PT_TLS).
     pub(crate) tls_modid: usize,
@@ -143,7 +145,7 @@ unsafe extern "C" fn collect(
 
 /// glibc's list of its objects as it stands.
 fn raw_objects() -> Vec<Raw> {
-    let mut raw: Vec<Raw> = Vec::new();
+    let mut raw: Vec<Raw> = Vec::with_capacity(16);
     // SAFETY: `collect` only writes to the Vec passed as data, which
     // outlives the call.
     unsafe {
@@ -153,6 +155,16 @@ fn raw_objects() -> Vec<Raw> {
         )
     };
     raw
+}
+
+/// The last component of a path, as bytes.
+fn base_name(path: &[u8]) -> &[u8] {
+    path.rsplit(|&b| b == b'/').next().unwrap_or(path)
+}
+
+/// Whether `hay` contains `needle`.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The thread pointer (%fs:0 on x86-64 holds its own address).
@@ -298,46 +310,51 @@ impl HostObjects {
         }
         let raw = raw_objects();
         let tp = thread_pointer();
-        let file_name = |r: &Raw| -> String {
-            let n = String::from_utf8_lossy(&r.name).into_owned();
-            n.rsplit('/').next().unwrap_or(&n).to_string()
-        };
+        // Each entry's file name (the last component of glibc's name for it).
+        let file_names: Vec<&[u8]> = raw.iter().map(|r| base_name(&r.name)).collect();
         // Which raw entries are in the startup scope, found from the
         // program (the first entry) and the preloaded objects. glibc names
         // each object by the path it found for the DT_NEEDED string, so the
         // string is that path's file name (or the path itself).
-        let mut wanted: Vec<String> = std::env::var("LD_PRELOAD")
-            .unwrap_or_default()
+        let preload = std::env::var("LD_PRELOAD").unwrap_or_default();
+        let preloaded: Vec<&str> = preload
             .split([' ', ':'])
             .filter(|s| !s.is_empty())
-            .map(|s| s.rsplit('/').next().unwrap_or(s).to_string())
+            .map(|s| s.rsplit('/').next().unwrap_or(s))
             .collect();
-        let mut chosen: Vec<Option<Arc<HostObject>>> = (0..raw.len()).map(|_| None).collect();
+        let names = |w: &str, j: usize| {
+            w.as_bytes() == file_names[j] || raw[j].name.ends_with(w.as_bytes())
+        };
+        // The objects read, with their entries' indexes, in the order found.
+        let mut found: Vec<(usize, Arc<HostObject>)> = Vec::with_capacity(raw.len());
+        let mut tried = vec![false; raw.len()];
         let mut queue: Vec<usize> = vec![0];
         while let Some(i) = queue.pop() {
-            if chosen[i].is_some() {
+            if std::mem::replace(&mut tried[i], true) {
                 continue;
             }
-            let name = String::from_utf8_lossy(&raw[i].name).into_owned();
+            let name = String::from_utf8_lossy(&raw[i].name);
             let Some(o) = host_object(&name, &raw[i], tp) else {
                 log::debug!("host object {name:?}: no usable dynamic symbols, skipped");
                 continue;
             };
-            wanted.extend(o.needed.iter().cloned());
-            chosen[i] = Some(Arc::new(o));
+            found.push((i, Arc::new(o)));
             for (j, r) in raw.iter().enumerate() {
-                if chosen[j].is_none()
+                if !tried[j]
                     && !r.name.is_empty()
-                    && !file_name(r).contains("linux-vdso")
-                    && wanted
-                        .iter()
-                        .any(|w| *w == file_name(r) || r.name.ends_with(w.as_bytes()))
+                    && !contains(file_names[j], b"linux-vdso")
+                    && (preloaded.iter().any(|w| names(w, j))
+                        || found
+                            .iter()
+                            .any(|(_, o)| o.needed.iter().any(|w| names(w, j))))
                 {
                     queue.push(j);
                 }
             }
         }
-        self.objects = chosen.into_iter().flatten().collect();
+        // In glibc's load order.
+        found.sort_unstable_by_key(|&(i, _)| i);
+        self.objects = found.into_iter().map(|(_, o)| o).collect();
     }
 
     /// The startup object with this soname (or file name).
@@ -433,7 +450,6 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
         .ok()?;
     let soname = d
         .soname
-        .clone()
         .unwrap_or_else(|| name.rsplit('/').next().unwrap_or(name).to_string());
     // A block in glibc's static TLS area (which ends at the thread pointer)
     // is at the same offset in every thread; one allocated later for a
@@ -445,7 +461,7 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
     Some(HostObject {
         path,
         soname,
-        needed: d.needed.clone(),
+        needed: d.needed,
         bias: r.bias,
         symbols,
         tls_modid: r.tls_modid,

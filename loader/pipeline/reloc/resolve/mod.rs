@@ -341,7 +341,7 @@ impl<'a> Reference<'a> {
         };
         let want = obj
             .wanted_version(symi)
-            .map_or(Want::Default, Want::Version);
+            .map_or(Want::Default, Version::want);
         Ok(Reference {
             name,
             want,
@@ -361,7 +361,7 @@ impl<'a> Reference<'a> {
     /// The version asked for, by name.
     fn version(&self) -> Option<String> {
         match self.want {
-            Want::Version(v) => Some(v.name.clone()),
+            Want::Version { name, .. } => Some(String::from_utf8_lossy(name).into_owned()),
             Want::Default => None,
         }
     }
@@ -521,7 +521,8 @@ fn note_denied(
     m: ScopeRef<'_>,
     index: usize,
 ) {
-    let version = defined_version(&m, index).map(|v| v.name.as_str());
+    let version = defined_version(&m, index).map(|v| String::from_utf8_lossy(v.name()));
+    let version = version.as_deref();
     if rules.allows(name, version) {
         return;
     }
@@ -540,7 +541,7 @@ fn note_denied(
 /// `MINLD_DEBUG=bindings`: which file `obj`'s reference to `name` binds.
 fn print_binding(obj: &Object, name: &[u8], m: ScopeRef<'_>, index: usize) {
     let version = defined_version(&m, index)
-        .map(|v| format!(" [{}]", v.name))
+        .map(|v| format!(" [{}]", String::from_utf8_lossy(v.name())))
         .unwrap_or_default();
     debug::print(format_args!(
         "binding file {} to {}: normal symbol `{}'{}",

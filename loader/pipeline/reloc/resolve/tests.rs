@@ -79,11 +79,11 @@ fn an_ifunc_of_minlds_runs_only_when_allowed() {
 
 #[test]
 fn a_lookup_from_no_object_names_its_caller_when_undefined() {
-    let v = Version {
-        name: "V_2".into(),
+    let want = Want::Version {
         hash: crate::elf::symbols::elf_hash(b"V_2"),
+        name: b"V_2",
     };
-    let r = Reference::by_name(b"missing", Want::Version(&v));
+    let r = Reference::by_name(b"missing", want);
     match r.undefined(true) {
         Err(Error::UndefinedSymbol {
             name,
