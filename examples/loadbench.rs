@@ -21,7 +21,8 @@
 //!   against `RTLD_LAZY | RTLD_LOCAL` (both bind PLT entries at their
 //!   first call). Default: both.
 //! - `--json FILE`: every raw sample and every median, as JSON (the input of
-//!   `scripts/plot_loadbench.py`).
+//!   `scripts/plot_loadbench.py`); with `--smaps`, each run's growth by kind
+//!   too (`smaps_kb`).
 //! - `--no-strace`: skip the system-call counts.
 //! - `--smaps`: after each mode's table, where the RSS growth went, by kind
 //!   of memory: the loaded objects' code, read-only pages (clean, or
@@ -940,6 +941,15 @@ fn samples_json(s: &Samples) -> J {
             J::Arr(s.objects.iter().map(|p| J::Str(p.clone())).collect()),
         ),
         ("error", s.error.clone().map_or(J::Null, J::Str)),
+        (
+            "smaps_kb",
+            J::Obj(
+                s.smaps
+                    .iter()
+                    .map(|(k, v)| (k.clone(), J::Arr(v.iter().map(|&x| J::Int(x)).collect())))
+                    .collect(),
+            ),
+        ),
     ])
 }
 
