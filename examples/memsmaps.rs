@@ -59,8 +59,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let present1 = pages_of.as_deref().map(|s| present(&before.mappings(), s));
     after.read();
+    let present1 = pages_of.as_deref().map(|s| present(&after.mappings(), s));
     if !ok {
         eprintln!("memsmaps: the load failed");
         return ExitCode::FAILURE;
@@ -104,7 +104,12 @@ fn main() -> ExitCode {
     }
     println!("{sum:>7} kB  in all");
     if let (Some(p0), Some(p1)) = (present0, present1) {
-        for ((m, a), (_, b)) in p0.iter().zip(&p1) {
+        for (m, b) in &p1 {
+            let a = p0
+                .iter()
+                .find(|(o, _)| o.start == m.start && o.end == m.end)
+                .map(|(_, a)| a.clone())
+                .unwrap_or_else(|| vec![false; b.len()]);
             let new: Vec<String> = a
                 .iter()
                 .zip(b)
