@@ -21,8 +21,19 @@
 //!   against `RTLD_LAZY | RTLD_LOCAL` (both bind PLT entries at their
 //!   first call). Default: both.
 //! - `--json FILE`: every raw sample and every median, as JSON (the input of
-//!   `scripts/plot_loadbench.py`).
+//!   `scripts/plot_loadbench.py`); with `--smaps`, each run's growth by kind
+//!   too (`smaps_kb`).
 //! - `--no-strace`: skip the system-call counts.
+//! - `--smaps`: after each mode's table, where the RSS growth went, by kind
+//!   of memory: the loaded objects' code, read-only pages (clean, or
+//!   written: RELRO), data and .bss; the host program's own pages (minld's
+//!   code lives there); ld.so, libc and the other objects the process had;
+//!   the heap, other anonymous memory and the stack. Each child reads
+//!   `/proc/self/smaps` into a buffer allocated before the first reading,
+//!   just before and just after the loading call (the RSS columns are
+//!   measured between the two readings, as without the flag). See
+//!   `examples/support/smaps.rs`; `examples/memsmaps.rs` prints one load's
+//!   changed mappings one by one.
 //!
 //! How it measures:
 //!
@@ -70,6 +81,9 @@ use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
+
+#[path = "support/smaps.rs"]
+mod smaps;
 
 const LIB_DIR: &str = "/usr/lib/x86_64-linux-gnu";
 const DEFAULT_LIBS: &[&str] = &[
@@ -226,8 +240,11 @@ fn one_line(s: &str) -> String {
     s.replace('\n', " ")
 }
 
-/// `--child <minld|glibc> <now|lazy> <path> [info]`
-fn child_load(which: Which, mode: Mode, path: &str, info: bool) -> ! {
+/// Bytes of each smaps buffer: room for a few thousand mappings.
+const SMAPS_BUFFER: usize = 4 << 20;
+
+/// `--child <minld|glibc> <now|lazy> <path> [info] [smaps]`
+fn child_load(which: Which, mode: Mode, path: &str, info: bool, with_smaps: bool) -> ! {
     // Everything either call needs is made before the clock starts.
     let cpath = CString::new(path).expect("path with a NUL");
     let flags = match mode {
@@ -246,6 +263,15 @@ fn child_load(which: Which, mode: Mode, path: &str, info: bool) -> ! {
     // that minld's first `open` initialises its process-wide state (the
     // registry, the host's objects found through dl_iterate_phdr, the
     // ld.so.cache), as glibc's first dlopen does its own.
+    let mut snapshots = with_smaps.then(|| {
+        (
+            smaps::Buffer::new(SMAPS_BUFFER),
+            smaps::Buffer::new(SMAPS_BUFFER),
+        )
+    });
+    if let Some((before, _)) = &mut snapshots {
+        before.read();
+    }
     let rss0 = vm_rss_kb();
     marker(MARK_BEGIN);
     let (ns, result) = match which {
@@ -274,6 +300,9 @@ fn child_load(which: Which, mode: Mode, path: &str, info: bool) -> ! {
     };
     marker(MARK_END);
     let rss1 = vm_rss_kb();
+    if let Some((_, after)) = &mut snapshots {
+        after.read();
+    }
 
     let loaded = match result {
         Ok(l) => l,
@@ -283,6 +312,15 @@ fn child_load(which: Which, mode: Mode, path: &str, info: bool) -> ! {
         }
     };
     println!("ns={ns} rss_kb={}", rss1 as i64 - rss0 as i64);
+    if let Some((before, after)) = &snapshots {
+        if before.full() || after.full() {
+            println!("error=smaps did not fit in {SMAPS_BUFFER} bytes");
+            child_exit(1);
+        }
+        for (kind, kb) in smaps::growth(before, after) {
+            println!("smaps.{kind}={kb}");
+        }
+    }
     if info {
         if let Loaded::Minld(lib) = &loaded {
             println!("deps={}", lib.dependencies().len());
@@ -418,11 +456,12 @@ struct Opts {
     modes: Vec<Mode>,
     json: Option<PathBuf>,
     strace: bool,
+    smaps: bool,
 }
 
 fn usage() -> ExitCode {
     eprintln!(
-        "usage: loadbench [--runs N] [--libs a,b,c] [--modes now,lazy] [--json FILE] [--no-strace]"
+        "usage: loadbench [--runs N] [--libs a,b,c] [--modes now,lazy] [--json FILE] [--no-strace] [--smaps]"
     );
     ExitCode::from(2)
 }
@@ -450,6 +489,7 @@ fn parse_opts() -> Result<Opts, String> {
         modes: vec![Mode::Now, Mode::Lazy],
         json: None,
         strace: true,
+        smaps: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -479,6 +519,7 @@ fn parse_opts() -> Result<Opts, String> {
             }
             "--json" => o.json = Some(PathBuf::from(value("--json")?)),
             "--no-strace" => o.strace = false,
+            "--smaps" => o.smaps = true,
             _ => return Err(format!("unknown argument {a:?}")),
         }
     }
@@ -613,6 +654,8 @@ struct Samples {
     error: Option<String>,
     /// Objects newly mapped by the untimed load, the library included.
     objects: Vec<String>,
+    /// With `--smaps`: each run's growth by kind of memory.
+    smaps: smaps::Runs,
 }
 
 struct LibResult {
@@ -898,6 +941,15 @@ fn samples_json(s: &Samples) -> J {
             J::Arr(s.objects.iter().map(|p| J::Str(p.clone())).collect()),
         ),
         ("error", s.error.clone().map_or(J::Null, J::Str)),
+        (
+            "smaps_kb",
+            J::Obj(
+                s.smaps
+                    .iter()
+                    .map(|(k, v)| (k.clone(), J::Arr(v.iter().map(|&x| J::Int(x)).collect())))
+                    .collect(),
+            ),
+        ),
     ])
 }
 
@@ -932,7 +984,8 @@ fn main() -> ExitCode {
             args.get(4),
         ) {
             (Some(w), Some(m), Some(p)) => {
-                child_load(w, m, p, args.get(5).map(String::as_str) == Some("info"))
+                let has = |word: &str| args[5..].iter().any(|a| a == word);
+                child_load(w, m, p, has("info"), has("smaps"))
             }
             _ => return usage(),
         }
@@ -1023,11 +1076,15 @@ fn main() -> ExitCode {
                     }
                     let mut cmd = child_command(&exe);
                     cmd.args(load_args(w, mode, &lib.path));
+                    if opts.smaps {
+                        cmd.arg("smaps");
+                    }
                     match run_child(cmd) {
                         Ok(kv) => match (field(&kv, "ns"), field(&kv, "rss_kb")) {
                             (Some(ns), Some(rss)) => {
                                 s.ns.push(ns);
                                 s.rss_kb.push(rss);
+                                smaps::collect(&mut s.smaps, &kv);
                             }
                             _ => s.error = Some(format!("unreadable child output {kv:?}")),
                         },
@@ -1148,6 +1205,24 @@ fn main() -> ExitCode {
             );
         }
         out.push('\n');
+        if opts.smaps {
+            let rows: Vec<_> = libs
+                .iter()
+                .map(|l| {
+                    let [m, g] = &l.modes[mi];
+                    let rss = |s: &Samples| median_i(&s.rss_kb).unwrap_or(0.0);
+                    (l.name.clone(), [&m.smaps, &g.smaps], [rss(m), rss(g)])
+                })
+                .collect();
+            let _ = writeln!(
+                out,
+                "RSS growth by kind of memory ({} mode, kB, median of each kind over the runs; \
+                 from /proc/self/smaps before and after the loading call):\n",
+                mode.name()
+            );
+            out.push_str(&smaps::table(&rows));
+            out.push('\n');
+        }
     }
     let mismatch: Vec<String> = libs
         .iter()

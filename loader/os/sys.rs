@@ -301,6 +301,30 @@ impl Sys {
         ret
     }
 
+    /// `madvise(addr, len, MADV_DONTNEED)`: drops the process's pages of a
+    /// range; a private file mapping's pages that were never written come
+    /// back from the file, unchanged, if touched again.
+    ///
+    /// # Safety
+    /// The range must belong to the caller, and no page of it may hold
+    /// anything written since it was mapped (that would be lost).
+    pub(crate) unsafe fn dontneed(
+        &self,
+        addr: usize,
+        len: usize,
+        note: impl Note,
+    ) -> Result<(), Errno> {
+        // SAFETY: the caller guarantees the range is its own and holds
+        // nothing written: dropping it loses nothing.
+        let r = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+        let ret = if r < 0 { Err(Errno::last()) } else { Ok(()) };
+        if self.trace {
+            let call = format!("madvise({:#x}, {}, MADV_DONTNEED)", addr, len);
+            self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);
+        }
+        ret
+    }
+
     /// `munmap(addr, len)`.
     ///
     /// # Safety

@@ -17,14 +17,21 @@ use crate::process::host::HostObjects;
 /// A registration with the host unwinder; dropping it deregisters.
 #[derive(Debug)]
 pub(crate) struct Registration {
-    /// The start of the registered `.eh_frame`.
-    eh_frame: usize,
-    /// libgcc's `struct object` (six words in GCC 12); it must stay put
-    /// while registered, so it lives on the heap, with room to spare.
+    /// What was registered and is deregistered: the address of the table
+    /// in `_storage` (or, with the plain registration, the `.eh_frame`).
+    begin: usize,
+    /// The table (`.eh_frame`'s address, then a null terminator) and
+    /// libgcc's `struct object` (six words in GCC 12) after it; both must
+    /// stay put while registered, so they live on the heap, with room to
+    /// spare.
     _storage: Box<[usize; 16]>,
     /// libgcc's `__deregister_frame_info`, called on drop.
     deregister: usize,
 }
+
+/// Where libgcc's `struct object` starts in a registration's storage,
+/// after the two words of the table.
+const OBJECT_AT: usize = 2;
 
 /// The start of `.eh_frame`, read from the `.eh_frame_hdr` at `hdr`: its
 /// second word is an encoded pointer (`DW_EH_PE_*`) to the section.
@@ -62,6 +69,13 @@ pub(crate) fn eh_frame_start(readable: impl Fn(usize, usize) -> bool, hdr: usize
 
 /// Registers the `.eh_frame` at `eh_frame` with the host's libgcc_s, when
 /// the process has one.
+///
+/// The section goes in as a one-entry table (`__register_frame_info_table`)
+/// rather than by itself (`__register_frame_info`): libgcc then reads
+/// nothing of it until an unwind first searches it, where the plain
+/// registration reads its first word at once. That read faults in a page
+/// of the object's read-only data that nothing else of a load touches
+/// (and with it the kernel's fault-around window, up to 16 pages).
 pub(crate) fn register(host: &HostObjects, eh_frame: usize) -> Option<Registration> {
     let gcc = host.by_soname("libgcc_s.so.1")?;
     let find = |name: &[u8]| {
@@ -69,18 +83,35 @@ pub(crate) fn register(host: &HostObjects, eh_frame: usize) -> Option<Registrati
             .lookup(name, NameHash::new(name), Want::Default)
             .map(|(_, s)| gcc.bias.wrapping_add(s.st_value as usize))
     };
-    let register = find(b"__register_frame_info")?;
     let deregister = find(b"__deregister_frame_info")?;
     let mut storage = Box::new([0usize; 16]);
-    // SAFETY: libgcc's `void __register_frame_info(const void *, struct
-    // object *)`; the section ends with the zero terminator every linked
-    // object has (crtend), and `storage` outlives the registration.
-    unsafe {
-        let f: extern "C" fn(usize, *mut usize) = std::mem::transmute(register);
-        f(eh_frame, storage.as_mut_ptr());
-    }
+    let begin = if let Some(table) = find(b"__register_frame_info_table") {
+        storage[0] = eh_frame;
+        let object = storage[OBJECT_AT..].as_mut_ptr();
+        // SAFETY: libgcc's `void __register_frame_info_table(void *,
+        // struct object *)`: the table is a null-terminated array of
+        // `.eh_frame` sections (here one, which ends with the zero
+        // terminator every linked object has), and `storage`, which holds
+        // both, outlives the registration.
+        unsafe {
+            let f: extern "C" fn(*mut usize, *mut usize) = std::mem::transmute(table);
+            f(storage.as_mut_ptr(), object);
+        }
+        storage.as_ptr() as usize
+    } else {
+        let register = find(b"__register_frame_info")?;
+        // SAFETY: libgcc's `void __register_frame_info(const void *,
+        // struct object *)`; the section ends with the zero terminator
+        // every linked object has (crtend), and `storage` outlives the
+        // registration.
+        unsafe {
+            let f: extern "C" fn(usize, *mut usize) = std::mem::transmute(register);
+            f(eh_frame, storage.as_mut_ptr());
+        }
+        eh_frame
+    };
     Some(Registration {
-        eh_frame,
+        begin,
         _storage: storage,
         deregister,
     })
@@ -89,10 +120,11 @@ pub(crate) fn register(host: &HostObjects, eh_frame: usize) -> Option<Registrati
 impl Drop for Registration {
     fn drop(&mut self) {
         // SAFETY: libgcc's `void *__deregister_frame_info(const void *)`,
-        // for a section registered above and still mapped.
+        // with what `register` registered (the table, still in `_storage`,
+        // or the section, still mapped).
         unsafe {
             let f: extern "C" fn(usize) -> usize = std::mem::transmute(self.deregister);
-            f(self.eh_frame);
+            f(self.begin);
         }
     }
 }

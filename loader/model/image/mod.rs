@@ -3,6 +3,7 @@
 //! the object was linked at and those it got. Dropping the image unmaps it.
 
 pub(crate) mod layout;
+pub(crate) mod release;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
