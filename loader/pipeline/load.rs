@@ -382,7 +382,12 @@ fn relocate_all(
         };
         let (stats, slots, resolved) = {
             let _phase = phases::enter(Phase::Relocate);
-            reloc::relocate(o, &mut cx, proven.map(|p| p.object(i)).as_ref())?
+            let relocated = reloc::relocate(o, &mut cx, proven.map(|p| p.object(i)).as_ref())?;
+            // The tables just applied are clean file pages nothing reads
+            // again (lazy binding reads DT_JMPREL: kept then).
+            o.image
+                .release_relocations(&o.dynamic, o.symbols.len(), !cx.lazy)?;
+            relocated
         };
         if record {
             resolved_all.push((o.clone(), resolved));

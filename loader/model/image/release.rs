@@ -23,22 +23,16 @@ use crate::elf::dynamic::Dynamic;
 use crate::model::image::MappedImage;
 use crate::os::sys::page_size;
 
-#[allow(dead_code)] // see `release_relocations`
 /// Runs of fewer whole pages than this are kept: the `madvise` costs about
 /// as much as faulting a few pages in again, and a small library (libz: 80
 /// relocations, under one page) should make no extra system call.
 pub(crate) const RELEASE_MIN_PAGES: usize = 16;
 
 /// Bytes of one `Elf64_Rela`.
-#[allow(dead_code)] // see `release_relocations`
 const RELA_SIZE: usize = 24;
 /// Bytes of one `Elf64_Sym`.
-#[allow(dead_code)] // see `release_relocations`
 const SYM_SIZE: usize = 24;
 
-// Called by the load after each object's relocation (pipeline/load.rs);
-// until that call is in, nothing else uses it.
-#[allow(dead_code)]
 impl MappedImage {
     /// After the object's relocation: gives back the pages of its applied
     /// relocation tables (DT_RELA and DT_RELR; DT_JMPREL too when
@@ -121,7 +115,6 @@ impl MappedImage {
     }
 }
 
-#[allow(dead_code)] // see `release_relocations`
 /// The runs of whole pages (start, end) inside the tables, tables closer
 /// than 8 bytes apart (alignment padding) taken as one, with every page
 /// that holds a byte of a `keep` range taken out. Empty ranges are ignored.
