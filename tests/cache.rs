@@ -133,15 +133,20 @@ fn child_entry() {
     // SAFETY: system libraries and test-libs, trusted.
     let l = unsafe { loader.open(&lib) }.unwrap_or_else(|e| panic!("{e}"));
     let mut objects = vec![(l.path(), l.base(), l.segments())];
+    // Held until the dump is made (a dependency this open maps afresh
+    // would otherwise be unmapped with its handle).
+    let mut held = Vec::new();
     for dep in l.dependencies() {
         // SAFETY: as above; reopening returns the object already loaded.
         if let Ok(d) = unsafe { Loader::new().without_cache().open(&dep) } {
             if d.segments().iter().all(|s| s.addr != 0) && d.base() != 0 {
                 objects.push((d.path(), d.base(), d.segments()));
             }
+            held.push(d);
         }
     }
     let dump = dump(&objects);
+    drop(held);
     std::fs::write(std::env::var_os("MINLD_CACHE_TEST_OUT").unwrap(), dump).unwrap();
     if let Some(f) = std::env::var_os("MINLD_CACHE_TEST_CALL") {
         // SAFETY: the tests name only `const char *f(void)` functions.
@@ -159,13 +164,6 @@ fn child_entry() {
 /// same thing.
 fn dump(objects: &[(PathBuf, usize, Vec<minld::Segment>)]) -> String {
     let maps = common::process::maps();
-    let mut lowest: HashMap<String, usize> = HashMap::new();
-    for m in &maps {
-        if m.path.starts_with('/') {
-            let e = lowest.entry(m.path.clone()).or_insert(m.start);
-            *e = (*e).min(m.start);
-        }
-    }
     let spans: Vec<(String, usize, usize, usize)> = objects
         .iter()
         .map(|(p, base, segs)| {
@@ -178,19 +176,51 @@ fn dump(objects: &[(PathBuf, usize, Vec<minld::Segment>)]) -> String {
             (p.display().to_string(), lo, hi, *base)
         })
         .collect();
+    // Each file's lowest mapping outside minld's objects (a host object
+    // minld also mapped a copy of has two).
+    let mut lowest: HashMap<String, usize> = HashMap::new();
+    for m in &maps {
+        let minlds = spans
+            .iter()
+            .any(|(_, lo, hi, _)| m.start < *hi && m.end > *lo);
+        if m.path.starts_with('/') && !minlds {
+            let e = lowest.entry(m.path.clone()).or_insert(m.start);
+            *e = (*e).min(m.start);
+        }
+    }
     let name = |w: usize| -> String {
         if let Some((p, _, _, base)) = spans.iter().find(|(_, lo, hi, _)| w >= *lo && w < *hi) {
             return format!("{p}+{:#x}", w - base);
         }
         match maps.iter().find(|m| w >= m.start && w < m.end) {
-            Some(m) if m.path.starts_with('/') => format!("{}+{:#x}", m.path, w - lowest[&m.path]),
+            Some(m) if lowest.contains_key(&m.path) => {
+                format!("{}+{:#x}", m.path, w - lowest[&m.path])
+            }
             Some(_) => "anonymous".to_string(),
             None => format!("{w:#x}"),
         }
     };
+    // Only what is mapped readable now (a dependency that is the host's
+    // own copy reports its file's segments).
+    let readable = |lo: usize, hi: usize| {
+        let mut at = lo;
+        while at < hi {
+            match maps
+                .iter()
+                .find(|m| at >= m.start && at < m.end && m.perms.starts_with('r'))
+            {
+                Some(m) => at = m.end,
+                None => return false,
+            }
+        }
+        true
+    };
     let mut out = String::new();
     for (path, base, segs) in objects {
-        for s in segs.iter().filter(|s| s.prot.write()) {
+        for s in segs
+            .iter()
+            .filter(|s| s.prot.write() && readable(s.addr, s.addr + s.mem_size as usize))
+        {
             let words = s.mem_size as usize / 8;
             for i in 0..words {
                 let at = s.addr + 8 * i;
@@ -279,6 +309,21 @@ fn a_cached_load_of_libxml2_and_its_dependencies_writes_what_lookups_wrote() {
 #[test]
 fn a_cached_load_of_libcrypto_writes_what_lookups_wrote() {
     same_words("crypto", &system("libcrypto.so.3"), false, None);
+}
+
+#[test]
+fn a_cached_load_of_libstdcxx_and_its_unique_symbols_writes_what_lookups_wrote() {
+    same_words("stdcxx", &system("libstdc++.so.6"), false, None);
+}
+
+#[test]
+fn a_cached_load_of_libpython_writes_what_lookups_wrote() {
+    same_words(
+        "python",
+        &system("libpython3.11.so.1.0"),
+        false,
+        Some("Py_GetVersion"),
+    );
 }
 
 #[test]

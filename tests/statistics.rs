@@ -8,7 +8,7 @@ use std::process::Command;
 /// Set in the child process that makes the load.
 const CHILD: &str = "MINLD_TEST_STATISTICS_CHILD";
 
-const PHASES: [&str; 9] = [
+const PHASES: [&str; 10] = [
     "host objects",
     "search",
     "read and validate",
@@ -17,6 +17,7 @@ const PHASES: [&str; 9] = [
     "symbol lookup",
     "relocation",
     "ifuncs and init",
+    "link cache",
     "other",
 ];
 

@@ -27,8 +27,8 @@
 //! count, its DT_RELA and DT_JMPREL entry counts, the length of DT_RELA's
 //! leading run of RELATIVE relocations, that run as RELR words (offset,
 //! count), its addends where the file does not hold them in place (offset,
-//! or 0), its bindings (offset, count), a hash of its build-id note (0:
-//! none), reserved.
+//! or 0), its bindings (offset, count), reserved (0), the lowest address
+//! the run writes and the end of the highest.
 //!
 //! A binding ([`BINDING_SIZE`] bytes): the referencing symbol index, the
 //! defining scope position ([`NOWHERE`]: a weak reference nobody defines),
@@ -455,6 +455,14 @@ impl<'a> ObjectEntry<'a> {
         let off = u64_at(self.bytes, self.at + 48) as usize;
         let b = self.bytes;
         (off != 0).then_some(move |k: usize| u64_at(b, off + 8 * k))
+    }
+    /// The virtual addresses the run writes: from the lowest to the end of
+    /// the highest.
+    pub(crate) fn span(&self) -> (u64, u64) {
+        (
+            u64_at(self.bytes, self.at + 80),
+            u64_at(self.bytes, self.at + 88),
+        )
     }
     /// Its bindings.
     pub(crate) fn binding_count(&self) -> usize {

@@ -17,8 +17,8 @@ use crate::pipeline::reloc::Resolved;
 pub(crate) type NotRecorded = String;
 
 /// A RELATIVE run as recorded: its length, its RELR words, its addends
-/// where the file does not hold them.
-type Run = (u64, Vec<u64>, Option<Vec<u64>>);
+/// where the file does not hold them, the span of addresses it writes.
+type Run = (u64, Vec<u64>, Option<Vec<u64>>, (u64, u64));
 
 /// One object's part of the record, before it is laid out.
 struct Part {
@@ -30,6 +30,8 @@ struct Part {
     run: u64,
     /// The RELR words.
     relr: Vec<u64>,
+    /// The lowest address the run writes and the end of the highest.
+    span: (u64, u64),
     /// The run's addends, where the file does not hold them in place.
     addends: Option<Vec<u64>>,
     /// Its bindings, each as its 32 bytes.
@@ -52,7 +54,7 @@ pub(crate) fn build(
             .iter()
             .position(|m| matches!(m, ScopeRef::Minld(x) if std::ptr::eq(*x, &**o)))
             .ok_or_else(|| format!("{} is not in its own scope", o.path.display()))?;
-        let (run, relr, addends) = relative_run(sys, o)?;
+        let (run, relr, addends, span) = relative_run(sys, o)?;
         parts.push(Part {
             member: member as u32,
             counts: (
@@ -62,6 +64,7 @@ pub(crate) fn build(
             ),
             run,
             relr,
+            span,
             addends,
             bindings: bindings(o, member as u32, resolved)?,
         });
@@ -134,15 +137,16 @@ fn relative_run(sys: &Sys, o: &Object) -> Result<Run, NotRecorded> {
     let expressible =
         pairs.iter().all(|p| p.0 % 8 == 0) && pairs.windows(2).all(|w| w[0].0 != w[1].0);
     if n == 0 || !expressible {
-        return Ok((0, Vec::new(), None));
+        return Ok((0, Vec::new(), None, (0, 0)));
     }
     let Some(in_file) = file_words(sys, o, &pairs)? else {
-        return Ok((0, Vec::new(), None));
+        return Ok((0, Vec::new(), None, (0, 0)));
     };
     let in_place = pairs.iter().zip(&in_file).all(|(p, &w)| p.1 == w);
     let addends = (!in_place).then(|| pairs.iter().map(|p| p.1).collect());
     let addrs: Vec<u64> = pairs.iter().map(|p| p.0).collect();
-    Ok((n as u64, encode_relr(&addrs), addends))
+    let span = (addrs[0], addrs[addrs.len() - 1] + 8);
+    Ok((n as u64, encode_relr(&addrs), addends, span))
 }
 
 /// The file's words at the virtual addresses of `pairs` (sorted), read
@@ -282,9 +286,9 @@ fn lay_out(
         w.u64(addends_at);
         w.u64(bindings_at);
         w.u64(p.bindings.len() as u64);
-        w.u64(0); // build-id hash: not recorded (see the README)
         w.u64(0);
-        w.u64(0);
+        w.u64(p.span.0);
+        w.u64(p.span.1);
     }
     for p in parts {
         p.relr.iter().for_each(|&x| w.u64(x));

@@ -10,9 +10,13 @@ use crate::base::error::{Error, RelocFault};
 use crate::base::relocs::r;
 use crate::pipeline::cache::format::{Binding, ObjectEntry, INTERPOSED, NOWHERE, UNIQUE};
 
-/// Above this many RELATIVE relocations the writable pages are faulted in
-/// with one system call first (as the normal path does).
-const BIG_RUN: u64 = 32 * 1024;
+/// A run of at least this many RELATIVE relocations, at least
+/// [`DENSE_PER_PAGE`] to a page on average, has its pages faulted in with
+/// one system call first: cheaper than a write fault per page.
+const BIG_RUN: u64 = 4096;
+
+/// See [`BIG_RUN`]: a sparser run would fault in pages nothing writes.
+const DENSE_PER_PAGE: u64 = 16;
 
 impl Pass<'_> {
     /// Fills the per-symbol cache from the record's bindings: a later
@@ -69,17 +73,11 @@ impl Pass<'_> {
         stats: &mut RelocStats,
     ) -> Result<(), Error> {
         let n = e.run();
-        if n >= BIG_RUN {
+        let (lo, hi) = e.span();
+        let pages = hi.saturating_sub(lo) / crate::os::sys::page_size() as u64 + 1;
+        if n >= BIG_RUN && n >= pages * DENSE_PER_PAGE {
             let ranges = self.writable.clone();
-            let lo = ranges.iter().map(|r| r.0).min().unwrap_or(0);
-            let hi = ranges.iter().map(|r| r.1).max().unwrap_or(0);
-            let bias = self.bias;
-            self.populate(
-                lo.wrapping_sub(bias) as u64,
-                hi.wrapping_sub(bias) as u64,
-                n as usize,
-                &ranges,
-            );
+            self.populate(lo, hi, n as usize, &ranges);
         }
         let addends = e.addends();
         let (bias, ranges) = (self.bias, &self.writable[..]);
