@@ -10,14 +10,6 @@ use crate::base::error::{Error, RelocFault};
 use crate::base::relocs::r;
 use crate::pipeline::cache::format::{Binding, ObjectEntry, INTERPOSED, NOWHERE, UNIQUE};
 
-/// A run of at least this many RELATIVE relocations, at least
-/// [`DENSE_PER_PAGE`] to a page on average, has its pages faulted in with
-/// one system call first: cheaper than a write fault per page.
-const BIG_RUN: u64 = 4096;
-
-/// See [`BIG_RUN`]: a sparser run would fault in pages nothing writes.
-const DENSE_PER_PAGE: u64 = 16;
-
 impl Pass<'_> {
     /// Fills the per-symbol cache from the record's bindings: a later
     /// relocation naming one of these symbols looks nothing up.
@@ -74,8 +66,7 @@ impl Pass<'_> {
     ) -> Result<(), Error> {
         let n = e.run();
         let (lo, hi) = e.span();
-        let pages = hi.saturating_sub(lo) / crate::os::sys::page_size() as u64 + 1;
-        if n >= BIG_RUN && n >= pages * DENSE_PER_PAGE {
+        if super::relative::worth_populating(n as usize, lo, hi) {
             let ranges = self.writable.clone();
             self.populate(lo, hi, n as usize, &ranges);
         }
