@@ -283,6 +283,21 @@ impl Symbols {
         self.defs.iter().flatten().any(|d| d.is(v.hash, v.name()))
     }
 
+    /// No symbols: what an object whose tables cannot be read offers a
+    /// lookup.
+    pub(crate) fn empty() -> Symbols {
+        Symbols {
+            strtab: Table::empty(),
+            syms: Table::empty(),
+            hash: Hash::Sysv {
+                buckets: Table::empty(),
+                chain: Table::empty(),
+            },
+            versym: None,
+            defs: Vec::new(),
+        }
+    }
+
     /// The number of symbols.
     pub(crate) fn len(&self) -> usize {
         self.syms.len()

@@ -69,9 +69,6 @@ fn link_stages(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending
         crate::pipeline::policy::check_loaded(policy, &g.with_requesters())?;
     }
     let new = g.new_objects();
-    for o in &new {
-        gather::check_versions(o)?;
-    }
     let order = gather::topological(&g.list[0].0, &new);
     let scope = lookup_scope(reg, &g, opts);
     if !opts.bind_now {
@@ -92,6 +89,13 @@ fn link_stages(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending
         let _phase = phases::enter(Phase::Cache);
         c.find(&g.list[0].0, &members, &order, opts.bind_now)
     });
+    // A proven record's files are the files whose versions were checked
+    // when it was written: the check would find the same.
+    if proven.is_none() {
+        for o in &new {
+            gather::check_versions(o)?;
+        }
+    }
     let record = cache.is_some() && proven.is_none();
     let (deferred, resolved) = relocate_all(
         opts,

@@ -12,13 +12,13 @@
 
 use std::ffi::CStr;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use goblin::elf::program_header as ph;
 use goblin::elf64::program_header::ProgramHeader;
 
 use crate::base::mem::Memory;
-use crate::elf::dynamic::{self, PtrStyle};
+use crate::elf::dynamic::{self, Dynamic, PtrStyle};
 use crate::elf::symbols::Symbols;
 
 /// glibc's own libraries: never mapped by minld, always the host's copies.
@@ -55,10 +55,14 @@ pub(crate) struct HostObject {
     pub(crate) needed: Vec<String>,
     /// Its load bias.
     pub(crate) bias: usize,
-    /// Its dynamic symbols, read in place. (Read when the object is found,
-    /// not on first use: every load's weak undefined references, such as
-    /// `__gmon_start__` and `_ITM_*`, walk the whole scope anyway.)
-    pub(crate) symbols: Symbols,
+    /// Its dynamic symbols, read in place on first use ([`HostObject::symbols`]):
+    /// a load that looks symbols up reads every host object's (its weak
+    /// undefined references, such as `__gmon_start__`, walk the whole
+    /// scope), but one bound from a link record reads none.
+    symbols: OnceLock<Symbols>,
+    /// Its readable memory and dynamic section, which `symbols` is read
+    /// from.
+    tables: (Memory, Dynamic),
     /// glibc's TLS module id (0 without PT_TLS).
     pub(crate) tls_modid: usize,
     /// A hash of its build-id note (0: none), read in place.
@@ -397,6 +401,18 @@ impl HostObjects {
 }
 
 impl HostObject {
+    /// Its dynamic symbols, read on first use; none when its tables cannot
+    /// be read (said at debug level).
+    pub(crate) fn symbols(&self) -> &Symbols {
+        self.symbols.get_or_init(|| {
+            let (mem, d) = &self.tables;
+            Symbols::new(&self.path, mem, d).unwrap_or_else(|e| {
+                log::debug!("host object {}: {e}", self.path.display());
+                Symbols::empty()
+            })
+        })
+    }
+
     /// Whether it leaves a load's scope because the load has its own copy
     /// (one of `local`, given as soname and file identity, has its soname). Never the program or glibc's own
     /// libraries, and glibc's libm or libmvec only for the real file: a
@@ -445,11 +461,9 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
     )
     .map_err(|e| log::debug!("host object {name}: {e}"))
     .ok()?;
-    let symbols = Symbols::new(&path, &mem, &d)
-        .map_err(|e| log::debug!("host object {name}: {e}"))
-        .ok()?;
     let soname = d
         .soname
+        .clone()
         .unwrap_or_else(|| name.rsplit('/').next().unwrap_or(name).to_string());
     // A block in glibc's static TLS area (which ends at the thread pointer)
     // is at the same offset in every thread; one allocated later for a
@@ -461,9 +475,10 @@ fn host_object(name: &str, r: &Raw, tp: usize) -> Option<HostObject> {
     Some(HostObject {
         path,
         soname,
-        needed: d.needed,
+        needed: d.needed.clone(),
         bias: r.bias,
-        symbols,
+        symbols: OnceLock::new(),
+        tables: (mem, d),
         tls_modid: r.tls_modid,
         build_id,
         tls_offset,

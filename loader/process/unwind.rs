@@ -79,7 +79,7 @@ pub(crate) fn eh_frame_start(readable: impl Fn(usize, usize) -> bool, hdr: usize
 pub(crate) fn register(host: &HostObjects, eh_frame: usize) -> Option<Registration> {
     let gcc = host.by_soname("libgcc_s.so.1")?;
     let find = |name: &[u8]| {
-        gcc.symbols
+        gcc.symbols()
             .lookup(name, NameHash::new(name), Want::Default)
             .map(|(_, s)| gcc.bias.wrapping_add(s.st_value as usize))
     };

@@ -78,7 +78,7 @@ impl ScopeRef<'_> {
     pub(crate) fn symbols(&self) -> &Symbols {
         match self {
             ScopeRef::Minld(o) => &o.symbols,
-            ScopeRef::Host(h) => &h.symbols,
+            ScopeRef::Host(h) => h.symbols(),
         }
     }
     pub(crate) fn bias(&self) -> usize {
