@@ -26,7 +26,6 @@ pub(crate) mod format;
 mod record;
 mod store;
 
-use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -116,9 +115,9 @@ impl Cache {
         })
     }
 
-    /// The record's file name for `root`: its file name and a hash of its
-    /// path and of how it is bound.
-    fn name(root: &Object, bound_now: bool) -> Option<CString> {
+    /// The record's path for `root`: in the directory, its file name and a
+    /// hash of its path and of how it is bound.
+    fn record_path(&self, root: &Object, bound_now: bool) -> Option<PathBuf> {
         let mut key = root.path.as_os_str().as_encoded_bytes().to_vec();
         key.push(u8::from(bound_now));
         let file = root
@@ -126,7 +125,8 @@ impl Cache {
             .file_name()?
             .to_string_lossy()
             .replace(['/', '\0'], "_");
-        CString::new(format!("{file}-{:016x}.minld", format::checksum(&key))).ok()
+        let name = format!("{file}-{:016x}.minld", format::checksum(&key));
+        Some(self.dir.join(name))
     }
 
     /// Says what happened to the cache for this load (`MINLD_DEBUG=libs`).
@@ -144,8 +144,7 @@ impl Cache {
         order: &[Arc<Object>],
         bound_now: bool,
     ) -> Option<Proven> {
-        let name = Self::name(root, bound_now)?;
-        let path = self.dir.join(name.to_string_lossy().as_ref());
+        let path = self.record_path(root, bound_now)?;
         if let Err(why) = store::check_dir(&self.sys, &self.dir) {
             log::warn!("{why}; the link cache is not used");
             self.say(format_args!("{why}; not used"));
@@ -189,10 +188,9 @@ impl Cache {
         order: &[(Arc<Object>, Resolved)],
         bound_now: bool,
     ) {
-        let Some(name) = Self::name(root, bound_now) else {
+        let Some(path) = self.record_path(root, bound_now) else {
             return;
         };
-        let path = self.dir.join(name.to_string_lossy().as_ref());
         let idents: Option<Vec<(u64, Ident)>> = members
             .iter()
             .map(|&m| member_ident(&self.sys, m))
