@@ -82,6 +82,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+#[path = "support/report.rs"]
+mod report;
 #[path = "support/smaps.rs"]
 mod smaps;
 
@@ -110,13 +112,23 @@ const SCRUBBED_ENV: &[&str] = &[
     "LD_PRELOAD",
     "MINLD_TRACE",
     "MINLD_DEBUG",
+    "MINLD_CACHE",
     "RUST_LOG",
 ];
+/// loadbench's own variable: the link cache directory of the "minld
+/// cached" children (never MINLD_CACHE, which is scrubbed).
+const CACHE_ENV: &str = "LOADBENCH_CACHE_DIR";
+/// The directory `CACHE_ENV` names, set once by the parent.
+static CACHE_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Which {
+    /// minld without a link cache.
     Minld,
+    /// glibc's dlopen.
     Glibc,
+    /// minld with the link cache of `CACHE_ENV`, its record already filled.
+    Cached,
 }
 
 impl Which {
@@ -124,18 +136,23 @@ impl Which {
         match self {
             Which::Minld => "minld",
             Which::Glibc => "glibc",
+            Which::Cached => "cached",
         }
     }
     fn parse(s: &str) -> Option<Which> {
         match s {
             "minld" => Some(Which::Minld),
             "glibc" => Some(Which::Glibc),
+            "cached" => Some(Which::Cached),
             _ => None,
         }
     }
 }
 
-const LOADERS: [Which; 2] = [Which::Minld, Which::Glibc];
+/// The loaders, in the order runs alternate (and `loader_index`'s).
+const LOADERS: [Which; 3] = [Which::Minld, Which::Glibc, Which::Cached];
+/// The loaders whose symbol lookup is timed (the cache changes nothing there).
+const LOOKUP_LOADERS: [Which; 2] = [Which::Minld, Which::Glibc];
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
@@ -243,7 +260,55 @@ fn one_line(s: &str) -> String {
 /// Bytes of each smaps buffer: room for a few thousand mappings.
 const SMAPS_BUFFER: usize = 4 << 20;
 
-/// `--child <minld|glibc> <now|lazy> <path> [info] [smaps]`
+/// One link record file as seen in the cache directory: name, inode,
+/// size and modification time (a record is replaced by a rename, so a
+/// rewritten one has another inode).
+type RecordFile = (String, u64, u64, i64, i64);
+
+/// The link records (`*.minld`) in `dir`, sorted.
+fn records(dir: &Path) -> Vec<RecordFile> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out: Vec<RecordFile> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let md = e.metadata().ok()?;
+            name.ends_with(".minld")
+                .then(|| (name, md.ino(), md.size(), md.mtime(), md.mtime_nsec()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// For the cached loader: whether the load used a record, from the
+/// directory before and after it. The untimed `info` load must have written
+/// one; a timed load must have found records and left them as they were (a
+/// load whose record was not proven goes the normal way and writes a new
+/// one, which changes the inode and mtime). The parent checks separately,
+/// under `MINLD_DEBUG=libs`, that the record is proven.
+fn cache_verdict(info: bool, before: &[RecordFile], after: &[RecordFile]) -> Result<(), String> {
+    if info {
+        if after != before {
+            return Ok(());
+        }
+        return Err("the untimed load wrote no link record".into());
+    }
+    if before.is_empty() {
+        return Err("no link record before the timed load".into());
+    }
+    if before != after {
+        return Err(
+            "the link record was not used: the load wrote a new one (MINLD_DEBUG=libs says why)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// `--child <minld|glibc|cached> <now|lazy> <path> [info] [smaps]`
 fn child_load(which: Which, mode: Mode, path: &str, info: bool, with_smaps: bool) -> ! {
     // Everything either call needs is made before the clock starts.
     let cpath = CString::new(path).expect("path with a NUL");
@@ -251,7 +316,19 @@ fn child_load(which: Which, mode: Mode, path: &str, info: bool, with_smaps: bool
         Mode::Now => libc::RTLD_NOW | libc::RTLD_LOCAL,
         Mode::Lazy => libc::RTLD_LAZY | libc::RTLD_LOCAL,
     };
-    let loader = minld::Loader::new().bind_now(mode == Mode::Now);
+    let mut loader = minld::Loader::new()
+        .bind_now(mode == Mode::Now)
+        .without_cache();
+    let cache_dir = std::env::var_os(CACHE_ENV).map(PathBuf::from);
+    let mut records_before = Vec::new();
+    if which == Which::Cached {
+        let Some(dir) = &cache_dir else {
+            println!("error={CACHE_ENV} is not set");
+            child_exit(1);
+        };
+        loader = loader.cache(dir);
+        records_before = records(dir);
+    }
     let before = if info {
         mapped_objects()
     } else {
@@ -275,7 +352,7 @@ fn child_load(which: Which, mode: Mode, path: &str, info: bool, with_smaps: bool
     let rss0 = vm_rss_kb();
     marker(MARK_BEGIN);
     let (ns, result) = match which {
-        Which::Minld => {
+        Which::Minld | Which::Cached => {
             let t0 = Instant::now();
             // SAFETY: a system library from the distribution, trusted to
             // run its init functions and ifunc resolvers in this throwaway
@@ -311,6 +388,12 @@ fn child_load(which: Which, mode: Mode, path: &str, info: bool, with_smaps: bool
             child_exit(1);
         }
     };
+    if let (Which::Cached, Some(dir)) = (which, &cache_dir) {
+        if let Err(e) = cache_verdict(info, &records_before, &records(dir)) {
+            println!("error={e}");
+            child_exit(1);
+        }
+    }
     println!("ns={ns} rss_kb={}", rss1 as i64 - rss0 as i64);
     if let Some((before, after)) = &snapshots {
         if before.full() || after.full() {
@@ -378,10 +461,11 @@ fn list(v: &[f64]) -> String {
         .join(",")
 }
 
-/// `--child-lookup <minld|glibc> <path>`
+/// `--child-lookup <minld|glibc> <path>`: prints `hit=` and `miss=` (minld's
+/// `get`, glibc's `dlsym`), and for minld `find_hit=` and `find_miss=`.
 fn child_lookup(which: Which, path: &str) -> ! {
     let (hit, miss) = match which {
-        Which::Minld => {
+        Which::Minld | Which::Cached => {
             // SAFETY: a trusted system library (libz) whose init functions
             // may run in this throwaway process.
             let lib = match unsafe { minld::Loader::new().bind_now(true).open(path) } {
@@ -409,6 +493,32 @@ fn child_lookup(which: Which, path: &str) -> ! {
                 println!("error=minld: {LOOKUP_HIT} not found in {path}");
                 child_exit(1);
             }
+            let find_hit = batches(|| {
+                // SAFETY: only the address is read; the symbol is never
+                // called or dereferenced through the `*const c_void`.
+                let s = unsafe { lib.find::<*const c_void>(black_box(LOOKUP_HIT)) };
+                black_box(s.map(|s| *s));
+            });
+            let find_miss = batches(|| {
+                // SAFETY: only whether the lookup failed is used; no value of
+                // type `*const c_void` is read or dereferenced.
+                let s = unsafe { lib.find::<*const c_void>(black_box(LOOKUP_MISS)) };
+                black_box(s.is_none());
+            });
+            // SAFETY: only whether the lookups succeeded is used; no
+            // address is dereferenced.
+            let (h, m) = unsafe {
+                (
+                    lib.find::<*const c_void>(LOOKUP_HIT).is_some(),
+                    lib.find::<*const c_void>(LOOKUP_MISS).is_some(),
+                )
+            };
+            if !h || m {
+                println!("error=minld: find({LOOKUP_HIT}) {h}, find({LOOKUP_MISS}) {m}");
+                child_exit(1);
+            }
+            println!("find_hit={}", list(&find_hit));
+            println!("find_miss={}", list(&find_miss));
             std::mem::forget(lib);
             (hit, miss)
         }
@@ -601,13 +711,59 @@ fn warm(path: &Path) {
     }
 }
 
-fn child_command(exe: &Path) -> Command {
-    let mut c = Command::new(exe);
+/// A child of `exe` (or of strace) with the loaders' variables scrubbed and
+/// `CACHE_ENV` naming the cache directory.
+fn scrubbed(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut c = Command::new(program);
     for v in SCRUBBED_ENV {
         c.env_remove(v);
     }
+    if let Some(dir) = CACHE_DIR.get() {
+        c.env(CACHE_ENV, dir);
+    }
     c.stdin(Stdio::null());
     c
+}
+
+/// A child of the benchmark itself (see `scrubbed`).
+fn child_command(exe: &Path) -> Command {
+    scrubbed(exe)
+}
+
+/// The untimed check that the cached loader's record for `path` is proven:
+/// one more load, under `MINLD_DEBUG=libs`, whose stderr must say
+/// `link cache: …: proven`.
+fn check_proven(exe: &Path, mode: Mode, path: &Path) -> Result<(), String> {
+    let mut cmd = child_command(exe);
+    cmd.args(load_args(Which::Cached, mode, path))
+        .env("MINLD_DEBUG", "libs");
+    let out = cmd
+        .output()
+        .map_err(|e| format!("spawning the child: {e}"))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("link cache:"))
+        .collect();
+    if out.status.success() && said.iter().any(|l| l.contains("proven")) {
+        return Ok(());
+    }
+    Err(format!(
+        "the link record was not proven ({}): {}",
+        out.status,
+        one_line(&said.join("; "))
+    ))
+}
+
+/// Makes the private cache directory (mode 0700) of this run of loadbench.
+fn make_cache_dir() -> Result<PathBuf, String> {
+    use std::os::unix::fs::DirBuilderExt as _;
+    let dir = std::env::temp_dir().join(format!("loadbench-{}-cache", std::process::id()));
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
 }
 
 /// Runs a child; its stdout's `key=value` lines, or its error.
@@ -665,9 +821,10 @@ struct LibResult {
     needed: Option<usize>,
     minld_deps: Option<usize>,
     parse_error: Option<String>,
-    /// [mode index][loader] (minld, glibc)
-    modes: Vec<[Samples; 2]>,
-    syscalls: [Option<Result<Syscalls, String>>; 2],
+    /// [mode index][loader] (minld, glibc, cached)
+    modes: Vec<[Samples; 3]>,
+    /// By loader (minld, glibc, cached).
+    syscalls: [Option<Result<Syscalls, String>>; 3],
 }
 
 #[derive(Default, Clone)]
@@ -702,6 +859,7 @@ fn loader_index(w: Which) -> usize {
     match w {
         Which::Minld => 0,
         Which::Glibc => 1,
+        Which::Cached => 2,
     }
 }
 
@@ -767,12 +925,8 @@ fn run_strace(exe: &Path, w: Which, m: Mode, path: &Path, n: usize) -> Result<Sy
         std::process::id(),
         w.name()
     ));
-    let mut cmd = Command::new("strace");
-    for v in SCRUBBED_ENV {
-        cmd.env_remove(v);
-    }
-    cmd.stdin(Stdio::null())
-        .args(["-f", "-qq", "-o"])
+    let mut cmd = scrubbed("strace");
+    cmd.args(["-f", "-qq", "-o"])
         .arg(&out)
         .arg(exe)
         .args(load_args(w, m, path));
@@ -829,151 +983,6 @@ fn host_line() -> String {
     )
 }
 
-// A hand-written JSON value and printer (no serde in minld's dependencies).
-enum J {
-    Null,
-    Num(f64),
-    Int(i64),
-    Str(String),
-    Arr(Vec<J>),
-    Obj(Vec<(String, J)>),
-}
-
-impl J {
-    fn opt_num(v: Option<f64>) -> J {
-        v.map_or(J::Null, J::Num)
-    }
-    fn obj(fields: Vec<(&str, J)>) -> J {
-        J::Obj(
-            fields
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-        )
-    }
-    fn write(&self, out: &mut String, indent: usize) {
-        let pad = |n: usize| "  ".repeat(n);
-        match self {
-            J::Null => out.push_str("null"),
-            J::Num(v) if v.is_finite() => {
-                let _ = write!(out, "{v}");
-            }
-            J::Num(_) => out.push_str("null"),
-            J::Int(v) => {
-                let _ = write!(out, "{v}");
-            }
-            J::Str(s) => {
-                out.push('"');
-                for c in s.chars() {
-                    match c {
-                        '"' => out.push_str("\\\""),
-                        '\\' => out.push_str("\\\\"),
-                        '\n' => out.push_str("\\n"),
-                        '\r' => out.push_str("\\r"),
-                        '\t' => out.push_str("\\t"),
-                        c if (c as u32) < 0x20 => {
-                            let _ = write!(out, "\\u{:04x}", c as u32);
-                        }
-                        c => out.push(c),
-                    }
-                }
-                out.push('"');
-            }
-            J::Arr(items) => {
-                // Arrays of scalars on one line, others one item a line.
-                let flat = items.iter().all(|i| !matches!(i, J::Arr(_) | J::Obj(_)));
-                out.push('[');
-                for (n, i) in items.iter().enumerate() {
-                    if n > 0 {
-                        out.push(',');
-                        if flat {
-                            out.push(' ');
-                        }
-                    }
-                    if !flat {
-                        out.push('\n');
-                        out.push_str(&pad(indent + 1));
-                    }
-                    i.write(out, indent + 1);
-                }
-                if !flat && !items.is_empty() {
-                    out.push('\n');
-                    out.push_str(&pad(indent));
-                }
-                out.push(']');
-            }
-            J::Obj(fields) => {
-                out.push('{');
-                for (n, (k, v)) in fields.iter().enumerate() {
-                    if n > 0 {
-                        out.push(',');
-                    }
-                    out.push('\n');
-                    out.push_str(&pad(indent + 1));
-                    J::Str(k.clone()).write(out, indent + 1);
-                    out.push_str(": ");
-                    v.write(out, indent + 1);
-                }
-                if !fields.is_empty() {
-                    out.push('\n');
-                    out.push_str(&pad(indent));
-                }
-                out.push('}');
-            }
-        }
-    }
-}
-
-fn samples_json(s: &Samples) -> J {
-    J::obj(vec![
-        (
-            "ns",
-            J::Arr(s.ns.iter().map(|&v| J::Int(v as i64)).collect()),
-        ),
-        (
-            "rss_kb",
-            J::Arr(s.rss_kb.iter().map(|&v| J::Int(v)).collect()),
-        ),
-        ("median_ns", J::opt_num(median_u(&s.ns))),
-        ("median_rss_kb", J::opt_num(median_i(&s.rss_kb))),
-        (
-            "objects",
-            J::Arr(s.objects.iter().map(|p| J::Str(p.clone())).collect()),
-        ),
-        ("error", s.error.clone().map_or(J::Null, J::Str)),
-        (
-            "smaps_kb",
-            J::Obj(
-                s.smaps
-                    .iter()
-                    .map(|(k, v)| (k.clone(), J::Arr(v.iter().map(|&x| J::Int(x)).collect())))
-                    .collect(),
-            ),
-        ),
-    ])
-}
-
-fn syscalls_json(s: &Option<Result<Syscalls, String>>) -> J {
-    match s {
-        None => J::Null,
-        Some(Err(e)) => J::obj(vec![("error", J::Str(e.clone()))]),
-        Some(Ok(s)) => J::obj(vec![
-            ("total", J::Int(s.total as i64)),
-            (
-                "by_kind",
-                J::Obj(
-                    s.by_kind
-                        .iter()
-                        .map(|(k, v)| (k.clone(), J::Int(*v as i64)))
-                        .collect(),
-                ),
-            ),
-        ]),
-    }
-}
-
-type Lookup = Result<(Vec<f64>, Vec<f64>), String>;
-
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     // The hidden child modes.
@@ -1014,8 +1023,27 @@ fn main() -> ExitCode {
         }
     };
     let host = host_line();
+    let dir = match make_cache_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("loadbench: the cache directory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _ = CACHE_DIR.set(dir.clone());
+    let code = run(&opts, &exe, &host);
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        eprintln!("loadbench: removing {}: {e}", dir.display());
+    }
+    code
+}
 
-    // 1. Read each library once (page cache), count its relocations.
+/// Each loader's lookup timings: key (`hit`, `miss`, and minld's
+/// `find_hit`, `find_miss`) to ns per call of each batch.
+type Lookup = Result<BTreeMap<String, Vec<f64>>, String>;
+
+/// Step 1: reads each library once (page cache), counts its relocations.
+fn read_libs(opts: &Opts) -> Vec<LibResult> {
     let mut libs: Vec<LibResult> = Vec::new();
     for path in &opts.libs {
         eprintln!("reading {}", path.display());
@@ -1034,102 +1062,137 @@ fn main() -> ExitCode {
             minld_deps: None,
             parse_error,
             modes: vec![Default::default(); opts.modes.len()],
-            syscalls: [None, None],
+            syscalls: [None, None, None],
         });
     }
+    libs
+}
 
-    // 2. Per mode and library: an untimed load per loader (lists the
-    //    objects, warms their pages), then the timed runs, alternating.
-    for (mi, &mode) in opts.modes.iter().enumerate() {
-        for lib in &mut libs {
-            for w in LOADERS {
-                let mut args = load_args(w, mode, &lib.path);
-                args.push("info".into());
-                let mut cmd = child_command(&exe);
-                cmd.args(&args);
-                let s = &mut lib.modes[mi][loader_index(w)];
-                match run_child(cmd) {
-                    Ok(kv) => {
-                        s.objects = kv
-                            .iter()
-                            .filter(|(k, _)| k == "object")
-                            .map(|(_, v)| v.clone())
-                            .collect();
-                        for o in &s.objects {
-                            warm(Path::new(o));
-                        }
-                        if w == Which::Minld {
-                            lib.minld_deps = field(&kv, "deps");
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("{} {} {}: {e}", lib.name, mode.name(), w.name());
-                        s.error = Some(e);
-                    }
+/// The untimed load of each loader: lists the objects, warms their pages;
+/// the cached loader's fills its link record, then a check run confirms
+/// the record is proven.
+fn untimed_loads(exe: &Path, mi: usize, mode: Mode, lib: &mut LibResult) {
+    for w in LOADERS {
+        let mut args = load_args(w, mode, &lib.path);
+        args.push("info".into());
+        let mut cmd = child_command(exe);
+        cmd.args(&args);
+        let s = &mut lib.modes[mi][loader_index(w)];
+        let r = run_child(cmd).and_then(|kv| {
+            if w == Which::Cached {
+                check_proven(exe, mode, &lib.path)?;
+            }
+            Ok(kv)
+        });
+        match r {
+            Ok(kv) => {
+                s.objects = kv
+                    .iter()
+                    .filter(|(k, _)| k == "object")
+                    .map(|(_, v)| v.clone())
+                    .collect();
+                for o in &s.objects {
+                    warm(Path::new(o));
+                }
+                if w == Which::Minld {
+                    lib.minld_deps = field(&kv, "deps");
                 }
             }
-            for i in 0..opts.runs {
-                for w in LOADERS {
-                    let s = &mut lib.modes[mi][loader_index(w)];
-                    if s.error.is_some() {
-                        continue;
-                    }
-                    let mut cmd = child_command(&exe);
-                    cmd.args(load_args(w, mode, &lib.path));
-                    if opts.smaps {
-                        cmd.arg("smaps");
-                    }
-                    match run_child(cmd) {
-                        Ok(kv) => match (field(&kv, "ns"), field(&kv, "rss_kb")) {
-                            (Some(ns), Some(rss)) => {
-                                s.ns.push(ns);
-                                s.rss_kb.push(rss);
-                                smaps::collect(&mut s.smaps, &kv);
-                            }
-                            _ => s.error = Some(format!("unreadable child output {kv:?}")),
-                        },
-                        Err(e) => {
-                            eprintln!("{} {} {} run {i}: {e}", lib.name, mode.name(), w.name());
-                            s.error = Some(e);
-                        }
-                    }
-                }
+            Err(e) => {
+                eprintln!("{} {} {}: {e}", lib.name, mode.name(), w.name());
+                s.error = Some(e);
             }
-            let [m, g] = &lib.modes[mi];
-            eprintln!(
-                "{} {}: glibc {} µs, minld {} µs ({} runs)",
-                lib.name,
-                mode.name(),
-                us(median_u(&g.ns)),
-                us(median_u(&m.ns)),
-                m.ns.len().min(g.ns.len())
-            );
         }
     }
+}
 
-    // 3. Lookup.
+/// Step 2, one library in one mode: the untimed loads, then the timed
+/// runs, alternating loaders. A timed cached run that did not use the
+/// record is refused (the child says so): the loader's samples stop there
+/// and its cell says why.
+fn time_loads(opts: &Opts, exe: &Path, mi: usize, mode: Mode, lib: &mut LibResult) {
+    untimed_loads(exe, mi, mode, lib);
+    for i in 0..opts.runs {
+        for w in LOADERS {
+            let s = &mut lib.modes[mi][loader_index(w)];
+            if s.error.is_some() {
+                continue;
+            }
+            let mut cmd = child_command(exe);
+            cmd.args(load_args(w, mode, &lib.path));
+            if opts.smaps {
+                cmd.arg("smaps");
+            }
+            match run_child(cmd) {
+                Ok(kv) => match (field(&kv, "ns"), field(&kv, "rss_kb")) {
+                    (Some(ns), Some(rss)) => {
+                        s.ns.push(ns);
+                        s.rss_kb.push(rss);
+                        smaps::collect(&mut s.smaps, &kv);
+                    }
+                    _ => s.error = Some(format!("unreadable child output {kv:?}")),
+                },
+                Err(e) => {
+                    eprintln!("{} {} {} run {i}: {e}", lib.name, mode.name(), w.name());
+                    s.error = Some(e);
+                }
+            }
+        }
+    }
+    let [m, g, c] = &lib.modes[mi];
+    eprintln!(
+        "{} {}: glibc {} µs, minld {} µs, minld cached {} µs ({} runs)",
+        lib.name,
+        mode.name(),
+        us(median_u(&g.ns)),
+        us(median_u(&m.ns)),
+        us(median_u(&c.ns)),
+        m.ns.len().min(g.ns.len()).min(c.ns.len())
+    );
+}
+
+/// Step 3: one lookup child per loader.
+fn run_lookup(exe: &Path) -> Vec<(Which, Lookup)> {
     let lookup_path = Path::new(LIB_DIR).join(LOOKUP_LIB);
-    let lookup: Vec<(Which, Lookup)> = LOADERS
+    LOOKUP_LOADERS
         .iter()
         .map(|&w| {
             eprintln!("lookup, {}", w.name());
-            let mut cmd = child_command(&exe);
+            let mut cmd = child_command(exe);
             cmd.args(["--child-lookup", w.name()]).arg(&lookup_path);
             let r = run_child(cmd).and_then(|kv| {
-                let parse = |k: &str| -> Result<Vec<f64>, String> {
-                    kv.iter()
-                        .find(|(key, _)| key == k)
-                        .ok_or(format!("no {k}= in the child's output"))?
-                        .1
-                        .split(',')
-                        .map(|x| x.parse::<f64>().map_err(|e| e.to_string()))
-                        .collect()
-                };
-                Ok((parse("hit")?, parse("miss")?))
+                let mut got = BTreeMap::new();
+                for (k, v) in kv {
+                    if ["hit", "miss", "find_hit", "find_miss"].contains(&k.as_str()) {
+                        let xs = v
+                            .split(',')
+                            .map(|x| x.parse::<f64>().map_err(|e| format!("{k}: {e}")))
+                            .collect::<Result<Vec<f64>, String>>()?;
+                        got.insert(k, xs);
+                    }
+                }
+                for k in ["hit", "miss"] {
+                    if !got.contains_key(k) {
+                        return Err(format!("no {k}= in the child's output"));
+                    }
+                }
+                Ok(got)
             });
             (w, r)
         })
-        .collect();
+        .collect()
+}
+
+/// Everything after the command line: loads, lookups, system calls, the
+/// tables and the JSON.
+fn run(opts: &Opts, exe: &Path, host: &str) -> ExitCode {
+    let mut libs = read_libs(opts);
+    for (mi, &mode) in opts.modes.iter().enumerate() {
+        for lib in &mut libs {
+            time_loads(opts, exe, mi, mode, lib);
+        }
+    }
+    let lookup = run_lookup(exe);
 
     // 4. System calls.
     let strace_mode = opts.modes[0];
@@ -1142,8 +1205,7 @@ fn main() -> ExitCode {
         for (n, lib) in libs.iter_mut().enumerate() {
             for w in LOADERS {
                 eprintln!("strace {} {}", lib.name, w.name());
-                lib.syscalls[loader_index(w)] =
-                    Some(run_strace(&exe, w, strace_mode, &lib.path, n));
+                lib.syscalls[loader_index(w)] = Some(run_strace(exe, w, strace_mode, &lib.path, n));
             }
         }
     }
@@ -1157,198 +1219,17 @@ fn main() -> ExitCode {
     );
     let mut footnotes: Vec<String> = Vec::new();
     for (mi, &mode) in opts.modes.iter().enumerate() {
-        let _ = writeln!(out, "## Load, {}\n", mode.title());
-        let _ = writeln!(
-            out,
-            "| library | relocations | DT_NEEDED | objects glibc/minld | glibc µs | minld µs | minld/glibc | RSS glibc kB | RSS minld kB |"
-        );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for lib in &libs {
-            let [m, g] = &lib.modes[mi];
-            let (mm, gm) = (median_u(&m.ns), median_u(&g.ns));
-            let ratio = match (mm, gm) {
-                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-                _ => "—".into(),
-            };
-            let mut cell = |s: &Samples, who: &str, v: String| match &s.error {
-                Some(e) => {
-                    footnotes.push(format!("{} ({}, {who}): {e}", lib.name, mode.name()));
-                    format!("failed [{}]", footnotes.len())
-                }
-                None => v,
-            };
-            let gtime = cell(g, "glibc", us(gm));
-            let mtime = cell(m, "minld", us(mm));
-            let objects = |s: &Samples| {
-                if s.error.is_some() {
-                    "—".to_string()
-                } else {
-                    s.objects.len().to_string()
-                }
-            };
-            if let Some(e) = &lib.parse_error {
-                footnotes.push(format!("{}: counting relocations: {e}", lib.name));
-            }
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} |",
-                lib.name,
-                lib.relocations.map_or("—".into(), thousands),
-                lib.needed.map_or("—".into(), |n| n.to_string()),
-                objects(g),
-                objects(m),
-                gtime,
-                mtime,
-                ratio,
-                kb(median_i(&g.rss_kb)),
-                kb(median_i(&m.rss_kb)),
-            );
-        }
-        out.push('\n');
-        if opts.smaps {
-            let rows: Vec<_> = libs
-                .iter()
-                .map(|l| {
-                    let [m, g] = &l.modes[mi];
-                    let rss = |s: &Samples| median_i(&s.rss_kb).unwrap_or(0.0);
-                    (l.name.clone(), [&m.smaps, &g.smaps], [rss(m), rss(g)])
-                })
-                .collect();
-            let _ = writeln!(
-                out,
-                "RSS growth by kind of memory ({} mode, kB, median of each kind over the runs; \
-                 from /proc/self/smaps before and after the loading call):\n",
-                mode.name()
-            );
-            out.push_str(&smaps::table(&rows));
-            out.push('\n');
-        }
+        report::load_table(&mut out, &mut footnotes, opts, mi, mode, &libs);
     }
-    let mismatch: Vec<String> = libs
-        .iter()
-        .filter_map(|l| match (l.needed, l.minld_deps) {
-            (Some(n), Some(d)) if n != d => Some(format!(
-                "{}: DT_NEEDED {n}, Library::dependencies() {d}",
-                l.name
-            )),
-            _ => None,
-        })
-        .collect();
-    let _ = writeln!(
-        out,
-        "Medians. relocations: DT_RELA + DT_JMPREL + DT_RELR entries, parsed from the file. \
-         objects: shared objects newly mapped by the load, the library included \
-         (libc and libgcc_s are the process's own for both loaders). RSS: VmRSS growth over the \
-         loading call."
+    report::notes(&mut out, &libs);
+    report::lookup_table(&mut out, &lookup);
+    report::syscall_table(
+        &mut out,
+        &mut footnotes,
+        strace_mode,
+        strace_skipped.as_deref(),
+        &libs,
     );
-    for m in &mismatch {
-        let _ = writeln!(out, "Note: {m}");
-    }
-    out.push('\n');
-
-    let _ = writeln!(
-        out,
-        "## Symbol lookup in {LOOKUP_LIB} (ns per call, median of {LOOKUP_BATCHES} batches of {LOOKUP_CALLS})\n"
-    );
-    let _ = writeln!(
-        out,
-        "| lookup | glibc dlsym | minld Library::get | minld/glibc |"
-    );
-    let _ = writeln!(out, "|---|---:|---:|---:|");
-    let get = |w: Which, hit: bool| -> Option<f64> {
-        lookup
-            .iter()
-            .find(|(x, _)| *x == w)
-            .and_then(|(_, r)| r.as_ref().ok())
-            .and_then(|(h, m)| median(if hit { h } else { m }))
-    };
-    for (label, hit) in [
-        (format!("hit `{LOOKUP_HIT}`"), true),
-        (format!("miss `{LOOKUP_MISS}`"), false),
-    ] {
-        let (g, m) = (get(Which::Glibc, hit), get(Which::Minld, hit));
-        let f = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.1}"));
-        let ratio = match (m, g) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-            _ => "—".into(),
-        };
-        let _ = writeln!(out, "| {label} | {} | {} | {ratio} |", f(g), f(m));
-    }
-    for (w, r) in &lookup {
-        if let Err(e) = r {
-            let _ = writeln!(out, "\n{} lookup failed: {e}", w.name());
-        }
-    }
-    out.push('\n');
-
-    let _ = writeln!(
-        out,
-        "## System calls per load ({} mode, counted under strace between the markers)\n",
-        strace_mode.name()
-    );
-    if let Some(reason) = &strace_skipped {
-        let _ = writeln!(out, "No table: {reason}\n");
-    } else {
-        // The kinds seen, most frequent first; up to eight get a column.
-        let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
-        for lib in &libs {
-            for s in lib.syscalls.iter().flatten().flatten() {
-                for (k, v) in &s.by_kind {
-                    *totals.entry(k).or_default() += v;
-                }
-            }
-        }
-        let mut kinds: Vec<(&str, u64)> = totals.into_iter().collect();
-        kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let shown: Vec<&str> = kinds.iter().take(8).map(|k| k.0).collect();
-        let has_other = kinds.len() > shown.len();
-        let _ = write!(out, "| library | loader | total |");
-        for k in &shown {
-            let _ = write!(out, " {k} |");
-        }
-        if has_other {
-            out.push_str(" other |");
-        }
-        out.push_str("\n|---|---|---:|");
-        for _ in 0..shown.len() + usize::from(has_other) {
-            out.push_str("---:|");
-        }
-        out.push('\n');
-        for lib in &libs {
-            for w in [Which::Glibc, Which::Minld] {
-                let _ = write!(out, "| {} | {} |", lib.name, w.name());
-                match &lib.syscalls[loader_index(w)] {
-                    Some(Ok(s)) => {
-                        let _ = write!(out, " {} |", s.total);
-                        let mut rest = s.total;
-                        for k in &shown {
-                            let n = s.by_kind.get(*k).copied().unwrap_or(0);
-                            rest -= n;
-                            let _ = write!(out, " {n} |");
-                        }
-                        if has_other {
-                            let _ = write!(out, " {rest} |");
-                        }
-                    }
-                    Some(Err(e)) => {
-                        footnotes.push(format!("{} strace, {}: {e}", lib.name, w.name()));
-                        let _ = write!(out, " failed [{}] |", footnotes.len());
-                        out.push_str(&" — |".repeat(shown.len() + usize::from(has_other)));
-                    }
-                    None => out.push_str(&" — |".repeat(1 + shown.len() + usize::from(has_other))),
-                }
-                out.push('\n');
-            }
-        }
-        if has_other {
-            let other: Vec<String> = kinds[shown.len()..]
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
-            let _ = writeln!(out, "\nother, over all loads: {}", other.join(", "));
-        }
-        out.push('\n');
-    }
     if !footnotes.is_empty() {
         let _ = writeln!(out, "Failures:\n");
         for (n, f) in footnotes.iter().enumerate() {
@@ -1360,94 +1241,7 @@ fn main() -> ExitCode {
 
     // 6. JSON.
     if let Some(path) = &opts.json {
-        let lookup_json = J::Obj(
-            lookup
-                .iter()
-                .map(|(w, r)| {
-                    let v = match r {
-                        Ok((h, m)) => J::obj(vec![
-                            (
-                                "hit_ns_per_call",
-                                J::Arr(h.iter().map(|&x| J::Num(x)).collect()),
-                            ),
-                            (
-                                "miss_ns_per_call",
-                                J::Arr(m.iter().map(|&x| J::Num(x)).collect()),
-                            ),
-                            ("median_hit_ns", J::opt_num(median(h))),
-                            ("median_miss_ns", J::opt_num(median(m))),
-                        ]),
-                        Err(e) => J::obj(vec![("error", J::Str(e.clone()))]),
-                    };
-                    (w.name().to_string(), v)
-                })
-                .collect(),
-        );
-        let doc = J::obj(vec![
-            ("benchmark", J::Str("minld loadbench".into())),
-            ("host", J::Str(host.clone())),
-            ("runs", J::Int(opts.runs as i64)),
-            (
-                "modes",
-                J::Arr(opts.modes.iter().map(|m| J::Str(m.name().into())).collect()),
-            ),
-            (
-                "libraries",
-                J::Arr(
-                    libs.iter()
-                        .map(|l| {
-                            J::obj(vec![
-                                ("name", J::Str(l.name.clone())),
-                                ("path", J::Str(l.path.display().to_string())),
-                                (
-                                    "relocations",
-                                    l.relocations.map_or(J::Null, |r| J::Int(r as i64)),
-                                ),
-                                ("dt_needed", l.needed.map_or(J::Null, |n| J::Int(n as i64))),
-                                (
-                                    "minld_dependencies",
-                                    l.minld_deps.map_or(J::Null, |n| J::Int(n as i64)),
-                                ),
-                                (
-                                    "modes",
-                                    J::Obj(
-                                        opts.modes
-                                            .iter()
-                                            .zip(&l.modes)
-                                            .map(|(m, [mi, gl])| {
-                                                (
-                                                    m.name().to_string(),
-                                                    J::obj(vec![
-                                                        ("minld", samples_json(mi)),
-                                                        ("glibc", samples_json(gl)),
-                                                    ]),
-                                                )
-                                            })
-                                            .collect(),
-                                    ),
-                                ),
-                                (
-                                    "syscalls",
-                                    J::obj(vec![
-                                        ("minld", syscalls_json(&l.syscalls[0])),
-                                        ("glibc", syscalls_json(&l.syscalls[1])),
-                                    ]),
-                                ),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
-            ("lookup", lookup_json),
-            ("syscalls_mode", J::Str(strace_mode.name().into())),
-            (
-                "syscalls_skipped",
-                strace_skipped.clone().map_or(J::Null, J::Str),
-            ),
-        ]);
-        let mut text = String::new();
-        doc.write(&mut text, 0);
-        text.push('\n');
+        let text = report::json(opts, host, &libs, &lookup, strace_mode, strace_skipped);
         if let Err(e) = std::fs::write(path, text) {
             eprintln!("loadbench: writing {}: {e}", path.display());
             return ExitCode::FAILURE;
