@@ -19,7 +19,8 @@
 //! - `--modes now,lazy`: `now` is minld's `Loader::new().bind_now(true)`
 //!   against `dlopen(RTLD_NOW | RTLD_LOCAL)`, `lazy` is `bind_now(false)`
 //!   against `RTLD_LAZY | RTLD_LOCAL` (both bind PLT entries at their
-//!   first call). Default: both.
+//!   first call). Default: both. In each mode a third loader, **minld
+//!   cached**, is the same minld load with `cache(dir)`: see below.
 //! - `--json FILE`: every raw sample and every median, as JSON (the input of
 //!   `scripts/plot_loadbench.py`); with `--smaps`, each run's growth by kind
 //!   too (`smaps_kb`).
@@ -38,12 +39,12 @@
 //! How it measures:
 //!
 //! - Every load is a **fresh process**: the benchmark re-executes itself with
-//!   a hidden `--child <minld|glibc> <now|lazy> <path>` mode. The child reads
+//!   a hidden `--child <minld|glibc|cached> <now|lazy> <path>` mode. The child reads
 //!   VmRSS from /proc/self/status, takes a monotonic timestamp, makes the one
 //!   loading call, takes the timestamp again, reads VmRSS again, prints
 //!   `ns=<n> rss_kb=<delta>` and leaves with `_exit(0)`: nothing is unloaded
 //!   (glibc never unloads DF_1_NODELETE objects such as libcrypto anyway) and
-//!   no exit handlers run. Runs alternate minld, glibc, minld, glibc, ...
+//!   no exit handlers run. Runs alternate minld, glibc, minld cached, minld, ...
 //! - The page cache is warm: the parent reads each library once before it
 //!   starts (it parses it then to count relocations), and one untimed load
 //!   per library, mode and loader (which also lists the objects loaded)
@@ -59,8 +60,22 @@
 //!   shared objects newly mapped in the child by each loader, the library
 //!   included (new `.so` paths in /proc/self/maps): dependencies the
 //!   process already has (libc, libgcc_s) are reused by both loaders.
+//! - **minld cached**: the parent makes a fresh private directory (mode
+//!   0700) under the temp dir for this run of loadbench, names it to the
+//!   children in `LOADBENCH_CACHE_DIR` (MINLD_CACHE is scrubbed from every
+//!   child), and removes it at the end. The untimed first load of each
+//!   library and mode is what fills the link record; one more untimed load
+//!   under `MINLD_DEBUG=libs` must then say the record is proven. Each timed
+//!   cached child lists the records (name, inode, size, mtime) before the
+//!   clock starts and again after the loading call (after both RSS
+//!   readings): a run that found none, or whose load wrote a new one (what a
+//!   load does when the record is not proven), is refused with an error
+//!   naming the library, never mixed into the samples. Since the record
+//!   holds the executable's build-id, the cache is filled by the very binary
+//!   that is timed.
 //! - **Lookup**: one child per loader loads libz.so.1 (bind-now) and times
-//!   `Library::get::<*const c_void>` against `dlsym` on the `dlopen` handle,
+//!   `Library::get::<*const c_void>` and `Library::find` (minld, no error
+//!   built on a miss) against `dlsym` on the `dlopen` handle,
 //!   for `inflateInit2_` (a hit) and `no_such_symbol_in_libz` (a miss):
 //!   31 batches of 100,000 calls after one untimed batch, the median batch
 //!   in ns per call.
@@ -68,7 +83,8 @@
 //!   `strace -f -qq`; the child brackets the loading call with
 //!   `write(-1, "minld-bench-begin", ..)` and `write(-1, "minld-bench-end",
 //!   ..)` (they fail with EBADF; neither loader ever writes to fd -1) and the
-//!   calls between the markers are counted. Done in the first mode given.
+//!   calls between the markers are counted. Done in the first mode given;
+//!   the cached loader's calls include reading its record.
 //!
 //! The timings of a shared machine are noisy: compare the ratio column of
 //! one run, not absolute times across runs.
@@ -177,9 +193,11 @@ impl Mode {
     fn title(self) -> &'static str {
         match self {
             Mode::Now => {
-                "bind now: minld `bind_now(true)` vs glibc `dlopen(RTLD_NOW | RTLD_LOCAL)`"
+                "bind now: minld `bind_now(true)` (cached: `.cache(dir)` too) vs glibc `dlopen(RTLD_NOW | RTLD_LOCAL)`"
             }
-            Mode::Lazy => "lazy: minld `bind_now(false)` vs glibc `dlopen(RTLD_LAZY | RTLD_LOCAL)`",
+            Mode::Lazy => {
+                "lazy: minld `bind_now(false)` (cached: `.cache(dir)` too) vs glibc `dlopen(RTLD_LAZY | RTLD_LOCAL)`"
+            }
         }
     }
 }
