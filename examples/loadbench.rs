@@ -103,7 +103,9 @@ mod report;
 #[path = "support/smaps.rs"]
 mod smaps;
 
+/// The directory of the default libraries.
 const LIB_DIR: &str = "/usr/lib/x86_64-linux-gnu";
+/// The libraries measured unless `--libs` says otherwise.
 const DEFAULT_LIBS: &[&str] = &[
     "libz.so.1",
     "libsqlite3.so.0",
@@ -112,12 +114,19 @@ const DEFAULT_LIBS: &[&str] = &[
     "libpython3.11.so.1.0",
     "libLLVM-15.so.1",
 ];
+/// The library the lookup children load.
 const LOOKUP_LIB: &str = "libz.so.1";
+/// A symbol `LOOKUP_LIB` defines.
 const LOOKUP_HIT: &str = "inflateInit2_";
+/// A symbol no library defines.
 const LOOKUP_MISS: &str = "no_such_symbol_in_libz";
+/// Timed lookup batches per loader and name.
 const LOOKUP_BATCHES: usize = 31;
+/// Lookups per batch.
 const LOOKUP_CALLS: u32 = 100_000;
+/// The marker written just before the loading call.
 const MARK_BEGIN: &[u8] = b"minld-bench-begin";
+/// The marker written just after the loading call.
 const MARK_END: &[u8] = b"minld-bench-end";
 /// Variables that would change what either loader does in the children.
 const SCRUBBED_ENV: &[&str] = &[
@@ -137,6 +146,7 @@ const CACHE_ENV: &str = "LOADBENCH_CACHE_DIR";
 /// The directory `CACHE_ENV` names, set once by the parent.
 static CACHE_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
+/// A loader.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Which {
     /// minld without a link cache.
@@ -148,6 +158,7 @@ enum Which {
 }
 
 impl Which {
+    /// The name on the command line and in the output.
     fn name(self) -> &'static str {
         match self {
             Which::Minld => "minld",
@@ -155,6 +166,7 @@ impl Which {
             Which::Cached => "cached",
         }
     }
+    /// The loader named `s`.
     fn parse(s: &str) -> Option<Which> {
         match s {
             "minld" => Some(Which::Minld),
@@ -170,19 +182,24 @@ const LOADERS: [Which; 3] = [Which::Minld, Which::Glibc, Which::Cached];
 /// The loaders whose symbol lookup is timed (the cache changes nothing there).
 const LOOKUP_LOADERS: [Which; 2] = [Which::Minld, Which::Glibc];
 
+/// A binding mode.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
+    /// Every relocation at load time.
     Now,
+    /// PLT entries bound at their first call.
     Lazy,
 }
 
 impl Mode {
+    /// The name on the command line and in the output.
     fn name(self) -> &'static str {
         match self {
             Mode::Now => "now",
             Mode::Lazy => "lazy",
         }
     }
+    /// The mode named `s`.
     fn parse(s: &str) -> Option<Mode> {
         match s {
             "now" => Some(Mode::Now),
@@ -190,6 +207,7 @@ impl Mode {
             _ => None,
         }
     }
+    /// The heading of the mode's table.
     fn title(self) -> &'static str {
         match self {
             Mode::Now => {
@@ -263,6 +281,7 @@ fn mapped_objects() -> BTreeSet<String> {
     out
 }
 
+/// Flushes stdout and leaves at once, with `_exit`.
 fn child_exit(code: i32) -> ! {
     let _ = std::io::stdout().flush();
     // SAFETY: _exit ends the process at once; nothing of ours needs to run
@@ -271,6 +290,7 @@ fn child_exit(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// `s` on one line, for a `key=value` line of the child.
 fn one_line(s: &str) -> String {
     s.replace('\n', " ")
 }
@@ -435,14 +455,15 @@ fn child_load(which: Which, mode: Mode, path: &str, info: bool, with_smaps: bool
     child_exit(0);
 }
 
+/// What a child's load returned, kept until `_exit`.
 enum Loaded {
+    /// minld's library (cached or not).
     Minld(minld::Library),
     /// Held, never closed, until `_exit`.
-    Glibc {
-        _handle: *mut c_void,
-    },
+    Glibc { _handle: *mut c_void },
 }
 
+/// glibc's last dlerror, as a string.
 fn dlerror_string() -> String {
     // SAFETY: dlerror returns NULL or a NUL-terminated string valid until
     // the next dl* call of this thread; it is copied at once.
@@ -472,6 +493,7 @@ fn batches(mut f: impl FnMut()) -> Vec<f64> {
         .collect()
 }
 
+/// Numbers as a comma-separated list (a child's output).
 fn list(v: &[f64]) -> String {
     v.iter()
         .map(|x| format!("{x:.3}"))
@@ -578,15 +600,23 @@ fn child_lookup(which: Which, path: &str) -> ! {
 // The parent: relocation counts, children, tables, JSON.
 // ---------------------------------------------------------------------------
 
+/// The command line.
 struct Opts {
+    /// `--runs`.
     runs: usize,
+    /// `--libs`, resolved.
     libs: Vec<PathBuf>,
+    /// `--modes`.
     modes: Vec<Mode>,
+    /// `--json`.
     json: Option<PathBuf>,
+    /// Not `--no-strace`.
     strace: bool,
+    /// `--smaps`.
     smaps: bool,
 }
 
+/// Prints the usage; exit status 2.
 fn usage() -> ExitCode {
     eprintln!(
         "usage: loadbench [--runs N] [--libs a,b,c] [--modes now,lazy] [--json FILE] [--no-strace] [--smaps]"
@@ -594,6 +624,7 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The path of a `--libs` entry (see the module's doc).
 fn resolve_lib(name: &str) -> PathBuf {
     if name.contains('/') {
         return PathBuf::from(name);
@@ -607,6 +638,7 @@ fn resolve_lib(name: &str) -> PathBuf {
     Path::new(LIB_DIR).join(name)
 }
 
+/// Parses the command line.
 fn parse_opts() -> Result<Opts, String> {
     let mut o = Opts {
         runs: 11,
@@ -657,6 +689,7 @@ fn parse_opts() -> Result<Opts, String> {
     Ok(o)
 }
 
+/// The file name of `p`, or all of it.
 fn file_name(p: &Path) -> String {
     p.file_name()
         .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
@@ -815,16 +848,21 @@ fn run_child(mut cmd: Command) -> Result<Vec<(String, String)>, String> {
     Ok(kv)
 }
 
+/// The value of `key` in a child's output, parsed.
 fn field<T: std::str::FromStr>(kv: &[(String, String)], key: &str) -> Option<T> {
     kv.iter()
         .find(|(k, _)| k == key)
         .and_then(|(_, v)| v.parse().ok())
 }
 
+/// One loader's samples of one library and mode.
 #[derive(Default, Clone)]
 struct Samples {
+    /// Each timed run's loading call, ns.
     ns: Vec<u64>,
+    /// Each timed run's VmRSS growth, kB.
     rss_kb: Vec<i64>,
+    /// Why the loader's samples stopped, if they did.
     error: Option<String>,
     /// Objects newly mapped by the untimed load, the library included.
     objects: Vec<String>,
@@ -832,12 +870,19 @@ struct Samples {
     smaps: smaps::Runs,
 }
 
+/// Everything measured of one library.
 struct LibResult {
+    /// The library's path.
     path: PathBuf,
+    /// Its file name.
     name: String,
+    /// Its relocation entries, parsed from the file.
     relocations: Option<u64>,
+    /// Its DT_NEEDED entries.
     needed: Option<usize>,
+    /// `Library::dependencies().len()` in the untimed minld load.
     minld_deps: Option<usize>,
+    /// Why the file could not be parsed.
     parse_error: Option<String>,
     /// [mode index][loader] (minld, glibc, cached)
     modes: Vec<[Samples; 3]>,
@@ -845,12 +890,16 @@ struct LibResult {
     syscalls: [Option<Result<Syscalls, String>>; 3],
 }
 
+/// System calls of one load: the total and by name.
 #[derive(Default, Clone)]
 struct Syscalls {
+    /// All the calls between the markers.
     total: u64,
+    /// The calls by name.
     by_kind: BTreeMap<String, u64>,
 }
 
+/// The median, None for no samples.
 fn median(v: &[f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -865,14 +914,17 @@ fn median(v: &[f64]) -> Option<f64> {
     })
 }
 
+/// The median of integers.
 fn median_u(v: &[u64]) -> Option<f64> {
     median(&v.iter().map(|&x| x as f64).collect::<Vec<_>>())
 }
 
+/// The median of signed integers.
 fn median_i(v: &[i64]) -> Option<f64> {
     median(&v.iter().map(|&x| x as f64).collect::<Vec<_>>())
 }
 
+/// The index of a loader in `LibResult`'s arrays (`LOADERS`' order).
 fn loader_index(w: Which) -> usize {
     match w {
         Which::Minld => 0,
@@ -881,6 +933,7 @@ fn loader_index(w: Which) -> usize {
     }
 }
 
+/// The arguments of a load child.
 fn load_args(w: Which, m: Mode, path: &Path) -> Vec<String> {
     vec![
         "--child".into(),
@@ -925,6 +978,7 @@ fn count_syscalls(trace: &str) -> Result<Syscalls, String> {
     Ok(s)
 }
 
+/// Whether strace runs here, or why not.
 fn strace_available() -> Result<(), String> {
     match Command::new("strace").arg("-V").output() {
         Ok(o) if o.status.success() => Ok(()),
@@ -937,6 +991,7 @@ fn strace_available() -> Result<(), String> {
     }
 }
 
+/// One load of `path` under strace: its system calls between the markers.
 fn run_strace(exe: &Path, w: Which, m: Mode, path: &Path, n: usize) -> Result<Syscalls, String> {
     let out = std::env::temp_dir().join(format!(
         "loadbench-{}-{n}-{}.strace",
@@ -956,6 +1011,7 @@ fn run_strace(exe: &Path, w: Which, m: Mode, path: &Path, n: usize) -> Result<Sy
     r
 }
 
+/// Nanoseconds as microseconds, one decimal.
 fn us(ns: Option<f64>) -> String {
     match ns {
         Some(v) => format!("{:.1}", v / 1000.0),
@@ -963,6 +1019,7 @@ fn us(ns: Option<f64>) -> String {
     }
 }
 
+/// kB, without a fraction when there is none.
 fn kb(v: Option<f64>) -> String {
     match v {
         Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
@@ -971,6 +1028,7 @@ fn kb(v: Option<f64>) -> String {
     }
 }
 
+/// `n` with thousands separators.
 fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -983,6 +1041,7 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// glibc, kernel, CPUs and load average, for the tables' heading.
 fn host_line() -> String {
     // SAFETY: gnu_get_libc_version returns a static NUL-terminated string.
     let glibc = unsafe { CStr::from_ptr(libc::gnu_get_libc_version()) }
@@ -1001,6 +1060,7 @@ fn host_line() -> String {
     )
 }
 
+/// The child modes, or the benchmark.
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     // The hidden child modes.

@@ -359,19 +359,28 @@ pub(super) fn json(
 }
 
 // A hand-written JSON value and printer (no serde in minld's dependencies).
+/// A JSON value.
 enum J {
+    /// null.
     Null,
+    /// A number (null unless finite).
     Num(f64),
+    /// An integer.
     Int(i64),
+    /// A string.
     Str(String),
+    /// An array.
     Arr(Vec<J>),
+    /// An object, keys in order.
     Obj(Vec<(String, J)>),
 }
 
 impl J {
+    /// A number or null.
     fn opt_num(v: Option<f64>) -> J {
         v.map_or(J::Null, J::Num)
     }
+    /// An object from borrowed keys.
     fn obj(fields: Vec<(&str, J)>) -> J {
         J::Obj(
             fields
@@ -380,6 +389,7 @@ impl J {
                 .collect(),
         )
     }
+    /// Prints the value, indented by `indent` levels.
     fn write(&self, out: &mut String, indent: usize) {
         let pad = |n: usize| "  ".repeat(n);
         match self {
@@ -453,6 +463,7 @@ impl J {
     }
 }
 
+/// One loader's samples as JSON.
 fn samples_json(s: &Samples) -> J {
     J::obj(vec![
         (
@@ -482,6 +493,7 @@ fn samples_json(s: &Samples) -> J {
     ])
 }
 
+/// One load's system calls as JSON.
 fn syscalls_json(s: &Option<Result<Syscalls, String>>) -> J {
     match s {
         None => J::Null,
