@@ -125,6 +125,43 @@ fn cache_verdict(info: bool, before: &[RecordFile], after: &[RecordFile]) -> Res
     Ok(())
 }
 
+/// The loading call itself between two timestamps: its nanoseconds and
+/// what it returned (inlined into `child_load`, so the clock sees nothing
+/// else).
+#[inline(always)]
+fn timed_load(
+    which: Which,
+    loader: &minld::Loader,
+    path: &str,
+    cpath: &CStr,
+    flags: i32,
+) -> (u128, Result<Loaded, String>) {
+    match which {
+        Which::Minld | Which::Cached => {
+            let t0 = Instant::now();
+            // SAFETY: a system library from the distribution, trusted to
+            // run its init functions and ifunc resolvers in this throwaway
+            // process.
+            let r = unsafe { loader.open(path) };
+            let ns = t0.elapsed().as_nanos();
+            (ns, r.map(Loaded::Minld).map_err(|e| e.to_string()))
+        }
+        Which::Glibc => {
+            let t0 = Instant::now();
+            // SAFETY: `cpath` is a NUL-terminated path that outlives the
+            // call; the library is a trusted system one whose init
+            // functions may run in this throwaway process.
+            let h = unsafe { libc::dlopen(cpath.as_ptr(), flags) };
+            let ns = t0.elapsed().as_nanos();
+            if h.is_null() {
+                (ns, Err(dlerror_string()))
+            } else {
+                (ns, Ok(Loaded::Glibc { _handle: h }))
+            }
+        }
+    }
+}
+
 /// `--child <minld|glibc|cached> <now|lazy> <path> [info] [smaps]`
 pub(super) fn child_load(which: Which, mode: Mode, path: &str, info: bool, with_smaps: bool) -> ! {
     // Everything either call needs is made before the clock starts.
@@ -168,30 +205,7 @@ pub(super) fn child_load(which: Which, mode: Mode, path: &str, info: bool, with_
     }
     let rss0 = vm_rss_kb();
     marker(MARK_BEGIN);
-    let (ns, result) = match which {
-        Which::Minld | Which::Cached => {
-            let t0 = Instant::now();
-            // SAFETY: a system library from the distribution, trusted to
-            // run its init functions and ifunc resolvers in this throwaway
-            // process.
-            let r = unsafe { loader.open(path) };
-            let ns = t0.elapsed().as_nanos();
-            (ns, r.map(Loaded::Minld).map_err(|e| e.to_string()))
-        }
-        Which::Glibc => {
-            let t0 = Instant::now();
-            // SAFETY: `cpath` is a NUL-terminated path that outlives the
-            // call; the library is a trusted system one whose init
-            // functions may run in this throwaway process.
-            let h = unsafe { libc::dlopen(cpath.as_ptr(), flags) };
-            let ns = t0.elapsed().as_nanos();
-            if h.is_null() {
-                (ns, Err(dlerror_string()))
-            } else {
-                (ns, Ok(Loaded::Glibc { _handle: h }))
-            }
-        }
-    };
+    let (ns, result) = timed_load(which, &loader, path, &cpath, flags);
     marker(MARK_END);
     let rss1 = vm_rss_kb();
     if let Some((_, after)) = &mut snapshots {
