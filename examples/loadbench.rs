@@ -19,7 +19,8 @@
 //! - `--modes now,lazy`: `now` is minld's `Loader::new().bind_now(true)`
 //!   against `dlopen(RTLD_NOW | RTLD_LOCAL)`, `lazy` is `bind_now(false)`
 //!   against `RTLD_LAZY | RTLD_LOCAL` (both bind PLT entries at their
-//!   first call). Default: both.
+//!   first call). Default: both. In each mode a third loader, **minld
+//!   cached**, is the same minld load with `cache(dir)`: see below.
 //! - `--json FILE`: every raw sample and every median, as JSON (the input of
 //!   `scripts/plot_loadbench.py`); with `--smaps`, each run's growth by kind
 //!   too (`smaps_kb`).
@@ -38,12 +39,12 @@
 //! How it measures:
 //!
 //! - Every load is a **fresh process**: the benchmark re-executes itself with
-//!   a hidden `--child <minld|glibc> <now|lazy> <path>` mode. The child reads
+//!   a hidden `--child <minld|glibc|cached> <now|lazy> <path>` mode. The child reads
 //!   VmRSS from /proc/self/status, takes a monotonic timestamp, makes the one
 //!   loading call, takes the timestamp again, reads VmRSS again, prints
 //!   `ns=<n> rss_kb=<delta>` and leaves with `_exit(0)`: nothing is unloaded
 //!   (glibc never unloads DF_1_NODELETE objects such as libcrypto anyway) and
-//!   no exit handlers run. Runs alternate minld, glibc, minld, glibc, ...
+//!   no exit handlers run. Runs alternate minld, glibc, minld cached, minld, ...
 //! - The page cache is warm: the parent reads each library once before it
 //!   starts (it parses it then to count relocations), and one untimed load
 //!   per library, mode and loader (which also lists the objects loaded)
@@ -59,8 +60,22 @@
 //!   shared objects newly mapped in the child by each loader, the library
 //!   included (new `.so` paths in /proc/self/maps): dependencies the
 //!   process already has (libc, libgcc_s) are reused by both loaders.
+//! - **minld cached**: the parent makes a fresh private directory (mode
+//!   0700) under the temp dir for this run of loadbench, names it to the
+//!   children in `LOADBENCH_CACHE_DIR` (MINLD_CACHE is scrubbed from every
+//!   child), and removes it at the end. The untimed first load of each
+//!   library and mode is what fills the link record; one more untimed load
+//!   under `MINLD_DEBUG=libs` must then say the record is proven. Each timed
+//!   cached child lists the records (name, inode, size, mtime) before the
+//!   clock starts and again after the loading call (after both RSS
+//!   readings): a run that found none, or whose load wrote a new one (what a
+//!   load does when the record is not proven), is refused with an error
+//!   naming the library, never mixed into the samples. Since the record
+//!   holds the executable's build-id, the cache is filled by the very binary
+//!   that is timed.
 //! - **Lookup**: one child per loader loads libz.so.1 (bind-now) and times
-//!   `Library::get::<*const c_void>` against `dlsym` on the `dlopen` handle,
+//!   `Library::get::<*const c_void>` and `Library::find` (minld, no error
+//!   built on a miss) against `dlsym` on the `dlopen` handle,
 //!   for `inflateInit2_` (a hit) and `no_such_symbol_in_libz` (a miss):
 //!   31 batches of 100,000 calls after one untimed batch, the median batch
 //!   in ns per call.
@@ -68,7 +83,8 @@
 //!   `strace -f -qq`; the child brackets the loading call with
 //!   `write(-1, "minld-bench-begin", ..)` and `write(-1, "minld-bench-end",
 //!   ..)` (they fail with EBADF; neither loader ever writes to fd -1) and the
-//!   calls between the markers are counted. Done in the first mode given.
+//!   calls between the markers are counted. Done in the first mode given;
+//!   the cached loader's calls include reading its record.
 //!
 //! The timings of a shared machine are noisy: compare the ratio column of
 //! one run, not absolute times across runs.
@@ -82,10 +98,24 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
+#[path = "support/child.rs"]
+mod child;
+#[path = "support/counts.rs"]
+mod counts;
+#[path = "support/report.rs"]
+mod report;
+#[path = "support/runs.rs"]
+mod runs;
 #[path = "support/smaps.rs"]
 mod smaps;
 
+use child::{child_load, child_lookup, one_line};
+use counts::{count_relocations, run_strace, strace_available};
+use runs::{make_cache_dir, run, run_child, scrubbed, Lookup};
+
+/// The directory of the default libraries.
 const LIB_DIR: &str = "/usr/lib/x86_64-linux-gnu";
+/// The libraries measured unless `--libs` says otherwise.
 const DEFAULT_LIBS: &[&str] = &[
     "libz.so.1",
     "libsqlite3.so.0",
@@ -94,12 +124,19 @@ const DEFAULT_LIBS: &[&str] = &[
     "libpython3.11.so.1.0",
     "libLLVM-15.so.1",
 ];
+/// The library the lookup children load.
 const LOOKUP_LIB: &str = "libz.so.1";
+/// A symbol `LOOKUP_LIB` defines.
 const LOOKUP_HIT: &str = "inflateInit2_";
+/// A symbol no library defines.
 const LOOKUP_MISS: &str = "no_such_symbol_in_libz";
+/// Timed lookup batches per loader and name.
 const LOOKUP_BATCHES: usize = 31;
+/// Lookups per batch.
 const LOOKUP_CALLS: u32 = 100_000;
+/// The marker written just before the loading call.
 const MARK_BEGIN: &[u8] = b"minld-bench-begin";
+/// The marker written just after the loading call.
 const MARK_END: &[u8] = b"minld-bench-end";
 /// Variables that would change what either loader does in the children.
 const SCRUBBED_ENV: &[&str] = &[
@@ -110,46 +147,69 @@ const SCRUBBED_ENV: &[&str] = &[
     "LD_PRELOAD",
     "MINLD_TRACE",
     "MINLD_DEBUG",
+    "MINLD_CACHE",
     "RUST_LOG",
 ];
+/// loadbench's own variable: the link cache directory of the "minld
+/// cached" children (never MINLD_CACHE, which is scrubbed).
+const CACHE_ENV: &str = "LOADBENCH_CACHE_DIR";
+/// The directory `CACHE_ENV` names, set once by the parent.
+static CACHE_DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
 
+/// A loader.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Which {
+    /// minld without a link cache.
     Minld,
+    /// glibc's dlopen.
     Glibc,
+    /// minld with the link cache of `CACHE_ENV`, its record already filled.
+    Cached,
 }
 
 impl Which {
+    /// The name on the command line and in the output.
     fn name(self) -> &'static str {
         match self {
             Which::Minld => "minld",
             Which::Glibc => "glibc",
+            Which::Cached => "cached",
         }
     }
+    /// The loader named `s`.
     fn parse(s: &str) -> Option<Which> {
         match s {
             "minld" => Some(Which::Minld),
             "glibc" => Some(Which::Glibc),
+            "cached" => Some(Which::Cached),
             _ => None,
         }
     }
 }
 
-const LOADERS: [Which; 2] = [Which::Minld, Which::Glibc];
+/// The loaders, in the order runs alternate (and `loader_index`'s).
+const LOADERS: [Which; 3] = [Which::Minld, Which::Glibc, Which::Cached];
+/// The loaders whose symbol lookup is timed (the cache changes nothing there).
+const LOOKUP_LOADERS: [Which; 2] = [Which::Minld, Which::Glibc];
 
+/// A binding mode.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Mode {
+    /// Every relocation at load time.
     Now,
+    /// PLT entries bound at their first call.
     Lazy,
 }
 
 impl Mode {
+    /// The name on the command line and in the output.
     fn name(self) -> &'static str {
         match self {
             Mode::Now => "now",
             Mode::Lazy => "lazy",
         }
     }
+    /// The mode named `s`.
     fn parse(s: &str) -> Option<Mode> {
         match s {
             "now" => Some(Mode::Now),
@@ -157,308 +217,36 @@ impl Mode {
             _ => None,
         }
     }
+    /// The heading of the mode's table.
     fn title(self) -> &'static str {
         match self {
             Mode::Now => {
-                "bind now: minld `bind_now(true)` vs glibc `dlopen(RTLD_NOW | RTLD_LOCAL)`"
+                "bind now: minld `bind_now(true)` (cached: `.cache(dir)` too) vs glibc `dlopen(RTLD_NOW | RTLD_LOCAL)`"
             }
-            Mode::Lazy => "lazy: minld `bind_now(false)` vs glibc `dlopen(RTLD_LAZY | RTLD_LOCAL)`",
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------
-// The child: one load, measured.
-// ---------------------------------------------------------------------------
-
-/// VmRSS of this process in kB, read into a stack buffer (no allocation, so
-/// the reading itself does not move the number).
-fn vm_rss_kb() -> u64 {
-    let mut buf = [0u8; 8192];
-    let mut n = 0;
-    if let Ok(mut f) = std::fs::File::open("/proc/self/status") {
-        while n < buf.len() {
-            match f.read(&mut buf[n..]) {
-                Ok(0) | Err(_) => break,
-                Ok(k) => n += k,
+            Mode::Lazy => {
+                "lazy: minld `bind_now(false)` (cached: `.cache(dir)` too) vs glibc `dlopen(RTLD_LAZY | RTLD_LOCAL)`"
             }
         }
     }
-    for line in buf[..n].split(|&b| b == b'\n') {
-        if let Some(rest) = line.strip_prefix(b"VmRSS:") {
-            let digits: Vec<u8> = rest
-                .iter()
-                .copied()
-                .skip_while(|b| !b.is_ascii_digit())
-                .take_while(u8::is_ascii_digit)
-                .collect();
-            return std::str::from_utf8(&digits)
-                .ok()
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0);
-        }
-    }
-    0
 }
 
-/// A system call neither loader makes, to find the load in strace's output.
-fn marker(tag: &[u8]) {
-    // SAFETY: write(2) on fd -1 reads `tag.len()` bytes of a live slice at
-    // most (in fact none: it fails with EBADF at once); it has no effect
-    // beyond showing in strace's output.
-    unsafe { libc::write(-1, tag.as_ptr().cast(), tag.len()) };
-}
-
-/// The file-backed shared objects mapped in this process.
-fn mapped_objects() -> BTreeSet<String> {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
-    let mut out = BTreeSet::new();
-    for line in maps.lines() {
-        // address perms offset dev inode path
-        let mut rest = line;
-        for _ in 0..5 {
-            rest = rest.trim_start();
-            rest = rest.find(' ').map_or("", |i| &rest[i..]);
-        }
-        let path = rest.trim();
-        if path.starts_with('/') && path.contains(".so") {
-            out.insert(path.to_string());
-        }
-    }
-    out
-}
-
-fn child_exit(code: i32) -> ! {
-    let _ = std::io::stdout().flush();
-    // SAFETY: _exit ends the process at once; nothing of ours needs to run
-    // (stdout was flushed just above). Skipping exit handlers and fini
-    // functions is the point: the load, not the teardown, is measured.
-    unsafe { libc::_exit(code) }
-}
-
-fn one_line(s: &str) -> String {
-    s.replace('\n', " ")
-}
-
-/// Bytes of each smaps buffer: room for a few thousand mappings.
-const SMAPS_BUFFER: usize = 4 << 20;
-
-/// `--child <minld|glibc> <now|lazy> <path> [info] [smaps]`
-fn child_load(which: Which, mode: Mode, path: &str, info: bool, with_smaps: bool) -> ! {
-    // Everything either call needs is made before the clock starts.
-    let cpath = CString::new(path).expect("path with a NUL");
-    let flags = match mode {
-        Mode::Now => libc::RTLD_NOW | libc::RTLD_LOCAL,
-        Mode::Lazy => libc::RTLD_LAZY | libc::RTLD_LOCAL,
-    };
-    let loader = minld::Loader::new().bind_now(mode == Mode::Now);
-    let before = if info {
-        mapped_objects()
-    } else {
-        BTreeSet::new()
-    };
-
-    // Nothing else runs before the loading call: in particular no earlier
-    // dlopen or minld call warms up either loader's own state. It is fair
-    // that minld's first `open` initialises its process-wide state (the
-    // registry, the host's objects found through dl_iterate_phdr, the
-    // ld.so.cache), as glibc's first dlopen does its own.
-    let mut snapshots = with_smaps.then(|| {
-        (
-            smaps::Buffer::new(SMAPS_BUFFER),
-            smaps::Buffer::new(SMAPS_BUFFER),
-        )
-    });
-    if let Some((before, _)) = &mut snapshots {
-        before.read();
-    }
-    let rss0 = vm_rss_kb();
-    marker(MARK_BEGIN);
-    let (ns, result) = match which {
-        Which::Minld => {
-            let t0 = Instant::now();
-            // SAFETY: a system library from the distribution, trusted to
-            // run its init functions and ifunc resolvers in this throwaway
-            // process.
-            let r = unsafe { loader.open(path) };
-            let ns = t0.elapsed().as_nanos();
-            (ns, r.map(Loaded::Minld).map_err(|e| e.to_string()))
-        }
-        Which::Glibc => {
-            let t0 = Instant::now();
-            // SAFETY: `cpath` is a NUL-terminated path that outlives the
-            // call; the library is a trusted system one whose init
-            // functions may run in this throwaway process.
-            let h = unsafe { libc::dlopen(cpath.as_ptr(), flags) };
-            let ns = t0.elapsed().as_nanos();
-            if h.is_null() {
-                (ns, Err(dlerror_string()))
-            } else {
-                (ns, Ok(Loaded::Glibc { _handle: h }))
-            }
-        }
-    };
-    marker(MARK_END);
-    let rss1 = vm_rss_kb();
-    if let Some((_, after)) = &mut snapshots {
-        after.read();
-    }
-
-    let loaded = match result {
-        Ok(l) => l,
-        Err(e) => {
-            println!("error={}", one_line(&e));
-            child_exit(1);
-        }
-    };
-    println!("ns={ns} rss_kb={}", rss1 as i64 - rss0 as i64);
-    if let Some((before, after)) = &snapshots {
-        if before.full() || after.full() {
-            println!("error=smaps did not fit in {SMAPS_BUFFER} bytes");
-            child_exit(1);
-        }
-        for (kind, kb) in smaps::growth(before, after) {
-            println!("smaps.{kind}={kb}");
-        }
-    }
-    if info {
-        if let Loaded::Minld(lib) = &loaded {
-            println!("deps={}", lib.dependencies().len());
-        }
-        for p in mapped_objects().difference(&before) {
-            println!("object={p}");
-        }
-    }
-    // Kept loaded until _exit: no dlclose, no drop.
-    std::mem::forget(loaded);
-    child_exit(0);
-}
-
-enum Loaded {
-    Minld(minld::Library),
-    /// Held, never closed, until `_exit`.
-    Glibc {
-        _handle: *mut c_void,
-    },
-}
-
-fn dlerror_string() -> String {
-    // SAFETY: dlerror returns NULL or a NUL-terminated string valid until
-    // the next dl* call of this thread; it is copied at once.
-    unsafe {
-        let e = libc::dlerror();
-        if e.is_null() {
-            "dlopen failed (no dlerror)".to_string()
-        } else {
-            CStr::from_ptr(e).to_string_lossy().into_owned()
-        }
-    }
-}
-
-/// ns per call of each of `LOOKUP_BATCHES` batches (after one untimed).
-fn batches(mut f: impl FnMut()) -> Vec<f64> {
-    for _ in 0..LOOKUP_CALLS {
-        f();
-    }
-    (0..LOOKUP_BATCHES)
-        .map(|_| {
-            let t0 = Instant::now();
-            for _ in 0..LOOKUP_CALLS {
-                f();
-            }
-            t0.elapsed().as_nanos() as f64 / f64::from(LOOKUP_CALLS)
-        })
-        .collect()
-}
-
-fn list(v: &[f64]) -> String {
-    v.iter()
-        .map(|x| format!("{x:.3}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-/// `--child-lookup <minld|glibc> <path>`
-fn child_lookup(which: Which, path: &str) -> ! {
-    let (hit, miss) = match which {
-        Which::Minld => {
-            // SAFETY: a trusted system library (libz) whose init functions
-            // may run in this throwaway process.
-            let lib = match unsafe { minld::Loader::new().bind_now(true).open(path) } {
-                Ok(l) => l,
-                Err(e) => {
-                    println!("error={}", one_line(&e.to_string()));
-                    child_exit(1);
-                }
-            };
-            let hit = batches(|| {
-                // SAFETY: only the address is read; the symbol is never
-                // called or dereferenced through the `*const c_void`.
-                let s = unsafe { lib.get::<*const c_void>(black_box(LOOKUP_HIT)) };
-                black_box(s.map(|s| *s).ok());
-            });
-            let miss = batches(|| {
-                // SAFETY: only whether the lookup failed is used; no value of
-                // type `*const c_void` is read or dereferenced.
-                let s = unsafe { lib.get::<*const c_void>(black_box(LOOKUP_MISS)) };
-                black_box(s.is_err());
-            });
-            // SAFETY: only whether the lookup succeeded is used; the
-            // address is never dereferenced.
-            if unsafe { lib.get::<*const c_void>(LOOKUP_HIT) }.is_err() {
-                println!("error=minld: {LOOKUP_HIT} not found in {path}");
-                child_exit(1);
-            }
-            std::mem::forget(lib);
-            (hit, miss)
-        }
-        Which::Glibc => {
-            let cpath = CString::new(path).expect("path with a NUL");
-            // SAFETY: a NUL-terminated path; a trusted system library.
-            let h = unsafe { libc::dlopen(cpath.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
-            if h.is_null() {
-                println!("error={}", one_line(&dlerror_string()));
-                child_exit(1);
-            }
-            let hit_c = CString::new(LOOKUP_HIT).unwrap();
-            let miss_c = CString::new(LOOKUP_MISS).unwrap();
-            let hit = batches(|| {
-                // SAFETY: `h` is a live handle (never closed) and the name
-                // a NUL-terminated string that outlives the call.
-                black_box(unsafe { libc::dlsym(h, black_box(hit_c.as_ptr())) });
-            });
-            let miss = batches(|| {
-                // SAFETY: `h` is a live handle (never closed) and `miss_c` a
-                // NUL-terminated string that outlives the call.
-                black_box(unsafe { libc::dlsym(h, black_box(miss_c.as_ptr())) });
-            });
-            // SAFETY: `h` is a live handle and `hit_c` a NUL-terminated
-            // string that outlives the call; only NULL-ness is used.
-            if unsafe { libc::dlsym(h, hit_c.as_ptr()) }.is_null() {
-                println!("error=glibc: {LOOKUP_HIT} not found in {path}");
-                child_exit(1);
-            }
-            (hit, miss)
-        }
-    };
-    println!("hit={}", list(&hit));
-    println!("miss={}", list(&miss));
-    child_exit(0);
-}
-
-// ---------------------------------------------------------------------------
-// The parent: relocation counts, children, tables, JSON.
-// ---------------------------------------------------------------------------
-
+/// The command line.
 struct Opts {
+    /// `--runs`.
     runs: usize,
+    /// `--libs`, resolved.
     libs: Vec<PathBuf>,
+    /// `--modes`.
     modes: Vec<Mode>,
+    /// `--json`.
     json: Option<PathBuf>,
+    /// Not `--no-strace`.
     strace: bool,
+    /// `--smaps`.
     smaps: bool,
 }
 
+/// Prints the usage; exit status 2.
 fn usage() -> ExitCode {
     eprintln!(
         "usage: loadbench [--runs N] [--libs a,b,c] [--modes now,lazy] [--json FILE] [--no-strace] [--smaps]"
@@ -466,6 +254,7 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
+/// The path of a `--libs` entry (see the module's doc).
 fn resolve_lib(name: &str) -> PathBuf {
     if name.contains('/') {
         return PathBuf::from(name);
@@ -479,6 +268,7 @@ fn resolve_lib(name: &str) -> PathBuf {
     Path::new(LIB_DIR).join(name)
 }
 
+/// Parses the command line.
 fn parse_opts() -> Result<Opts, String> {
     let mut o = Opts {
         runs: 11,
@@ -529,128 +319,20 @@ fn parse_opts() -> Result<Opts, String> {
     Ok(o)
 }
 
+/// The file name of `p`, or all of it.
 fn file_name(p: &Path) -> String {
     p.file_name()
         .map_or_else(|| p.display().to_string(), |n| n.to_string_lossy().into())
 }
 
-/// Relocation entries of an ELF file and its DT_NEEDED count, from its
-/// dynamic section.
-fn count_relocations(bytes: &[u8]) -> Result<(u64, usize), String> {
-    use goblin::elf::dynamic::*;
-    let elf = goblin::elf::Elf::parse(bytes).map_err(|e| e.to_string())?;
-    let dynamic = elf.dynamic.as_ref().ok_or("no dynamic section")?;
-    let get = |tag: u64| {
-        dynamic
-            .dyns
-            .iter()
-            .find(|d| d.d_tag == tag)
-            .map(|d| d.d_val)
-    };
-    let per = |size: Option<u64>, ent: Option<u64>, default: u64| {
-        size.map_or(0, |s| s / ent.filter(|&e| e != 0).unwrap_or(default))
-    };
-    let mut n = per(get(DT_RELASZ), get(DT_RELAENT), 24) + per(get(DT_RELSZ), get(DT_RELENT), 16);
-    // PLT relocations, unless the linker counted them in DT_RELASZ.
-    if let (Some(jmprel), Some(sz)) = (get(DT_JMPREL), get(DT_PLTRELSZ)) {
-        let inside = match (get(DT_RELA), get(DT_RELASZ)) {
-            (Some(rela), Some(relasz)) => jmprel >= rela && jmprel < rela + relasz,
-            _ => false,
-        };
-        if !inside {
-            let ent = if get(DT_PLTREL) == Some(DT_REL) {
-                16
-            } else {
-                24
-            };
-            n += sz / ent;
-        }
-    }
-    // DT_RELR (36), DT_RELRSZ (35): an address entry is one relocation, a
-    // bitmap entry (lowest bit set) one per other set bit.
-    const DT_RELR_: u64 = 36;
-    const DT_RELRSZ_: u64 = 35;
-    if let (Some(relr), Some(sz)) = (get(DT_RELR_), get(DT_RELRSZ_)) {
-        let off = elf
-            .program_headers
-            .iter()
-            .filter(|ph| ph.p_type == goblin::elf::program_header::PT_LOAD)
-            .find(|ph| relr >= ph.p_vaddr && relr < ph.p_vaddr + ph.p_filesz)
-            .map(|ph| (relr - ph.p_vaddr + ph.p_offset) as usize)
-            .ok_or("DT_RELR outside the file")?;
-        let table = bytes
-            .get(off..off + sz as usize)
-            .ok_or("DT_RELR table past the end of the file")?;
-        for e in table.chunks_exact(8) {
-            let e = u64::from_le_bytes(e.try_into().unwrap());
-            n += if e & 1 == 0 {
-                1
-            } else {
-                u64::from(e.count_ones() - 1)
-            };
-        }
-    }
-    Ok((n, elf.libraries.len()))
-}
-
-/// Reads a file once so that its pages are in the page cache.
-fn warm(path: &Path) {
-    if let Ok(mut f) = std::fs::File::open(path) {
-        let mut buf = vec![0u8; 1 << 20];
-        while matches!(f.read(&mut buf), Ok(n) if n > 0) {}
-    }
-}
-
-fn child_command(exe: &Path) -> Command {
-    let mut c = Command::new(exe);
-    for v in SCRUBBED_ENV {
-        c.env_remove(v);
-    }
-    c.stdin(Stdio::null());
-    c
-}
-
-/// Runs a child; its stdout's `key=value` lines, or its error.
-fn run_child(mut cmd: Command) -> Result<Vec<(String, String)>, String> {
-    let out = cmd
-        .output()
-        .map_err(|e| format!("spawning the child: {e}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let mut kv = Vec::new();
-    for line in stdout.lines() {
-        if let Some(e) = line.strip_prefix("error=") {
-            return Err(e.to_string());
-        }
-        if line.starts_with("ns=") {
-            for tok in line.split_whitespace() {
-                if let Some((k, v)) = tok.split_once('=') {
-                    kv.push((k.to_string(), v.to_string()));
-                }
-            }
-        } else if let Some((k, v)) = line.split_once('=') {
-            kv.push((k.to_string(), v.to_string()));
-        }
-    }
-    if !out.status.success() {
-        return Err(format!(
-            "child {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(kv)
-}
-
-fn field<T: std::str::FromStr>(kv: &[(String, String)], key: &str) -> Option<T> {
-    kv.iter()
-        .find(|(k, _)| k == key)
-        .and_then(|(_, v)| v.parse().ok())
-}
-
+/// One loader's samples of one library and mode.
 #[derive(Default, Clone)]
 struct Samples {
+    /// Each timed run's loading call, ns.
     ns: Vec<u64>,
+    /// Each timed run's VmRSS growth, kB.
     rss_kb: Vec<i64>,
+    /// Why the loader's samples stopped, if they did.
     error: Option<String>,
     /// Objects newly mapped by the untimed load, the library included.
     objects: Vec<String>,
@@ -658,24 +340,36 @@ struct Samples {
     smaps: smaps::Runs,
 }
 
+/// Everything measured of one library.
 struct LibResult {
+    /// The library's path.
     path: PathBuf,
+    /// Its file name.
     name: String,
+    /// Its relocation entries, parsed from the file.
     relocations: Option<u64>,
+    /// Its DT_NEEDED entries.
     needed: Option<usize>,
+    /// `Library::dependencies().len()` in the untimed minld load.
     minld_deps: Option<usize>,
+    /// Why the file could not be parsed.
     parse_error: Option<String>,
-    /// [mode index][loader] (minld, glibc)
-    modes: Vec<[Samples; 2]>,
-    syscalls: [Option<Result<Syscalls, String>>; 2],
+    /// [mode index][loader] (minld, glibc, cached)
+    modes: Vec<[Samples; 3]>,
+    /// By loader (minld, glibc, cached).
+    syscalls: [Option<Result<Syscalls, String>>; 3],
 }
 
+/// System calls of one load: the total and by name.
 #[derive(Default, Clone)]
 struct Syscalls {
+    /// All the calls between the markers.
     total: u64,
+    /// The calls by name.
     by_kind: BTreeMap<String, u64>,
 }
 
+/// The median, None for no samples.
 fn median(v: &[f64]) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -690,21 +384,26 @@ fn median(v: &[f64]) -> Option<f64> {
     })
 }
 
+/// The median of integers.
 fn median_u(v: &[u64]) -> Option<f64> {
     median(&v.iter().map(|&x| x as f64).collect::<Vec<_>>())
 }
 
+/// The median of signed integers.
 fn median_i(v: &[i64]) -> Option<f64> {
     median(&v.iter().map(|&x| x as f64).collect::<Vec<_>>())
 }
 
+/// The index of a loader in `LibResult`'s arrays (`LOADERS`' order).
 fn loader_index(w: Which) -> usize {
     match w {
         Which::Minld => 0,
         Which::Glibc => 1,
+        Which::Cached => 2,
     }
 }
 
+/// The arguments of a load child.
 fn load_args(w: Which, m: Mode, path: &Path) -> Vec<String> {
     vec![
         "--child".into(),
@@ -714,76 +413,7 @@ fn load_args(w: Which, m: Mode, path: &Path) -> Vec<String> {
     ]
 }
 
-/// Counts the system calls between the markers of an strace -f -o file.
-fn count_syscalls(trace: &str) -> Result<Syscalls, String> {
-    let begin = format!("write(-1, \"{}\"", String::from_utf8_lossy(MARK_BEGIN));
-    let end = format!("write(-1, \"{}\"", String::from_utf8_lossy(MARK_END));
-    let mut s = Syscalls::default();
-    let mut inside = false;
-    let mut seen_end = false;
-    for line in trace.lines() {
-        // With -f each line starts with the thread id.
-        let l = line
-            .trim_start_matches(|c: char| c.is_ascii_digit())
-            .trim_start();
-        if l.contains(&begin) {
-            inside = true;
-            continue;
-        }
-        if l.contains(&end) {
-            seen_end = inside;
-            break;
-        }
-        if !inside || l.starts_with("---") || l.starts_with("+++") || l.starts_with("<...") {
-            continue; // signals, exits, and the second half of an interrupted call
-        }
-        let Some(name) = l.split('(').next().filter(|n| !n.is_empty()) else {
-            continue;
-        };
-        s.total += 1;
-        *s.by_kind.entry(name.to_string()).or_default() += 1;
-    }
-    if !seen_end {
-        return Err("markers not found in strace's output".into());
-    }
-    Ok(s)
-}
-
-fn strace_available() -> Result<(), String> {
-    match Command::new("strace").arg("-V").output() {
-        Ok(o) if o.status.success() => Ok(()),
-        Ok(o) => Err(format!(
-            "`strace -V` failed ({}): {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Err(format!("strace not found ({e})")),
-    }
-}
-
-fn run_strace(exe: &Path, w: Which, m: Mode, path: &Path, n: usize) -> Result<Syscalls, String> {
-    let out = std::env::temp_dir().join(format!(
-        "loadbench-{}-{n}-{}.strace",
-        std::process::id(),
-        w.name()
-    ));
-    let mut cmd = Command::new("strace");
-    for v in SCRUBBED_ENV {
-        cmd.env_remove(v);
-    }
-    cmd.stdin(Stdio::null())
-        .args(["-f", "-qq", "-o"])
-        .arg(&out)
-        .arg(exe)
-        .args(load_args(w, m, path));
-    let r = run_child(cmd).and_then(|_| {
-        let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-        count_syscalls(&text)
-    });
-    let _ = std::fs::remove_file(&out);
-    r
-}
-
+/// Nanoseconds as microseconds, one decimal.
 fn us(ns: Option<f64>) -> String {
     match ns {
         Some(v) => format!("{:.1}", v / 1000.0),
@@ -791,6 +421,7 @@ fn us(ns: Option<f64>) -> String {
     }
 }
 
+/// kB, without a fraction when there is none.
 fn kb(v: Option<f64>) -> String {
     match v {
         Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
@@ -799,6 +430,7 @@ fn kb(v: Option<f64>) -> String {
     }
 }
 
+/// `n` with thousands separators.
 fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -811,6 +443,7 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// glibc, kernel, CPUs and load average, for the tables' heading.
 fn host_line() -> String {
     // SAFETY: gnu_get_libc_version returns a static NUL-terminated string.
     let glibc = unsafe { CStr::from_ptr(libc::gnu_get_libc_version()) }
@@ -829,151 +462,7 @@ fn host_line() -> String {
     )
 }
 
-// A hand-written JSON value and printer (no serde in minld's dependencies).
-enum J {
-    Null,
-    Num(f64),
-    Int(i64),
-    Str(String),
-    Arr(Vec<J>),
-    Obj(Vec<(String, J)>),
-}
-
-impl J {
-    fn opt_num(v: Option<f64>) -> J {
-        v.map_or(J::Null, J::Num)
-    }
-    fn obj(fields: Vec<(&str, J)>) -> J {
-        J::Obj(
-            fields
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-        )
-    }
-    fn write(&self, out: &mut String, indent: usize) {
-        let pad = |n: usize| "  ".repeat(n);
-        match self {
-            J::Null => out.push_str("null"),
-            J::Num(v) if v.is_finite() => {
-                let _ = write!(out, "{v}");
-            }
-            J::Num(_) => out.push_str("null"),
-            J::Int(v) => {
-                let _ = write!(out, "{v}");
-            }
-            J::Str(s) => {
-                out.push('"');
-                for c in s.chars() {
-                    match c {
-                        '"' => out.push_str("\\\""),
-                        '\\' => out.push_str("\\\\"),
-                        '\n' => out.push_str("\\n"),
-                        '\r' => out.push_str("\\r"),
-                        '\t' => out.push_str("\\t"),
-                        c if (c as u32) < 0x20 => {
-                            let _ = write!(out, "\\u{:04x}", c as u32);
-                        }
-                        c => out.push(c),
-                    }
-                }
-                out.push('"');
-            }
-            J::Arr(items) => {
-                // Arrays of scalars on one line, others one item a line.
-                let flat = items.iter().all(|i| !matches!(i, J::Arr(_) | J::Obj(_)));
-                out.push('[');
-                for (n, i) in items.iter().enumerate() {
-                    if n > 0 {
-                        out.push(',');
-                        if flat {
-                            out.push(' ');
-                        }
-                    }
-                    if !flat {
-                        out.push('\n');
-                        out.push_str(&pad(indent + 1));
-                    }
-                    i.write(out, indent + 1);
-                }
-                if !flat && !items.is_empty() {
-                    out.push('\n');
-                    out.push_str(&pad(indent));
-                }
-                out.push(']');
-            }
-            J::Obj(fields) => {
-                out.push('{');
-                for (n, (k, v)) in fields.iter().enumerate() {
-                    if n > 0 {
-                        out.push(',');
-                    }
-                    out.push('\n');
-                    out.push_str(&pad(indent + 1));
-                    J::Str(k.clone()).write(out, indent + 1);
-                    out.push_str(": ");
-                    v.write(out, indent + 1);
-                }
-                if !fields.is_empty() {
-                    out.push('\n');
-                    out.push_str(&pad(indent));
-                }
-                out.push('}');
-            }
-        }
-    }
-}
-
-fn samples_json(s: &Samples) -> J {
-    J::obj(vec![
-        (
-            "ns",
-            J::Arr(s.ns.iter().map(|&v| J::Int(v as i64)).collect()),
-        ),
-        (
-            "rss_kb",
-            J::Arr(s.rss_kb.iter().map(|&v| J::Int(v)).collect()),
-        ),
-        ("median_ns", J::opt_num(median_u(&s.ns))),
-        ("median_rss_kb", J::opt_num(median_i(&s.rss_kb))),
-        (
-            "objects",
-            J::Arr(s.objects.iter().map(|p| J::Str(p.clone())).collect()),
-        ),
-        ("error", s.error.clone().map_or(J::Null, J::Str)),
-        (
-            "smaps_kb",
-            J::Obj(
-                s.smaps
-                    .iter()
-                    .map(|(k, v)| (k.clone(), J::Arr(v.iter().map(|&x| J::Int(x)).collect())))
-                    .collect(),
-            ),
-        ),
-    ])
-}
-
-fn syscalls_json(s: &Option<Result<Syscalls, String>>) -> J {
-    match s {
-        None => J::Null,
-        Some(Err(e)) => J::obj(vec![("error", J::Str(e.clone()))]),
-        Some(Ok(s)) => J::obj(vec![
-            ("total", J::Int(s.total as i64)),
-            (
-                "by_kind",
-                J::Obj(
-                    s.by_kind
-                        .iter()
-                        .map(|(k, v)| (k.clone(), J::Int(*v as i64)))
-                        .collect(),
-                ),
-            ),
-        ]),
-    }
-}
-
-type Lookup = Result<(Vec<f64>, Vec<f64>), String>;
-
+/// The child modes, or the benchmark.
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     // The hidden child modes.
@@ -1014,445 +503,17 @@ fn main() -> ExitCode {
         }
     };
     let host = host_line();
-
-    // 1. Read each library once (page cache), count its relocations.
-    let mut libs: Vec<LibResult> = Vec::new();
-    for path in &opts.libs {
-        eprintln!("reading {}", path.display());
-        let (relocations, needed, parse_error) = match std::fs::read(path) {
-            Ok(bytes) => match count_relocations(&bytes) {
-                Ok((r, n)) => (Some(r), Some(n), None),
-                Err(e) => (None, None, Some(format!("{}: {e}", path.display()))),
-            },
-            Err(e) => (None, None, Some(format!("{}: {e}", path.display()))),
-        };
-        libs.push(LibResult {
-            name: file_name(path),
-            path: path.clone(),
-            relocations,
-            needed,
-            minld_deps: None,
-            parse_error,
-            modes: vec![Default::default(); opts.modes.len()],
-            syscalls: [None, None],
-        });
-    }
-
-    // 2. Per mode and library: an untimed load per loader (lists the
-    //    objects, warms their pages), then the timed runs, alternating.
-    for (mi, &mode) in opts.modes.iter().enumerate() {
-        for lib in &mut libs {
-            for w in LOADERS {
-                let mut args = load_args(w, mode, &lib.path);
-                args.push("info".into());
-                let mut cmd = child_command(&exe);
-                cmd.args(&args);
-                let s = &mut lib.modes[mi][loader_index(w)];
-                match run_child(cmd) {
-                    Ok(kv) => {
-                        s.objects = kv
-                            .iter()
-                            .filter(|(k, _)| k == "object")
-                            .map(|(_, v)| v.clone())
-                            .collect();
-                        for o in &s.objects {
-                            warm(Path::new(o));
-                        }
-                        if w == Which::Minld {
-                            lib.minld_deps = field(&kv, "deps");
-                        }
-                    }
-                    Err(e) => {
-                        eprintln!("{} {} {}: {e}", lib.name, mode.name(), w.name());
-                        s.error = Some(e);
-                    }
-                }
-            }
-            for i in 0..opts.runs {
-                for w in LOADERS {
-                    let s = &mut lib.modes[mi][loader_index(w)];
-                    if s.error.is_some() {
-                        continue;
-                    }
-                    let mut cmd = child_command(&exe);
-                    cmd.args(load_args(w, mode, &lib.path));
-                    if opts.smaps {
-                        cmd.arg("smaps");
-                    }
-                    match run_child(cmd) {
-                        Ok(kv) => match (field(&kv, "ns"), field(&kv, "rss_kb")) {
-                            (Some(ns), Some(rss)) => {
-                                s.ns.push(ns);
-                                s.rss_kb.push(rss);
-                                smaps::collect(&mut s.smaps, &kv);
-                            }
-                            _ => s.error = Some(format!("unreadable child output {kv:?}")),
-                        },
-                        Err(e) => {
-                            eprintln!("{} {} {} run {i}: {e}", lib.name, mode.name(), w.name());
-                            s.error = Some(e);
-                        }
-                    }
-                }
-            }
-            let [m, g] = &lib.modes[mi];
-            eprintln!(
-                "{} {}: glibc {} µs, minld {} µs ({} runs)",
-                lib.name,
-                mode.name(),
-                us(median_u(&g.ns)),
-                us(median_u(&m.ns)),
-                m.ns.len().min(g.ns.len())
-            );
-        }
-    }
-
-    // 3. Lookup.
-    let lookup_path = Path::new(LIB_DIR).join(LOOKUP_LIB);
-    let lookup: Vec<(Which, Lookup)> = LOADERS
-        .iter()
-        .map(|&w| {
-            eprintln!("lookup, {}", w.name());
-            let mut cmd = child_command(&exe);
-            cmd.args(["--child-lookup", w.name()]).arg(&lookup_path);
-            let r = run_child(cmd).and_then(|kv| {
-                let parse = |k: &str| -> Result<Vec<f64>, String> {
-                    kv.iter()
-                        .find(|(key, _)| key == k)
-                        .ok_or(format!("no {k}= in the child's output"))?
-                        .1
-                        .split(',')
-                        .map(|x| x.parse::<f64>().map_err(|e| e.to_string()))
-                        .collect()
-                };
-                Ok((parse("hit")?, parse("miss")?))
-            });
-            (w, r)
-        })
-        .collect();
-
-    // 4. System calls.
-    let strace_mode = opts.modes[0];
-    let strace_skipped: Option<String> = if !opts.strace {
-        Some("skipped: --no-strace".into())
-    } else {
-        strace_available().err()
-    };
-    if strace_skipped.is_none() {
-        for (n, lib) in libs.iter_mut().enumerate() {
-            for w in LOADERS {
-                eprintln!("strace {} {}", lib.name, w.name());
-                lib.syscalls[loader_index(w)] =
-                    Some(run_strace(&exe, w, strace_mode, &lib.path, n));
-            }
-        }
-    }
-
-    // 5. Tables.
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "# minld vs glibc dlopen: {} runs per loader, each in a fresh process\n\n{host}\n",
-        opts.runs
-    );
-    let mut footnotes: Vec<String> = Vec::new();
-    for (mi, &mode) in opts.modes.iter().enumerate() {
-        let _ = writeln!(out, "## Load, {}\n", mode.title());
-        let _ = writeln!(
-            out,
-            "| library | relocations | DT_NEEDED | objects glibc/minld | glibc µs | minld µs | minld/glibc | RSS glibc kB | RSS minld kB |"
-        );
-        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-        for lib in &libs {
-            let [m, g] = &lib.modes[mi];
-            let (mm, gm) = (median_u(&m.ns), median_u(&g.ns));
-            let ratio = match (mm, gm) {
-                (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-                _ => "—".into(),
-            };
-            let mut cell = |s: &Samples, who: &str, v: String| match &s.error {
-                Some(e) => {
-                    footnotes.push(format!("{} ({}, {who}): {e}", lib.name, mode.name()));
-                    format!("failed [{}]", footnotes.len())
-                }
-                None => v,
-            };
-            let gtime = cell(g, "glibc", us(gm));
-            let mtime = cell(m, "minld", us(mm));
-            let objects = |s: &Samples| {
-                if s.error.is_some() {
-                    "—".to_string()
-                } else {
-                    s.objects.len().to_string()
-                }
-            };
-            if let Some(e) = &lib.parse_error {
-                footnotes.push(format!("{}: counting relocations: {e}", lib.name));
-            }
-            let _ = writeln!(
-                out,
-                "| {} | {} | {} | {}/{} | {} | {} | {} | {} | {} |",
-                lib.name,
-                lib.relocations.map_or("—".into(), thousands),
-                lib.needed.map_or("—".into(), |n| n.to_string()),
-                objects(g),
-                objects(m),
-                gtime,
-                mtime,
-                ratio,
-                kb(median_i(&g.rss_kb)),
-                kb(median_i(&m.rss_kb)),
-            );
-        }
-        out.push('\n');
-        if opts.smaps {
-            let rows: Vec<_> = libs
-                .iter()
-                .map(|l| {
-                    let [m, g] = &l.modes[mi];
-                    let rss = |s: &Samples| median_i(&s.rss_kb).unwrap_or(0.0);
-                    (l.name.clone(), [&m.smaps, &g.smaps], [rss(m), rss(g)])
-                })
-                .collect();
-            let _ = writeln!(
-                out,
-                "RSS growth by kind of memory ({} mode, kB, median of each kind over the runs; \
-                 from /proc/self/smaps before and after the loading call):\n",
-                mode.name()
-            );
-            out.push_str(&smaps::table(&rows));
-            out.push('\n');
-        }
-    }
-    let mismatch: Vec<String> = libs
-        .iter()
-        .filter_map(|l| match (l.needed, l.minld_deps) {
-            (Some(n), Some(d)) if n != d => Some(format!(
-                "{}: DT_NEEDED {n}, Library::dependencies() {d}",
-                l.name
-            )),
-            _ => None,
-        })
-        .collect();
-    let _ = writeln!(
-        out,
-        "Medians. relocations: DT_RELA + DT_JMPREL + DT_RELR entries, parsed from the file. \
-         objects: shared objects newly mapped by the load, the library included \
-         (libc and libgcc_s are the process's own for both loaders). RSS: VmRSS growth over the \
-         loading call."
-    );
-    for m in &mismatch {
-        let _ = writeln!(out, "Note: {m}");
-    }
-    out.push('\n');
-
-    let _ = writeln!(
-        out,
-        "## Symbol lookup in {LOOKUP_LIB} (ns per call, median of {LOOKUP_BATCHES} batches of {LOOKUP_CALLS})\n"
-    );
-    let _ = writeln!(
-        out,
-        "| lookup | glibc dlsym | minld Library::get | minld/glibc |"
-    );
-    let _ = writeln!(out, "|---|---:|---:|---:|");
-    let get = |w: Which, hit: bool| -> Option<f64> {
-        lookup
-            .iter()
-            .find(|(x, _)| *x == w)
-            .and_then(|(_, r)| r.as_ref().ok())
-            .and_then(|(h, m)| median(if hit { h } else { m }))
-    };
-    for (label, hit) in [
-        (format!("hit `{LOOKUP_HIT}`"), true),
-        (format!("miss `{LOOKUP_MISS}`"), false),
-    ] {
-        let (g, m) = (get(Which::Glibc, hit), get(Which::Minld, hit));
-        let f = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.1}"));
-        let ratio = match (m, g) {
-            (Some(a), Some(b)) if b > 0.0 => format!("{:.2}", a / b),
-            _ => "—".into(),
-        };
-        let _ = writeln!(out, "| {label} | {} | {} | {ratio} |", f(g), f(m));
-    }
-    for (w, r) in &lookup {
-        if let Err(e) = r {
-            let _ = writeln!(out, "\n{} lookup failed: {e}", w.name());
-        }
-    }
-    out.push('\n');
-
-    let _ = writeln!(
-        out,
-        "## System calls per load ({} mode, counted under strace between the markers)\n",
-        strace_mode.name()
-    );
-    if let Some(reason) = &strace_skipped {
-        let _ = writeln!(out, "No table: {reason}\n");
-    } else {
-        // The kinds seen, most frequent first; up to eight get a column.
-        let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
-        for lib in &libs {
-            for s in lib.syscalls.iter().flatten().flatten() {
-                for (k, v) in &s.by_kind {
-                    *totals.entry(k).or_default() += v;
-                }
-            }
-        }
-        let mut kinds: Vec<(&str, u64)> = totals.into_iter().collect();
-        kinds.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        let shown: Vec<&str> = kinds.iter().take(8).map(|k| k.0).collect();
-        let has_other = kinds.len() > shown.len();
-        let _ = write!(out, "| library | loader | total |");
-        for k in &shown {
-            let _ = write!(out, " {k} |");
-        }
-        if has_other {
-            out.push_str(" other |");
-        }
-        out.push_str("\n|---|---|---:|");
-        for _ in 0..shown.len() + usize::from(has_other) {
-            out.push_str("---:|");
-        }
-        out.push('\n');
-        for lib in &libs {
-            for w in [Which::Glibc, Which::Minld] {
-                let _ = write!(out, "| {} | {} |", lib.name, w.name());
-                match &lib.syscalls[loader_index(w)] {
-                    Some(Ok(s)) => {
-                        let _ = write!(out, " {} |", s.total);
-                        let mut rest = s.total;
-                        for k in &shown {
-                            let n = s.by_kind.get(*k).copied().unwrap_or(0);
-                            rest -= n;
-                            let _ = write!(out, " {n} |");
-                        }
-                        if has_other {
-                            let _ = write!(out, " {rest} |");
-                        }
-                    }
-                    Some(Err(e)) => {
-                        footnotes.push(format!("{} strace, {}: {e}", lib.name, w.name()));
-                        let _ = write!(out, " failed [{}] |", footnotes.len());
-                        out.push_str(&" — |".repeat(shown.len() + usize::from(has_other)));
-                    }
-                    None => out.push_str(&" — |".repeat(1 + shown.len() + usize::from(has_other))),
-                }
-                out.push('\n');
-            }
-        }
-        if has_other {
-            let other: Vec<String> = kinds[shown.len()..]
-                .iter()
-                .map(|(k, v)| format!("{k} {v}"))
-                .collect();
-            let _ = writeln!(out, "\nother, over all loads: {}", other.join(", "));
-        }
-        out.push('\n');
-    }
-    if !footnotes.is_empty() {
-        let _ = writeln!(out, "Failures:\n");
-        for (n, f) in footnotes.iter().enumerate() {
-            let _ = writeln!(out, "[{}] {f}", n + 1);
-        }
-        out.push('\n');
-    }
-    print!("{out}");
-
-    // 6. JSON.
-    if let Some(path) = &opts.json {
-        let lookup_json = J::Obj(
-            lookup
-                .iter()
-                .map(|(w, r)| {
-                    let v = match r {
-                        Ok((h, m)) => J::obj(vec![
-                            (
-                                "hit_ns_per_call",
-                                J::Arr(h.iter().map(|&x| J::Num(x)).collect()),
-                            ),
-                            (
-                                "miss_ns_per_call",
-                                J::Arr(m.iter().map(|&x| J::Num(x)).collect()),
-                            ),
-                            ("median_hit_ns", J::opt_num(median(h))),
-                            ("median_miss_ns", J::opt_num(median(m))),
-                        ]),
-                        Err(e) => J::obj(vec![("error", J::Str(e.clone()))]),
-                    };
-                    (w.name().to_string(), v)
-                })
-                .collect(),
-        );
-        let doc = J::obj(vec![
-            ("benchmark", J::Str("minld loadbench".into())),
-            ("host", J::Str(host.clone())),
-            ("runs", J::Int(opts.runs as i64)),
-            (
-                "modes",
-                J::Arr(opts.modes.iter().map(|m| J::Str(m.name().into())).collect()),
-            ),
-            (
-                "libraries",
-                J::Arr(
-                    libs.iter()
-                        .map(|l| {
-                            J::obj(vec![
-                                ("name", J::Str(l.name.clone())),
-                                ("path", J::Str(l.path.display().to_string())),
-                                (
-                                    "relocations",
-                                    l.relocations.map_or(J::Null, |r| J::Int(r as i64)),
-                                ),
-                                ("dt_needed", l.needed.map_or(J::Null, |n| J::Int(n as i64))),
-                                (
-                                    "minld_dependencies",
-                                    l.minld_deps.map_or(J::Null, |n| J::Int(n as i64)),
-                                ),
-                                (
-                                    "modes",
-                                    J::Obj(
-                                        opts.modes
-                                            .iter()
-                                            .zip(&l.modes)
-                                            .map(|(m, [mi, gl])| {
-                                                (
-                                                    m.name().to_string(),
-                                                    J::obj(vec![
-                                                        ("minld", samples_json(mi)),
-                                                        ("glibc", samples_json(gl)),
-                                                    ]),
-                                                )
-                                            })
-                                            .collect(),
-                                    ),
-                                ),
-                                (
-                                    "syscalls",
-                                    J::obj(vec![
-                                        ("minld", syscalls_json(&l.syscalls[0])),
-                                        ("glibc", syscalls_json(&l.syscalls[1])),
-                                    ]),
-                                ),
-                            ])
-                        })
-                        .collect(),
-                ),
-            ),
-            ("lookup", lookup_json),
-            ("syscalls_mode", J::Str(strace_mode.name().into())),
-            (
-                "syscalls_skipped",
-                strace_skipped.clone().map_or(J::Null, J::Str),
-            ),
-        ]);
-        let mut text = String::new();
-        doc.write(&mut text, 0);
-        text.push('\n');
-        if let Err(e) = std::fs::write(path, text) {
-            eprintln!("loadbench: writing {}: {e}", path.display());
+    let dir = match make_cache_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("loadbench: the cache directory: {e}");
             return ExitCode::FAILURE;
         }
-        eprintln!("wrote {}", path.display());
+    };
+    let _ = CACHE_DIR.set(dir.clone());
+    let code = run(&opts, &exe, &host);
+    if let Err(e) = std::fs::remove_dir_all(&dir) {
+        eprintln!("loadbench: removing {}: {e}", dir.display());
     }
-    ExitCode::SUCCESS
+    code
 }

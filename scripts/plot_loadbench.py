@@ -5,8 +5,11 @@
     python3 scripts/plot_loadbench.py /tmp/loadbench.json /tmp/loadbench.svg [--mode now|lazy]
 
 Load time (median, microseconds, log scale) against relocation count (log
-scale), one series per loader (glibc's dlopen and minld), each point labelled
-with its library. The bind-now mode is drawn unless --mode says otherwise.
+scale), one series per loader (glibc's dlopen, minld, and minld with its link
+cache filled: loadbench's "cached"), each point labelled with its library and
+the ratios to glibc. A JSON without cached samples (an older loadbench) is
+drawn with the two others only. The bind-now mode is drawn unless --mode says
+otherwise.
 """
 
 import json
@@ -20,6 +23,7 @@ SERIES = [
     # loader, label, colour, marker
     ("glibc", "glibc dlopen", "#1f77b4", "circle"),
     ("minld", "minld", "#d62728", "square"),
+    ("cached", "minld, link cache filled", "#2ca02c", "diamond"),
 ]
 
 
@@ -46,6 +50,11 @@ def fmt_tick(v):
 
 
 def marker(kind, x, y, colour):
+    if kind == "diamond":
+        # Hollow too, and turned, so that it stays apart from the square.
+        return ('<polygon points="%.1f,%.1f %.1f,%.1f %.1f,%.1f %.1f,%.1f" fill="none" '
+                'stroke="%s" stroke-width="2"/>'
+                % (x, y - 7, x + 7, y, x, y + 7, x - 7, y, colour))
     if kind == "square":
         # Hollow, so that a point of the other loader under it stays visible.
         return ('<rect x="%.1f" y="%.1f" width="11" height="11" fill="none" '
@@ -79,6 +88,8 @@ def main(argv):
             skipped.append(lib.get("name", "?"))
             continue
         for loader in points:
+            if loader == "cached" and "cached" not in m:
+                continue  # an older loadbench: no such loader
             ns = (m.get(loader) or {}).get("median_ns")
             if ns is None:
                 skipped.append("%s (%s)" % (lib["name"], loader))
@@ -166,7 +177,7 @@ def main(argv):
         for x, y, name in points[loader]:
             by_lib.setdefault(name, {})[loader] = (x, y)
     taken = [(sx(x) - 7, sy(y) - 7, sx(x) + 7, sy(y) + 7) for x, y, _ in allpts]
-    taken.append((LEFT, TOP, LEFT + 220, TOP + 14 + 22 * len(SERIES) + 44))  # legend
+    taken.append((LEFT, TOP, LEFT + 250, TOP + 14 + 22 * len(SERIES) + 44))  # legend
 
     def free(box):
         return all(box[2] < t[0] or box[0] > t[2] or box[3] < t[1] or box[1] > t[3]
@@ -177,8 +188,12 @@ def main(argv):
         ytop = sy(max(v[1] for v in d.values()))
         ybot = sy(min(v[1] for v in d.values()))
         label = name
-        if "minld" in d and "glibc" in d and d["glibc"][1] > 0:
-            label += " (×%.2f)" % (d["minld"][1] / d["glibc"][1])
+        if "glibc" in d and d["glibc"][1] > 0:
+            ratios = ["%s%.2f" % (prefix, d[loader][1] / d["glibc"][1])
+                      for loader, prefix in (("minld", "×"), ("cached", "cached ×"))
+                      if loader in d]
+            if ratios:
+                label += " (%s)" % ", ".join(ratios)
         w = 6.6 * len(label)
         px = sx(x)
         if px - w / 2 < LEFT + 4:
@@ -203,15 +218,17 @@ def main(argv):
                    % (x0, choice, escape(label)))
 
     # Legend, top left inside the plot.
+    # Only the loaders the JSON has samples of.
+    shown = [s for s in SERIES if points[s[0]]]
     lx, ly = LEFT + 14, TOP + 14
-    out.append('<rect x="%d" y="%d" width="190" height="%d" fill="white" '
-               'fill-opacity="0.9" stroke="#999"/>' % (lx, ly, 22 * len(SERIES) + 30))
-    for i, (loader, label, colour, kind) in enumerate(SERIES):
+    out.append('<rect x="%d" y="%d" width="220" height="%d" fill="white" '
+               'fill-opacity="0.9" stroke="#999"/>' % (lx, ly, 22 * len(shown) + 30))
+    for i, (loader, label, colour, kind) in enumerate(shown):
         y = ly + 18 + 22 * i
         out.append(marker(kind, lx + 16, y, colour))
         out.append('<text x="%d" y="%d" font-size="13">%s</text>' % (lx + 30, y + 4, escape(label)))
-    out.append('<text x="%d" y="%d" font-size="11" fill="#555">(×n: minld / glibc)</text>'
-               % (lx + 12, ly + 22 * len(SERIES) + 20))
+    out.append('<text x="%d" y="%d" font-size="11" fill="#555">(×n: minld or cached / glibc)</text>'
+               % (lx + 12, ly + 22 * len(shown) + 20))
     if skipped:
         out.append('<text x="%d" y="%d" font-size="11" fill="#a00">not plotted: %s</text>'
                    % (LEFT, HEIGHT - 6, escape(", ".join(skipped))))

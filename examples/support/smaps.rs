@@ -284,28 +284,29 @@ fn median(v: &[i64]) -> f64 {
 }
 
 /// A markdown table: one row per kind that grew in any load, a column per
-/// library and loader (glibc, then minld), medians in kB; then the sum of
-/// the medians and the median VmRSS growth (`rss`, by library: glibc,
-/// minld).
-pub fn table(libs: &[(String, [&Runs; 2], [f64; 2])]) -> String {
+/// library and loader (glibc, then minld, then minld cached), medians in
+/// kB; then the sum of the medians and the median VmRSS growth (`rss`).
+/// `runs` and `rss` are by loader in loadbench's order: minld, glibc,
+/// minld cached.
+pub fn table(libs: &[(String, [&Runs; 3], [f64; 3])]) -> String {
     use std::fmt::Write as _;
+    /// Display order of the loaders (glibc, minld, cached).
+    const SHOWN: [usize; 3] = [1, 0, 2];
     let mut out = String::from("| kind |");
     let mut rule = String::from("|---|");
     for (name, _, _) in libs {
         let short = name.split(".so").next().unwrap_or(name);
-        let _ = write!(out, " {short} glibc | {short} minld |");
-        rule.push_str("---:|---:|");
+        let _ = write!(out, " {short} glibc | {short} minld | {short} cached |");
+        rule.push_str("---:|---:|---:|");
     }
     out.push('\n');
     out.push_str(&rule);
     out.push('\n');
-    let mut sums = vec![0.0; libs.len() * 2];
+    let mut sums = vec![0.0; libs.len() * 3];
     for (kind, what) in KINDS {
         let cells: Vec<f64> = libs
             .iter()
-            .flat_map(|(_, runs, _)| {
-                [runs[1], runs[0]].map(|r| r.get(*kind).map_or(0.0, |v| median(v)))
-            })
+            .flat_map(|(_, runs, _)| SHOWN.map(|i| runs[i].get(*kind).map_or(0.0, |v| median(v))))
             .collect();
         if cells.iter().all(|&c| c == 0.0) {
             continue;
@@ -323,7 +324,9 @@ pub fn table(libs: &[(String, [&Runs; 2], [f64; 2])]) -> String {
     }
     out.push_str("\n| VmRSS growth (median) |");
     for (_, _, rss) in libs {
-        let _ = write!(out, " {} | {} |", rss[1], rss[0]);
+        for i in SHOWN {
+            let _ = write!(out, " {} |", rss[i]);
+        }
     }
     out.push('\n');
     out
