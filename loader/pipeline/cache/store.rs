@@ -1,49 +1,84 @@
 //! The cache directory on disk: checked before anything in it is read or
 //! written (owned by the user, not writable by group or others, not a
 //! symbolic link; once per process), records opened without following a
-//! symbolic link and mapped read-only to be read in place, and written to
-//! a temporary file renamed over the old one.
+//! symbolic link and read (a small one) or mapped read-only to be read in
+//! place (a big one), and written to a temporary file renamed over the old
+//! one.
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use crate::os::sys::{FileStat, Sys};
+use crate::os::sys::{Fd, FileStat, Sys};
 
 /// Why the cache was not used, for `MINLD_DEBUG=libs` (and a warning
 /// where the user must act: an unsafe directory).
 pub(crate) type Refused = String;
 
-/// A record mapped read-only; unmapped when dropped.
-pub(crate) struct Mapped {
-    /// Where it is mapped.
-    addr: usize,
-    /// Its length.
-    len: usize,
-    /// Unmaps it.
-    sys: Sys,
+/// Records up to this size are read into memory with one `read`; bigger
+/// ones are mapped and read in place. A small record's mapping would cost
+/// an `mmap`, a `munmap` and a page fault for a few pages: more than
+/// copying them (libz's record is 2 kB); a big one (libLLVM's, 600 kB)
+/// would cost a page fault per heap page it is copied to.
+const READ_UP_TO: usize = 64 * 1024;
+
+/// A record's bytes: read into memory, or mapped read-only (unmapped when
+/// dropped).
+pub(crate) enum Mapped {
+    /// Read with `read`.
+    Read(Vec<u8>),
+    /// Mapped.
+    Map {
+        /// Where it is mapped.
+        addr: usize,
+        /// Its length.
+        len: usize,
+        /// Unmaps it.
+        sys: Sys,
+    },
 }
 
 impl Mapped {
     /// The record's bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
-        // SAFETY: `addr..+len` is a private read-only mapping this value
-        // owns until it is dropped. Records are only ever replaced by a
-        // rename, never truncated in place; only another process of the
-        // same user truncating the file by hand could make a read fault.
-        unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) }
+        match self {
+            Mapped::Read(v) => v,
+            // SAFETY: `addr..+len` is a private read-only mapping this
+            // value owns until it is dropped. Records are only ever
+            // replaced by a rename, never truncated in place; only another
+            // process of the same user truncating the file by hand could
+            // make a read fault.
+            Mapped::Map { addr, len, .. } => unsafe {
+                std::slice::from_raw_parts(*addr as *const u8, *len)
+            },
+        }
     }
 }
 
 impl Drop for Mapped {
     fn drop(&mut self) {
-        // SAFETY: the mapping is this value's own and the slices of
-        // `bytes` borrowed from it have ended with the borrow of self.
-        let _ = unsafe {
-            self.sys
-                .munmap(self.addr, self.len, "the link record, applied")
-        };
+        if let Mapped::Map { addr, len, sys } = self {
+            // SAFETY: the mapping is this value's own and the slices of
+            // `bytes` borrowed from it have ended with the borrow of self.
+            let _ = unsafe { sys.munmap(*addr, *len, "the link record, applied") };
+        }
     }
+}
+
+/// Reads all `len` bytes of `fd` (a record no bigger than [`READ_UP_TO`]).
+fn read_all(sys: &Sys, fd: &Fd, len: usize, path: &Path) -> Result<Mapped, Refused> {
+    let mut buf = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match sys.read(fd, &mut buf[got..], "the link record") {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(format!("{}: read: {e}", path.display())),
+        }
+    }
+    buf.truncate(got);
+    Ok(Mapped::Read(buf))
 }
 
 /// The effective user id, from the auxiliary vector the kernel gave the
@@ -136,6 +171,9 @@ pub(crate) fn read(sys: &Sys, path: &Path) -> Result<Option<Mapped>, Refused> {
     if len == 0 {
         return Err(format!("{}: empty", path.display()));
     }
+    if len <= READ_UP_TO {
+        return read_all(sys, &fd, len, path).map(Some);
+    }
     // SAFETY: no MAP_FIXED: the kernel picks a free range.
     let addr = unsafe {
         sys.mmap(
@@ -149,7 +187,7 @@ pub(crate) fn read(sys: &Sys, path: &Path) -> Result<Option<Mapped>, Refused> {
         )
     }
     .map_err(|e| format!("{}: mmap: {e}", path.display()))?;
-    Ok(Some(Mapped {
+    Ok(Some(Mapped::Map {
         addr,
         len,
         sys: *sys,
