@@ -118,7 +118,11 @@ const LIB_DIR: &str = "/usr/lib/x86_64-linux-gnu";
 /// The libraries measured unless `--libs` says otherwise.
 const DEFAULT_LIBS: &[&str] = &[
     "libz.so.1",
+    "libgmp.so.10",
     "libsqlite3.so.0",
+    "libxml2.so.2",
+    "libcurl.so.4",
+    "libicuuc.so.72",
     "libcrypto.so.3",
     "libz3.so.4",
     "libpython3.11.so.1.0",
