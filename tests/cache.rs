@@ -479,7 +479,8 @@ fn another_executable_does_not_use_this_ones_record() {
     )
     .cache
     .contains("proven"));
-    // Another build-id is another program: scope member 0.
+    // Another build-id is another program: its records are its own (the
+    // host's build-ids are in a record's name), so it finds none.
     let other = dir.join("other-exe");
     copy_exe(&other, true);
     refused(
@@ -488,7 +489,7 @@ fn another_executable_does_not_use_this_ones_record() {
             exe: Some(other),
             ..o.clone()
         },
-        "scope member 0 (",
+        "no record yet",
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -623,4 +624,118 @@ fn checksum(bytes: &[u8]) -> u64 {
         .wrapping_mul(K)
         .rotate_left(29);
     h ^ (h >> 31)
+}
+
+#[test]
+fn a_library_rewritten_in_place_with_its_mtime_put_back_is_noticed() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = cache_dir("in-place");
+    let lib = dir.join("libz.so.1");
+    copy(&system("libz.so.1"), &lib);
+    let c = dir.join("c");
+    std::fs::create_dir(&c).unwrap();
+    std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let o = Orders {
+        cache: Some(c),
+        call: Some("zlibVersion".into()),
+        ..Orders::default()
+    };
+    record(&lib, &o);
+    let before = std::fs::metadata(&lib).unwrap();
+    // The same inode and size, rewritten, its mtime set back: only the
+    // ctime, which no program can set, tells.
+    std::fs::write(&lib, std::fs::read(system("libz.so.1")).unwrap()).unwrap();
+    let times = [
+        libc::timespec {
+            tv_sec: before.atime(),
+            tv_nsec: before.atime_nsec(),
+        },
+        libc::timespec {
+            tv_sec: before.mtime(),
+            tv_nsec: before.mtime_nsec(),
+        },
+    ];
+    let c_lib = std::ffi::CString::new(lib.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a NUL-terminated path and two timespecs.
+    assert_eq!(
+        unsafe { libc::utimensat(libc::AT_FDCWD, c_lib.as_ptr(), times.as_ptr(), 0) },
+        0
+    );
+    let after = std::fs::metadata(&lib).unwrap();
+    assert_eq!(
+        (after.ino(), after.size(), after.mtime(), after.mtime_nsec()),
+        (
+            before.ino(),
+            before.size(),
+            before.mtime(),
+            before.mtime_nsec()
+        )
+    );
+    refused(&lib, &o, "is not the file recorded");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_record_that_does_not_fit_sends_its_object_the_normal_way_and_is_removed() {
+    let dir = cache_dir("misfit");
+    let libz = system("libz.so.1");
+    let o = Orders {
+        cache: Some(dir.clone()),
+        call: Some("zlibVersion".into()),
+        ..Orders::default()
+    };
+    let rec = record(&libz, &o);
+    let mut bytes = std::fs::read(&rec).unwrap();
+    let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
+    // The first object's first RELR word: an address far outside libz.
+    let relr = word(&bytes, word(&bytes, 48) + 32);
+    bytes[relr..relr + 8].copy_from_slice(&0x1000_0000u64.to_le_bytes());
+    let sum = checksum(&bytes[32..]);
+    bytes[24..32].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&rec, &bytes).unwrap();
+    let plain = run(
+        &libz,
+        &Orders {
+            cache: None,
+            ..o.clone()
+        },
+    );
+    let r = run(&libz, &o);
+    assert!(r.cache.contains("does not fit"), "{}", r.cache);
+    assert!(
+        r.cache.contains("outside the writable segments"),
+        "{}",
+        r.cache
+    );
+    assert_eq!(r.dump, plain.dump, "the object went the normal way");
+    assert_eq!(r.called, plain.called);
+    assert!(!rec.exists(), "the record that did not fit is removed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn programs_with_other_preloaded_objects_keep_records_of_their_own() {
+    let dir = cache_dir("preload");
+    let libz = system("libz.so.1");
+    let o = Orders {
+        cache: Some(dir.clone()),
+        ..Orders::default()
+    };
+    let preload = Orders {
+        env: vec![(
+            "LD_PRELOAD".into(),
+            "/lib/x86_64-linux-gnu/libbz2.so.1.0".into(),
+        )],
+        ..o.clone()
+    };
+    for orders in [&o, &preload] {
+        assert!(run(&libz, orders).cache.contains("recorded ("));
+    }
+    for orders in [&o, &preload, &o] {
+        let r = run(&libz, orders);
+        assert!(r.cache.contains("proven"), "{}", r.cache);
+    }
+    let records = std::fs::read_dir(&dir).unwrap().count();
+    assert_eq!(records, 2);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -38,7 +38,7 @@ impl Sys {
         let ret = if fd < 0 { Err(Errno::last()) } else { Ok(fd) };
         if self.trace {
             let mode = if flags & libc::O_CREAT != 0 {
-                format!(", {mode:#o}")
+                format!(", 0{mode:o}")
             } else {
                 String::new()
             };
@@ -130,16 +130,10 @@ impl Sys {
         let r = unsafe { libc::mkdir(path.as_ptr(), mode) };
         let ret = if r < 0 { Err(Errno::last()) } else { Ok(()) };
         if self.trace {
-            let call = format!("mkdir({}, {mode:#o})", trace::quote_path(path.to_bytes()));
+            let call = format!("mkdir({}, 0{mode:o})", trace::quote_path(path.to_bytes()));
             self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);
         }
         ret
-    }
-
-    /// `newfstatat(AT_FDCWD, path, &st, 0)`: a file by path, following
-    /// symbolic links (the identity of what a path names).
-    pub(crate) fn stat(&self, path: &CStr, note: impl Note) -> Result<FileStat, Errno> {
-        self.stat_at(path, 0, note)
     }
 
     /// `newfstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW)`: a symbolic

@@ -53,6 +53,9 @@ pub(crate) struct FileStat {
     pub(crate) uid: u32,
     /// st_mtime, seconds and nanoseconds.
     pub(crate) mtime: (i64, i64),
+    /// st_ctime, seconds and nanoseconds: set by the kernel on every change
+    /// of the inode, and (unlike mtime) never set back by a program.
+    pub(crate) ctime: (i64, i64),
 }
 
 impl FileStat {
@@ -65,6 +68,7 @@ impl FileStat {
             mode: st.st_mode,
             uid: st.st_uid,
             mtime: (st.st_mtime, st.st_mtime_nsec),
+            ctime: (st.st_ctime, st.st_ctime_nsec),
         }
     }
 }

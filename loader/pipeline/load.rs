@@ -393,6 +393,9 @@ fn relocate_all(
                 .release_relocations(&o.dynamic, o.symbols.len(), !cx.lazy)?;
             relocated
         };
+        if let (Some(p), Some(why)) = (proven, &stats.misfit) {
+            p.misfit(&o.path, why);
+        }
         if record {
             resolved_all.push((o.clone(), resolved));
         }

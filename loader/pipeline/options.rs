@@ -27,6 +27,15 @@ pub(crate) struct Options {
     pub(crate) cache: Option<PathBuf>,
 }
 
+/// Whether the process runs with more privileges than its caller (setuid,
+/// setgid, file capabilities: the kernel's AT_SECURE): then `MINLD_CACHE`
+/// is not obeyed, or a user could make the program create directories and
+/// files wherever it may write.
+fn secure() -> bool {
+    // SAFETY: getauxval only reads the auxiliary vector.
+    unsafe { libc::getauxval(libc::AT_SECURE) != 0 }
+}
+
 impl Options {
     /// The namespace's id; 0 for the default one.
     pub(crate) fn namespace_id(&self) -> u64 {
@@ -51,7 +60,7 @@ impl Options {
             namespace: None,
             single_threaded: false,
             cache: std::env::var_os("MINLD_CACHE")
-                .filter(|v| !v.is_empty())
+                .filter(|v| !v.is_empty() && !secure())
                 .map(PathBuf::from),
         }
     }

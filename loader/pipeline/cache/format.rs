@@ -4,7 +4,7 @@
 //! bytes (little-endian words at fixed offsets), so a cached load touches
 //! only the record's pages and builds nothing on the heap from them.
 //!
-//! The layout, version 1 (every offset from the start of the file, every
+//! The layout, version 2 (every offset from the start of the file, every
 //! section 8-byte aligned):
 //!
 //! | bytes | field |
@@ -19,9 +19,9 @@
 //! | 56..64 | reserved (0) |
 //!
 //! A scope member ([`MEMBER_SIZE`] bytes): device, inode, size, mtime
-//! seconds, mtime nanoseconds (all 0 for a host object recognised by its
-//! build-id alone), kind (0 the host's, 1 minld's), padding, a hash of its
-//! build-id note (0: none).
+//! seconds and nanoseconds, ctime seconds and nanoseconds (all 0 for a
+//! host object, recognised by its build-id alone), kind (0 the host's, 1
+//! minld's), padding, a hash of its build-id note (0: none).
 //!
 //! An object ([`OBJECT_SIZE`] bytes): its scope position, its symbol
 //! count, its DT_RELA and DT_JMPREL entry counts, the length of DT_RELA's
@@ -40,13 +40,13 @@ use thiserror::Error;
 /// The file's first eight bytes.
 pub(crate) const MAGIC: &[u8; 8] = b"minldlc\0";
 /// The layout's version; a record of another version is not read.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 /// Header flag: the load bound every function now.
 pub(crate) const BOUND_NOW: u32 = 1;
 /// The header's size.
 pub(crate) const HEADER_SIZE: usize = 64;
 /// A scope member's size.
-pub(crate) const MEMBER_SIZE: usize = 56;
+pub(crate) const MEMBER_SIZE: usize = 72;
 /// An object's size.
 pub(crate) const OBJECT_SIZE: usize = 96;
 /// A binding's size.
@@ -193,14 +193,16 @@ pub(crate) struct Ident {
     pub(crate) size: u64,
     /// st_mtime, seconds and nanoseconds.
     pub(crate) mtime: (i64, i64),
+    /// st_ctime, seconds and nanoseconds.
+    pub(crate) ctime: (i64, i64),
 }
 
 impl std::fmt::Display for Ident {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "device {:#x} inode {}, {} bytes, mtime {}.{:09}",
-            self.dev, self.ino, self.size, self.mtime.0, self.mtime.1
+            "device {:#x} inode {}, {} bytes, mtime {}.{:09}, ctime {}.{:09}",
+            self.dev, self.ino, self.size, self.mtime.0, self.mtime.1, self.ctime.0, self.ctime.1
         )
     }
 }
@@ -319,7 +321,7 @@ impl<'a> Record<'a> {
             len,
         )?;
         for i in 0..self.members() as usize {
-            let kind = u32_at(b, self.member_at(i) + 40);
+            let kind = u32_at(b, self.member_at(i) + 56);
             if kind > 1 {
                 return Err(RecordError::Field {
                     field: "scope member kind",
@@ -404,9 +406,10 @@ impl<'a> Record<'a> {
                 ino: u64_at(b, at + 8),
                 size: u64_at(b, at + 16),
                 mtime: (u64_at(b, at + 24) as i64, u64_at(b, at + 32) as i64),
+                ctime: (u64_at(b, at + 40) as i64, u64_at(b, at + 48) as i64),
             },
-            minld: u32_at(b, at + 40) == 1,
-            build_id: u64_at(b, at + 48),
+            minld: u32_at(b, at + 56) == 1,
+            build_id: u64_at(b, at + 64),
         }
     }
 

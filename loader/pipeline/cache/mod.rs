@@ -26,8 +26,8 @@ pub(crate) mod format;
 mod record;
 mod store;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 use format::{Ident, ObjectEntry, Record};
 
@@ -36,7 +36,6 @@ use crate::os::debug::{self, Category};
 use crate::os::sys::{FileStat, Sys};
 use crate::pipeline::options::Options;
 use crate::pipeline::reloc::Resolved;
-use crate::process::host::HostObject;
 
 /// The link cache of one load: its directory.
 pub(crate) struct Cache {
@@ -51,12 +50,40 @@ pub(crate) struct Cache {
 pub(crate) struct Proven {
     /// The record, mapped.
     map: store::Mapped,
+    /// Its file.
+    path: PathBuf,
+    /// Removes it, if an object found it did not fit.
+    sys: Sys,
+    /// Some object found its entry did not fit (`Proven::misfit`).
+    misfit: std::cell::Cell<bool>,
 }
 
 impl Proven {
     /// Object `i` of the relocation order.
     pub(crate) fn object(&self, i: usize) -> ObjectEntry<'_> {
         Record::already_checked(self.map.bytes()).object(i)
+    }
+
+    /// Object `obj`'s entry did not fit it (`why`): it was relocated the
+    /// normal way, and the record is removed once the load is done with
+    /// it, so that the next load writes a good one.
+    pub(crate) fn misfit(&self, obj: &std::path::Path, why: &str) {
+        debug::print_if(Category::Libs, || {
+            format!(
+                "link cache: {}: does not fit {}: {why}; that object the normal way, the record removed",
+                self.path.display(),
+                obj.display()
+            )
+        });
+        self.misfit.set(true);
+    }
+}
+
+impl Drop for Proven {
+    fn drop(&mut self) {
+        if self.misfit.get() {
+            store::remove(&self.sys, &self.path);
+        }
     }
 }
 
@@ -67,36 +94,20 @@ fn ident(st: &FileStat) -> Ident {
         ino: st.ino,
         size: st.size,
         mtime: st.mtime,
+        ctime: st.ctime,
     }
-}
-
-/// The identity of the host's object `h`, asked once per process (the
-/// program by /proc/self/exe); None when it has no file to stat.
-fn host_ident(sys: &Sys, h: &HostObject) -> Option<Ident> {
-    static SEEN: Mutex<Vec<(PathBuf, usize, Option<Ident>)>> = Mutex::new(Vec::new());
-    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some((_, _, id)) = seen.iter().find(|(p, b, _)| *p == h.path && *b == h.bias) {
-        return *id;
-    }
-    let path = if h.path.as_os_str().is_empty() {
-        Path::new("/proc/self/exe")
-    } else {
-        h.path.as_path()
-    };
-    let id = store::stat_path(sys, path).map(|st| ident(&st));
-    seen.push((h.path.clone(), h.bias, id));
-    id
 }
 
 /// What scope member `m` is recognised by: its build-id note's hash (0:
 /// none) and its file's identity. minld's objects have both (their fstat
-/// came with opening them); a host object with a build-id is recognised
-/// by it alone (no system call), one without by `stat`.
-fn member_ident(sys: &Sys, m: ScopeRef<'_>) -> Option<(u64, Ident)> {
+/// came with opening them); a host object is recognised by its build-id
+/// alone (no system call), and one without a build-id cannot be (the
+/// file at its path now need not be the one glibc mapped): None.
+fn member_ident(m: ScopeRef<'_>) -> Option<(u64, Ident)> {
     match m {
         ScopeRef::Minld(o) => Some((o.build_id, ident(&o.stat))),
         ScopeRef::Host(h) if h.build_id != 0 => Some((h.build_id, Ident::default())),
-        ScopeRef::Host(h) => host_ident(sys, h).map(|id| (0, id)),
+        ScopeRef::Host(_) => None,
     }
 }
 
@@ -116,10 +127,23 @@ impl Cache {
     }
 
     /// The record's path for `root`: in the directory, its file name and a
-    /// hash of its path and of how it is bound.
-    fn record_path(&self, root: &Object, bound_now: bool) -> Option<PathBuf> {
+    /// hash of its path, of how it is bound and of the host's objects
+    /// (their build-ids, in scope order), so that two programs, or a
+    /// program with and without LD_PRELOAD, keep records of their own
+    /// instead of replacing each other's.
+    fn record_path(
+        &self,
+        root: &Object,
+        members: &[ScopeRef<'_>],
+        bound_now: bool,
+    ) -> Option<PathBuf> {
         let mut key = root.path.as_os_str().as_encoded_bytes().to_vec();
         key.push(u8::from(bound_now));
+        for m in members {
+            if let ScopeRef::Host(h) = m {
+                key.extend(h.build_id.to_le_bytes());
+            }
+        }
         let file = root
             .path
             .file_name()?
@@ -144,7 +168,7 @@ impl Cache {
         order: &[Arc<Object>],
         bound_now: bool,
     ) -> Option<Proven> {
-        let path = self.record_path(root, bound_now)?;
+        let path = self.record_path(root, members, bound_now)?;
         if let Err(why) = store::check_dir(&self.sys, &self.dir) {
             log::warn!("{why}; the link cache is not used");
             self.say(format_args!("{why}; not used"));
@@ -163,14 +187,19 @@ impl Cache {
         };
         let checked = Record::parse(map.bytes())
             .map_err(|e| e.to_string())
-            .and_then(|r| prove(&self.sys, &r, members, order, bound_now));
+            .and_then(|r| prove(&r, members, order, bound_now));
         match checked {
             Ok(()) => {
                 self.say(format_args!(
                     "{}: proven, bindings taken from it",
                     path.display()
                 ));
-                Some(Proven { map })
+                Some(Proven {
+                    map,
+                    path,
+                    sys: self.sys,
+                    misfit: std::cell::Cell::new(false),
+                })
             }
             Err(why) => {
                 self.say(format_args!("{}: {why}; the normal way", path.display()));
@@ -188,20 +217,16 @@ impl Cache {
         order: &[(Arc<Object>, Resolved)],
         bound_now: bool,
     ) {
-        let Some(path) = self.record_path(root, bound_now) else {
+        let Some(path) = self.record_path(root, members, bound_now) else {
             return;
         };
-        let idents: Option<Vec<(u64, Ident)>> = members
-            .iter()
-            .map(|&m| member_ident(&self.sys, m))
-            .collect();
-        let saved = idents
-            .ok_or_else(|| "a scope member has no file to identify it by".to_string())
+        let idents: Option<Vec<(u64, Ident)>> = members.iter().map(|&m| member_ident(m)).collect();
+        let saved = store::check_dir(&self.sys, &self.dir)
+            .and_then(|()| {
+                idents.ok_or_else(|| "a host object has no build-id to recognise it by".to_string())
+            })
             .and_then(|idents| record::build(&self.sys, members, &idents, order, bound_now))
-            .and_then(|bytes| {
-                store::check_dir(&self.sys, &self.dir)?;
-                store::write(&self.sys, &path, &bytes).map(|()| bytes.len())
-            });
+            .and_then(|bytes| store::write(&self.sys, &path, &bytes).map(|()| bytes.len()));
         match saved {
             Ok(n) => self.say(format_args!("{}: recorded ({n} bytes)", path.display())),
             Err(why) => self.say(format_args!("{}: not recorded: {why}", path.display())),
@@ -212,7 +237,6 @@ impl Cache {
 /// The checks that make a record this load's: how it binds, the scope
 /// file for file, and each object's counts.
 fn prove(
-    sys: &Sys,
     r: &Record<'_>,
     members: &[ScopeRef<'_>],
     order: &[Arc<Object>],
@@ -230,10 +254,10 @@ fn prove(
     }
     for (i, &m) in members.iter().enumerate() {
         let rec = r.member(i);
-        let now = member_ident(sys, m);
+        let now = member_ident(m);
         if now != Some((rec.build_id, rec.id)) || rec.minld != matches!(m, ScopeRef::Minld(_)) {
             let now = now.map_or_else(
-                || "no file to identify".to_string(),
+                || "a host object without a build-id, which cannot be recognised".to_string(),
                 |(b, id)| format!("build-id {b:#x}, {id}"),
             );
             return Err(format!(

@@ -263,6 +263,8 @@ fn lay_out(
         w.u64(id.size);
         w.u64(id.mtime.0 as u64);
         w.u64(id.mtime.1 as u64);
+        w.u64(id.ctime.0 as u64);
+        w.u64(id.ctime.1 as u64);
         w.u32(u32::from(matches!(m, ScopeRef::Minld(_))));
         w.u32(0);
         w.u64(*build_id);

@@ -194,12 +194,33 @@ pub(crate) fn read(sys: &Sys, path: &Path) -> Result<Option<Mapped>, Refused> {
     }))
 }
 
+/// A name part no other writer uses: the process's 16 random bytes from
+/// the auxiliary vector (no system call) and a count of this process's
+/// writes.
+fn unique_suffix() -> String {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    // SAFETY: getauxval only reads the auxiliary vector; AT_RANDOM, when
+    // the kernel gives it, points at 16 bytes that live as long as the
+    // process.
+    let random = unsafe {
+        let p = libc::getauxval(libc::AT_RANDOM) as *const u8;
+        if p.is_null() {
+            [0u8; 16]
+        } else {
+            std::ptr::read_unaligned(p.cast::<[u8; 16]>())
+        }
+    };
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let hex: String = random.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{hex}-{n}")
+}
+
 /// Writes `bytes` as the record at `path`: to a temporary file of this
-/// process beside it, then renamed over the old record, so a reader sees
+/// writer's own beside it, then renamed over the old record, so a reader sees
 /// the old record or the new one, never a part of either.
 pub(crate) fn write(sys: &Sys, path: &Path, bytes: &[u8]) -> Result<(), Refused> {
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp", std::process::id()));
+    tmp.push(format!(".{}.tmp", unique_suffix()));
     let (tmp, to) = (c_path(Path::new(&tmp))?, c_path(path)?);
     let fail = |what: &str, e: nix::errno::Errno| format!("{}: {what}: {e}", path.display());
     let fd = sys
@@ -215,8 +236,9 @@ pub(crate) fn write(sys: &Sys, path: &Path, bytes: &[u8]) -> Result<(), Refused>
     Ok(())
 }
 
-/// The identity of a file by path (the host's objects), following links.
-pub(crate) fn stat_path(sys: &Sys, path: &Path) -> Option<FileStat> {
-    let c = c_path(path).ok()?;
-    sys.stat(&c, "identity of a host object (link cache)").ok()
+/// Removes the record at `path` (one that did not fit its load).
+pub(crate) fn remove(sys: &Sys, path: &Path) {
+    if let Ok(c) = c_path(path) {
+        let _ = sys.unlink(&c, "a link record that did not fit its load");
+    }
 }

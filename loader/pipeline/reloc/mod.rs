@@ -43,6 +43,9 @@ pub(crate) struct RelocStats {
     pub(crate) lookups: usize,
     /// Slots left for ifunc resolvers.
     pub(crate) irelative: usize,
+    /// Why the link record's entry for the object did not fit it (the
+    /// object was relocated the normal way).
+    pub(crate) misfit: Option<String>,
 }
 
 /// Everything a relocation pass needs besides the object.
@@ -118,6 +121,13 @@ pub(crate) fn relocate(
     let writable = crate::model::image::layout::writable_ranges(&obj.image.segments, d.textrel());
     let mut pass = Pass::new(obj, writable);
     pass.relr(&mut stats)?;
+    let recorded = recorded.filter(|e| match pass.fits(e) {
+        Ok(()) => true,
+        Err(why) => {
+            stats.misfit = Some(why);
+            false
+        }
+    });
     let run = match recorded {
         Some(e) => {
             pass.prefill(e, cx);

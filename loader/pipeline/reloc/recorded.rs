@@ -11,6 +11,56 @@ use crate::base::relocs::r;
 use crate::pipeline::cache::format::{Binding, ObjectEntry, INTERPOSED, NOWHERE, UNIQUE};
 
 impl Pass<'_> {
+    /// Whether a proven record's entry fits this object before anything is
+    /// written from it: its RELATIVE run ends where DT_RELA's does (the
+    /// entries on both sides of its end), and its RELR words name exactly
+    /// the run's number of addresses, each inside the writable ranges. A
+    /// misfit (a record damaged but checksummed anew, or written by a
+    /// broken minld) sends the object the normal way; the reason is said.
+    pub(super) fn fits(&self, e: &ObjectEntry<'_>) -> Result<(), String> {
+        let rela = &self.obj.dynamic.rela;
+        let run = e.run() as usize;
+        let relative = |i: usize| rela.get(i).map(|r| r.r_info == u64::from(r::RELATIVE));
+        if run > 0 && relative(run - 1) != Some(true) || relative(run) == Some(true) {
+            return Err(format!(
+                "DT_RELA's RELATIVE run does not end at entry {run}"
+            ));
+        }
+        let (mut count, mut next) = (0u64, 0u64);
+        let inside = |at: u64| {
+            let p = self.bias.wrapping_add(at as usize);
+            self.writable
+                .iter()
+                .any(|&r| Slot::within(r, p, 8).is_some())
+        };
+        for word in e.relr() {
+            if word & 1 == 0 {
+                if !inside(word) {
+                    return Err(format!(
+                        "RELR names {word:#x}, outside the writable segments"
+                    ));
+                }
+                count += 1;
+                next = word.wrapping_add(8);
+            } else {
+                let mut bits = word >> 1;
+                while bits != 0 {
+                    let at = next.wrapping_add(8 * u64::from(bits.trailing_zeros()));
+                    if !inside(at) {
+                        return Err(format!("RELR names {at:#x}, outside the writable segments"));
+                    }
+                    count += 1;
+                    bits &= bits - 1;
+                }
+                next = next.wrapping_add(63 * 8);
+            }
+        }
+        if count != e.run() {
+            return Err(format!("RELR names {count} addresses for a run of {run}"));
+        }
+        Ok(())
+    }
+
     /// Fills the per-symbol cache from the record's bindings: a later
     /// relocation naming one of these symbols looks nothing up.
     pub(super) fn prefill(&mut self, e: &ObjectEntry<'_>, cx: &mut Context<'_>) {
