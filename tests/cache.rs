@@ -657,10 +657,8 @@ fn a_library_rewritten_in_place_with_its_mtime_put_back_is_noticed() {
     ];
     let c_lib = std::ffi::CString::new(lib.as_os_str().as_encoded_bytes()).unwrap();
     // SAFETY: a NUL-terminated path and two timespecs.
-    assert_eq!(
-        unsafe { libc::utimensat(libc::AT_FDCWD, c_lib.as_ptr(), times.as_ptr(), 0) },
-        0
-    );
+    let set = unsafe { libc::utimensat(libc::AT_FDCWD, c_lib.as_ptr(), times.as_ptr(), 0) };
+    assert_eq!(set, 0);
     let after = std::fs::metadata(&lib).unwrap();
     assert_eq!(
         (after.ino(), after.size(), after.mtime(), after.mtime_nsec()),
