@@ -41,6 +41,11 @@ const TRACED: &[&str] = &[
     "mprotect",
     "munmap",
     "close",
+    "madvise",
+    "write",
+    "rename",
+    "unlink",
+    "mkdir",
 ];
 
 /// Real libraries of a Debian 12 system, each with its own layout.
@@ -148,6 +153,11 @@ impl Run {
 /// Runs `program args` under `strace -o FILE -e trace=TRACED` (with `-f`
 /// when `follow` is set) and collects everything.
 fn run_traced(follow: bool, program: &Path, args: &[&OsStr]) -> Run {
+    run_traced_with(follow, program, args, &[])
+}
+
+/// [`run_traced`] with variables `env` set for the program.
+fn run_traced_with(follow: bool, program: &Path, args: &[&OsStr], env: &[(&str, &Path)]) -> Run {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let out_file = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!(
         "strace-{}-{}.txt",
@@ -165,8 +175,12 @@ fn run_traced(follow: bool, program: &Path, args: &[&OsStr]) -> Run {
         .arg(program)
         .args(args)
         .env_remove("MINLD_TRACE")
+        .env_remove("MINLD_CACHE")
         .env_remove("LD_LIBRARY_PATH")
         .env_remove("RUST_LOG");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let out = cmd.output().unwrap_or_else(|e| panic!("run {STRACE}: {e}"));
     let text = std::fs::read_to_string(&out_file).unwrap_or_else(|e| {
         panic!(
@@ -747,7 +761,17 @@ fn trace_line(line: &str) -> Option<String> {
 /// pid and pads the result to column 40 counting that prefix. The example
 /// makes its calls on its main thread, which strace follows without `-f`.
 fn check_trace_against_strace(lib: &str) -> usize {
-    let run = run_traced(false, example(), &[OsStr::new("--trace"), OsStr::new(lib)]);
+    check_trace_with(lib, &[])
+}
+
+/// [`check_trace_against_strace`] with variables `env` set.
+fn check_trace_with(lib: &str, env: &[(&str, &Path)]) -> usize {
+    let run = run_traced_with(
+        false,
+        example(),
+        &[OsStr::new("--trace"), OsStr::new(lib)],
+        env,
+    );
     assert!(
         run.stdout.contains("loaded "),
         "{}",
@@ -789,6 +813,26 @@ fn trace_lines_are_what_strace_saw() {
     assert!(n >= 8, "only {n} trace lines for libz");
     let n = check_trace_against_strace("libm.so");
     assert!(n >= 8, "only {n} trace lines for libm.so");
+}
+
+/// The link cache's system calls are traced as strace sees them too: the
+/// directory created, the record's temporary file written and renamed on
+/// the first load, the record read on the second.
+#[test]
+fn the_link_caches_calls_are_traced_as_strace_saw_them() {
+    let dir =
+        Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("trace-cache-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let env = [("MINLD_CACHE", dir.as_path())];
+    let first = check_trace_with("libsqlite3.so.0", &env);
+    let second = check_trace_with("libsqlite3.so.0", &env);
+    assert!(
+        first >= 8 && second >= 8,
+        "{first} and {second} trace lines"
+    );
+    let records = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(records, 1, "one record in {}", dir.display());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 // ---------------------------------------------------------------------------
