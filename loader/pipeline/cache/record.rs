@@ -169,8 +169,9 @@ fn file_words(
     let st = sys
         .fstat(&fd, "")
         .map_err(|e| why(&format!("fstat: {e}")))?;
-    if (st.dev, st.ino) != o.dev_ino {
-        return Err(why("replaced since it was mapped"));
+    let id = |s: &crate::os::sys::FileStat| (s.dev, s.ino, s.size, s.mtime, s.ctime);
+    if id(&st) != id(&o.stat) {
+        return Err(why("replaced or changed since it was mapped"));
     }
     let mut words = Vec::with_capacity(pairs.len());
     let mut segs = o
@@ -194,7 +195,11 @@ fn file_words(
             let got = sys
                 .pread(&fd, &mut buf, p.p_offset, "")
                 .map_err(|e| why(&format!("pread: {e}")))?;
-            buf.truncate(got);
+            if got < buf.len() {
+                // Not the whole segment: its words cannot be vouched for
+                // (a word past what was read is not the .bss's zero).
+                return Ok(None);
+            }
             current = Some((p.p_vaddr, p.p_memsz, buf));
         }
         let Some((v, _, buf)) = &current else {
