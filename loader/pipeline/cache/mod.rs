@@ -127,14 +127,17 @@ impl Cache {
     }
 
     /// The record's path for `root`: in the directory, its file name and a
-    /// hash of its path, of how it is bound and of the host's objects
-    /// (their build-ids, in scope order), so that two programs, or a
-    /// program with and without LD_PRELOAD, keep records of their own
-    /// instead of replacing each other's.
-    fn record_path(
+    /// hash of its path, of how it is bound, of the host's objects (their
+    /// build-ids, in scope order) and of the paths of the objects the load
+    /// relocates, so that two programs, a program with and without
+    /// LD_PRELOAD, or a load that maps a dependency and one that finds it
+    /// already loaded keep records of their own instead of replacing each
+    /// other's; a file replaced at the same path replaces its record.
+    fn record_path<'a>(
         &self,
         root: &Object,
         members: &[ScopeRef<'_>],
+        relocated: impl Iterator<Item = &'a Object>,
         bound_now: bool,
     ) -> Option<PathBuf> {
         let mut key = root.path.as_os_str().as_encoded_bytes().to_vec();
@@ -143,6 +146,10 @@ impl Cache {
             if let ScopeRef::Host(h) = m {
                 key.extend(h.build_id.to_le_bytes());
             }
+        }
+        for o in relocated {
+            key.push(0);
+            key.extend(o.path.as_os_str().as_encoded_bytes());
         }
         let file = root
             .path
@@ -168,7 +175,7 @@ impl Cache {
         order: &[Arc<Object>],
         bound_now: bool,
     ) -> Option<Proven> {
-        let path = self.record_path(root, members, bound_now)?;
+        let path = self.record_path(root, members, order.iter().map(|o| &**o), bound_now)?;
         if let Err(why) = store::check_dir(&self.sys, &self.dir) {
             log::warn!("{why}; the link cache is not used");
             self.say(format_args!("{why}; not used"));
@@ -217,7 +224,8 @@ impl Cache {
         order: &[(Arc<Object>, Resolved)],
         bound_now: bool,
     ) {
-        let Some(path) = self.record_path(root, members, bound_now) else {
+        let relocated = order.iter().map(|(o, _)| &**o);
+        let Some(path) = self.record_path(root, members, relocated, bound_now) else {
             return;
         };
         let idents: Option<Vec<(u64, Ident)>> = members.iter().map(|&m| member_ident(m)).collect();
