@@ -313,21 +313,9 @@ fn lay_out(
 mod tests {
     use super::*;
 
-    /// The addresses DT_RELR's decoding (as `Pass::relr` does it) yields.
+    /// The addresses DT_RELR's decoding yields.
     fn decode(words: &[u64]) -> Vec<u64> {
-        let (mut out, mut next) = (Vec::new(), 0u64);
-        for &w in words {
-            if w & 1 == 0 {
-                out.push(w);
-                next = w + 8;
-            } else {
-                (0..63)
-                    .filter(|b| (w >> 1) >> b & 1 != 0)
-                    .for_each(|b| out.push(next + 8 * b));
-                next += 63 * 8;
-            }
-        }
-        out
+        crate::pipeline::reloc::relative::relr_addresses(words.iter().copied()).collect()
     }
 
     #[test]

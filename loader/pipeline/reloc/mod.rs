@@ -20,7 +20,7 @@ mod apply;
 pub(crate) mod interpose;
 pub(crate) mod lazy;
 mod recorded;
-mod relative;
+pub(crate) mod relative;
 pub(crate) mod resolve;
 
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -4,6 +4,7 @@
 //! RELATIVE run is applied from the record's RELR words, so neither the
 //! run's entries nor any symbol table is read.
 
+use super::relative::relr_addresses;
 use super::resolve::{self, Def};
 use super::{Context, Pass, RelocStats, Slot};
 use crate::base::error::{Error, RelocFault};
@@ -26,34 +27,17 @@ impl Pass<'_> {
                 "DT_RELA's RELATIVE run does not end at entry {run}"
             ));
         }
-        let (mut count, mut next) = (0u64, 0u64);
-        let inside = |at: u64| {
+        let mut count = 0u64;
+        for at in relr_addresses(e.relr()) {
             let p = self.bias.wrapping_add(at as usize);
-            self.writable
+            if !self
+                .writable
                 .iter()
                 .any(|&r| Slot::within(r, p, 8).is_some())
-        };
-        for word in e.relr() {
-            if word & 1 == 0 {
-                if !inside(word) {
-                    return Err(format!(
-                        "RELR names {word:#x}, outside the writable segments"
-                    ));
-                }
-                count += 1;
-                next = word.wrapping_add(8);
-            } else {
-                let mut bits = word >> 1;
-                while bits != 0 {
-                    let at = next.wrapping_add(8 * u64::from(bits.trailing_zeros()));
-                    if !inside(at) {
-                        return Err(format!("RELR names {at:#x}, outside the writable segments"));
-                    }
-                    count += 1;
-                    bits &= bits - 1;
-                }
-                next = next.wrapping_add(63 * 8);
+            {
+                return Err(format!("RELR names {at:#x}, outside the writable segments"));
             }
+            count += 1;
         }
         if count != e.run() {
             return Err(format!("RELR names {count} addresses for a run of {run}"));
@@ -147,26 +131,11 @@ impl Pass<'_> {
             k += 1;
             Some(())
         };
-        let mut next: u64 = 0;
         let mut bad = None;
-        for word in e.relr() {
-            if word & 1 == 0 {
-                if put(word).is_none() {
-                    bad = Some(word);
-                    break;
-                }
-                next = word.wrapping_add(8);
-            } else {
-                let mut bits = word >> 1;
-                while bits != 0 {
-                    let at = next.wrapping_add(8 * u64::from(bits.trailing_zeros()));
-                    if put(at).is_none() {
-                        bad = Some(at);
-                        break;
-                    }
-                    bits &= bits - 1;
-                }
-                next = next.wrapping_add(63 * 8);
+        for at in relr_addresses(e.relr()) {
+            if put(at).is_none() {
+                bad = Some(at);
+                break;
             }
         }
         if let Some(at) = bad {

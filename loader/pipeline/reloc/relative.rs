@@ -11,6 +11,56 @@ use crate::base::error::Error;
 use crate::base::mem::Table;
 use crate::base::relocs::r;
 
+/// The addresses RELR words name, in order: an even word is an address,
+/// an odd one a bitmap of the 63 words after the last address (its bit 1
+/// the first of them), after which a further bitmap covers the 63 words
+/// after those. Shared by DT_RELR and the link cache's records.
+pub(crate) fn relr_addresses<I: Iterator<Item = u64>>(words: I) -> RelrAddresses<I> {
+    RelrAddresses {
+        words,
+        next: 0,
+        bits: 0,
+        base: 0,
+    }
+}
+
+/// The iterator of [`relr_addresses`].
+pub(crate) struct RelrAddresses<I> {
+    /// The words not yet read.
+    words: I,
+    /// The address a bitmap word after the last one read starts at.
+    next: u64,
+    /// What is left of the bitmap being read.
+    bits: u64,
+    /// The address its lowest bit stands for.
+    base: u64,
+}
+
+impl<I: Iterator<Item = u64>> Iterator for RelrAddresses<I> {
+    type Item = u64;
+
+    #[inline]
+    fn next(&mut self) -> Option<u64> {
+        loop {
+            if self.bits != 0 {
+                let at = self
+                    .base
+                    .wrapping_add(8 * u64::from(self.bits.trailing_zeros()));
+                self.bits &= self.bits - 1;
+                return Some(at);
+            }
+            let word = self.words.next()?;
+            if word & 1 == 0 {
+                self.next = word.wrapping_add(8);
+                return Some(word);
+            }
+            self.bits = word >> 1;
+            self.base = self.next;
+            self.next = self.next.wrapping_add(63 * 8);
+        }
+    }
+}
+
 /// How many relocations at the start of `rela` are plain RELATIVE ones.
 pub(super) fn relative_run(rela: &Table<Rela>) -> usize {
     rela.iter()
@@ -85,28 +135,11 @@ fn apply_run(
 
 impl Pass<'_> {
     /// DT_RELR: an even word is an address to relocate, an odd word a bitmap
-    /// of the 63 words after the last address.
+    /// of the 63 words after the last address ([`relr_addresses`]).
     pub(super) fn relr(&mut self, stats: &mut RelocStats) -> Result<(), Error> {
-        let table = self.obj.dynamic.relr;
-        let mut next: u64 = 0;
-        for entry in table.iter() {
-            if entry & 1 == 0 {
-                self.add_bias(entry)?;
-                stats.relative += 1;
-                next = entry + 8;
-            } else {
-                let mut bits = entry >> 1;
-                let mut at = next;
-                while bits != 0 {
-                    if bits & 1 != 0 {
-                        self.add_bias(at)?;
-                        stats.relative += 1;
-                    }
-                    bits >>= 1;
-                    at += 8;
-                }
-                next += 63 * 8;
-            }
+        for at in relr_addresses(self.obj.dynamic.relr.iter()) {
+            self.add_bias(at)?;
+            stats.relative += 1;
         }
         Ok(())
     }
