@@ -32,6 +32,25 @@ fn cache_dir(test: &str) -> PathBuf {
     d
 }
 
+/// A private directory `name` inside `dir` (for a cache beside files the
+/// test changes).
+fn private_subdir(dir: &Path, name: &str) -> PathBuf {
+    let d = dir.join(name);
+    std::fs::create_dir(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    d
+}
+
+/// Orders for loading with the cache in `dir`, calling `zlibVersion` when
+/// `call` (a libz load).
+fn cached_in(dir: &Path, call: bool) -> Orders {
+    Orders {
+        cache: Some(dir.to_path_buf()),
+        call: call.then(|| "zlibVersion".to_string()),
+        ..Orders::default()
+    }
+}
+
 /// What a child did: its dump of the relocated words, and what
 /// `MINLD_DEBUG=libs` said of the cache.
 struct Run {
@@ -394,13 +413,8 @@ fn a_replaced_library_is_not_bound_from_its_old_record() {
     let dir = cache_dir("replaced");
     let lib = dir.join("libz.so.1");
     copy(&system("libz.so.1"), &lib);
-    let o = Orders {
-        cache: Some(dir.join("c")),
-        call: Some("zlibVersion".into()),
-        ..Orders::default()
-    };
-    std::fs::create_dir(dir.join("c")).unwrap();
-    std::fs::set_permissions(dir.join("c"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let o = cached_in(&dir.join("c"), true);
+    private_subdir(&dir, "c");
     record(&lib, &o);
     copy(&system("libz.so.1"), &lib);
     refused(&lib, &o, "scope member");
@@ -415,10 +429,7 @@ fn a_dependency_found_elsewhere_or_replaced_is_noticed() {
     let libs = dir.join("libs");
     std::fs::create_dir(&libs).unwrap();
     let xml = system("libxml2.so.2");
-    let o = Orders {
-        cache: Some(dir.clone()),
-        ..Orders::default()
-    };
+    let o = cached_in(&dir, false);
     record(&xml, &o);
     // LD_LIBRARY_PATH now finds another libz first.
     copy(&system("libz.so.1"), &libs.join("libz.so.1"));
@@ -463,12 +474,8 @@ fn copy_exe(to: &Path, other: bool) {
 #[test]
 fn another_executable_does_not_use_this_ones_record() {
     let dir = cache_dir("executable");
-    let o = Orders {
-        cache: Some(dir.join("c")),
-        ..Orders::default()
-    };
-    std::fs::create_dir(dir.join("c")).unwrap();
-    std::fs::set_permissions(dir.join("c"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let o = cached_in(&dir.join("c"), false);
+    private_subdir(&dir, "c");
     let libz = system("libz.so.1");
     record(&libz, &o);
     // An identical copy is the same program (the host's objects are
@@ -503,11 +510,7 @@ fn another_executable_does_not_use_this_ones_record() {
 fn a_damaged_record_is_refused_with_what_is_wrong() {
     let dir = cache_dir("damaged");
     let libz = system("libz.so.1");
-    let o = Orders {
-        cache: Some(dir.clone()),
-        call: Some("zlibVersion".into()),
-        ..Orders::default()
-    };
+    let o = cached_in(&dir, true);
     let rec = record(&libz, &o);
     let good = std::fs::read(&rec).unwrap();
     // Truncated.
@@ -529,10 +532,7 @@ fn a_damaged_record_is_refused_with_what_is_wrong() {
 fn a_record_or_directory_others_may_write_is_not_trusted() {
     let dir = cache_dir("modes");
     let libz = system("libz.so.1");
-    let o = Orders {
-        cache: Some(dir.clone()),
-        ..Orders::default()
-    };
+    let o = cached_in(&dir, false);
     let rec = record(&libz, &o);
     std::fs::set_permissions(&rec, std::fs::Permissions::from_mode(0o666)).unwrap();
     refused(&libz, &o, "writable by group or others");
@@ -561,10 +561,7 @@ fn a_record_or_directory_others_may_write_is_not_trusted() {
 #[test]
 fn check_link_record_never_panics_on_damaged_records() {
     let dir = cache_dir("mutations");
-    let o = Orders {
-        cache: Some(dir.clone()),
-        ..Orders::default()
-    };
+    let o = cached_in(&dir, false);
     let rec = record(&system("libsqlite3.so.0"), &o);
     let good = std::fs::read(&rec).unwrap();
     assert_eq!(Loader::check_link_record(&good), Ok(()));
@@ -637,14 +634,8 @@ fn a_library_rewritten_in_place_with_its_mtime_put_back_is_noticed() {
     let dir = cache_dir("in-place");
     let lib = dir.join("libz.so.1");
     copy(&system("libz.so.1"), &lib);
-    let c = dir.join("c");
-    std::fs::create_dir(&c).unwrap();
-    std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o700)).unwrap();
-    let o = Orders {
-        cache: Some(c),
-        call: Some("zlibVersion".into()),
-        ..Orders::default()
-    };
+    let c = private_subdir(&dir, "c");
+    let o = cached_in(&c, true);
     record(&lib, &o);
     let before = std::fs::metadata(&lib).unwrap();
     // The same inode and size, rewritten, its mtime set back: only the
@@ -682,11 +673,7 @@ fn a_library_rewritten_in_place_with_its_mtime_put_back_is_noticed() {
 fn a_record_that_does_not_fit_sends_its_object_the_normal_way_and_is_removed() {
     let dir = cache_dir("misfit");
     let libz = system("libz.so.1");
-    let o = Orders {
-        cache: Some(dir.clone()),
-        call: Some("zlibVersion".into()),
-        ..Orders::default()
-    };
+    let o = cached_in(&dir, true);
     let rec = record(&libz, &o);
     let mut bytes = std::fs::read(&rec).unwrap();
     let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
@@ -720,10 +707,7 @@ fn a_record_that_does_not_fit_sends_its_object_the_normal_way_and_is_removed() {
 fn programs_with_other_preloaded_objects_keep_records_of_their_own() {
     let dir = cache_dir("preload");
     let libz = system("libz.so.1");
-    let o = Orders {
-        cache: Some(dir.clone()),
-        ..Orders::default()
-    };
+    let o = cached_in(&dir, false);
     let preload = Orders {
         env: vec![(
             "LD_PRELOAD".into(),
