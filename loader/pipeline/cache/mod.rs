@@ -2,9 +2,10 @@
 //! out, kept for the next process that loads the same library.
 //!
 //! After a load that went the normal way, minld records its lookup scope
-//! as file identities (device, inode, size, mtime to the nanosecond; the
-//! host's objects first, as relocation searched them), and for each object
-//! it relocated the symbols its relocations bound, each as (scope
+//! as identities, in the order relocation searched it: the host's objects
+//! by their build-id notes, minld's by build-id and file (device, inode,
+//! size, mtime and ctime to the nanosecond). It records too, for each
+//! object it relocated, the symbols its relocations bound, each as (scope
 //! position, `st_value`), never an address, and DT_RELA's leading run of
 //! RELATIVE relocations as RELR words. The next load of the library
 //! searches, opens, validates and maps everything as usual; then, if the
@@ -12,7 +13,9 @@
 //! symbol and relocation counts are the ones recorded, relocation takes
 //! its bindings from the record instead of looking anything up, and the
 //! RELR words instead of DT_RELA's run. Anything else means the normal
-//! way, and `MINLD_DEBUG=libs` says which check failed.
+//! way, and `MINLD_DEBUG=libs` says which check failed. An entry that is
+//! proven but does not fit its object (`Pass::fits`) sends that object
+//! the normal way and the record is removed.
 //!
 //! What stays per process: ifunc resolvers (their answer depends on the
 //! CPU), TLS module ids, the namespace's STB_GNU_UNIQUE table (a recorded
