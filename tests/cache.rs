@@ -726,3 +726,35 @@ fn programs_with_other_preloaded_objects_keep_records_of_their_own() {
     assert_eq!(records, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn a_record_without_a_relative_run_applies_all_of_dt_rela_and_is_kept() {
+    // What the recorder writes for a run RELR cannot express (unaligned
+    // or repeated targets): a run of 0, and no RELR words.
+    let dir = cache_dir("no-run");
+    let libz = system("libz.so.1");
+    let o = cached_in(&dir, true);
+    let rec = record(&libz, &o);
+    let mut bytes = std::fs::read(&rec).unwrap();
+    let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
+    let entry = word(&bytes, 48);
+    assert!(word(&bytes, entry + 24) > 0, "libz has a RELATIVE run");
+    bytes[entry + 24..entry + 32].copy_from_slice(&0u64.to_le_bytes());
+    bytes[entry + 40..entry + 48].copy_from_slice(&0u64.to_le_bytes());
+    let sum = checksum(&bytes[32..]);
+    bytes[24..32].copy_from_slice(&sum.to_le_bytes());
+    std::fs::write(&rec, &bytes).unwrap();
+    let plain = run(
+        &libz,
+        &Orders {
+            cache: None,
+            ..o.clone()
+        },
+    );
+    let r = run(&libz, &o);
+    assert!(r.cache.contains("proven"), "{}", r.cache);
+    assert!(!r.cache.contains("does not fit"), "{}", r.cache);
+    assert_eq!(r.dump, plain.dump);
+    assert_eq!(std::fs::read(&rec).unwrap(), bytes, "the record is kept");
+    let _ = std::fs::remove_dir_all(&dir);
+}

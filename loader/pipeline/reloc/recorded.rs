@@ -13,8 +13,9 @@ use crate::pipeline::cache::format::{Binding, ObjectEntry, INTERPOSED, NOWHERE, 
 
 impl Pass<'_> {
     /// Whether a proven record's entry fits this object before anything is
-    /// written from it: its RELATIVE run ends where DT_RELA's does (the
-    /// entries on both sides of its end), and its RELR words name exactly
+    /// written from it: its RELATIVE run, if it has one, ends where
+    /// DT_RELA's does (the entries on both sides of its end), and its RELR
+    /// words name exactly
     /// the run's number of addresses, each inside the writable ranges. A
     /// misfit (a record damaged but checksummed anew, or written by a
     /// broken minld) sends the object the normal way; the reason is said.
@@ -22,7 +23,9 @@ impl Pass<'_> {
         let rela = &self.obj.dynamic.rela;
         let run = e.run() as usize;
         let relative = |i: usize| rela.get(i).map(|r| r.r_info == u64::from(r::RELATIVE));
-        if run > 0 && relative(run - 1) != Some(true) || relative(run) == Some(true) {
+        // A run of 0 is one the recorder could not express as RELR: all
+        // of DT_RELA goes through the switch.
+        if run > 0 && (relative(run - 1) != Some(true) || relative(run) == Some(true)) {
             return Err(format!(
                 "DT_RELA's RELATIVE run does not end at entry {run}"
             ));
