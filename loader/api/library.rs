@@ -18,7 +18,8 @@ use crate::pipeline::reloc::resolve::{Def, Reference, Resolver, Scope, Target, U
 
 /// A library loaded by minld: a counted handle (Clone shares it); dropping
 /// the last handle runs its fini functions and unmaps it, with every
-/// dependency no other library still uses.
+/// dependency no other library still uses. One never dropped runs its fini
+/// functions at the process's exit (dependents first), as with glibc.
 #[derive(Clone)]
 pub struct Library {
     inner: Arc<Inner>,

@@ -7,7 +7,6 @@
 //! objects it reused lose the reference it took.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -310,8 +309,11 @@ fn finish_stages(reg: &mut Registry, p: Pending) -> Result<LoadSet, Error> {
     }
     {
         let _phase = phases::enter(Phase::Init);
+        if !p.inits.is_empty() {
+            crate::model::object::at_exit();
+        }
         for (o, fns) in &p.inits {
-            o.initialized.store(true, Ordering::Release);
+            o.mark_initialized();
             init::run_init(o, fns);
         }
     }

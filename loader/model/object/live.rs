@@ -55,6 +55,11 @@ pub(crate) fn remove(start: usize) {
     v.retain(|e| e.start != start);
 }
 
+/// Every live object, each with a reference taken.
+pub(crate) fn all() -> Vec<Arc<Object>> {
+    read().iter().filter_map(|e| e.object.upgrade()).collect()
+}
+
 /// The live object whose mapping contains `addr`.
 pub(crate) fn object_at(addr: usize) -> Option<Arc<Object>> {
     read()

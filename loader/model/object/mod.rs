@@ -4,7 +4,7 @@
 pub(crate) mod live;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use crate::elf::dynamic::{Dynamic, DF_1_NODELETE};
@@ -34,7 +34,11 @@ pub(crate) struct Object {
     /// Required versions by versym index (from DT_VERNEED).
     pub(crate) need_by_index: Vec<Option<Version>>,
     pub(crate) deps: OnceLock<Vec<Dep>>,
-    pub(crate) initialized: AtomicBool,
+    /// 0 until its init functions run; then its place in the process's
+    /// order of initialisation (1, 2, …). Its fini functions run once
+    /// ([`Object::finalize`]): when it is unloaded, or at exit in the
+    /// reverse of that order ([`at_exit`]).
+    pub(crate) initialized: AtomicU64,
     /// Its TLS module, when it has a PT_TLS segment.
     pub(crate) tls: Option<tls::Module>,
     /// Arguments of its dynamic TLS descriptors: the descriptors point at
@@ -104,6 +108,22 @@ impl ScopeRef<'_> {
 type FiniFn = extern "C" fn();
 
 impl Object {
+    /// Records that its init functions are about to run, taking the next
+    /// place in the process's order of initialisation.
+    pub(crate) fn mark_initialized(&self) {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        self.initialized
+            .store(NEXT.fetch_add(1, Ordering::Relaxed), Ordering::Release);
+    }
+
+    /// Runs its fini functions if its init functions ran and its fini have
+    /// not run yet: once, whoever asks first (its unloading, or the exit).
+    pub(crate) fn finalize(&self) {
+        if self.initialized.swap(0, Ordering::AcqRel) != 0 {
+            self.run_fini();
+        }
+    }
+
     pub(crate) fn nodelete(&self) -> bool {
         self.dynamic.flags_1 & DF_1_NODELETE != 0
     }
@@ -164,9 +184,7 @@ impl Object {
 
 impl Drop for Object {
     fn drop(&mut self) {
-        if self.initialized.load(Ordering::Acquire) {
-            self.run_fini();
-        }
+        self.finalize();
         // Undo, in reverse, what made the object known to the process:
         // the debugger's entry, the unwinder's registration, every thread's TLS block, the
         // address index; then unmap.
@@ -178,6 +196,38 @@ impl Drop for Object {
         // handle (Library, Symbol, dependent object) refers to the image.
         unsafe { std::mem::ManuallyDrop::drop(&mut self.image) };
     }
+}
+
+/// At the process's exit, as glibc's `_dl_fini` does: the fini functions
+/// of every object still loaded whose init functions ran, once each, in
+/// the reverse of the order they were initialised in (dependents before
+/// their dependencies). Registered with `atexit` before the first init
+/// function runs, so the `atexit` handlers the objects register
+/// themselves run before it, as with glibc. Nothing is unmapped: other
+/// threads may still be running the objects' code.
+pub(crate) fn at_exit() {
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        // SAFETY: registers a function without arguments that libc calls
+        // once at exit; it touches only minld's own index and objects.
+        if unsafe { libc::atexit(finalize_all) } != 0 {
+            log::warn!(
+                "atexit failed: libraries never closed will not run their fini functions at exit"
+            );
+        }
+    });
+}
+
+/// The exit handler of [`at_exit`].
+extern "C" fn finalize_all() {
+    let mut objects = live::all();
+    objects.sort_by_key(|o| std::cmp::Reverse(o.initialized.load(Ordering::Acquire)));
+    for o in &objects {
+        o.finalize();
+    }
+    // Not dropped: a reference taken here may be the last, and unmapping
+    // at exit could pull code from under another thread.
+    std::mem::forget(objects);
 }
 
 impl Dep {
