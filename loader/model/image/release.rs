@@ -85,13 +85,19 @@ impl MappedImage {
                     end.wrapping_sub(self.bias.0)
                 )
             };
+            // A failure (a seccomp filter refusing madvise) only loses
+            // the saving: the load itself is done.
             // SAFETY: whole pages of this object's own mapping, in a
             // segment without write permission, outside RELRO, of an object
             // without text relocations: nothing ever wrote them, so the
             // file gives back the same bytes should anything read them.
-            unsafe { self.sys.dontneed(start, end - start, note) }
-                .map_err(|e| Error::io(&self.path, "madvise of applied relocation tables", e))?;
-            released += end - start;
+            match unsafe { self.sys.dontneed(start, end - start, note) } {
+                Ok(()) => released += end - start,
+                Err(e) => log::debug!(
+                    "{}: madvise(MADV_DONTNEED) of applied relocation tables: {e}",
+                    self.path.display()
+                ),
+            }
         }
         Ok(released)
     }
