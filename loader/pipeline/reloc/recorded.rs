@@ -15,10 +15,10 @@ impl Pass<'_> {
     /// Whether a proven record's entry fits this object before anything is
     /// written from it: its RELATIVE run, if it has one, ends where
     /// DT_RELA's does (the entries on both sides of its end), and its RELR
-    /// words name exactly
-    /// the run's number of addresses, each inside the writable ranges. A
-    /// misfit (a record damaged but checksummed anew, or written by a
-    /// broken minld) sends the object the normal way; the reason is said.
+    /// words name exactly the run's number of addresses, each inside the
+    /// writable ranges. A misfit (a record damaged but checksummed anew,
+    /// or written by a broken minld) sends the object the normal way; the
+    /// reason is said.
     pub(super) fn fits(&self, e: &ObjectEntry<'_>) -> Result<(), String> {
         let rela = &self.obj.dynamic.rela;
         let run = e.run() as usize;
@@ -57,7 +57,16 @@ impl Pass<'_> {
             if symi == 0 || symi >= self.cache.len() {
                 continue;
             }
-            let def = (b.member != NOWHERE).then(|| self.recorded_def(&b, cx));
+            let def = if b.member == NOWHERE {
+                None
+            } else {
+                // What the proof rules out (a member outside the scope, a
+                // nameless symbol) leaves the symbol to a lookup.
+                let Some(d) = self.recorded_def(&b, cx) else {
+                    continue;
+                };
+                Some(d)
+            };
             self.defs.push(def);
             self.cache[symi] = u32::try_from(self.defs.len()).unwrap_or(0);
         }
@@ -65,20 +74,17 @@ impl Pass<'_> {
 
     /// The definition a binding gives in this process: the member's bias
     /// (or TLS placement) now, then the unique and interposition rules
-    /// again where the record says they decided.
-    fn recorded_def(&self, b: &Binding, cx: &mut Context<'_>) -> Def {
-        let Some(&m) = cx.scope.get(b.member as usize) else {
-            // Proven: every member position lies in the scope.
-            return Def::function(0);
-        };
+    /// again where the record says they decided. None for a member the
+    /// scope does not have, or a symbol without a name to apply them to.
+    fn recorded_def(&self, b: &Binding, cx: &mut Context<'_>) -> Option<Def> {
+        let &m = cx.scope.get(b.member as usize)?;
         let mut def = Def::in_member(m, b.member, b.st_value, b.st_size, b.kind);
         if b.flags & (UNIQUE | INTERPOSED) != 0 {
             let name = self
                 .obj
                 .symbols
                 .sym(b.symi as usize)
-                .and_then(|s| self.obj.symbols.name(&s))
-                .unwrap_or_default();
+                .and_then(|s| self.obj.symbols.name(&s))?;
             if b.flags & UNIQUE != 0 {
                 def.value = resolve::unique(cx.uniques, name, def.value);
                 def.origin.unique = true;
@@ -90,7 +96,7 @@ impl Pass<'_> {
                 }
             }
         }
-        def
+        Some(def)
     }
 
     /// DT_RELA's leading RELATIVE run, from the record's RELR words: each
