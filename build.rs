@@ -554,6 +554,18 @@ const ARTIFACTS: &[Artifact] = &[
         deps: &["libctor_mid.so", "libctor_base.so"],
         ..LIB
     },
+    // RTLD_GLOBAL: a library under-linked against another, which it finds
+    // only in the global scope.
+    Artifact {
+        name: "libglobal_def.so",
+        sources: &["global_def.c"],
+        ..LIB
+    },
+    Artifact {
+        name: "libglobal_user.so",
+        sources: &["global_user.c"],
+        ..LIB
+    },
     // Weak undefined references and a weak definition.
     Artifact {
         name: "libweak.so",

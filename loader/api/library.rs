@@ -178,6 +178,57 @@ impl Library {
         unsafe { self.lookup(name, Want::Default) }
     }
 
+    /// The address of `name` in the process's default scope, as glibc's
+    /// `dlsym(RTLD_DEFAULT, name)` finds it: the host's objects (the
+    /// program and glibc's startup libraries) first, then minld's objects
+    /// loaded with [`Loader::global`](crate::Loader::global), in the order
+    /// they joined. An ifunc's resolver runs; a TLS variable gives the
+    /// calling thread's address. None when nobody defines it.
+    ///
+    /// The address stays valid while the object defining it is loaded
+    /// (the host's are never unloaded).
+    pub fn find_default(name: &str) -> Option<*mut std::ffi::c_void> {
+        let deps: Vec<Dep> = {
+            let mut reg =
+                crate::model::registry::lock("look up a symbol in the default scope").ok()?;
+            reg.host.refresh();
+            let mut deps: Vec<Dep> = reg
+                .host
+                .objects
+                .iter()
+                .map(|h| Dep::Host(h.clone(), None))
+                .collect();
+            deps.extend(
+                reg.global
+                    .iter()
+                    .filter_map(std::sync::Weak::upgrade)
+                    .map(Dep::Minld),
+            );
+            deps
+        };
+        let mut resolver = Resolver {
+            scope: Scope::Deps {
+                deps: &deps,
+                this: None,
+            },
+            uniques: UniqueTable::Committed(0),
+            rules: None,
+            in_namespace: false,
+            denied: None,
+            lookups: 0,
+        };
+        let def = resolver.resolve(&Reference::by_name(name.as_bytes(), Want::Default))?;
+        let addr = if def.kind == st::STT_TLS {
+            def.tls_address()?
+        } else {
+            match def.target(true) {
+                Target::Now(v) => v,
+                Target::Later(_) => return None,
+            }
+        };
+        Some(addr as *mut std::ffi::c_void)
+    }
+
     /// Like [`Library::get`], for one version of the symbol (dlvsym).
     ///
     /// # Safety

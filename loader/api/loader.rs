@@ -99,6 +99,20 @@ impl Loader {
         self
     }
 
+    /// Whether the library and everything it loads join the process's
+    /// global scope, as with glibc's `RTLD_GLOBAL`: every later load then
+    /// finds their symbols after the host's own objects (the program and
+    /// glibc's startup libraries), so a library that uses them without
+    /// naming them in DT_NEEDED still links, and
+    /// [`Library::find_default`](crate::Library::find_default) (`dlsym(RTLD_DEFAULT)`) sees them.
+    /// A library bound to them keeps them loaded. Off by default
+    /// (`RTLD_LOCAL`); in a namespace it has no effect (a namespace's
+    /// objects see only their own and the host's).
+    pub fn global(mut self, global: bool) -> Self {
+        self.opts.global = global;
+        self
+    }
+
     /// Keeps a link cache in `dir` (created, mode 0700, if missing; it must
     /// belong to the user and be writable by nobody else, and is not used
     /// otherwise): a load records what it worked out there (the files of its

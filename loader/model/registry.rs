@@ -30,6 +30,12 @@ pub(crate) struct Registry {
     /// By namespace (0: the default one): one table each, as glibc keeps
     /// one per link-map list, so no namespace binds another's definition.
     pub(crate) uniques: HashMap<u64, Uniques, FixedState>,
+    /// minld's objects in the default namespace's global scope (RTLD_GLOBAL),
+    /// in the order they joined it: searched by every later load after the
+    /// host's startup objects, as glibc searches its global scope. Held
+    /// weakly: an object leaves when it is unloaded (which its dependents'
+    /// `Object::global_deps` prevent while they live).
+    pub(crate) global: Vec<Weak<Object>>,
 }
 
 static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();

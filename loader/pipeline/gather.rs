@@ -418,6 +418,7 @@ fn object_for(
         unwind: OnceLock::new(),
         debugger: OnceLock::new(),
         lazy_scope: OnceLock::new(),
+        global_deps: OnceLock::new(),
     });
     live::insert(start, end, eh_frame_hdr, namespace, Arc::downgrade(&object));
     Ok((object, true))

@@ -69,7 +69,8 @@ fn link_stages(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending
     }
     let new = g.new_objects();
     let order = gather::topological(&g.list[0].0, &new);
-    let scope = lookup_scope(reg, &g, opts);
+    let globals = global_scope(reg, &g, opts);
+    let scope = lookup_scope(reg, &g, opts, &globals);
     if !opts.bind_now {
         // The same scope, for functions bound at their first call.
         for o in &new {
@@ -109,6 +110,11 @@ fn link_stages(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending
         c.save(&g.list[0].0, &members, &resolved, opts.bind_now);
     }
     drop(proven);
+    if !globals.is_empty() {
+        for o in &new {
+            let _ = o.global_deps.set(globals.clone());
+        }
+    }
     // Every init function is checked before any runs.
     let inits: Vec<(Arc<Object>, Vec<usize>)> = order
         .iter()
@@ -138,15 +144,31 @@ fn link_stages(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending
         uniques,
         namespace: ns,
         name: name.to_string(),
+        global: opts.global && opts.namespace.is_none(),
     })
 }
 
+/// minld's objects in the process's global scope (RTLD_GLOBAL) that this
+/// load did not bring in itself: none in a namespace, whose objects see
+/// only their own and the host's.
+fn global_scope(reg: &Registry, g: &Gathered, opts: &Options) -> Vec<Arc<Object>> {
+    if opts.namespace.is_some() {
+        return Vec::new();
+    }
+    reg.global
+        .iter()
+        .filter_map(std::sync::Weak::upgrade)
+        .filter(|o| !g.list.iter().any(|(x, _)| Arc::ptr_eq(x, o)))
+        .collect()
+}
+
 /// The scope symbols are looked up in, in order: the host's objects (but
-/// those this load has its own copy of), then the load's breadth-first
-/// scope; in a namespace its own objects come first, so its plugins bind
-/// their own definitions before the host's (which they may not import).
-/// Relocation and lazy binding both use this one list.
-fn lookup_scope(reg: &Registry, g: &Gathered, opts: &Options) -> Vec<Dep> {
+/// those this load has its own copy of), minld's objects in the global
+/// scope (`globals`, in the order they joined it), then the load's
+/// breadth-first scope; in a namespace its own objects come first, so its
+/// plugins bind their own definitions before the host's (which they may
+/// not import). Relocation and lazy binding both use this one list.
+fn lookup_scope(reg: &Registry, g: &Gathered, opts: &Options, globals: &[Arc<Object>]) -> Vec<Dep> {
     let mine = || g.list.iter().map(|(o, _)| (o.soname.as_str(), o.dev_ino));
     let mut scope: Vec<Dep> = reg
         .host
@@ -155,6 +177,7 @@ fn lookup_scope(reg: &Registry, g: &Gathered, opts: &Options) -> Vec<Dep> {
         .filter(|h| !h.replaced_by(mine()))
         .map(|h| Dep::Host(h.clone(), None))
         .collect();
+    scope.extend(globals.iter().map(|o| Dep::Minld(o.clone())));
     scope.extend(
         g.scope
             .iter()
@@ -223,6 +246,8 @@ pub(crate) struct Pending {
     uniques: Uniques,
     namespace: u64,
     name: String,
+    /// The load's objects join the global scope once it is finished.
+    global: bool,
 }
 
 impl Pending {
@@ -235,6 +260,7 @@ impl Pending {
             uniques: Uniques::default(),
             namespace: 0,
             name: String::new(),
+            global: false,
         }
     }
 
@@ -288,6 +314,9 @@ fn finish_stages(reg: &mut Registry, p: Pending) -> Result<LoadSet, Error> {
         }
     }
     reg.by_file.retain(|_, w| w.strong_count() > 0);
+    if p.global {
+        join_global(reg, &p.set.scope);
+    }
     // Unwind tables are findable, and debuggers know the objects, before
     // any of their code runs: a constructor may throw and catch, and a
     // breakpoint may be waiting in one.
@@ -323,6 +352,28 @@ fn finish_stages(reg: &mut Registry, p: Pending) -> Result<LoadSet, Error> {
         phases::report(&p.name, p.new.len());
     }
     Ok(p.set)
+}
+
+/// RTLD_GLOBAL: the objects of a load's scope (the library and what it
+/// needs) join the process's global scope, each once, in load order.
+fn join_global(reg: &mut Registry, scope: &[Dep]) {
+    reg.global.retain(|w| w.strong_count() > 0);
+    for d in scope {
+        let o = match d {
+            Dep::Minld(o) => Some(o.clone()),
+            Dep::Back(w) => w.upgrade(),
+            Dep::Host(..) => None,
+        };
+        if let Some(o) = o {
+            if !reg
+                .global
+                .iter()
+                .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(&o)))
+            {
+                reg.global.push(Arc::downgrade(&o));
+            }
+        }
+    }
 }
 
 /// What each object's pass resolved, for the link cache.

@@ -25,6 +25,9 @@ pub(crate) struct Options {
     pub(crate) single_threaded: bool,
     /// The link cache's directory (`Loader::cache`, `MINLD_CACHE`).
     pub(crate) cache: Option<PathBuf>,
+    /// The loaded objects join the process's global scope (RTLD_GLOBAL,
+    /// `Loader::global`).
+    pub(crate) global: bool,
 }
 
 /// Whether the process runs with more privileges than its caller (setuid,
@@ -62,6 +65,7 @@ impl Options {
             cache: std::env::var_os("MINLD_CACHE")
                 .filter(|v| !v.is_empty() && !secure())
                 .map(PathBuf::from),
+            global: false,
         }
     }
 }

@@ -56,6 +56,10 @@ pub(crate) struct Object {
     /// weakly (`Dep::Back`): the scope includes the object itself and its
     /// dependents.
     pub(crate) lazy_scope: OnceLock<Vec<Dep>>,
+    /// The global scope's objects (RTLD_GLOBAL) when it was loaded: its
+    /// symbols may be bound to them without a DT_NEEDED entry naming
+    /// them, so they stay loaded while it is (glibc's `l_reldeps`).
+    pub(crate) global_deps: OnceLock<Vec<Arc<Object>>>,
 }
 
 /// A dependency: an object of minld's, or one of the host's.
