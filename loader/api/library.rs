@@ -13,8 +13,42 @@ use crate::elf::symbols::{elf_hash, Want};
 use crate::model::image::Segment;
 use crate::model::object::Dep;
 use crate::pipeline::load;
-use crate::pipeline::options::Options;
+use crate::pipeline::options::{Caller, Options};
 use crate::pipeline::reloc::resolve::{Def, Reference, Resolver, Scope, Target, UniqueTable};
+
+/// A host object as a caller (the program by `/proc/self/exe`).
+fn host_caller(h: &crate::process::host::HostObject) -> Caller {
+    let (rpath, runpath) = h.search_paths();
+    let path = if h.path.as_os_str().is_empty() {
+        std::fs::read_link("/proc/self/exe").unwrap_or_default()
+    } else {
+        h.path.clone()
+    };
+    Caller {
+        path,
+        rpath: rpath.map(str::to_string),
+        runpath: runpath.map(str::to_string),
+    }
+}
+
+/// The object containing `addr` as a caller: one of minld's, or one of
+/// the host's startup objects.
+pub(crate) fn caller_at(addr: usize) -> Option<Caller> {
+    if let Some(o) = crate::model::object::live::object_at(addr) {
+        return Some(Caller {
+            path: o.path.clone(),
+            rpath: o.dynamic.rpath.clone(),
+            runpath: o.dynamic.runpath.clone(),
+        });
+    }
+    let mut reg = crate::model::registry::lock("find the object an address is in").ok()?;
+    reg.host.refresh();
+    reg.host
+        .objects
+        .iter()
+        .find(|h| h.contains(addr))
+        .map(|h| host_caller(h))
+}
 
 /// A library loaded by minld: a counted handle (Clone shares it); dropping
 /// the last handle runs its fini functions and unmaps it, with every
@@ -118,6 +152,20 @@ impl Library {
 
     fn root(&self) -> &Dep {
         &self.inner.scope[0]
+    }
+
+    /// What a load on this library's behalf searches
+    /// (`Loader::caller`): its path, RPATH and RUNPATH.
+    pub(crate) fn as_caller(&self) -> Option<Caller> {
+        match self.root() {
+            Dep::Minld(o) => Some(Caller {
+                path: o.path.clone(),
+                rpath: o.dynamic.rpath.clone(),
+                runpath: o.dynamic.runpath.clone(),
+            }),
+            Dep::Host(h, _) => Some(host_caller(h)),
+            Dep::Back(_) => None,
+        }
     }
 
     /// The path of the library's file.

@@ -113,6 +113,28 @@ impl Loader {
         self
     }
 
+    /// Loads on behalf of `caller`, as glibc's `dlopen` does for the object
+    /// that calls it: a bare name is searched in the caller's DT_RPATH
+    /// (unless it has a DT_RUNPATH), `LD_LIBRARY_PATH`, the caller's
+    /// DT_RUNPATH, then as usual; `$ORIGIN` in the name or in those paths
+    /// is the caller's directory. Without a caller, as for a program
+    /// calling `dlopen` from code with neither, only the usual places are
+    /// searched. (glibc also tries the DT_RPATH of the objects that loaded
+    /// the caller, up to the program; minld only the caller's own.)
+    pub fn caller(mut self, caller: &Library) -> Self {
+        self.opts.caller = caller.as_caller().map(std::sync::Arc::new);
+        self
+    }
+
+    /// [`Loader::caller`] for the object whose code or data contains
+    /// `addr` (a return address, a function's address): one of minld's
+    /// libraries or one of the host's startup objects. An address in
+    /// neither leaves the load without a caller.
+    pub fn caller_at(mut self, addr: usize) -> Self {
+        self.opts.caller = library::caller_at(addr).map(std::sync::Arc::new);
+        self
+    }
+
     /// Keeps a link cache in `dir` (created, mode 0700, if missing; it must
     /// belong to the user and be writable by nobody else, and is not used
     /// otherwise): a load records what it worked out there (the files of its

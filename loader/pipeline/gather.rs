@@ -100,7 +100,12 @@ pub(crate) fn host_glibc(reg: &Registry, name: &str) -> Result<Option<Dep>, Erro
 /// Finds and opens the root; a linker script is followed to its first
 /// member, the others become the root's dependencies.
 pub(crate) fn open_root(sys: &Sys, opts: &Options, name: &str) -> Result<Root, Error> {
-    let (path, members) = match find(sys, opts, name, None)? {
+    let caller = opts.caller.as_deref().map(|c| Requester {
+        path: &c.path,
+        rpath: c.rpath.as_deref(),
+        runpath: c.runpath.as_deref(),
+    });
+    let (path, members) = match find(sys, opts, name, caller.as_ref())? {
         Found::Elf(opened) => {
             return Ok(Root {
                 opened,

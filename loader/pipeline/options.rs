@@ -28,6 +28,21 @@ pub(crate) struct Options {
     /// The loaded objects join the process's global scope (RTLD_GLOBAL,
     /// `Loader::global`).
     pub(crate) global: bool,
+    /// The object the load is made on behalf of (`Loader::caller`): its
+    /// RPATH, RUNPATH and `$ORIGIN` are searched for the root, as glibc's
+    /// dlopen searches for its caller.
+    pub(crate) caller: Option<Arc<Caller>>,
+}
+
+/// The object a load is made for, as the search needs it.
+#[derive(Debug)]
+pub(crate) struct Caller {
+    /// Its path (its directory is `$ORIGIN`).
+    pub(crate) path: PathBuf,
+    /// Its DT_RPATH.
+    pub(crate) rpath: Option<String>,
+    /// Its DT_RUNPATH.
+    pub(crate) runpath: Option<String>,
 }
 
 /// Whether the process runs with more privileges than its caller (setuid,
@@ -66,6 +81,7 @@ impl Options {
                 .filter(|v| !v.is_empty() && !secure())
                 .map(PathBuf::from),
             global: false,
+            caller: None,
         }
     }
 }

@@ -413,6 +413,17 @@ impl HostObject {
         })
     }
 
+    /// Its DT_RPATH and DT_RUNPATH (a load on its behalf searches them).
+    pub(crate) fn search_paths(&self) -> (Option<&str>, Option<&str>) {
+        let d = &self.tables.1;
+        (d.rpath.as_deref(), d.runpath.as_deref())
+    }
+
+    /// Whether `addr` lies in one of its segments.
+    pub(crate) fn contains(&self, addr: usize) -> bool {
+        self.tables.0.contains(addr, 1)
+    }
+
     /// Whether it leaves a load's scope because the load has its own copy
     /// (one of `local`, given as soname and file identity, has its soname). Never the program or glibc's own
     /// libraries, and glibc's libm or libmvec only for the real file: a
