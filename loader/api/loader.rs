@@ -113,6 +113,19 @@ impl Loader {
         self
     }
 
+    /// Whether a library the process already has, loaded by glibc (at
+    /// startup or by a `dlopen` since), is returned as glibc's copy, as
+    /// glibc's own dlopen returns it, instead of being mapped again. Off
+    /// by default: an open through minld's API maps minld's own copy, so
+    /// that minld's trace, policy and cache apply to it and its state is
+    /// its own (a second libpython is a second, uninitialised Python).
+    /// The file is found and identified as for a load (by device and
+    /// inode); a handle on glibc's copy keeps it loaded.
+    pub fn reuse_loaded(mut self, reuse: bool) -> Self {
+        self.opts.reuse_loaded = reuse;
+        self
+    }
+
     /// Loads on behalf of `caller`, as glibc's `dlopen` does for the object
     /// that calls it: a bare name is searched in the caller's DT_RPATH
     /// (unless it has a DT_RUNPATH), `LD_LIBRARY_PATH`, the caller's

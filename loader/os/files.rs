@@ -136,6 +136,12 @@ impl Sys {
         ret
     }
 
+    /// `newfstatat(AT_FDCWD, path, &st, 0)`: what a path names, following
+    /// symbolic links.
+    pub(crate) fn stat(&self, path: &CStr, note: impl Note) -> Result<FileStat, Errno> {
+        self.stat_at(path, 0, note)
+    }
+
     /// `newfstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW)`: a symbolic
     /// link is described, not followed.
     pub(crate) fn lstat(&self, path: &CStr, note: impl Note) -> Result<FileStat, Errno> {

@@ -97,6 +97,36 @@ pub(crate) fn host_glibc(reg: &Registry, name: &str) -> Result<Option<Dep>, Erro
     Ok(Some(Dep::Host(h, None)))
 }
 
+/// With `Loader::reuse_loaded`: the copy glibc already has of the file
+/// `name` finds, if it has one (the file is found, opened and identified
+/// by `fstat` as for a load, then compared with glibc's objects).
+pub(crate) fn loaded_by_glibc(
+    sys: &Sys,
+    reg: &mut Registry,
+    opts: &Options,
+    name: &str,
+) -> Result<Option<Dep>, Error> {
+    if !opts.reuse_loaded {
+        return Ok(None);
+    }
+    let caller = opts.caller.as_deref().map(|c| Requester {
+        path: &c.path,
+        rpath: c.rpath.as_deref(),
+        runpath: c.runpath.as_deref(),
+    });
+    let Found::Elf(opened) = find(sys, opts, name, caller.as_ref())? else {
+        return Ok(None);
+    };
+    let st = sys
+        .fstat(&opened.fd, "identity of the file, to compare with glibc's")
+        .map_err(|e| Error::io(&opened.path, "fstat", e))?;
+    drop(opened);
+    Ok(reg
+        .host
+        .loaded_from(sys, (st.dev, st.ino))
+        .map(|(h, pin)| Dep::Host(h, pin.map(Arc::new))))
+}
+
 /// Finds and opens the root; a linker script is followed to its first
 /// member, the others become the root's dependencies.
 pub(crate) fn open_root(sys: &Sys, opts: &Options, name: &str) -> Result<Root, Error> {

@@ -61,6 +61,13 @@ fn link_stages(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending
             as_needed: Vec::new(),
         }));
     }
+    if let Some(glibcs) = gather::loaded_by_glibc(&sys, reg, opts, name)? {
+        phases::discard();
+        return Ok(Pending::done(LoadSet {
+            scope: vec![glibcs],
+            as_needed: Vec::new(),
+        }));
+    }
     let root = gather::open_root(&sys, opts, name)?;
     let g = gather::gather(&sys, reg, opts, root)?;
     // Checked on the objects mapped, not on files opened again by name.

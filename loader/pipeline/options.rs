@@ -28,6 +28,9 @@ pub(crate) struct Options {
     /// The loaded objects join the process's global scope (RTLD_GLOBAL,
     /// `Loader::global`).
     pub(crate) global: bool,
+    /// A file glibc has loaded already is returned as glibc's copy
+    /// (`Loader::reuse_loaded`), as glibc's dlopen returns it.
+    pub(crate) reuse_loaded: bool,
     /// The object the load is made on behalf of (`Loader::caller`): its
     /// RPATH, RUNPATH and `$ORIGIN` are searched for the root, as glibc's
     /// dlopen searches for its caller.
@@ -82,6 +85,7 @@ impl Options {
                 .map(PathBuf::from),
             global: false,
             caller: None,
+            reuse_loaded: false,
         }
     }
 }

@@ -366,6 +366,33 @@ impl HostObjects {
         self.objects.iter().find(|o| o.soname == name)
     }
 
+    /// The object glibc has loaded from the file with identity `id`
+    /// (device, inode), if any: a startup object (never unloaded), or one
+    /// it opened later, then pinned. Each object's path is asked with
+    /// `stat`; the program (whose path glibc does not give) is not one.
+    pub(crate) fn loaded_from(
+        &mut self,
+        sys: &crate::os::sys::Sys,
+        id: (u64, u64),
+    ) -> Option<(Arc<HostObject>, Option<HostPin>)> {
+        let path = raw_objects().into_iter().find_map(|r| {
+            let c = std::ffi::CString::new(r.name).ok()?;
+            let st = sys
+                .stat(&c, "is it the file asked for? (reuse_loaded)")
+                .ok()?;
+            ((st.dev, st.ino) == id).then(|| c.to_string_lossy().into_owned())
+        })?;
+        if let Some(h) = self
+            .objects
+            .iter()
+            .find(|h| h.path.as_os_str() == path.as_str())
+        {
+            return Some((h.clone(), None));
+        }
+        let file = path.rsplit('/').next().unwrap_or(&path);
+        self.dependency(file).map(|(h, pin)| (h, Some(pin)))
+    }
+
     /// An object glibc loaded after startup (dlopen) under `name`, pinned so
     /// glibc cannot unload it while minld's objects use it.
     pub(crate) fn dependency(&mut self, name: &str) -> Option<(Arc<HostObject>, HostPin)> {
