@@ -51,6 +51,32 @@ fn cached_in(dir: &Path, call: bool) -> Orders {
     }
 }
 
+/// The little-endian word at `at` of a record.
+fn word(b: &[u8], at: usize) -> usize {
+    u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize
+}
+
+/// Edits the record at `rec` with `edit`, reseals it and writes it back;
+/// the bytes written.
+fn rewrite(rec: &Path, edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+    let mut bytes = std::fs::read(rec).unwrap();
+    edit(&mut bytes);
+    Loader::reseal_link_record(&mut bytes);
+    std::fs::write(rec, &bytes).unwrap();
+    bytes
+}
+
+/// The same load without the cache, for comparison.
+fn uncached(lib: &Path, o: &Orders) -> Run {
+    run(
+        lib,
+        &Orders {
+            cache: None,
+            ..o.clone()
+        },
+    )
+}
+
 /// What a child did: its dump of the relocated words, and what
 /// `MINLD_DEBUG=libs` said of the cache.
 struct Run {
@@ -583,8 +609,7 @@ fn check_link_record_never_panics_on_damaged_records() {
         let at = (next() as usize) % m.len();
         m[at] ^= 1 << (next() % 8);
         if next() % 2 == 0 && at >= 32 {
-            let sum = checksum(&m[32..]);
-            m[24..32].copy_from_slice(&sum.to_le_bytes());
+            Loader::reseal_link_record(&mut m);
             let _ = Loader::check_link_record(&m);
         } else {
             assert!(
@@ -598,8 +623,7 @@ fn check_link_record_never_panics_on_damaged_records() {
             let mut m = good.clone();
             let w = if field < 40 { 4 } else { 8 };
             m[field..field + w].copy_from_slice(&v.to_le_bytes()[..w]);
-            let sum = checksum(&m[32..]);
-            m[24..32].copy_from_slice(&sum.to_le_bytes());
+            Loader::reseal_link_record(&mut m);
             assert!(
                 Loader::check_link_record(&m).is_err(),
                 "field {field} = {v}"
@@ -607,25 +631,6 @@ fn check_link_record_never_panics_on_damaged_records() {
         }
     }
     let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The record's checksum, as `pipeline::cache::format` computes it (a
-/// test that fixes it up reaches the checks behind it).
-fn checksum(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut h = (bytes.len() as u64).wrapping_mul(K);
-    let mut words = bytes.chunks_exact(8);
-    for w in &mut words {
-        h = (h ^ u64::from_le_bytes(w.try_into().unwrap()))
-            .wrapping_mul(K)
-            .rotate_left(29);
-    }
-    let mut tail = [0u8; 8];
-    tail[..words.remainder().len()].copy_from_slice(words.remainder());
-    h = (h ^ u64::from_le_bytes(tail))
-        .wrapping_mul(K)
-        .rotate_left(29);
-    h ^ (h >> 31)
 }
 
 #[test]
@@ -675,21 +680,12 @@ fn a_record_that_does_not_fit_sends_its_object_the_normal_way_and_is_removed() {
     let libz = system("libz.so.1");
     let o = cached_in(&dir, true);
     let rec = record(&libz, &o);
-    let mut bytes = std::fs::read(&rec).unwrap();
-    let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
-    // The first object's first RELR word: an address far outside libz.
-    let relr = word(&bytes, word(&bytes, 48) + 32);
-    bytes[relr..relr + 8].copy_from_slice(&0x1000_0000u64.to_le_bytes());
-    let sum = checksum(&bytes[32..]);
-    bytes[24..32].copy_from_slice(&sum.to_le_bytes());
-    std::fs::write(&rec, &bytes).unwrap();
-    let plain = run(
-        &libz,
-        &Orders {
-            cache: None,
-            ..o.clone()
-        },
-    );
+    rewrite(&rec, |bytes| {
+        // The first object's first RELR word: an address far outside libz.
+        let relr = word(bytes, word(bytes, 48) + 32);
+        bytes[relr..relr + 8].copy_from_slice(&0x1000_0000u64.to_le_bytes());
+    });
+    let plain = uncached(&libz, &o);
     let r = run(&libz, &o);
     assert!(r.cache.contains("does not fit"), "{}", r.cache);
     assert!(
@@ -735,22 +731,13 @@ fn a_record_without_a_relative_run_applies_all_of_dt_rela_and_is_kept() {
     let libz = system("libz.so.1");
     let o = cached_in(&dir, true);
     let rec = record(&libz, &o);
-    let mut bytes = std::fs::read(&rec).unwrap();
-    let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().unwrap()) as usize;
-    let entry = word(&bytes, 48);
-    assert!(word(&bytes, entry + 24) > 0, "libz has a RELATIVE run");
-    bytes[entry + 24..entry + 32].copy_from_slice(&0u64.to_le_bytes());
-    bytes[entry + 40..entry + 48].copy_from_slice(&0u64.to_le_bytes());
-    let sum = checksum(&bytes[32..]);
-    bytes[24..32].copy_from_slice(&sum.to_le_bytes());
-    std::fs::write(&rec, &bytes).unwrap();
-    let plain = run(
-        &libz,
-        &Orders {
-            cache: None,
-            ..o.clone()
-        },
-    );
+    let bytes = rewrite(&rec, |bytes| {
+        let entry = word(bytes, 48);
+        assert!(word(bytes, entry + 24) > 0, "libz has a RELATIVE run");
+        bytes[entry + 24..entry + 32].copy_from_slice(&0u64.to_le_bytes());
+        bytes[entry + 40..entry + 48].copy_from_slice(&0u64.to_le_bytes());
+    });
+    let plain = uncached(&libz, &o);
     let r = run(&libz, &o);
     assert!(r.cache.contains("proven"), "{}", r.cache);
     assert!(!r.cache.contains("does not fit"), "{}", r.cache);

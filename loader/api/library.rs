@@ -16,6 +16,15 @@ use crate::pipeline::load;
 use crate::pipeline::options::{Caller, Options};
 use crate::pipeline::reloc::resolve::{Def, Reference, Resolver, Scope, Target, UniqueTable};
 
+/// One of minld's objects as a caller.
+fn object_caller(o: &crate::model::object::Object) -> Caller {
+    Caller {
+        path: o.path.clone(),
+        rpath: o.dynamic.rpath.clone(),
+        runpath: o.dynamic.runpath.clone(),
+    }
+}
+
 /// A host object as a caller (the program by `/proc/self/exe`).
 fn host_caller(h: &crate::process::host::HostObject) -> Caller {
     let (rpath, runpath) = h.search_paths();
@@ -35,11 +44,7 @@ fn host_caller(h: &crate::process::host::HostObject) -> Caller {
 /// the host's startup objects.
 pub(crate) fn caller_at(addr: usize) -> Option<Caller> {
     if let Some(o) = crate::model::object::live::object_at(addr) {
-        return Some(Caller {
-            path: o.path.clone(),
-            rpath: o.dynamic.rpath.clone(),
-            runpath: o.dynamic.runpath.clone(),
-        });
+        return Some(object_caller(&o));
     }
     let mut reg = crate::model::registry::lock("find the object an address is in").ok()?;
     reg.host.refresh();
@@ -158,11 +163,7 @@ impl Library {
     /// (`Loader::caller`): its path, RPATH and RUNPATH.
     pub(crate) fn as_caller(&self) -> Option<Caller> {
         match self.root() {
-            Dep::Minld(o) => Some(Caller {
-                path: o.path.clone(),
-                rpath: o.dynamic.rpath.clone(),
-                runpath: o.dynamic.runpath.clone(),
-            }),
+            Dep::Minld(o) => Some(object_caller(o)),
             Dep::Host(h, _) => Some(host_caller(h)),
             Dep::Back(_) => None,
         }

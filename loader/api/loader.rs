@@ -176,6 +176,13 @@ impl Loader {
         crate::pipeline::cache::check(bytes)
     }
 
+    /// Stores a link record's checksum anew after its bytes were edited
+    /// (for tools, tests and fuzzing that must reach the checks behind
+    /// the checksum); bytes shorter than a record's header are left alone.
+    pub fn reseal_link_record(bytes: &mut [u8]) {
+        crate::pipeline::cache::format::reseal(bytes);
+    }
+
     /// Allows objects with text relocations (DT_TEXTREL): their read-only
     /// segments are made writable while relocating. Off by default.
     pub fn allow_text_relocations(mut self, allow: bool) -> Self {

@@ -161,14 +161,7 @@ impl Sys {
             Ok(FileStat::of(&unsafe { st.assume_init() }))
         };
         if self.trace {
-            let shown = match ret {
-                Ok(st) => format!(
-                    "{{st_mode={}, st_size={}, ...}}",
-                    trace::mode(st.mode),
-                    st.size
-                ),
-                Err(_) => format!("{:#x}", st.as_ptr() as usize),
-            };
+            let shown = crate::os::sys::stat_shown(ret, st.as_ptr() as usize);
             let flags = if flags == 0 {
                 "0"
             } else {

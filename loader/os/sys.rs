@@ -184,14 +184,7 @@ impl Sys {
             Ok(FileStat::of(&st))
         };
         if self.trace {
-            let shown = match ret {
-                Ok(st) => format!(
-                    "{{st_mode={}, st_size={}, ...}}",
-                    trace::mode(st.mode),
-                    st.size
-                ),
-                Err(_) => format!("{:#x}", st.as_ptr() as usize),
-            };
+            let shown = stat_shown(ret, st.as_ptr() as usize);
             let call = format!("newfstatat({}, \"\", {}, AT_EMPTY_PATH)", fd.raw, shown);
             self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);
         }
@@ -347,6 +340,19 @@ impl Sys {
             self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);
         }
         ret
+    }
+}
+
+/// A stat call's buffer as strace prints it: the fields minld reads once
+/// filled, else the buffer's address.
+pub(super) fn stat_shown(ret: Result<FileStat, Errno>, buf: usize) -> String {
+    match ret {
+        Ok(st) => format!(
+            "{{st_mode={}, st_size={}, ...}}",
+            trace::mode(st.mode),
+            st.size
+        ),
+        Err(_) => format!("{buf:#x}"),
     }
 }
 

@@ -97,6 +97,16 @@ pub(crate) fn host_glibc(reg: &Registry, name: &str) -> Result<Option<Dep>, Erro
     Ok(Some(Dep::Host(h, None)))
 }
 
+/// The object the load is made for (`Loader::caller`), as the search asks
+/// for it.
+fn caller_of(opts: &Options) -> Option<Requester<'_>> {
+    opts.caller.as_deref().map(|c| Requester {
+        path: &c.path,
+        rpath: c.rpath.as_deref(),
+        runpath: c.runpath.as_deref(),
+    })
+}
+
 /// With `Loader::reuse_loaded`: the copy glibc already has of the file
 /// `name` finds, if it has one (the file is found, opened and identified
 /// by `fstat` as for a load, then compared with glibc's objects).
@@ -109,11 +119,7 @@ pub(crate) fn loaded_by_glibc(
     if !opts.reuse_loaded {
         return Ok(None);
     }
-    let caller = opts.caller.as_deref().map(|c| Requester {
-        path: &c.path,
-        rpath: c.rpath.as_deref(),
-        runpath: c.runpath.as_deref(),
-    });
+    let caller = caller_of(opts);
     let Found::Elf(opened) = find(sys, opts, name, caller.as_ref())? else {
         return Ok(None);
     };
@@ -130,11 +136,7 @@ pub(crate) fn loaded_by_glibc(
 /// Finds and opens the root; a linker script is followed to its first
 /// member, the others become the root's dependencies.
 pub(crate) fn open_root(sys: &Sys, opts: &Options, name: &str) -> Result<Root, Error> {
-    let caller = opts.caller.as_deref().map(|c| Requester {
-        path: &c.path,
-        rpath: c.rpath.as_deref(),
-        runpath: c.runpath.as_deref(),
-    });
+    let caller = caller_of(opts);
     let (path, members) = match find(sys, opts, name, caller.as_ref())? {
         Found::Elf(opened) => {
             return Ok(Root {

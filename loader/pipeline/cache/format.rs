@@ -150,6 +150,15 @@ pub(crate) fn checksum(bytes: &[u8]) -> u64 {
     h ^ (h >> 31)
 }
 
+/// Stores in `bytes` (a record's, at least a header long) the checksum
+/// of what follows its first 32 bytes; shorter bytes are left alone.
+pub(crate) fn reseal(bytes: &mut [u8]) {
+    if bytes.len() >= HEADER_SIZE {
+        let sum = checksum(&bytes[32..]);
+        bytes[24..32].copy_from_slice(&sum.to_le_bytes());
+    }
+}
+
 /// A little-endian u32 at `at`; 0 outside (callers check bounds first).
 pub(crate) fn u32_at(b: &[u8], at: usize) -> u32 {
     b.get(at..at + 4)

@@ -304,8 +304,7 @@ fn lay_out(
     }
     let len = w.len();
     w.patch_u64(16, len);
-    let sum = format::checksum(&w.out[32..]);
-    w.patch_u64(24, sum);
+    format::reseal(&mut w.out);
     w.out
 }
 
