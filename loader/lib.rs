@@ -56,8 +56,8 @@ pub use api::library::{Library, Symbol};
 pub use api::loader::{Loader, Prepared};
 pub use api::mapped::MappedObject;
 pub use base::error::{
-    DynamicFault, Error, ExecutableKind, Feature, HeaderFault, RelocFault, Requester, ScriptFault,
-    SegmentFault, SegmentName,
+    DynamicFault, Error, ExecutableKind, Feature, HeaderFault, Reentry, RelocFault, Requester,
+    ScriptFault, SegmentFault, SegmentName,
 };
 pub use base::relocs::RelocKind;
 pub use model::image::{LoadBias, Protection, Segment};

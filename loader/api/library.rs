@@ -426,25 +426,24 @@ impl Library {
 }
 
 /// The loader lock, with the fork handlers that keep it sound installed
-/// first (once per process). `what` names the attempt, made only for the
-/// error of a re-entrant call.
-pub(super) fn lock(what: impl FnOnce() -> String) -> Result<crate::model::registry::Locked, Error> {
+/// first (once per process). Recursive for this thread: an init function
+/// or ifunc resolver that opens a library takes it again; other threads
+/// wait.
+pub(super) fn lock() -> crate::model::registry::Held {
     crate::model::fork::install();
-    crate::model::registry::lock("").map_err(|e| match e {
-        Error::Reentrant { .. } => Error::Reentrant { what: what() },
-        e => e,
-    })
+    crate::model::registry::hold()
 }
 
 /// Loads `name` with `opts`: what [`Loader::open`](crate::Loader::open)
-/// does.
+/// does. From an init function or an ifunc resolver of another load on
+/// this thread too (a nested open, as glibc's dlopen allows).
 ///
 /// # Safety
 /// The library's init functions and ifunc resolvers run.
 pub(super) unsafe fn open_with(opts: &Options, name: &OsStr) -> Result<Library, Error> {
     let name = name.to_string_lossy();
-    let mut reg = lock(|| format!("open {name}"))?;
-    let set = load::load(opts, &mut reg, &name)?;
+    let held = lock();
+    let set = load::load(opts, &held, &name)?;
     Ok(Library::from_set(set, opts.clone()))
 }
 
