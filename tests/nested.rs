@@ -474,3 +474,92 @@ fn statistics_report_a_nested_open_apart() {
         .unwrap();
     assert!(outer_init >= nested_total, "{stderr}");
 }
+
+/// In a child of `fork`, opens the leaf and leaves with 0 if it works.
+fn child_opens_the_leaf() -> ! {
+    // SAFETY: test-libs are ours and run no harmful code.
+    let ok = match unsafe { Loader::new().open(lib("libnested_leaf.so")) } {
+        Ok(leaf) => call(&leaf, "nested_leaf_value") == 41,
+        Err(_) => false,
+    };
+    // SAFETY: leaving the child without running the parent's exit code.
+    unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+}
+
+/// Waits for child `pid`; its exit status (-1: it did not exit normally).
+fn exit_status(pid: libc::pid_t) -> i32 {
+    let mut status = 0;
+    // SAFETY: waiting for our own child, into a local.
+    let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert_eq!(r, pid);
+    if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    }
+}
+
+/// A constructor forks (its thread holds the loader lock, once for the
+/// outer open, once more for its nested open's fork): the child can still
+/// load, and so can the parent.
+#[test]
+fn a_constructor_forks_and_the_child_loads() {
+    if !in_fresh_process("a_constructor_forks_and_the_child_loads") {
+        return;
+    }
+    let _hook = install();
+    let status = std::sync::Arc::new(Mutex::new(None));
+    let seen = status.clone();
+    *BEFORE_FIRST.lock().unwrap() = Some(Box::new(move || {
+        // SAFETY: the child only loads a library and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            child_opens_the_leaf();
+        }
+        *seen.lock().unwrap() = Some(exit_status(pid));
+    }));
+    let outer = open("libnested_outer.so");
+    assert_eq!(call(&outer, "nested_outer_result"), 42);
+    assert_eq!(*status.lock().unwrap(), Some(0), "the child's load");
+}
+
+/// Another thread forks while the first is inside a nested open: the fork
+/// waits for the loader lock (the child would otherwise inherit it held
+/// by a thread it does not have), and the child can load.
+#[test]
+fn a_fork_during_a_nested_open_waits_and_the_child_loads() {
+    if !in_fresh_process("a_fork_during_a_nested_open_waits_and_the_child_loads") {
+        return;
+    }
+    std::thread::spawn(|| {
+        std::thread::sleep(Duration::from_secs(300));
+        eprintln!("a_fork_during_a_nested_open_waits_and_the_child_loads: hung for 300 s");
+        std::process::exit(3);
+    });
+    let _hook = install();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
+    let forker = std::thread::spawn(move || {
+        go_rx.recv().unwrap();
+        started_tx.send(()).unwrap();
+        // SAFETY: the child only loads a library and leaves with _exit.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+        if pid == 0 {
+            child_opens_the_leaf();
+        }
+        let first_done = FIRST_NESTED_DONE.load(Ordering::SeqCst);
+        (exit_status(pid), first_done)
+    });
+    *BEFORE_FIRST.lock().unwrap() = Some(Box::new(move || {
+        go_tx.send(()).unwrap();
+        started_rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(50));
+    }));
+    let outer = open("libnested_outer.so");
+    assert_eq!(call(&outer, "nested_outer_result"), 42);
+    let (status, first_done) = forker.join().unwrap();
+    assert_eq!(status, 0, "the child's load");
+    assert!(first_done, "the fork did not wait for the nested open");
+}
