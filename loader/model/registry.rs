@@ -244,3 +244,46 @@ pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
     o.depth += 1;
     Box::new(ForkHold(o))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// The lock is recursive for its thread, and a borrow of the registry
+    /// while this thread has it borrowed is refused, not deadlocked.
+    #[test]
+    fn recursive_for_its_thread_and_a_second_borrow_is_refused() {
+        let outer = hold();
+        let inner = hold();
+        let borrowed = inner.registry(|| "first".into()).unwrap();
+        match outer.registry(|| "second".into()) {
+            Err(Error::Reentrant { what, reason }) => {
+                assert_eq!(what, "second");
+                assert_eq!(reason, Reentry::RegistryBusy);
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => panic!("the registry borrowed twice"),
+        }
+        drop(borrowed);
+        assert!(outer.registry(|| "third".into()).is_ok());
+    }
+
+    /// Another thread waits until every level is given back.
+    #[test]
+    fn other_threads_wait_for_the_last_level() {
+        static TAKEN: AtomicBool = AtomicBool::new(false);
+        let outer = hold();
+        let inner = hold();
+        let other = std::thread::spawn(|| {
+            let _held = hold();
+            TAKEN.store(true, Ordering::SeqCst);
+        });
+        drop(inner);
+        // Still held (one level): the other thread cannot have it.
+        assert!(!TAKEN.load(Ordering::SeqCst));
+        drop(outer);
+        other.join().unwrap();
+        assert!(TAKEN.load(Ordering::SeqCst));
+    }
+}

@@ -112,6 +112,7 @@ fn link_stages(
     if opts.run_code && !opts.defer_init {
         // Their ifunc resolvers run as they are relocated, with the
         // registry given back: an open nested in one must not take them.
+        reg.unfinished.retain(|w| w.strong_count() > 0);
         reg.unfinished.extend(new.iter().map(Arc::downgrade));
     }
     drop(reg);
