@@ -34,6 +34,9 @@ static UNFINISHED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static BEFORE_FIRST: Mutex<Option<Box<dyn FnOnce() + Send>>> = Mutex::new(None);
 /// What the r_debug chain looked like right after each nested open.
 static CHAINS: Mutex<Vec<Chain>> = Mutex::new(Vec::new());
+/// Whether `Library::find_default` (which takes the loader lock) found
+/// `malloc`, asked from inside each nested open's caller.
+static FOUND_DEFAULT: Mutex<Vec<bool>> = Mutex::new(Vec::new());
 /// Set by the nested open that ran `BEFORE_FIRST`, once it is done.
 static FIRST_NESTED_DONE: AtomicBool = AtomicBool::new(false);
 
@@ -51,6 +54,10 @@ extern "C" fn api_open(name: *const c_char) -> *mut c_void {
     // SAFETY: test-libs are ours and run no harmful code.
     let opened = unsafe { Loader::new().open(lib(&name)) };
     CHAINS.lock().unwrap().push(chain());
+    FOUND_DEFAULT
+        .lock()
+        .unwrap()
+        .push(Library::find_default("malloc").is_some());
     if first {
         FIRST_NESTED_DONE.store(true, Ordering::SeqCst);
     }
@@ -232,6 +239,8 @@ fn a_constructor_opens_calls_and_keeps_a_library() {
     assert!(inside.states.iter().all(|&s| s == 0), "{inside:?}");
     assert_eq!(listed(inside, "libnested_outer.so"), 1, "{inside:?}");
     assert_eq!(listed(inside, "libnested_leaf.so"), 1, "{inside:?}");
+    // A lookup in the default scope from the constructor is served too.
+    assert_eq!(*FOUND_DEFAULT.lock().unwrap(), [true]);
     // A later open of the leaf is the same object.
     let leaf = open("libnested_leaf.so");
     assert_eq!(counter(&hook, "nested_leaf_inits"), 1);

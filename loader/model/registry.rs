@@ -96,12 +96,16 @@ struct Owner {
     thread: libc::pthread_t,
     /// How many times it holds it (nested opens hold it again).
     depth: usize,
+    /// How many other threads wait for it (none: giving it back wakes
+    /// nobody, and makes no system call).
+    waiting: usize,
 }
 
 /// The loader lock's state, and the condition other threads wait on.
 static OWNER: Mutex<Owner> = Mutex::new(Owner {
     thread: 0,
     depth: 0,
+    waiting: 0,
 });
 static FREED: Condvar = Condvar::new();
 
@@ -119,7 +123,9 @@ fn owner_when_mine() -> MutexGuard<'static, Owner> {
     let mut o = OWNER.lock().unwrap_or_else(|p| p.into_inner());
     let me = me();
     while o.depth > 0 && o.thread != me {
+        o.waiting += 1;
         o = FREED.wait(o).unwrap_or_else(|p| p.into_inner());
+        o.waiting -= 1;
     }
     o.thread = me;
     o
@@ -128,7 +134,7 @@ fn owner_when_mine() -> MutexGuard<'static, Owner> {
 /// Gives back one level of the lock held through `o`.
 fn release(o: &mut Owner) {
     o.depth -= 1;
-    if o.depth == 0 {
+    if o.depth == 0 && o.waiting > 0 {
         FREED.notify_one();
     }
 }
