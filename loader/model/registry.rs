@@ -87,6 +87,8 @@ impl Registry {
     }
 }
 
+/// The registry; its mutex is only ever taken by the loader lock's holder
+/// (see [`Held::registry`]).
 static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
 
 /// Who holds the loader lock, and how many times.
@@ -101,12 +103,14 @@ struct Owner {
     waiting: usize,
 }
 
-/// The loader lock's state, and the condition other threads wait on.
+/// The loader lock's state.
 static OWNER: Mutex<Owner> = Mutex::new(Owner {
     thread: 0,
     depth: 0,
     waiting: 0,
 });
+/// Signalled when the loader lock is given back for good (depth 0) while
+/// other threads wait for it.
 static FREED: Condvar = Condvar::new();
 
 /// The calling thread, as the lock knows it.
@@ -142,6 +146,7 @@ fn release(o: &mut Owner) {
 /// One level of the loader lock, held by this thread (not `Send`: it is
 /// given back by the thread that took it). Dropping it gives it back.
 pub(crate) struct Held {
+    /// Makes it neither `Send` nor `Sync`.
     _this_thread: PhantomData<*const ()>,
 }
 
@@ -162,7 +167,9 @@ impl Drop for Held {
 
 /// The registry, borrowed under the loader lock.
 pub(crate) struct Borrowed<'a> {
+    /// The registry's mutex, taken.
     guard: MutexGuard<'static, Registry>,
+    /// Ties the borrow to the level of the lock it was made under.
     _held: PhantomData<&'a Held>,
 }
 
@@ -210,6 +217,7 @@ impl Held {
 pub(crate) struct Locked {
     /// Declared first: given back before the lock.
     guard: MutexGuard<'static, Registry>,
+    /// The level of the loader lock it was borrowed under.
     _held: Held,
 }
 
