@@ -246,9 +246,8 @@ pub enum Error {
         feature: Feature,
     },
 
-    /// A call into minld from code minld is running (an init function, an
-    /// ifunc resolver, a constructor of a library glibc loads for it) that
-    /// it cannot serve there; nested opens, closes and lookups from init
+    /// A call into minld from code minld is running that it cannot serve
+    /// there (see [`Reentry`]); nested opens, closes and lookups from init
     /// functions and ifunc resolvers are otherwise served.
     #[error("{what}: refused, called from code minld runs: {reason}")]
     Reentrant {
@@ -297,9 +296,9 @@ pub enum Error {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Reentry {
-    /// The call came while minld was updating its registry (from code that
-    /// runs in the middle of an update, such as the constructor of a host
-    /// library glibc loads as a dependency).
+    /// The call came while minld was updating its registry, on the same
+    /// thread: no library's code runs there, but a signal handler or a
+    /// `log` logger may call in.
     RegistryBusy,
     /// The nested open needs this object, which the load it is nested in
     /// has mapped but not finished (the call came from one of that load's
@@ -314,8 +313,8 @@ impl fmt::Display for Reentry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Reentry::RegistryBusy => f.write_str(
-                "minld is in the middle of updating its registry (a constructor of a library \
-                 glibc loads for it?)",
+                "minld is in the middle of updating its registry on this thread (a call from a \
+                 signal handler or a logger?)",
             ),
             Reentry::Unfinished { path } => write!(
                 f,

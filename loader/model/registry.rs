@@ -188,8 +188,8 @@ impl std::ops::DerefMut for Borrowed<'_> {
 impl Held {
     /// Borrows the registry; `what` names the attempt for the error of a
     /// call made while this thread has it borrowed already (from code run
-    /// in the middle of an update, such as the constructor of a library
-    /// glibc loads for a dependency): refused, not deadlocked.
+    /// in the middle of an update: no library's code runs there, but a
+    /// signal handler or a `log` logger may): refused, not deadlocked.
     pub(crate) fn registry(&self, what: impl FnOnce() -> String) -> Result<Borrowed<'_>, Error> {
         let m = REGISTRY.get_or_init(Default::default);
         // Only the lock's holder (this thread) ever takes this mutex, so
