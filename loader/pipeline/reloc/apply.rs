@@ -9,11 +9,14 @@ use super::resolve::{Def, Target, Tls};
 use super::{Context, Deferred, Pass, RelocStats, Slot};
 use crate::base::error::{Error, RelocFault};
 use crate::base::relocs::{self, split_info, Class, RelocType, Width};
+use crate::elf::hash::NameHash;
+use crate::elf::symbols::Want;
+use crate::model::object::ScopeRef;
 use crate::process::tls;
 
 /// One relocation as the switch sees it.
 #[derive(Clone, Copy)]
-struct Reloc {
+pub(super) struct Reloc {
     /// Its type's row in the table.
     kind: &'static RelocType,
     /// The symbol index.
@@ -141,8 +144,66 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// The TLS classes.
-    fn tls(&self, rel: &Reloc, p: Slot, d: &Def) -> Result<(), Error> {
+    /// The TLS classes. A reference to the object's own block, while that
+    /// block is still minld's, waits for [`Pass::finish_tls`]: whether the
+    /// block moves to glibc's static TLS is known at the end of the pass.
+    fn tls(&mut self, rel: &Reloc, p: Slot, d: &Def) -> Result<(), Error> {
+        let own = self.obj.tls.as_ref().map(tls::Module::id);
+        if matches!(d.tls, Tls::Minld { modid: Some(m) } if Some(m) == own) {
+            self.pending_tls.push((*rel, p, *d));
+            return Ok(());
+        }
+        self.tls_now(rel, p, d)
+    }
+
+    /// The references to the object's own TLS block, kept by [`Pass::tls`]:
+    /// if one of them is initial-exec (TPOFF64), the block is placed in
+    /// glibc's static TLS now, its image relocated (glibc copies it into
+    /// every thread), and all of them address it there; otherwise they
+    /// address minld's block as usual.
+    pub(super) fn finish_tls(&mut self, cx: &Context<'_>) -> Result<(), Error> {
+        let pending = std::mem::take(&mut self.pending_tls);
+        let Some(first) = pending
+            .iter()
+            .find(|(rel, _, _)| rel.kind.class == Class::TlsTpOffset)
+        else {
+            for (rel, p, d) in &pending {
+                self.tls_now(rel, *p, d)?;
+            }
+            return Ok(());
+        };
+        let Some(module) = self.obj.tls.as_ref() else {
+            return Ok(());
+        };
+        let (size, align) = self
+            .obj
+            .image
+            .phdr(goblin::elf::program_header::PT_TLS)
+            .map_or((0, 0), |t| (t.p_memsz, t.p_align));
+        let dl = glibc_dl(cx.scope);
+        let sys = crate::os::sys::Sys { trace: cx.trace };
+        let block = module.make_static(sys, &dl).map_err(|e| {
+            let fault = match e {
+                tls::StaticTlsError::Full { glibc } => {
+                    RelocFault::StaticTlsFull { size, align, glibc }
+                }
+                tls::StaticTlsError::Failed { what } => RelocFault::StaticTls { size, align, what },
+            };
+            self.err(first.0.kind.number, first.0.off, fault)
+        })?;
+        let placed = Tls::Host {
+            modid: block.modid,
+            offset: Some(block.offset),
+        };
+        for (rel, p, mut d) in pending {
+            d.tls = placed;
+            self.tls_now(&rel, p, &d)?;
+        }
+        Ok(())
+    }
+
+    /// The TLS classes, the block's place known.
+    fn tls_now(&self, rel: &Reloc, p: Slot, d: &Def) -> Result<(), Error> {
         let (s, a) = (d.value, rel.addend);
         match (rel.kind.class, d.tls) {
             (
@@ -216,9 +277,8 @@ impl Pass<'_> {
             .unwrap_or_else(|| "the object's own TLS block".to_string())
     }
 
-    /// Initial-exec TLS of a library minld loads: it would need a place in
-    /// glibc's static TLS block, which only glibc can give.
-    /// `modid` is the defining module's (None: it has no PT_TLS); the error
+    /// Initial-exec TLS against a block minld keeps dynamically (another
+    /// library's, or none). `modid` is the defining module's (None: it has no PT_TLS); the error
     /// names the defining library when it is this object itself.
     fn initial_exec(&self, rel: &Reloc, modid: Option<usize>) -> Error {
         let own = self.obj.tls.as_ref().map(tls::Module::id);
@@ -286,4 +346,21 @@ impl Pass<'_> {
                 addr >= lo && addr < hi
             })
     }
+}
+
+/// glibc's dl functions as libc.so.6 in the scope defines them (its
+/// default versions), so that a `dlopen` a preloaded library interposes is
+/// not the one asked to reserve static TLS.
+fn glibc_dl(scope: &[ScopeRef<'_>]) -> tls::GlibcDl {
+    let libc = scope
+        .iter()
+        .find(|m| matches!(m, ScopeRef::Host(_)) && m.soname() == "libc.so.6");
+    tls::GlibcDl::new(|name| {
+        let m = libc?;
+        let name = name.as_bytes();
+        let (_, sym) = m
+            .symbols()
+            .lookup(name, NameHash::new(name), Want::Default)?;
+        (sym.st_value != 0).then(|| m.bias().wrapping_add(sym.st_value as usize))
+    })
 }

@@ -67,6 +67,8 @@ pub(crate) struct Context<'a> {
     /// Relocation stays on the calling thread (the sandbox's runner, whose
     /// seccomp filter has no clone).
     pub(crate) single_threaded: bool,
+    /// The load is traced (the static-TLS reservation's system calls).
+    pub(crate) trace: bool,
 }
 
 /// In a namespace, before anything is relocated: resolves every symbol the
@@ -157,6 +159,8 @@ pub(crate) fn relocate(
             pass.apply(&rela, cx, &mut stats)?;
         }
     }
+    // The object's own TLS references, once its image is relocated.
+    pass.finish_tls(cx)?;
     // IRELATIVE and the ifuncs of minld's objects are left to the caller
     // (`apply_deferred`): their resolvers are the objects' own code.
     stats.irelative = pass.deferred.len();
@@ -328,6 +332,9 @@ struct Pass<'o> {
     lazy_used: bool,
     /// Applying DT_JMPREL (whose indices the PLT pushes), not DT_RELA.
     in_jmprel: bool,
+    /// References to the object's own TLS block, applied at the end of the
+    /// pass (`Pass::finish_tls`), when its place is known.
+    pending_tls: Vec<(apply::Reloc, Slot, Def)>,
 }
 
 impl<'o> Pass<'o> {
@@ -343,6 +350,7 @@ impl<'o> Pass<'o> {
             deferred: Vec::new(),
             lazy_used: false,
             in_jmprel: false,
+            pending_tls: Vec::new(),
         }
     }
 

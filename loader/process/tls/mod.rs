@@ -21,9 +21,15 @@
 //! initial-exec TLS word of minld's own, so the fast path takes no lock and
 //! calls nothing.
 //!
-//! Initial-exec TLS of a loaded library (TPOFF64 against its own block) would
-//! need room in glibc's static TLS block, which only glibc can hand out:
-//! relocation refuses it with an error naming the library and the symbol.
+//! **Initial-exec TLS** of a loaded library (TPOFF64 against its own
+//! block, DF_STATIC_TLS) needs a block at a fixed offset from the thread
+//! pointer in every thread: room in glibc's static TLS, which only glibc
+//! hands out. [`Module::make_static`] has glibc reserve it (`surplus`,
+//! with the object `stub` builds); the module's code then addresses that
+//! block (its DTPMOD64 and TLS descriptors too), and glibc initialises it
+//! in every thread, existing and new. When glibc's surplus is exhausted
+//! the load fails with the sizes. Initial-exec references to another
+//! library's dynamic block are still refused.
 //!
 //! The assembly (the entry points loaded code calls and the vector-state
 //! save and restore) is in `asm`; this file is the bookkeeping behind it.
@@ -37,13 +43,18 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+use crate::os::sys::Sys;
+
 mod asm;
+mod stub;
+mod surplus;
 
 use asm::{current, set_current};
 pub(crate) use asm::{
     init_save_area, restore_vector_state, save_vector_state, tls_get_addr, tlsdesc_dynamic,
     tlsdesc_static, SAVE_SIZE, USE_XSAVE, XSAVE_MASK,
 };
+pub(crate) use surplus::{GlibcDl, StaticBlock, StaticTlsError};
 
 /// Module ids of minld's TLS modules start here. glibc numbers its modules
 /// from 1 and keeps them small (its dtv grows with the largest id), so the
@@ -130,11 +141,15 @@ pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
     Box::new(state())
 }
 
-/// A registered TLS module; unregistering (drop) frees every thread's block.
+/// A registered TLS module; unregistering (drop) frees every thread's block
+/// (and gives its static block, if it has one, back to glibc).
 #[derive(Debug)]
 pub(crate) struct Module {
     /// Its slot in [`State::modules`].
     slot: usize,
+    /// Its block in glibc's static TLS, once it has one (initial-exec
+    /// TLS): then the module is addressed through it only.
+    fixed: OnceLock<StaticBlock>,
 }
 
 impl Module {
@@ -168,7 +183,48 @@ impl Module {
                 st.modules.len() - 1
             }
         };
-        Some(Module { slot })
+        Some(Module {
+            slot,
+            fixed: OnceLock::new(),
+        })
+    }
+
+    /// Its block in glibc's static TLS, if it has one.
+    pub(crate) fn static_block(&self) -> Option<&StaticBlock> {
+        self.fixed.get()
+    }
+
+    /// Gives the module a block in glibc's static TLS (see `surplus`),
+    /// initialised from its image (relocated by now) in every thread; the
+    /// block it already has if asked again. Call before any code uses the
+    /// module's TLS: a thread's dynamic block would not be the static one.
+    pub(crate) fn make_static(
+        &self,
+        sys: Sys,
+        dl: &GlibcDl,
+    ) -> Result<&StaticBlock, StaticTlsError> {
+        if let Some(b) = self.fixed.get() {
+            return Ok(b);
+        }
+        let info = state().modules.get(self.slot).copied().flatten();
+        let Some(info) = info else {
+            return Err(StaticTlsError::Failed {
+                what: "the module is not registered".to_string(),
+            });
+        };
+        // SAFETY: `register`'s caller checked that the image lies in the
+        // object's mapped segments, which live as long as the module.
+        let image = unsafe { std::slice::from_raw_parts(info.image as *const u8, info.file_size) };
+        let align = info.layout.align();
+        let block = surplus::allocate(
+            sys,
+            dl,
+            image,
+            info.layout.size(),
+            align,
+            info.image % align,
+        )?;
+        Ok(self.fixed.get_or_init(|| block))
     }
 
     /// The module id code passes to `__tls_get_addr`.
