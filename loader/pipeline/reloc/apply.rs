@@ -182,15 +182,19 @@ impl Pass<'_> {
             .map_or((0, 0), |t| (t.p_memsz, t.p_align));
         let dl = glibc_dl(cx.scope);
         let sys = crate::os::sys::Sys { trace: cx.trace };
-        let block = module.make_static(sys, &dl).map_err(|e| {
-            let fault = match e {
-                tls::StaticTlsError::Full { glibc } => {
-                    RelocFault::StaticTlsFull { size, align, glibc }
-                }
-                tls::StaticTlsError::Failed { what } => RelocFault::StaticTls { size, align, what },
-            };
-            self.err(first.0.kind.number, first.0.off, fault)
-        })?;
+        let block = module
+            .make_static(&self.obj.soname, sys, &dl)
+            .map_err(|e| {
+                let fault = match e {
+                    tls::StaticTlsError::Full { glibc } => {
+                        RelocFault::StaticTlsFull { size, align, glibc }
+                    }
+                    tls::StaticTlsError::Failed { what } => {
+                        RelocFault::StaticTls { size, align, what }
+                    }
+                };
+                self.err(first.0.kind.number, first.0.off, fault)
+            })?;
         let placed = Tls::Host {
             modid: block.modid,
             offset: Some(block.offset),

@@ -198,8 +198,10 @@ impl Module {
     /// initialised from its image (relocated by now) in every thread; the
     /// block it already has if asked again. Call before any code uses the
     /// module's TLS: a thread's dynamic block would not be the static one.
+    /// `name` is the library's, for the trace.
     pub(crate) fn make_static(
         &self,
+        name: &str,
         sys: Sys,
         dl: &GlibcDl,
     ) -> Result<&StaticBlock, StaticTlsError> {
@@ -217,6 +219,7 @@ impl Module {
         let image = unsafe { std::slice::from_raw_parts(info.image as *const u8, info.file_size) };
         let align = info.layout.align();
         let block = surplus::allocate(
+            name,
             sys,
             dl,
             image,

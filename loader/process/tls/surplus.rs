@@ -126,8 +126,11 @@ const RTLD_DI_TLS_MODID: c_int = 9;
 
 /// Has glibc reserve a block of its static TLS of `mem_size` bytes aligned
 /// to `align`, starting as `image` (the rest zeroed) in every thread;
-/// `phase` is the library's PT_TLS p_vaddr modulo `align`.
+/// `phase` is the library's PT_TLS p_vaddr modulo `align`, `name` the
+/// library's (in the memfd's name and the trace).
+#[allow(clippy::too_many_arguments)] // the block's four, the library, the means
 pub(crate) fn allocate(
+    name: &str,
     sys: Sys,
     dl: &GlibcDl,
     image: &[u8],
@@ -140,11 +143,16 @@ pub(crate) fn allocate(
         return Err(failed(format!("alignment {align:#x} not supported")));
     }
     let stub = stub::build(image, mem_size, align, phase);
-    let why = "an object whose PT_TLS reserves the block in glibc's static TLS";
+    let why = format!(
+        "{name}: initial-exec TLS ({mem_size:#x} bytes, align {align}): \
+         an object for glibc's dlopen, whose PT_TLS reserves the block in its static TLS"
+    );
+    let memfd_name = CString::new(format!("minld-static-tls:{name}"))
+        .unwrap_or_else(|_| c"minld-static-tls".to_owned());
     let file = sys
-        .memfd_create(c"minld-static-tls", why)
+        .memfd_create(&memfd_name, &why)
         .map_err(|e| failed(format!("memfd_create: {e}")))?;
-    sys.write_all(&file, &stub.bytes, why)
+    sys.write_all(&file, &stub.bytes, &why)
         .map_err(|e| failed(format!("writing the memfd: {e}")))?;
     let path = CString::new(format!("/proc/self/fd/{}", file.raw)).expect("no NUL in a number");
     // SAFETY: glibc's dlopen of a file holding only the stub: no
