@@ -360,11 +360,20 @@ fn glibc_dl(scope: &[ScopeRef<'_>]) -> tls::GlibcDl {
         .iter()
         .find(|m| matches!(m, ScopeRef::Host(_)) && m.soname() == "libc.so.6");
     tls::GlibcDl::new(|name| {
-        let m = libc?;
-        let name = name.as_bytes();
-        let (_, sym) = m
-            .symbols()
-            .lookup(name, NameHash::new(name), Want::Default)?;
-        (sym.st_value != 0).then(|| m.bias().wrapping_add(sym.st_value as usize))
+        let found = libc.and_then(|m| {
+            let (_, sym) = m.symbols().lookup(
+                name.as_bytes(),
+                NameHash::new(name.as_bytes()),
+                Want::Default,
+            )?;
+            (sym.st_value != 0).then(|| m.bias().wrapping_add(sym.st_value as usize))
+        });
+        match found {
+            Some(at) => log::debug!("static TLS: glibc's {name} at {at:#x}, from libc.so.6"),
+            None => log::debug!(
+                "static TLS: {name} not found in libc.so.6 of the scope; minld's own binding used"
+            ),
+        }
+        found
     })
 }
