@@ -27,7 +27,9 @@
 //! hands out. [`Module::make_static`] has glibc reserve it (`surplus`,
 //! with the object `stub` builds); the module's code then addresses that
 //! block (its DTPMOD64 and TLS descriptors too), and glibc initialises it
-//! in every thread, existing and new. When glibc's surplus is exhausted
+//! in every thread, existing and new. minld's module id for it still
+//! works: a thread's slot then points at the static block (nothing is
+//! allocated or freed for it). When glibc's surplus is exhausted
 //! the load fails with the sizes. Initial-exec references to another
 //! library's dynamic block are still refused.
 //!
@@ -80,6 +82,11 @@ struct ModuleInfo {
     file_size: usize,
     /// The block's size and alignment.
     layout: Layout,
+    /// The offset from the thread pointer of its block in glibc's static
+    /// TLS, once it has one: a thread's slot then points there (nothing
+    /// allocated, nothing to free), so minld's module id reaches the same
+    /// block as glibc's.
+    fixed: Option<isize>,
 }
 
 /// One thread's blocks: `len` followed by `len` block pointers, indexed by
@@ -171,6 +178,7 @@ impl Module {
             image,
             file_size,
             layout,
+            fixed: None,
         };
         let mut st = state();
         let slot = match st.modules.iter().position(Option::is_none) {
@@ -227,7 +235,11 @@ impl Module {
             align,
             info.image % align,
         )?;
-        Ok(self.fixed.get_or_init(|| block))
+        let block = self.fixed.get_or_init(|| block);
+        if let Some(Some(info)) = state().modules.get_mut(self.slot) {
+            info.fixed = Some(block.offset);
+        }
+        Ok(block)
     }
 
     /// The module id code passes to `__tls_get_addr`.
@@ -248,7 +260,7 @@ impl Drop for Module {
             unsafe {
                 if (*t.0).len > self.slot {
                     let p = Table::slot(t.0, self.slot).swap(ptr::null_mut(), Ordering::AcqRel);
-                    if !p.is_null() {
+                    if !p.is_null() && info.fixed.is_none() {
                         std::alloc::dealloc(p, info.layout);
                     }
                 }
@@ -288,6 +300,10 @@ extern "C" fn tls_slow(ti: *const TlsIndex) -> *mut u8 {
     // SAFETY: slot < len after growing.
     let cell = unsafe { Table::slot(table, slot) };
     let mut block = cell.load(Ordering::Acquire);
+    if let (true, Some(offset)) = (block.is_null(), info.fixed) {
+        block = (crate::process::host::thread_pointer() as isize + offset) as *mut u8;
+        cell.store(block, Ordering::Release);
+    }
     if block.is_null() {
         // SAFETY: the layout has a non-zero size.
         block = unsafe { std::alloc::alloc(info.layout) };
@@ -412,7 +428,9 @@ unsafe extern "C" fn thread_exit(p: *mut c_void) {
         for i in 0..len {
             let b = Table::slot(table, i).swap(ptr::null_mut(), Ordering::AcqRel);
             if let (false, Some(Some(info))) = (b.is_null(), st.modules.get(i)) {
-                std::alloc::dealloc(b, info.layout);
+                if info.fixed.is_none() {
+                    std::alloc::dealloc(b, info.layout);
+                }
             }
         }
         if current() == table {
@@ -473,5 +491,32 @@ mod tests {
         // enough for the slot.
         let cleared = unsafe { Table::slot(current(), slot).load(Ordering::Acquire) };
         assert!(cleared.is_null(), "unloading frees every thread's block");
+    }
+
+    #[test]
+    fn a_static_block_is_reached_through_both_module_ids() {
+        let image: &'static [u8] = &[5, 6, 7, 8];
+        let m = Module::register(image.as_ptr() as usize, 4, 48, 16).unwrap();
+        let dl = GlibcDl::new(|_| None);
+        let block = m.make_static("unit", Sys { trace: false }, &dl).unwrap();
+        let (glibc, offset) = (block.modid, block.offset);
+        assert!(glibc < MODID_BASE && offset < 0);
+        let ours = TlsIndex {
+            module: m.id(),
+            offset: 1,
+        };
+        let check = move || {
+            let tp = crate::process::host::thread_pointer() as isize;
+            let at = tls_slow(&ours) as isize;
+            assert_eq!(at, tp + offset + 1, "minld's id: the static block");
+            assert_eq!(address(glibc, 1) as isize, at, "glibc's id: the same");
+            // SAFETY: the block's second byte, initialised by glibc.
+            assert_eq!(unsafe { *(at as *const u8) }, 6);
+            at
+        };
+        let here = check();
+        let there = std::thread::spawn(check).join().unwrap();
+        assert_ne!(here, there, "each thread has its own");
+        drop(m); // clears the slots, frees nothing, closes the stub
     }
 }
