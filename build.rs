@@ -648,6 +648,15 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &["-mtls-dialect=gnu2"],
         ..LIB
     },
+    // Needs libtls_ie.so and an undefined function: fails after
+    // libtls_ie.so's static block was reserved.
+    Artifact {
+        name: "libtls_ie_user.so",
+        sources: &["tls_ie_user.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libtls_ie.so"],
+        ..LIB
+    },
     // A 1 MiB initial-exec block: more than glibc's surplus static TLS.
     Artifact {
         name: "libtls_ie_huge.so",

@@ -234,6 +234,66 @@ fn an_exhausted_surplus_is_an_error_with_the_sizes() {
     Ie::new(&l).exercise(&l, 1, "after the failure");
 }
 
+/// A load that fails after a library's block was reserved (its dependent
+/// has an undefined symbol) gives everything back: the stub is closed, its
+/// memfd too, and glibc reuses the room (200 failures do not exhaust the
+/// surplus).
+#[test]
+fn a_failed_load_gives_the_static_block_back() {
+    if !in_fresh_process("a_failed_load_gives_the_static_block_back") {
+        return;
+    }
+    let fds = fd_count();
+    for _ in 0..200 {
+        // SAFETY: a test-lib; the load fails before any code runs.
+        match unsafe { Loader::new().open(lib("libtls_ie_user.so")) } {
+            Err(Error::UndefinedSymbol { name, .. }) => assert_eq!(name, "minld_tls_ie_missing"),
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => panic!("libtls_ie_user.so loaded"),
+        }
+    }
+    assert_eq!(fd_count(), fds, "descriptors left open");
+    assert!(
+        !maps_text().contains("minld-static-tls"),
+        "a stub is still mapped"
+    );
+    assert!(!common::libs::mapped("libtls_ie.so"));
+    let l = open("libtls_ie.so");
+    Ie::new(&l).exercise(&l, 1, "after 200 failed loads");
+}
+
+/// After fork the child has the parent's static block, with what the
+/// parent's thread wrote; a thread the child starts gets initial values.
+#[test]
+fn a_forked_child_keeps_the_static_block() {
+    if !in_fresh_process("a_forked_child_keeps_the_static_block") {
+        return;
+    }
+    let l = Arc::new(open("libtls_ie.so"));
+    let ie = Ie::new(&l);
+    (ie.scribble)(42);
+    // SAFETY: the child calls into the loaded library and starts one
+    // thread, then leaves with _exit.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
+    if pid == 0 {
+        let kept = (ie.check_scribbled)(42);
+        let l2 = l.clone();
+        let fresh = thread::spawn(move || (Ie::new(&l2).check_initial)())
+            .join()
+            .unwrap_or(-1);
+        // SAFETY: ends the child without running the parent's handlers.
+        unsafe { libc::_exit(if kept == 0 && fresh == 0 { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waiting for our own child.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child status {status:#x}"
+    );
+}
+
 /// glibc's copy of a system library, by `dlopen`, and the address it was
 /// loaded at.
 fn glibc_open(path: &str) -> (*mut c_void, usize) {
