@@ -657,6 +657,14 @@ const ARTIFACTS: &[Artifact] = &[
         deps: &["libtls_ie.so"],
         ..LIB
     },
+    // Initial-exec access to libtls_owner.so's (general-dynamic) variable.
+    Artifact {
+        name: "libtls_ie_foreign.so",
+        sources: &["tls_ie_foreign.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libtls_owner.so"],
+        ..LIB
+    },
     // A 1 MiB initial-exec block: more than glibc's surplus static TLS.
     Artifact {
         name: "libtls_ie_huge.so",

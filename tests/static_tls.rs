@@ -294,6 +294,76 @@ fn a_forked_child_keeps_the_static_block() {
     );
 }
 
+/// `int *f(void)` of `l`.
+fn addr_fn(l: &Library, name: &str) -> extern "C" fn() -> *mut c_int {
+    // SAFETY: the functions named here are `int *f(void)`.
+    *unsafe { l.get::<extern "C" fn() -> *mut c_int>(name) }.unwrap()
+}
+
+/// Initial-exec access to another library's block: loading
+/// libtls_ie_foreign.so places its dependency libtls_owner.so's block in
+/// static TLS; the owner's own general-dynamic code (minld's module id)
+/// and the initial-exec code reach the same variable in every thread.
+#[test]
+fn initial_exec_into_a_dependencys_block() {
+    if !in_fresh_process("initial_exec_into_a_dependencys_block") {
+        return;
+    }
+    let l = Arc::new(open("libtls_ie_foreign.so"));
+    let check = move |l: &Library| {
+        let ie = addr_fn(l, "tls_ie_foreign_addr")();
+        let owner = addr_fn(l, "tls_owner_addr")();
+        assert_eq!(ie, owner, "the same variable");
+        let tp = thread_pointer();
+        assert!(
+            (ie as usize) < tp && tp - (ie as usize) < 1 << 16,
+            "in static TLS"
+        );
+        // SAFETY: this thread's tls_shared_counter.
+        unsafe {
+            assert_eq!(*ie, 5, "initial value");
+            *ie += 1;
+        }
+        ie as usize
+    };
+    let here = check(&l);
+    let l2 = l.clone();
+    let there = thread::spawn(move || check(&l2)).join().unwrap();
+    assert_ne!(here, there);
+}
+
+/// The same after the owner's block was allocated dynamically in a thread
+/// (its code ran first): the block cannot move, and the load fails saying
+/// so, as glibc's does ("cannot allocate memory in static TLS block").
+#[test]
+fn initial_exec_into_a_block_already_in_use_is_refused() {
+    if !in_fresh_process("initial_exec_into_a_block_already_in_use_is_refused") {
+        return;
+    }
+    let owner = open("libtls_owner.so");
+    // SAFETY: this thread's tls_shared_counter (allocated now, by minld).
+    assert_eq!(unsafe { *addr_fn(&owner, "tls_owner_addr")() }, 5);
+    // SAFETY: a test-lib; the load fails before any of its code runs.
+    let e = match unsafe { Loader::new().open(lib("libtls_ie_foreign.so")) } {
+        Ok(_) => panic!("loaded with the owner's block in use"),
+        Err(e) => e,
+    };
+    let msg = e.to_string();
+    assert!(
+        matches!(&e, Error::Relocation { fault: minld::RelocFault::StaticTls { .. }, path, .. }
+            if path.ends_with("libtls_ie_foreign.so")),
+        "{e:?}"
+    );
+    assert!(
+        msg.contains("libtls_owner.so") && msg.contains("already allocated"),
+        "{msg}"
+    );
+    assert!(
+        !maps_text().contains("minld-static-tls"),
+        "a stub is still mapped"
+    );
+}
+
 /// glibc's copy of a system library, by `dlopen`, and the address it was
 /// loaded at.
 fn glibc_open(path: &str) -> (*mut c_void, usize) {

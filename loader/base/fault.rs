@@ -478,13 +478,11 @@ pub enum RelocFault {
     /// The host module defining the TLS symbol has no static TLS block.
     #[error("the defining host module has no static TLS block")]
     NoStaticTlsBlock,
-    /// Initial-exec TLS against another library's block that minld keeps
-    /// dynamically (only a library's own block, one with TPOFF64 against
-    /// it from its own relocations, is placed in glibc's static TLS).
+    /// Initial-exec TLS against a block minld cannot place in static TLS
+    /// (a symbol of an object without PT_TLS, or one outside the scope).
     #[error(
-        "initial-exec thread-local storage ({symbol}{}): the block is not in static TLS \
-         (minld places a library's own block there, not one another library it loaded \
-         already allocates per thread; DF_STATIC_TLS{})",
+        "initial-exec thread-local storage ({symbol}{}): the block cannot be placed in \
+         glibc's static TLS (DF_STATIC_TLS{})",
         .defined_by.as_ref().map(|p| format!(", defined by {}", p.display())).unwrap_or_default(),
         if *.static_tls { " is set" } else { "" }
     )]

@@ -9,20 +9,17 @@ use super::resolve::{Def, Target, Tls};
 use super::{Context, Deferred, Pass, RelocStats, Slot};
 use crate::base::error::{Error, RelocFault};
 use crate::base::relocs::{self, split_info, Class, RelocType, Width};
-use crate::elf::hash::NameHash;
-use crate::elf::symbols::Want;
-use crate::model::object::ScopeRef;
 use crate::process::tls;
 
 /// One relocation as the switch sees it.
 #[derive(Clone, Copy)]
 pub(super) struct Reloc {
     /// Its type's row in the table.
-    kind: &'static RelocType,
+    pub(super) kind: &'static RelocType,
     /// The symbol index.
     symi: usize,
     /// r_offset.
-    off: u64,
+    pub(super) off: u64,
     /// r_addend.
     addend: i64,
 }
@@ -69,6 +66,12 @@ impl Pass<'_> {
             _ => {
                 stats.symbolic += 1;
                 let def = self.resolve(symi, t, rel.off, cx, stats)?;
+                let def = match def {
+                    Some(d) if kind.class == Class::TlsTpOffset => {
+                        Some(self.initial_exec_elsewhere(&rel, d, cx)?)
+                    }
+                    d => d,
+                };
                 self.symbolic(&rel, def)
             }
         }
@@ -156,58 +159,8 @@ impl Pass<'_> {
         self.tls_now(rel, p, d)
     }
 
-    /// The references to the object's own TLS block, kept by [`Pass::tls`]:
-    /// if one of them is initial-exec (TPOFF64), the block is placed in
-    /// glibc's static TLS now, its image relocated (glibc copies it into
-    /// every thread), and all of them address it there; otherwise they
-    /// address minld's block as usual.
-    pub(super) fn finish_tls(&mut self, cx: &Context<'_>) -> Result<(), Error> {
-        let pending = std::mem::take(&mut self.pending_tls);
-        let Some(first) = pending
-            .iter()
-            .find(|(rel, _, _)| rel.kind.class == Class::TlsTpOffset)
-        else {
-            for (rel, p, d) in &pending {
-                self.tls_now(rel, *p, d)?;
-            }
-            return Ok(());
-        };
-        let Some(module) = self.obj.tls.as_ref() else {
-            return Ok(());
-        };
-        let (size, align) = self
-            .obj
-            .image
-            .phdr(goblin::elf::program_header::PT_TLS)
-            .map_or((0, 0), |t| (t.p_memsz, t.p_align));
-        let dl = glibc_dl(cx.scope);
-        let sys = crate::os::sys::Sys { trace: cx.trace };
-        let block = module
-            .make_static(&self.obj.soname, sys, &dl)
-            .map_err(|e| {
-                let fault = match e {
-                    tls::StaticTlsError::Full { glibc } => {
-                        RelocFault::StaticTlsFull { size, align, glibc }
-                    }
-                    tls::StaticTlsError::Failed { what } => {
-                        RelocFault::StaticTls { size, align, what }
-                    }
-                };
-                self.err(first.0.kind.number, first.0.off, fault)
-            })?;
-        let placed = Tls::Host {
-            modid: block.modid,
-            offset: Some(block.offset),
-        };
-        for (rel, p, mut d) in pending {
-            d.tls = placed;
-            self.tls_now(&rel, p, &d)?;
-        }
-        Ok(())
-    }
-
     /// The TLS classes, the block's place known.
-    fn tls_now(&self, rel: &Reloc, p: Slot, d: &Def) -> Result<(), Error> {
+    pub(super) fn tls_now(&self, rel: &Reloc, p: Slot, d: &Def) -> Result<(), Error> {
         let (s, a) = (d.value, rel.addend);
         match (rel.kind.class, d.tls) {
             (
@@ -350,30 +303,4 @@ impl Pass<'_> {
                 addr >= lo && addr < hi
             })
     }
-}
-
-/// glibc's dl functions as libc.so.6 in the scope defines them (its
-/// default versions), so that a `dlopen` a preloaded library interposes is
-/// not the one asked to reserve static TLS.
-fn glibc_dl(scope: &[ScopeRef<'_>]) -> tls::GlibcDl {
-    let libc = scope
-        .iter()
-        .find(|m| matches!(m, ScopeRef::Host(_)) && m.soname() == "libc.so.6");
-    tls::GlibcDl::new(|name| {
-        let found = libc.and_then(|m| {
-            let (_, sym) = m.symbols().lookup(
-                name.as_bytes(),
-                NameHash::new(name.as_bytes()),
-                Want::Default,
-            )?;
-            (sym.st_value != 0).then(|| m.bias().wrapping_add(sym.st_value as usize))
-        });
-        match found {
-            Some(at) => log::debug!("static TLS: glibc's {name} at {at:#x}, from libc.so.6"),
-            None => log::debug!(
-                "static TLS: {name} not found in libc.so.6 of the scope; minld's own binding used"
-            ),
-        }
-        found
-    })
 }

@@ -14,7 +14,8 @@
 //! `base::relocs`; `resolve` is the one symbol resolution, which
 //! relocation, lazy binding (`lazy`) and `Library::get` share; `relative`
 //! holds RELR and the RELATIVE fast path; `interpose` the host functions
-//! minld replaces.
+//! minld replaces; `static_tls` places initial-exec TLS blocks in glibc's
+//! static TLS.
 
 mod apply;
 pub(crate) mod interpose;
@@ -22,6 +23,7 @@ pub(crate) mod lazy;
 mod recorded;
 pub(crate) mod relative;
 pub(crate) mod resolve;
+mod static_tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -30,8 +30,8 @@
 //! in every thread, existing and new. minld's module id for it still
 //! works: a thread's slot then points at the static block (nothing is
 //! allocated or freed for it). When glibc's surplus is exhausted
-//! the load fails with the sizes. Initial-exec references to another
-//! library's dynamic block are still refused.
+//! the load fails with the sizes. An initial-exec reference to another
+//! library's block moves that block too, unless a thread already has it.
 //!
 //! The assembly (the entry points loaded code calls and the vector-state
 //! save and restore) is in `asm`; this file is the bookkeeping behind it.
@@ -204,19 +204,28 @@ impl Module {
 
     /// Gives the module a block in glibc's static TLS (see `surplus`),
     /// initialised from its image (relocated by now) in every thread; the
-    /// block it already has if asked again. Call before any code uses the
-    /// module's TLS: a thread's dynamic block would not be the static one.
-    /// `name` is the library's, for the trace.
+    /// block it already has if asked again. Refused once a thread has a
+    /// block of it from minld (glibc too never moves a block it allocated
+    /// dynamically). `name` is the library's, for the trace.
     pub(crate) fn make_static(
         &self,
         name: &str,
         sys: Sys,
         dl: &GlibcDl,
     ) -> Result<&StaticBlock, StaticTlsError> {
+        /// One module made static at a time (two loads sharing a library).
+        static ONE: Mutex<()> = Mutex::new(());
+        let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(b) = self.fixed.get() {
             return Ok(b);
         }
-        let info = state().modules.get(self.slot).copied().flatten();
+        let info = {
+            let st = state();
+            if self.in_use(&st) {
+                return Err(StaticTlsError::InUse);
+            }
+            st.modules.get(self.slot).copied().flatten()
+        };
         let Some(info) = info else {
             return Err(StaticTlsError::Failed {
                 what: "the module is not registered".to_string(),
@@ -226,20 +235,35 @@ impl Module {
         // object's mapped segments, which live as long as the module.
         let image = unsafe { std::slice::from_raw_parts(info.image as *const u8, info.file_size) };
         let align = info.layout.align();
-        let block = surplus::allocate(
-            name,
-            sys,
-            dl,
-            image,
-            info.layout.size(),
-            align,
-            info.image % align,
-        )?;
-        let block = self.fixed.get_or_init(|| block);
-        if let Some(Some(info)) = state().modules.get_mut(self.slot) {
+        let phase = info.image % align;
+        let size = info.layout.size();
+        let block = surplus::allocate(name, sys, dl, image, size, align, phase)?;
+        let mut st = state();
+        // A thread may have taken a block of its own meanwhile (dropping
+        // `block` gives glibc's back).
+        if self.in_use(&st) {
+            return Err(StaticTlsError::InUse);
+        }
+        if let Some(Some(info)) = st.modules.get_mut(self.slot) {
             info.fixed = Some(block.offset);
         }
-        Ok(block)
+        drop(st);
+        Ok(self.fixed.get_or_init(|| block))
+    }
+
+    /// Whether some thread has a block of this module (from minld's slow
+    /// path).
+    fn in_use(&self, st: &State) -> bool {
+        st.threads.iter().any(|t| {
+            // SAFETY: listed tables are live; their length only changes
+            // under the lock the caller holds.
+            unsafe {
+                (*t.0).len > self.slot
+                    && !Table::slot(t.0, self.slot)
+                        .load(Ordering::Acquire)
+                        .is_null()
+            }
+        })
     }
 
     /// The module id code passes to `__tls_get_addr`.

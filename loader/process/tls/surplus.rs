@@ -77,6 +77,9 @@ pub(crate) enum StaticTlsError {
         /// What glibc's dlopen said.
         glibc: String,
     },
+    /// A thread already has a block of the module from minld, which cannot
+    /// be moved.
+    InUse,
     /// Anything else (the memfd, glibc's dlopen, what it answered).
     Failed {
         /// What went wrong.
