@@ -143,9 +143,19 @@ fn state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The TLS lock, held across a fork (see `fork`).
+/// Held while a module is made static ([`Module::make_static`]): one at
+/// a time (two loads may share a library). Taken before [`STATE`].
+static MAKING_STATIC: Mutex<()> = Mutex::new(());
+
+/// Locks [`MAKING_STATIC`]; a panic while it was held does not poison it.
+fn making_static() -> MutexGuard<'static, ()> {
+    MAKING_STATIC.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The TLS locks, held across a fork (see `fork`), in their order.
 pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
-    Box::new(state())
+    let one = making_static();
+    Box::new((one, state()))
 }
 
 /// A registered TLS module; unregistering (drop) frees every thread's block
@@ -213,9 +223,7 @@ impl Module {
         sys: Sys,
         dl: &GlibcDl,
     ) -> Result<&StaticBlock, StaticTlsError> {
-        /// One module made static at a time (two loads sharing a library).
-        static ONE: Mutex<()> = Mutex::new(());
-        let _one = ONE.lock().unwrap_or_else(|p| p.into_inner());
+        let _one = making_static();
         if let Some(b) = self.fixed.get() {
             return Ok(b);
         }
