@@ -234,9 +234,9 @@ impl Pass<'_> {
             .unwrap_or_else(|| "the object's own TLS block".to_string())
     }
 
-    /// Initial-exec TLS against a block minld keeps dynamically (another
-    /// library's, or none). `modid` is the defining module's (None: it has no PT_TLS); the error
-    /// names the defining library when it is this object itself.
+    /// Initial-exec TLS against a block that cannot be placed in static
+    /// TLS. `modid` is the defining module's (None: it has no PT_TLS); the
+    /// error names the defining library when it is this object itself.
     fn initial_exec(&self, rel: &Reloc, modid: Option<usize>) -> Error {
         let own = self.obj.tls.as_ref().map(tls::Module::id);
         self.err(
