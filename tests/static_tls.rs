@@ -155,6 +155,40 @@ fn initial_exec_block_with_tls_descriptors() {
     threads_before_and_after("libtls_ie_desc.so");
 }
 
+/// With lazy binding the block is placed the same way (TLS relocations are
+/// never lazy), and `Loader::link`, which runs none of the library's code,
+/// places it too: `Library::get` of its variables gives this thread's
+/// static block, at the initial values glibc copied in.
+#[test]
+fn initial_exec_with_lazy_binding_and_link_only() {
+    if !in_fresh_process("initial_exec_with_lazy_binding_and_link_only") {
+        return;
+    }
+    // SAFETY: a test-lib.
+    let lazy =
+        Arc::new(unsafe { Loader::new().bind_now(false).open(lib("libtls_ie.so")) }.unwrap());
+    let l2 = lazy.clone();
+    thread::spawn(move || Ie::new(&l2).exercise(&l2, 3, "lazy, thread"))
+        .join()
+        .unwrap();
+    Ie::new(&lazy).exercise(&lazy, 4, "lazy, main thread");
+    let linked = Loader::new().link(lib("libtls_ie_desc.so")).unwrap();
+    // SAFETY: only addresses and the ints behind them are read.
+    let (var, gd) = unsafe {
+        (
+            *linked.get::<*mut c_int>("tls_ie_var").unwrap(),
+            *linked.get::<*mut c_int>("tls_ie_gd_var").unwrap(),
+        )
+    };
+    let tp = thread_pointer();
+    assert!(
+        (var as usize) < tp && tp - (var as usize) < 1 << 16,
+        "static TLS"
+    );
+    // SAFETY: this thread's copies, initialised by glibc.
+    assert_eq!(unsafe { (*var, *gd) }, (3, 5));
+}
+
 /// Loading and unloading 300 times: glibc takes the block back each time
 /// (it is the last one handed out), so the surplus never runs out; each
 /// load starts from initial values; the stub's memfd is closed and
