@@ -495,12 +495,14 @@ pub enum RelocFault {
         static_tls: bool,
     },
     /// glibc's static TLS has no room left for the library's
-    /// initial-exec block (glibc's "cannot allocate memory in static TLS
-    /// block"; `glibc.rtld.optional_static_tls` sets the surplus).
+    /// initial-exec block, or the block's alignment is above the static
+    /// TLS area's (glibc's "cannot allocate memory in static TLS block";
+    /// `glibc.rtld.optional_static_tls` sets the surplus).
     #[error(
         "cannot allocate memory in static TLS block: initial-exec TLS needs {size} bytes \
-         aligned to {align}, and glibc's surplus static TLS has no room left \
-         (GLIBC_TUNABLES=glibc.rtld.optional_static_tls=N enlarges it; glibc said: {glibc})"
+         aligned to {align}, and glibc's surplus static TLS has no room left for it (or the \
+         alignment is above its own) (GLIBC_TUNABLES=glibc.rtld.optional_static_tls=N \
+         enlarges it; glibc said: {glibc})"
     )]
     StaticTlsFull {
         /// The block's size (PT_TLS p_memsz).
