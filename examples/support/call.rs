@@ -286,7 +286,9 @@ pub fn describe(name: &str, addr: usize) -> Result<SymInfo, String> {
         if versym.as_ref().is_some_and(|v| v.is_hidden()) {
             continue;
         }
-        let version = versym.and_then(|v| {
+        // Index 0 is local, 1 the unversioned global (the file's base
+        // definition, its soname, is not a version of the symbol).
+        let version = versym.filter(|v| v.version() > 1).and_then(|v| {
             let ndx = v.version();
             elf.verdef
                 .as_ref()?
