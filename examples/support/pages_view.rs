@@ -207,7 +207,7 @@ pub fn svg(library: &str, stages: &[Stage]) -> String {
     let rows = pages.div_ceil(cols);
     let keys = stages.first().map_or(0, |s| s.snap.mappings.len());
     let stage_h = 40.0 + rows as f64 * ROW + 16.0 * keys as f64 + 20.0;
-    let height = 70.0 + stage_h * stages.len() as f64 + 20.0 * STATES.len() as f64;
+    let height = 110.0 + stage_h * stages.len() as f64 + 20.0 * STATES.len() as f64;
     let mut out = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{height}\" \
          font-family=\"monospace\" font-size=\"12\" xml:space=\"preserve\">\n\
