@@ -1,5 +1,5 @@
 //! `dlopen [--trace] [--maps] [--map-only] [--pages [--json] [--svg FILE]
-//! [--share N]] LIB [SYMBOL[:SIG] [X...]]`
+//! [--sections] [--share N]] LIB [SYMBOL[:SIG] [X...]]`
 //!
 //! Loads LIB with minld. With no SYMBOL it calls the loaded `cos` at a few
 //! points beside Rust's own `f64::cos`. With `SYMBOL:SIG` it calls SYMBOL
@@ -14,7 +14,7 @@
 //! mapping, after the load (relocation and init) and after the call:
 //! present, written, shared, in the page cache, Rss and Pss, as the kernel
 //! reports them; `--json` prints them as JSON instead, `--svg FILE` draws
-//! them; `--share N` then starts N processes holding the same library
+//! them, `--sections` counts them by ELF section too; `--share N` then starts N processes holding the same library
 //! (loaded by minld, then by glibc) and reads the pages again.
 //! `RUST_LOG=debug` shows minld's log.
 
@@ -32,7 +32,7 @@ use pages_view::Stage;
 
 /// The usage line.
 const USAGE: &str = "usage: dlopen [--trace] [--maps] [--map-only] \
-[--pages [--json] [--svg FILE] [--share N]] LIB [SYMBOL[:SIG] [X...]]";
+[--pages [--json] [--svg FILE] [--sections] [--share N]] LIB [SYMBOL[:SIG] [X...]]";
 
 fn usage() -> ExitCode {
     eprintln!("{USAGE}");
@@ -54,6 +54,8 @@ struct Args {
     json: bool,
     /// `--svg FILE` (with `--pages`).
     svg: Option<PathBuf>,
+    /// `--sections` (with `--pages`): the pages by ELF section too.
+    sections: bool,
     /// `--share N` (with `--pages`).
     share: usize,
     /// `--hold LOADER LIB`: a child of `--share`.
@@ -76,6 +78,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--map-only" => a.map_only = true,
             "--pages" => a.pages = true,
             "--json" => a.json = true,
+            "--sections" => a.sections = true,
             "--svg" => a.svg = Some(value("--svg", &mut it)?.into()),
             "--share" => {
                 let n = value("--share", &mut it)?;
@@ -89,8 +92,8 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             _ => a.rest.push(arg),
         }
     }
-    if (a.json || a.svg.is_some() || a.share > 0) && !a.pages {
-        return Err("--json, --svg and --share go with --pages".into());
+    if (a.json || a.svg.is_some() || a.share > 0 || a.sections) && !a.pages {
+        return Err("--json, --svg, --sections and --share go with --pages".into());
     }
     Ok(a)
 }
@@ -153,11 +156,15 @@ fn main() -> ExitCode {
     }
     let mut stages = Vec::new();
     if args.pages {
-        match loader.map(&lib_name).and_then(|o| o.pages()) {
-            Ok(snap) => stages.push(Stage {
+        match loader
+            .map(&lib_name)
+            .and_then(|o| Ok((o.pages()?, o.base())))
+        {
+            Ok((snap, base)) => stages.push(Stage {
                 name: "mapped".into(),
                 what: "Loader::map: each segment mmap'd, nothing relocated (then unmapped)".into(),
                 snap,
+                base,
             }),
             Err(e) => return fail(e),
         }
@@ -183,6 +190,7 @@ fn main() -> ExitCode {
                 name: "loaded".into(),
                 what: "Loader::open returned: relocated, RELRO protected, init run".into(),
                 snap,
+                base: lib.base(),
             }),
             Err(e) => return fail(e),
         }
@@ -224,6 +232,7 @@ fn pages_report(lib: &minld::Library, args: &Args, mut stages: Vec<Stage>) -> Ex
                 name: "called".into(),
                 what: format!("after {spec}"),
                 snap,
+                base: lib.base(),
             }),
             Err(e) => return fail(e),
         }
@@ -240,6 +249,7 @@ fn pages_report(lib: &minld::Library, args: &Args, mut stages: Vec<Stage>) -> Ex
                     name: format!("shared-{loader}"),
                     what: format!("{} other processes hold it, loaded by {loader}", args.share),
                     snap,
+                    base: lib.base(),
                 }),
                 Err(e) => return fail(e),
             }
@@ -252,6 +262,11 @@ fn pages_report(lib: &minld::Library, args: &Args, mut stages: Vec<Stage>) -> Ex
     } else {
         for s in &stages {
             pages_view::print_text(s);
+            if args.sections {
+                if let Err(e) = pages_view::print_sections(s) {
+                    return fail(e);
+                }
+            }
         }
     }
     if let Some(file) = &args.svg {

@@ -14,6 +14,8 @@ pub struct Stage {
     pub what: String,
     /// The pages.
     pub snap: Snapshot,
+    /// The object's load base then (section addresses are relative to it).
+    pub base: usize,
 }
 
 /// `r-xp` as the JSON and the table print it: `r-x`.
@@ -88,6 +90,59 @@ pub fn print_text(stage: &Stage) {
             100.0 * present as f64 / pages as f64
         }
     );
+}
+
+/// `--sections`: the stage's pages counted by the ELF sections of the file
+/// that lie in memory (a page holding the end of one section and the start
+/// of the next counts for both).
+pub fn print_sections(stage: &Stage) -> Result<(), String> {
+    let path = &stage.snap.path;
+    let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let elf = goblin::elf::Elf::parse(&bytes).map_err(|e| format!("{}: {e}", path.display()))?;
+    let page = stage
+        .snap
+        .mappings
+        .first()
+        .map_or(4096, |m| (m.end() - m.start) / m.pages.max(1));
+    println!("  by section ({}):", stage.name);
+    println!(
+        "    {:<20} {:>7} {:>7} {:>7} {:>7}",
+        "section", "pages", "present", "private", "shared"
+    );
+    for sh in &elf.section_headers {
+        if sh.sh_addr == 0 || sh.sh_flags & u64::from(goblin::elf::section_header::SHF_ALLOC) == 0 {
+            continue;
+        }
+        let name = elf.shdr_strtab.get_at(sh.sh_name).unwrap_or("?");
+        let lo = (stage.base + sh.sh_addr as usize) & !(page - 1);
+        let hi = (stage.base + (sh.sh_addr + sh.sh_size.max(1)) as usize).next_multiple_of(page);
+        let mut counts = [0usize; 4];
+        for m in &stage.snap.mappings {
+            for (i, st) in m.states.iter().enumerate() {
+                let a = m.start + i * page;
+                if a < lo || a >= hi {
+                    continue;
+                }
+                counts[0] += 1;
+                match st {
+                    PageState::Private => counts[2] += 1,
+                    PageState::Shared => counts[3] += 1,
+                    _ => {}
+                }
+                if matches!(
+                    st,
+                    PageState::Clean | PageState::Shared | PageState::Private
+                ) {
+                    counts[1] += 1;
+                }
+            }
+        }
+        println!(
+            "    {:<20} {:>7} {:>7} {:>7} {:>7}",
+            name, counts[0], counts[1], counts[2], counts[3]
+        );
+    }
+    Ok(())
 }
 
 /// A JSON string.
