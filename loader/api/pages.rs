@@ -175,11 +175,19 @@ pub fn snapshot(
         .map_err(io("read of /proc/self/smaps"))?;
     let vmas = parse_smaps(&String::from_utf8_lossy(&smaps), start, start + len);
     let page = page_size();
+    let parts = parts(start, len, segments);
+    // Every part is whole pages from `start`: the pagemap entries run to
+    // the end of the last one.
+    let end = parts.iter().map(|p| p.3).max().unwrap_or(start);
     let entries = sys
-        .pagemap(start, len / page, "pages: present, written, shared")
+        .pagemap(
+            start,
+            (end - start) / page,
+            "pages: present, written, shared",
+        )
         .map_err(io("pread64 of /proc/self/pagemap"))?;
     let mut mappings = Vec::new();
-    for (segment, part, lo, hi) in parts(start, len, segments) {
+    for (segment, part, lo, hi) in parts {
         for (a, b, vma) in split_by_vmas(lo, hi, &vmas) {
             let cached = match vma {
                 Some(_) => sys
@@ -283,7 +291,8 @@ fn state(word: u64, cached: u8) -> PageState {
 }
 
 /// The object's span cut into segment parts and holes, page-aligned, in
-/// address order: (segment, part, start, end).
+/// address order: (segment, part, start, end). `start` is page-aligned (a
+/// mapping's start).
 fn parts(
     start: usize,
     len: usize,
@@ -309,8 +318,9 @@ fn parts(
         }
         at = at.max(end);
     }
-    if start + len > at {
-        out.push((None, Part::Hole, at, start + len));
+    let end = up(start + len);
+    if end > at {
+        out.push((None, Part::Hole, at, end));
     }
     out
 }
@@ -434,6 +444,41 @@ Rss:                   4 kB
         assert_eq!((v[0].0.start, v[0].0.rss_kb, v[0].0.pss_kb), (0x1000, 8, 4));
         assert_eq!(v[0].1, "r-xp");
         assert_eq!((v[1].0.private_dirty_kb, v[1].1.as_str()), (4, "rw-p"));
+    }
+
+    #[test]
+    fn parts_cover_the_span_in_whole_pages() {
+        let page = page_size();
+        let seg = |off: usize, file: u64, mem: u64| Segment {
+            vaddr: off as u64,
+            mem_size: mem,
+            file_offset: off as u64,
+            file_size: file,
+            addr: 0x10_0000 + off,
+            prot: crate::model::image::Protection(libc::PROT_READ),
+        };
+        let segs = [
+            seg(0, 0x2280, 0x2280),
+            seg(5 * page, 0x1200, 0x1200),
+            seg(8 * page + 0xc70, 0x518, 2 * page as u64),
+        ];
+        // The reservation's length need not be a whole number of pages.
+        let p = parts(0x10_0000, 10 * page + 0xc70, &segs);
+        let got: Vec<_> = p
+            .iter()
+            .map(|&(s, part, lo, hi)| (s, part, (lo - 0x10_0000) / page, (hi - 0x10_0000) / page))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (Some(0), Part::File, 0, 3),
+                (None, Part::Hole, 3, 5),
+                (Some(1), Part::File, 5, 7),
+                (None, Part::Hole, 7, 8),
+                (Some(2), Part::File, 8, 10),
+                (Some(2), Part::Bss, 10, 11),
+            ]
+        );
     }
 
     #[test]
