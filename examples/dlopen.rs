@@ -16,6 +16,8 @@
 //! reports them; `--json` prints them as JSON instead, `--svg FILE` draws
 //! them, `--sections` counts them by ELF section too; `--share N` then starts N processes holding the same library
 //! (loaded by minld, then by glibc) and reads the pages again.
+//! (`--hold minld|glibc LIB` is such a process: it loads LIB, prints
+//! `ready` and keeps it loaded until its standard input closes.)
 //! `RUST_LOG=debug` shows minld's log.
 
 #[path = "support/call.rs"]
