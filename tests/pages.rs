@@ -92,6 +92,11 @@ fn check_against_kernel(snap: &Snapshot) {
         assert!(m.present <= m.pages, "present <= pages: {what}");
         assert!(m.private + m.shared <= m.present, "{what}");
         assert!(m.cached <= m.pages, "{what}");
+        // A page in this process's page table is in memory.
+        assert!(
+            m.cached >= m.present,
+            "mincore counts every present page: {what}"
+        );
         let words = pagemap_here(m.start, m.pages);
         let present = words.iter().filter(|&&w| w & (1 << 63) != 0).count();
         assert_eq!(m.present, present, "present against pagemap: {what}");
