@@ -515,3 +515,62 @@ fn pages_json_has_the_issues_fields() {
         "the call's line goes to stderr: {err}"
     );
 }
+
+/// A traced or strace line as (call, result), without the padding.
+fn call_and_result(line: &str) -> Option<(String, String)> {
+    let line = line.split("  # ").next()?;
+    let (call, result) = line.rsplit_once(" = ")?;
+    Some((call.trim_end().to_string(), result.trim().to_string()))
+}
+
+#[test]
+fn the_pages_reads_are_traced_as_strace_sees_them() {
+    let file = std::env::temp_dir().join(format!("minld-pages-strace-{}", std::process::id()));
+    let run = Command::new("strace")
+        .arg("-o")
+        .arg(&file)
+        .args(["-e", "trace=openat,read,pread64,mincore"])
+        .arg(example())
+        .args(["--trace", "--pages", LIBZ, "zlibVersion:str()"])
+        .output();
+    let run = match run {
+        Ok(r) => r,
+        Err(e) => panic!("strace must be installed (.ci/run installs it): {e}"),
+    };
+    let seen = std::fs::read_to_string(&file).unwrap_or_default();
+    let _ = std::fs::remove_file(&file);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    if seen.contains("PTRACE_TRACEME") || stderr.contains("ptrace") && !run.status.success() {
+        eprintln!("skipped: this machine forbids ptrace, so strace cannot run:\n{stderr}");
+        return;
+    }
+    assert!(run.status.success(), "{stderr}");
+    let seen: Vec<(String, String)> = seen.lines().filter_map(call_and_result).collect();
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("  # pages: "))
+        .collect();
+    // Each of the three stages: smaps opened and read to its end, pagemap
+    // opened and read, one mincore per mapped part.
+    for call in [
+        "openat(AT_FDCWD, \"/proc/self/smaps\"",
+        "openat(AT_FDCWD, \"/proc/self/pagemap\"",
+    ] {
+        assert_eq!(
+            ours.iter().filter(|l| l.starts_with(call)).count(),
+            3,
+            "{call}: {stderr}"
+        );
+    }
+    assert!(
+        ours.iter().filter(|l| l.starts_with("mincore(")).count() >= 3 * 4,
+        "{stderr}"
+    );
+    for line in ours {
+        let ours = call_and_result(line).expect("a traced call");
+        assert!(
+            seen.contains(&ours),
+            "traced but not seen by strace: {line}"
+        );
+    }
+}
