@@ -55,6 +55,7 @@ pub use api::addr::{addr_info, AddrInfo};
 pub use api::library::{Library, Symbol};
 pub use api::loader::{Loader, Prepared};
 pub use api::mapped::MappedObject;
+pub use api::pages;
 pub use base::error::{
     DynamicFault, Error, ExecutableKind, Feature, HeaderFault, Reentry, RelocFault, Requester,
     ScriptFault, SegmentFault, SegmentName,

@@ -34,7 +34,7 @@ fn gdb_breaks_in_and_lists_a_library_minld_loaded() {
         .args(["-ex", "continue"])
         .arg("--args")
         .arg(&dlopen)
-        .args([lib.as_str(), "basic_scale", "2"])
+        .args([lib.as_str(), "basic_scale:f64(f64)", "2"])
         .output()
         .expect("gdb must be installed (.ci/run installs it)");
     let text = format!(

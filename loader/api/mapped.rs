@@ -17,6 +17,10 @@ impl MappedObject {
         MappedObject { image }
     }
 
+    /// The image itself.
+    pub(super) fn image(&self) -> &MappedImage {
+        &self.image
+    }
     /// The path of the file.
     pub fn path(&self) -> &Path {
         &self.image.path

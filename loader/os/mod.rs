@@ -6,5 +6,6 @@ pub(crate) mod debug;
 pub(crate) mod files;
 pub(crate) mod memfd;
 pub(crate) mod phases;
+pub(crate) mod proc;
 pub(crate) mod sys;
 pub(crate) mod trace;
