@@ -1,4 +1,4 @@
-//! `dlopen [--trace] [--maps] [--map-only] LIB [SYMBOL [X...]]`
+//! `dlopen [--trace] [--maps] [--map-only] [--from-bytes] LIB [SYMBOL [X...]]`
 //!
 //! Loads LIB with minld. With no SYMBOL it calls the loaded `cos` at a few
 //! points beside Rust's own `f64::cos`; with SYMBOL and up to three numbers
@@ -6,12 +6,15 @@
 //! `--trace` prints each system call of the load as strace would, with a
 //! note on why; `--maps` prints the library's lines of /proc/self/maps;
 //! `--map-only` maps the file without linking it (nothing of it runs).
-//! `RUST_LOG=debug` shows minld's log.
+//! `--from-bytes` reads LIB into memory (`std::fs::read`) and loads it
+//! with `Loader::open_bytes`: its segments copied into anonymous memory
+//! (the trace shows no file mapping of it). `RUST_LOG=debug` shows minld's
+//! log.
 
 use std::process::ExitCode;
 
 fn usage() -> ExitCode {
-    eprintln!("usage: dlopen [--trace] [--maps] [--map-only] LIB [SYMBOL [X...]]");
+    eprintln!("usage: dlopen [--trace] [--maps] [--map-only] [--from-bytes] LIB [SYMBOL [X...]]");
     ExitCode::from(2)
 }
 
@@ -37,17 +40,35 @@ fn print_maps(base: usize, len: usize) {
     }
 }
 
+/// `--from-bytes`: the file's bytes (a bare name found as a load would
+/// find it, by an untraced `map`), loaded with `open_bytes` under the
+/// file's path as its name (errors name it, `$ORIGIN` is its directory).
+fn open_from_bytes(loader: &minld::Loader, name: &str) -> Result<minld::Library, String> {
+    let path = if name.contains('/') {
+        std::path::PathBuf::from(name)
+    } else {
+        let found = minld::Loader::new().trace(false).map(name);
+        found.map_err(|e| e.to_string())?.path().to_path_buf()
+    };
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    println!("read {} bytes of {}", bytes.len(), path.display());
+    // SAFETY: the user asked to load this library and run its code.
+    unsafe { loader.clone().name(&path).open_bytes(&bytes) }.map_err(|e| e.to_string())
+}
+
 fn main() -> ExitCode {
     env_logger::init();
     let mut trace = false;
     let mut maps = false;
     let mut map_only = false;
+    let mut from_bytes = false;
     let mut rest = Vec::new();
     for a in std::env::args().skip(1) {
         match a.as_str() {
             "--trace" => trace = true,
             "--maps" => maps = true,
             "--map-only" => map_only = true,
+            "--from-bytes" => from_bytes = true,
             "-h" | "--help" => return usage(),
             _ => rest.push(a),
         }
@@ -83,8 +104,13 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
 
-    // SAFETY: the user asked to load this library and run its code.
-    let lib = match unsafe { loader.open(&lib_name) } {
+    let opened = if from_bytes {
+        open_from_bytes(&loader, &lib_name)
+    } else {
+        // SAFETY: the user asked to load this library and run its code.
+        unsafe { loader.open(&lib_name) }.map_err(|e| e.to_string())
+    };
+    let lib = match opened {
         Ok(l) => l,
         Err(e) => {
             eprintln!("dlopen: {e}");

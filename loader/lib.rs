@@ -60,7 +60,7 @@ pub use base::error::{
     SegmentFault, SegmentName,
 };
 pub use base::relocs::RelocKind;
-pub use model::image::{LoadBias, Protection, Segment};
+pub use model::image::{LoadBias, Protection, Segment, Source};
 pub use pipeline::cache::format::RecordError;
 pub use pipeline::policy;
 pub use pipeline::policy::Policy;

@@ -155,7 +155,7 @@ impl Library {
         unsafe { open_with(&Options::new(), name.as_ref()) }
     }
 
-    fn root(&self) -> &Dep {
+    pub(super) fn root(&self) -> &Dep {
         &self.inner.scope[0]
     }
 

@@ -18,6 +18,7 @@ use crate::model::registry::{Registry, Uniques};
 use crate::os::debug::{self, Category};
 use crate::os::phases::{self, Phase};
 use crate::os::sys::Sys;
+use crate::pipeline::bytes::{self, Given};
 use crate::pipeline::cache::{Cache, Proven};
 use crate::pipeline::gather::{self, Gathered};
 use crate::pipeline::init;
@@ -36,8 +37,37 @@ pub(crate) struct LoadSet {
 /// Loads `name` and everything it needs and relocates them; none of their
 /// code runs (see [`finish`]).
 pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending, Error> {
+    link_timed(opts, || link_stages(opts, reg, name))
+}
+
+/// [`link`] for a root that is not found by name but given
+/// (`Loader::open_bytes`, `Loader::open_fd`), named `name` in messages,
+/// the trace and the debugger's list; its dependencies are found as usual.
+pub(crate) fn link_given(
+    opts: &Options,
+    reg: &mut Registry,
+    name: &Path,
+    given: Given<'_>,
+) -> Result<Pending, Error> {
+    link_timed(opts, || {
+        let sys = Sys { trace: opts.trace };
+        {
+            let _phase = phases::enter(Phase::Host);
+            reg.host.refresh();
+        }
+        let first = bytes::root_object(&sys, reg, opts, given, name)?;
+        let g = gather::walk(&sys, reg, opts, first, Vec::new(), Vec::new())?;
+        link_gathered(opts, reg, &name.to_string_lossy(), g)
+    })
+}
+
+/// Runs `stages` between the load's phase measurements.
+fn link_timed(
+    opts: &Options,
+    stages: impl FnOnce() -> Result<Pending, Error>,
+) -> Result<Pending, Error> {
     phases::start();
-    let linked = link_stages(opts, reg, name);
+    let linked = stages();
     match &linked {
         Err(_) => phases::discard(),
         // The rest is measured when the prepared load runs.
@@ -70,6 +100,16 @@ fn link_stages(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending
     }
     let root = gather::open_root(&sys, opts, name)?;
     let g = gather::gather(&sys, reg, opts, root)?;
+    link_gathered(opts, reg, name, g)
+}
+
+/// [`link`] once the load's objects are gathered.
+fn link_gathered(
+    opts: &Options,
+    reg: &mut Registry,
+    name: &str,
+    g: Gathered,
+) -> Result<Pending, Error> {
     // Checked on the objects mapped, not on files opened again by name.
     if let Some(policy) = &opts.policy {
         crate::pipeline::policy::check_loaded(policy, &g.with_requesters())?;
