@@ -273,6 +273,52 @@ fn a_test_lib_from_a_memfd() {
     assert_eq!(again.base(), lib.base());
 }
 
+/// A pipe whose other end a thread fills with `bytes` and closes.
+fn pipe_of(bytes: Vec<u8>) -> (fs::File, std::thread::JoinHandle<()>) {
+    let mut fds = [0; 2];
+    // SAFETY: fds is an array of two ints for pipe2 to fill.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe2: {}", std::io::Error::last_os_error());
+    // SAFETY: both descriptors were just created and nothing else owns them.
+    let (r, mut w) = unsafe {
+        (
+            fs::File::from(OwnedFd::from_raw_fd(fds[0])),
+            fs::File::from(OwnedFd::from_raw_fd(fds[1])),
+        )
+    };
+    let writer = std::thread::spawn(move || w.write_all(&bytes).expect("write the pipe"));
+    (r, writer)
+}
+
+/// A library received through a pipe (no pread, no mmap): read to its end
+/// and copied, as from bytes.
+#[test]
+fn libz_from_a_pipe_is_read_and_copied() {
+    let _lock = serial();
+    let before = Before::take();
+    for _ in 0..4 {
+        let (r, writer) = pipe_of(fs::read(LIBZ).expect("read libz"));
+        // SAFETY: the system's libz.
+        let lib = unsafe { Loader::new().open_fd(&r) }.expect("open_fd on a pipe");
+        writer.join().expect("the writer");
+        assert_eq!(lib.source(), Source::Bytes);
+        assert!(lines_of(&lib).iter().all(|l| l.path.is_empty()));
+        exercise_libz(&lib);
+        drop((lib, r));
+    }
+    // A pipe that ends early: the truncated file's error.
+    let z = fs::read(LIBZ).expect("read libz");
+    let scratch = Scratch::new(&z[..z.len() / 2]);
+    let from_file = Loader::new().link(&scratch.0).expect_err("truncated");
+    let (r, writer) = pipe_of(z[..z.len() / 2].to_vec());
+    // SAFETY: refused before anything of it runs.
+    let from_pipe = unsafe { Loader::new().name(&scratch.0).open_fd(&r) }.expect_err("truncated");
+    writer.join().expect("the writer");
+    assert_same(&from_pipe, &from_file, "a pipe that ends early");
+    drop((r, scratch));
+    before.check("open_fd on pipes");
+}
+
 #[test]
 fn map_bytes_and_map_fd_say_where_the_pages_came_from() {
     let _lock = serial();
@@ -528,10 +574,8 @@ fn the_link_cache_is_left_alone() {
 /// The variable that makes the trace test's child do the load.
 const TRACE_CHILD: &str = "MINLD_BYTES_TRACE_CHILD";
 
-/// The trace of a load from bytes: the reservation and each segment are
-/// anonymous mappings, each followed by its mprotect; no file is opened or
-/// mapped (libz's only dependency is the host's libc). Run in a child
-/// process of this binary, whose stderr is the trace.
+/// The trace of a load from bytes: anonymous mappings only, no read (run
+/// in a child process of this binary, whose stderr is the trace).
 #[test]
 fn the_trace_of_a_load_from_bytes_shows_anonymous_mappings() {
     if std::env::var_os(TRACE_CHILD).is_some() {
@@ -541,16 +585,76 @@ fn the_trace_of_a_load_from_bytes_shows_anonymous_mappings() {
         exercise_libz(&lib);
         return;
     }
+    let stderr = trace_of_child("the_trace_of_a_load_from_bytes_shows_anonymous_mappings");
+    check_anonymous_load(&stderr);
+    assert!(
+        !stderr
+            .lines()
+            .any(|l| l.starts_with("read(") || l.starts_with("pread64(")),
+        "a read from bytes:\n{stderr}"
+    );
+}
+
+/// The trace of a load from a pipe: a pread64 refused with ESPIPE, the
+/// read calls that take the object in, then as from bytes.
+#[test]
+fn the_trace_of_a_load_from_a_pipe_shows_the_reads() {
+    if std::env::var_os(TRACE_CHILD).is_some() {
+        let (r, writer) = pipe_of(fs::read(LIBZ).expect("read libz"));
+        // SAFETY: the system's libz.
+        let lib = unsafe { Loader::new().trace(true).open_fd(&r) }.expect("open_fd");
+        writer.join().expect("the writer");
+        exercise_libz(&lib);
+        return;
+    }
+    let stderr = trace_of_child("the_trace_of_a_load_from_a_pipe_shows_the_reads");
+    check_anonymous_load(&stderr);
+    let first = stderr
+        .lines()
+        .find(|l| l.starts_with("pread64("))
+        .expect("a pread64");
+    assert!(first.contains("= -1 ESPIPE"), "{first}");
+    let reads: Vec<&str> = stderr.lines().filter(|l| l.starts_with("read(")).collect();
+    let size = fs::metadata(LIBZ).expect("stat libz").len() as usize;
+    let total: usize = reads
+        .iter()
+        .filter_map(|l| {
+            l.rsplit_once("= ")?
+                .1
+                .split(' ')
+                .next()?
+                .parse::<usize>()
+                .ok()
+        })
+        .sum();
+    assert_eq!(total, size, "the reads took in the whole file:\n{stderr}");
+    assert!(
+        reads.last().is_some_and(|l| l.contains("= 0")),
+        "read to the end"
+    );
+}
+
+/// Runs test `name` in a child process of this binary with the trace
+/// child's variable set; its stderr.
+fn trace_of_child(name: &str) -> String {
+    // The pipes of the child's output are descriptors of this process.
+    let _lock = serial();
     let exe = std::env::current_exe().expect("current_exe");
-    let name = "the_trace_of_a_load_from_bytes_shows_anonymous_mappings";
     let out = Command::new(&exe)
         .args([name, "--exact", "--nocapture", "--test-threads=1"])
         .env(TRACE_CHILD, "1")
         .env_remove("MINLD_CACHE")
         .output()
         .expect("run the child");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "child failed:\n{stderr}");
+    stderr
+}
+
+/// A load of libz into anonymous memory: the reservation and each segment
+/// are anonymous mappings, each followed by its mprotect; no file is
+/// opened or mapped (libz's only dependency is the host's libc).
+fn check_anonymous_load(stderr: &str) {
     let calls: Vec<&str> = stderr
         .lines()
         .filter(|l| l.contains(") ") && l.contains(" = "))
@@ -574,10 +678,8 @@ fn the_trace_of_a_load_from_bytes_shows_anonymous_mappings() {
         "a file mapping:\n{stderr}"
     );
     assert!(
-        !calls
-            .iter()
-            .any(|l| l.starts_with("openat(") || l.starts_with("read(")),
-        "a file opened or read:\n{stderr}"
+        !calls.iter().any(|l| l.starts_with("openat(")),
+        "a file opened:\n{stderr}"
     );
     let protects = calls.iter().filter(|l| l.starts_with("mprotect(")).count();
     assert!(protects >= loads.len() - 1, "mprotects:\n{stderr}");

@@ -71,9 +71,12 @@ impl Loader {
     /// descriptor; identified by its device and inode (a file minld has
     /// loaded already is that library again). minld does not close the
     /// descriptor, which the caller may close once this returns (the
-    /// mappings keep the file). A descriptor on anything but a regular
-    /// file is refused as a path naming one is. The link cache is not used
-    /// for the load.
+    /// mappings keep the file). A descriptor `pread64` refuses with ESPIPE
+    /// (a pipe, a socket: a library received from another process) is
+    /// read to its end instead, with `read` calls, and loaded as
+    /// [`Loader::open_bytes`] loads bytes ([`Source::Bytes`]); one on a
+    /// directory or a device is refused as a path naming one is. The link
+    /// cache is not used for the load.
     ///
     /// # Safety
     /// As [`Loader::open`]: the library's init functions and ifunc
@@ -108,7 +111,8 @@ impl Loader {
         Ok(MappedObject::new(image))
     }
 
-    /// [`Loader::map`] for a descriptor the caller holds (not closed).
+    /// [`Loader::map`] for a descriptor the caller holds (not closed; a
+    /// stream read to its end and copied, as by [`Loader::open_fd`]).
     pub fn map_fd(&self, fd: impl AsFd) -> Result<MappedObject, Error> {
         let given = Given::Fd(fd.as_fd().as_raw_fd());
         let sys = Sys {

@@ -1,7 +1,8 @@
 //! The root of a load given instead of found (`Loader::open_bytes`,
 //! `Loader::open_fd`): an object held in memory, copied into anonymous
 //! memory (the read() way), or a descriptor the caller lent, mapped like a
-//! file it opened (the mmap way). Either goes through the same checks as a
+//! file it opened (the mmap way) or, for a stream that cannot be mapped
+//! (a pipe, a socket), read to its end and copied. Either goes through the same checks as a
 //! file found by name, with the same errors, naming it by the name given.
 //! Its dependencies are searched, opened and mapped from files as usual.
 
@@ -42,10 +43,41 @@ pub(crate) fn root_object(
 ) -> Result<(Arc<Object>, bool), Error> {
     match given {
         Given::Bytes(bytes) => from_bytes(sys, opts, bytes, name),
-        Given::Fd(raw) => {
-            let opened = opened_fd(sys, raw, name)?;
-            gather::object_for(sys, reg, opened, opts)
+        Given::Fd(raw) => match opened_fd(sys, raw, name)? {
+            FromFd::Opened(opened) => gather::object_for(sys, reg, opened, opts),
+            FromFd::Stream(bytes) => from_bytes(sys, opts, &bytes, name),
+        },
+    }
+}
+
+/// What a lent descriptor gave.
+pub(crate) enum FromFd {
+    /// A file, to map: its first bytes read.
+    Opened(Opened),
+    /// A stream (a pipe, a socket: no `pread64`, no `mmap`), read to its
+    /// end: the object's bytes, to copy.
+    Stream(Vec<u8>),
+}
+
+/// The most minld reads from a stream (a pipe, a socket) for one object.
+const MAX_STREAM: usize = 1 << 31;
+
+/// A stream's whole contents, with `read` calls (traced) until it ends;
+/// more than [`MAX_STREAM`] bytes is refused (EFBIG).
+fn read_stream(sys: &Sys, fd: &Fd, name: &Path) -> Result<Vec<u8>, Error> {
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = match sys.read(fd, &mut chunk, "the object from a stream, to copy") {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::io(name, "read", e)),
+        };
+        if bytes.len() + n > MAX_STREAM {
+            return Err(Error::io(name, "read", nix::errno::Errno::EFBIG));
         }
+        bytes.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -68,29 +100,32 @@ fn from_bytes(
     gather::object_from(mapped, name.to_path_buf(), headers.stat, opts)
 }
 
-/// The caller's descriptor as an opened file: its first bytes read with
-/// `pread64` at offset 0 (the descriptor's own offset is the caller's and
-/// stays where it is); the descriptor is lent, never closed by minld.
-/// Validation then checks and maps it as a file minld opened (a
-/// descriptor on something other than a regular file is refused by
-/// fstat, as a path naming one is).
-pub(crate) fn opened_fd(sys: &Sys, raw: RawFd, name: &Path) -> Result<Opened, Error> {
+/// The caller's descriptor: its first bytes read with `pread64` at offset
+/// 0 (the descriptor's own offset is the caller's and stays where it is),
+/// to be checked and mapped as a file minld opened (a descriptor on a
+/// directory or a device is refused as a path naming one is); or, when
+/// `pread64` says it is a stream (ESPIPE: a pipe, a socket), read to its
+/// end, to be copied as bytes. The descriptor is lent, never closed by
+/// minld.
+pub(crate) fn opened_fd(sys: &Sys, raw: RawFd, name: &Path) -> Result<FromFd, Error> {
     let fd = Fd::borrowed(raw, *sys);
     let mut first = vec![0u8; FIRST_READ];
-    let n = sys
-        .pread(
-            &fd,
-            &mut first,
-            0,
-            "ELF header and program headers, from the caller's descriptor",
-        )
-        .map_err(|e| Error::io(name, "pread", e))?;
+    let n = match sys.pread(
+        &fd,
+        &mut first,
+        0,
+        "ELF header and program headers, from the caller's descriptor",
+    ) {
+        Ok(n) => n,
+        Err(nix::errno::Errno::ESPIPE) => return read_stream(sys, &fd, name).map(FromFd::Stream),
+        Err(e) => return Err(Error::io(name, "pread", e)),
+    };
     first.truncate(n);
-    Ok(Opened {
+    Ok(FromFd::Opened(Opened {
         fd,
         path: name.to_path_buf(),
         first,
-    })
+    }))
 }
 
 /// Validates and maps (or, for bytes, copies) an object given instead of
@@ -105,10 +140,12 @@ pub(crate) fn map_only(
             let headers = validate::headers_from_bytes(name, bytes, false)?;
             map::copy_segments(sys, bytes, &headers)
         }
-        Given::Fd(raw) => {
-            let o = opened_fd(sys, raw, name)?;
-            let headers = validate::read_headers(sys, &o.fd, &o.path, &o.first, false)?;
-            map::map_segments(sys, &o.fd, &headers)
-        }
+        Given::Fd(raw) => match opened_fd(sys, raw, name)? {
+            FromFd::Opened(o) => {
+                let headers = validate::read_headers(sys, &o.fd, &o.path, &o.first, false)?;
+                map::map_segments(sys, &o.fd, &headers)
+            }
+            FromFd::Stream(bytes) => map_only(sys, Given::Bytes(&bytes), name),
+        },
     }
 }

@@ -23,8 +23,9 @@ pub enum Source {
     /// the time (minld did not keep or close it).
     Fd(RawFd),
     /// Copied from bytes in memory
-    /// ([`Loader::open_bytes`](crate::Loader::open_bytes)) into anonymous
-    /// memory.
+    /// ([`Loader::open_bytes`](crate::Loader::open_bytes)), or read from a
+    /// stream ([`Loader::open_fd`](crate::Loader::open_fd) on a pipe or a
+    /// socket), into anonymous memory.
     Bytes,
 }
 
