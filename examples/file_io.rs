@@ -563,10 +563,32 @@ fn json_str(s: &str) -> String {
     out
 }
 
-fn print_json(a: &Args, rows: &[Row]) {
+/// The machine, for the record: CPU model and count, kernel, load average.
+fn host() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")?
+                .split_once(':')
+                .map(|(_, m)| m.trim())
+        })
+        .unwrap_or("unknown CPU");
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!(
+        "{model}, {cpus} CPUs, Linux {}, load average {} at the start",
+        kernel.trim(),
+        load.join(" ")
+    )
+}
+
+fn print_json(a: &Args, host: &str, rows: &[Row]) {
     let mut out = format!(
-        "{{\"page_size\": {PAGE}, \"buffer\": {}, \"accesses\": {}, \"repeat\": {}, \"samples\": {}, \"runs\": [",
-        a.buffer, a.accesses, a.repeat, a.samples
+        "{{\"host\": {}, \"page_size\": {PAGE}, \"buffer\": {}, \"accesses\": {}, \"repeat\": {}, \"samples\": {}, \"runs\": [",
+        json_str(host), a.buffer, a.accesses, a.repeat, a.samples
     );
     for (i, r) in rows.iter().enumerate() {
         let c = &r.m.calls;
@@ -608,7 +630,8 @@ fn print_json(a: &Args, rows: &[Row]) {
     println!("{out}");
 }
 
-fn print_table(a: &Args, rows: &[Row]) {
+fn print_table(a: &Args, host: &str, rows: &[Row]) {
+    println!("{host}");
     println!(
         "read() buffer {} bytes; random: {} accesses of {PAGE} bytes, repeated {} times; median of {} samples",
         a.buffer, a.accesses, a.repeat, a.samples
@@ -657,6 +680,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    let host = host();
     let mut rows = Vec::new();
     for f in &a.files {
         if !f.is_file() {
@@ -680,9 +704,9 @@ fn main() -> ExitCode {
         let _ = std::fs::remove_file(&path);
     }
     if a.json {
-        print_json(&a, &rows);
+        print_json(&a, &host, &rows);
     } else {
-        print_table(&a, &rows);
+        print_table(&a, &host, &rows);
     }
     ExitCode::SUCCESS
 }
