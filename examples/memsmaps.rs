@@ -55,8 +55,8 @@ fn main() -> ExitCode {
         // SAFETY: a library the user named, trusted to run its init
         // functions in this process.
         "minld" => unsafe { loader.open(path) }.map(std::mem::forget).is_ok(),
-        // SAFETY: as above.
         "bytes" => bytes.as_deref().is_some_and(|b| {
+            // SAFETY: as above.
             unsafe { loader.clone().name(path).open_bytes(b) }
                 .map(std::mem::forget)
                 .is_ok()
