@@ -483,16 +483,25 @@ struct Row {
     m: Measure,
 }
 
-/// The median-time sample of `k` (the cache prepared before each).
-fn median_of(k: usize, mut prepare: impl FnMut(), mut run: impl FnMut() -> Measure) -> Measure {
-    let mut all: Vec<Measure> = (0..k)
+/// How the cache was made ready for a sample, and the share of the file
+/// it then held.
+type Prepared = (String, Option<f64>);
+
+/// The median-time sample of `k`, with how its cache was prepared
+/// (`prepare` runs before each).
+fn median_of(
+    k: usize,
+    mut prepare: impl FnMut() -> Prepared,
+    mut run: impl FnMut() -> Measure,
+) -> (Measure, Prepared) {
+    let mut all: Vec<(Measure, Prepared)> = (0..k)
         .map(|_| {
-            prepare();
-            run()
+            let p = prepare();
+            (run(), p)
         })
         .collect();
-    all.sort_by(|a, b| a.time_us.total_cmp(&b.time_us));
-    all[all.len() / 2]
+    all.sort_by(|a, b| a.0.time_us.total_cmp(&b.0.time_us));
+    all.swap_remove(all.len() / 2)
 }
 
 /// Every method on `file`, cold (unless warm only) then warm.
@@ -517,18 +526,16 @@ fn run_file(a: &Args, file: &Path, generated: bool, rows: &mut Vec<Row>) {
     let caches: &[&'static str] = if a.cold { &["cold", "warm"] } else { &["warm"] };
     for &cache in caches {
         for (method, pattern, run) in &methods {
-            let mut prepared = String::new();
-            let mut cached = None;
-            let m = median_of(
+            let (m, (prepared, cached)) = median_of(
                 a.samples,
                 || {
-                    prepared = if cache == "cold" {
+                    let how = if cache == "cold" {
                         drop_cache(file, a.drop_caches).map_or_else(|e| e, str::to_string)
                     } else {
                         warm(file);
                         "warm-up read".to_string()
                     };
-                    cached = cached_pct(file);
+                    (how, cached_pct(file))
                 },
                 run,
             );
