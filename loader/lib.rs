@@ -31,6 +31,7 @@
 //! | name → open file | `search` (with `ldcache`, `script`) |
 //! | file → checked headers | `validate` |
 //! | headers → mapped image | `map` (system calls in `os::sys`, printed by `os::trace`) |
+//! | bytes or a descriptor → root object | `bytes` (copied into anonymous memory by `map::copy`) |
 //! | root → load set | `gather` (host objects in `process::host`) |
 //! | load set → linked objects | `reloc` (bindings from a link record: `cache`) |
 //! | linked → running | `load::finish`, `init` |

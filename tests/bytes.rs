@@ -690,3 +690,81 @@ fn check_anonymous_load(stderr: &str) {
         "the unload:\n{stderr}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// The debugger
+// ---------------------------------------------------------------------------
+
+/// The `dlopen` example, built into the target directory this test runs
+/// from (examples get no `CARGO_BIN_EXE_*`).
+fn dlopen_example() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("<target>/<profile>");
+    let target_dir = profile_dir.parent().expect("the target directory");
+    let mut cmd = Command::new(env!("CARGO"));
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["build", "--quiet", "--example", "dlopen", "--target-dir"])
+        .arg(target_dir);
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => {}
+        Some("release") => {
+            cmd.arg("--release");
+        }
+        Some(other) => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let out = cmd.output().expect("run cargo build --example dlopen");
+    assert!(
+        out.status.success(),
+        "cargo build --example dlopen failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    profile_dir.join("examples").join("dlopen")
+}
+
+/// A library loaded from bytes is in the debugger's list under the name it
+/// was given (`dlopen --from-bytes` names it by its path): gdb reads its
+/// symbols from that file, resolves a breakpoint in it and sees it go.
+#[test]
+fn gdb_knows_a_library_from_bytes_by_its_name() {
+    let lib = test_lib("libbasic.so").display().to_string();
+    let dlopen = dlopen_example();
+    let out = Command::new("gdb")
+        .args(["-batch", "-nx"])
+        .args(["-ex", "set breakpoint pending on"])
+        .args(["-ex", "break basic_scale"])
+        .args(["-ex", "run"])
+        .args(["-ex", "info sharedlibrary"])
+        .args(["-ex", "continue"])
+        .arg("--args")
+        .arg(&dlopen)
+        .args(["--from-bytes", lib.as_str(), "basic_scale", "2"])
+        .output()
+        .expect("gdb must be installed (.ci/run installs it)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if text.contains("ptrace: Operation not permitted") {
+        eprintln!("SKIPPED: this machine forbids ptrace, so gdb cannot run a program:\n{text}");
+        return;
+    }
+    let hit = text
+        .lines()
+        .find(|l| l.starts_with("Breakpoint 1, "))
+        .unwrap_or_else(|| panic!("breakpoint never hit:\n{text}"));
+    assert!(hit.contains("basic_scale"), "{hit}\n{text}");
+    // info sharedlibrary's line: From, To, Syms Read, the name.
+    let listed = text
+        .lines()
+        .find(|l| l.starts_with("0x") && l.ends_with(&lib))
+        .unwrap_or_else(|| panic!("{lib} not in info sharedlibrary:\n{text}"));
+    assert!(listed.contains("Yes"), "symbols read: {listed}");
+    assert!(text.contains("basic_scale(2) = 5"), "{text}");
+    assert!(text.contains("exited normally"), "{text}");
+}
