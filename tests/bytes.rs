@@ -768,3 +768,45 @@ fn gdb_knows_a_library_from_bytes_by_its_name() {
     assert!(text.contains("basic_scale(2) = 5"), "{text}");
     assert!(text.contains("exited normally"), "{text}");
 }
+
+/// `dlopen --from-bytes --trace` under strace: every line of minld's trace
+/// (the anonymous reservation, each segment's anonymous mapping and
+/// mprotect, RELRO, the unload) is, character for character, a line strace
+/// printed. strace runs without `-f` (the example's calls are on its main
+/// thread), so its lines have no pid prefix.
+#[test]
+fn the_trace_of_dlopen_from_bytes_is_what_strace_saw() {
+    let _lock = serial();
+    let dlopen = dlopen_example();
+    let out_file =
+        std::env::temp_dir().join(format!("minld-bytes-strace-{}.txt", std::process::id()));
+    let out = Command::new("strace")
+        .arg("-o")
+        .arg(&out_file)
+        .args(["-e", "trace=openat,read,pread64,mmap,mprotect,munmap,close"])
+        .arg(&dlopen)
+        .args(["--from-bytes", "--trace", LIBZ, "zlibVersion"])
+        .env_remove("MINLD_TRACE")
+        .env_remove("MINLD_CACHE")
+        .output()
+        .expect("strace must be installed (.ci/run installs it)");
+    let seen = fs::read_to_string(&out_file).unwrap_or_default();
+    let _ = fs::remove_file(&out_file);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "dlopen --from-bytes under strace:\n{stderr}"
+    );
+    let seen: Vec<&str> = seen.lines().map(str::trim_end).collect();
+    let traced: Vec<&str> = stderr
+        .lines()
+        .filter_map(|l| l.split_once("  # ").map(|(call, _)| call.trim_end()))
+        .collect();
+    assert!(traced.len() >= 9, "the trace:\n{stderr}");
+    let missing: Vec<&&str> = traced.iter().filter(|l| !seen.contains(l)).collect();
+    assert!(
+        missing.is_empty(),
+        "trace lines strace did not see:\n{missing:#?}\n--- strace\n{}",
+        seen.join("\n")
+    );
+}
