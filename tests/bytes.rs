@@ -731,6 +731,8 @@ fn dlopen_example() -> PathBuf {
 /// symbols from that file, resolves a breakpoint in it and sees it go.
 #[test]
 fn gdb_knows_a_library_from_bytes_by_its_name() {
+    // The pipes of the children's output are descriptors of this process.
+    let _lock = serial();
     let lib = test_lib("libbasic.so").display().to_string();
     let dlopen = dlopen_example();
     let out = Command::new("gdb")
