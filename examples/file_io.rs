@@ -694,6 +694,10 @@ fn main() -> ExitCode {
             eprintln!("file_io: {}: not a regular file", f.display());
             return ExitCode::FAILURE;
         }
+        if let Err(e) = std::fs::File::open(f) {
+            eprintln!("file_io: {}: {e}", f.display());
+            return ExitCode::FAILURE;
+        }
         run_file(&a, f, false, &mut rows);
     }
     for &size in &a.sizes {

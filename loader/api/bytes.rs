@@ -76,7 +76,7 @@ impl Loader {
     /// read to its end instead, with `read` calls, and loaded as
     /// [`Loader::open_bytes`] loads bytes ([`Source::Bytes`]); one on a
     /// directory or a device is refused as a path naming one is. The link
-    /// cache is not used for the load.
+    /// cache is not used for the load, nor [`Loader::reuse_loaded`].
     ///
     /// # Safety
     /// As [`Loader::open`]: the library's init functions and ifunc
