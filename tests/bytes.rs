@@ -415,6 +415,10 @@ fn corruptions() -> Vec<(&'static str, Vec<u8>)> {
     let mut b = z.clone();
     set_u64(&mut b, E_PHOFF, u64::MAX - 16);
     out.push(("e_phoff overflows", b));
+    // Beyond any file offset (above i64::MAX): no pread64 is tried.
+    let mut b = z.clone();
+    set_u64(&mut b, E_PHOFF, 0xb900_0000_0000_0000);
+    out.push(("e_phoff beyond any file", b));
     let mut b = z.clone();
     let (i, ..) = loads[2];
     set_u64(&mut b, phoff + i * PHDR_SIZE + P_FILESZ, z.len() as u64);
@@ -463,9 +467,24 @@ impl Drop for Scratch {
 
 /// The same error, field for field, but a dynamic table's address, which
 /// is where the image happened to be mapped (the load bias plus the value
-/// in the file).
+/// in the file), and the name of a failed system call's purpose (a copy
+/// maps a segment's .bss with the segment, a file's mapping apart).
 fn assert_same(got: &Error, want: &Error, what: &str) {
     match (got, want) {
+        (
+            Error::Io {
+                path,
+                segment,
+                errno,
+                ..
+            },
+            Error::Io {
+                path: p,
+                segment: s,
+                errno: e,
+                ..
+            },
+        ) => assert_eq!((path, segment, errno), (p, s, e), "{what}: {got} / {want}"),
         (
             Error::BadDynamic {
                 path, field, fault, ..
@@ -509,6 +528,18 @@ fn a_bad_image_gets_the_files_error() {
         // SAFETY: as above.
         let from_fd = unsafe { named.open_fd(&fd) }.expect_err(what);
         assert_same(&from_fd, &from_file, what);
+        if what == "e_phoff beyond any file" {
+            assert!(
+                matches!(
+                    &from_file,
+                    Error::BadHeader {
+                        field: "e_phoff",
+                        ..
+                    }
+                ),
+                "{from_file:?}"
+            );
+        }
         // Unnamed, the message names "<bytes>".
         // SAFETY: as above.
         let unnamed = unsafe { Loader::new().open_bytes(&bytes) }.expect_err(what);
@@ -518,6 +549,63 @@ fn a_bad_image_gets_the_files_error() {
         drop(fd);
     }
     before.check("every refused image");
+}
+
+/// libz with a few bytes of its headers changed at random (a fixed seed),
+/// many times: `map` of the file and `map_bytes` of the same bytes always
+/// agree, both mapping the same layout or both refusing with the same error.
+#[test]
+fn random_header_damage_gets_the_same_answer_from_bytes_and_file() {
+    let _lock = serial();
+    let before = Before::take();
+    let z = fs::read(LIBZ).expect("read libz");
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let (mut mapped, mut refused) = (0, 0);
+    // MINLD_BYTES_ROUNDS runs more (the same seed, so the same first 300).
+    let rounds = std::env::var("MINLD_BYTES_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(300);
+    for round in 0..rounds {
+        let mut b = z.clone();
+        for _ in 0..1 + next() % 4 {
+            let at = (next() % 832) as usize;
+            b[at] = next() as u8;
+        }
+        let scratch = Scratch::new(&b);
+        let from_file = Loader::new().map(&scratch.0);
+        let from_bytes = Loader::new().name(&scratch.0).map_bytes(&b);
+        match (&from_file, &from_bytes) {
+            (Ok(f), Ok(m)) => {
+                mapped += 1;
+                assert_eq!(f.span().1, m.span().1, "round {round}");
+                let layout = |o: &minld::MappedObject| {
+                    o.segments()
+                        .iter()
+                        .map(|s| (s.addr - o.base(), s.mem_size, s.prot))
+                        .collect::<Vec<_>>()
+                };
+                assert_eq!(layout(f), layout(m), "round {round}");
+            }
+            (Err(f), Err(m)) => {
+                refused += 1;
+                assert_same(m, f, &format!("round {round}"));
+            }
+            (f, m) => panic!("round {round}: map gave {f:?}, map_bytes {m:?}"),
+        }
+    }
+    eprintln!("{mapped} mapped alike, {refused} refused alike");
+    assert!(
+        mapped > 0 && refused > 0,
+        "{mapped} mapped, {refused} refused"
+    );
+    before.check("random header damage");
 }
 
 #[test]

@@ -51,7 +51,9 @@ impl Loader {
     /// memory, the read() way (the trace shows the anonymous mmaps and
     /// mprotects, and no file mapping). Unlike a file's mapping, every page
     /// of every segment is then resident and private to this process.
-    /// `bytes` is not used after the call. Its dependencies are searched
+    /// `bytes` is not used after the call; they must be an ELF object (a
+    /// GNU ld script is not followed, as it is when a file is opened by
+    /// name: it is refused by the ELF header checks). Its dependencies are searched
     /// and mapped from files as usual. The link cache is not used for the
     /// load (bytes have no identity a record could be proven against), nor
     /// [`Loader::reuse_loaded`]; each call maps a new copy.
@@ -75,7 +77,8 @@ impl Loader {
     /// (a pipe, a socket: a library received from another process) is
     /// read to its end instead, with `read` calls, and loaded as
     /// [`Loader::open_bytes`] loads bytes ([`Source::Bytes`]); one on a
-    /// directory or a device is refused as a path naming one is. The link
+    /// directory or a device is refused as a path naming one is, and a
+    /// file holding a linker script by the ELF header checks. The link
     /// cache is not used for the load, nor [`Loader::reuse_loaded`].
     ///
     /// # Safety

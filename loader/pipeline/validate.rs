@@ -303,6 +303,11 @@ fn read_program_headers(
     if range.end(first.len() as u64).is_ok() {
         return parse_program_headers(path, first, ehdr.e_phoff as usize, ehdr);
     }
+    if i64::try_from(ehdr.e_phoff).is_err() {
+        // No file reaches that far (a file offset is an i64): pread64
+        // would refuse the offset itself (EINVAL).
+        return Err(headers_past_end(path, ehdr, size));
+    }
     let mut buf = vec![0u8; size];
     let n = sys
         .pread(
