@@ -26,8 +26,12 @@
 //! measured with mincore just before each run, is printed beside it.
 //! `--json` prints the same as JSON for scripts/plot_file_io.py.
 
+#[path = "support/file_io_cache.rs"]
+mod cache;
+#[path = "support/file_io_report.rs"]
+mod report;
+
 use std::ffi::CString;
-use std::fmt::Write as _;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -382,66 +386,6 @@ fn rand_mmap(path: &Path, offs: &[u64], repeat: usize) -> Measure {
     })
 }
 
-// ---------------------------------------------------------------------------
-// The page cache
-// ---------------------------------------------------------------------------
-
-/// How much of `path` is in the page cache, in percent (mincore over a
-/// mapping of it, which faults nothing in); None for an empty file.
-fn cached_pct(path: &Path) -> Option<f64> {
-    let mut c = Calls::default();
-    let fd = c.open(path);
-    let len = c.size(fd);
-    let pct = c.mmap(fd, len).map(|p| {
-        let pages = len.div_ceil(PAGE) as usize;
-        let mut vec = vec![0u8; pages];
-        // SAFETY: `p` maps len bytes; vec has one byte per page.
-        let r = unsafe { libc::mincore(p as *mut libc::c_void, len as usize, vec.as_mut_ptr()) };
-        let resident = if r == 0 {
-            vec.iter().filter(|&&b| b & 1 != 0).count()
-        } else {
-            0
-        };
-        c.munmap(p, len);
-        100.0 * resident as f64 / pages as f64
-    });
-    c.close(fd);
-    pct
-}
-
-/// Empties the page cache of `path`: fsync then POSIX_FADV_DONTNEED, or
-/// (`global`) sync and /proc/sys/vm/drop_caches. Returns how, or why not.
-fn drop_cache(path: &Path, global: bool) -> Result<&'static str, String> {
-    if global {
-        // SAFETY: sync has no memory effects.
-        unsafe { libc::sync() };
-        return std::fs::write("/proc/sys/vm/drop_caches", "1")
-            .map(|()| "drop_caches")
-            .map_err(|e| format!("/proc/sys/vm/drop_caches: {e}"));
-    }
-    let mut c = Calls::default();
-    let fd = c.open(path);
-    // SAFETY: fsync and posix_fadvise only act on the descriptor's file.
-    let r = unsafe {
-        libc::fsync(fd);
-        libc::posix_fadvise(fd, 0, 0, libc::POSIX_FADV_DONTNEED)
-    };
-    c.close(fd);
-    if r == 0 {
-        Ok("posix_fadvise")
-    } else {
-        Err(format!(
-            "posix_fadvise: {}",
-            std::io::Error::from_raw_os_error(r)
-        ))
-    }
-}
-
-/// Brings the whole file into the page cache.
-fn warm(path: &Path) {
-    let _ = seq_read(path, 1 << 20);
-}
-
 /// A file of `size` pseudo-random bytes in `dir`, on disk (fsync).
 fn generate(dir: &Path, size: u64) -> std::io::Result<PathBuf> {
     use std::io::Write;
@@ -530,12 +474,12 @@ fn run_file(a: &Args, file: &Path, generated: bool, rows: &mut Vec<Row>) {
                 a.samples,
                 || {
                     let how = if cache == "cold" {
-                        drop_cache(file, a.drop_caches).map_or_else(|e| e, str::to_string)
+                        cache::drop_cache(file, a.drop_caches).map_or_else(|e| e, str::to_string)
                     } else {
-                        warm(file);
+                        cache::warm(file);
                         "warm-up read".to_string()
                     };
-                    (how, cached_pct(file))
+                    (how, cache::cached_pct(file))
                 },
                 run,
             );
@@ -554,128 +498,6 @@ fn run_file(a: &Args, file: &Path, generated: bool, rows: &mut Vec<Row>) {
     }
 }
 
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
-
-/// The machine, for the record: CPU model and count, kernel, load average.
-fn host() -> String {
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let model = cpuinfo
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")?
-                .split_once(':')
-                .map(|(_, m)| m.trim())
-        })
-        .unwrap_or("unknown CPU");
-    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-    let load: Vec<&str> = load.split_whitespace().take(3).collect();
-    format!(
-        "{model}, {cpus} CPUs, Linux {}, load average {} at the start",
-        kernel.trim(),
-        load.join(" ")
-    )
-}
-
-fn print_json(a: &Args, host: &str, rows: &[Row]) {
-    let mut out = format!(
-        "{{\"host\": {}, \"page_size\": {PAGE}, \"buffer\": {}, \"accesses\": {}, \"repeat\": {}, \"samples\": {}, \"runs\": [",
-        json_str(host), a.buffer, a.accesses, a.repeat, a.samples
-    );
-    for (i, r) in rows.iter().enumerate() {
-        let c = &r.m.calls;
-        let cached = r
-            .cached_pct
-            .map_or("null".to_string(), |p| format!("{p:.1}"));
-        let _ = write!(
-            out,
-            "{}\n  {{\"file\": {}, \"size\": {}, \"generated\": {}, \"cache\": \"{}\", \"prepared\": {}, \
-             \"cached_pct_before\": {cached}, \"method\": \"{}\", \"pattern\": \"{}\", \"time_us\": {:.1}, \
-             \"minflt\": {}, \"majflt\": {}, \"rss_growth_kb\": {}, \"bytes\": {}, \"checksum\": {}, \
-             \"syscalls\": {{\"open\": {}, \"fstat\": {}, \"read\": {}, \"pread\": {}, \"mmap\": {}, \
-             \"munmap\": {}, \"close\": {}, \"total\": {}}}}}",
-            if i == 0 { "" } else { "," },
-            json_str(&r.file.to_string_lossy()),
-            r.size,
-            r.generated,
-            r.cache,
-            json_str(&r.prepared),
-            r.method,
-            r.pattern,
-            r.m.time_us,
-            r.m.minflt,
-            r.m.majflt,
-            r.m.rss_growth_kb,
-            r.m.bytes,
-            r.m.checksum,
-            c.open,
-            c.fstat,
-            c.read,
-            c.pread,
-            c.mmap,
-            c.munmap,
-            c.close,
-            c.total()
-        );
-    }
-    out.push_str("\n]}");
-    println!("{out}");
-}
-
-fn print_table(a: &Args, host: &str, rows: &[Row]) {
-    println!("{host}");
-    println!(
-        "read() buffer {} bytes; random: {} accesses of {PAGE} bytes, repeated {} times; median of {} samples",
-        a.buffer, a.accesses, a.repeat, a.samples
-    );
-    let mut last = None;
-    for r in rows {
-        if last != Some((&r.file, r.cache)) {
-            println!(
-                "\n{} ({} bytes{}), {} cache ({}; {} in the page cache before)",
-                r.file.display(),
-                r.size,
-                if r.generated { ", generated" } else { "" },
-                r.cache,
-                r.prepared,
-                r.cached_pct.map_or("-".to_string(), |p| format!("{p:.0}%"))
-            );
-            println!(
-                "  {:<6} {:<10} {:>11} {:>9} {:>8} {:>8} {:>9} {:>10}",
-                "method", "pattern", "time µs", "MB/s", "minflt", "majflt", "syscalls", "RSS +KiB"
-            );
-            last = Some((&r.file, r.cache));
-        }
-        let mbs = r.m.bytes as f64 / r.m.time_us.max(0.001);
-        println!(
-            "  {:<6} {:<10} {:>11.1} {:>9.0} {:>8} {:>8} {:>9} {:>10}",
-            r.method,
-            r.pattern,
-            r.m.time_us,
-            mbs,
-            r.m.minflt,
-            r.m.majflt,
-            r.m.calls.total(),
-            r.m.rss_growth_kb
-        );
-    }
-}
-
 fn main() -> ExitCode {
     let Some(a) = parse_args() else {
         return usage();
@@ -687,7 +509,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
-    let host = host();
+    let host = report::host();
     let mut rows = Vec::new();
     for f in &a.files {
         if !f.is_file() {
@@ -715,9 +537,9 @@ fn main() -> ExitCode {
         let _ = std::fs::remove_file(&path);
     }
     if a.json {
-        print_json(&a, &host, &rows);
+        report::print_json(&a, &host, &rows);
     } else {
-        print_table(&a, &host, &rows);
+        report::print_table(&a, &host, &rows);
     }
     ExitCode::SUCCESS
 }
