@@ -161,6 +161,13 @@ fn libz_from_bytes_runs_in_anonymous_memory() {
     assert!(!lines
         .iter()
         .any(|l| l.perms.contains('w') && l.perms.contains('x')));
+    // Bytes need no alignment (include_bytes! gives none): an odd address.
+    let mut odd = vec![0u8];
+    odd.extend(fs::read(LIBZ).expect("read libz"));
+    assert_eq!(odd[1..].as_ptr() as usize % 2, 1);
+    // SAFETY: the system's libz.
+    let lib = unsafe { Loader::new().open_bytes(&odd[1..]) }.expect("open_bytes, odd address");
+    exercise_libz(&lib);
 }
 
 #[test]
