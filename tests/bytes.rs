@@ -326,6 +326,85 @@ fn libz_from_a_pipe_is_read_and_copied() {
     before.check("open_fd on pipes");
 }
 
+/// Every test library (and a few real ones) laid out alike from bytes and
+/// from the file: the same segments at the same offsets from a base
+/// aligned as the largest p_align asks, the same protections, the file's
+/// data in each, zeros after it; or refused alike (libexecstack).
+#[test]
+fn every_test_lib_is_laid_out_alike_from_bytes() {
+    let _lock = serial();
+    let before = Before::take();
+    let mut paths: Vec<PathBuf> = fs::read_dir(test_lib(""))
+        .expect("the test libraries")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "so"))
+        .collect();
+    paths.sort();
+    for real in [LIBZ, "/lib/x86_64-linux-gnu/libsqlite3.so.0"] {
+        paths.push(PathBuf::from(real));
+    }
+    let mut compared = 0;
+    for path in &paths {
+        let bytes = fs::read(path).expect("read");
+        let file = Loader::new().map(path);
+        let copy = Loader::new().name(path).map_bytes(&bytes);
+        let (f, c) = match (file, copy) {
+            (Ok(f), Ok(c)) => (f, c),
+            (Err(f), Err(c)) => {
+                assert_same(&c, &f, &path.display().to_string());
+                continue;
+            }
+            (f, c) => panic!("{}: map gave {f:?}, map_bytes {c:?}", path.display()),
+        };
+        assert_eq!(f.span().1, c.span().1, "{}", path.display());
+        let elf = goblin::elf::Elf::parse(&bytes).expect("parse");
+        let max_align = elf
+            .program_headers
+            .iter()
+            .filter(|p| p.p_type == PT_LOAD)
+            .map(|p| p.p_align)
+            .max()
+            .unwrap_or(1)
+            .max(PAGE as u64) as usize;
+        assert_eq!(c.span().0 % max_align, 0, "{}: alignment", path.display());
+        for (fs_, cs) in f.segments().iter().zip(c.segments()) {
+            assert_eq!(
+                fs_.addr - f.base(),
+                cs.addr - c.base(),
+                "{}",
+                path.display()
+            );
+            assert_eq!(fs_.prot, cs.prot, "{}", path.display());
+            if !cs.prot.read() {
+                continue;
+            }
+            let n = cs.mem_size as usize;
+            // SAFETY: readable segments of `n` bytes, mapped while `f` and
+            // `c` live.
+            let (x, y) = unsafe {
+                (
+                    std::slice::from_raw_parts(fs_.addr as *const u8, n),
+                    std::slice::from_raw_parts(cs.addr as *const u8, n),
+                )
+            };
+            let file_part = cs.file_size as usize;
+            assert_eq!(
+                &y[..file_part],
+                &bytes[cs.file_offset as usize..][..file_part]
+            );
+            assert!(
+                y[file_part..].iter().all(|&b| b == 0),
+                "{}: .bss",
+                path.display()
+            );
+            assert_eq!(x, y, "{}: the file's mapping and the copy", path.display());
+        }
+        compared += 1;
+    }
+    assert!(compared >= 20, "only {compared} libraries compared");
+    before.check("every test library mapped and copied");
+}
+
 #[test]
 fn map_bytes_and_map_fd_say_where_the_pages_came_from() {
     let _lock = serial();
