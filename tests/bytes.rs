@@ -222,6 +222,41 @@ fn a_named_library_from_bytes_finds_its_dependency_by_origin() {
     );
 }
 
+/// What the copy must get right beyond relocation: a TLS initialisation
+/// image read from the copy (libtls), and C++ constructors, vtables and an
+/// exception thrown and caught inside the library, whose unwind tables are
+/// found in the copy (libcxx_basic).
+#[test]
+fn tls_and_cxx_from_bytes() {
+    let _lock = serial();
+    let bytes = fs::read(test_lib("libtls.so")).expect("read libtls");
+    // SAFETY: a test library of ours.
+    let tls = unsafe { Loader::new().open_bytes(&bytes) }.expect("open_bytes libtls");
+    // SAFETY: int tls_init_value(void), int tls_bump(void).
+    let init = unsafe { tls.get::<extern "C" fn() -> c_int>("tls_init_value") }.expect("init");
+    assert_eq!(init(), 100, "the .tdata image, from the copy");
+    // SAFETY: as above.
+    let bump = unsafe { tls.get::<extern "C" fn() -> c_int>("tls_bump") }.expect("bump");
+    assert_eq!(bump(), 1);
+    let bump = *bump;
+    let other = std::thread::spawn(move || bump()).join().expect("a thread");
+    assert_eq!(other, 1, "a new thread's own copy");
+    let path = test_lib("libcxx_basic.so");
+    let bytes = fs::read(&path).expect("read libcxx_basic");
+    // SAFETY: a test library of ours.
+    let cxx = unsafe { Loader::new().name(&path).open_bytes(&bytes) }.expect("open_bytes cxx");
+    // SAFETY: int cxx_basic_static_init(void), int cxx_basic_virtual(int),
+    // int cxx_basic_throw_catch(void).
+    unsafe {
+        let f = cxx.get::<extern "C" fn() -> c_int>("cxx_basic_static_init");
+        assert_eq!(f.expect("static_init")(), 42);
+        let f = cxx.get::<extern "C" fn(c_int) -> c_int>("cxx_basic_virtual");
+        assert_eq!(f.expect("virtual")(5), 15);
+        let f = cxx.get::<extern "C" fn() -> c_int>("cxx_basic_throw_catch");
+        assert_eq!(f.expect("throw_catch")(), 7);
+    }
+}
+
 #[test]
 fn an_unnamed_library_from_bytes_has_no_origin() {
     let _lock = serial();
