@@ -1,5 +1,5 @@
-//! `dlopen [--trace] [--maps] [--map-only] [--pages [--json] [--svg FILE]
-//! [--sections] [--share N]] LIB [SYMBOL[:SIG] [X...]]`
+//! `dlopen [--trace] [--maps] [--map-only] [--from-bytes] [--pages [--json]
+//! [--svg FILE] [--sections] [--share N]] LIB [SYMBOL[:SIG] [X...]]`
 //!
 //! Loads LIB with minld. With no SYMBOL it calls the loaded `cos` at a few
 //! points beside Rust's own `f64::cos`. With `SYMBOL:SIG` it calls SYMBOL
@@ -18,7 +18,10 @@
 //! (loaded by minld, then by glibc) and reads the pages again.
 //! (`--hold minld|glibc LIB` is such a process: it loads LIB, prints
 //! `ready` and keeps it loaded until its standard input closes.)
-//! `RUST_LOG=debug` shows minld's log.
+//! `--from-bytes` reads LIB into memory (`std::fs::read`) and loads it
+//! with `Loader::open_bytes`: its segments copied into anonymous memory
+//! (the trace shows no file mapping of it; `--pages` shows every page
+//! present and private). `RUST_LOG=debug` shows minld's log.
 
 #[path = "support/call.rs"]
 mod call;
@@ -33,7 +36,7 @@ use std::process::ExitCode;
 use pages_view::Stage;
 
 /// The usage line.
-const USAGE: &str = "usage: dlopen [--trace] [--maps] [--map-only] \
+const USAGE: &str = "usage: dlopen [--trace] [--maps] [--map-only] [--from-bytes] \
 [--pages [--json] [--svg FILE] [--sections] [--share N]] LIB [SYMBOL[:SIG] [X...]]";
 
 fn usage() -> ExitCode {
@@ -50,6 +53,8 @@ struct Args {
     maps: bool,
     /// `--map-only`.
     map_only: bool,
+    /// `--from-bytes`: load a copy of the file's bytes (`open_bytes`).
+    from_bytes: bool,
     /// `--pages`.
     pages: bool,
     /// `--json` (with `--pages`).
@@ -78,6 +83,7 @@ fn parse_args(argv: impl IntoIterator<Item = String>) -> Result<Args, String> {
             "--trace" => a.trace = true,
             "--maps" => a.maps = true,
             "--map-only" => a.map_only = true,
+            "--from-bytes" => a.from_bytes = true,
             "--pages" => a.pages = true,
             "--json" => a.json = true,
             "--sections" => a.sections = true,
@@ -122,6 +128,21 @@ fn print_maps(base: usize, len: usize) {
     }
 }
 
+/// `--from-bytes`: the path of LIB (a bare name found as a load would
+/// find it, by an untraced `map`) and the file's bytes, which are loaded
+/// under that path as their name (errors name it, `$ORIGIN` is its
+/// directory).
+fn file_bytes(name: &str) -> Result<(PathBuf, Vec<u8>), String> {
+    let path = if name.contains('/') {
+        PathBuf::from(name)
+    } else {
+        let found = minld::Loader::new().trace(false).map(name);
+        found.map_err(|e| e.to_string())?.path().to_path_buf()
+    };
+    let bytes = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok((path, bytes))
+}
+
 /// Prints an error and fails.
 fn fail(e: impl std::fmt::Display) -> ExitCode {
     eprintln!("dlopen: {e}");
@@ -156,23 +177,47 @@ fn main() -> ExitCode {
     if args.map_only {
         return map_only(&loader, &lib_name, args.maps);
     }
+    let bytes = if args.from_bytes {
+        match file_bytes(&lib_name) {
+            Ok((path, bytes)) => {
+                if !args.json {
+                    println!("read {} bytes of {}", bytes.len(), path.display());
+                }
+                Some((loader.clone().name(path), bytes))
+            }
+            Err(e) => return fail(e),
+        }
+    } else {
+        None
+    };
     let mut stages = Vec::new();
     if args.pages {
-        match loader
-            .map(&lib_name)
-            .and_then(|o| Ok((o.pages()?, o.base())))
-        {
+        let mapped = match &bytes {
+            Some((named, b)) => named.map_bytes(b),
+            None => loader.map(&lib_name),
+        };
+        match mapped.and_then(|o| Ok((o.pages()?, o.base()))) {
             Ok((snap, base)) => stages.push(Stage {
                 name: "mapped".into(),
-                what: "Loader::map: each segment mmap'd, nothing relocated (then unmapped)".into(),
+                what: if bytes.is_some() {
+                    "Loader::map_bytes: each segment copied, nothing relocated (then unmapped)"
+                } else {
+                    "Loader::map: each segment mmap'd, nothing relocated (then unmapped)"
+                }
+                .into(),
                 snap,
                 base,
             }),
             Err(e) => return fail(e),
         }
     }
-    // SAFETY: the user asked to load this library and run its code.
-    let lib = match unsafe { loader.open(&lib_name) } {
+    let opened = match &bytes {
+        // SAFETY: the user asked to load this library and run its code.
+        Some((named, b)) => unsafe { named.open_bytes(b) },
+        // SAFETY: as above.
+        None => unsafe { loader.open(&lib_name) },
+    };
+    let lib = match opened {
         Ok(l) => l,
         Err(e) => return fail(e),
     };

@@ -1,4 +1,5 @@
-//! `memsmaps`: one load in this process, by minld or by glibc's `dlopen`,
+//! `memsmaps`: one load in this process, by minld (`bytes`: minld's
+//! `open_bytes` of the file read into memory first) or by glibc's `dlopen`,
 //! and every mapping whose resident size it changed, from
 //! `/proc/self/smaps` before and after; then the growth by kind (the
 //! kinds of `loadbench --smaps`).
@@ -29,7 +30,7 @@ const BUFFER: usize = 4 << 20;
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().collect();
     let (Some(which), Some(mode), Some(path)) = (args.get(1), args.get(2), args.get(3)) else {
-        eprintln!("usage: memsmaps <minld|glibc> <now|lazy> <path>");
+        eprintln!("usage: memsmaps <minld|bytes|glibc> <now|lazy> <path>");
         return ExitCode::from(2);
     };
     let now = mode == "now";
@@ -42,6 +43,11 @@ fn main() -> ExitCode {
         _ => None,
     };
     let loader = minld::Loader::new().bind_now(now);
+    // `bytes`: the file read into memory before the first look, then
+    // loaded with `open_bytes` (named by its path, for $ORIGIN).
+    let bytes = (which == "bytes")
+        .then(|| std::fs::read(path).ok())
+        .flatten();
     let (mut before, mut after) = (smaps::Buffer::new(BUFFER), smaps::Buffer::new(BUFFER));
     before.read();
     let present0 = pages_of.as_deref().map(|s| present(&before.mappings(), s));
@@ -49,13 +55,19 @@ fn main() -> ExitCode {
         // SAFETY: a library the user named, trusted to run its init
         // functions in this process.
         "minld" => unsafe { loader.open(path) }.map(std::mem::forget).is_ok(),
+        "bytes" => bytes.as_deref().is_some_and(|b| {
+            // SAFETY: as above.
+            unsafe { loader.clone().name(path).open_bytes(b) }
+                .map(std::mem::forget)
+                .is_ok()
+        }),
         "glibc" => {
             let flags = libc::RTLD_LOCAL | if now { libc::RTLD_NOW } else { libc::RTLD_LAZY };
             // SAFETY: `cpath` is NUL-terminated and outlives the call.
             !unsafe { libc::dlopen(cpath.as_ptr(), flags) }.is_null()
         }
         _ => {
-            eprintln!("memsmaps: the loader is minld or glibc");
+            eprintln!("memsmaps: the loader is minld, bytes or glibc");
             return ExitCode::from(2);
         }
     };

@@ -5,7 +5,7 @@ set -e
 cd "$(dirname "$0")"
 libs=$(ls -d ../target/debug/build/minld-*/out/test-libs 2>/dev/null | head -1)
 [ -n "$libs" ] || { echo "build the test-libs first: cargo test --no-run" >&2; exit 1; }
-for t in map link; do
+for t in map link bytes; do
     mkdir -p corpus/$t
     find "$libs" -name '*.so' -size -64k -exec cp {} corpus/$t/ \;
     for real in libz.so.1 libmd.so.0 liblzma.so.5; do

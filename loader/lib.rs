@@ -31,6 +31,7 @@
 //! | name → open file | `search` (with `ldcache`, `script`) |
 //! | file → checked headers | `validate` |
 //! | headers → mapped image | `map` (system calls in `os::sys`, printed by `os::trace`) |
+//! | bytes or a descriptor → root object | `bytes` (copied into anonymous memory by `map::copy`) |
 //! | root → load set | `gather` (host objects in `process::host`) |
 //! | load set → linked objects | `reloc` (bindings from a link record: `cache`) |
 //! | linked → running | `load::finish`, `init` |
@@ -61,7 +62,7 @@ pub use base::error::{
     ScriptFault, SegmentFault, SegmentName,
 };
 pub use base::relocs::RelocKind;
-pub use model::image::{LoadBias, Protection, Segment};
+pub use model::image::{LoadBias, Protection, Segment, Source};
 pub use pipeline::cache::format::RecordError;
 pub use pipeline::policy;
 pub use pipeline::policy::Policy;

@@ -22,7 +22,7 @@ use crate::pipeline::options::Options;
 /// ```
 #[derive(Debug, Clone)]
 pub struct Loader {
-    opts: Options,
+    pub(super) opts: Options,
 }
 
 impl Default for Loader {

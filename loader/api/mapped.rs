@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use crate::base::error::Error;
-use crate::model::image::{MappedImage, Segment};
+use crate::model::image::{MappedImage, Segment, Source};
 
 /// An object validated and mapped, but not linked: nothing of it has run.
 /// Dropping it unmaps it.
@@ -21,9 +21,14 @@ impl MappedObject {
     pub(super) fn image(&self) -> &MappedImage {
         &self.image
     }
-    /// The path of the file.
+    /// The path of the file (for one given as bytes or a descriptor, the
+    /// name given: see [`Loader::name`](crate::Loader::name)).
     pub fn path(&self) -> &Path {
         &self.image.path
+    }
+    /// Where its pages came from: a file's mapping or a copy of bytes.
+    pub fn source(&self) -> &Source {
+        &self.image.source
     }
     /// The load base: the real address of virtual address 0.
     pub fn base(&self) -> usize {

@@ -4,6 +4,7 @@
 //! address.
 
 pub(crate) mod addr;
+pub(crate) mod bytes;
 pub(crate) mod library;
 pub(crate) mod loader;
 pub(crate) mod mapped;

@@ -22,23 +22,47 @@ pub(crate) struct Sys {
     pub(crate) trace: bool,
 }
 
-/// An owned file descriptor that is closed (through [`Sys`], so the close is
-/// traced) when dropped.
+/// A file descriptor minld reads and maps through: one it opened and owns,
+/// closed (through [`Sys`], so the close is traced) when dropped, or one
+/// the caller lent (`Loader::open_fd`), never closed by minld.
 pub(crate) struct Fd {
     pub(crate) raw: RawFd,
     sys: Sys,
+    /// Whether minld opened it (and closes it on drop).
+    owned: bool,
 }
 
 impl Fd {
     /// Owns `raw`, closing it through `sys`.
     pub(super) fn new(raw: RawFd, sys: Sys) -> Fd {
-        Fd { raw, sys }
+        Fd {
+            raw,
+            sys,
+            owned: true,
+        }
+    }
+
+    /// A descriptor the caller lent: used as minld's own, never closed.
+    /// The caller keeps it open for as long as the `Fd` lives.
+    pub(crate) fn borrowed(raw: RawFd, sys: Sys) -> Fd {
+        Fd {
+            raw,
+            sys,
+            owned: false,
+        }
+    }
+
+    /// Whether minld opened it itself (false: the caller's, lent).
+    pub(crate) fn owned(&self) -> bool {
+        self.owned
     }
 }
 
 impl Drop for Fd {
     fn drop(&mut self) {
-        self.sys.close(self.raw);
+        if self.owned {
+            self.sys.close(self.raw);
+        }
     }
 }
 
@@ -120,7 +144,7 @@ impl Sys {
             );
             self.emit(call, &Self::result_of(ret.map(|fd| fd.to_string())), note);
         }
-        ret.map(|raw| Fd { raw, sys: *self })
+        ret.map(|raw| Fd::new(raw, *self))
     }
 
     /// `read(fd, buf, buf.len())`, returning the byte count.

@@ -6,26 +6,24 @@
 //! against the dependencies that provide them, and the new objects put in
 //! the order they are relocated and initialised (dependencies first).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, Weak};
 
 use goblin::elf::program_header as ph;
 
 use crate::base::error::Error;
 use crate::elf::dynamic::DF_1_PIE;
-use crate::elf::symbols::{Version, VersionNeed};
-use crate::model::image::MappedImage;
 use crate::model::object::{live, Dep, Object};
 use crate::model::registry::Registry;
 use crate::os::debug::{self, Category};
 use crate::os::phases::{self, Phase};
-use crate::os::sys::Sys;
+use crate::os::sys::{FileStat, Sys};
 use crate::pipeline::map;
+use crate::pipeline::object;
 use crate::pipeline::options::Options;
 use crate::pipeline::search::{self, Found, Opened, Requester};
 use crate::pipeline::validate;
 use crate::process::host::{self, GLIBC_FAMILY};
-use crate::process::tls;
 
 /// The root of a load, opened: the file and, for a linker script, the
 /// members after the first (loaded as the root's dependencies) and its
@@ -192,6 +190,19 @@ pub(crate) fn gather(
         as_needed,
     } = root;
     let first = object_for(sys, reg, opened, opts)?;
+    walk(sys, reg, opts, first, extra, as_needed)
+}
+
+/// Walks every DT_NEEDED entry breadth-first from the root object `first`
+/// (with a linker script's `extra` members and its `as_needed` ones).
+pub(crate) fn walk(
+    sys: &Sys,
+    reg: &mut Registry,
+    opts: &Options,
+    first: (Arc<Object>, bool),
+    extra: Vec<String>,
+    as_needed: Vec<String>,
+) -> Result<Gathered, Error> {
     let mut cx = Walk {
         sys,
         reg,
@@ -372,13 +383,13 @@ fn dependency(
 /// inode), or a new mapping. Its code may run unless `Loader::link`; only
 /// then are its unwind tables handed to the unwinder. Under a policy an
 /// executable stack is left to the policy's report (see `check_policy`).
-fn object_for(
+pub(crate) fn object_for(
     sys: &Sys,
     reg: &Registry,
     opened: Opened,
     opts: &Options,
 ) -> Result<(Arc<Object>, bool), Error> {
-    let (trusted, namespace) = (opts.run_code, opts.namespace_id());
+    let namespace = opts.namespace_id();
     let Opened { fd, path, first } = opened;
     let headers = {
         let _phase = phases::enter(Phase::Validate);
@@ -396,9 +407,22 @@ fn object_for(
         return Ok((o, false));
     }
     let map_phase = phases::enter(Phase::Map);
-    let mut mapped = map::map_and_read_dynamic(sys, &fd, &headers, &path)?;
+    let mapped = map::map_and_read_dynamic(sys, &fd, &headers, &path)?;
     drop(fd);
     drop(map_phase);
+    object_from(mapped, path, stat, opts)
+}
+
+/// The object for a mapped image whose headers (`stat`: its identity) were
+/// read from `path`: its tables read, its TLS module registered.
+pub(crate) fn object_from(
+    mut mapped: map::Mapped,
+    path: PathBuf,
+    stat: FileStat,
+    opts: &Options,
+) -> Result<(Arc<Object>, bool), Error> {
+    let (trusted, namespace) = (opts.run_code, opts.namespace_id());
+    let key = (stat.dev, stat.ino);
     let _phase = phases::enter(Phase::Tables);
     if mapped.dynamic().flags_1 & DF_1_PIE != 0 {
         return Err(Error::Executable {
@@ -415,8 +439,8 @@ fn object_for(
         symbols,
         build_id,
     } = unsafe { mapped.into_parts() }?;
-    let need_by_index = by_index(&needs);
-    let tls = tls_module(&path, &image)?;
+    let need_by_index = object::by_index(&needs);
+    let tls = object::tls_module(&path, &image)?;
     let eh_frame_hdr = image
         .phdr(ph::PT_GNU_EH_FRAME)
         .map(|e| image.bias.at(e.p_vaddr))
@@ -459,56 +483,6 @@ fn object_for(
     });
     live::insert(start, end, eh_frame_hdr, namespace, Arc::downgrade(&object));
     Ok((object, true))
-}
-
-/// Required versions by their versym index (DT_VERNEED's vna_other).
-fn by_index(needs: &[VersionNeed]) -> Vec<Option<Version>> {
-    let mut out: Vec<Option<Version>> = Vec::new();
-    for n in needs {
-        for (v, idx, _) in &n.versions {
-            let i = usize::from(*idx);
-            if out.len() <= i {
-                out.resize(i + 1, None);
-            }
-            out[i] = Some(*v);
-        }
-    }
-    out
-}
-
-/// The object's TLS module, registered, when it has a PT_TLS segment.
-fn tls_module(path: &Path, image: &MappedImage) -> Result<Option<tls::Module>, Error> {
-    Ok(match image.phdr(ph::PT_TLS) {
-        None => None,
-        Some(t) => {
-            let image_at = image.bias.at(t.p_vaddr);
-            let ok = t.p_filesz <= t.p_memsz
-                && (t.p_filesz == 0 || image.readable(image_at, t.p_filesz as usize));
-            let module = ok
-                .then(|| {
-                    tls::Module::register(
-                        image_at,
-                        t.p_filesz as usize,
-                        t.p_memsz as usize,
-                        t.p_align as usize,
-                    )
-                })
-                .flatten();
-            Some(module.ok_or_else(|| {
-                Error::segments(
-                    path,
-                    crate::base::error::SegmentName::Tls,
-                    "p_vaddr",
-                    t.p_vaddr,
-                    crate::base::error::SegmentFault::BadTls {
-                        filesz: t.p_filesz,
-                        memsz: t.p_memsz,
-                        align: t.p_align,
-                    },
-                )
-            })?)
-        }
-    })
 }
 
 /// DT_VERNEED: every required version must be defined by the dependency

@@ -22,10 +22,11 @@ use goblin::elf::program_header as ph;
 
 use crate::base::error::Error;
 use crate::model::object::{Dep, Object, ScopeRef};
-use crate::model::registry::{Held, Registry, Uniques};
+use crate::model::registry::{Borrowed, Held, Registry, Uniques};
 use crate::os::debug::{self, Category};
 use crate::os::phases::{self, Measure, Phase};
 use crate::os::sys::Sys;
+use crate::pipeline::bytes::{self, Given};
 use crate::pipeline::cache::{Cache, Proven};
 use crate::pipeline::gather::{self, Gathered};
 use crate::pipeline::init;
@@ -45,9 +46,40 @@ pub(crate) struct LoadSet {
 /// code runs (see [`finish`]) unless the load runs ifunc resolvers as it
 /// relocates (not deferred).
 pub(crate) fn link(opts: &Options, held: &Held, name: &str) -> Result<Pending, Error> {
+    link_timed(opts, |measure| link_stages(opts, held, name, measure))
+}
+
+/// [`link`] for a root that is not found by name but given
+/// (`Loader::open_bytes`, `Loader::open_fd`), named `name` in messages,
+/// the trace and the debugger's list; its dependencies are found as usual.
+pub(crate) fn link_given(
+    opts: &Options,
+    held: &Held,
+    name: &Path,
+    given: Given<'_>,
+) -> Result<Pending, Error> {
+    link_timed(opts, |measure| {
+        let sys = Sys { trace: opts.trace };
+        let label = name.to_string_lossy();
+        let mut reg = borrow(held, &label)?;
+        {
+            let _phase = phases::enter(Phase::Host);
+            reg.host.refresh();
+        }
+        let first = bytes::root_object(&sys, &mut reg, opts, given, name)?;
+        let g = gather::walk(&sys, &mut reg, opts, first, Vec::new(), Vec::new())?;
+        link_gathered(opts, held, reg, &label, g, measure)
+    })
+}
+
+/// Runs `stages` between the load's phase measurements.
+fn link_timed(
+    opts: &Options,
+    stages: impl FnOnce(&mut Measure) -> Result<Pending, Error>,
+) -> Result<Pending, Error> {
     // Dropped on an error: the measurement is discarded.
     let mut measure = phases::start();
-    let mut pending = link_stages(opts, held, name, &mut measure)?;
+    let mut pending = stages(&mut measure)?;
     if opts.run_code && opts.defer_init {
         // The rest is measured when the prepared load runs.
         measure.pause();
@@ -57,7 +89,7 @@ pub(crate) fn link(opts: &Options, held: &Held, name: &str) -> Result<Pending, E
 }
 
 /// The registry borrowed for the load of `name`.
-fn borrow<'h>(held: &'h Held, name: &str) -> Result<crate::model::registry::Borrowed<'h>, Error> {
+fn borrow<'h>(held: &'h Held, name: &str) -> Result<Borrowed<'h>, Error> {
     held.registry(|| format!("open {name}"))
 }
 
@@ -88,6 +120,19 @@ fn link_stages(
     }
     let root = gather::open_root(&sys, opts, name)?;
     let g = gather::gather(&sys, &mut reg, opts, root)?;
+    link_gathered(opts, held, reg, name, g, measure)
+}
+
+/// [`link`] once the load's objects are gathered, with the registry
+/// borrowed (given back while code of the load may run).
+fn link_gathered(
+    opts: &Options,
+    held: &Held,
+    mut reg: Borrowed<'_>,
+    name: &str,
+    g: Gathered,
+    measure: &mut Measure,
+) -> Result<Pending, Error> {
     refuse_unfinished(&reg, &g, name)?;
     // Checked on the objects mapped, not on files opened again by name.
     if let Some(policy) = &opts.policy {

@@ -3,11 +3,13 @@
 //! drives the rest, `reloc` binds and relocates, `init` runs constructors.
 //! `policy` runs the same first stages read-only to vet a library.
 
+pub(crate) mod bytes;
 pub(crate) mod cache;
 pub(crate) mod gather;
 pub(crate) mod init;
 pub(crate) mod load;
 pub(crate) mod map;
+pub(crate) mod object;
 pub(crate) mod options;
 pub mod policy;
 pub(crate) mod reloc;

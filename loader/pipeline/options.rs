@@ -35,6 +35,9 @@ pub(crate) struct Options {
     /// RPATH, RUNPATH and `$ORIGIN` are searched for the root, as glibc's
     /// dlopen searches for its caller.
     pub(crate) caller: Option<Arc<Caller>>,
+    /// The name of an object given as bytes or a descriptor
+    /// (`Loader::name`), for messages, the trace and the debugger.
+    pub(crate) given_name: Option<PathBuf>,
 }
 
 /// The object a load is made for, as the search needs it.
@@ -86,6 +89,7 @@ impl Options {
             global: false,
             caller: None,
             reuse_loaded: false,
+            given_name: None,
         }
     }
 }

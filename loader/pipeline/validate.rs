@@ -76,6 +76,40 @@ pub(crate) fn read_headers(
     })
 }
 
+/// The headers of an object held in memory (`Loader::open_bytes`), with
+/// the checks and errors [`read_headers`] gives a file holding the same
+/// bytes: the slice's length is the file's size, every table is
+/// bounds-checked against it. The identity is made up and unique (the
+/// bytes have none): device `u64::MAX`, an inode counted up.
+pub(crate) fn headers_from_bytes(
+    path: &Path,
+    bytes: &[u8],
+    exec_stack_ok: bool,
+) -> Result<Headers, Error> {
+    let ehdr = check_ident_and_header(path, bytes)?;
+    let (size, range) = program_header_range(path, &ehdr)?;
+    if range.end(bytes.len() as u64).is_err() {
+        return Err(headers_past_end(path, &ehdr, size));
+    }
+    let phdrs = parse_program_headers(path, bytes, ehdr.e_phoff as usize, &ehdr)?;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let stat = FileStat {
+        dev: u64::MAX,
+        ino: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        size: bytes.len() as u64,
+        mode: libc::S_IFREG | 0o400,
+        uid: 0,
+        mtime: (0, 0),
+        ctime: (0, 0),
+    };
+    check_program_headers(path, &phdrs, stat.size, exec_stack_ok)?;
+    Ok(Headers {
+        path: path.to_path_buf(),
+        stat,
+        phdrs,
+    })
+}
+
 /// fstat: the file's size and identity; it must be a regular file.
 fn stat_regular_file(sys: &Sys, fd: &Fd, path: &Path) -> Result<FileStat, Error> {
     let stat = sys
@@ -222,6 +256,39 @@ fn check_fixed_fields(path: &Path, ehdr: &Header) -> Result<(), Error> {
     Ok(())
 }
 
+/// The program headers at `offset` in `bytes`, parsed by goblin.
+fn parse_program_headers(
+    path: &Path,
+    bytes: &[u8],
+    offset: usize,
+    ehdr: &Header,
+) -> Result<Vec<ProgramHeader>, Error> {
+    let ctx = Ctx::new(Container::Big, Endian::Little);
+    ProgramHeader::parse(bytes, offset, usize::from(ehdr.e_phnum), ctx).map_err(|source| {
+        Error::Unparsable {
+            path: path.to_path_buf(),
+            what: "program headers",
+            source,
+        }
+    })
+}
+
+/// The program header table's size and its range in the file, checked
+/// for overflow only (the file's size is not known yet: fstat comes
+/// after, as in ld.so).
+fn program_header_range(path: &Path, ehdr: &Header) -> Result<(usize, FileRange), Error> {
+    let size = usize::from(ehdr.e_phnum) * PHDR_SIZE;
+    let range = FileRange::new("e_phoff", ehdr.e_phoff, "program headers", size as u64);
+    range.end(u64::MAX).map_err(|e| e.for_header(path))?;
+    Ok((size, range))
+}
+
+/// The program headers lie (partly) past the end of the data.
+fn headers_past_end(path: &Path, ehdr: &Header, size: usize) -> Error {
+    let fault = HeaderFault::PastEnd { size: size as u64 };
+    Error::header(path, "e_phoff", ehdr.e_phoff, fault)
+}
+
 /// The program header table: from the first read when it lies inside,
 /// else with one pread, as ld.so does.
 fn read_program_headers(
@@ -231,23 +298,15 @@ fn read_program_headers(
     first: &[u8],
     ehdr: &Header,
 ) -> Result<Vec<ProgramHeader>, Error> {
-    let ctx = Ctx::new(Container::Big, Endian::Little);
-    let size = usize::from(ehdr.e_phnum) * PHDR_SIZE;
-    let range = FileRange::new("e_phoff", ehdr.e_phoff, "program headers", size as u64);
-    let parse = |bytes: &[u8], offset: usize| {
-        ProgramHeader::parse(bytes, offset, usize::from(ehdr.e_phnum), ctx).map_err(|source| {
-            Error::Unparsable {
-                path: path.to_path_buf(),
-                what: "program headers",
-                source,
-            }
-        })
-    };
-    // The file's size is not known yet (fstat comes after, as in ld.so):
-    // only overflow is checked here; a short pread is the end of the file.
-    range.end(u64::MAX).map_err(|e| e.for_header(path))?;
+    // Only overflow is checked first; a short pread is the end of the file.
+    let (size, range) = program_header_range(path, ehdr)?;
     if range.end(first.len() as u64).is_ok() {
-        return parse(first, ehdr.e_phoff as usize);
+        return parse_program_headers(path, first, ehdr.e_phoff as usize, ehdr);
+    }
+    if i64::try_from(ehdr.e_phoff).is_err() {
+        // No file reaches that far (a file offset is an i64): pread64
+        // would refuse the offset itself (EINVAL).
+        return Err(headers_past_end(path, ehdr, size));
     }
     let mut buf = vec![0u8; size];
     let n = sys
@@ -259,10 +318,9 @@ fn read_program_headers(
         )
         .map_err(|e| Error::io(path, "pread of program headers", e))?;
     if n != size {
-        let fault = HeaderFault::PastEnd { size: size as u64 };
-        return Err(Error::header(path, "e_phoff", ehdr.e_phoff, fault));
+        return Err(headers_past_end(path, ehdr, size));
     }
-    parse(&buf, 0)
+    parse_program_headers(path, &buf, 0, ehdr)
 }
 
 /// `rwx` for p_flags, for the debug log.
@@ -511,71 +569,4 @@ fn log_inaccessible(path: &Path, phdrs: &[ProgramHeader]) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn load(vaddr: u64, offset: u64, filesz: u64, memsz: u64) -> ProgramHeader {
-        ProgramHeader {
-            p_type: ph::PT_LOAD,
-            p_flags: ph::PF_R,
-            p_offset: offset,
-            p_vaddr: vaddr,
-            p_paddr: vaddr,
-            p_filesz: filesz,
-            p_memsz: memsz,
-            p_align: 0x1000,
-        }
-    }
-
-    fn dynamic(vaddr: u64) -> ProgramHeader {
-        ProgramHeader {
-            p_type: ph::PT_DYNAMIC,
-            p_vaddr: vaddr,
-            p_offset: vaddr,
-            p_filesz: 0x100,
-            p_memsz: 0x100,
-            ..load(0, 0, 0, 0)
-        }
-    }
-
-    fn check(phdrs: &[ProgramHeader]) -> String {
-        match check_program_headers(Path::new("t.so"), phdrs, 0x10000, false) {
-            Ok(()) => "ok".to_string(),
-            Err(e) => e.to_string(),
-        }
-    }
-
-    #[test]
-    fn accepts_a_plain_layout() {
-        assert_eq!(
-            check(&[
-                load(0, 0, 0x2000, 0x2000),
-                load(0x3000, 0x3000, 0x1000, 0x4000),
-                dynamic(0x3000)
-            ]),
-            "ok"
-        );
-    }
-
-    #[test]
-    fn rejects_overlap_and_disorder() {
-        let e = check(&[
-            load(0x3000, 0x3000, 0x1000, 0x1000),
-            load(0, 0, 0x1000, 0x1000),
-            dynamic(0),
-        ]);
-        assert!(e.contains("segment 1") && e.contains("out of order"), "{e}");
-    }
-
-    #[test]
-    fn rejects_filesz_overflow() {
-        let e = check(&[load(0, u64::MAX - 4, 0x10, 0x10), dynamic(0)]);
-        assert!(e.contains("overflows"), "{e}");
-    }
-
-    #[test]
-    fn rejects_dynamic_outside_loads() {
-        let e = check(&[load(0, 0, 0x1000, 0x1000), dynamic(0x8000)]);
-        assert!(e.contains("PT_DYNAMIC at p_vaddr 0x8000"), "{e}");
-    }
-}
+mod tests;

@@ -4,6 +4,7 @@
 
 pub(crate) mod layout;
 pub(crate) mod release;
+pub(crate) mod source;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use crate::base::error::{Error, SegmentFault, SegmentName};
 use crate::os::sys::{page_size, Sys};
 
 pub use crate::base::mem::LoadBias;
+pub use source::Source;
 
 /// Memory protections of a segment.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -100,6 +102,8 @@ pub(crate) struct MappedImage {
     pub(crate) phdrs: Vec<ProgramHeader>,
     /// The system-call layer it was mapped with (for the munmap).
     pub(crate) sys: Sys,
+    /// Where its pages came from: a file's mapping or a copy.
+    pub(crate) source: Source,
 }
 
 impl fmt::Debug for MappedImage {

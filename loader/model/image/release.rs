@@ -46,7 +46,9 @@ impl MappedImage {
         nsyms: usize,
         jmprel_done: bool,
     ) -> Result<usize, Error> {
-        if d.textrel() {
+        // Pages copied from bytes have no file to come back from: dropped,
+        // they would read as zeros.
+        if d.textrel() || !self.source.file_backed() {
             return Ok(0);
         }
         let jmprel = if jmprel_done {

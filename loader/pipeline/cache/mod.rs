@@ -114,6 +114,17 @@ fn member_ident(m: ScopeRef<'_>) -> Option<(u64, Ident)> {
     }
 }
 
+/// A minld object of the scope that was not opened by a path (copied from
+/// bytes, mapped from a caller's descriptor): it has no identity a record
+/// could be proven against in another process, so the load neither uses
+/// nor writes one.
+fn without_path<'a>(members: &[ScopeRef<'a>]) -> Option<&'a Object> {
+    members.iter().find_map(|m| match m {
+        ScopeRef::Minld(o) if !o.image.source.by_path() => Some(*o),
+        _ => None,
+    })
+}
+
 impl Cache {
     /// The cache of a load with these options: None when it is off, or
     /// when the load is one it cannot prove (a namespace's rules or a
@@ -178,6 +189,13 @@ impl Cache {
         order: &[Arc<Object>],
         bound_now: bool,
     ) -> Option<Proven> {
+        if let Some(o) = without_path(members) {
+            self.say(format_args!(
+                "{}: not opened by a path (bytes or a descriptor), nothing to prove a record against; not used",
+                o.path.display()
+            ));
+            return None;
+        }
         let path = self.record_path(root, members, order.iter().map(|o| &**o), bound_now)?;
         if let Err(why) = store::check_dir(&self.sys, &self.dir) {
             log::warn!("{why}; the link cache is not used");
@@ -227,6 +245,9 @@ impl Cache {
         order: &[(Arc<Object>, Resolved)],
         bound_now: bool,
     ) {
+        if without_path(members).is_some() {
+            return; // find said why
+        }
         let relocated = order.iter().map(|(o, _)| &**o);
         let Some(path) = self.record_path(root, members, relocated, bound_now) else {
             return;

@@ -14,7 +14,7 @@ use crate::model::image::MappedImage;
 use crate::os::sys::Sys;
 use crate::pipeline::validate::Headers;
 
-use super::map_segments;
+use super::{copy_segments, map_segments};
 
 /// A mapped object with the tables read from it: the image, the view of
 /// its readable segments, the dynamic section and, once read, the symbol
@@ -119,7 +119,23 @@ pub(crate) fn map_and_read_dynamic(
     headers: &Headers,
     path: &Path,
 ) -> Result<Mapped, Error> {
-    let image = map_segments(sys, fd, headers)?;
+    read_dynamic(map_segments(sys, fd, headers)?, path)
+}
+
+/// Copies a validated object from memory into anonymous memory and reads
+/// its dynamic section (stages 3 and 4, `Loader::open_bytes`).
+pub(crate) fn copy_and_read_dynamic(
+    sys: &Sys,
+    bytes: &[u8],
+    headers: &Headers,
+    path: &Path,
+) -> Result<Mapped, Error> {
+    read_dynamic(copy_segments(sys, bytes, headers)?, path)
+}
+
+/// Reads the dynamic section of a mapped image (stage 4); on error the
+/// image is dropped, so unmapped.
+fn read_dynamic(image: MappedImage, path: &Path) -> Result<Mapped, Error> {
     let ranges = image
         .segments
         .iter()

@@ -25,13 +25,15 @@ use std::path::Path;
 use goblin::elf::program_header::{self as ph, ProgramHeader};
 
 use crate::base::error::{Error, ScriptFault};
-use crate::model::image::{name_of, LoadBias, MappedImage, Protection, Segment};
+use crate::model::image::{name_of, LoadBias, MappedImage, Protection, Segment, Source};
 use crate::os::sys::{page_size, Fd, Sys};
 use crate::pipeline::search::{self, Found};
 use crate::pipeline::validate::{self, Headers};
 
+mod copy;
 mod mapped;
-pub(crate) use mapped::{map_and_read_dynamic, Parts};
+pub(crate) use copy::copy_segments;
+pub(crate) use mapped::{copy_and_read_dynamic, map_and_read_dynamic, Mapped, Parts};
 
 /// A reservation being built; unmapped on drop unless handed over.
 struct Reservation {
@@ -206,7 +208,12 @@ pub(crate) fn map_segments(sys: &Sys, fd: &Fd, headers: &Headers) -> Result<Mapp
     let bias = LoadBias(start.wrapping_sub(plan.first().mapstart as usize));
     protect_holes(sys, &plan, bias)?;
     map_the_rest(sys, fd, &plan, bias)?;
-    Ok(res.into_image(headers, bias))
+    let source = if fd.owned() {
+        Source::File(headers.path.clone())
+    } else {
+        Source::Fd(fd.raw)
+    };
+    Ok(res.into_image(headers, bias, source))
 }
 
 /// The reservation: the first segment mapped with the length of the whole
@@ -361,7 +368,7 @@ fn map_the_rest(sys: &Sys, fd: &Fd, plan: &Plan<'_>, bias: LoadBias) -> Result<(
 
 impl Reservation {
     /// Hands the reservation over to the image, which unmaps it on drop.
-    fn into_image(mut self, headers: &Headers, bias: LoadBias) -> MappedImage {
+    fn into_image(mut self, headers: &Headers, bias: LoadBias, source: Source) -> MappedImage {
         let segments = headers
             .loads()
             .map(|p| Segment {
@@ -383,6 +390,7 @@ impl Reservation {
             segments,
             phdrs: headers.phdrs.clone(),
             sys: self.sys,
+            source,
         }
     }
 }

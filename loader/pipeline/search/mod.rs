@@ -113,6 +113,13 @@ pub(crate) fn expand(element: &str, origin: Option<&Path>) -> Option<String> {
 /// absolute), as glibc computes it: symbolic links are not resolved, so an
 /// object reached through a link in another directory has that directory.
 fn origin_of(path: &Path) -> Option<PathBuf> {
+    // A name without a directory is not a path an object was opened by
+    // (a file found by a search always has one): an object given as bytes
+    // (`Loader::open_bytes`) has no $ORIGIN, and an element using it is
+    // dropped, as glibc drops it for an object whose origin is unknown.
+    if path.parent().is_none_or(|p| p.as_os_str().is_empty()) {
+        return None;
+    }
     let abs = if path.is_absolute() {
         path.to_path_buf()
     } else {

@@ -1,0 +1,151 @@
+//! The root of a load given instead of found (`Loader::open_bytes`,
+//! `Loader::open_fd`): an object held in memory, copied into anonymous
+//! memory (the read() way), or a descriptor the caller lent, mapped like a
+//! file it opened (the mmap way) or, for a stream that cannot be mapped
+//! (a pipe, a socket), read to its end and copied. Either goes through the same checks as a
+//! file found by name, with the same errors, naming it by the name given.
+//! Its dependencies are searched, opened and mapped from files as usual.
+
+use std::os::fd::RawFd;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::base::error::Error;
+use crate::model::object::Object;
+use crate::model::registry::Registry;
+use crate::os::phases::{self, Phase};
+use crate::os::sys::{Fd, Sys};
+use crate::pipeline::gather;
+use crate::pipeline::map;
+use crate::pipeline::options::Options;
+use crate::pipeline::search::Opened;
+use crate::pipeline::validate::{self, FIRST_READ};
+
+/// Where a given root's pages come from.
+#[derive(Clone, Copy)]
+pub(crate) enum Given<'a> {
+    /// The object's bytes (the whole file's contents).
+    Bytes(&'a [u8]),
+    /// An open descriptor of the caller's, on the object's file; minld
+    /// neither moves its offset nor closes it.
+    Fd(RawFd),
+}
+
+/// The root object for `given`, named `name`: a new one, or (for a
+/// descriptor on a file minld has loaded already, by device and inode)
+/// that one, as for a file found by name.
+pub(crate) fn root_object(
+    sys: &Sys,
+    reg: &mut Registry,
+    opts: &Options,
+    given: Given<'_>,
+    name: &Path,
+) -> Result<(Arc<Object>, bool), Error> {
+    match given {
+        Given::Bytes(bytes) => from_bytes(sys, opts, bytes, name),
+        Given::Fd(raw) => match opened_fd(sys, raw, name)? {
+            FromFd::Opened(opened) => gather::object_for(sys, reg, opened, opts),
+            FromFd::Stream(bytes) => from_bytes(sys, opts, &bytes, name),
+        },
+    }
+}
+
+/// What a lent descriptor gave.
+pub(crate) enum FromFd {
+    /// A file, to map: its first bytes read.
+    Opened(Opened),
+    /// A stream (a pipe, a socket: no `pread64`, no `mmap`), read to its
+    /// end: the object's bytes, to copy.
+    Stream(Vec<u8>),
+}
+
+/// The most minld reads from a stream (a pipe, a socket) for one object.
+const MAX_STREAM: usize = 1 << 31;
+
+/// A stream's whole contents, with `read` calls (traced) until it ends;
+/// more than [`MAX_STREAM`] bytes is refused (EFBIG).
+fn read_stream(sys: &Sys, fd: &Fd, name: &Path) -> Result<Vec<u8>, Error> {
+    let mut bytes = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    loop {
+        let n = match sys.read(fd, &mut chunk, "the object from a stream, to copy") {
+            Ok(0) => return Ok(bytes),
+            Ok(n) => n,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(Error::io(name, "read", e)),
+        };
+        if bytes.len() + n > MAX_STREAM {
+            return Err(Error::io(name, "read", nix::errno::Errno::EFBIG));
+        }
+        bytes.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Validated from the bytes and copied into anonymous memory: always a
+/// new object (bytes have no identity to find a loaded copy by).
+fn from_bytes(
+    sys: &Sys,
+    opts: &Options,
+    bytes: &[u8],
+    name: &Path,
+) -> Result<(Arc<Object>, bool), Error> {
+    let headers = {
+        let _phase = phases::enter(Phase::Validate);
+        validate::headers_from_bytes(name, bytes, opts.policy.is_some())?
+    };
+    let mapped = {
+        let _phase = phases::enter(Phase::Map);
+        map::copy_and_read_dynamic(sys, bytes, &headers, name)?
+    };
+    gather::object_from(mapped, name.to_path_buf(), headers.stat, opts)
+}
+
+/// The caller's descriptor: its first bytes read with `pread64` at offset
+/// 0 (the descriptor's own offset is the caller's and stays where it is),
+/// to be checked and mapped as a file minld opened (a descriptor on a
+/// directory or a device is refused as a path naming one is); or, when
+/// `pread64` says it is a stream (ESPIPE: a pipe, a socket), read to its
+/// end, to be copied as bytes. The descriptor is lent, never closed by
+/// minld.
+pub(crate) fn opened_fd(sys: &Sys, raw: RawFd, name: &Path) -> Result<FromFd, Error> {
+    let fd = Fd::borrowed(raw, *sys);
+    let mut first = vec![0u8; FIRST_READ];
+    let n = match sys.pread(
+        &fd,
+        &mut first,
+        0,
+        "ELF header and program headers, from the caller's descriptor",
+    ) {
+        Ok(n) => n,
+        Err(nix::errno::Errno::ESPIPE) => return read_stream(sys, &fd, name).map(FromFd::Stream),
+        Err(e) => return Err(Error::io(name, "pread", e)),
+    };
+    first.truncate(n);
+    Ok(FromFd::Opened(Opened {
+        fd,
+        path: name.to_path_buf(),
+        first,
+    }))
+}
+
+/// Validates and maps (or, for bytes, copies) an object given instead of
+/// found, without linking it (`Loader::map_bytes`, `Loader::map_fd`).
+pub(crate) fn map_only(
+    sys: &Sys,
+    given: Given<'_>,
+    name: &Path,
+) -> Result<crate::model::image::MappedImage, Error> {
+    match given {
+        Given::Bytes(bytes) => {
+            let headers = validate::headers_from_bytes(name, bytes, false)?;
+            map::copy_segments(sys, bytes, &headers)
+        }
+        Given::Fd(raw) => match opened_fd(sys, raw, name)? {
+            FromFd::Opened(o) => {
+                let headers = validate::read_headers(sys, &o.fd, &o.path, &o.first, false)?;
+                map::map_segments(sys, &o.fd, &headers)
+            }
+            FromFd::Stream(bytes) => map_only(sys, Given::Bytes(&bytes), name),
+        },
+    }
+}
