@@ -953,7 +953,7 @@ fn gdb_knows_a_library_from_bytes_by_its_name() {
         .args(["-ex", "continue"])
         .arg("--args")
         .arg(&dlopen)
-        .args(["--from-bytes", lib.as_str(), "basic_scale", "2"])
+        .args(["--from-bytes", lib.as_str(), "basic_scale:f64(f64)", "2"])
         .output()
         .expect("gdb must be installed (.ci/run installs it)");
     let text = format!(
