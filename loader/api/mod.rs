@@ -7,3 +7,4 @@ pub(crate) mod addr;
 pub(crate) mod library;
 pub(crate) mod loader;
 pub(crate) mod mapped;
+pub(crate) mod objects;

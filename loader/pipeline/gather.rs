@@ -31,9 +31,22 @@ use crate::process::tls;
 /// members after the first (loaded as the root's dependencies) and its
 /// AS_NEEDED members.
 pub(crate) struct Root {
-    opened: Opened,
+    /// The file, or an object minld has (`search::loaded_by_soname`).
+    opened: Result<Opened, Arc<Object>>,
     extra: Vec<String>,
     as_needed: Vec<String>,
+}
+
+impl Root {
+    /// A root minld has loaded already: no search, no file opened.
+    pub(crate) fn loaded(o: Arc<Object>) -> Root {
+        let (extra, as_needed) = (Vec::new(), Vec::new());
+        Root {
+            opened: Err(o),
+            extra,
+            as_needed,
+        }
+    }
 }
 
 /// The objects of a load, root first, in the order their DT_NEEDED
@@ -140,7 +153,7 @@ pub(crate) fn open_root(sys: &Sys, opts: &Options, name: &str) -> Result<Root, E
     let (path, members) = match find(sys, opts, name, caller.as_ref())? {
         Found::Elf(opened) => {
             return Ok(Root {
-                opened,
+                opened: Ok(opened),
                 extra: Vec::new(),
                 as_needed: Vec::new(),
             })
@@ -168,7 +181,7 @@ pub(crate) fn open_root(sys: &Sys, opts: &Options, name: &str) -> Result<Root, E
     };
     match find(sys, opts, &first, Some(&requester))? {
         Found::Elf(opened) => Ok(Root {
-            opened,
+            opened: Ok(opened),
             extra,
             as_needed,
         }),
@@ -191,7 +204,10 @@ pub(crate) fn gather(
         extra,
         as_needed,
     } = root;
-    let first = object_for(sys, reg, opened, opts)?;
+    let first = match opened {
+        Ok(opened) => object_for(sys, reg, opened, opts)?,
+        Err(loaded) => (loaded, false),
+    };
     let mut cx = Walk {
         sys,
         reg,

@@ -68,7 +68,15 @@ fn link_stages(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending
             as_needed: Vec::new(),
         }));
     }
-    let root = gather::open_root(&sys, opts, name)?;
+    let root = match crate::pipeline::search::loaded_by_soname(
+        reg,
+        opts.namespace_id(),
+        opts.run_code,
+        name,
+    ) {
+        Some(o) => gather::Root::loaded(o),
+        None => gather::open_root(&sys, opts, name)?,
+    };
     let g = gather::gather(&sys, reg, opts, root)?;
     // Checked on the objects mapped, not on files opened again by name.
     if let Some(policy) = &opts.policy {

@@ -1,0 +1,191 @@
+//! The drop-in `<dlfcn.h>` (`preload/`, `libminld_preload.so`): real
+//! programs run with `LD_PRELOAD` of it, each case in a process of its
+//! own. `test-libs/dl_host.c` is a C program using `<dlfcn.h>` as any
+//! program does; each of its cases is also run without the preload, so
+//! that glibc's answer is the reference. Python's extension modules are
+//! imported through it with `MINLD_TRACE=1`.
+//!
+//! The preload is built here (`cargo build -p minld-preload`, a debug
+//! build, in a target directory of its own so that it never waits for the
+//! lock of the build running these tests), or taken from
+//! `MINLD_PRELOAD` (e.g. the release build).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The preload library, built once per test binary.
+fn preload() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        if let Some(p) = std::env::var_os("MINLD_PRELOAD") {
+            return PathBuf::from(p);
+        }
+        let target = Path::new(env!("CARGO_TARGET_TMPDIR")).join("preload-target");
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-q", "-p", "minld-preload", "--target-dir"])
+            .arg(&target)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo build -p minld-preload");
+        assert!(status.success(), "cargo build -p minld-preload failed");
+        target.join("debug/libminld_preload.so")
+    })
+}
+
+/// Runs `program args` with the preload (or without), `env` added.
+fn run(program: &Path, args: &[&str], with_preload: bool, env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(program);
+    c.args(args)
+        .env_remove("MINLD_TRACE")
+        .env_remove("MINLD_DEBUG");
+    if with_preload {
+        c.env("LD_PRELOAD", preload());
+    }
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run the program")
+}
+
+/// Runs one case of `dl_host` under glibc and through minld; both must
+/// pass. The output through minld.
+fn host_case(case: &str) -> String {
+    let host = common::libs::test_lib("dl_host");
+    let glibc = run(&host, &[case], false, &[]);
+    assert!(
+        glibc.status.success(),
+        "glibc: {case}: {}{}",
+        String::from_utf8_lossy(&glibc.stdout),
+        String::from_utf8_lossy(&glibc.stderr)
+    );
+    let minld = run(&host, &[case], true, &[("MINLD_TRACE", "1")]);
+    let (out, err) = (
+        String::from_utf8_lossy(&minld.stdout).into_owned(),
+        String::from_utf8_lossy(&minld.stderr).into_owned(),
+    );
+    assert!(minld.status.success(), "minld: {case}: {out}{err}");
+    // The libraries really went through minld: its trace maps them.
+    assert!(
+        err.contains("mmap("),
+        "minld: {case}: no mmap in minld's trace: {err}"
+    );
+    out
+}
+
+#[test]
+fn rtld_global_serves_later_loads_and_rtld_default() {
+    let out = host_case("global");
+    assert!(out.contains("use_global() = 42"), "{out}");
+}
+
+#[test]
+fn sibling_found_through_the_callers_origin() {
+    let out = host_case("origin");
+    assert!(out.contains("chain_a() = 321"), "{out}");
+}
+
+#[test]
+fn process_own_copies_are_returned() {
+    // libc.so.6 goes to glibc; libbasic.so (linked by the program) is
+    // found by minld and is the program's copy: nothing of it is mapped
+    // again. (Not host_case: nothing here is minld's to map.)
+    let host = common::libs::test_lib("dl_host");
+    let out = run(&host, &["own"], true, &[("MINLD_TRACE", "1")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "{}{err}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        !err.lines()
+            .any(|l| l.contains("mmap(") && l.contains("libbasic.so")),
+        "libbasic.so mapped again: {err}"
+    );
+    assert!(
+        err.contains("libbasic.so"),
+        "minld never looked at libbasic.so: {err}"
+    );
+}
+
+#[test]
+fn destructor_runs_at_exit_once() {
+    let out = host_case("dtor");
+    assert_eq!(out.matches("dl_dtor: destructor ran").count(), 1, "{out}");
+    assert!(
+        out.find("exiting without dlclose") < out.find("destructor ran"),
+        "{out}"
+    );
+}
+
+#[test]
+fn dl_iterate_phdr_lists_minlds_objects() {
+    let out = host_case("phdr");
+    assert!(out.contains("phdr: adds"), "{out}");
+}
+
+#[test]
+fn dlerror_is_per_thread_and_read_once() {
+    let out = host_case("dlerror");
+    // minld's details follow glibc's words: the paths it tried.
+    assert!(out.contains("tried: "), "{out}");
+}
+
+#[test]
+fn two_threads_open_at_once() {
+    let out = host_case("threads");
+    assert!(out.contains("threads: 2 x 20 opens"), "{out}");
+    assert_eq!(out.matches("dl_dtor: destructor ran").count(), 20, "{out}");
+}
+
+/// Python's extension modules, imported through minld: the imports work
+/// and minld's trace maps each module that is a file.
+#[test]
+fn python_imports_extension_modules_through_minld() {
+    let Some(python) = which("python3") else {
+        eprintln!("skipped: no python3 on PATH");
+        return;
+    };
+    let script = "import _sqlite3, _ssl, _ctypes, zlib\n\
+        for m in (_sqlite3, _ssl, _ctypes, zlib): print(m.__name__, getattr(m, '__file__', 'builtin'))\n\
+        print('crc', zlib.crc32(b'minld'))\n\
+        import sqlite3; print('sqlite', sqlite3.connect(':memory:').execute('select 6*7').fetchone()[0])\n";
+    let glibc = run(&python, &["-c", script], false, &[]);
+    assert!(glibc.status.success(), "{glibc:?}");
+    let out = run(&python, &["-c", script], true, &[("MINLD_TRACE", "1")]);
+    let (stdout, trace) = (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    );
+    assert!(out.status.success(), "{stdout}{trace}");
+    assert_eq!(stdout, String::from_utf8_lossy(&glibc.stdout), "{trace}");
+    let mut extensions = 0;
+    for line in stdout.lines().take(4) {
+        let (module, file) = line.split_once(' ').expect("module and file");
+        if file == "builtin" {
+            eprintln!("{module} is built into this python");
+            continue;
+        }
+        let name = Path::new(file).file_name().unwrap().to_string_lossy();
+        assert!(
+            trace
+                .lines()
+                .any(|l| l.starts_with("mmap(") && l.contains(&format!("{name} segment 0"))),
+            "{module}: no mmap of {name} in minld's trace:\n{trace}"
+        );
+        extensions += 1;
+    }
+    assert!(extensions >= 2, "{stdout}");
+}
+
+/// A program on PATH.
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_string_lossy()
+        .split(':')
+        .map(|d| Path::new(d).join(program))
+        .find(|p| p.is_file())
+}
