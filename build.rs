@@ -566,6 +566,22 @@ const ARTIFACTS: &[Artifact] = &[
         sources: &["global_user.c"],
         ..LIB
     },
+    // The drop-in <dlfcn.h> (minld-preload, tests/preload.rs): a library
+    // whose destructor says it ran, and a program using <dlfcn.h> as any
+    // program does, linking libbasic.so, with RUNPATH $ORIGIN.
+    Artifact {
+        name: "libdl_dtor.so",
+        sources: &["dl_dtor.c"],
+        ..LIB
+    },
+    Artifact {
+        name: "dl_host",
+        kind: Kind::CExe,
+        sources: &["dl_host.c"],
+        flags: &[RUNPATH_ORIGIN, "-ldl", "-lpthread"],
+        deps: &["libbasic.so"],
+        ..LIB
+    },
     // Weak undefined references and a weak definition.
     Artifact {
         name: "libweak.so",
