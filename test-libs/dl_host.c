@@ -196,6 +196,40 @@ static int case_threads(void)
     return 0;
 }
 
+/* RTLD_NOLOAD, RTLD_NODELETE, dlmopen(LM_ID_BASE), RTLD_LAZY. */
+static int case_flags(void)
+{
+    CHECK(dlopen("libglobal_def.so", RTLD_NOW | RTLD_NOLOAD) == NULL, "NOLOAD loaded it");
+    void *h = open_or_die("libglobal_def.so", RTLD_LAZY);
+    void *again = dlopen("libglobal_def.so", RTLD_NOW | RTLD_NOLOAD);
+    CHECK(again == h, "NOLOAD gave %p, not the handle %p", again, h);
+    void *m = dlmopen(LM_ID_BASE, "libglobal_def.so", RTLD_NOW);
+    CHECK(m == h, "dlmopen(LM_ID_BASE) gave %p, not %p", m, h);
+    CHECK(dlclose(m) == 0 && dlclose(again) == 0 && dlclose(h) == 0, "dlclose: %s", dlerror());
+    CHECK(dlopen("libglobal_def.so", RTLD_NOW | RTLD_NOLOAD) == NULL, "still loaded after 3 closes");
+    void *d = open_or_die("libdl_dtor.so", RTLD_NOW | RTLD_NODELETE);
+    int (*f)(void) = (int (*)(void))dlsym(d, "dl_dtor_alive");
+    CHECK(f != NULL, "dlsym: %s", dlerror());
+    CHECK(dlclose(d) == 0, "dlclose: %s", dlerror());
+    Dl_info info;
+    CHECK(dladdr((void *)f, &info) != 0 && f() == 5, "NODELETE library unloaded");
+    CHECK(dlopen("libglobal_def.so", 0) == NULL, "mode 0 accepted");
+    CHECK(dlerror() != NULL, "no message for mode 0");
+    printf("flags: NOLOAD, NODELETE, LM_ID_BASE, mode 0 as glibc\n");
+    fflush(stdout);
+    return 0;
+}
+
+/* Under MINLD_POLICY (set by the test): a library failing it is refused,
+ * with the report in dlerror; prints the message. */
+static int case_policy(void)
+{
+    void *h = dlopen("libglobal_def.so", RTLD_NOW);
+    const char *e = dlerror();
+    printf("policy: %s\n", h ? "loaded" : e);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     CHECK(argc == 2, "usage: dl_host CASE");
@@ -207,6 +241,8 @@ int main(int argc, char **argv)
     if (strcmp(c, "phdr") == 0) return case_phdr();
     if (strcmp(c, "dlerror") == 0) return case_dlerror();
     if (strcmp(c, "threads") == 0) return case_threads();
+    if (strcmp(c, "flags") == 0) return case_flags();
+    if (strcmp(c, "policy") == 0) return case_policy();
     CHECK(0, "unknown case %s", c);
     return 1;
 }

@@ -189,3 +189,40 @@ fn which(program: &str) -> Option<PathBuf> {
         .map(|d| Path::new(d).join(program))
         .find(|p| p.is_file())
 }
+
+#[test]
+fn rtld_flags_as_glibc() {
+    let out = host_case("flags");
+    assert!(out.contains("flags: NOLOAD, NODELETE"), "{out}");
+}
+
+/// `MINLD_POLICY`: strict refuses a library bound lazily (the test
+/// libraries are linked without `-z now`), with the report in `dlerror`;
+/// a file naming the permitted directories refuses one elsewhere.
+#[test]
+fn minld_policy_refuses_with_the_report_in_dlerror() {
+    let host = common::libs::test_lib("dl_host");
+    let out = run(&host, &["policy"], true, &[("MINLD_POLICY", "strict")]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("libglobal_def.so: refused by policy") && text.contains("NotBindNow"),
+        "{text}"
+    );
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("preload-policy");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("permitted");
+    std::fs::write(&file, "# only this one\n/nonexistent/plugins\n").unwrap();
+    let out = run(
+        &host,
+        &["policy"],
+        true,
+        &[("MINLD_POLICY", file.to_str().unwrap())],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("refused by policy"), "{text}");
+    assert!(text.contains("outside the permitted directories"), "{text}");
+    // Without a policy it loads.
+    let out = run(&host, &["policy"], true, &[]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("policy: loaded"));
+}
