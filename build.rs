@@ -574,12 +574,103 @@ const ARTIFACTS: &[Artifact] = &[
         sources: &["dl_dtor.c"],
         ..LIB
     },
+    // Its constructor dlopens libdl_dtor.so (a nested open).
+    Artifact {
+        name: "libdl_nested.so",
+        sources: &["dl_nested.c"],
+        flags: &[RUNPATH_ORIGIN, "-ldl"],
+        ..LIB
+    },
     Artifact {
         name: "dl_host",
         kind: Kind::CExe,
         sources: &["dl_host.c"],
         flags: &[RUNPATH_ORIGIN, "-ldl", "-lpthread"],
         deps: &["libbasic.so"],
+        ..LIB
+    },
+    // Nested opens: constructors and ifunc resolvers calling minld through
+    // the table in libnested_hook.so (see test-libs/nested_hook.c).
+    Artifact {
+        name: "libnested_hook.so",
+        sources: &["nested_hook.c"],
+        ..LIB
+    },
+    Artifact {
+        name: "libnested_leaf.so",
+        sources: &["nested_leaf.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libnested_hook.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libnested_outer.so",
+        sources: &["nested_outer.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libnested_hook.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libnested_closer.so",
+        sources: &["nested_closer.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libnested_hook.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libnested_self.so",
+        sources: &["nested_self.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libnested_hook.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libnested_back.so",
+        sources: &["nested_back.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libnested_self.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libnested_first.so",
+        sources: &["nested_first.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libnested_hook.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libnested_top.so",
+        sources: &["nested_top.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libnested_first.so", "libnested_hook.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libnested_top_user.so",
+        sources: &["nested_top_user.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libnested_top.so", "libnested_hook.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libnested_ifunc.so",
+        sources: &["nested_ifunc.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libnested_hook.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libnested_ifunc_back.so",
+        sources: &["nested_ifunc_back.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libnested_hook.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libnested_ifunc_back_user.so",
+        sources: &["nested_ifunc_back_user.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libnested_ifunc_back.so"],
         ..LIB
     },
     // Weak undefined references and a weak definition.

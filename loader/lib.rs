@@ -59,8 +59,8 @@ pub use api::objects::{
     loaded_objects, object_at, object_counts, LoadedObject, ObjectCounts, SymbolAt,
 };
 pub use base::error::{
-    DynamicFault, Error, ExecutableKind, Feature, HeaderFault, RelocFault, Requester, ScriptFault,
-    SegmentFault, SegmentName,
+    DynamicFault, Error, ExecutableKind, Feature, HeaderFault, Reentry, RelocFault, Requester,
+    ScriptFault, SegmentFault, SegmentName,
 };
 pub use base::relocs::RelocKind;
 pub use model::image::{LoadBias, Protection, Segment};

@@ -230,6 +230,19 @@ static int case_policy(void)
     return 0;
 }
 
+/* A library whose constructor calls dlopen. */
+static int case_nested(void)
+{
+    void *h = open_or_die("libdl_nested.so", RTLD_NOW);
+    int (*result)(void) = (int (*)(void))dlsym(h, "dl_nested_result");
+    const char *(*error)(void) = (const char *(*)(void))dlsym(h, "dl_nested_error");
+    CHECK(result && error, "dlsym: %s", dlerror());
+    CHECK(result() == 5, "the constructor's dlopen failed: %s", error());
+    printf("nested: the constructor's dlopen gave dl_dtor_alive() = %d\n", result());
+    fflush(stdout);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     CHECK(argc == 2, "usage: dl_host CASE");
@@ -242,6 +255,7 @@ int main(int argc, char **argv)
     if (strcmp(c, "dlerror") == 0) return case_dlerror();
     if (strcmp(c, "threads") == 0) return case_threads();
     if (strcmp(c, "flags") == 0) return case_flags();
+    if (strcmp(c, "nested") == 0) return case_nested();
     if (strcmp(c, "policy") == 0) return case_policy();
     CHECK(0, "unknown case %s", c);
     return 1;

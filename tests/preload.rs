@@ -226,3 +226,9 @@ fn minld_policy_refuses_with_the_report_in_dlerror() {
     let out = run(&host, &["policy"], true, &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("policy: loaded"));
 }
+
+#[test]
+fn dlopen_from_a_constructor() {
+    let out = host_case("nested");
+    assert!(out.contains("dl_dtor_alive() = 5"), "{out}");
+}

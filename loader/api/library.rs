@@ -398,53 +398,61 @@ impl Library {
     }
 
     /// The address of a symbol in the AS_NEEDED members of a linker
-    /// script, loading them in turn until one defines it.
+    /// script, loading them in turn until one defines it. The loader lock
+    /// (recursive) keeps other threads out meanwhile; the list's own mutex
+    /// is held only for moments, never across a member's load, so an init
+    /// function of the member may look symbols up in this library too.
     fn address_as_needed(&self, name: &str, want: Want<'_>) -> Result<Option<usize>, Error> {
-        let mut a = self
-            .inner
-            .as_needed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        for lib in &a.loaded {
-            if let Some(v) = lib.address(name, want)? {
-                return Ok(Some(v));
+        let _held = lock();
+        let list = || {
+            self.inner
+                .as_needed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+        };
+        let mut checked = 0;
+        loop {
+            let loaded: Vec<Library> = list().loaded[checked..].to_vec();
+            for lib in &loaded {
+                if let Some(v) = lib.address(name, want)? {
+                    return Ok(Some(v));
+                }
             }
-        }
-        while let Some(member) = a.names.first().cloned() {
-            a.names.remove(0);
+            checked += loaded.len();
+            let member = {
+                let mut a = list();
+                if a.names.is_empty() {
+                    return Ok(None);
+                }
+                a.names.remove(0)
+            };
             // SAFETY: loading an AS_NEEDED member of the library the caller
             // opened, which it accepted to run code from.
             let lib = unsafe { open_with(&self.inner.opts, member.as_ref()) }?;
-            let found = lib.address(name, want)?;
-            a.loaded.push(lib);
-            if found.is_some() {
-                return Ok(found);
-            }
+            list().loaded.push(lib);
         }
-        Ok(None)
     }
 }
 
 /// The loader lock, with the fork handlers that keep it sound installed
-/// first (once per process). `what` names the attempt, made only for the
-/// error of a re-entrant call.
-pub(super) fn lock(what: impl FnOnce() -> String) -> Result<crate::model::registry::Locked, Error> {
+/// first (once per process). Recursive for this thread: an init function
+/// or ifunc resolver that opens a library takes it again; other threads
+/// wait.
+pub(super) fn lock() -> crate::model::registry::Held {
     crate::model::fork::install();
-    crate::model::registry::lock("").map_err(|e| match e {
-        Error::Reentrant { .. } => Error::Reentrant { what: what() },
-        e => e,
-    })
+    crate::model::registry::hold()
 }
 
 /// Loads `name` with `opts`: what [`Loader::open`](crate::Loader::open)
-/// does.
+/// does. From an init function or an ifunc resolver of another load on
+/// this thread too (a nested open, as glibc's dlopen allows).
 ///
 /// # Safety
 /// The library's init functions and ifunc resolvers run.
 pub(super) unsafe fn open_with(opts: &Options, name: &OsStr) -> Result<Library, Error> {
     let name = name.to_string_lossy();
-    let mut reg = lock(|| format!("open {name}"))?;
-    let set = load::load(opts, &mut reg, &name)?;
+    let held = lock();
+    let set = load::load(opts, &held, &name)?;
     Ok(Library::from_set(set, opts.clone()))
 }
 

@@ -220,8 +220,7 @@ impl Loader {
         let name = name.as_ref().to_string_lossy().into_owned();
         let mut opts = self.clone();
         opts.opts.defer_init = true;
-        let mut reg = lock(|| format!("prepare {name}"))?;
-        let pending = load::link(&opts.opts, &mut reg, &name)?;
+        let pending = load::link(&opts.opts, &lock(), &name)?;
         Ok(Prepared {
             pending,
             loader: self.clone(),
@@ -282,8 +281,7 @@ impl Prepared {
     /// As [`Loader::open`]: the library's ifunc resolvers and init
     /// functions run, arbitrary native code.
     pub unsafe fn run(self) -> Result<Library, Error> {
-        let mut reg = lock(|| "run a prepared library".into())?;
-        let set = load::finish(&mut reg, self.pending)?;
+        let set = load::finish(&lock(), self.pending)?;
         Ok(self.loader.handle(set))
     }
 }

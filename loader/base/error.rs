@@ -246,11 +246,16 @@ pub enum Error {
         feature: Feature,
     },
 
-    /// minld was called from code it is running (an init or fini function).
-    #[error("minld called re-entrantly from an init or fini function of a library it is loading or unloading: {what}")]
+    /// A call into minld from code minld is running (an init function, an
+    /// ifunc resolver, a constructor of a library glibc loads for it) that
+    /// it cannot serve there; nested opens, closes and lookups from init
+    /// functions and ifunc resolvers are otherwise served.
+    #[error("{what}: refused, called from code minld runs: {reason}")]
     Reentrant {
         /// What was attempted (`open libfoo.so`).
         what: String,
+        /// Why it cannot be served there.
+        reason: Reentry,
     },
 
     /// A library of a namespace imports host symbols the namespace does not
@@ -286,6 +291,40 @@ pub enum Error {
         /// Every finding, for it and its dependencies.
         report: crate::base::findings::Report,
     },
+}
+
+/// Why a nested call into minld ([`Error::Reentrant`]) is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Reentry {
+    /// The call came while minld was updating its registry (from code that
+    /// runs in the middle of an update, such as the constructor of a host
+    /// library glibc loads as a dependency).
+    RegistryBusy,
+    /// The nested open needs this object, which the load it is nested in
+    /// has mapped but not finished (the call came from one of that load's
+    /// ifunc resolvers, before its objects are registered).
+    Unfinished {
+        /// The object of the outer load.
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for Reentry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reentry::RegistryBusy => f.write_str(
+                "minld is in the middle of updating its registry (a constructor of a library \
+                 glibc loads for it?)",
+            ),
+            Reentry::Unfinished { path } => write!(
+                f,
+                "it needs {}, which the load this open is nested in has mapped but not \
+                 finished (an open from an ifunc resolver may only use objects loaded before)",
+                path.display()
+            ),
+        }
+    }
 }
 
 /// Who asked for a library or a symbol.

@@ -32,14 +32,14 @@ pub(crate) fn install() {
 }
 
 extern "C" fn prepare() {
-    let mut guards: Vec<Box<dyn Any>> = Vec::new();
-    // Not if this thread holds it already (a fork from an init function).
-    if let Some(g) = registry::lock_for_fork() {
-        guards.push(g);
-    }
-    guards.push(live::lock_for_fork());
-    guards.push(tls::lock_for_fork());
-    guards.push(gdb::lock_for_fork());
+    // The loader lock is recursive: a fork from an init function (whose
+    // thread holds it) takes it again.
+    let guards: Vec<Box<dyn Any>> = vec![
+        registry::lock_for_fork(),
+        live::lock_for_fork(),
+        tls::lock_for_fork(),
+        gdb::lock_for_fork(),
+    ];
     HELD.with(|h| *h.borrow_mut() = guards);
 }
 

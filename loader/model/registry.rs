@@ -1,11 +1,23 @@
 //! What minld knows across loads, under one lock: the host's objects,
 //! minld's own objects by file identity, the objects never to unload, and
 //! each namespace's unique symbols.
+//!
+//! The lock is two-level. The loader lock ([`hold`]) is recursive for the
+//! thread holding it, as glibc's `dl_load_lock` is: an init function or an
+//! ifunc resolver that opens a library through minld takes it again, while
+//! every other thread waits. The registry itself is borrowed under it
+//! ([`Held::registry`]) only for short updates, never across code of the
+//! loaded objects, so a nested load finds it free; a nested call that does
+//! come while it is borrowed (code run in the middle of an update) is
+//! refused with [`Error::Reentrant`] instead of deadlocking.
+//!
+//! (See `docs/design.md`, "Nested opens: the recursive loader lock".)
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::marker::PhantomData;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, TryLockError, Weak};
 
-use crate::base::error::Error;
+use crate::base::error::{Error, Reentry};
 use crate::model::object::Object;
 use crate::process::host::HostObjects;
 
@@ -36,18 +48,163 @@ pub(crate) struct Registry {
     /// weakly: an object leaves when it is unloaded (which its dependents'
     /// `Object::global_deps` prevent while they live).
     pub(crate) global: Vec<Weak<Object>>,
+    /// Objects of a load under way on the lock's thread whose code may run
+    /// (its ifunc resolvers) before the load registers them: a nested open
+    /// from that code must not map them again, nor use them half done.
+    pub(crate) unfinished: Vec<Weak<Object>>,
+    /// Objects registered (in `by_file`) whose init functions have not run
+    /// yet: an open nested in the init function of an object before them
+    /// runs theirs first if it needs them, as glibc does, and the outer
+    /// load then skips them.
+    pub(crate) uninitialized: Vec<Weak<Object>>,
+}
+
+impl Registry {
+    /// The unfinished object (see `unfinished`) that is the same file as
+    /// `o` in the same namespace, if any.
+    pub(crate) fn unfinished_like(&self, o: &Object) -> Option<Arc<Object>> {
+        self.unfinished
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|u| u.dev_ino == o.dev_ino && u.namespace == o.namespace)
+    }
+
+    /// Takes `o` out of `uninitialized`: true if it was there (its init
+    /// functions are now the caller's to run).
+    pub(crate) fn claim_init(&mut self, o: &Arc<Object>) -> bool {
+        let mine = |w: &Weak<Object>| std::ptr::eq(w.as_ptr(), Arc::as_ptr(o));
+        let claimed = self.uninitialized.iter().any(mine);
+        self.uninitialized
+            .retain(|w| w.strong_count() > 0 && !mine(w));
+        claimed
+    }
+
+    /// Whether `o` is registered and waits for its init functions.
+    pub(crate) fn awaits_init(&self, o: &Arc<Object>) -> bool {
+        self.uninitialized
+            .iter()
+            .any(|w| std::ptr::eq(w.as_ptr(), Arc::as_ptr(o)))
+    }
 }
 
 static REGISTRY: OnceLock<Mutex<Registry>> = OnceLock::new();
 
-thread_local! {
-    static HELD: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+/// Who holds the loader lock, and how many times.
+struct Owner {
+    /// The holding thread (`pthread_self`, which is the same for the
+    /// forking thread in a child of `fork`); meaningless at depth 0.
+    thread: libc::pthread_t,
+    /// How many times it holds it (nested opens hold it again).
+    depth: usize,
 }
 
-/// The loader lock, like glibc's `dl_load_lock`; refuses re-entry from the
-/// same thread (an init function calling minld) instead of deadlocking.
-pub(crate) struct Locked {
+/// The loader lock's state, and the condition other threads wait on.
+static OWNER: Mutex<Owner> = Mutex::new(Owner {
+    thread: 0,
+    depth: 0,
+});
+static FREED: Condvar = Condvar::new();
+
+/// The calling thread, as the lock knows it.
+fn me() -> libc::pthread_t {
+    // SAFETY: pthread_self has no preconditions and makes no system call.
+    unsafe { libc::pthread_self() }
+}
+
+/// The lock's state, once this thread may hold it: free or held by this
+/// thread already (other threads are waited for).
+fn owner_when_mine() -> MutexGuard<'static, Owner> {
+    // A panic while holding the state's mutex leaves nothing half
+    // updated (its updates are single stores): take it anyway.
+    let mut o = OWNER.lock().unwrap_or_else(|p| p.into_inner());
+    let me = me();
+    while o.depth > 0 && o.thread != me {
+        o = FREED.wait(o).unwrap_or_else(|p| p.into_inner());
+    }
+    o.thread = me;
+    o
+}
+
+/// Gives back one level of the lock held through `o`.
+fn release(o: &mut Owner) {
+    o.depth -= 1;
+    if o.depth == 0 {
+        FREED.notify_one();
+    }
+}
+
+/// One level of the loader lock, held by this thread (not `Send`: it is
+/// given back by the thread that took it). Dropping it gives it back.
+pub(crate) struct Held {
+    _this_thread: PhantomData<*const ()>,
+}
+
+/// Takes the loader lock: at once if this thread holds it already (a
+/// nested open from code minld runs), else once no other thread does.
+pub(crate) fn hold() -> Held {
+    owner_when_mine().depth += 1;
+    Held {
+        _this_thread: PhantomData,
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        release(&mut OWNER.lock().unwrap_or_else(|p| p.into_inner()));
+    }
+}
+
+/// The registry, borrowed under the loader lock.
+pub(crate) struct Borrowed<'a> {
     guard: MutexGuard<'static, Registry>,
+    _held: PhantomData<&'a Held>,
+}
+
+impl std::ops::Deref for Borrowed<'_> {
+    type Target = Registry;
+    fn deref(&self) -> &Registry {
+        &self.guard
+    }
+}
+impl std::ops::DerefMut for Borrowed<'_> {
+    fn deref_mut(&mut self) -> &mut Registry {
+        &mut self.guard
+    }
+}
+
+impl Held {
+    /// Borrows the registry; `what` names the attempt for the error of a
+    /// call made while this thread has it borrowed already (from code run
+    /// in the middle of an update, such as the constructor of a library
+    /// glibc loads for a dependency): refused, not deadlocked.
+    pub(crate) fn registry(&self, what: impl FnOnce() -> String) -> Result<Borrowed<'_>, Error> {
+        let m = REGISTRY.get_or_init(Default::default);
+        // Only the lock's holder (this thread) ever takes this mutex, so
+        // finding it taken means this thread has it borrowed. A panic
+        // while it was borrowed leaves nothing half-updated that matters
+        // more than refusing every later load: take it anyway.
+        let guard = match m.try_lock() {
+            Ok(g) => g,
+            Err(TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::Reentrant {
+                    what: what(),
+                    reason: Reentry::RegistryBusy,
+                })
+            }
+        };
+        Ok(Borrowed {
+            guard,
+            _held: PhantomData,
+        })
+    }
+}
+
+/// The loader lock and the registry borrowed under it, for a short look.
+pub(crate) struct Locked {
+    /// Declared first: given back before the lock.
+    guard: MutexGuard<'static, Registry>,
+    _held: Held,
 }
 
 impl std::ops::Deref for Locked {
@@ -61,32 +218,72 @@ impl std::ops::DerefMut for Locked {
         &mut self.guard
     }
 }
-impl Drop for Locked {
-    fn drop(&mut self) {
-        HELD.with(|h| h.set(false));
-    }
-}
 
-/// The loader lock, held across a fork (see `fork`); None when this thread
-/// holds it already (a fork from an init function).
-pub(crate) fn lock_for_fork() -> Option<Box<dyn std::any::Any>> {
-    if HELD.with(|h| h.get()) {
-        return None;
-    }
-    let m = REGISTRY.get_or_init(Default::default);
-    Some(Box::new(m.lock().unwrap_or_else(|p| p.into_inner())))
-}
-
+/// Takes the loader lock and borrows the registry (see [`Held::registry`]).
 pub(crate) fn lock(what: &str) -> Result<Locked, Error> {
-    if HELD.with(|h| h.get()) {
-        return Err(Error::Reentrant {
-            what: what.to_string(),
-        });
+    let held = hold();
+    let guard = held.registry(|| what.to_string())?.guard;
+    Ok(Locked { guard, _held: held })
+}
+
+/// The loader lock held across a fork, with its state's mutex, so no
+/// thread is half-way through taking it when the child is made. Taken
+/// recursively when the forking thread holds it already (a fork from an
+/// init function); in the child that thread is the same `pthread_self`.
+struct ForkHold(MutexGuard<'static, Owner>);
+
+impl Drop for ForkHold {
+    fn drop(&mut self) {
+        release(&mut self.0);
     }
-    let m = REGISTRY.get_or_init(Default::default);
-    // A panic while holding the lock leaves nothing half-updated that
-    // matters more than refusing every later load: take it anyway.
-    let guard = m.lock().unwrap_or_else(|p| p.into_inner());
-    HELD.with(|h| h.set(true));
-    Ok(Locked { guard })
+}
+
+/// The loader lock, held across a fork (see `fork`).
+pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
+    let mut o = owner_when_mine();
+    o.depth += 1;
+    Box::new(ForkHold(o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// The lock is recursive for its thread, and a borrow of the registry
+    /// while this thread has it borrowed is refused, not deadlocked.
+    #[test]
+    fn recursive_for_its_thread_and_a_second_borrow_is_refused() {
+        let outer = hold();
+        let inner = hold();
+        let borrowed = inner.registry(|| "first".into()).unwrap();
+        match outer.registry(|| "second".into()) {
+            Err(Error::Reentrant { what, reason }) => {
+                assert_eq!(what, "second");
+                assert_eq!(reason, Reentry::RegistryBusy);
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+            Ok(_) => panic!("the registry borrowed twice"),
+        }
+        drop(borrowed);
+        assert!(outer.registry(|| "third".into()).is_ok());
+    }
+
+    /// Another thread waits until every level is given back.
+    #[test]
+    fn other_threads_wait_for_the_last_level() {
+        static TAKEN: AtomicBool = AtomicBool::new(false);
+        let outer = hold();
+        let inner = hold();
+        let other = std::thread::spawn(|| {
+            let _held = hold();
+            TAKEN.store(true, Ordering::SeqCst);
+        });
+        drop(inner);
+        // Still held (one level): the other thread cannot have it.
+        assert!(!TAKEN.load(Ordering::SeqCst));
+        drop(outer);
+        other.join().unwrap();
+        assert!(TAKEN.load(Ordering::SeqCst));
+    }
 }

@@ -9,6 +9,12 @@
 //! which switch thousands of times per load: their faults stay with the
 //! relocation that asked. With statistics off nothing is measured: not a
 //! clock read, not a system call.
+//!
+//! Loads nest: an init function or an ifunc resolver may open a library
+//! (same thread, under the recursive loader lock). Each load's
+//! [`Measure`] owns one clock on the thread's stack; phases are charged to
+//! the innermost, and the outer load's running phase (its init or ifunc
+//! phase) keeps its clock running through the nested load.
 
 use std::cell::RefCell;
 use std::time::{Duration, Instant};
@@ -81,7 +87,7 @@ impl Phase {
 /// The clock of one load.
 struct Clock {
     /// The phase running (None while paused, between `Loader::prepare` and
-    /// `Prepared::run`).
+    /// `Prepared::run`, and once stopped).
     current: Option<Phase>,
     /// When `current` started.
     since: Instant,
@@ -95,8 +101,10 @@ struct Clock {
 }
 
 thread_local! {
-    /// The clock of the load this thread is making, if statistics are on.
-    static CLOCK: RefCell<Option<Clock>> = const { RefCell::new(None) };
+    /// The clocks of the loads this thread is making, if statistics are on:
+    /// the last is the innermost (an open nested in an init function of
+    /// another load has a clock of its own on top of the outer one's).
+    static CLOCKS: RefCell<Vec<Clock>> = const { RefCell::new(Vec::new()) };
 }
 
 /// This thread's minor and major page faults so far.
@@ -143,36 +151,60 @@ impl Clock {
     }
 }
 
-/// Starts this thread's clock for a load, in phase `Other`, if statistics
-/// are on and no load of this thread is being measured (an open from an
-/// init function is part of the outer load's).
-pub(crate) fn start() {
-    if !debug::enabled(Category::Statistics) {
-        return;
-    }
-    let _ = CLOCK.try_with(|c| {
-        let mut c = c.borrow_mut();
-        // A paused clock is a prepared load never run: this is a new one.
-        if c.as_ref().is_none_or(|c| c.current.is_none()) {
-            *c = Some(Clock {
-                current: Some(Phase::Other),
-                since: Instant::now(),
-                faults_at: thread_faults(),
-                time: [Duration::ZERO; PHASES.len()],
-                faults: [0; PHASES.len()],
-            });
-        }
-    });
+/// The measurement of one load: its clock on this thread's stack while
+/// it runs, kept aside while it is paused (between `Loader::prepare` and
+/// `Prepared::run`). Dropping it without [`Measure::report`] discards it
+/// (a failed load, or one the host's glibc answered).
+pub(crate) struct Measure(State);
+
+/// Where a [`Measure`]'s clock is.
+enum State {
+    /// Statistics are off, or it ended.
+    Off,
+    /// Running, at this index of the thread's stack.
+    Running(usize),
+    /// Paused: taken off the stack.
+    Paused(Box<Clock>),
 }
 
-/// Switches this thread's clock, if it runs, to `next`; the phase it
-/// replaced, to switch back to.
+/// Starts a clock for a load, in phase `Other`, if statistics are on. A
+/// load nested in an init function of another (same thread) gets a clock
+/// of its own on top; the outer one keeps running, so the outer load's
+/// "ifuncs and init" includes the nested load, which is also reported
+/// on its own.
+pub(crate) fn start() -> Measure {
+    if !debug::enabled(Category::Statistics) {
+        return Measure(State::Off);
+    }
+    let clock = Clock {
+        current: Some(Phase::Other),
+        since: Instant::now(),
+        faults_at: thread_faults(),
+        time: [Duration::ZERO; PHASES.len()],
+        faults: [0; PHASES.len()],
+    };
+    Measure(push(Box::new(clock)))
+}
+
+/// Puts `clock` on top of this thread's stack.
+fn push(clock: Box<Clock>) -> State {
+    CLOCKS
+        .try_with(|c| {
+            let mut c = c.borrow_mut();
+            c.push(*clock);
+            State::Running(c.len() - 1)
+        })
+        .unwrap_or(State::Off)
+}
+
+/// Switches this thread's innermost clock, if one runs, to `next`; the
+/// phase it replaced, to switch back to.
 fn switch(next: Option<Phase>) -> Option<Option<Phase>> {
     if !debug::enabled(Category::Statistics) {
         return None;
     }
-    CLOCK
-        .try_with(|c| c.borrow_mut().as_mut().map(|c| c.switch(next)))
+    CLOCKS
+        .try_with(|c| c.borrow_mut().last_mut().map(|c| c.switch(next)))
         .ok()
         .flatten()
 }
@@ -194,31 +226,68 @@ pub(crate) fn enter(p: Phase) -> Entered {
     Entered(switch(Some(p)))
 }
 
-/// Pauses the clock: what runs until [`resume`] is not the load's.
-pub(crate) fn pause() {
-    switch(None);
-}
-
-/// Resumes a paused clock, in phase `Other`.
-pub(crate) fn resume() {
-    switch(Some(Phase::Other));
-}
-
-/// Stops this thread's clock without printing (a failed load, or one the
-/// host's glibc answered).
-pub(crate) fn discard() {
-    let _ = CLOCK.try_with(|c| c.borrow_mut().take());
-}
-
-/// Stops this thread's clock and prints, for the load of `name`, each
-/// phase's time and page faults and the total.
-pub(crate) fn report(name: &str, objects: usize) {
-    if !debug::enabled(Category::Statistics) {
-        return;
+impl Measure {
+    /// Takes this load's clock off the stack (with the clocks of loads
+    /// nested in it, should one have been left there).
+    fn take(&mut self) -> Option<Clock> {
+        let State::Running(at) = std::mem::replace(&mut self.0, State::Off) else {
+            return None;
+        };
+        CLOCKS
+            .try_with(|c| {
+                let mut c = c.borrow_mut();
+                c.truncate(at + 1);
+                (c.len() == at + 1).then(|| c.pop()).flatten()
+            })
+            .ok()
+            .flatten()
     }
-    let Ok(Some(mut clock)) = CLOCK.try_with(|c| c.borrow_mut().take()) else {
-        return;
-    };
+
+    /// Pauses the clock: what runs until [`Measure::resume`] is not the
+    /// load's.
+    pub(crate) fn pause(&mut self) {
+        if let Some(mut clock) = self.take() {
+            clock.switch(None);
+            self.0 = State::Paused(Box::new(clock));
+        }
+    }
+
+    /// Resumes a paused clock, in phase `Other`, on top of this thread's
+    /// stack (the thread that runs the prepared load).
+    pub(crate) fn resume(&mut self) {
+        if !matches!(self.0, State::Paused(_)) {
+            return;
+        }
+        if let State::Paused(clock) = std::mem::replace(&mut self.0, State::Off) {
+            self.0 = push(clock);
+            switch(Some(Phase::Other));
+        }
+    }
+
+    /// Stops the clock and prints, for the load of `name`, each phase's
+    /// time and page faults and the total.
+    pub(crate) fn report(&mut self, name: &str, objects: usize) {
+        if let Some(clock) = self.take() {
+            print(clock, name, objects);
+        }
+    }
+}
+
+impl Default for Measure {
+    /// A measurement that measures nothing.
+    fn default() -> Self {
+        Measure(State::Off)
+    }
+}
+
+impl Drop for Measure {
+    fn drop(&mut self) {
+        self.take();
+    }
+}
+
+/// Prints a stopped clock's report.
+fn print(mut clock: Clock, name: &str, objects: usize) {
     clock.switch(None);
     let total: Duration = clock.time.iter().sum();
     let faults: u64 = clock.faults.iter().sum();

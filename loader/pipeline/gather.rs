@@ -37,18 +37,6 @@ pub(crate) struct Root {
     as_needed: Vec<String>,
 }
 
-impl Root {
-    /// A root minld has loaded already: no search, no file opened.
-    pub(crate) fn loaded(o: Arc<Object>) -> Root {
-        let (extra, as_needed) = (Vec::new(), Vec::new());
-        Root {
-            opened: Err(o),
-            extra,
-            as_needed,
-        }
-    }
-}
-
 /// The objects of a load, root first, in the order their DT_NEEDED
 /// entries brought them in.
 pub(crate) struct Gathered {
@@ -146,9 +134,22 @@ pub(crate) fn loaded_by_glibc(
         .map(|(h, pin)| Dep::Host(h, pin.map(Arc::new))))
 }
 
-/// Finds and opens the root; a linker script is followed to its first
-/// member, the others become the root's dependencies.
-pub(crate) fn open_root(sys: &Sys, opts: &Options, name: &str) -> Result<Root, Error> {
+/// Finds and opens the root (a bare name that is a loaded soname: that object);
+/// a linker script is followed to its first member, the others its dependencies.
+pub(crate) fn open_root(
+    sys: &Sys,
+    reg: &Registry,
+    opts: &Options,
+    name: &str,
+) -> Result<Root, Error> {
+    if let Some(o) = search::loaded_by_soname(reg, opts.namespace_id(), opts.run_code, name) {
+        let (opened, extra, as_needed) = (Err(o), Vec::new(), Vec::new());
+        return Ok(Root {
+            opened,
+            extra,
+            as_needed,
+        });
+    }
     let caller = caller_of(opts);
     let (path, members) = match find(sys, opts, name, caller.as_ref())? {
         Found::Elf(opened) => {

@@ -5,7 +5,10 @@
 use std::ffi::c_char;
 use std::sync::atomic::{AtomicIsize, AtomicPtr, Ordering};
 
+use std::sync::Arc;
+
 use crate::model::object::Object;
+use crate::model::registry::Held;
 
 static ARGC: AtomicIsize = AtomicIsize::new(0);
 static ARGV: AtomicPtr<*mut c_char> = AtomicPtr::new(std::ptr::null_mut());
@@ -72,8 +75,34 @@ pub(crate) fn init_functions(obj: &Object) -> Result<Vec<usize>, crate::Error> {
     Ok(out)
 }
 
+/// Runs the init functions of a load's objects, in order, each object's
+/// once: one already initialised by a load nested in an earlier init
+/// function (which needed it) is skipped. The registry is borrowed only
+/// to claim each object, never while its functions run: they may open,
+/// close and look up libraries through minld (on this thread, which
+/// holds the loader lock; other threads wait).
+pub(crate) fn run_all(
+    held: &Held,
+    name: &str,
+    inits: &[(Arc<Object>, Vec<usize>)],
+) -> Result<(), crate::Error> {
+    if !inits.is_empty() {
+        crate::model::object::at_exit();
+    }
+    for (o, fns) in inits {
+        let claimed = held
+            .registry(|| format!("open {name}: initialise {}", o.path.display()))?
+            .claim_init(o);
+        if claimed {
+            o.mark_initialized();
+            run_init(o, fns);
+        }
+    }
+    Ok(())
+}
+
 /// Runs the object's init functions.
-pub(crate) fn run_init(obj: &Object, functions: &[usize]) {
+fn run_init(obj: &Object, functions: &[usize]) {
     let (argc, argv, envp) = args();
     for &f in functions {
         crate::os::debug::print_if(crate::os::debug::Category::Libs, || {

@@ -5,6 +5,14 @@
 //! Everything a failed load took is released by dropping what it made:
 //! objects it mapped are unmapped (no fini: their init never ran) and
 //! objects it reused lose the reference it took.
+//!
+//! A load holds the loader lock throughout (recursive for its thread) but
+//! borrows the registry only around its updates, never across the
+//! objects' own code (ifunc resolvers, init functions), which may open,
+//! close and look up libraries through minld themselves: such a nested
+//! load sees the registry as the outer one left it, and reuses the outer
+//! load's objects once they are registered (relocated, and in the order
+//! of initialisation, before their init functions run).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -14,9 +22,9 @@ use goblin::elf::program_header as ph;
 
 use crate::base::error::Error;
 use crate::model::object::{Dep, Object, ScopeRef};
-use crate::model::registry::{Registry, Uniques};
+use crate::model::registry::{Held, Registry, Uniques};
 use crate::os::debug::{self, Category};
-use crate::os::phases::{self, Phase};
+use crate::os::phases::{self, Measure, Phase};
 use crate::os::sys::Sys;
 use crate::pipeline::cache::{Cache, Proven};
 use crate::pipeline::gather::{self, Gathered};
@@ -34,58 +42,61 @@ pub(crate) struct LoadSet {
 }
 
 /// Loads `name` and everything it needs and relocates them; none of their
-/// code runs (see [`finish`]).
-pub(crate) fn link(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending, Error> {
-    phases::start();
-    let linked = link_stages(opts, reg, name);
-    match &linked {
-        Err(_) => phases::discard(),
+/// code runs (see [`finish`]) unless the load runs ifunc resolvers as it
+/// relocates (not deferred).
+pub(crate) fn link(opts: &Options, held: &Held, name: &str) -> Result<Pending, Error> {
+    // Dropped on an error: the measurement is discarded.
+    let mut measure = phases::start();
+    let mut pending = link_stages(opts, held, name, &mut measure)?;
+    if opts.run_code && opts.defer_init {
         // The rest is measured when the prepared load runs.
-        Ok(_) if opts.run_code && opts.defer_init => phases::pause(),
-        Ok(_) => {}
+        measure.pause();
     }
-    linked
+    pending.measure = measure;
+    Ok(pending)
+}
+
+/// The registry borrowed for the load of `name`.
+fn borrow<'h>(held: &'h Held, name: &str) -> Result<crate::model::registry::Borrowed<'h>, Error> {
+    held.registry(|| format!("open {name}"))
 }
 
 /// [`link`], stage by stage.
-fn link_stages(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending, Error> {
+fn link_stages(
+    opts: &Options,
+    held: &Held,
+    name: &str,
+    measure: &mut Measure,
+) -> Result<Pending, Error> {
     let sys = Sys { trace: opts.trace };
+    let mut reg = borrow(held, name)?;
     {
         let _phase = phases::enter(Phase::Host);
         reg.host.refresh();
     }
-    if let Some(glibc) = gather::host_glibc(reg, name)? {
-        phases::discard();
+    if let Some(glibc) = gather::host_glibc(&reg, name)? {
         return Ok(Pending::done(LoadSet {
             scope: vec![glibc],
             as_needed: Vec::new(),
         }));
     }
-    if let Some(glibcs) = gather::loaded_by_glibc(&sys, reg, opts, name)? {
-        phases::discard();
+    if let Some(glibcs) = gather::loaded_by_glibc(&sys, &mut reg, opts, name)? {
         return Ok(Pending::done(LoadSet {
             scope: vec![glibcs],
             as_needed: Vec::new(),
         }));
     }
-    let root = match crate::pipeline::search::loaded_by_soname(
-        reg,
-        opts.namespace_id(),
-        opts.run_code,
-        name,
-    ) {
-        Some(o) => gather::Root::loaded(o),
-        None => gather::open_root(&sys, opts, name)?,
-    };
-    let g = gather::gather(&sys, reg, opts, root)?;
+    let root = gather::open_root(&sys, &reg, opts, name)?;
+    let g = gather::gather(&sys, &mut reg, opts, root)?;
+    refuse_unfinished(&reg, &g, name)?;
     // Checked on the objects mapped, not on files opened again by name.
     if let Some(policy) = &opts.policy {
         crate::pipeline::policy::check_loaded(policy, &g.with_requesters())?;
     }
     let new = g.new_objects();
     let order = gather::topological(&g.list[0].0, &new);
-    let globals = global_scope(reg, &g, opts);
-    let scope = lookup_scope(reg, &g, opts, &globals);
+    let globals = global_scope(&reg, &g, opts);
+    let scope = lookup_scope(&reg, &g, opts, &globals);
     if !opts.bind_now {
         // The same scope, for functions bound at their first call.
         for o in &new {
@@ -97,6 +108,14 @@ fn link_stages(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending
     // a failed load unmaps its objects, and their addresses must not stay.
     let ns = opts.namespace_id();
     let mut uniques = reg.uniques.get(&ns).cloned().unwrap_or_default();
+    let init_order = init_order(&reg, &g, &new);
+    if opts.run_code && !opts.defer_init {
+        // Their ifunc resolvers run as they are relocated, with the
+        // registry given back: an open nested in one must not take them.
+        reg.unfinished.retain(|w| w.strong_count() > 0);
+        reg.unfinished.extend(new.iter().map(Arc::downgrade));
+    }
+    drop(reg);
     let members = members(&scope);
     // A load that maps nothing new has nothing to record or bind.
     let cache = Cache::of(opts).filter(|_| !order.is_empty());
@@ -131,7 +150,7 @@ fn link_stages(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending
         }
     }
     // Every init function is checked before any runs.
-    let inits: Vec<(Arc<Object>, Vec<usize>)> = order
+    let inits: Vec<(Arc<Object>, Vec<usize>)> = init_order
         .iter()
         .map(|o| init::init_functions(o).map(|f| (o.clone(), f)))
         .collect::<Result<_, _>>()?;
@@ -144,9 +163,10 @@ fn link_stages(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending
         // out of the registry (a later open maps its own copy), their
         // unique symbols are not the process's, and neither the unwinder
         // nor the debugger hears of them (their tables are not trusted).
-        phases::report(name, new.len());
+        measure.report(name, new.len());
         return Ok(Pending::done(set));
     }
+    let reg = borrow(held, name)?;
     let uniques = uniques
         .into_iter()
         .filter(|(k, _)| !reg.uniques.get(&ns).is_some_and(|t| t.contains_key(k)))
@@ -160,7 +180,39 @@ fn link_stages(opts: &Options, reg: &mut Registry, name: &str) -> Result<Pending
         namespace: ns,
         name: name.to_string(),
         global: opts.global && opts.namespace.is_none(),
+        measure: Measure::default(),
     })
+}
+
+/// Refuses a load nested in an ifunc resolver of another that needs one of
+/// the outer load's objects, not yet finished (see `Registry::unfinished`):
+/// this load mapped a second copy of it.
+fn refuse_unfinished(reg: &Registry, g: &Gathered, name: &str) -> Result<(), Error> {
+    match g.list.iter().find_map(|(o, _)| reg.unfinished_like(o)) {
+        Some(outer) => Err(Error::Reentrant {
+            what: format!("open {name}"),
+            reason: crate::base::error::Reentry::Unfinished {
+                path: outer.path.clone(),
+            },
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The objects whose init functions this load runs, dependencies first:
+/// the ones it mapped, and the ones it reuses that are registered but not
+/// yet initialised (an outer load on this thread, in whose init function
+/// this open is nested, has not reached them): theirs run first, as with
+/// glibc, and the outer load then skips them.
+fn init_order(reg: &Registry, g: &Gathered, new: &[Arc<Object>]) -> Vec<Arc<Object>> {
+    let mut set = new.to_vec();
+    set.extend(
+        g.list
+            .iter()
+            .filter(|(o, mapped)| !mapped && reg.awaits_init(o))
+            .map(|(o, _)| o.clone()),
+    );
+    gather::topological(&g.list[0].0, &set)
 }
 
 /// minld's objects in the process's global scope (RTLD_GLOBAL) that this
@@ -263,6 +315,8 @@ pub(crate) struct Pending {
     name: String,
     /// The load's objects join the global scope once it is finished.
     global: bool,
+    /// Its statistics.
+    measure: Measure,
 }
 
 impl Pending {
@@ -276,6 +330,7 @@ impl Pending {
             namespace: 0,
             name: String::new(),
             global: false,
+            measure: Measure::default(),
         }
     }
 
@@ -286,25 +341,23 @@ impl Pending {
 }
 
 /// Loads `name` and everything it needs, and runs their code.
-pub(crate) fn load(opts: &Options, reg: &mut Registry, name: &str) -> Result<LoadSet, Error> {
-    let pending = link(opts, reg, name)?;
-    finish(reg, pending)
+pub(crate) fn load(opts: &Options, held: &Held, name: &str) -> Result<LoadSet, Error> {
+    let pending = link(opts, held, name)?;
+    finish(held, pending)
 }
 
 /// Runs what a [`Pending`] load left: ifunc resolvers and RELRO, then
 /// registers the objects and runs their init functions, dependencies
-/// first.
-pub(crate) fn finish(reg: &mut Registry, p: Pending) -> Result<LoadSet, Error> {
-    phases::resume();
-    let finished = finish_stages(reg, p);
-    if finished.is_err() {
-        phases::discard();
+/// first, with the registry given back (they may open libraries too).
+pub(crate) fn finish(held: &Held, mut p: Pending) -> Result<LoadSet, Error> {
+    p.measure.resume();
+    let name = p.name.clone();
+    if !p.deferred.is_empty() {
+        // As in `link_stages`: resolvers are about to run.
+        borrow(held, &name)?
+            .unfinished
+            .extend(p.new.iter().map(Arc::downgrade));
     }
-    finished
-}
-
-/// [`finish`], stage by stage.
-fn finish_stages(reg: &mut Registry, p: Pending) -> Result<LoadSet, Error> {
     for (o, slots) in &p.deferred {
         {
             let _phase = phases::enter(Phase::Init);
@@ -313,10 +366,25 @@ fn finish_stages(reg: &mut Registry, p: Pending) -> Result<LoadSet, Error> {
         let _phase = phases::enter(Phase::Relocate);
         o.image.protect_relro()?;
     }
+    register(&mut *borrow(held, &name)?, &p);
+    {
+        let _phase = phases::enter(Phase::Init);
+        init::run_all(held, &name, &p.inits)?;
+    }
+    if !p.new.is_empty() {
+        p.measure.report(&p.name, p.new.len());
+    }
+    Ok(p.set)
+}
+
+/// Makes a finished load's objects the process's: unique symbols, the
+/// registry (as waiting for their init functions), the global scope, the
+/// unwinder and the debugger.
+fn register(reg: &mut Registry, p: &Pending) {
     let ns = p.namespace;
     let table = reg.uniques.entry(ns).or_default();
-    for (k, v) in p.uniques {
-        table.entry(k).or_insert(v);
+    for (k, v) in &p.uniques {
+        table.entry(k.clone()).or_insert(*v);
     }
     for o in &p.new {
         reg.by_file
@@ -329,6 +397,14 @@ fn finish_stages(reg: &mut Registry, p: Pending) -> Result<LoadSet, Error> {
         }
     }
     reg.by_file.retain(|_, w| w.strong_count() > 0);
+    let mine = |w: &std::sync::Weak<Object>| {
+        p.new
+            .iter()
+            .any(|o| std::ptr::eq(w.as_ptr(), Arc::as_ptr(o)))
+    };
+    reg.unfinished.retain(|w| w.strong_count() > 0 && !mine(w));
+    reg.uninitialized.retain(|w| w.strong_count() > 0);
+    reg.uninitialized.extend(p.new.iter().map(Arc::downgrade));
     if p.global {
         join_global(reg, &p.set.scope);
     }
@@ -351,22 +427,6 @@ fn finish_stages(reg: &mut Registry, p: Pending) -> Result<LoadSet, Error> {
             }
         }
     }
-    {
-        let _phase = phases::enter(Phase::Init);
-        if !p.inits.is_empty() {
-            crate::model::object::at_exit();
-        }
-        for (o, fns) in &p.inits {
-            o.mark_initialized();
-            init::run_init(o, fns);
-        }
-    }
-    if p.new.is_empty() {
-        phases::discard();
-    } else {
-        phases::report(&p.name, p.new.len());
-    }
-    Ok(p.set)
 }
 
 /// RTLD_GLOBAL: the objects of a load's scope (the library and what it

@@ -288,9 +288,10 @@ pub(crate) enum UniqueTable<'a> {
     /// succeeds.
     Load(&'a mut Uniques),
     /// After loading (lazy binding, `Library::get`): namespace `.0`'s
-    /// committed table, read under the loader lock. From a thread already
-    /// holding it (an init function during a load) it cannot be read, and
-    /// the definition found stands.
+    /// committed table, read under the loader lock (recursive: from an
+    /// init function or ifunc resolver too). Only while the registry is
+    /// mid-update on this thread can it not be read; the definition found
+    /// stands then.
     Committed(u64),
 }
 
