@@ -65,13 +65,44 @@ struct Table {
     kept: Vec<Library>,
 }
 
-/// The table, under its lock (never held while a library's code runs).
+/// The table, under its lock (never held while a library's code runs,
+/// nor while minld's own locks are taken).
 fn table() -> MutexGuard<'static, Table> {
     static TABLE: OnceLock<Mutex<Table>> = OnceLock::new();
     TABLE
-        .get_or_init(Default::default)
+        .get_or_init(|| {
+            // SAFETY: the handlers are plain functions that live forever.
+            let rc = unsafe { libc::pthread_atfork(Some(fork_prepare), Some(fork_release), Some(fork_release)) };
+            if rc != 0 {
+                eprintln!("minld-preload: pthread_atfork failed ({rc}): a fork during a dlopen may hang the child");
+            }
+            Mutex::default()
+        })
         .lock()
         .unwrap_or_else(|p| p.into_inner())
+}
+
+thread_local! {
+    /// The table's lock, taken by the forking thread across a fork (and by
+    /// its copy in the child).
+    static FORK_HELD: std::cell::RefCell<Option<MutexGuard<'static, Table>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Before a fork: the table's lock, so that no other thread holds it
+/// when the child is made (the child would inherit it held, by a thread
+/// it does not have). minld's own locks have handlers of their own;
+/// glibc's `dlopen` in such a child can still hang on glibc's loader lock
+/// (seen with glibc 2.36 alone), as POSIX allows it to.
+extern "C" fn fork_prepare() {
+    let g = table();
+    FORK_HELD.with(|h| *h.borrow_mut() = Some(g));
+}
+
+/// After a fork, in the parent and in the child: the lock released.
+extern "C" fn fork_release() {
+    let g = FORK_HELD.with(|h| h.borrow_mut().take());
+    drop(g);
 }
 
 /// glibc's handle of the program (`dlopen(NULL)`): `dlsym` on it searches
