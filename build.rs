@@ -741,11 +741,41 @@ const ARTIFACTS: &[Artifact] = &[
         deps: &["libtls_owner.so"],
         ..LIB
     },
-    // Initial-exec TLS on its own variable: TPOFF64 against tls_ie_var and
-    // DF_STATIC_TLS; minld refuses it.
+    // Initial-exec TLS on its own block: TPOFF64 against tls_ie_var and
+    // the block, DF_STATIC_TLS; placed in glibc's surplus static TLS.
     Artifact {
         name: "libtls_ie.so",
-        sources: &["tls_ie.c"],
+        sources: &["tls_ie.c", "tls_ie_gd.c"],
+        ..LIB
+    },
+    // The same, its dynamic access through a TLS descriptor.
+    Artifact {
+        name: "libtls_ie_desc.so",
+        sources: &["tls_ie.c", "tls_ie_gd.c"],
+        flags: &["-mtls-dialect=gnu2"],
+        ..LIB
+    },
+    // Needs libtls_ie.so and an undefined function: fails after
+    // libtls_ie.so's static block was reserved.
+    Artifact {
+        name: "libtls_ie_user.so",
+        sources: &["tls_ie_user.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libtls_ie.so"],
+        ..LIB
+    },
+    // Initial-exec access to libtls_owner.so's (general-dynamic) variable.
+    Artifact {
+        name: "libtls_ie_foreign.so",
+        sources: &["tls_ie_foreign.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libtls_owner.so"],
+        ..LIB
+    },
+    // A 1 MiB initial-exec block: more than glibc's surplus static TLS.
+    Artifact {
+        name: "libtls_ie_huge.so",
+        sources: &["tls_ie_huge.c"],
         ..LIB
     },
     // DT_TEXTREL: a dynamic relocation inside .text.

@@ -394,6 +394,8 @@ fn ifunc_tls_and_weak_bindings_survive_the_cache() {
     for name in [
         "libifunc_consumer.so",
         "libtls_models.so",
+        "libtls_ie.so",
+        "libtls_ie_desc.so",
         "libweak.so",
         "librelocs.so",
     ] {

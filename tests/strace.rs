@@ -46,6 +46,7 @@ const TRACED: &[&str] = &[
     "rename",
     "unlink",
     "mkdir",
+    "memfd_create",
 ];
 
 /// Real libraries of a Debian 12 system, each with its own layout.
@@ -813,6 +814,29 @@ fn trace_lines_are_what_strace_saw() {
     assert!(n >= 8, "only {n} trace lines for libz");
     let n = check_trace_against_strace("libm.so");
     assert!(n >= 8, "only {n} trace lines for libm.so");
+}
+
+/// A library with initial-exec TLS: the memfd minld writes the stub object
+/// into, for glibc's dlopen to reserve the block in its static TLS, is
+/// traced as strace saw it (the name, the flags, the bytes written).
+#[test]
+fn the_static_tls_stubs_calls_are_traced_as_strace_saw_them() {
+    let lib = test_lib("libtls_ie.so");
+    let lib = lib.to_str().unwrap();
+    let run = run_traced_with(
+        false,
+        example(),
+        &[OsStr::new("--trace"), OsStr::new(lib)],
+        &[],
+    );
+    assert!(
+        run.stderr
+            .contains("memfd_create(\"minld-static-tls:libtls_ie.so\", MFD_CLOEXEC)"),
+        "{}",
+        run.describe("dlopen --trace libtls_ie.so")
+    );
+    let n = check_trace_against_strace(lib);
+    assert!(n >= 8, "only {n} trace lines for libtls_ie.so");
 }
 
 /// The link cache's system calls are traced as strace sees them too: the

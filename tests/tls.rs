@@ -1,7 +1,8 @@
 //! Thread-local storage of the libraries minld loads (their own PT_TLS):
 //! general and local dynamic through `__tls_get_addr`, TLS descriptors, a
 //! dependency's TLS, blocks per thread created on first use and freed at
-//! thread exit and at unload, and the initial-exec model refused.
+//! thread exit and at unload. (The initial-exec model, in glibc's static
+//! TLS, is tests/static_tls.rs.)
 //!
 //! The test-libs are described in `test-libs/README.md`; each was checked
 //! with glibc's own `dlopen` (same values, same per-thread behaviour).
@@ -14,9 +15,9 @@ use std::sync::mpsc;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use minld::{Error, Library, Loader};
+use minld::Library;
 
-use common::libs::{lib, mapped, open};
+use common::libs::{mapped, open};
 use common::process::serial;
 
 const THREADS: usize = 8;
@@ -553,39 +554,6 @@ fn thread_exit_and_unload_free_the_blocks() {
         after < before + 32 * 1024,
         "resident size grew from {before} KiB to {after} KiB over 200 rounds \
          (a leaked 64 KiB block per thread would be 100 MiB)"
-    );
-}
-
-#[test]
-fn initial_exec_tls_is_refused_with_the_file_and_symbol() {
-    let _serial = serial();
-    let path = lib("libtls_ie.so");
-    // SAFETY: a test-lib; the load is expected to fail before any of its
-    // code runs.
-    let e = match unsafe { Loader::new().open(&path) } {
-        Ok(l) => panic!("libtls_ie.so loaded at {:#x}, expected an error", l.base()),
-        Err(e) => e,
-    };
-    let msg = e.to_string();
-    match &e {
-        Error::Relocation { path, kind, .. } => {
-            assert!(path.ends_with("libtls_ie.so"), "{msg}");
-            assert_eq!(kind.0, 18, "R_X86_64_TPOFF64: {msg}");
-        }
-        other => panic!("expected Error::Relocation, got {other:?}: {msg}"),
-    }
-    assert!(
-        msg.contains("libtls_ie.so") && msg.contains("tls_ie_var"),
-        "names the file and the symbol: {msg}"
-    );
-    let lower = msg.to_lowercase();
-    assert!(
-        lower.contains("initial-exec") || lower.contains("static tls"),
-        "says the initial-exec / static TLS model is unsupported: {msg}"
-    );
-    assert!(
-        !mapped("libtls_ie.so"),
-        "nothing left mapped after the refusal"
     );
 }
 

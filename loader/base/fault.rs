@@ -478,11 +478,11 @@ pub enum RelocFault {
     /// The host module defining the TLS symbol has no static TLS block.
     #[error("the defining host module has no static TLS block")]
     NoStaticTlsBlock,
-    /// Initial-exec TLS of a library minld loads.
+    /// Initial-exec TLS against a block minld cannot place in static TLS
+    /// (a symbol of an object without PT_TLS, or one outside the scope).
     #[error(
-        "initial-exec thread-local storage ({symbol}{}) of a library minld loads: it needs room \
-         in glibc's static TLS block, which minld cannot allocate (DF_STATIC_TLS{}); \
-         rebuild the library without -ftls-model=initial-exec",
+        "initial-exec thread-local storage ({symbol}{}): the block cannot be placed in \
+         glibc's static TLS (DF_STATIC_TLS{})",
         .defined_by.as_ref().map(|p| format!(", defined by {}", p.display())).unwrap_or_default(),
         if *.static_tls { " is set" } else { "" }
     )]
@@ -493,6 +493,34 @@ pub enum RelocFault {
         defined_by: Option<PathBuf>,
         /// Whether the referencing object has DF_STATIC_TLS.
         static_tls: bool,
+    },
+    /// glibc's static TLS has no room left for the library's
+    /// initial-exec block, or the block's alignment is above the static
+    /// TLS area's (glibc's "cannot allocate memory in static TLS block";
+    /// `glibc.rtld.optional_static_tls` sets the surplus).
+    #[error(
+        "cannot allocate memory in static TLS block: initial-exec TLS needs {size} bytes \
+         aligned to {align}, and glibc's surplus static TLS has no room left for it (or the \
+         alignment is above its own) (GLIBC_TUNABLES=glibc.rtld.optional_static_tls=N \
+         enlarges it; glibc said: {glibc})"
+    )]
+    StaticTlsFull {
+        /// The block's size (PT_TLS p_memsz).
+        size: u64,
+        /// Its alignment (PT_TLS p_align).
+        align: u64,
+        /// glibc's message.
+        glibc: String,
+    },
+    /// Reserving a block in glibc's static TLS failed for another reason.
+    #[error("initial-exec TLS ({size} bytes aligned to {align}): reserving it in glibc's static TLS failed: {what}")]
+    StaticTls {
+        /// The block's size (PT_TLS p_memsz).
+        size: u64,
+        /// Its alignment (PT_TLS p_align).
+        align: u64,
+        /// What failed.
+        what: String,
     },
     /// A TLS relocation against a symbol outside any TLS block.
     #[error("TLS relocation against {symbol}, which is not in a TLS block (no PT_TLS)")]

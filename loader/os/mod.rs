@@ -4,6 +4,7 @@
 
 pub(crate) mod debug;
 pub(crate) mod files;
+pub(crate) mod memfd;
 pub(crate) mod phases;
 pub(crate) mod sys;
 pub(crate) mod trace;

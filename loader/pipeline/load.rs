@@ -488,6 +488,7 @@ fn relocate_all(
             rules: Some(rules),
             denied: Vec::new(),
             single_threaded: opts.single_threaded,
+            trace: opts.trace,
         };
         reloc::check_imports(o, &mut cx)?;
         if !cx.denied.is_empty() {
@@ -511,6 +512,7 @@ fn relocate_all(
             rules: rules_for(o),
             denied: Vec::new(),
             single_threaded: opts.single_threaded,
+            trace: opts.trace,
         };
         let (stats, slots, resolved) = {
             let _phase = phases::enter(Phase::Relocate);

@@ -13,13 +13,13 @@ use crate::process::tls;
 
 /// One relocation as the switch sees it.
 #[derive(Clone, Copy)]
-struct Reloc {
+pub(super) struct Reloc {
     /// Its type's row in the table.
-    kind: &'static RelocType,
+    pub(super) kind: &'static RelocType,
     /// The symbol index.
     symi: usize,
     /// r_offset.
-    off: u64,
+    pub(super) off: u64,
     /// r_addend.
     addend: i64,
 }
@@ -66,6 +66,12 @@ impl Pass<'_> {
             _ => {
                 stats.symbolic += 1;
                 let def = self.resolve(symi, t, rel.off, cx, stats)?;
+                let def = match def {
+                    Some(d) if kind.class == Class::TlsTpOffset => {
+                        Some(self.initial_exec_elsewhere(&rel, d, cx)?)
+                    }
+                    d => d,
+                };
                 self.symbolic(&rel, def)
             }
         }
@@ -141,8 +147,20 @@ impl Pass<'_> {
         Ok(())
     }
 
-    /// The TLS classes.
-    fn tls(&self, rel: &Reloc, p: Slot, d: &Def) -> Result<(), Error> {
+    /// The TLS classes. A reference to the object's own block, while that
+    /// block is still minld's, waits for [`Pass::finish_tls`]: whether the
+    /// block moves to glibc's static TLS is known at the end of the pass.
+    fn tls(&mut self, rel: &Reloc, p: Slot, d: &Def) -> Result<(), Error> {
+        let own = self.obj.tls.as_ref().map(tls::Module::id);
+        if matches!(d.tls, Tls::Minld { modid: Some(m) } if Some(m) == own) {
+            self.pending_tls.push((*rel, p, *d));
+            return Ok(());
+        }
+        self.tls_now(rel, p, d)
+    }
+
+    /// The TLS classes, the block's place known.
+    pub(super) fn tls_now(&self, rel: &Reloc, p: Slot, d: &Def) -> Result<(), Error> {
         let (s, a) = (d.value, rel.addend);
         match (rel.kind.class, d.tls) {
             (
@@ -216,10 +234,9 @@ impl Pass<'_> {
             .unwrap_or_else(|| "the object's own TLS block".to_string())
     }
 
-    /// Initial-exec TLS of a library minld loads: it would need a place in
-    /// glibc's static TLS block, which only glibc can give.
-    /// `modid` is the defining module's (None: it has no PT_TLS); the error
-    /// names the defining library when it is this object itself.
+    /// Initial-exec TLS against a block that cannot be placed in static
+    /// TLS. `modid` is the defining module's (None: it has no PT_TLS); the
+    /// error names the defining library when it is this object itself.
     fn initial_exec(&self, rel: &Reloc, modid: Option<usize>) -> Error {
         let own = self.obj.tls.as_ref().map(tls::Module::id);
         self.err(

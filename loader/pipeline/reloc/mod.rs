@@ -14,7 +14,8 @@
 //! `base::relocs`; `resolve` is the one symbol resolution, which
 //! relocation, lazy binding (`lazy`) and `Library::get` share; `relative`
 //! holds RELR and the RELATIVE fast path; `interpose` the host functions
-//! minld replaces.
+//! minld replaces; `static_tls` places initial-exec TLS blocks in glibc's
+//! static TLS.
 
 mod apply;
 pub(crate) mod interpose;
@@ -22,6 +23,7 @@ pub(crate) mod lazy;
 mod recorded;
 pub(crate) mod relative;
 pub(crate) mod resolve;
+mod static_tls;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -67,6 +69,8 @@ pub(crate) struct Context<'a> {
     /// Relocation stays on the calling thread (the sandbox's runner, whose
     /// seccomp filter has no clone).
     pub(crate) single_threaded: bool,
+    /// The load is traced (the static-TLS reservation's system calls).
+    pub(crate) trace: bool,
 }
 
 /// In a namespace, before anything is relocated: resolves every symbol the
@@ -157,6 +161,8 @@ pub(crate) fn relocate(
             pass.apply(&rela, cx, &mut stats)?;
         }
     }
+    // The object's own TLS references, once its image is relocated.
+    pass.finish_tls(cx)?;
     // IRELATIVE and the ifuncs of minld's objects are left to the caller
     // (`apply_deferred`): their resolvers are the objects' own code.
     stats.irelative = pass.deferred.len();
@@ -328,6 +334,9 @@ struct Pass<'o> {
     lazy_used: bool,
     /// Applying DT_JMPREL (whose indices the PLT pushes), not DT_RELA.
     in_jmprel: bool,
+    /// References to the object's own TLS block, applied at the end of the
+    /// pass (`Pass::finish_tls`), when its place is known.
+    pending_tls: Vec<(apply::Reloc, Slot, Def)>,
 }
 
 impl<'o> Pass<'o> {
@@ -343,6 +352,7 @@ impl<'o> Pass<'o> {
             deferred: Vec::new(),
             lazy_used: false,
             in_jmprel: false,
+            pending_tls: Vec::new(),
         }
     }
 

@@ -21,9 +21,17 @@
 //! initial-exec TLS word of minld's own, so the fast path takes no lock and
 //! calls nothing.
 //!
-//! Initial-exec TLS of a loaded library (TPOFF64 against its own block) would
-//! need room in glibc's static TLS block, which only glibc can hand out:
-//! relocation refuses it with an error naming the library and the symbol.
+//! **Initial-exec TLS** of a loaded library (TPOFF64 against its own
+//! block, DF_STATIC_TLS) needs a block at a fixed offset from the thread
+//! pointer in every thread: room in glibc's static TLS, which only glibc
+//! hands out. [`Module::make_static`] has glibc reserve it (`surplus`,
+//! with the object `stub` builds); the module's code then addresses that
+//! block (its DTPMOD64 and TLS descriptors too), and glibc initialises it
+//! in every thread, existing and new. minld's module id for it still
+//! works: a thread's slot then points at the static block (nothing is
+//! allocated or freed for it). When glibc's surplus is exhausted
+//! the load fails with the sizes. An initial-exec reference to another
+//! library's block moves that block too, unless a thread already has it.
 //!
 //! The assembly (the entry points loaded code calls and the vector-state
 //! save and restore) is in `asm`; this file is the bookkeeping behind it.
@@ -37,13 +45,18 @@ use std::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
+use crate::os::sys::Sys;
+
 mod asm;
+mod stub;
+mod surplus;
 
 use asm::{current, set_current};
 pub(crate) use asm::{
     init_save_area, restore_vector_state, save_vector_state, tls_get_addr, tlsdesc_dynamic,
     tlsdesc_static, SAVE_SIZE, USE_XSAVE, XSAVE_MASK,
 };
+pub(crate) use surplus::{GlibcDl, StaticBlock, StaticTlsError};
 
 /// Module ids of minld's TLS modules start here. glibc numbers its modules
 /// from 1 and keeps them small (its dtv grows with the largest id), so the
@@ -69,6 +82,11 @@ struct ModuleInfo {
     file_size: usize,
     /// The block's size and alignment.
     layout: Layout,
+    /// The offset from the thread pointer of its block in glibc's static
+    /// TLS, once it has one: a thread's slot then points there (nothing
+    /// allocated, nothing to free), so minld's module id reaches the same
+    /// block as glibc's.
+    fixed: Option<isize>,
 }
 
 /// One thread's blocks: `len` followed by `len` block pointers, indexed by
@@ -125,16 +143,30 @@ fn state() -> MutexGuard<'static, State> {
     STATE.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// The TLS lock, held across a fork (see `fork`).
-pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
-    Box::new(state())
+/// Held while a module is made static ([`Module::make_static`]): one at
+/// a time (two loads may share a library). Taken before [`STATE`].
+static MAKING_STATIC: Mutex<()> = Mutex::new(());
+
+/// Locks [`MAKING_STATIC`]; a panic while it was held does not poison it.
+fn making_static() -> MutexGuard<'static, ()> {
+    MAKING_STATIC.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A registered TLS module; unregistering (drop) frees every thread's block.
+/// The TLS locks, held across a fork (see `fork`), in their order.
+pub(crate) fn lock_for_fork() -> Box<dyn std::any::Any> {
+    let one = making_static();
+    Box::new((one, state()))
+}
+
+/// A registered TLS module; unregistering (drop) frees every thread's block
+/// (and gives its static block, if it has one, back to glibc).
 #[derive(Debug)]
 pub(crate) struct Module {
     /// Its slot in [`State::modules`].
     slot: usize,
+    /// Its block in glibc's static TLS, once it has one (initial-exec
+    /// TLS): then the module is addressed through it only.
+    fixed: OnceLock<StaticBlock>,
 }
 
 impl Module {
@@ -156,6 +188,7 @@ impl Module {
             image,
             file_size,
             layout,
+            fixed: None,
         };
         let mut st = state();
         let slot = match st.modules.iter().position(Option::is_none) {
@@ -168,7 +201,77 @@ impl Module {
                 st.modules.len() - 1
             }
         };
-        Some(Module { slot })
+        Some(Module {
+            slot,
+            fixed: OnceLock::new(),
+        })
+    }
+
+    /// Its block in glibc's static TLS, if it has one.
+    pub(crate) fn static_block(&self) -> Option<&StaticBlock> {
+        self.fixed.get()
+    }
+
+    /// Gives the module a block in glibc's static TLS (see `surplus`),
+    /// initialised from its image (relocated by now) in every thread; the
+    /// block it already has if asked again. Refused once a thread has a
+    /// block of it from minld (glibc too never moves a block it allocated
+    /// dynamically). `name` is the library's, for the trace.
+    pub(crate) fn make_static(
+        &self,
+        name: &str,
+        sys: Sys,
+        dl: &GlibcDl,
+    ) -> Result<&StaticBlock, StaticTlsError> {
+        let _one = making_static();
+        if let Some(b) = self.fixed.get() {
+            return Ok(b);
+        }
+        let info = {
+            let st = state();
+            if self.in_use(&st) {
+                return Err(StaticTlsError::InUse);
+            }
+            st.modules.get(self.slot).copied().flatten()
+        };
+        let Some(info) = info else {
+            return Err(StaticTlsError::Failed {
+                what: "the module is not registered".to_string(),
+            });
+        };
+        // SAFETY: `register`'s caller checked that the image lies in the
+        // object's mapped segments, which live as long as the module.
+        let image = unsafe { std::slice::from_raw_parts(info.image as *const u8, info.file_size) };
+        let align = info.layout.align();
+        let phase = info.image % align;
+        let size = info.layout.size();
+        let block = surplus::allocate(name, sys, dl, image, size, align, phase)?;
+        let mut st = state();
+        // A thread may have taken a block of its own meanwhile (dropping
+        // `block` gives glibc's back).
+        if self.in_use(&st) {
+            return Err(StaticTlsError::InUse);
+        }
+        if let Some(Some(info)) = st.modules.get_mut(self.slot) {
+            info.fixed = Some(block.offset);
+        }
+        drop(st);
+        Ok(self.fixed.get_or_init(|| block))
+    }
+
+    /// Whether some thread has a block of this module (from minld's slow
+    /// path).
+    fn in_use(&self, st: &State) -> bool {
+        st.threads.iter().any(|t| {
+            // SAFETY: listed tables are live; their length only changes
+            // under the lock the caller holds.
+            unsafe {
+                (*t.0).len > self.slot
+                    && !Table::slot(t.0, self.slot)
+                        .load(Ordering::Acquire)
+                        .is_null()
+            }
+        })
     }
 
     /// The module id code passes to `__tls_get_addr`.
@@ -189,7 +292,7 @@ impl Drop for Module {
             unsafe {
                 if (*t.0).len > self.slot {
                     let p = Table::slot(t.0, self.slot).swap(ptr::null_mut(), Ordering::AcqRel);
-                    if !p.is_null() {
+                    if !p.is_null() && info.fixed.is_none() {
                         std::alloc::dealloc(p, info.layout);
                     }
                 }
@@ -229,6 +332,10 @@ extern "C" fn tls_slow(ti: *const TlsIndex) -> *mut u8 {
     // SAFETY: slot < len after growing.
     let cell = unsafe { Table::slot(table, slot) };
     let mut block = cell.load(Ordering::Acquire);
+    if let (true, Some(offset)) = (block.is_null(), info.fixed) {
+        block = (crate::process::host::thread_pointer() as isize + offset) as *mut u8;
+        cell.store(block, Ordering::Release);
+    }
     if block.is_null() {
         // SAFETY: the layout has a non-zero size.
         block = unsafe { std::alloc::alloc(info.layout) };
@@ -353,7 +460,9 @@ unsafe extern "C" fn thread_exit(p: *mut c_void) {
         for i in 0..len {
             let b = Table::slot(table, i).swap(ptr::null_mut(), Ordering::AcqRel);
             if let (false, Some(Some(info))) = (b.is_null(), st.modules.get(i)) {
-                std::alloc::dealloc(b, info.layout);
+                if info.fixed.is_none() {
+                    std::alloc::dealloc(b, info.layout);
+                }
             }
         }
         if current() == table {
@@ -414,5 +523,32 @@ mod tests {
         // enough for the slot.
         let cleared = unsafe { Table::slot(current(), slot).load(Ordering::Acquire) };
         assert!(cleared.is_null(), "unloading frees every thread's block");
+    }
+
+    #[test]
+    fn a_static_block_is_reached_through_both_module_ids() {
+        let image: &'static [u8] = &[5, 6, 7, 8];
+        let m = Module::register(image.as_ptr() as usize, 4, 48, 16).unwrap();
+        let dl = GlibcDl::new(|_| None);
+        let block = m.make_static("unit", Sys { trace: false }, &dl).unwrap();
+        let (glibc, offset) = (block.modid, block.offset);
+        assert!(glibc < MODID_BASE && offset < 0);
+        let ours = TlsIndex {
+            module: m.id(),
+            offset: 1,
+        };
+        let check = move || {
+            let tp = crate::process::host::thread_pointer() as isize;
+            let at = tls_slow(&ours) as isize;
+            assert_eq!(at, tp + offset + 1, "minld's id: the static block");
+            assert_eq!(address(glibc, 1) as isize, at, "glibc's id: the same");
+            // SAFETY: the block's second byte, initialised by glibc.
+            assert_eq!(unsafe { *(at as *const u8) }, 6);
+            at
+        };
+        let here = check();
+        let there = std::thread::spawn(check).join().unwrap();
+        assert_ne!(here, there, "each thread has its own");
+        drop(m); // clears the slots, frees nothing, closes the stub
     }
 }

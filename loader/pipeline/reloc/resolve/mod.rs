@@ -96,7 +96,9 @@ impl Origin {
 pub(crate) enum Tls {
     /// Not a TLS definition.
     None,
-    /// A host module: glibc's module id and static offset from %fs.
+    /// A block glibc placed: a host module's, or the block in glibc's
+    /// static TLS held for one of minld's (initial-exec TLS, see
+    /// [`Tls::of_module`]): glibc's module id and static offset from %fs.
     Host {
         /// glibc's module id.
         modid: usize,
@@ -108,6 +110,23 @@ pub(crate) enum Tls {
         /// minld's module id.
         modid: Option<usize>,
     },
+}
+
+impl Tls {
+    /// Where the TLS of one of minld's objects, whose module is `m`, is:
+    /// its block in glibc's static TLS once it has one, else minld's
+    /// module id.
+    pub(crate) fn of_module(m: Option<&tls::Module>) -> Tls {
+        match m.and_then(tls::Module::static_block) {
+            Some(b) => Tls::Host {
+                modid: b.modid,
+                offset: Some(b.offset),
+            },
+            None => Tls::Minld {
+                modid: m.map(tls::Module::id),
+            },
+        }
+    }
 }
 
 /// What a found ifunc-or-not definition is worth to its caller.
@@ -131,9 +150,7 @@ impl Def {
             } else {
                 st::STT_NOTYPE
             },
-            tls: Tls::Minld {
-                modid: obj.tls.as_ref().map(tls::Module::id),
-            },
+            tls: Tls::of_module(obj.tls.as_ref()),
             own: true,
             origin: Origin::nowhere(),
         }
@@ -186,9 +203,7 @@ impl Def {
                 modid: h.tls_modid,
                 offset: h.tls_offset,
             },
-            ScopeRef::Minld(o) if kind == st::STT_TLS => Tls::Minld {
-                modid: o.tls.as_ref().map(tls::Module::id),
-            },
+            ScopeRef::Minld(o) if kind == st::STT_TLS => Tls::of_module(o.tls.as_ref()),
             ScopeRef::Minld(_) => Tls::None,
         };
         Def {
