@@ -232,3 +232,32 @@ fn dlopen_from_a_constructor() {
     let out = host_case("nested");
     assert!(out.contains("dl_dtor_alive() = 5"), "{out}");
 }
+
+/// A library with initial-exec TLS (libgomp, `DF_STATIC_TLS`) opened by a
+/// program through the drop-in: minld maps it and places its block in
+/// glibc's static TLS; the program gets glibc's answers.
+#[test]
+fn initial_exec_tls_library_through_ctypes() {
+    let Some(python) = which("python3") else {
+        eprintln!("skipped: no python3 on PATH");
+        return;
+    };
+    if !Path::new("/lib/x86_64-linux-gnu/libgomp.so.1").exists() {
+        eprintln!("skipped: no libgomp.so.1 (Debian's libgomp1)");
+        return;
+    }
+    let script = "import ctypes\n\
+        g = ctypes.CDLL('libgomp.so.1')\n\
+        print(g.omp_get_max_threads(), g.omp_get_num_procs(), g.omp_in_parallel())\n";
+    let glibc = run(&python, &["-c", script], false, &[]);
+    let out = run(&python, &["-c", script], true, &[("MINLD_TRACE", "1")]);
+    let trace = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{trace}");
+    assert_eq!(out.stdout, glibc.stdout, "{trace}");
+    assert!(
+        trace
+            .lines()
+            .any(|l| l.starts_with("mmap(") && l.contains("libgomp.so.1 segment 0")),
+        "{trace}"
+    );
+}
