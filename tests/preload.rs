@@ -261,3 +261,72 @@ fn initial_exec_tls_library_through_ctypes() {
         "{trace}"
     );
 }
+
+/// The variable that makes [`backtrace_child`] run its case.
+const BACKTRACE_CHILD: &str = "MINLD_PRELOAD_BACKTRACE_CHILD";
+
+/// Called by libctor_base.so's code (its `order_set_sink` replays the
+/// recorded events through it): Rust's std backtrace from inside a
+/// library the program opened, printed to stdout.
+extern "C" fn backtrace_sink(_event: *const std::ffi::c_char) {
+    println!("{}", std::backtrace::Backtrace::force_capture());
+}
+
+/// The child of [`rust_backtrace_names_frames_of_minlds_objects`]: this
+/// test binary, a Rust program, opens libctor_base.so with `dlopen` (the
+/// preload's, in the child) and takes a backtrace inside it.
+#[test]
+fn backtrace_child() {
+    if std::env::var_os(BACKTRACE_CHILD).is_none() {
+        eprintln!("backtrace_child: run by rust_backtrace_names_frames_of_minlds_objects; alone it has nothing to do");
+        return;
+    }
+    let path = std::ffi::CString::new(common::libs::lib("libctor_base.so")).unwrap();
+    // SAFETY: dlopen and dlsym with valid C strings; order_set_sink is
+    // `void (*)(void (*)(const char *))`.
+    unsafe {
+        let h = libc::dlopen(path.as_ptr(), libc::RTLD_NOW);
+        assert!(!h.is_null(), "dlopen libctor_base.so");
+        let set = libc::dlsym(h, c"order_set_sink".as_ptr());
+        assert!(!set.is_null(), "dlsym order_set_sink");
+        let set: extern "C" fn(extern "C" fn(*const std::ffi::c_char)) = std::mem::transmute(set);
+        set(backtrace_sink);
+    }
+}
+
+/// Item 7 of issue 14: a Rust program's `std::backtrace` names the frames
+/// of a library minld loaded (std finds the object through
+/// `dl_iterate_phdr`, which reports minld's objects), as it does under
+/// glibc.
+#[test]
+fn rust_backtrace_names_frames_of_minlds_objects() {
+    let child = |with_preload: bool| {
+        let mut c = Command::new(std::env::current_exe().unwrap());
+        c.args([
+            "backtrace_child",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(BACKTRACE_CHILD, "1")
+        .env("MINLD_TRACE", "1");
+        if with_preload {
+            c.env("LD_PRELOAD", preload());
+        }
+        let out = c.output().unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        assert!(out.status.success(), "{stdout}{stderr}");
+        (stdout, stderr)
+    };
+    let (glibc, _) = child(false);
+    assert!(glibc.contains("order_set_sink"), "glibc: {glibc}");
+    let (minld, trace) = child(true);
+    assert!(
+        trace.contains("libctor_base.so segment 0"),
+        "not loaded by minld: {trace}"
+    );
+    assert!(minld.contains("order_set_sink"), "minld: {minld}");
+}
