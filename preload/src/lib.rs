@@ -24,6 +24,10 @@
 //! profile of this workspace aborts on panic instead, and no path of the
 //! code panics on bad input: failures are `dlerror` strings).
 
+#![deny(missing_docs)]
+// No function over 100 lines (clippy.toml sets the limit), as in minld.
+#![warn(clippy::too_many_lines)]
+
 mod entry;
 mod error;
 mod info;
