@@ -44,6 +44,7 @@ static int case_global(void)
     CHECK(fn != NULL, "dlsym(RTLD_DEFAULT, global_fn): %s", dlerror());
     CHECK(fn == dlsym(def, "global_fn"), "RTLD_DEFAULT and the handle disagree");
     void *self = dlopen(NULL, RTLD_NOW);
+    CHECK(dlopen("", RTLD_NOW) == self, "dlopen(\"\") is not the program");
     CHECK(dlsym(self, "global_value") == dlsym(def, "global_value"),
           "dlsym(dlopen(NULL)) does not see the RTLD_GLOBAL library");
     printf("global: use_global() = %d, global_fn at %p\n", use(), fn);

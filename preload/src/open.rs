@@ -239,7 +239,10 @@ pub(crate) extern "C" fn dlopen_from(
 
 /// The body of [`dlopen_from`].
 fn open(file: *const c_char, mode: c_int, caller: usize) -> *mut c_void {
-    if file.is_null() {
+    // SAFETY: a non-null `file` is a C string, as dlopen requires; its
+    // first byte is there.
+    if file.is_null() || unsafe { *file } == 0 {
+        // The program (glibc's answer for NULL and for "").
         let h = glibc_open(file, mode);
         MAIN.store(h as usize, Ordering::Relaxed);
         return h;
@@ -342,6 +345,11 @@ pub(crate) extern "C" fn dlmopen_from(
 #[no_mangle]
 pub extern "C" fn dlclose(handle: *mut c_void) -> c_int {
     crate::guard(-1, || {
+        if handle.is_null() {
+            // glibc's own dlclose would crash on it.
+            error::set("dlclose: the handle is a null pointer: shared object not open".into());
+            return -1;
+        }
         let dropped = {
             let mut t = table();
             let Some(e) = t.entries.get_mut(&(handle as usize)) else {
