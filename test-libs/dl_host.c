@@ -165,7 +165,9 @@ static int case_dlerror(void)
     printf("dlerror: %s\n", e);
     CHECK(dlerror() == NULL, "the error was not cleared by reading it");
     CHECK(dlsym(RTLD_DEFAULT, "dl_host_no_such_symbol") == NULL, "found");
-    CHECK(dlerror() != NULL, "no error after a failed dlsym");
+    e = dlerror();
+    CHECK(e != NULL && strstr(e, "dl_host: undefined symbol: dl_host_no_such_symbol") != NULL,
+          "dlsym(RTLD_DEFAULT) message %s", e);
     return 0;
 }
 

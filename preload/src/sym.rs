@@ -157,12 +157,37 @@ fn lookup(
             p
         }
         _ => {
-            error::set(format!(
-                "undefined symbol: {n} (not in the program's global scope, glibc's or minld's)"
-            ));
+            error::set(format!("{}: undefined symbol: {n}", object_name(caller)));
             std::ptr::null_mut()
         }
     }
+}
+
+/// The name glibc gives the object containing `addr` in its messages:
+/// its path, or for the program the name it was started by (`argv[0]`).
+fn object_name(addr: usize) -> String {
+    if let Some(o) = minld::object_at(addr) {
+        return o.path().display().to_string();
+    }
+    let mut info = libc::Dl_info {
+        dli_fname: std::ptr::null(),
+        dli_fbase: std::ptr::null_mut(),
+        dli_sname: std::ptr::null(),
+        dli_saddr: std::ptr::null_mut(),
+    };
+    // SAFETY: glibc's dladdr with a valid Dl_info to fill.
+    let found = unsafe { (real().dladdr)(addr as *const c_void, &mut info) } != 0;
+    if found && !info.dli_fname.is_null() {
+        // SAFETY: glibc's NUL-terminated name of the object.
+        let name = unsafe { CStr::from_ptr(info.dli_fname) }.to_string_lossy();
+        if !name.is_empty() {
+            return name.into_owned();
+        }
+    }
+    std::env::args_os().next().map_or_else(
+        || "<main program>".into(),
+        |a| a.to_string_lossy().into_owned(),
+    )
 }
 
 /// A lookup in one of minld's libraries, with glibc's message on a miss.
