@@ -164,6 +164,17 @@ static int case_dlerror(void)
     CHECK(strncmp(e, glibc, strlen(glibc)) == 0, "message %s", e);
     printf("dlerror: %s\n", e);
     CHECK(dlerror() == NULL, "the error was not cleared by reading it");
+    /* Each call clears what the one before it left. */
+    CHECK(dlopen("libdl_no_such_library.so", RTLD_NOW) == NULL, "opened");
+    CHECK(dlopen("libglobal_def.so", RTLD_NOW) != NULL, "libglobal_def.so: %s", dlerror());
+    CHECK(dlerror() == NULL, "a failure then a success left a message");
+    /* RTLD_NEXT is glibc's (it searches after the program): its message. */
+    CHECK(dlsym(RTLD_NEXT, "dl_host_no_such_symbol") == NULL, "RTLD_NEXT found it");
+    e = dlerror();
+    CHECK(e != NULL && strstr(e, "undefined symbol: dl_host_no_such_symbol") != NULL,
+          "RTLD_NEXT message %s", e ? e : "(none)");
+    CHECK(dlsym(RTLD_NEXT, "printf") == (void *)printf, "RTLD_NEXT printf");
+    CHECK(dlerror() == NULL, "a message after a found RTLD_NEXT");
     CHECK(dlsym(RTLD_DEFAULT, "dl_host_no_such_symbol") == NULL, "found");
     e = dlerror();
     CHECK(e != NULL && strstr(e, "dl_host: undefined symbol: dl_host_no_such_symbol") != NULL,
@@ -218,7 +229,17 @@ static int case_flags(void)
     CHECK(dladdr((void *)f, &info) != 0 && f() == 5, "NODELETE library unloaded");
     CHECK(dlopen("libglobal_def.so", 0) == NULL, "mode 0 accepted");
     CHECK(dlerror() != NULL, "no message for mode 0");
-    printf("flags: NOLOAD, NODELETE, LM_ID_BASE, mode 0 as glibc\n");
+    void *deep = open_or_die("libdl_dtor.so", RTLD_NOW | RTLD_DEEPBIND);
+    CHECK(dlsym(deep, "dl_dtor_alive") != NULL, "DEEPBIND dlsym: %s", dlerror());
+    CHECK(dlclose(deep) == 0, "DEEPBIND dlclose: %s", dlerror());
+    /* dlvsym(RTLD_DEFAULT) sees an RTLD_GLOBAL library's versions. */
+    void *v = open_or_die("libversioned.so", RTLD_NOW | RTLD_GLOBAL);
+    void *v1 = dlvsym(RTLD_DEFAULT, "vers_value", "VERS_1");
+    CHECK(v1 != NULL && v1 == dlvsym(v, "vers_value", "VERS_1"), "dlvsym VERS_1: %s", dlerror());
+    CHECK(v1 != dlvsym(RTLD_DEFAULT, "vers_value", "VERS_2"), "VERS_1 and VERS_2 are one");
+    CHECK(dlvsym(RTLD_DEFAULT, "vers_value", "VERS_9") == NULL, "VERS_9 found");
+    CHECK(dlerror() != NULL, "no message for a missing version");
+    printf("flags: NOLOAD, NODELETE, DEEPBIND, LM_ID_BASE, mode 0, dlvsym as glibc\n");
     fflush(stdout);
     return 0;
 }

@@ -193,7 +193,7 @@ fn which(program: &str) -> Option<PathBuf> {
 #[test]
 fn rtld_flags_as_glibc() {
     let out = host_case("flags");
-    assert!(out.contains("flags: NOLOAD, NODELETE"), "{out}");
+    assert!(out.contains("flags: NOLOAD, NODELETE, DEEPBIND"), "{out}");
 }
 
 /// `MINLD_POLICY`: strict refuses a library bound lazily (the test

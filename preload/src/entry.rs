@@ -5,7 +5,9 @@
 //! `dlsym(RTLD_NEXT, …)` and `dlvsym(RTLD_NEXT, …)` from code glibc
 //! loaded is glibc's to answer, and glibc finds "next" from its own
 //! caller: the stub jumps to glibc's function (a tail call, the stack
-//! untouched), so glibc sees the program's return address, not ours.
+//! untouched), so glibc sees the program's return address, not ours; so
+//! are `dlopen` with `RTLD_DEEPBIND` and `dlmopen` into a namespace other
+//! than `LM_ID_BASE`, which glibc searches on behalf of its caller.
 
 use std::ffi::{c_char, c_int, c_long, c_void};
 
@@ -17,8 +19,21 @@ use crate::real::PhdrCallback;
 #[no_mangle]
 pub extern "C" fn dlopen(file: *const c_char, mode: c_int) -> *mut c_void {
     std::arch::naked_asm!(
+        // RTLD_DEEPBIND (0x8): glibc's, whole (see `open::deepbind_target`).
+        "test esi, 8",
+        "jz 2f",
+        "push rdi",
+        "push rsi",
+        "sub rsp, 8",
+        "call {deep}",
+        "add rsp, 8",
+        "pop rsi",
+        "pop rdi",
+        "jmp rax",
+        "2:",
         "mov rdx, [rsp]",
         "jmp {imp}",
+        deep = sym crate::open::deepbind_target,
         imp = sym crate::open::dlopen_from,
     )
 }
@@ -29,9 +44,48 @@ pub extern "C" fn dlopen(file: *const c_char, mode: c_int) -> *mut c_void {
 #[no_mangle]
 pub extern "C" fn dlmopen(lmid: c_long, file: *const c_char, mode: c_int) -> *mut c_void {
     std::arch::naked_asm!(
+        // A namespace other than LM_ID_BASE (0): glibc's, whole.
+        "test rdi, rdi",
+        "jz 2f",
+        // 3 pushes from 8 mod 16: aligned at the call.
+        "push rdi",
+        "push rsi",
+        "push rdx",
+        "call {glibc}",
+        "pop rdx",
+        "pop rsi",
+        "pop rdi",
+        "jmp rax",
+        "2:",
         "mov rcx, [rsp]",
         "jmp {imp}",
+        glibc = sym crate::open::dlmopen_target,
         imp = sym crate::open::dlmopen_from,
+    )
+}
+
+/// `int dlclose(void *handle)`: [`crate::open::dlclose_from`] with the
+/// caller (minld closes glibc's handles it pinned; those must not clear
+/// the program's `dlerror`).
+#[unsafe(naked)]
+#[no_mangle]
+pub extern "C" fn dlclose(handle: *mut c_void) -> c_int {
+    std::arch::naked_asm!(
+        "mov rsi, [rsp]",
+        "jmp {imp}",
+        imp = sym crate::open::dlclose_from,
+    )
+}
+
+/// `int dlinfo(void *handle, int request, void *arg)`:
+/// [`crate::info::dlinfo_from`] with the caller.
+#[unsafe(naked)]
+#[no_mangle]
+pub extern "C" fn dlinfo(handle: *mut c_void, request: c_int, arg: *mut c_void) -> c_int {
+    std::arch::naked_asm!(
+        "mov rcx, [rsp]",
+        "jmp {imp}",
+        imp = sym crate::info::dlinfo_from,
     )
 }
 

@@ -178,10 +178,19 @@ pub extern "C" fn dladdr1(
     })
 }
 
-/// `int dlinfo(void *handle, int request, void *arg)`.
-#[no_mangle]
-pub extern "C" fn dlinfo(handle: *mut c_void, request: c_int, arg: *mut c_void) -> c_int {
+/// `dlinfo` (see `entry::dlinfo`), `caller` its return address.
+pub(crate) extern "C" fn dlinfo_from(
+    handle: *mut c_void,
+    request: c_int,
+    arg: *mut c_void,
+    caller: usize,
+) -> c_int {
     crate::guard(-1, || {
+        if crate::real::is_own(caller) {
+            // SAFETY: glibc's dlinfo on a handle of glibc's, for minld.
+            return unsafe { (real().dlinfo)(handle, request, arg) };
+        }
+        error::begin();
         let lib = match open::library(handle) {
             None => {
                 // SAFETY: glibc's handle, glibc's dlinfo.

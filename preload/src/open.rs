@@ -52,6 +52,8 @@ struct Entry {
     lib: Option<Library>,
     /// Opens not yet closed.
     refs: usize,
+    /// Opened with RTLD_GLOBAL at least once.
+    global: bool,
 }
 
 /// minld's handles.
@@ -118,6 +120,18 @@ pub(crate) fn library(handle: *mut c_void) -> Option<Option<Library>> {
         .map(|e| e.lib.clone())
 }
 
+/// The libraries opened through the preload with RTLD_GLOBAL and still
+/// open, in no particular order (for `dlvsym(RTLD_DEFAULT)`, which
+/// `Library::find_default` does not answer).
+pub(crate) fn global_libraries() -> Vec<Library> {
+    table()
+        .entries
+        .values()
+        .filter(|e| e.global)
+        .filter_map(|e| e.lib.clone())
+        .collect()
+}
+
 /// Registers a library opened by minld; its handle.
 fn register(lib: Library, mode: c_int) -> *mut c_void {
     let key = (lib.path(), lib.base());
@@ -128,6 +142,7 @@ fn register(lib: Library, mode: c_int) -> *mut c_void {
     if let Some(&h) = t.by_root.get(&key) {
         if let Some(e) = t.entries.get_mut(&h) {
             e.refs += 1;
+            e.global |= mode & RTLD_GLOBAL != 0;
             // The handle's own reference stays; the new one (on the same
             // objects) is dropped after the lock.
             let extra = match &e.lib {
@@ -145,6 +160,7 @@ fn register(lib: Library, mode: c_int) -> *mut c_void {
         Entry {
             lib: Some(lib),
             refs: 1,
+            global: mode & RTLD_GLOBAL != 0,
         },
     );
     t.by_root.insert(key, h);
@@ -239,6 +255,11 @@ pub(crate) extern "C" fn dlopen_from(
 
 /// The body of [`dlopen_from`].
 fn open(file: *const c_char, mode: c_int, caller: usize) -> *mut c_void {
+    if crate::real::is_own(caller) {
+        // SAFETY: glibc's dlopen, for minld's own use.
+        return unsafe { (real().dlopen)(file, mode) };
+    }
+    error::begin();
     // SAFETY: a non-null `file` is a C string, as dlopen requires; its
     // first byte is there.
     if file.is_null() || unsafe { *file } == 0 {
@@ -246,10 +267,6 @@ fn open(file: *const c_char, mode: c_int, caller: usize) -> *mut c_void {
         let h = glibc_open(file, mode);
         MAIN.store(h as usize, Ordering::Relaxed);
         return h;
-    }
-    if crate::real::is_own(caller) {
-        // SAFETY: glibc's dlopen, for minld's own use.
-        return unsafe { (real().dlopen)(file, mode) };
     }
     // SAFETY: a non-null `file` is a C string, as dlopen requires.
     let name = unsafe { CStr::from_ptr(file) }.to_bytes();
@@ -260,6 +277,8 @@ fn open(file: *const c_char, mode: c_int, caller: usize) -> *mut c_void {
         ));
         return std::ptr::null_mut();
     }
+    // (RTLD_DEEPBIND never gets here: `entry::dlopen` hands it to glibc
+    // whole, for glibc to search on behalf of the caller.)
     if is_glibc_own(name) || mode & RTLD_DEEPBIND != 0 {
         return glibc_open(file, mode);
     }
@@ -332,6 +351,9 @@ pub(crate) extern "C" fn dlmopen_from(
         if lmid == 0 {
             return open(file, mode, caller);
         }
+        // (`entry::dlmopen` hands these to glibc whole; only a call from
+        // here would reach this.)
+        error::begin();
         // SAFETY: glibc's dlmopen with the caller's arguments.
         let h = unsafe { (real().dlmopen)(lmid, file, mode) };
         if h.is_null() {
@@ -341,10 +363,33 @@ pub(crate) extern "C" fn dlmopen_from(
     })
 }
 
-/// `int dlclose(void *handle)`.
-#[no_mangle]
-pub extern "C" fn dlclose(handle: *mut c_void) -> c_int {
+/// For the stubs of `entry`: a call they hand to glibc whole (a tail
+/// jump to `f`, so that glibc sees the program's return address) leaves
+/// its message in glibc's state.
+pub(crate) fn glibc_whole(f: usize) -> usize {
+    error::to_glibc();
+    f
+}
+
+/// For `entry::dlopen`: glibc's `dlopen` for an `RTLD_DEEPBIND` open.
+pub(crate) extern "C" fn deepbind_target() -> usize {
+    glibc_whole(real().dlopen as usize)
+}
+
+/// For `entry::dlmopen`: glibc's `dlmopen`, for a namespace other than
+/// `LM_ID_BASE`.
+pub(crate) extern "C" fn dlmopen_target() -> usize {
+    glibc_whole(real().dlmopen as usize)
+}
+
+/// `dlclose` (see `entry::dlclose`), `caller` its return address.
+pub(crate) extern "C" fn dlclose_from(handle: *mut c_void, caller: usize) -> c_int {
     crate::guard(-1, || {
+        if crate::real::is_own(caller) {
+            // SAFETY: glibc's dlclose of a handle of glibc's, for minld.
+            return unsafe { (real().dlclose)(handle) };
+        }
+        error::begin();
         if handle.is_null() {
             // glibc's own dlclose would crash on it.
             error::set("dlclose: the handle is a null pointer: shared object not open".into());

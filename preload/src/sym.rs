@@ -18,8 +18,10 @@ pub(crate) extern "C" fn next_dlsym(caller: usize) -> usize {
     crate::guard(real().dlsym as usize, || {
         if minld::object_at(caller).is_some() {
             0
-        } else {
+        } else if crate::real::is_own(caller) {
             real().dlsym as usize
+        } else {
+            open::glibc_whole(real().dlsym as usize)
         }
     })
 }
@@ -29,8 +31,10 @@ pub(crate) extern "C" fn next_dlvsym(caller: usize) -> usize {
     crate::guard(real().dlvsym as usize, || {
         if minld::object_at(caller).is_some() {
             0
-        } else {
+        } else if crate::real::is_own(caller) {
             real().dlvsym as usize
+        } else {
+            open::glibc_whole(real().dlvsym as usize)
         }
     })
 }
@@ -66,6 +70,7 @@ pub(crate) extern "C" fn dlsym_from(
             // SAFETY: glibc's dlsym, for minld's or std's own lookups.
             return unsafe { (real().dlsym)(handle, name) };
         }
+        error::begin();
         lookup(handle, name, None, caller)
     })
 }
@@ -78,9 +83,14 @@ pub(crate) extern "C" fn dlvsym_from(
     caller: usize,
 ) -> *mut c_void {
     crate::guard(std::ptr::null_mut(), || {
-        if crate::real::is_own(caller) || version.is_null() {
-            // SAFETY: glibc's dlvsym with the caller's arguments.
+        if crate::real::is_own(caller) {
+            // SAFETY: glibc's dlvsym, for minld's own lookups.
             return unsafe { (real().dlvsym)(handle, name, version) };
+        }
+        error::begin();
+        if version.is_null() {
+            error::set("dlvsym: the version is a null pointer".into());
+            return std::ptr::null_mut();
         }
         // SAFETY: a non-null version is a C string, as dlvsym requires.
         let v = unsafe { CStr::from_ptr(version) };
@@ -145,13 +155,29 @@ fn lookup(
         handle
     };
     let p = glibc_sym(glibc_handle, name, version, version.is_some());
-    if !p.is_null() || version.is_some() {
+    if !p.is_null() {
         return p;
     }
     let Some(n) = name_of(name) else {
         return std::ptr::null_mut();
     };
     let own = minld::object_at(caller).map(|o| o.map_start());
+    if let Some(v) = version {
+        // glibc said no (its message is kept): the libraries opened
+        // RTLD_GLOBAL through the preload, for that version.
+        let v = v.to_string_lossy();
+        for lib in open::global_libraries() {
+            // SAFETY: only the address is taken, as an untyped pointer.
+            if let Ok(p) = unsafe { lib.get_versioned::<*mut c_void>(n, &v) } {
+                let p = *p;
+                if h != RTLD_NEXT || minld::object_at(p as usize).map(|o| o.map_start()) != own {
+                    error::clear();
+                    return p;
+                }
+            }
+        }
+        return std::ptr::null_mut();
+    }
     match minld::Library::find_default(n) {
         Some(p) if h != RTLD_NEXT || minld::object_at(p as usize).map(|o| o.map_start()) != own => {
             p
