@@ -566,6 +566,29 @@ const ARTIFACTS: &[Artifact] = &[
         sources: &["global_user.c"],
         ..LIB
     },
+    // The drop-in <dlfcn.h> (minld-preload, tests/preload.rs): a library
+    // whose destructor says it ran, and a program using <dlfcn.h> as any
+    // program does, linking libbasic.so, with RUNPATH $ORIGIN.
+    Artifact {
+        name: "libdl_dtor.so",
+        sources: &["dl_dtor.c"],
+        ..LIB
+    },
+    // Its constructor dlopens libdl_dtor.so (a nested open).
+    Artifact {
+        name: "libdl_nested.so",
+        sources: &["dl_nested.c"],
+        flags: &[RUNPATH_ORIGIN, "-ldl"],
+        ..LIB
+    },
+    Artifact {
+        name: "dl_host",
+        kind: Kind::CExe,
+        sources: &["dl_host.c"],
+        flags: &[RUNPATH_ORIGIN, "-ldl", "-lpthread"],
+        deps: &["libbasic.so"],
+        ..LIB
+    },
     // Nested opens: constructors and ifunc resolvers calling minld through
     // the table in libnested_hook.so (see test-libs/nested_hook.c).
     Artifact {

@@ -56,6 +56,9 @@ pub use api::addr::{addr_info, AddrInfo};
 pub use api::library::{Library, Symbol};
 pub use api::loader::{Loader, Prepared};
 pub use api::mapped::MappedObject;
+pub use api::objects::{
+    loaded_objects, object_at, object_counts, LoadedObject, ObjectCounts, SymbolAt,
+};
 pub use api::pages;
 pub use base::error::{
     DynamicFault, Error, ExecutableKind, Feature, HeaderFault, Reentry, RelocFault, Requester,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use crate::elf::symbols::SymFields;
 use goblin::elf::sym as st;
 
-use crate::model::object::live;
+use crate::model::object::{live, Object};
 
 /// What [`addr_info`] knows about an address inside a library minld loaded.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +47,36 @@ pub struct AddrInfo {
 pub fn addr_info(addr: usize) -> Option<AddrInfo> {
     let o = live::object_at(addr)?;
     let bias = o.image.bias.0;
-    let rel = addr.wrapping_sub(bias) as u64;
+    let best = nearest_symbol(&o, addr);
+    let (symbol, symbol_addr) = match best {
+        Some((i, v)) => {
+            let name = o.symbols.sym(i).and_then(|s| {
+                o.symbols
+                    .name(&s)
+                    .map(|n| String::from_utf8_lossy(n).into_owned())
+            });
+            (name, bias.wrapping_add(v as usize))
+        }
+        None => (None, 0),
+    };
+    Some(AddrInfo {
+        path: o.path.clone(),
+        base: bias,
+        offset: if symbol.is_some() {
+            addr - symbol_addr
+        } else {
+            0
+        },
+        symbol,
+        symbol_addr,
+    })
+}
+
+/// The index and `st_value` of the dynamic symbol of `o` nearest at or
+/// below `addr` (one containing it wins over a closer one without a
+/// size), as `dladdr` chooses it; None when no symbol lies below.
+pub(crate) fn nearest_symbol(o: &Object, addr: usize) -> Option<(usize, u64)> {
+    let rel = addr.wrapping_sub(o.image.bias.0) as u64;
     // (value, index, contains)
     let mut best: Option<(u64, usize, bool)> = None;
     for i in 1..o.symbols.len() {
@@ -71,26 +100,5 @@ pub fn addr_info(addr: usize) -> Option<AddrInfo> {
             best = Some((s.st_value, i, contains));
         }
     }
-    let (symbol, symbol_addr) = match best {
-        Some((v, i, _)) => {
-            let name = o.symbols.sym(i).and_then(|s| {
-                o.symbols
-                    .name(&s)
-                    .map(|n| String::from_utf8_lossy(n).into_owned())
-            });
-            (name, bias.wrapping_add(v as usize))
-        }
-        None => (None, 0),
-    };
-    Some(AddrInfo {
-        path: o.path.clone(),
-        base: bias,
-        offset: if symbol.is_some() {
-            addr - symbol_addr
-        } else {
-            0
-        },
-        symbol,
-        symbol_addr,
-    })
+    best.map(|(v, i, _)| (i, v))
 }

@@ -8,4 +8,5 @@ pub(crate) mod bytes;
 pub(crate) mod library;
 pub(crate) mod loader;
 pub(crate) mod mapped;
+pub(crate) mod objects;
 pub mod pages;

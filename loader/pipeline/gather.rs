@@ -29,7 +29,8 @@ use crate::process::host::{self, GLIBC_FAMILY};
 /// members after the first (loaded as the root's dependencies) and its
 /// AS_NEEDED members.
 pub(crate) struct Root {
-    opened: Opened,
+    /// The file, or an object minld has (`search::loaded_by_soname`).
+    opened: Result<Opened, Arc<Object>>,
     extra: Vec<String>,
     as_needed: Vec<String>,
 }
@@ -131,14 +132,27 @@ pub(crate) fn loaded_by_glibc(
         .map(|(h, pin)| Dep::Host(h, pin.map(Arc::new))))
 }
 
-/// Finds and opens the root; a linker script is followed to its first
-/// member, the others become the root's dependencies.
-pub(crate) fn open_root(sys: &Sys, opts: &Options, name: &str) -> Result<Root, Error> {
+/// Finds and opens the root (a bare name that is a loaded soname: that object);
+/// a linker script is followed to its first member, the others its dependencies.
+pub(crate) fn open_root(
+    sys: &Sys,
+    reg: &Registry,
+    opts: &Options,
+    name: &str,
+) -> Result<Root, Error> {
+    if let Some(o) = search::loaded_by_soname(reg, opts.namespace_id(), opts.run_code, name) {
+        let (opened, extra, as_needed) = (Err(o), Vec::new(), Vec::new());
+        return Ok(Root {
+            opened,
+            extra,
+            as_needed,
+        });
+    }
     let caller = caller_of(opts);
     let (path, members) = match find(sys, opts, name, caller.as_ref())? {
         Found::Elf(opened) => {
             return Ok(Root {
-                opened,
+                opened: Ok(opened),
                 extra: Vec::new(),
                 as_needed: Vec::new(),
             })
@@ -166,7 +180,7 @@ pub(crate) fn open_root(sys: &Sys, opts: &Options, name: &str) -> Result<Root, E
     };
     match find(sys, opts, &first, Some(&requester))? {
         Found::Elf(opened) => Ok(Root {
-            opened,
+            opened: Ok(opened),
             extra,
             as_needed,
         }),
@@ -189,7 +203,10 @@ pub(crate) fn gather(
         extra,
         as_needed,
     } = root;
-    let first = object_for(sys, reg, opened, opts)?;
+    let first = match opened {
+        Ok(opened) => object_for(sys, reg, opened, opts)?,
+        Err(loaded) => (loaded, false),
+    };
     walk(sys, reg, opts, first, extra, as_needed)
 }
 

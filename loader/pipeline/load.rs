@@ -118,7 +118,7 @@ fn link_stages(
             as_needed: Vec::new(),
         }));
     }
-    let root = gather::open_root(&sys, opts, name)?;
+    let root = gather::open_root(&sys, &reg, opts, name)?;
     let g = gather::gather(&sys, &mut reg, opts, root)?;
     link_gathered(opts, held, reg, name, g, measure)
 }

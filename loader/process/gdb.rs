@@ -250,6 +250,19 @@ pub(crate) fn add(path: &Path, bias: usize, dynamic: usize) -> Option<Entry> {
     Some(Entry { node, _name: name })
 }
 
+impl Entry {
+    /// The object's `link_map` node (what `dlinfo(RTLD_DI_LINKMAP)`
+    /// answers); it lives as long as the entry.
+    pub(crate) fn node(&self) -> usize {
+        self.node as usize
+    }
+
+    /// The absolute path the node's `l_name` points at.
+    pub(crate) fn name(&self) -> &std::ffi::CStr {
+        &self._name
+    }
+}
+
 impl Drop for Entry {
     fn drop(&mut self) {
         let mut slot = NAMESPACE.lock().unwrap_or_else(|p| p.into_inner());

@@ -6,6 +6,7 @@
 //! come from code running inside a load (an init function registering a
 //! `thread_local` destructor) and from any thread at any time.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, Weak};
 
 use crate::model::object::Object;
@@ -21,6 +22,18 @@ struct Entry {
 }
 
 static LIVE: RwLock<Vec<Entry>> = RwLock::new(Vec::new());
+
+/// How many objects have ever been added to the index (`dlpi_adds`).
+static ADDS: AtomicU64 = AtomicU64::new(0);
+/// How many have ever been removed from it (`dlpi_subs`).
+static SUBS: AtomicU64 = AtomicU64::new(0);
+
+/// How many objects have been added to the index and removed from it since
+/// the process started (what `dl_iterate_phdr` reports as `dlpi_adds` and
+/// `dlpi_subs`, so that a cache keyed on them notices every change).
+pub(crate) fn counts() -> (u64, u64) {
+    (ADDS.load(Ordering::Acquire), SUBS.load(Ordering::Acquire))
+}
 
 fn read() -> RwLockReadGuard<'static, Vec<Entry>> {
     LIVE.read().unwrap_or_else(|p| p.into_inner())
@@ -47,17 +60,30 @@ pub(crate) fn insert(
         namespace,
         object,
     });
+    ADDS.fetch_add(1, Ordering::Release);
 }
 
 /// Removes the object mapped at `start` (called as it is unmapped).
 pub(crate) fn remove(start: usize) {
     let mut v = LIVE.write().unwrap_or_else(|p| p.into_inner());
+    let before = v.len();
     v.retain(|e| e.start != start);
+    if v.len() != before {
+        SUBS.fetch_add(1, Ordering::Release);
+    }
 }
 
 /// Every live object, each with a reference taken.
 pub(crate) fn all() -> Vec<Arc<Object>> {
     read().iter().filter_map(|e| e.object.upgrade()).collect()
+}
+
+/// Every live object, each with a reference taken, and [`counts`] as they
+/// were at that moment (read under the same lock).
+pub(crate) fn snapshot() -> (Vec<Arc<Object>>, (u64, u64)) {
+    let v = read();
+    let objects = v.iter().filter_map(|e| e.object.upgrade()).collect();
+    (objects, counts())
 }
 
 /// The live object whose mapping contains `addr`.

@@ -33,6 +33,35 @@ const DST_LIB: &str = "lib/x86_64-linux-gnu";
 /// The largest linker script minld reads.
 const MAX_SCRIPT: usize = 64 * 1024;
 
+/// A bare name (no slash) that is the DT_SONAME of an object minld has
+/// loaded in the load's namespace: that object, found without a search, as
+/// glibc's dlopen matches a name against the sonames of the objects it has
+/// before it looks for a file. `namespace` is the load's; a load whose
+/// code does not run (`run_code` false: it links only) maps its own.
+pub(crate) fn loaded_by_soname(
+    reg: &crate::model::registry::Registry,
+    namespace: u64,
+    run_code: bool,
+    name: &str,
+) -> Option<std::sync::Arc<crate::model::object::Object>> {
+    if name.contains('/') || !run_code {
+        return None;
+    }
+    let ns = namespace;
+    let o = reg
+        .by_file
+        .values()
+        .filter_map(std::sync::Weak::upgrade)
+        .find(|o| o.soname == name && o.namespace == ns)?;
+    debug::print_if(Category::Libs, || {
+        format!(
+            "{name}: the soname of {}, loaded by minld already",
+            o.path.display()
+        )
+    });
+    Some(o)
+}
+
 /// An open ELF candidate with the bytes read from its start.
 pub(crate) struct Opened {
     /// The open file.
