@@ -118,6 +118,18 @@ pub fn proc_state(pid: u32) -> Option<char> {
     stat[stat.rfind(')')? + 1..].trim_start().chars().next()
 }
 
+/// The CPU time process `pid` has used, every thread's (utime + stime of
+/// `/proc/<pid>/stat`, in clock ticks of 10 ms); None once it is gone.
+pub fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After "pid (comm) ": state is the first field, utime the 12th.
+    let f: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
+    let ticks = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf reads a constant; no memory involved.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Some(Duration::from_nanos(ticks * 1_000_000_000 / hz))
+}
+
 /// Waits at most `within` for process `pid` to be gone (no such process,
 /// or a zombie nobody reaps yet); true if it went.
 pub fn gone_within(pid: u32, within: Duration) -> bool {
