@@ -185,7 +185,10 @@ fn python_imports_extension_modules_through_minld() {
 /// the first python3 on PATH (a pyenv shim, for one, execs another build).
 fn debian_python() -> Option<PathBuf> {
     let debian = PathBuf::from("/usr/bin/python3");
-    debian.is_file().then_some(debian).or_else(|| which("python3"))
+    debian
+        .is_file()
+        .then_some(debian)
+        .or_else(|| which("python3"))
 }
 
 /// A program on PATH.

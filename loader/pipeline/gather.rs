@@ -108,37 +108,42 @@ fn caller_of(opts: &Options) -> Option<Requester<'_>> {
 
 /// With `Loader::reuse_loaded`: the copy glibc already has of the file
 /// `name` finds, if it has one (the file is found, opened and identified
-/// by `fstat` as for a load, then compared with glibc's objects).
+/// by `fstat` as for a load, then compared with glibc's objects). When
+/// glibc has none, the file opened to ask is handed back for
+/// [`open_root`], so the load does not search and open it a second time
+/// (`None`: nothing was opened: the option is off, or `name` is a linker
+/// script).
 pub(crate) fn loaded_by_glibc(
     sys: &Sys,
     reg: &mut Registry,
     opts: &Options,
     name: &str,
-) -> Result<Option<Dep>, Error> {
+) -> Result<Result<Dep, Option<Opened>>, Error> {
     if !opts.reuse_loaded {
-        return Ok(None);
+        return Ok(Err(None));
     }
     let caller = caller_of(opts);
     let Found::Elf(opened) = find(sys, opts, name, caller.as_ref())? else {
-        return Ok(None);
+        return Ok(Err(None));
     };
     let st = sys
         .fstat(&opened.fd, "identity of the file, to compare with glibc's")
         .map_err(|e| Error::io(&opened.path, "fstat", e))?;
-    drop(opened);
-    Ok(reg
-        .host
-        .loaded_from(sys, (st.dev, st.ino))
-        .map(|(h, pin)| Dep::Host(h, pin.map(Arc::new))))
+    Ok(match reg.host.loaded_from(sys, (st.dev, st.ino)) {
+        Some((h, pin)) => Ok(Dep::Host(h, pin.map(Arc::new))),
+        None => Err(Some(opened)),
+    })
 }
 
-/// Finds and opens the root (a bare name that is a loaded soname: that object);
+/// Finds and opens the root (a bare name that is a loaded soname: that object;
+/// `asked`: the file [`loaded_by_glibc`] opened already);
 /// a linker script is followed to its first member, the others its dependencies.
 pub(crate) fn open_root(
     sys: &Sys,
     reg: &Registry,
     opts: &Options,
     name: &str,
+    asked: Option<Opened>,
 ) -> Result<Root, Error> {
     if let Some(o) = search::loaded_by_soname(reg, opts.namespace_id(), opts.run_code, name) {
         let (opened, extra, as_needed) = (Err(o), Vec::new(), Vec::new());
@@ -146,6 +151,13 @@ pub(crate) fn open_root(
             opened,
             extra,
             as_needed,
+        });
+    }
+    if let Some(opened) = asked {
+        return Ok(Root {
+            opened: Ok(opened),
+            extra: Vec::new(),
+            as_needed: Vec::new(),
         });
     }
     let caller = caller_of(opts);

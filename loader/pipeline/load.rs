@@ -112,13 +112,16 @@ fn link_stages(
             as_needed: Vec::new(),
         }));
     }
-    if let Some(glibcs) = gather::loaded_by_glibc(&sys, &mut reg, opts, name)? {
-        return Ok(Pending::done(LoadSet {
-            scope: vec![glibcs],
-            as_needed: Vec::new(),
-        }));
-    }
-    let root = gather::open_root(&sys, &reg, opts, name)?;
+    let asked = match gather::loaded_by_glibc(&sys, &mut reg, opts, name)? {
+        Ok(glibcs) => {
+            return Ok(Pending::done(LoadSet {
+                scope: vec![glibcs],
+                as_needed: Vec::new(),
+            }))
+        }
+        Err(asked) => asked,
+    };
+    let root = gather::open_root(&sys, &reg, opts, name, asked)?;
     let g = gather::gather(&sys, &mut reg, opts, root)?;
     link_gathered(opts, held, reg, name, g, measure)
 }

@@ -369,13 +369,18 @@ impl HostObjects {
     /// The object glibc has loaded from the file with identity `id`
     /// (device, inode), if any: a startup object (never unloaded), or one
     /// it opened later, then pinned. Each object's path is asked with
-    /// `stat`; the program (whose path glibc does not give) is not one.
+    /// `stat`; the program (whose path glibc does not give) and the vDSO
+    /// (whose name is no path) are not asked.
     pub(crate) fn loaded_from(
         &mut self,
         sys: &crate::os::sys::Sys,
         id: (u64, u64),
     ) -> Option<(Arc<HostObject>, Option<HostPin>)> {
         let path = raw_objects().into_iter().find_map(|r| {
+            // The program ("") and the vDSO (no slash) name no file.
+            if !r.name.contains(&b'/') {
+                return None;
+            }
             let c = std::ffi::CString::new(r.name).ok()?;
             let st = sys
                 .stat(&c, "is it the file asked for? (reuse_loaded)")
