@@ -160,8 +160,22 @@ pub(crate) fn allocate(
     // SAFETY: glibc's dlopen of a file holding only the stub: no
     // dependencies, no code, no constructors.
     let handle = unsafe { (dl.dlopen)(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    let glibc = if handle.is_null() {
+        dl.error()
+    } else {
+        String::new()
+    };
+    sys.untraced(format_args!(
+        "not traced: glibc's dlopen(\"{}\", RTLD_NOW|RTLD_LOCAL) ran here, its own system \
+         calls (openat, read, mmap, close, ...) are not in this trace; it returned {}",
+        path.to_string_lossy(),
+        if handle.is_null() {
+            format!("NULL ({glibc})")
+        } else {
+            format!("{handle:p} (a handle)")
+        }
+    ));
     if handle.is_null() {
-        let glibc = dl.error();
         return Err(if glibc.contains("static TLS") {
             StaticTlsError::Full { glibc }
         } else {
