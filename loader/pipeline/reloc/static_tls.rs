@@ -178,6 +178,7 @@ fn place_static(o: &Object, scope: &[ScopeRef<'_>], trace: bool) -> Result<Tls, 
         .map_err(|e| match e {
             tls::StaticTlsError::Full { glibc } => RelocFault::StaticTlsFull { size, align, glibc },
             tls::StaticTlsError::Failed { what } => RelocFault::StaticTls { size, align, what },
+            tls::StaticTlsError::Sandboxed => RelocFault::StaticTlsSandboxed,
             tls::StaticTlsError::InUse => RelocFault::StaticTls {
                 size,
                 align,

@@ -58,7 +58,7 @@ pub(crate) use asm::{
     init_save_area, restore_vector_state, save_vector_state, tls_get_addr, tlsdesc_dynamic,
     tlsdesc_static, SAVE_SIZE, USE_XSAVE, XSAVE_MASK,
 };
-pub(crate) use surplus::{GlibcDl, StaticBlock, StaticTlsError};
+pub(crate) use surplus::{refuse_stubs, GlibcDl, StaticBlock, StaticTlsError};
 
 /// Module ids of minld's TLS modules start here. glibc numbers its modules
 /// from 1 and keeps them small (its dtv grows with the largest id), so the

@@ -18,6 +18,7 @@
 //! lost, as with any static-TLS library glibc unloads.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::os::sys::{Fd, Sys};
 use crate::process::host::thread_pointer;
@@ -80,6 +81,10 @@ pub(crate) enum StaticTlsError {
     /// A thread already has a block of the module from minld, which cannot
     /// be moved.
     InUse,
+    /// The process cannot make the stub: it is the sandbox's runner,
+    /// whose loading stage has no `memfd_create` (seccomp) and no
+    /// `/proc/self/fd` (Landlock) (see [`refuse_stubs`]).
+    Sandboxed,
     /// Anything else (the memfd, glibc's dlopen, what it answered).
     Failed {
         /// What went wrong.
@@ -142,6 +147,9 @@ pub(crate) fn allocate(
     phase: usize,
 ) -> Result<StaticBlock, StaticTlsError> {
     let failed = |what: String| StaticTlsError::Failed { what };
+    if STUBS_REFUSED.load(Ordering::Relaxed) {
+        return Err(StaticTlsError::Sandboxed);
+    }
     if !align.is_power_of_two() || align > stub::MAX_ALIGN {
         return Err(failed(format!("alignment {align:#x} not supported")));
     }
@@ -214,6 +222,18 @@ pub(crate) fn allocate(
     }
     (block.modid, block.offset) = (modid, offset);
     Ok(block)
+}
+
+/// Set once the process can no longer make a stub (see [`refuse_stubs`]).
+static STUBS_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// From now on, for the life of the process, [`allocate`] refuses with
+/// [`StaticTlsError::Sandboxed`] before trying: called by the sandbox's
+/// runner as it locks itself down for loading (a seccomp filter cannot be
+/// lifted, and neither its loading nor its serving stage allows the
+/// memfd or glibc's open of `/proc/self/fd/N`).
+pub(crate) fn refuse_stubs() {
+    STUBS_REFUSED.store(true, Ordering::Relaxed);
 }
 
 /// The longest name `memfd_create` takes, its NUL not counted (the
