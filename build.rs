@@ -772,6 +772,20 @@ const ARTIFACTS: &[Artifact] = &[
         deps: &["libtls_owner.so"],
         ..LIB
     },
+    // Initial-exec access to a block whose definer needs the accessing
+    // library (relocated first); the definer's image holds an R_X86_64_64.
+    Artifact {
+        name: "libtls_ie_reader.so",
+        sources: &["tls_ie_reader.c"],
+        ..LIB
+    },
+    Artifact {
+        name: "libtls_ie_ptrowner.so",
+        sources: &["tls_ie_ptrowner.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libtls_ie_reader.so"],
+        ..LIB
+    },
     // A 1 MiB initial-exec block: more than glibc's surplus static TLS.
     Artifact {
         name: "libtls_ie_huge.so",

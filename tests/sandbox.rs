@@ -335,3 +335,22 @@ fn a_large_library_loads_in_the_runner() {
         .spawn();
     assert!(sb.is_ok(), "{:?}", sb.err());
 }
+
+/// A plugin with initial-exec TLS (libtls_ie.so, DF_STATIC_TLS) is refused
+/// with a clear error: reserving its block takes glibc's dlopen of a
+/// memfd, which the runner's loading stage does not allow.
+#[test]
+fn initial_exec_tls_is_refused_saying_why() {
+    let e = Sandbox::builder(format!("{}/libtls_ie.so", env!("MINLD_TEST_LIBS")))
+        .function("tls_ie_get")
+        .spawn()
+        .err()
+        .expect("a plugin with initial-exec TLS spawned");
+    assert!(
+        matches!(&e, SandboxError::Load(m)
+            if m.contains("libtls_ie.so")
+                && m.contains("initial-exec TLS needs glibc's dlopen of a memfd, which the \
+                               sandbox's loading stage does not allow")),
+        "{e:?}"
+    );
+}

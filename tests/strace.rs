@@ -835,6 +835,31 @@ fn the_static_tls_stubs_calls_are_traced_as_strace_saw_them() {
         "{}",
         run.describe("dlopen --trace libtls_ie.so")
     );
+    // glibc's dlopen of the stub makes system calls minld does not trace:
+    // one `# ` line says so, with its result, and is no system call line.
+    let note: Vec<&str> = run
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("# not traced: glibc's dlopen(\"/proc/self/fd/"))
+        .collect();
+    assert_eq!(note.len(), 1, "{}", run.describe("the untraced note"));
+    assert!(
+        note[0].contains("RTLD_NOW|RTLD_LOCAL) ran here")
+            && note[0].contains("are not in this trace")
+            && note[0].ends_with("(a handle)"),
+        "{}",
+        note[0]
+    );
+    assert_eq!(trace_line(note[0]), None, "taken for a system call");
+    // The calls it made are strace's alone: the stub's open by its
+    // /proc/self/fd name is in strace's output, not in minld's trace.
+    let fd_open = |l: &&str| l.contains("openat(AT_FDCWD, \"/proc/self/fd/");
+    assert!(run
+        .strace_lines
+        .iter()
+        .map(String::as_str)
+        .any(|l| fd_open(&l)));
+    assert!(!run.stderr.lines().any(|l| fd_open(&l)));
     let n = check_trace_against_strace(lib);
     assert!(n >= 8, "only {n} trace lines for libtls_ie.so");
 }

@@ -297,8 +297,11 @@ pub enum Error {
 #[non_exhaustive]
 pub enum Reentry {
     /// The call came while minld was updating its registry, on the same
-    /// thread: no library's code runs there, but a signal handler or a
-    /// `log` logger may call in.
+    /// thread: no library's code runs there, but a `log` logger or a
+    /// signal handler may call in. Only that case is detected: minld is
+    /// not async-signal-safe, and a signal handler that interrupts its
+    /// thread while it takes or gives back the loader lock deadlocks
+    /// instead of getting this error.
     RegistryBusy,
     /// The nested open needs this object, which the load it is nested in
     /// has mapped but not finished (the call came from one of that load's

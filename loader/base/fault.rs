@@ -522,6 +522,9 @@ pub enum RelocFault {
         /// What failed.
         what: String,
     },
+    /// Initial-exec TLS in the sandbox's runner (`StaticTlsError::Sandboxed`).
+    #[error("initial-exec TLS needs glibc's dlopen of a memfd, which the sandbox's loading stage does not allow (seccomp: no memfd_create; Landlock: no /proc/self/fd)")]
+    StaticTlsSandboxed,
     /// A TLS relocation against a symbol outside any TLS block.
     #[error("TLS relocation against {symbol}, which is not in a TLS block (no PT_TLS)")]
     NotTls {

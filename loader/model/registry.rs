@@ -8,8 +8,17 @@
 //! every other thread waits. The registry itself is borrowed under it
 //! ([`Held::registry`]) only for short updates, never across code of the
 //! loaded objects, so a nested load finds it free; a nested call that does
-//! come while it is borrowed (code run in the middle of an update) is
-//! refused with [`Error::Reentrant`] instead of deadlocking.
+//! come while it is borrowed (code run in the middle of an update, such as
+//! a `log` logger) is refused with [`Error::Reentrant`] instead of
+//! deadlocking.
+//!
+//! minld is not async-signal-safe (nor is glibc's `dlopen`): a signal
+//! handler that calls into minld is refused as above only if it interrupts
+//! its thread while the registry is borrowed. If it interrupts the thread
+//! while that thread takes or gives back the loader lock (inside
+//! `owner_when_mine` or `Held`'s drop, which hold the lock's own state
+//! mutex, `OWNER`), the handler deadlocks on that mutex; if another thread
+//! holds the loader lock, it waits for it inside the handler.
 //!
 //! (See `docs/design.md`, "Nested opens: the recursive loader lock".)
 
@@ -189,7 +198,9 @@ impl Held {
     /// Borrows the registry; `what` names the attempt for the error of a
     /// call made while this thread has it borrowed already (from code run
     /// in the middle of an update: no library's code runs there, but a
-    /// signal handler or a `log` logger may): refused, not deadlocked.
+    /// `log` logger, or a signal handler, may): refused, not deadlocked.
+    /// (A signal handler is safe only there: see the module's docs for
+    /// where one deadlocks instead.)
     pub(crate) fn registry(&self, what: impl FnOnce() -> String) -> Result<Borrowed<'_>, Error> {
         let m = REGISTRY.get_or_init(Default::default);
         // Only the lock's holder (this thread) ever takes this mutex, so

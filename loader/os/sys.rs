@@ -118,6 +118,17 @@ impl Sys {
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
+    /// With tracing on, prints `text` as a line of its own starting with
+    /// `# `, never taken for a system call: for what happened between two
+    /// traced calls without going through this layer (glibc's `dlopen` of
+    /// a static-TLS stub, whose own system calls are not traced).
+    pub(crate) fn untraced(&self, text: std::fmt::Arguments<'_>) {
+        if self.trace {
+            let line = format!("# {text}\n");
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+    }
+
     pub(super) fn result_of(ret: Result<String, Errno>) -> String {
         match ret {
             Ok(s) => s,

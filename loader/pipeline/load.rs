@@ -503,11 +503,10 @@ fn join_global(reg: &mut Registry, scope: &[Dep]) {
 type ResolvedAll = Vec<(Arc<Object>, reloc::Resolved)>;
 
 /// Relocates every object, dependencies first. Ifunc slots are filled and
-/// RELRO protected object by object, unless the load defers its code
-/// (`Options::defer_init`): then the slots are returned, and RELRO stays
-/// writable until [`finish`] fills them. With `proven`, bindings and
-/// RELATIVE runs come from the link record; with `record`, what each pass
-/// resolved is returned for one.
+/// RELRO protected in order (`reloc::finish_ready`), or if the load defers
+/// its code (`Options::defer_init`) returned, RELRO writable until
+/// [`finish`] fills them. `proven`: bindings and RELATIVE runs from the
+/// link record; `record`: what each pass resolved is returned for one.
 fn relocate_all(
     opts: &Options,
     order: &[Arc<Object>],
@@ -537,6 +536,8 @@ fn relocate_all(
             denied: Vec::new(),
             single_threaded: opts.single_threaded,
             trace: opts.trace,
+            later: &[],
+            held: &mut Vec::new(),
         };
         reloc::check_imports(o, &mut cx)?;
         if !cx.denied.is_empty() {
@@ -546,7 +547,8 @@ fn relocate_all(
             });
         }
     }
-    let (mut deferred, mut resolved_all) = (Vec::new(), Vec::new());
+    let (mut deferred, mut resolved_all, mut held) = (Vec::new(), Vec::new(), Vec::new());
+    let mut waiting = std::collections::VecDeque::new();
     for (i, o) in order.iter().enumerate() {
         let started = Instant::now();
         debug::print_if(Category::Reloc, || {
@@ -561,6 +563,8 @@ fn relocate_all(
             denied: Vec::new(),
             single_threaded: opts.single_threaded,
             trace: opts.trace,
+            later: &order[i + 1..],
+            held: &mut held,
         };
         let (stats, slots, resolved) = {
             let _phase = phases::enter(Phase::Relocate);
@@ -580,12 +584,8 @@ fn relocate_all(
         if opts.run_code && opts.defer_init {
             deferred.push((o.clone(), slots));
         } else {
-            {
-                let _phase = phases::enter(Phase::Init);
-                reloc::apply_deferred(o, &slots, opts.run_code)?;
-            }
-            let _phase = phases::enter(Phase::Relocate);
-            o.image.protect_relro()?;
+            waiting.push_back((o.clone(), slots));
+            reloc::finish_ready(&mut waiting, &held, opts.run_code)?;
         }
         debug::print_if(Category::Statistics, || {
             format!(

@@ -21,7 +21,7 @@ pub(super) struct Reloc {
     /// r_offset.
     pub(super) off: u64,
     /// r_addend.
-    addend: i64,
+    pub(super) addend: i64,
 }
 
 impl Pass<'_> {
@@ -68,7 +68,11 @@ impl Pass<'_> {
                 let def = self.resolve(symi, t, rel.off, cx, stats)?;
                 let def = match def {
                     Some(d) if kind.class == Class::TlsTpOffset => {
-                        Some(self.initial_exec_elsewhere(&rel, d, cx)?)
+                        match self.initial_exec_elsewhere(&rel, d, cx)? {
+                            Some(d) => Some(d),
+                            // Held back: written after the definer's pass.
+                            None => return Ok(()),
+                        }
                     }
                     d => d,
                 };
@@ -78,7 +82,7 @@ impl Pass<'_> {
     }
 
     /// The relocation's slot, checked for its width.
-    fn slot(&self, rel: &Reloc) -> Result<Slot, Error> {
+    pub(super) fn slot(&self, rel: &Reloc) -> Result<Slot, Error> {
         self.target(rel.kind.number, rel.off, rel.kind.width.bytes())
     }
 

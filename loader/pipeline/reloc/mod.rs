@@ -33,6 +33,8 @@ use crate::model::object::{Object, ScopeRef};
 use crate::model::registry::Uniques;
 use crate::pipeline::cache::format::ObjectEntry;
 use resolve::{call_resolver, Def};
+pub(crate) use static_tls::HeldTls;
+use static_tls::{place_held, waits_for_held};
 
 /// What relocating one object did, for `MINLD_DEBUG=statistics`.
 #[derive(Debug, Default, Clone)]
@@ -71,6 +73,12 @@ pub(crate) struct Context<'a> {
     pub(crate) single_threaded: bool,
     /// The load is traced (the static-TLS reservation's system calls).
     pub(crate) trace: bool,
+    /// The load's objects relocated after this one (dependencies first):
+    /// their TLS images are not relocated yet.
+    pub(crate) later: &'a [std::sync::Arc<Object>],
+    /// Initial-exec references to the blocks of `later` objects, held
+    /// back until those are relocated (`static_tls::place_held`).
+    pub(crate) held: &'a mut Vec<HeldTls>,
 }
 
 /// In a namespace, before anything is relocated: resolves every symbol the
@@ -161,8 +169,10 @@ pub(crate) fn relocate(
             pass.apply(&rela, cx, &mut stats)?;
         }
     }
-    // The object's own TLS references, once its image is relocated.
+    // The object's own TLS references, once its image is relocated, and
+    // those of the objects before it, held back until then.
     pass.finish_tls(cx)?;
+    place_held(obj, cx.held, cx.scope, cx.trace)?;
     // IRELATIVE and the ifuncs of minld's objects are left to the caller
     // (`apply_deferred`): their resolvers are the objects' own code.
     stats.irelative = pass.deferred.len();
@@ -220,6 +230,31 @@ pub(crate) fn apply_deferred(obj: &Object, deferred: &[Deferred], run: bool) -> 
         d.slot.write64(v as u64);
     }
     obj.image.reprotect_for_textrel(0)
+}
+
+/// Fills the ifunc slots of the relocated objects and protects their
+/// RELRO, in order, up to the first one still waiting for initial-exec
+/// references held back (`static_tls::waits_for_held`). An object's ifunc
+/// resolvers then run after the pass of the definer it waits for, still in
+/// the objects' order and before any init function.
+pub(crate) fn finish_ready(
+    waiting: &mut std::collections::VecDeque<(std::sync::Arc<Object>, Vec<Deferred>)>,
+    held: &[HeldTls],
+    run_code: bool,
+) -> Result<(), Error> {
+    while let Some((o, slots)) = waiting.front() {
+        if waits_for_held(o, held) {
+            break;
+        }
+        {
+            let _phase = crate::os::phases::enter(crate::os::phases::Phase::Init);
+            apply_deferred(o, slots, run_code)?;
+        }
+        let _phase = crate::os::phases::enter(crate::os::phases::Phase::Relocate);
+        o.image.protect_relro()?;
+        waiting.pop_front();
+    }
+    Ok(())
 }
 
 /// A place a relocation writes, checked (when it was made) to lie with its

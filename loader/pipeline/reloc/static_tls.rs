@@ -5,13 +5,15 @@
 
 use super::apply::Reloc;
 use super::resolve::{Def, Tls};
-use super::{Context, Pass};
+use super::{Context, Pass, Slot};
 use crate::base::error::{Error, RelocFault};
-use crate::base::relocs::Class;
+use crate::base::relocs::{Class, RelocKind};
 use crate::elf::hash::NameHash;
 use crate::elf::symbols::Want;
 use crate::model::object::{Object, ScopeRef};
 use crate::process::tls;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 impl Pass<'_> {
     /// The references to the object's own TLS block, kept by `Pass::tls`:
@@ -25,7 +27,7 @@ impl Pass<'_> {
             .iter()
             .find(|(rel, _, _)| rel.kind.class == Class::TlsTpOffset);
         let placed = match first {
-            Some((rel, _, _)) => Some(self.place_static(self.obj, rel, cx)?),
+            Some((rel, _, _)) => Some(self.place_own(rel, cx)?),
             None => None,
         };
         for (rel, p, mut d) in pending {
@@ -42,67 +44,155 @@ impl Pass<'_> {
     /// in glibc's static TLS now if it is not there yet (and no thread has
     /// a block of it from minld), as glibc does for a module it loaded.
     /// Other definitions are returned as they are.
+    ///
+    /// If the block's object is one this load relocates later (it needs
+    /// this one, which is relocated first), its TLS image is not relocated
+    /// yet, and glibc would initialise every thread from it: the reference
+    /// is held back in `cx.held` (None returned, nothing written), and
+    /// [`place_held`] places the block and writes it once that object's
+    /// pass is done, as glibc postpones initialising such a block.
     pub(super) fn initial_exec_elsewhere(
         &self,
         rel: &Reloc,
         d: Def,
-        cx: &Context<'_>,
-    ) -> Result<Def, Error> {
+        cx: &mut Context<'_>,
+    ) -> Result<Option<Def>, Error> {
         let Tls::Minld { modid: Some(m) } = d.tls else {
-            return Ok(d);
+            return Ok(Some(d));
         };
-        let owner = cx.scope.iter().find_map(|s| match s {
+        let (scope, later) = (cx.scope, cx.later);
+        let owner = scope.iter().find_map(|s| match s {
             ScopeRef::Minld(o) if o.tls.as_ref().map(tls::Module::id) == Some(m) => Some(*o),
             _ => None,
         });
-        match owner {
+        let Some(o) = owner.filter(|o| !std::ptr::eq(*o, self.obj)) else {
             // The object's own block waits for the end of its pass.
-            Some(o) if !std::ptr::eq(o, self.obj) => Ok(Def {
-                tls: self.place_static(o, rel, cx)?,
-                ..d
-            }),
-            _ => Ok(d),
+            return Ok(Some(d));
+        };
+        if let Some(later) = later.iter().find(|l| std::ptr::eq(Arc::as_ptr(l), o)) {
+            cx.held.push(HeldTls {
+                slot: self.slot(rel)?,
+                value: (d.value as i64).wrapping_add(rel.addend),
+                owner: later.clone(),
+                referrer: self.obj as *const Object,
+                path: self.obj.path.clone(),
+                kind: rel.kind.number,
+                off: rel.off,
+            });
+            return Ok(None);
         }
+        let tls = place_static(o, cx.scope, cx.trace)
+            .map_err(|fault| self.err(rel.kind.number, rel.off, fault))?;
+        Ok(Some(Def { tls, ..d }))
     }
 
-    /// Places the TLS block of `o` (this object or one it refers to) in
+    /// Places the object's own TLS block (at the end of its pass) in
     /// glibc's static TLS for relocation `rel`; where it is.
-    fn place_static(&self, o: &Object, rel: &Reloc, cx: &Context<'_>) -> Result<Tls, Error> {
-        let Some(module) = o.tls.as_ref() else {
-            return Ok(Tls::Minld { modid: None });
-        };
-        let (size, align) = o
-            .image
-            .phdr(goblin::elf::program_header::PT_TLS)
-            .map_or((0, 0), |t| (t.p_memsz, t.p_align));
-        let sys = crate::os::sys::Sys { trace: cx.trace };
-        let block = module
-            .make_static(&o.soname, sys, &glibc_dl(cx.scope))
-            .map_err(|e| {
-                let fault = match e {
-                    tls::StaticTlsError::Full { glibc } => {
-                        RelocFault::StaticTlsFull { size, align, glibc }
-                    }
-                    tls::StaticTlsError::Failed { what } => {
-                        RelocFault::StaticTls { size, align, what }
-                    }
-                    tls::StaticTlsError::InUse => RelocFault::StaticTls {
-                        size,
-                        align,
-                        what: format!(
-                            "the block of {} is already allocated per thread (its code used it \
-                             before), and such a block cannot move",
-                            o.path.display()
-                        ),
-                    },
-                };
-                self.err(rel.kind.number, rel.off, fault)
-            })?;
-        Ok(Tls::Host {
-            modid: block.modid,
-            offset: Some(block.offset),
-        })
+    fn place_own(&self, rel: &Reloc, cx: &Context<'_>) -> Result<Tls, Error> {
+        place_static(self.obj, cx.scope, cx.trace)
+            .map_err(|f| self.err(rel.kind.number, rel.off, f))
     }
+}
+
+/// An initial-exec reference to the block of an object the load has not
+/// relocated yet, held back until it has (`Pass::initial_exec_elsewhere`).
+pub(crate) struct HeldTls {
+    /// The TPOFF64 word, in the referring object (still writable: that
+    /// object's ifunc slots and RELRO wait for the word, see
+    /// [`waits_for_held`]).
+    slot: Slot,
+    /// The variable's offset in the block plus the addend.
+    value: i64,
+    /// The object whose block it is.
+    owner: Arc<Object>,
+    /// The referring object, compared by address only.
+    referrer: *const Object,
+    /// The referring object's path, for an error.
+    path: PathBuf,
+    /// The relocation's type, for an error.
+    kind: u32,
+    /// Its r_offset, for an error.
+    off: u64,
+}
+
+/// Once `done`'s pass is over: places its block in glibc's static TLS,
+/// from its relocated image, if references to it were held back, and
+/// writes them; they leave `held`. `scope` and `trace` as in the pass.
+pub(crate) fn place_held(
+    done: &Object,
+    held: &mut Vec<HeldTls>,
+    scope: &[ScopeRef<'_>],
+    trace: bool,
+) -> Result<(), Error> {
+    if !held
+        .iter()
+        .any(|h| std::ptr::eq(Arc::as_ptr(&h.owner), done))
+    {
+        return Ok(());
+    }
+    let mut placed = None;
+    for h in held.iter() {
+        if !std::ptr::eq(Arc::as_ptr(&h.owner), done) {
+            continue;
+        }
+        let tls = match placed {
+            Some(t) => t,
+            None => *placed.insert(place_static(done, scope, trace).map_err(|fault| {
+                Error::Relocation {
+                    path: h.path.clone(),
+                    kind: RelocKind(h.kind),
+                    offset: h.off,
+                    fault,
+                }
+            })?),
+        };
+        if let Tls::Host {
+            offset: Some(o), ..
+        } = tls
+        {
+            h.slot.write64((o as i64).wrapping_add(h.value) as u64);
+        }
+    }
+    held.retain(|h| !std::ptr::eq(Arc::as_ptr(&h.owner), done));
+    Ok(())
+}
+
+/// Whether words of `o` are still held back: its ifunc resolvers and RELRO
+/// wait for them (the words may lie in RELRO, or in text it relocates).
+pub(crate) fn waits_for_held(o: &Object, held: &[HeldTls]) -> bool {
+    held.iter().any(|h| std::ptr::eq(h.referrer, o))
+}
+
+/// Places the TLS block of `o` in glibc's static TLS; where it is.
+fn place_static(o: &Object, scope: &[ScopeRef<'_>], trace: bool) -> Result<Tls, RelocFault> {
+    let Some(module) = o.tls.as_ref() else {
+        return Ok(Tls::Minld { modid: None });
+    };
+    let (size, align) = o
+        .image
+        .phdr(goblin::elf::program_header::PT_TLS)
+        .map_or((0, 0), |t| (t.p_memsz, t.p_align));
+    let sys = crate::os::sys::Sys { trace };
+    let block = module
+        .make_static(&o.soname, sys, &glibc_dl(scope))
+        .map_err(|e| match e {
+            tls::StaticTlsError::Full { glibc } => RelocFault::StaticTlsFull { size, align, glibc },
+            tls::StaticTlsError::Failed { what } => RelocFault::StaticTls { size, align, what },
+            tls::StaticTlsError::Sandboxed => RelocFault::StaticTlsSandboxed,
+            tls::StaticTlsError::InUse => RelocFault::StaticTls {
+                size,
+                align,
+                what: format!(
+                    "the block of {} is already allocated per thread (its code used it \
+                     before), and such a block cannot move",
+                    o.path.display()
+                ),
+            },
+        })?;
+    Ok(Tls::Host {
+        modid: block.modid,
+        offset: Some(block.offset),
+    })
 }
 
 /// glibc's dl functions as libc.so.6 in the scope defines them (its

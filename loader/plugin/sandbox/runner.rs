@@ -227,6 +227,9 @@ fn link(region: &Region) -> Result<(crate::Prepared, Config, u32), RunnerError> 
             })
         }
     };
+    // Neither stage allows the memfd glibc's dlopen would reserve
+    // initial-exec TLS from: such a plugin is refused saying so.
+    crate::process::tls::refuse_stubs();
     seccomp::install(0, Stage::Loading).map_err(|source| RunnerError::Seccomp {
         stage: "linking",
         source,

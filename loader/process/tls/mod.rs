@@ -31,7 +31,9 @@
 //! works: a thread's slot then points at the static block (nothing is
 //! allocated or freed for it). When glibc's surplus is exhausted
 //! the load fails with the sizes. An initial-exec reference to another
-//! library's block moves that block too, unless a thread already has it.
+//! library's block moves that block too, unless a thread already has it;
+//! once that library is relocated (the pipeline holds the reference back
+//! until then), since its image is copied into every thread.
 //!
 //! The assembly (the entry points loaded code calls and the vector-state
 //! save and restore) is in `asm`; this file is the bookkeeping behind it.
@@ -56,7 +58,7 @@ pub(crate) use asm::{
     init_save_area, restore_vector_state, save_vector_state, tls_get_addr, tlsdesc_dynamic,
     tlsdesc_static, SAVE_SIZE, USE_XSAVE, XSAVE_MASK,
 };
-pub(crate) use surplus::{GlibcDl, StaticBlock, StaticTlsError};
+pub(crate) use surplus::{refuse_stubs, GlibcDl, StaticBlock, StaticTlsError};
 
 /// Module ids of minld's TLS modules start here. glibc numbers its modules
 /// from 1 and keeps them small (its dtv grows with the largest id), so the

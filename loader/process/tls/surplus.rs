@@ -18,6 +18,7 @@
 //! lost, as with any static-TLS library glibc unloads.
 
 use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::os::sys::{Fd, Sys};
 use crate::process::host::thread_pointer;
@@ -80,6 +81,10 @@ pub(crate) enum StaticTlsError {
     /// A thread already has a block of the module from minld, which cannot
     /// be moved.
     InUse,
+    /// The process cannot make the stub: it is the sandbox's runner,
+    /// whose loading stage has no `memfd_create` (seccomp) and no
+    /// `/proc/self/fd` (Landlock) (see [`refuse_stubs`]).
+    Sandboxed,
     /// Anything else (the memfd, glibc's dlopen, what it answered).
     Failed {
         /// What went wrong.
@@ -142,6 +147,9 @@ pub(crate) fn allocate(
     phase: usize,
 ) -> Result<StaticBlock, StaticTlsError> {
     let failed = |what: String| StaticTlsError::Failed { what };
+    if STUBS_REFUSED.load(Ordering::Relaxed) {
+        return Err(StaticTlsError::Sandboxed);
+    }
     if !align.is_power_of_two() || align > stub::MAX_ALIGN {
         return Err(failed(format!("alignment {align:#x} not supported")));
     }
@@ -150,8 +158,7 @@ pub(crate) fn allocate(
         "{name}: initial-exec TLS ({mem_size:#x} bytes, align {align}): \
          an object for glibc's dlopen, whose PT_TLS reserves the block in its static TLS"
     );
-    let memfd_name = CString::new(format!("minld-static-tls:{name}"))
-        .unwrap_or_else(|_| c"minld-static-tls".to_owned());
+    let memfd_name = memfd_name(name);
     let file = sys
         .memfd_create(&memfd_name, &why)
         .map_err(|e| failed(format!("memfd_create: {e}")))?;
@@ -161,8 +168,22 @@ pub(crate) fn allocate(
     // SAFETY: glibc's dlopen of a file holding only the stub: no
     // dependencies, no code, no constructors.
     let handle = unsafe { (dl.dlopen)(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+    let glibc = if handle.is_null() {
+        dl.error()
+    } else {
+        String::new()
+    };
+    sys.untraced(format_args!(
+        "not traced: glibc's dlopen(\"{}\", RTLD_NOW|RTLD_LOCAL) ran here, its own system \
+         calls (openat, read, mmap, close, ...) are not in this trace; it returned {}",
+        path.to_string_lossy(),
+        if handle.is_null() {
+            format!("NULL ({glibc})")
+        } else {
+            format!("{handle:p} (a handle)")
+        }
+    ));
     if handle.is_null() {
-        let glibc = dl.error();
         return Err(if glibc.contains("static TLS") {
             StaticTlsError::Full { glibc }
         } else {
@@ -201,4 +222,77 @@ pub(crate) fn allocate(
     }
     (block.modid, block.offset) = (modid, offset);
     Ok(block)
+}
+
+/// Set once the process can no longer make a stub (see [`refuse_stubs`]).
+static STUBS_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// From now on, for the life of the process, [`allocate`] refuses with
+/// [`StaticTlsError::Sandboxed`] before trying: called by the sandbox's
+/// runner as it locks itself down for loading (a seccomp filter cannot be
+/// lifted, and neither its loading nor its serving stage allows the
+/// memfd or glibc's open of `/proc/self/fd/N`).
+pub(crate) fn refuse_stubs() {
+    STUBS_REFUSED.store(true, Ordering::Relaxed);
+}
+
+/// The longest name `memfd_create` takes, its NUL not counted (the
+/// kernel's limit: a file name's 255 bytes less its `memfd:` prefix).
+const MEMFD_NAME_MAX: usize = 249;
+
+/// The memfd's name for the stub of library `name`: `minld-static-tls:`
+/// and the name, cut on a character boundary to what `memfd_create` takes
+/// (a longer name is refused with EINVAL), without NUL bytes.
+fn memfd_name(name: &str) -> CString {
+    let mut s = String::from("minld-static-tls:");
+    for c in name.chars().filter(|&c| c != '\0') {
+        if s.len() + c.len_utf8() > MEMFD_NAME_MAX {
+            break;
+        }
+        s.push(c);
+    }
+    CString::new(s).expect("NUL bytes were left out")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel takes the name: `memfd_create` with it succeeds.
+    fn kernel_takes(name: &CStr) -> bool {
+        // SAFETY: a NUL-terminated name and valid flags; the fd, if any,
+        // is closed at once.
+        unsafe {
+            let fd = libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC);
+            if fd >= 0 {
+                libc::close(fd);
+            }
+            fd >= 0
+        }
+    }
+
+    #[test]
+    fn a_long_soname_is_cut_on_a_char_boundary_to_what_the_kernel_takes() {
+        let short = memfd_name("libshort.so");
+        assert_eq!(short.to_bytes(), b"minld-static-tls:libshort.so");
+        for soname in [
+            format!("lib{}.so", "x".repeat(300)),
+            format!("lib{}.so", "\u{e9}".repeat(200)),
+            format!("lib{}.so", "\u{1f600}".repeat(100)),
+            format!("lib{}\0x.so", "y".repeat(240)),
+        ] {
+            let name = memfd_name(&soname);
+            let text = std::str::from_utf8(name.to_bytes()).expect("cut on a char boundary");
+            assert!(name.to_bytes().len() <= MEMFD_NAME_MAX, "{text}");
+            assert!(name.to_bytes().len() > MEMFD_NAME_MAX - 4, "{text}");
+            let kept = text.strip_prefix("minld-static-tls:").unwrap();
+            assert!(soname.replace('\0', "").starts_with(kept), "{text}");
+            assert!(kernel_takes(&name), "memfd_create refused {text}");
+        }
+        // The limit is the kernel's: one byte more is refused.
+        let over = CString::new("z".repeat(MEMFD_NAME_MAX + 1)).unwrap();
+        assert!(!kernel_takes(&over));
+        let at = CString::new("z".repeat(MEMFD_NAME_MAX)).unwrap();
+        assert!(kernel_takes(&at));
+    }
 }
