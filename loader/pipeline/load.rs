@@ -32,6 +32,7 @@ use crate::pipeline::gather::{self, Gathered};
 use crate::pipeline::init;
 use crate::pipeline::options::Options;
 use crate::pipeline::reloc;
+use crate::pipeline::scope::{global_scope, lookup_scope, members, weak_scope};
 use crate::process::host::{self};
 use crate::{process::gdb, process::unwind};
 
@@ -107,18 +108,10 @@ fn link_stages(
         reg.host.refresh();
     }
     if let Some(glibc) = gather::host_glibc(&reg, name)? {
-        return Ok(Pending::done(LoadSet {
-            scope: vec![glibc],
-            as_needed: Vec::new(),
-        }));
+        return Ok(Pending::host(glibc));
     }
     let asked = match gather::loaded_by_glibc(&sys, &mut reg, opts, name)? {
-        Ok(glibcs) => {
-            return Ok(Pending::done(LoadSet {
-                scope: vec![glibcs],
-                as_needed: Vec::new(),
-            }))
-        }
+        Ok(glibcs) => return Ok(Pending::host(glibcs)),
         Err(asked) => asked,
     };
     let root = gather::open_root(&sys, &reg, opts, name, asked)?;
@@ -263,72 +256,6 @@ fn init_order(reg: &Registry, g: &Gathered, new: &[Arc<Object>]) -> Vec<Arc<Obje
     gather::topological(&g.list[0].0, &set)
 }
 
-/// minld's objects in the process's global scope (RTLD_GLOBAL) that this
-/// load did not bring in itself: none in a namespace, whose objects see
-/// only their own and the host's.
-fn global_scope(reg: &Registry, g: &Gathered, opts: &Options) -> Vec<Arc<Object>> {
-    if opts.namespace.is_some() {
-        return Vec::new();
-    }
-    reg.global
-        .iter()
-        .filter_map(std::sync::Weak::upgrade)
-        .filter(|o| !g.list.iter().any(|(x, _)| Arc::ptr_eq(x, o)))
-        .collect()
-}
-
-/// The scope symbols are looked up in, in order: the host's objects (but
-/// those this load has its own copy of), minld's objects in the global
-/// scope (`globals`, in the order they joined it), then the load's
-/// breadth-first scope; in a namespace its own objects come first, so its
-/// plugins bind their own definitions before the host's (which they may
-/// not import). Relocation and lazy binding both use this one list.
-fn lookup_scope(reg: &Registry, g: &Gathered, opts: &Options, globals: &[Arc<Object>]) -> Vec<Dep> {
-    let mine = || g.list.iter().map(|(o, _)| (o.soname.as_str(), o.dev_ino));
-    let mut scope: Vec<Dep> = reg
-        .host
-        .objects
-        .iter()
-        .filter(|h| !h.replaced_by(mine()))
-        .map(|h| Dep::Host(h.clone(), None))
-        .collect();
-    scope.extend(globals.iter().map(|o| Dep::Minld(o.clone())));
-    scope.extend(
-        g.scope
-            .iter()
-            .filter(|d| !matches!(d, Dep::Back(_)))
-            .cloned(),
-    );
-    if opts.namespace.is_some() {
-        scope.sort_by_key(|d| matches!(d, Dep::Host(..)));
-    }
-    scope
-}
-
-/// The scope borrowed, as the relocation pass reads it.
-fn members(scope: &[Dep]) -> Vec<ScopeRef<'_>> {
-    scope
-        .iter()
-        .filter_map(|d| match d {
-            Dep::Minld(o) => Some(ScopeRef::Minld(o)),
-            Dep::Host(h, _) => Some(ScopeRef::Host(h)),
-            Dep::Back(_) => None,
-        })
-        .collect()
-}
-
-/// The scope as an object keeps it for lazy binding: minld's objects held
-/// weakly (the scope includes the object itself and its dependents).
-fn weak_scope(scope: &[Dep]) -> Vec<Dep> {
-    scope
-        .iter()
-        .map(|d| match d {
-            Dep::Minld(o) => Dep::Back(Arc::downgrade(o)),
-            other => other.clone(),
-        })
-        .collect()
-}
-
 /// A load that defers its code (`Loader::prepare`) runs under a lock-down
 /// that refuses new executable mappings: finishing a text-relocated object
 /// would need one.
@@ -368,6 +295,16 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
+    /// A load answered by one of glibc's objects: nothing to do.
+    fn host(dep: Dep) -> Pending {
+        let as_needed = Vec::new();
+        Pending::done(LoadSet {
+            scope: vec![dep],
+            as_needed,
+        })
+    }
+
+    /// A load with nothing left to do.
     fn done(set: LoadSet) -> Pending {
         Pending {
             set,

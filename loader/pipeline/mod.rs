@@ -1,6 +1,6 @@
 //! A load, stage by stage: `search` finds the file, `validate` checks its
 //! headers, `map` maps its segments, `load` walks its DT_NEEDED entries and
-//! drives the rest, `reloc` binds and relocates, `init` runs constructors.
+//! drives the rest (`scope` builds the lookup scope), `reloc` binds and relocates, `init` runs constructors.
 //! `policy` runs the same first stages read-only to vet a library.
 
 pub(crate) mod bytes;
@@ -13,5 +13,6 @@ pub(crate) mod object;
 pub(crate) mod options;
 pub mod policy;
 pub(crate) mod reloc;
+pub(crate) mod scope;
 pub(crate) mod search;
 pub(crate) mod validate;
