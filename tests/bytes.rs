@@ -1021,3 +1021,30 @@ fn the_trace_of_dlopen_from_bytes_is_what_strace_saw() {
         seen.join("\n")
     );
 }
+
+/// What the docs of `open_bytes` and `Source::Bytes` promise of a copy:
+/// every page holding file data is present; the `.bss` pages past the file
+/// data (libbss.so has 73 of them) are anonymous zero pages, not present
+/// until touched.
+#[test]
+fn a_copy_has_its_file_data_present_and_its_bss_not() {
+    let _lock = serial();
+    let bytes = fs::read(test_lib("libbss.so")).expect("read libbss.so");
+    let m = Loader::new().map_bytes(&bytes).expect("map_bytes");
+    let snap = m.pages().expect("pages");
+    let (mut file, mut bss) = (0, 0);
+    for p in &snap.mappings {
+        match p.part {
+            minld::pages::Part::File => {
+                assert_eq!(p.present, p.pages, "file data present: {p:?}");
+                file += p.pages;
+            }
+            minld::pages::Part::Bss => {
+                assert_eq!(p.present, 0, "bss not present: {p:?}");
+                bss += p.pages;
+            }
+            minld::pages::Part::Hole => {}
+        }
+    }
+    assert!(file > 0 && bss > 50, "file {file} bss {bss}");
+}

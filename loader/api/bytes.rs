@@ -50,7 +50,9 @@ impl Loader {
     /// against the file's size), then each segment copied into anonymous
     /// memory, the read() way (the trace shows the anonymous mmaps and
     /// mprotects, and no file mapping). Unlike a file's mapping, every page
-    /// of every segment is then resident and private to this process.
+    /// holding file data is then resident and private to this process; a
+    /// segment's `.bss` pages past its file data are anonymous zero pages,
+    /// not present until touched, as in a file's mapping.
     /// `bytes` is not used after the call; they must be an ELF object (a
     /// GNU ld script is not followed, as it is when a file is opened by
     /// name: it is refused by the ELF header checks). Its dependencies are searched
