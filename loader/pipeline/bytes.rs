@@ -2,8 +2,9 @@
 //! `Loader::open_fd`): an object held in memory, copied into anonymous
 //! memory (the read() way), or a descriptor the caller lent, mapped like a
 //! file it opened (the mmap way) or, for a stream that cannot be mapped
-//! (a pipe, a socket), read to its end and copied. Either goes through the same checks as a
-//! file found by name, with the same errors, naming it by the name given.
+//! (a pipe, a socket), read to its end and copied; anything else (a
+//! terminal, an eventfd, a device) is refused unread. Either goes through
+//! the same checks as a file found by name, with the same errors, naming it by the name given.
 //! Its dependencies are searched, opened and mapped from files as usual.
 
 use std::os::fd::RawFd;
@@ -100,31 +101,43 @@ fn from_bytes(
     gather::object_from(mapped, name.to_path_buf(), headers.stat, opts)
 }
 
-/// The caller's descriptor: its first bytes read with `pread64` at offset
-/// 0 (the descriptor's own offset is the caller's and stays where it is),
-/// to be checked and mapped as a file minld opened (a descriptor on a
-/// directory or a device is refused as a path naming one is); or, when
-/// `pread64` says it is a stream (ESPIPE: a pipe, a socket), read to its
-/// end, to be copied as bytes. The descriptor is lent, never closed by
-/// minld.
+/// The caller's descriptor, by its `fstat` (made once: validation reuses
+/// it for the file's size and identity): a pipe or a socket is a stream,
+/// read to its end, to be copied as bytes; a regular file has its first
+/// bytes read with `pread64` at offset 0 (the descriptor's own offset is
+/// the caller's and stays where it is), to be checked and mapped as a file
+/// minld opened. A directory gets the kernel's EISDIR from that `pread64`,
+/// as a path naming one gets it from its first read. Anything else (a
+/// terminal, an eventfd, a device: reading one may block forever) is
+/// refused unread, with the error of a path naming a device (`st_mode`,
+/// not a regular file). The descriptor is lent, never closed by minld.
 pub(crate) fn opened_fd(sys: &Sys, raw: RawFd, name: &Path) -> Result<FromFd, Error> {
     let fd = Fd::borrowed(raw, *sys);
+    let stat = sys
+        .fstat(&fd, "kind, size and identity of the caller's descriptor")
+        .map_err(|e| Error::io(name, "fstat", e))?;
+    match stat.mode & libc::S_IFMT {
+        libc::S_IFIFO | libc::S_IFSOCK => return read_stream(sys, &fd, name).map(FromFd::Stream),
+        libc::S_IFREG | libc::S_IFDIR => {}
+        _ => {
+            validate::check_regular(name, stat)?;
+        }
+    }
     let mut first = vec![0u8; FIRST_READ];
-    let n = match sys.pread(
-        &fd,
-        &mut first,
-        0,
-        "ELF header and program headers, from the caller's descriptor",
-    ) {
-        Ok(n) => n,
-        Err(nix::errno::Errno::ESPIPE) => return read_stream(sys, &fd, name).map(FromFd::Stream),
-        Err(e) => return Err(Error::io(name, "pread", e)),
-    };
+    let n = sys
+        .pread(
+            &fd,
+            &mut first,
+            0,
+            "ELF header and program headers, from the caller's descriptor",
+        )
+        .map_err(|e| Error::io(name, "pread", e))?;
     first.truncate(n);
     Ok(FromFd::Opened(Opened {
         fd,
         path: name.to_path_buf(),
         first,
+        stat: Some(stat),
     }))
 }
 
@@ -142,7 +155,7 @@ pub(crate) fn map_only(
         }
         Given::Fd(raw) => match opened_fd(sys, raw, name)? {
             FromFd::Opened(o) => {
-                let headers = validate::read_headers(sys, &o.fd, &o.path, &o.first, false)?;
+                let headers = validate::read_headers(sys, &o.fd, &o.path, &o.first, o.stat, false)?;
                 map::map_segments(sys, &o.fd, &headers)
             }
             FromFd::Stream(bytes) => map_only(sys, Given::Bytes(&bytes), name),
