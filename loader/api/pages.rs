@@ -18,6 +18,7 @@
 use std::path::PathBuf;
 
 use crate::base::error::Error;
+use crate::base::transfer::Failed;
 use crate::model::image::{MappedImage, Segment};
 use crate::os::sys::page_size;
 
@@ -185,7 +186,15 @@ pub fn snapshot(
             (end - start) / page,
             "pages: present, written, shared",
         )
-        .map_err(io("pread64 of /proc/self/pagemap"))?;
+        .map_err(|f| match f {
+            Failed::Kernel(e) => io("pread64 of /proc/self/pagemap")(e),
+            Failed::Short(fault) => Error::Transfer {
+                path: path.to_path_buf(),
+                what: "pread64 of /proc/self/pagemap",
+                segment: None,
+                fault,
+            },
+        })?;
     let mut mappings = Vec::new();
     for (segment, part, lo, hi) in parts {
         for (a, b, vma) in split_by_vmas(lo, hi, &vmas) {

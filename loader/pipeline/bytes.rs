@@ -11,7 +11,7 @@ use std::os::fd::RawFd;
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::base::error::Error;
+use crate::base::error::{Error, TransferFault};
 use crate::model::object::Object;
 use crate::model::registry::Registry;
 use crate::os::phases::{self, Phase};
@@ -64,8 +64,14 @@ pub(crate) enum FromFd {
 const MAX_STREAM: usize = 1 << 31;
 
 /// A stream's whole contents, with `read` calls (traced) until it ends;
-/// more than [`MAX_STREAM`] bytes is refused (EFBIG).
+/// more than [`MAX_STREAM`] bytes is refused
+/// ([`TransferFault::StreamTooLong`]).
 fn read_stream(sys: &Sys, fd: &Fd, name: &Path) -> Result<Vec<u8>, Error> {
+    read_stream_upto(sys, fd, name, MAX_STREAM)
+}
+
+/// [`read_stream`] with the limit `limit`.
+fn read_stream_upto(sys: &Sys, fd: &Fd, name: &Path, limit: usize) -> Result<Vec<u8>, Error> {
     let mut bytes = Vec::new();
     let mut chunk = vec![0u8; 1 << 16];
     loop {
@@ -75,8 +81,16 @@ fn read_stream(sys: &Sys, fd: &Fd, name: &Path) -> Result<Vec<u8>, Error> {
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(Error::io(name, "read", e)),
         };
-        if bytes.len() + n > MAX_STREAM {
-            return Err(Error::io(name, "read", nix::errno::Errno::EFBIG));
+        if bytes.len() + n > limit {
+            return Err(Error::Transfer {
+                path: name.to_path_buf(),
+                what: "read of a stream",
+                segment: None,
+                fault: TransferFault::StreamTooLong {
+                    limit: limit as u64,
+                    read: (bytes.len() + n) as u64,
+                },
+            });
         }
         bytes.extend_from_slice(&chunk[..n]);
     }
@@ -160,5 +174,33 @@ pub(crate) fn map_only(
             }
             FromFd::Stream(bytes) => map_only(sys, Given::Bytes(&bytes), name),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::fd::AsRawFd;
+
+    /// A stream past the limit is refused with the limit and the count
+    /// read, not an errno no call returned.
+    #[test]
+    fn a_stream_past_the_limit_is_refused_with_the_sizes() {
+        let (r, w) = std::io::pipe().expect("pipe");
+        let mut w = w;
+        w.write_all(&[7u8; 3000]).expect("write");
+        drop(w);
+        let sys = Sys { trace: false };
+        let fd = Fd::borrowed(r.as_raw_fd(), sys);
+        let e = read_stream_upto(&sys, &fd, Path::new("piped"), 1000).expect_err("too long");
+        match e {
+            Error::Transfer {
+                what: "read of a stream",
+                fault: TransferFault::StreamTooLong { limit: 1000, read },
+                ..
+            } => assert!(read > 1000, "{read}"),
+            other => panic!("expected StreamTooLong, got {other:?}"),
+        }
     }
 }
