@@ -125,7 +125,8 @@ pub struct Mapping {
     /// The smaps numbers of the VMA this mapping lies in (which may be
     /// larger: compare `vma.start`/`vma.end` with the mapping's range).
     pub vma: Option<Vma>,
-    /// The state of each page.
+    /// The state of each page; empty where nothing is mapped (`vma` is
+    /// None: the kernel has no pages there to report).
     pub states: Vec<PageState>,
 }
 
@@ -154,6 +155,12 @@ pub struct Snapshot {
 /// The pages of the object mapped at `start..start + len` from the file
 /// `path`, with `segments` (as [`Library::segments`](crate::Library::segments)
 /// gives them), read from the kernel now. `trace` prints the reads.
+///
+/// A range that runs past the end of the address space (the span, or a
+/// segment's `addr` plus its size) is refused with [`Error::BadRange`],
+/// naming it. Stretches where nothing is mapped are reported as mappings
+/// without a VMA and without per-page states; the kernel is asked about
+/// the mapped pages only, so the work is bounded by what is mapped.
 pub fn snapshot(
     path: &std::path::Path,
     start: usize,
@@ -171,21 +178,30 @@ pub fn snapshot(
             errno,
         }
     };
+    let parts = parts(path, start, len, segments)?;
+    let hi = parts.iter().map(|p| p.3).max().unwrap_or(start);
     let smaps = sys
         .read_whole(c"/proc/self/smaps", "pages: the VMAs' Rss, Pss")
         .map_err(io("read of /proc/self/smaps"))?;
-    let vmas = parse_smaps(&String::from_utf8_lossy(&smaps), start, start + len);
+    let vmas = parse_smaps(&String::from_utf8_lossy(&smaps), start, hi);
     let page = page_size();
-    let parts = parts(start, len, segments);
-    // Every part is whole pages from `start`: the pagemap entries run to
-    // the end of the last one.
-    let end = parts.iter().map(|p| p.3).max().unwrap_or(start);
-    let entries = sys
-        .pagemap(
-            start,
-            (end - start) / page,
-            "pages: present, written, shared",
-        )
+    let pieces: Vec<(Option<usize>, Part, Piece)> = parts
+        .into_iter()
+        .flat_map(|(segment, part, lo, hi)| {
+            split_by_vmas(lo, hi, &vmas)
+                .into_iter()
+                .map(move |piece| (segment, part, piece))
+        })
+        .collect();
+    // Only the pieces inside a VMA are read: their lengths are bounded by
+    // the mappings that exist.
+    let mapped: Vec<(usize, usize)> = pieces
+        .iter()
+        .filter(|p| p.2 .2.is_some())
+        .map(|p| (p.2 .0, (p.2 .1 - p.2 .0) / page))
+        .collect();
+    let mut entries = sys
+        .pagemap(&mapped, "pages: present, written, shared")
         .map_err(|f| match f {
             Failed::Kernel(e) => io("pread64 of /proc/self/pagemap")(e),
             Failed::Short(fault) => Error::Transfer {
@@ -194,20 +210,19 @@ pub fn snapshot(
                 segment: None,
                 fault,
             },
-        })?;
+        })?
+        .into_iter();
     let mut mappings = Vec::new();
-    for (segment, part, lo, hi) in parts {
-        for (a, b, vma) in split_by_vmas(lo, hi, &vmas) {
-            let cached = match vma {
-                Some(_) => sys
-                    .mincore(a, b - a, "pages: in memory")
+    for (segment, part, (a, b, vma)) in pieces {
+        let (words, cached) = match vma {
+            Some(_) => (
+                entries.next().unwrap_or_default(),
+                sys.mincore(a, b - a, "pages: in memory")
                     .map_err(io("mincore"))?,
-                None => vec![0; (b - a) / page],
-            };
-            let first = (a - start) / page;
-            let words = &entries[first..first + (b - a) / page];
-            mappings.push(mapping(segment, part, a, vma, words, &cached));
-        }
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        mappings.push(mapping(segment, part, (a, b), vma, &words, &cached));
     }
     Ok(Snapshot {
         path: path.to_path_buf(),
@@ -251,11 +266,12 @@ impl crate::MappedObject {
     }
 }
 
-/// One mapping from its pagemap words and mincore bytes.
+/// One mapping of `range` from its pagemap words and mincore bytes (none
+/// where nothing is mapped).
 fn mapping(
     segment: Option<usize>,
     part: Part,
-    start: usize,
+    (start, end): (usize, usize),
     vma: Option<(Vma, String)>,
     words: &[u64],
     cached: &[u8],
@@ -271,7 +287,7 @@ fn mapping(
         part,
         prot: vma.as_ref().map_or("----".to_string(), |v| v.1.clone()),
         start,
-        pages: words.len(),
+        pages: (end - start) / page_size(),
         present: words.iter().filter(|&&w| w & PRESENT != 0).count(),
         swapped: words.iter().filter(|&&w| w & SWAPPED != 0).count(),
         private: count(PageState::Private),
@@ -299,23 +315,41 @@ fn state(word: u64, cached: u8) -> PageState {
     }
 }
 
+/// A part of an object: (segment, part, start, end).
+type PartRange = (Option<usize>, Part, usize, usize);
+
 /// The object's span cut into segment parts and holes, page-aligned, in
-/// address order: (segment, part, start, end). `start` is page-aligned (a
-/// mapping's start).
+/// address order. `start` is page-aligned (a mapping's start). A range
+/// whose page-rounded end is past the address space is a
+/// [`Error::BadRange`].
 fn parts(
+    path: &std::path::Path,
     start: usize,
     len: usize,
     segments: &[Segment],
-) -> Vec<(Option<usize>, Part, usize, usize)> {
+) -> Result<Vec<PartRange>, Error> {
     let page = page_size();
     let down = |a: usize| a & !(page - 1);
-    let up = |a: usize| (a + page - 1) & !(page - 1);
+    let end_of = |what, segment, a: usize, n: u64| {
+        usize::try_from(n)
+            .ok()
+            .and_then(|n| a.checked_add(n)?.checked_add(page - 1))
+            .map(|e| e & !(page - 1))
+            .ok_or_else(|| Error::BadRange {
+                path: path.to_path_buf(),
+                what,
+                segment,
+                start: a as u64,
+                len: n,
+            })
+    };
+    let span_end = end_of("span", None, start, len as u64)?;
     let mut out = Vec::new();
     let mut at = start;
     for (i, s) in segments.iter().enumerate() {
         let lo = down(s.addr).max(at);
-        let file_end = up(s.addr + s.file_size as usize).max(lo);
-        let end = up(s.addr + s.mem_size as usize).max(file_end);
+        let file_end = end_of("segment file data", Some(i), s.addr, s.file_size)?.max(lo);
+        let end = end_of("segment", Some(i), s.addr, s.mem_size)?.max(file_end);
         if lo > at {
             out.push((None, Part::Hole, at, lo));
         }
@@ -327,11 +361,10 @@ fn parts(
         }
         at = at.max(end);
     }
-    let end = up(start + len);
-    if end > at {
-        out.push((None, Part::Hole, at, end));
+    if span_end > at {
+        out.push((None, Part::Hole, at, span_end));
     }
-    out
+    Ok(out)
 }
 
 /// A VMA of smaps with its protections as `/proc` prints them.
@@ -433,6 +466,7 @@ fn header(line: &str) -> Option<(Vma, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn smaps_fields_of_overlapping_vmas_only() {
@@ -472,7 +506,7 @@ Rss:                   4 kB
             seg(8 * page + 0xc70, 0x518, 2 * page as u64),
         ];
         // The reservation's length need not be a whole number of pages.
-        let p = parts(0x10_0000, 10 * page + 0xc70, &segs);
+        let p = parts(Path::new("x"), 0x10_0000, 10 * page + 0xc70, &segs).expect("parts");
         let got: Vec<_> = p
             .iter()
             .map(|&(s, part, lo, hi)| (s, part, (lo - 0x10_0000) / page, (hi - 0x10_0000) / page))

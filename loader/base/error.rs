@@ -63,6 +63,22 @@ pub enum Error {
         fault: TransferFault,
     },
 
+    /// A range given to minld (an object's span, a segment's address and
+    /// size) runs past the end of the address space.
+    #[error("{}: {what}{}: {start:#x} + {len:#x} runs past the end of the address space", .path.display(), segment_suffix(.segment))]
+    BadRange {
+        /// The object the range is of.
+        path: PathBuf,
+        /// Which range (`span`, `segment`).
+        what: &'static str,
+        /// The segment (its index among the PT_LOAD ones) it was for.
+        segment: Option<usize>,
+        /// The range's start.
+        start: u64,
+        /// Its length.
+        len: u64,
+    },
+
     /// The file is not an ELF object minld can load: a header field is wrong.
     #[error("{}: invalid ELF header: {}", .path.display(), fault.render(field, *found))]
     BadHeader {
