@@ -9,3 +9,4 @@ pub(crate) mod library;
 pub(crate) mod loader;
 pub(crate) mod mapped;
 pub mod pages;
+pub(crate) mod smaps;
