@@ -62,7 +62,8 @@ fn usage() -> ExitCode {
     ExitCode::from(2)
 }
 
-/// `4K`, `16M`, `1G` or a number of bytes.
+/// `4K`, `16M`, `1G` or a number of bytes; a size past `u64::MAX` bytes is
+/// refused with a message naming it.
 fn parse_size(s: &str) -> Option<u64> {
     let s = s.trim();
     let (num, mult) = match s.char_indices().last()? {
@@ -71,7 +72,15 @@ fn parse_size(s: &str) -> Option<u64> {
         (i, 'G' | 'g') => (&s[..i], 1 << 30),
         _ => (s, 1),
     };
-    num.parse::<u64>().ok().map(|n| n * mult)
+    let n = num.parse::<u64>().ok()?;
+    let size = n.checked_mul(mult);
+    if size.is_none() {
+        eprintln!(
+            "file_io: size {s}: {n} * {mult} bytes is more than {} bytes",
+            u64::MAX
+        );
+    }
+    size
 }
 
 fn parse_args() -> Option<Args> {
@@ -451,6 +460,15 @@ fn median_of(
 /// Every method on `file`, cold (unless warm only) then warm.
 fn run_file(a: &Args, file: &Path, generated: bool, rows: &mut Vec<Row>) {
     let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    if size == 0 {
+        // mmap of 0 bytes fails (EINVAL): there is nothing to map or read,
+        // and no time to report.
+        eprintln!(
+            "file_io: {}: empty, nothing to read or map: skipped",
+            file.display()
+        );
+        return;
+    }
     let offs = offsets(size, a.accesses);
     type Method<'a> = (&'static str, &'static str, Box<dyn Fn() -> Measure + 'a>);
     let methods: Vec<Method<'_>> = vec![

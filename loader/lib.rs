@@ -65,6 +65,7 @@ pub use base::error::{
     ScriptFault, SegmentFault, SegmentName,
 };
 pub use base::relocs::RelocKind;
+pub use base::transfer::TransferFault;
 pub use model::image::{LoadBias, Protection, Segment, Source};
 pub use pipeline::cache::format::RecordError;
 pub use pipeline::policy;

@@ -403,3 +403,41 @@ fn a_named_file_warm() {
     assert_eq!(rmap.u64("bytes"), pread.u64("bytes"));
     assert_eq!(rmap.u64("checksum"), pread.u64("checksum"));
 }
+
+/// A size past 2^64 bytes is refused with a message naming it, not a
+/// panic; an empty file (named or generated) is skipped with a message,
+/// with no time reported for a mapping that was never made.
+#[test]
+fn an_impossible_size_and_an_empty_file_are_refused_with_a_message() {
+    let out = Command::new(example())
+        .args(["--size", "99999999999999G"])
+        .output()
+        .expect("run file_io");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("size 99999999999999G"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+
+    let empty = std::env::temp_dir().join(format!("file_io-empty-{}", std::process::id()));
+    std::fs::write(&empty, b"").expect("create an empty file");
+    let named = empty.to_str().expect("utf-8 path");
+    for args in [
+        vec![named, "--warm-only"],
+        vec!["--size", "0", "--warm-only"],
+    ] {
+        let out = Command::new(example())
+            .args(&args)
+            .arg("--json")
+            .output()
+            .expect("run file_io");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("empty, nothing to read or map: skipped"),
+            "{stderr}"
+        );
+        let j = parse(String::from_utf8_lossy(&out.stdout).trim());
+        assert!(j.arr("runs").is_empty(), "{args:?}: no run reported");
+    }
+    let _ = std::fs::remove_file(&empty);
+}

@@ -131,7 +131,11 @@ pub fn print_sections(stage: &Stage) -> Result<(), String> {
                 }
                 if matches!(
                     st,
-                    PageState::Clean | PageState::Shared | PageState::Private
+                    PageState::Clean
+                        | PageState::Shared
+                        | PageState::Private
+                        | PageState::SharedCopy
+                        | PageState::SharedAnon
                 ) {
                     counts[1] += 1;
                 }
@@ -175,7 +179,7 @@ fn mapping_json(m: &Mapping) -> String {
     format!(
         "{{\"segment\": {}, \"part\": \"{}\", \"prot\": \"{}\", \"start\": \"{:#x}\", \"pages\": {}, \
          \"present\": {}, \"swapped\": {}, \"cached\": {}, \"private\": {}, \"shared\": {}, \
-         \"private_dirty_kb\": {}, \"shared_kb\": {}, \"rss_kb\": {}, \"pss_kb\": {}}}",
+         \"shared_copy\": {}, \"private_dirty_kb\": {}, \"shared_kb\": {}, \"rss_kb\": {}, \"pss_kb\": {}}}",
         m.segment.map_or("null".to_string(), |i| i.to_string()),
         m.part,
         prot3(&m.prot),
@@ -186,6 +190,7 @@ fn mapping_json(m: &Mapping) -> String {
         m.cached,
         m.private,
         m.shared,
+        m.shared_copy,
         kb_json(m, |v| v.private_dirty_kb),
         kb_json(m, |v| v.shared_clean_kb + v.shared_dirty_kb),
         kb_json(m, |v| v.rss_kb),
@@ -212,7 +217,7 @@ pub fn json(library: &str, stages: &[Stage]) -> String {
 }
 
 /// The fill colour of a page state, and its legend.
-const STATES: [(PageState, &str, &str); 5] = [
+const STATES: [(PageState, &str, &str); 7] = [
     (PageState::Absent, "#eeeeee", "not present, not in memory"),
     (
         PageState::Cached,
@@ -222,17 +227,27 @@ const STATES: [(PageState, &str, &str); 5] = [
     (
         PageState::Clean,
         "#5b9bd5",
-        "present, clean, mapped by this process only",
+        "present, not written: a file page mapped once, or the zero page",
     ),
     (
         PageState::Shared,
         "#70ad47",
-        "present, shared with other processes",
+        "present, not written: a file page mapped more than once",
     ),
     (
         PageState::Private,
         "#e04040",
-        "present, private and dirty (written here)",
+        "present, written, this process's own",
+    ),
+    (
+        PageState::SharedCopy,
+        "#f0a030",
+        "present, written, shared copy on write with another process (fork)",
+    ),
+    (
+        PageState::SharedAnon,
+        "#a070c0",
+        "present, anonymous, mapped twice: the zero page or a shared copy",
     ),
 ];
 

@@ -50,7 +50,9 @@ impl Loader {
     /// against the file's size), then each segment copied into anonymous
     /// memory, the read() way (the trace shows the anonymous mmaps and
     /// mprotects, and no file mapping). Unlike a file's mapping, every page
-    /// of every segment is then resident and private to this process.
+    /// holding file data is then resident and private to this process; a
+    /// segment's `.bss` pages past its file data are anonymous zero pages,
+    /// not present until touched, as in a file's mapping.
     /// `bytes` is not used after the call; they must be an ELF object (a
     /// GNU ld script is not followed, as it is when a file is opened by
     /// name: it is refused by the ELF header checks). Its dependencies are searched
@@ -73,12 +75,15 @@ impl Loader {
     /// descriptor; identified by its device and inode (a file minld has
     /// loaded already is that library again). minld does not close the
     /// descriptor, which the caller may close once this returns (the
-    /// mappings keep the file). A descriptor `pread64` refuses with ESPIPE
-    /// (a pipe, a socket: a library received from another process) is
-    /// read to its end instead, with `read` calls, and loaded as
-    /// [`Loader::open_bytes`] loads bytes ([`Source::Bytes`]); one on a
-    /// directory or a device is refused as a path naming one is, and a
-    /// file holding a linker script by the ELF header checks. The link
+    /// mappings keep the file). Its kind comes first, from `fstat` (the
+    /// same call gives the size and identity): a pipe or a socket (a
+    /// library received from another process) is read to its end instead,
+    /// with `read` calls, and loaded as [`Loader::open_bytes`] loads bytes
+    /// ([`Source::Bytes`]); one on a directory is refused as a path naming
+    /// one is (EISDIR), and anything else that is not a regular file (a
+    /// terminal, an eventfd, a device) unread, with the error of a path
+    /// naming a device ([`Error::BadHeader`] on `st_mode`); a file holding
+    /// a linker script is refused by the ELF header checks. The link
     /// cache is not used for the load, nor [`Loader::reuse_loaded`].
     ///
     /// # Safety

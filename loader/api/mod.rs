@@ -10,3 +10,4 @@ pub(crate) mod loader;
 pub(crate) mod mapped;
 pub(crate) mod objects;
 pub mod pages;
+pub(crate) mod smaps;

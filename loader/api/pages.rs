@@ -12,12 +12,16 @@
 //!
 //! Per page, `pagemap` gives: bit 63 present, bit 62 swapped, bit 61 a
 //! file page (clear for an anonymous page: a private copy made by a write,
-//! the zero page, or `.bss`), bit 56 mapped by this process only. Those
+//! the zero page, or `.bss`), bit 56 mapped exactly once (clear for a
+//! page mapped twice in this process too, and for the zero page). Those
 //! bits need no privilege (unlike the frame number, which is not used).
 
 use std::path::PathBuf;
 
+use crate::api::smaps::parse_smaps;
+pub use crate::api::smaps::Vma;
 use crate::base::error::Error;
+use crate::base::transfer::Failed;
 use crate::model::image::{MappedImage, Segment};
 use crate::os::sys::page_size;
 
@@ -60,39 +64,25 @@ pub enum PageState {
     /// Not in this process's page table, but in memory: for a file
     /// mapping, the page cache holds it; touching it costs a minor fault.
     Cached,
-    /// Present, not written here, and mapped by this process only (a file
-    /// page, or the zero page under `.bss`).
+    /// Present and not written: a file page mapped by this process only,
+    /// or the zero page (under `.bss` read but never written).
     Clean,
-    /// Present, a file page that other processes map too.
+    /// Present, not written: a file page mapped more than once (by other
+    /// processes, or twice in this one).
     Shared,
-    /// Present, an anonymous page of this process's own: a copy made when
-    /// it wrote a private file page (copy on write), or written `.bss`.
+    /// Present, written, and this process's own: an anonymous page mapped
+    /// here only (a copy made when it wrote a private file page, copied-in
+    /// data, written `.bss`).
     Private,
-}
-
-/// The `/proc/self/smaps` numbers of one VMA (in kB, as the kernel gives
-/// them).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Vma {
-    /// Its first address.
-    pub start: usize,
-    /// The address after its last.
-    pub end: usize,
-    /// Resident: present in this process's page table.
-    pub rss_kb: u64,
-    /// Proportional: each resident page divided by the number of
-    /// processes mapping it.
-    pub pss_kb: u64,
-    /// Resident, mapped by other processes too, not written.
-    pub shared_clean_kb: u64,
-    /// Resident, mapped by other processes too, written.
-    pub shared_dirty_kb: u64,
-    /// Resident, mapped here only, not written.
-    pub private_clean_kb: u64,
-    /// Resident, mapped here only, written (copies on write, `.bss`).
-    pub private_dirty_kb: u64,
-    /// Swapped out.
-    pub swap_kb: u64,
+    /// Present, written, and mapped by another process too: an anonymous
+    /// page written before a fork, shared copy on write with the child
+    /// until one of them writes it again.
+    SharedCopy,
+    /// Present, anonymous, mapped more than once, in an anonymous VMA that
+    /// holds both the zero page and written pages shared with another
+    /// process: without privilege the kernel does not say per page which
+    /// this is ([`PageState::Clean`] or [`PageState::SharedCopy`]).
+    SharedAnon,
 }
 
 /// One mapping of an object: a run of pages of one part of one segment
@@ -119,12 +109,16 @@ pub struct Mapping {
     pub private: usize,
     /// Present pages in state [`PageState::Shared`].
     pub shared: usize,
+    /// Present pages in state [`PageState::SharedCopy`] (written, shared
+    /// with another process since a fork).
+    pub shared_copy: usize,
     /// Pages in memory by `mincore` (present here, or in the page cache).
     pub cached: usize,
     /// The smaps numbers of the VMA this mapping lies in (which may be
     /// larger: compare `vma.start`/`vma.end` with the mapping's range).
     pub vma: Option<Vma>,
-    /// The state of each page.
+    /// The state of each page; empty where nothing is mapped (`vma` is
+    /// None: the kernel has no pages there to report).
     pub states: Vec<PageState>,
 }
 
@@ -153,6 +147,12 @@ pub struct Snapshot {
 /// The pages of the object mapped at `start..start + len` from the file
 /// `path`, with `segments` (as [`Library::segments`](crate::Library::segments)
 /// gives them), read from the kernel now. `trace` prints the reads.
+///
+/// A range that runs past the end of the address space (the span, or a
+/// segment's `addr` plus its size) is refused with [`Error::BadRange`],
+/// naming it. Stretches where nothing is mapped are reported as mappings
+/// without a VMA and without per-page states; the kernel is asked about
+/// the mapped pages only, so the work is bounded by what is mapped.
 pub fn snapshot(
     path: &std::path::Path,
     start: usize,
@@ -170,35 +170,51 @@ pub fn snapshot(
             errno,
         }
     };
+    let parts = parts(path, start, len, segments)?;
+    let hi = parts.iter().map(|p| p.3).max().unwrap_or(start);
     let smaps = sys
         .read_whole(c"/proc/self/smaps", "pages: the VMAs' Rss, Pss")
         .map_err(io("read of /proc/self/smaps"))?;
-    let vmas = parse_smaps(&String::from_utf8_lossy(&smaps), start, start + len);
+    let vmas = parse_smaps(&String::from_utf8_lossy(&smaps), start, hi);
     let page = page_size();
-    let parts = parts(start, len, segments);
-    // Every part is whole pages from `start`: the pagemap entries run to
-    // the end of the last one.
-    let end = parts.iter().map(|p| p.3).max().unwrap_or(start);
-    let entries = sys
-        .pagemap(
-            start,
-            (end - start) / page,
-            "pages: present, written, shared",
-        )
-        .map_err(io("pread64 of /proc/self/pagemap"))?;
+    let pieces: Vec<(Option<usize>, Part, Piece)> = parts
+        .into_iter()
+        .flat_map(|(segment, part, lo, hi)| {
+            split_by_vmas(lo, hi, &vmas)
+                .into_iter()
+                .map(move |piece| (segment, part, piece))
+        })
+        .collect();
+    // Only the pieces inside a VMA are read: their lengths are bounded by
+    // the mappings that exist.
+    let mapped: Vec<(usize, usize)> = pieces
+        .iter()
+        .filter(|p| p.2 .2.is_some())
+        .map(|p| (p.2 .0, (p.2 .1 - p.2 .0) / page))
+        .collect();
+    let mut entries = sys
+        .pagemap(&mapped, "pages: present, written, shared")
+        .map_err(|f| match f {
+            Failed::Kernel(e) => io("pread64 of /proc/self/pagemap")(e),
+            Failed::Short(fault) => Error::Transfer {
+                path: path.to_path_buf(),
+                what: "pread64 of /proc/self/pagemap",
+                segment: None,
+                fault,
+            },
+        })?
+        .into_iter();
     let mut mappings = Vec::new();
-    for (segment, part, lo, hi) in parts {
-        for (a, b, vma) in split_by_vmas(lo, hi, &vmas) {
-            let cached = match vma {
-                Some(_) => sys
-                    .mincore(a, b - a, "pages: in memory")
+    for (segment, part, (a, b, vma)) in pieces {
+        let (words, cached) = match vma {
+            Some(_) => (
+                entries.next().unwrap_or_default(),
+                sys.mincore(a, b - a, "pages: in memory")
                     .map_err(io("mincore"))?,
-                None => vec![0; (b - a) / page],
-            };
-            let first = (a - start) / page;
-            let words = &entries[first..first + (b - a) / page];
-            mappings.push(mapping(segment, part, a, vma, words, &cached));
-        }
+            ),
+            None => (Vec::new(), Vec::new()),
+        };
+        mappings.push(mapping(segment, part, (a, b), vma, &words, &cached));
     }
     Ok(Snapshot {
         path: path.to_path_buf(),
@@ -242,19 +258,23 @@ impl crate::MappedObject {
     }
 }
 
-/// One mapping from its pagemap words and mincore bytes.
+/// One mapping of `range` from its pagemap words and mincore bytes (none
+/// where nothing is mapped).
 fn mapping(
     segment: Option<usize>,
     part: Part,
-    start: usize,
+    (start, end): (usize, usize),
     vma: Option<(Vma, String)>,
     words: &[u64],
     cached: &[u8],
 ) -> Mapping {
+    let anon = vma.as_ref().map_or(PageState::SharedAnon, |v| {
+        shared_anon(words, start, end, &v.0)
+    });
     let states: Vec<PageState> = words
         .iter()
         .zip(cached)
-        .map(|(&w, &c)| state(w, c))
+        .map(|(&w, &c)| state(w, c, anon))
         .collect();
     let count = |s: PageState| states.iter().filter(|&&x| x == s).count();
     Mapping {
@@ -262,51 +282,92 @@ fn mapping(
         part,
         prot: vma.as_ref().map_or("----".to_string(), |v| v.1.clone()),
         start,
-        pages: words.len(),
+        pages: (end - start) / page_size(),
         present: words.iter().filter(|&&w| w & PRESENT != 0).count(),
         swapped: words.iter().filter(|&&w| w & SWAPPED != 0).count(),
         private: count(PageState::Private),
         shared: count(PageState::Shared),
+        shared_copy: count(PageState::SharedCopy),
         cached: cached.iter().filter(|&&c| c & 1 != 0).count(),
         vma: vma.map(|v| v.0),
         states,
     }
 }
 
-/// A page's state from its pagemap word and mincore byte.
-fn state(word: u64, cached: u8) -> PageState {
-    if word & PRESENT == 0 {
-        if cached & 1 != 0 {
-            PageState::Cached
-        } else {
-            PageState::Absent
-        }
-    } else if word & FILE == 0 && word & EXCLUSIVE != 0 {
-        PageState::Private
-    } else if word & FILE != 0 && word & EXCLUSIVE == 0 {
-        PageState::Shared
-    } else {
-        PageState::Clean
+/// A page's state from its pagemap word and mincore byte; `anon` is the
+/// state of a present anonymous page mapped more than once there.
+fn state(word: u64, cached: u8, anon: PageState) -> PageState {
+    match (word & PRESENT != 0, word & FILE != 0, word & EXCLUSIVE != 0) {
+        (false, _, _) if cached & 1 != 0 => PageState::Cached,
+        (false, _, _) => PageState::Absent,
+        (true, true, true) => PageState::Clean,
+        (true, true, false) => PageState::Shared,
+        (true, false, true) => PageState::Private,
+        (true, false, false) => anon,
     }
 }
 
+/// What a present anonymous page without the "mapped once" bit is in the
+/// piece `a..b` of VMA `v`: the zero page or a written page shared with
+/// another process (pagemap says the same of both). A file VMA never maps
+/// the zero page; in an anonymous one, smaps counts the written pages
+/// (`Anonymous`, the zero page not counted), which settles it when no
+/// written page, or every such page, is shared.
+fn shared_anon(words: &[u64], a: usize, b: usize, v: &Vma) -> PageState {
+    if v.inode != 0 {
+        return PageState::SharedCopy;
+    }
+    let written = v.anonymous_kb / (page_size() as u64 / 1024);
+    let count = |bits: u64| {
+        let mask = PRESENT | FILE | EXCLUSIVE;
+        words.iter().filter(|&&w| w & mask == bits).count() as u64
+    };
+    let (own, shared) = (count(PRESENT | EXCLUSIVE), count(PRESENT));
+    let whole = v.start == a && v.end == b;
+    if written == 0 || whole && written == own {
+        PageState::Clean
+    } else if whole && written.checked_sub(own) == Some(shared) {
+        PageState::SharedCopy
+    } else {
+        PageState::SharedAnon
+    }
+}
+
+/// A part of an object: (segment, part, start, end).
+type PartRange = (Option<usize>, Part, usize, usize);
+
 /// The object's span cut into segment parts and holes, page-aligned, in
-/// address order: (segment, part, start, end). `start` is page-aligned (a
-/// mapping's start).
+/// address order. `start` is page-aligned (a mapping's start). A range
+/// whose page-rounded end is past the address space is a
+/// [`Error::BadRange`].
 fn parts(
+    path: &std::path::Path,
     start: usize,
     len: usize,
     segments: &[Segment],
-) -> Vec<(Option<usize>, Part, usize, usize)> {
+) -> Result<Vec<PartRange>, Error> {
     let page = page_size();
     let down = |a: usize| a & !(page - 1);
-    let up = |a: usize| (a + page - 1) & !(page - 1);
+    let end_of = |what, segment, a: usize, n: u64| {
+        usize::try_from(n)
+            .ok()
+            .and_then(|n| a.checked_add(n)?.checked_add(page - 1))
+            .map(|e| e & !(page - 1))
+            .ok_or_else(|| Error::BadRange {
+                path: path.to_path_buf(),
+                what,
+                segment,
+                start: a as u64,
+                len: n,
+            })
+    };
+    let span_end = end_of("span", None, start, len as u64)?;
     let mut out = Vec::new();
     let mut at = start;
     for (i, s) in segments.iter().enumerate() {
         let lo = down(s.addr).max(at);
-        let file_end = up(s.addr + s.file_size as usize).max(lo);
-        let end = up(s.addr + s.mem_size as usize).max(file_end);
+        let file_end = end_of("segment file data", Some(i), s.addr, s.file_size)?.max(lo);
+        let end = end_of("segment", Some(i), s.addr, s.mem_size)?.max(file_end);
         if lo > at {
             out.push((None, Part::Hole, at, lo));
         }
@@ -318,11 +379,10 @@ fn parts(
         }
         at = at.max(end);
     }
-    let end = up(start + len);
-    if end > at {
-        out.push((None, Part::Hole, at, end));
+    if span_end > at {
+        out.push((None, Part::Hole, at, span_end));
     }
-    out
+    Ok(out)
 }
 
 /// A VMA of smaps with its protections as `/proc` prints them.
@@ -359,92 +419,10 @@ fn split_by_vmas(lo: usize, hi: usize, vmas: &[VmaLine]) -> Vec<Piece> {
     out
 }
 
-/// The VMAs of `/proc/self/smaps` that overlap `lo..hi`, with their
-/// protections.
-fn parse_smaps(text: &str, lo: usize, hi: usize) -> Vec<(Vma, String)> {
-    let mut out: Vec<(Vma, String)> = Vec::new();
-    let mut current: Option<(Vma, String)> = None;
-    for line in text.lines() {
-        if let Some((vma, perms)) = header(line) {
-            if let Some(c) = current.take() {
-                out.push(c);
-            }
-            if vma.start < hi && vma.end > lo {
-                current = Some((vma, perms));
-            }
-            continue;
-        }
-        let Some((v, _)) = current.as_mut() else {
-            continue;
-        };
-        let Some((key, rest)) = line.split_once(':') else {
-            continue;
-        };
-        let Some(kb) = rest
-            .trim()
-            .strip_suffix("kB")
-            .and_then(|n| n.trim().parse::<u64>().ok())
-        else {
-            continue;
-        };
-        match key {
-            "Rss" => v.rss_kb = kb,
-            "Pss" => v.pss_kb = kb,
-            "Shared_Clean" => v.shared_clean_kb = kb,
-            "Shared_Dirty" => v.shared_dirty_kb = kb,
-            "Private_Clean" => v.private_clean_kb = kb,
-            "Private_Dirty" => v.private_dirty_kb = kb,
-            "Swap" => v.swap_kb = kb,
-            _ => {}
-        }
-    }
-    if let Some(c) = current {
-        out.push(c);
-    }
-    out
-}
-
-/// A VMA's header line of smaps (`start-end perms offset dev inode path`),
-/// or None for a field line.
-fn header(line: &str) -> Option<(Vma, String)> {
-    let mut f = line.split_ascii_whitespace();
-    let (s, e) = f.next()?.split_once('-')?;
-    let perms = f.next()?;
-    if perms.len() != 4 || !perms.bytes().all(|b| b"rwxps-".contains(&b)) {
-        return None;
-    }
-    let vma = Vma {
-        start: usize::from_str_radix(s, 16).ok()?,
-        end: usize::from_str_radix(e, 16).ok()?,
-        ..Vma::default()
-    };
-    Some((vma, perms.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn smaps_fields_of_overlapping_vmas_only() {
-        let text = "\
-1000-3000 r-xp 00000000 fe:00 12 /lib/x.so
-Rss:                   8 kB
-Pss:                   4 kB
-Private_Dirty:         0 kB
-VmFlags: rd ex
-3000-4000 rw-p 00002000 fe:00 12 /lib/x.so
-Rss:                   4 kB
-Private_Dirty:         4 kB
-9000-a000 rw-p 00000000 00:00 0
-Rss:                   4 kB
-";
-        let v = parse_smaps(text, 0x2000, 0x4000);
-        assert_eq!(v.len(), 2);
-        assert_eq!((v[0].0.start, v[0].0.rss_kb, v[0].0.pss_kb), (0x1000, 8, 4));
-        assert_eq!(v[0].1, "r-xp");
-        assert_eq!((v[1].0.private_dirty_kb, v[1].1.as_str()), (4, "rw-p"));
-    }
+    use std::path::Path;
 
     #[test]
     fn parts_cover_the_span_in_whole_pages() {
@@ -463,7 +441,7 @@ Rss:                   4 kB
             seg(8 * page + 0xc70, 0x518, 2 * page as u64),
         ];
         // The reservation's length need not be a whole number of pages.
-        let p = parts(0x10_0000, 10 * page + 0xc70, &segs);
+        let p = parts(Path::new("x"), 0x10_0000, 10 * page + 0xc70, &segs).expect("parts");
         let got: Vec<_> = p
             .iter()
             .map(|&(s, part, lo, hi)| (s, part, (lo - 0x10_0000) / page, (hi - 0x10_0000) / page))
@@ -483,11 +461,34 @@ Rss:                   4 kB
 
     #[test]
     fn page_states_from_pagemap_bits() {
-        assert_eq!(state(0, 0), PageState::Absent);
-        assert_eq!(state(0, 1), PageState::Cached);
-        assert_eq!(state(PRESENT | FILE | EXCLUSIVE, 1), PageState::Clean);
-        assert_eq!(state(PRESENT | FILE, 1), PageState::Shared);
-        assert_eq!(state(PRESENT | EXCLUSIVE, 1), PageState::Private);
-        assert_eq!(state(PRESENT, 1), PageState::Clean);
+        let anon = PageState::SharedCopy;
+        assert_eq!(state(0, 0, anon), PageState::Absent);
+        assert_eq!(state(0, 1, anon), PageState::Cached);
+        assert_eq!(state(PRESENT | FILE | EXCLUSIVE, 1, anon), PageState::Clean);
+        assert_eq!(state(PRESENT | FILE, 1, anon), PageState::Shared);
+        assert_eq!(state(PRESENT | EXCLUSIVE, 1, anon), PageState::Private);
+        assert_eq!(state(PRESENT, 1, anon), PageState::SharedCopy);
+        // A file VMA: a written copy; an anonymous one by its smaps count.
+        let page = page_size();
+        let kb = page as u64 / 1024;
+        let vma = |inode, pages| Vma {
+            start: 0,
+            end: 2 * page,
+            anonymous_kb: pages * kb,
+            inode,
+            ..Vma::default()
+        };
+        let w = [PRESENT, PRESENT | EXCLUSIVE];
+        assert_eq!(
+            shared_anon(&w, 0, 2 * page, &vma(7, 0)),
+            PageState::SharedCopy
+        );
+        assert_eq!(shared_anon(&w, 0, 2 * page, &vma(0, 0)), PageState::Clean);
+        assert_eq!(shared_anon(&w, 0, 2 * page, &vma(0, 1)), PageState::Clean);
+        assert_eq!(
+            shared_anon(&w, 0, 2 * page, &vma(0, 2)),
+            PageState::SharedCopy
+        );
+        assert_eq!(shared_anon(&w, 0, page, &vma(0, 2)), PageState::SharedAnon);
     }
 }

@@ -26,6 +26,7 @@ pub use crate::base::fault::{
     DynamicFault, ExecutableKind, Feature, HeaderFault, RelocFault, ScriptFault, SegmentFault,
     SegmentName,
 };
+pub use crate::base::transfer::TransferFault;
 
 use nix::errno::Errno;
 
@@ -45,6 +46,37 @@ pub enum Error {
         /// The error the kernel returned.
         #[source]
         errno: Errno,
+    },
+
+    /// Moving the file's bytes did not complete though no system call
+    /// failed (a read ended early, a stream was too long): minld's own
+    /// finding, with the sizes involved.
+    #[error("{path}: {what}{}: {fault}", segment_suffix(.segment), path = .path.display())]
+    Transfer {
+        /// The file being loaded (or read).
+        path: PathBuf,
+        /// What was being moved, e.g. `read of a stream`.
+        what: &'static str,
+        /// The PT_LOAD segment (its program header index) it was for.
+        segment: Option<usize>,
+        /// What went wrong, with the sizes.
+        fault: TransferFault,
+    },
+
+    /// A range given to minld (an object's span, a segment's address and
+    /// size) runs past the end of the address space.
+    #[error("{}: {what}{}: {start:#x} + {len:#x} runs past the end of the address space", .path.display(), segment_suffix(.segment))]
+    BadRange {
+        /// The object the range is of.
+        path: PathBuf,
+        /// Which range (`span`, `segment`).
+        what: &'static str,
+        /// The segment (its index among the PT_LOAD ones) it was for.
+        segment: Option<usize>,
+        /// The range's start.
+        start: u64,
+        /// Its length.
+        len: u64,
     },
 
     /// The file is not an ELF object minld can load: a header field is wrong.

@@ -8,3 +8,4 @@ pub(crate) mod findings;
 pub(crate) mod mem;
 pub(crate) mod relocs;
 pub(crate) mod rules;
+pub(crate) mod transfer;

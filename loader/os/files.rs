@@ -7,6 +7,7 @@ use std::ffi::CStr;
 
 use nix::errno::Errno;
 
+use crate::base::transfer::{Failed, TransferFault};
 use crate::os::sys::{Fd, FileStat, Note, Sys};
 use crate::os::trace;
 
@@ -66,9 +67,16 @@ impl Sys {
         self.open_with(path, flags, 0o600, note)
     }
 
-    /// `write(fd, data)` until all of it is written.
-    pub(crate) fn write_all(&self, fd: &Fd, mut data: &[u8], note: impl Note) -> Result<(), Errno> {
+    /// `write(fd, data)` until all of it is written; a write that returns 0
+    /// is a [`TransferFault::ShortWrite`] (no call failed).
+    pub(crate) fn write_all(
+        &self,
+        fd: &Fd,
+        mut data: &[u8],
+        note: impl Note,
+    ) -> Result<(), Failed> {
         let note = note.text();
+        let wanted = data.len() as u64;
         while !data.is_empty() {
             // SAFETY: `data` is valid for reads of `data.len()` bytes.
             let n = unsafe { libc::write(fd.raw, data.as_ptr().cast(), data.len()) };
@@ -87,10 +95,15 @@ impl Sys {
                 self.emit(call, &Self::result_of(ret.map(|n| n.to_string())), &note);
             }
             match ret {
-                Ok(0) => return Err(Errno::EIO),
+                Ok(0) => {
+                    return Err(Failed::Short(TransferFault::ShortWrite {
+                        wanted,
+                        written: wanted - data.len() as u64,
+                    }))
+                }
                 Ok(n) => data = &data[n..],
                 Err(Errno::EINTR) => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(Failed::Kernel(e)),
             }
         }
         Ok(())

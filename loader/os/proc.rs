@@ -8,6 +8,7 @@ use std::ffi::CStr;
 
 use nix::errno::Errno;
 
+use crate::base::transfer::{Failed, TransferFault};
 use crate::os::sys::{page_size, Note, Sys};
 
 /// How many elements of an array strace prints before `...`.
@@ -30,24 +31,47 @@ impl Sys {
         }
     }
 
-    /// The `/proc/self/pagemap` entries of `pages` pages from `start` (a
-    /// page-aligned address), one `pread64` at offset `start / page * 8`.
+    /// The `/proc/self/pagemap` entries of each range, `(start, pages)`:
+    /// `pages` pages from `start` (a page-aligned address); the file opened
+    /// once, one `pread64` per range at offset `start / page * 8`. The
+    /// caller bounds the counts by the mappings it found (a range's buffer
+    /// is `pages * 8` bytes); an end of file before a range's last entry is
+    /// a [`TransferFault::ShortRead`].
     pub(crate) fn pagemap(
         &self,
+        ranges: &[(usize, usize)],
+        note: &str,
+    ) -> Result<Vec<Vec<u64>>, Failed> {
+        let fd = self.open(c"/proc/self/pagemap", note)?;
+        ranges
+            .iter()
+            .map(|&(start, pages)| self.pagemap_of(&fd, start, pages, note))
+            .collect()
+    }
+
+    /// The entries of one range, read from the open pagemap `fd`.
+    fn pagemap_of(
+        &self,
+        fd: &crate::os::sys::Fd,
         start: usize,
         pages: usize,
         note: &str,
-    ) -> Result<Vec<u64>, Errno> {
-        let fd = self.open(c"/proc/self/pagemap", note)?;
-        let mut bytes = vec![0u8; pages * 8];
+    ) -> Result<Vec<u64>, Failed> {
+        let len = pages * 8;
+        let mut bytes = vec![0u8; len];
         let mut done = 0;
         while done < bytes.len() {
             let offset = ((start / page_size()) * 8 + done) as u64;
-            match self.pread(&fd, &mut bytes[done..], offset, note) {
-                Ok(0) => return Err(Errno::EIO),
+            match self.pread(fd, &mut bytes[done..], offset, note) {
+                Ok(0) => {
+                    return Err(Failed::Short(TransferFault::ShortRead {
+                        wanted: len as u64,
+                        got: done as u64,
+                    }))
+                }
                 Ok(n) => done += n,
                 Err(Errno::EINTR) => {}
-                Err(e) => return Err(e),
+                Err(e) => return Err(Failed::Kernel(e)),
             }
         }
         Ok(bytes
@@ -89,5 +113,32 @@ impl Sys {
             self.emit(call, &Self::result_of(ret.map(|()| "0".to_string())), note);
         }
         ret.map(|()| vec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Past the last entry the kernel's pagemap ends: a read of 0 there is
+    /// a short read with the sizes, not an errno no call returned.
+    #[test]
+    fn pagemap_past_its_end_is_a_short_read() {
+        let sys = Sys { trace: false };
+        let last = usize::MAX & !(page_size() - 1);
+        match sys.pagemap(&[(last, 2)], "test") {
+            Err(Failed::Short(TransferFault::ShortRead { wanted: 16, got })) => {
+                assert!(got < 16, "{got}");
+            }
+            Err(Failed::Kernel(e)) => panic!("expected a short read, got the kernel's {e}"),
+            other => panic!("expected a short read, got {other:?}"),
+        }
+        let local = 0u64;
+        let here = std::ptr::addr_of!(local) as usize & !(page_size() - 1);
+        let got = sys.pagemap(&[(here, 1), (here, 2)], "test");
+        assert_eq!(
+            got.map(|v| v.iter().map(Vec::len).collect()),
+            Ok(vec![1, 2])
+        );
     }
 }

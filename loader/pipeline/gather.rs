@@ -419,10 +419,15 @@ pub(crate) fn object_for(
     opts: &Options,
 ) -> Result<(Arc<Object>, bool), Error> {
     let namespace = opts.namespace_id();
-    let Opened { fd, path, first } = opened;
+    let Opened {
+        fd,
+        path,
+        first,
+        stat,
+    } = opened;
     let headers = {
         let _phase = phases::enter(Phase::Validate);
-        validate::read_headers(sys, &fd, &path, &first, opts.policy.is_some())?
+        validate::read_headers(sys, &fd, &path, &first, stat, opts.policy.is_some())?
     };
     let (key, stat) = ((headers.stat.dev, headers.stat.ino), headers.stat);
     if let Some(o) = reg

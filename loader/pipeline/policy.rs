@@ -135,7 +135,8 @@ fn check_with(sys: &Sys, name: &str, policy: &Policy, extra: &[PathBuf]) -> Resu
             continue;
         }
         let path = opened.path.clone();
-        let headers = validate::read_headers(sys, &opened.fd, &path, &opened.first, true)?;
+        let headers =
+            validate::read_headers(sys, &opened.fd, &path, &opened.first, opened.stat, true)?;
         // libm and libmvec beside the host's libc, known by the file found
         // (never by the name asked for).
         if host::is_glibc_family(headers.stat.dev, headers.stat.ino) {

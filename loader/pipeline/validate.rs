@@ -57,17 +57,23 @@ impl Headers {
 /// read the ELF header, verify it, read the program headers, check them.
 ///
 /// The first bytes have usually been read already by the caller (to tell an
-/// ELF file from a linker script); they are passed in as `first`.
+/// ELF file from a linker script); they are passed in as `first`. `stat` is
+/// the file's `fstat` when the caller made it already (it is not made
+/// twice); None: it is made here, after the program headers are read.
 pub(crate) fn read_headers(
     sys: &Sys,
     fd: &Fd,
     path: &Path,
     first: &[u8],
+    stat: Option<FileStat>,
     exec_stack_ok: bool,
 ) -> Result<Headers, Error> {
     let ehdr = check_ident_and_header(path, first)?;
     let phdrs = read_program_headers(sys, fd, path, first, &ehdr)?;
-    let stat = stat_regular_file(sys, fd, path)?;
+    let stat = match stat {
+        Some(stat) => check_regular(path, stat)?,
+        None => stat_regular_file(sys, fd, path)?,
+    };
     check_program_headers(path, &phdrs, stat.size, exec_stack_ok)?;
     Ok(Headers {
         path: path.to_path_buf(),
@@ -115,6 +121,12 @@ fn stat_regular_file(sys: &Sys, fd: &Fd, path: &Path) -> Result<FileStat, Error>
     let stat = sys
         .fstat(fd, "size and identity (device, inode) of the file")
         .map_err(|e| Error::io(path, "fstat", e))?;
+    check_regular(path, stat)
+}
+
+/// `stat` if it is a regular file's; otherwise the error of a file that is
+/// not one (a device, a directory): `st_mode` and its value.
+pub(crate) fn check_regular(path: &Path, stat: FileStat) -> Result<FileStat, Error> {
     if stat.mode & libc::S_IFMT != libc::S_IFREG {
         return Err(Error::header(
             path,

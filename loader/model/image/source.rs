@@ -11,8 +11,10 @@ use std::path::PathBuf;
 /// page cache's pages: brought in when first touched, shared with every
 /// process that maps the same file, private only once written (RELRO,
 /// .data). An object copied from bytes ([`Source::Bytes`]) has anonymous
-/// memory filled by copying: every page of every segment resident and
-/// private to this process from the start.
+/// memory filled by copying: every page holding file data resident and
+/// private to this process from the start (the `.bss` pages past a
+/// segment's file data are not: they come in when first touched, as in a
+/// file's mapping).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Source {

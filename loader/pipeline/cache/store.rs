@@ -9,6 +9,7 @@ use std::ffi::CString;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+use crate::base::transfer::Failed;
 use crate::os::sys::{Fd, FileStat, Sys};
 
 /// Why the cache was not used, for `MINLD_DEBUG=libs` (and a warning
@@ -222,16 +223,19 @@ pub(crate) fn write(sys: &Sys, path: &Path, bytes: &[u8]) -> Result<(), Refused>
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".{}.tmp", unique_suffix()));
     let (tmp, to) = (c_path(Path::new(&tmp))?, c_path(path)?);
-    let fail = |what: &str, e: nix::errno::Errno| format!("{}: {what}: {e}", path.display());
+    let fail = |what: &str, e: &dyn std::fmt::Display| format!("{}: {what}: {e}", path.display());
     let fd = sys
         .create(&tmp, "the new link record")
-        .map_err(|e| fail("create", e))?;
+        .map_err(|e| fail("create", &e))?;
     let written = sys.write_all(&fd, bytes, "");
     drop(fd);
-    let renamed = written.and_then(|()| sys.rename(&tmp, &to, "the new record replaces the old"));
+    let renamed = written.and_then(|()| {
+        sys.rename(&tmp, &to, "the new record replaces the old")
+            .map_err(Failed::Kernel)
+    });
     if let Err(e) = renamed {
         let _ = sys.unlink(&tmp, "");
-        return Err(fail("write", e));
+        return Err(fail("write", &e));
     }
     Ok(())
 }

@@ -13,7 +13,7 @@
 //! (no system call: a memcpy), and an `mprotect` to the segment's own
 //! protections. .bss needs nothing: anonymous memory is zero.
 
-use crate::base::error::Error;
+use crate::base::error::{Error, TransferFault};
 use crate::model::image::{LoadBias, MappedImage, Source};
 use crate::os::sys::Sys;
 use crate::pipeline::validate::Headers;
@@ -111,11 +111,19 @@ fn copy_segment(
     // congruent to p_vaddr: the data from the segment's first page on is
     // mapoff..mapoff + (dataend - mapstart).
     let from = c.mapoff as usize;
-    let data = usize::try_from(c.dataend - c.mapstart)
+    let want = c.dataend - c.mapstart;
+    let data = usize::try_from(want)
         .ok()
         .and_then(|n| bytes.get(from..from.checked_add(n)?))
-        .ok_or_else(|| {
-            Error::io_segment(path, "copy of segment", c.index, nix::errno::Errno::EFAULT)
+        .ok_or_else(|| Error::Transfer {
+            path: path.clone(),
+            what: "copy of segment",
+            segment: Some(c.index),
+            fault: TransferFault::DataOutside {
+                offset: c.mapoff,
+                len: want,
+                size: bytes.len() as u64,
+            },
         })?;
     let note = || {
         format!(

@@ -480,6 +480,13 @@ pub(crate) fn map_only(trace: bool, path: &Path) -> Result<MappedImage, Error> {
             })
         }
     };
-    let headers = validate::read_headers(&sys, &opened.fd, &opened.path, &opened.first, false)?;
+    let headers = validate::read_headers(
+        &sys,
+        &opened.fd,
+        &opened.path,
+        &opened.first,
+        opened.stat,
+        false,
+    )?;
     map_segments(&sys, &opened.fd, &headers)
 }

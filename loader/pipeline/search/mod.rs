@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use crate::base::error::{Error, HeaderFault, Requester as ErrorRequester};
 use crate::os::debug::{self, Category};
-use crate::os::sys::{Fd, Sys};
+use crate::os::sys::{Fd, FileStat, Sys};
 use crate::pipeline::validate::FIRST_READ;
 
 /// glibc's system directories on Debian's x86-64 (multiarch first).
@@ -70,6 +70,9 @@ pub(crate) struct Opened {
     pub(crate) path: PathBuf,
     /// Its first bytes (up to [`FIRST_READ`]).
     pub(crate) first: Vec<u8>,
+    /// Its `fstat`, when made already (a caller's descriptor is checked
+    /// before it is read); None: validation makes it.
+    pub(crate) stat: Option<FileStat>,
 }
 
 /// What a name led to.
@@ -383,6 +386,7 @@ fn try_open(
             fd,
             path: path.to_path_buf(),
             first,
+            stat: None,
         })));
     }
     if script::looks_like_script(&first) {
@@ -412,6 +416,7 @@ fn try_open(
         fd,
         path: path.to_path_buf(),
         first,
+        stat: None,
     })))
 }
 
