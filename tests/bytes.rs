@@ -20,6 +20,7 @@ use std::process::Command;
 
 use minld::{Error, Library, Loader, Requester, Source};
 
+use common::examples::example;
 use common::libs::test_lib;
 use common::process::{fd_count, maps, serial, MapLine};
 
@@ -909,37 +910,6 @@ fn check_anonymous_load(stderr: &str) {
 // The debugger
 // ---------------------------------------------------------------------------
 
-/// The `dlopen` example, built into the target directory this test runs
-/// from (examples get no `CARGO_BIN_EXE_*`).
-fn dlopen_example() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>");
-    let target_dir = profile_dir.parent().expect("the target directory");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "--quiet", "--example", "dlopen", "--target-dir"])
-        .arg(target_dir);
-    match profile_dir.file_name().and_then(|n| n.to_str()) {
-        Some("debug") | None => {}
-        Some("release") => {
-            cmd.arg("--release");
-        }
-        Some(other) => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    let out = cmd.output().expect("run cargo build --example dlopen");
-    assert!(
-        out.status.success(),
-        "cargo build --example dlopen failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    profile_dir.join("examples").join("dlopen")
-}
-
 /// A library loaded from bytes is in the debugger's list under the name it
 /// was given (`dlopen --from-bytes` names it by its path): gdb reads its
 /// symbols from that file, resolves a breakpoint in it and sees it go.
@@ -948,7 +918,7 @@ fn gdb_knows_a_library_from_bytes_by_its_name() {
     // The pipes of the children's output are descriptors of this process.
     let _lock = serial();
     let lib = test_lib("libbasic.so").display().to_string();
-    let dlopen = dlopen_example();
+    let dlopen = example("dlopen");
     let out = Command::new("gdb")
         .args(["-batch", "-nx"])
         .args(["-ex", "set breakpoint pending on"])
@@ -993,7 +963,7 @@ fn gdb_knows_a_library_from_bytes_by_its_name() {
 #[test]
 fn the_trace_of_dlopen_from_bytes_is_what_strace_saw() {
     let _lock = serial();
-    let dlopen = dlopen_example();
+    let dlopen = example("dlopen");
     let out_file =
         std::env::temp_dir().join(format!("minld-bytes-strace-{}.txt", std::process::id()));
     let out = Command::new("strace")

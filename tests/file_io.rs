@@ -6,45 +6,14 @@
 //! one mmap and no read, every way of a pattern summed the same bytes).
 //! Nothing here depends on a time.
 
-use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-const LIBZ: &str = "/lib/x86_64-linux-gnu/libz.so.1";
+mod common;
 
-/// The example, built into the target directory this test runs from.
-fn example() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("<target>/<profile>");
-    let target_dir = profile_dir.parent().expect("the target directory");
-    let profile = profile_dir
-        .file_name()
-        .and_then(OsStr::to_str)
-        .unwrap_or("debug");
-    let mut cmd = Command::new(env!("CARGO"));
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["build", "--quiet", "--example", "file_io", "--target-dir"])
-        .arg(target_dir);
-    match profile {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    let out = cmd.output().expect("run cargo build --example file_io");
-    assert!(
-        out.status.success(),
-        "cargo build --example file_io failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    profile_dir.join("examples").join("file_io")
-}
+use common::examples::example;
+
+const LIBZ: &str = "/lib/x86_64-linux-gnu/libz.so.1";
 
 // ---------------------------------------------------------------------------
 // Just enough JSON (numbers kept as their text: a checksum is a u64)
@@ -244,7 +213,7 @@ fn parse(text: &str) -> Json {
 // ---------------------------------------------------------------------------
 
 fn run(args: &[&str]) -> Json {
-    let out = Command::new(example())
+    let out = Command::new(example("file_io"))
         .args(args)
         .arg("--json")
         .output()
@@ -409,7 +378,7 @@ fn a_named_file_warm() {
 /// with no time reported for a mapping that was never made.
 #[test]
 fn an_impossible_size_and_an_empty_file_are_refused_with_a_message() {
-    let out = Command::new(example())
+    let out = Command::new(example("file_io"))
         .args(["--size", "99999999999999G"])
         .output()
         .expect("run file_io");
@@ -425,7 +394,7 @@ fn an_impossible_size_and_an_empty_file_are_refused_with_a_message() {
         vec![named, "--warm-only"],
         vec!["--size", "0", "--warm-only"],
     ] {
-        let out = Command::new(example())
+        let out = Command::new(example("file_io"))
             .args(&args)
             .arg("--json")
             .output()

@@ -15,12 +15,11 @@ mod common;
 mod call;
 
 use std::collections::HashMap;
-use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 
+use common::examples::example;
 use common::process::in_fresh_process;
 use minld::pages::{Mapping, Part, Snapshot};
 use minld::Loader;
@@ -224,40 +223,6 @@ fn llvm_at_each_stage() {
     }
 }
 
-/// The `dlopen` example (built by `cargo build --example dlopen` into this
-/// test binary's target directory and profile).
-fn example() -> &'static Path {
-    static EXAMPLE: OnceLock<PathBuf> = OnceLock::new();
-    EXAMPLE.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current_exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>");
-        let target_dir = profile_dir.parent().expect("the target directory");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "--example", "dlopen", "--target-dir"])
-            .arg(target_dir);
-        match profile_dir.file_name().and_then(OsStr::to_str) {
-            Some("debug") | None => {}
-            Some("release") => {
-                cmd.arg("--release");
-            }
-            Some(other) => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let out = cmd.output().expect("cargo build --example dlopen");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        profile_dir.join("examples").join("dlopen")
-    })
-}
-
 /// `n` children of the example holding `path`, loaded by `loader`, each
 /// ready when this returns; dropping the list ends them.
 struct Holders(Vec<Child>);
@@ -266,7 +231,7 @@ impl Holders {
     fn start(loader: &str, path: &str, n: usize) -> Holders {
         let mut all = Holders(Vec::new());
         for _ in 0..n {
-            let mut c = Command::new(example())
+            let mut c = Command::new(example("dlopen"))
                 .args(["--hold", loader, path])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
@@ -349,7 +314,7 @@ fn llvm_code_is_shared_with_other_processes() {
 
 /// Runs the example, returning (success, stdout, stderr).
 fn dlopen(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(example())
+    let out = Command::new(example("dlopen"))
         .args(args)
         .output()
         .expect("run dlopen");
@@ -530,7 +495,7 @@ fn the_pages_reads_are_traced_as_strace_sees_them() {
         .arg("-o")
         .arg(&file)
         .args(["-e", "trace=openat,read,pread64,mincore"])
-        .arg(example())
+        .arg(example("dlopen"))
         .args(["--trace", "--pages", LIBZ, "zlibVersion:str()"])
         .output();
     let run = match run {

@@ -22,10 +22,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::OnceLock;
 
 use goblin::elf::program_header as ph;
 
+use common::examples::example;
 use common::libs::test_lib;
 
 /// Where `.ci/run` installs strace.
@@ -89,46 +89,6 @@ fn probe() -> PathBuf {
         p.display()
     );
     p
-}
-
-/// The `dlopen` example, built once per test run. Examples get no
-/// `CARGO_BIN_EXE_*`, so it is built with cargo into the target directory
-/// this test binary runs from (`<target>/<profile>/deps/strace-…`).
-fn example() -> &'static Path {
-    static EXAMPLE: OnceLock<PathBuf> = OnceLock::new();
-    EXAMPLE.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current_exe");
-        let deps = exe.parent().expect("the test binary's directory");
-        let profile_dir = deps.parent().expect("the profile directory above deps/");
-        let target_dir = profile_dir.parent().expect("the target directory");
-        let profile = profile_dir
-            .file_name()
-            .and_then(OsStr::to_str)
-            .unwrap_or("debug");
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .args(["build", "--quiet", "--example", "dlopen", "--target-dir"])
-            .arg(target_dir);
-        match profile {
-            "debug" => {}
-            "release" => {
-                cmd.arg("--release");
-            }
-            other => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        let out = cmd.output().expect("run cargo build --example dlopen");
-        assert!(
-            out.status.success(),
-            "cargo build --example dlopen failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let path = profile_dir.join("examples").join("dlopen");
-        assert!(path.is_file(), "{} was not built", path.display());
-        path
-    })
 }
 
 /// What a program printed, and what strace saw it do.
@@ -232,7 +192,7 @@ fn is_own_tls_limitation(stderr: &str) -> bool {
 /// without one: the load itself (and its RELRO mprotect) is complete by
 /// then, so only `loaded ` on stdout is required.
 fn run_minld(path: &str) -> MinldRun {
-    let run = run_traced(true, example(), &[OsStr::new(path)]);
+    let run = run_traced(true, &example("dlopen"), &[OsStr::new(path)]);
     if run.stdout.contains("loaded ") {
         return MinldRun::Loaded(run);
     }
@@ -249,7 +209,7 @@ fn run_minld(path: &str) -> MinldRun {
         .to_string();
     let mapped = run_traced(
         true,
-        example(),
+        &example("dlopen"),
         &[OsStr::new("--map-only"), OsStr::new(path)],
     );
     assert!(
@@ -769,7 +729,7 @@ fn check_trace_against_strace(lib: &str) -> usize {
 fn check_trace_with(lib: &str, env: &[(&str, &Path)]) -> usize {
     let run = run_traced_with(
         false,
-        example(),
+        &example("dlopen"),
         &[OsStr::new("--trace"), OsStr::new(lib)],
         env,
     );
@@ -825,7 +785,7 @@ fn the_static_tls_stubs_calls_are_traced_as_strace_saw_them() {
     let lib = lib.to_str().unwrap();
     let run = run_traced_with(
         false,
-        example(),
+        &example("dlopen"),
         &[OsStr::new("--trace"), OsStr::new(lib)],
         &[],
     );
@@ -938,7 +898,7 @@ fn expected_maps(path: &str) -> Vec<(u64, String, u64)> {
 /// load base.
 #[test]
 fn maps_flag_shows_the_segments() {
-    let out = Command::new(example())
+    let out = Command::new(example("dlopen"))
         .args(["--maps", LIBZ])
         .env_remove("MINLD_TRACE")
         .output()
@@ -1020,7 +980,7 @@ fn maps_flag_shows_the_segments() {
 #[test]
 fn minld_trace_env_var() {
     let run = |trace: bool| {
-        let mut cmd = Command::new(example());
+        let mut cmd = Command::new(example("dlopen"));
         cmd.arg(LIBZ).env_remove("MINLD_TRACE");
         if trace {
             cmd.env("MINLD_TRACE", "1");

@@ -1,5 +1,6 @@
 //! Helpers shared by the integration tests, one copy of each:
 //!
+//! - [`examples`]: the repository's examples, built for the tests to run;
 //! - [`libs`]: the test libraries of `test-libs/` and opening them;
 //! - [`process`]: what the test threads of one binary share (a lock, the
 //!   descriptors, the mappings) and a test run in a fresh process;
@@ -13,6 +14,7 @@
 // every helper it does not call. Nothing else here is allowed.
 #![allow(dead_code)]
 
+pub mod examples;
 pub mod libs;
 pub mod process;
 pub mod sandbox;
