@@ -22,64 +22,22 @@ use minld::{Error, Library, Loader, Requester, Source};
 
 use common::examples::example;
 use common::libs::test_lib;
-use common::process::{fd_count, maps, serial, MapLine};
+use common::process::{maps, overlapping, serial, Before, MapLine};
 
 const LIBZ: &str = "/lib/x86_64-linux-gnu/libz.so.1";
 const ROUNDS: usize = 40;
-/// How many more anonymous mappings the process may have after a test than
-/// before without it counting as a leak (malloc, test threads): far fewer
-/// than one per round.
-const ANON_SLACK: isize = 6;
 const PAGE: usize = 4096;
 
 // ---------------------------------------------------------------------------
 // Process state
 // ---------------------------------------------------------------------------
 
-fn anon_count(lines: &[MapLine]) -> isize {
-    lines.iter().filter(|l| l.path.is_empty()).count() as isize
-}
-
-/// Descriptors and anonymous mappings before a test, to compare after.
-struct Before {
-    fds: usize,
-    anon: isize,
-}
-
-impl Before {
-    fn take() -> Before {
-        Before {
-            fds: fd_count(),
-            anon: anon_count(&maps()),
-        }
-    }
-
-    fn check(&self, what: &str) {
-        assert_eq!(fd_count(), self.fds, "{what}: a descriptor leaked");
-        let now = anon_count(&maps());
-        assert!(
-            now - self.anon <= ANON_SLACK,
-            "{what}: {} more anonymous mappings than before ({} rounds)",
-            now - self.anon,
-            ROUNDS
-        );
-    }
-}
-
-/// The lines of /proc/self/maps over `start..start+len`.
-fn lines_over(start: usize, len: usize) -> Vec<MapLine> {
-    maps()
-        .into_iter()
-        .filter(|l| l.start < start + len && l.end > start)
-        .collect()
-}
-
 /// The lines over a library's segments.
 fn lines_of(lib: &Library) -> Vec<MapLine> {
     let segs = lib.segments();
     let first = segs.first().expect("segments").addr & !(PAGE - 1);
     let last = segs.last().expect("segments");
-    lines_over(first, last.addr + last.mem_size as usize - first)
+    overlapping(&maps(), first, last.addr + last.mem_size as usize - first)
 }
 
 fn real(path: &str) -> String {
@@ -451,7 +409,9 @@ fn map_bytes_and_map_fd_say_where_the_pages_came_from() {
         let m = Loader::new().map_bytes(&bytes).expect("map_bytes");
         assert_eq!(m.source(), &Source::Bytes);
         let (start, len) = m.span();
-        assert!(lines_over(start, len).iter().all(|l| l.path.is_empty()));
+        assert!(overlapping(&maps(), start, len)
+            .iter()
+            .all(|l| l.path.is_empty()));
         // The copy holds the file's bytes: its ELF header at the base.
         // SAFETY: the first segment is readable and at least a page long.
         let head = unsafe { std::slice::from_raw_parts(m.base() as *const u8, 64) };

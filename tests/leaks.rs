@@ -17,13 +17,10 @@ use std::path::{Path, PathBuf};
 use minld::{Error, HeaderFault, Loader, Requester, SegmentFault};
 
 use common::libs::test_lib;
-use common::process::{fd_count, in_fresh_process, maps, naming, serial, MapLine};
+use common::process::{in_fresh_process, maps, naming, overlapping, serial, Before};
 
 const LIBZ: &str = "/lib/x86_64-linux-gnu/libz.so.1";
 const ROUNDS: usize = 200;
-/// How many more anonymous mappings the process may have after a test than
-/// before without it counting as a leak (malloc, test threads).
-const ANON_SLACK: isize = 6;
 
 fn real(path: impl AsRef<Path>) -> PathBuf {
     let path = path.as_ref();
@@ -34,35 +31,10 @@ fn real(path: impl AsRef<Path>) -> PathBuf {
 // /proc/self/maps and /proc/self/fd
 // ---------------------------------------------------------------------------
 
-fn anon_count(lines: &[MapLine]) -> isize {
-    lines.iter().filter(|l| l.path.is_empty()).count() as isize
-}
-
-fn overlapping(lines: &[MapLine], start: usize, len: usize) -> Vec<MapLine> {
-    lines
-        .iter()
-        .filter(|l| l.start < start + len && l.end > start)
-        .cloned()
-        .collect()
-}
-
-/// The process state a test compares against.
-struct Before {
-    fds: usize,
-    anon: isize,
-}
-
 impl Before {
-    fn take() -> Before {
-        Before {
-            fds: fd_count(),
-            anon: anon_count(&maps()),
-        }
-    }
-
     /// Nothing names any of `files`, and descriptors and anonymous
     /// mappings are as they were.
-    fn check(&self, what: &str, files: &[PathBuf]) {
+    fn check_files(&self, what: &str, files: &[PathBuf]) {
         let lines = maps();
         for f in files {
             let left = naming(&lines, f);
@@ -72,13 +44,7 @@ impl Before {
                 f.display()
             );
         }
-        assert_eq!(fd_count(), self.fds, "{what}: descriptors leaked");
-        let anon = anon_count(&lines);
-        assert!(
-            anon - self.anon <= ANON_SLACK,
-            "{what}: {} anonymous mappings before, {anon} after",
-            self.anon
-        );
+        self.check(what);
     }
 }
 
@@ -124,7 +90,7 @@ fn map_and_drop_libz_200_times() {
             );
         }
     }
-    before.check("200 × map+drop of libz", &[libz]);
+    before.check_files("200 × map+drop of libz", &[libz]);
 }
 
 #[test]
@@ -177,7 +143,7 @@ fn open_and_drop_libz_200_times() {
             );
         }
     }
-    before.check("200 × open+call+drop of libz", &[libz]);
+    before.check_files("200 × open+call+drop of libz", &[libz]);
 }
 
 #[test]
@@ -210,7 +176,7 @@ fn chain_is_unloaded_whole() {
             );
         }
         drop(lib);
-        before.check(&format!("round {round}: libchain_a.so dropped"), &files);
+        before.check_files(&format!("round {round}: libchain_a.so dropped"), &files);
     }
 }
 
@@ -265,7 +231,7 @@ fn images_with_bss_holes_and_big_alignment() {
                 "{name} round {round}: left in the span after drop: {left:#?}"
             );
         }
-        before.check(
+        before.check_files(
             &format!("50 × map+drop of {name}"),
             std::slice::from_ref(&file),
         );
@@ -280,7 +246,7 @@ fn images_with_bss_holes_and_big_alignment() {
                 .unwrap_or_else(|e| panic!("{name} round {round}: {e}"));
             drop(lib);
         }
-        before.check(&format!("20 × open+drop of {name}"), &[file]);
+        before.check_files(&format!("20 × open+drop of {name}"), &[file]);
     }
 }
 
@@ -299,21 +265,22 @@ fn the_leak_checks_see_leaks() {
     let m = Loader::new().map(&copy).expect("map the copy");
     let (start, len) = m.span();
     std::mem::forget(m);
-    let seen =
-        std::panic::catch_unwind(|| before.check("a forgotten image", std::slice::from_ref(&file)));
+    let seen = std::panic::catch_unwind(|| {
+        before.check_files("a forgotten image", std::slice::from_ref(&file))
+    });
     assert!(seen.is_err(), "a forgotten image was not noticed");
     // SAFETY: the forgotten image's whole span, which nothing else uses.
     assert_eq!(unsafe { libc::munmap(start as *mut libc::c_void, len) }, 0);
-    before.check(
+    before.check_files(
         "after unmapping the forgotten image by hand",
         std::slice::from_ref(&file),
     );
 
     let f = fs::File::open(&copy).expect("open");
-    let seen = std::panic::catch_unwind(|| before.check("an open descriptor", &[]));
+    let seen = std::panic::catch_unwind(|| before.check_files("an open descriptor", &[]));
     assert!(seen.is_err(), "an open descriptor was not noticed");
     drop(f);
-    before.check("after closing it", &[]);
+    before.check_files("after closing it", &[]);
 }
 
 // ---------------------------------------------------------------------------
@@ -337,13 +304,13 @@ fn open_must_fail(name: &Path, also: &[PathBuf]) -> Error {
         Err(e) => e,
     };
     eprintln!("refused as expected: {err}");
-    before.check(&format!("failed load of {}: {err}", name.display()), &files);
+    before.check_files(&format!("failed load of {}: {err}", name.display()), &files);
     // Many more of the same leave nothing either.
     for _ in 0..20 {
         // SAFETY: as above.
         assert!(unsafe { Loader::new().open(name) }.is_err());
     }
-    before.check(&format!("21 failed loads of {}", name.display()), &files);
+    before.check_files(&format!("21 failed loads of {}", name.display()), &files);
     err
 }
 
@@ -526,7 +493,7 @@ fn truncated_file_leaks_nothing() {
         Loader::new().map(&path),
         Err(Error::BadSegments { .. })
     ));
-    before.check("map of a truncated libz", &[real(&path)]);
+    before.check_files("map of a truncated libz", &[real(&path)]);
 }
 
 /// A failure deep in a dependency chain: libchain_a.so and

@@ -106,3 +106,51 @@ pub fn in_fresh_process(name: &str) -> bool {
     eprintln!("{stderr}");
     false
 }
+
+/// How many more anonymous mappings the process may have after a test than
+/// before without it counting as a leak (malloc arenas, test threads' stacks):
+/// far fewer than the rounds a leak test runs, one leaked mapping each.
+pub const ANON_SLACK: isize = 6;
+
+/// How many of `lines` are anonymous (no path).
+pub fn anon_count(lines: &[MapLine]) -> isize {
+    lines.iter().filter(|l| l.path.is_empty()).count() as isize
+}
+
+/// The lines of `lines` over `start..start+len`.
+pub fn overlapping(lines: &[MapLine], start: usize, len: usize) -> Vec<MapLine> {
+    lines
+        .iter()
+        .filter(|l| l.start < start + len && l.end > start)
+        .cloned()
+        .collect()
+}
+
+/// The descriptors and anonymous mappings of this process before a test,
+/// to compare with after it.
+pub struct Before {
+    fds: usize,
+    anon: isize,
+}
+
+impl Before {
+    /// Counts them now.
+    pub fn take() -> Before {
+        Before {
+            fds: fd_count(),
+            anon: anon_count(&maps()),
+        }
+    }
+
+    /// Descriptors are as they were, and anonymous mappings at most
+    /// [`ANON_SLACK`] more.
+    pub fn check(&self, what: &str) {
+        assert_eq!(fd_count(), self.fds, "{what}: a descriptor leaked");
+        let now = anon_count(&maps());
+        assert!(
+            now - self.anon <= ANON_SLACK,
+            "{what}: {} anonymous mappings before, {now} after",
+            self.anon
+        );
+    }
+}
