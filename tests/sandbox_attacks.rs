@@ -303,6 +303,115 @@ fn early_answer_is_detected_and_the_runner_killed() {
     );
 }
 
+/// Hole 5c (medium): the early answer, with a host that calls back to
+/// back. atk_early's `early` answers every call itself and spins between
+/// calls; here the host calls every 30 ms, so every check interval of the
+/// host's watcher (about 100 ms) holds the start of a call. Secure
+/// outcome: the spin between calls is idle time however often the host
+/// calls, so the idle budget stops the runner; a call reports the CPU
+/// budget error and the runner is gone.
+///
+/// Bounded by the runner's own CPU time, never by wall time: once it used
+/// [`SPIN_PAST_BUDGET`] within one second it must be stopped before it
+/// burns [`SPIN_GRACE`] more (a runner starved by other load is called
+/// longer). A host that charged every interval holding a call start to
+/// that call, and restarted the call's budget at each call, never
+/// stopped it.
+#[test]
+fn early_answer_is_stopped_with_calls_back_to_back() {
+    let mut sb = builder("atk_early").function("early").spawn().unwrap();
+    let pid = sb.pid().unwrap();
+    let _guard = RunnerGuard(pid);
+    let first = sb.call("early", b"");
+    assert!(first.is_ok(), "the plugin did not answer early: {first:?}");
+    let mut calls = 0u64;
+    let mut samples: Vec<(std::time::Instant, Duration)> = Vec::new();
+    let mut past_budget: Option<Duration> = None;
+    let stopped = loop {
+        std::thread::sleep(Duration::from_millis(30));
+        let next = sb.call("early", b"again");
+        calls += 1;
+        match next {
+            Ok(got) => assert_eq!(got, b"again", "the spinner echoes"),
+            Err(e) => break e,
+        }
+        // As in `watch_spinner`: once it used SPIN_PAST_BUDGET within one
+        // second, it must be stopped before it burns SPIN_GRACE more.
+        let Some(cpu) = cpu_time(pid) else { continue };
+        let now = std::time::Instant::now();
+        samples.retain(|&(t, _)| now.duration_since(t) <= Duration::from_secs(1));
+        samples.push((now, cpu));
+        if past_budget.is_none() && cpu.saturating_sub(samples[0].1) >= SPIN_PAST_BUDGET {
+            past_budget = Some(cpu);
+        }
+        if let Some(at) = past_budget {
+            assert!(
+                cpu.saturating_sub(at) < SPIN_GRACE,
+                "the runner was not stopped: it used {:?} of CPU since it passed \
+                 {SPIN_PAST_BUDGET:?} in one second, over {calls} calls 30 ms apart",
+                cpu.saturating_sub(at)
+            );
+        }
+    };
+    assert!(
+        matches!(stopped, SandboxError::CpuBudget { idle: true, .. }),
+        "call {calls} failed, but not for the idle budget: {stopped:?}"
+    );
+    assert!(
+        gone_within(pid, Duration::from_secs(5)),
+        "the host reported {stopped:?} but runner {pid} still runs ({:?})",
+        proc_state(pid)
+    );
+}
+
+/// The other side of hole 5c: an honest plugin whose host calls fast is
+/// not stopped for minld's own spinning. After each answer the runner
+/// spins for the next request (here 2 ms, `Builder::spin`); a host that
+/// calls every 3 ms leaves gaps the runner spins through, about two
+/// thirds of a CPU, far past the idle budget if that spin were charged.
+/// It is forgiven (up to the runner's spin setting per gap), so all 300
+/// calls succeed. (If the host is slow to see an answer, the spin falls
+/// inside the call instead: charged to the call, still no kill.) Then,
+/// with the default spin, the host calls back to back for 2 s, as the
+/// round trip benchmark does: the runner spins nearly all the time, and
+/// the kernel's late ticks land on both sides of the host's reads; no
+/// call fails.
+#[test]
+fn fast_honest_calls_are_not_charged_the_runners_spin() {
+    let mut sb = Sandbox::builder(plugin("echo"))
+        .function("echo")
+        .spin(Duration::from_micros(50), Duration::from_millis(2))
+        .spawn()
+        .unwrap();
+    for i in 0..300u32 {
+        let t = std::time::Instant::now();
+        while t.elapsed() < Duration::from_millis(3) {
+            std::hint::spin_loop();
+        }
+        let got = sb.call("echo", &i.to_le_bytes());
+        assert_eq!(
+            got.as_deref().ok(),
+            Some(&i.to_le_bytes()[..]),
+            "call {i}: {got:?}"
+        );
+    }
+    let mut sb = Sandbox::builder(plugin("echo"))
+        .function("echo")
+        .spawn()
+        .unwrap();
+    let t = std::time::Instant::now();
+    let mut i = 0u64;
+    while t.elapsed() < Duration::from_secs(2) {
+        let got = sb.call("echo", &i.to_le_bytes());
+        assert_eq!(
+            got.as_deref().ok(),
+            Some(&i.to_le_bytes()[..]),
+            "call {i}: {got:?}"
+        );
+        i += 1;
+    }
+}
+
 /// CPU time within one second of wall time that is far past the default
 /// idle budget (100 ms per second), whichever way the host's one-second
 /// windows and 100 ms checks fall across that second.

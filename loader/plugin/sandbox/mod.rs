@@ -447,13 +447,18 @@ impl Sandbox {
         h.req_len.store(len as u64, Ordering::Relaxed);
         h.func.store(func as u32, Ordering::Relaxed);
         h.buffer.store(buffer, Ordering::Relaxed);
-        r.shared.calls.fetch_add(1, Ordering::AcqRel);
-        r.shared.in_call.store(true, Ordering::Release);
+        // The runner's CPU time is read right before the post and right
+        // after the answer: what lies between is the call's, the rest idle.
+        if r.shared.call_begins() {
+            // Over a budget already (it spun between calls): the watcher
+            // kills it; the call is not posted.
+            return Err(self.death());
+        }
         shm::post(h, shm::REQUEST);
         let deadline = deadline(self.opts.timeout);
         let got = self.wait_while(shm::REQUEST, deadline, false);
         if let Some(r) = &self.running {
-            r.shared.in_call.store(false, Ordering::Release);
+            r.shared.call_ends(self.opts.runner_spin);
         }
         match got? {
             shm::RESPONSE => {}

@@ -10,9 +10,11 @@
 //!   the call is recorded as the host saw it;
 //! - it drains the runner's stdout and stderr (pipes), keeping at most a
 //!   cap per call and killing a runner that floods;
-//! - it charges the runner's CPU time (all threads, from `/proc`) against
-//!   a budget per call and a budget per second while idle, so a plugin
-//!   that answers early and keeps running is stopped;
+//! - it charges the runner's CPU time (all threads, its process CPU
+//!   clock) against a budget per call and a budget per second while idle,
+//!   so a plugin that answers early and keeps running is stopped; the
+//!   host reads the same clock at each call's start and end (`cpu`), so
+//!   what runs between calls is idle time however often the host calls;
 //! - it reaps the runner (`waitid` on a pidfd) and records how it ended.
 //!
 //! What it records is the host's observation; the shared region's words
@@ -22,15 +24,17 @@
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::landlock::Access;
 use super::shm::Region;
 
+mod cpu;
 mod notify;
 
+use cpu::Ledger;
 use notify::notification;
 
 /// The ABI a refused system call came through.
@@ -129,10 +133,12 @@ pub(super) struct Limits {
 pub(super) struct Shared {
     /// What the watcher saw.
     pub(super) observed: Mutex<Observed>,
-    /// A call is in progress (set and cleared by the sandbox).
-    pub(super) in_call: AtomicBool,
-    /// Counts calls, so the watcher sees a new one start.
-    pub(super) calls: AtomicU64,
+    /// The runner's CPU time, charged by the sandbox at each call's start
+    /// and end and by the watcher in between.
+    cpu: Mutex<Ledger>,
+    /// Set by the watcher just before it reaps the runner (its pid may
+    /// then name another process: no more reads of its clock).
+    gone: AtomicBool,
     /// The seccomp listener, once the host took it (-1 before).
     pub(super) listener: AtomicI32,
     /// eventfd that wakes the watcher from poll.
@@ -151,8 +157,8 @@ impl Shared {
         }
         Ok(Shared {
             observed: Mutex::default(),
-            in_call: AtomicBool::new(false),
-            calls: AtomicU64::new(0),
+            cpu: Mutex::default(),
+            gone: AtomicBool::new(false),
             listener: AtomicI32::new(-1),
             // SAFETY: a fresh descriptor nobody else owns.
             wake: unsafe { OwnedFd::from_raw_fd(fd) },
@@ -163,6 +169,40 @@ impl Shared {
     /// Locks the record; a panic while it was held does not poison it.
     pub(super) fn observed(&self) -> std::sync::MutexGuard<'_, Observed> {
         self.observed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Locks the CPU account; a panic while it was held does not poison it.
+    fn cpu(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.cpu.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A call starts (the host is about to post it): the runner's time
+    /// since the last read is idle time. True if a budget is exceeded:
+    /// the watcher, woken, kills the runner.
+    pub(super) fn call_begins(&self) -> bool {
+        let over = {
+            let mut l = self.cpu();
+            l.begin(&self.gone);
+            l.over().is_some()
+        };
+        if over {
+            self.poke();
+        }
+        over
+    }
+
+    /// The call's answer is seen (or the wait for it ended): the runner's
+    /// time since the call began is the call's. `spin` is how long the
+    /// runner spins for the next request, forgiven as idle time.
+    pub(super) fn call_ends(&self, spin: Duration) {
+        let over = {
+            let mut l = self.cpu();
+            l.end(&self.gone, spin);
+            l.over().is_some()
+        };
+        if over {
+            self.poke();
+        }
     }
 
     /// Wakes the watcher's poll.
@@ -194,7 +234,6 @@ pub(super) struct Pipes {
 /// The watcher's loop, until the runner is reaped.
 pub(super) fn run(shared: &Shared, pipes: Pipes, pid: i32, limits: &Limits) {
     let mut out = OutputMeter::new(limits);
-    let mut cpu = CpuMeter::new(pid);
     let mut listener: Option<OwnedFd> = None;
     let mut open = [true, true]; // stdout, stderr not at EOF
     loop {
@@ -203,6 +242,10 @@ pub(super) fn run(shared: &Shared, pipes: Pipes, pid: i32, limits: &Limits) {
             if fd >= 0 {
                 // SAFETY: the sandbox handed this descriptor over to us.
                 listener = Some(unsafe { OwnedFd::from_raw_fd(fd) });
+                // Locked down: from now on plugin code runs, and its time
+                // is charged. Until then only minld's loader ran there,
+                // bounded by the start timeout.
+                shared.cpu().arm(pid, limits);
             }
         }
         let mut fds = vec![
@@ -254,17 +297,18 @@ pub(super) fn run(shared: &Shared, pipes: Pipes, pid: i32, limits: &Limits) {
             for (i, fd) in [&pipes.stdout, &pipes.stderr].into_iter().enumerate() {
                 while open[i] && out.drain(shared, fd.as_raw_fd(), i) {}
             }
+            shared.gone.store(true, Ordering::SeqCst);
             let ended = reap(pipes.pidfd.as_raw_fd());
             shared.observed().ended = Some(ended);
             super::shm::futex_wake(&shared.region.header().state);
             return;
         }
-        // Until the runner is locked down (the host holds its listener),
-        // only minld's loader runs there: its time is the start's, bounded
-        // by the start timeout, not the plugin's idleness.
-        if listener.is_none() {
-            cpu.rebase();
-        } else if let Some(why) = cpu.check(shared, limits) {
+        let over = {
+            let mut l = shared.cpu();
+            l.charge(&shared.gone);
+            l.over()
+        };
+        if let Some(why) = over {
             shared.kill(pipes.pidfd.as_raw_fd(), why);
         }
     }
@@ -369,91 +413,5 @@ impl OutputMeter {
             );
         }
         true
-    }
-}
-
-/// CPU accounting from `/proc/<pid>/stat` (every thread's time).
-struct CpuMeter {
-    /// `/proc/<pid>/stat` of the runner.
-    stat: PathBuf,
-    /// Its CPU time at the last check.
-    last: Option<Duration>,
-    /// The call count at the last check.
-    calls_seen: u64,
-    /// CPU time charged to the call in progress.
-    call_used: Duration,
-    /// When the current one-second idle window began.
-    idle_window: Instant,
-    /// CPU time charged to idleness in it.
-    idle_used: Duration,
-}
-
-impl CpuMeter {
-    /// A meter of runner `pid`'s CPU time.
-    fn new(pid: i32) -> Self {
-        CpuMeter {
-            stat: PathBuf::from(format!("/proc/{pid}/stat")),
-            last: None,
-            calls_seen: 0,
-            call_used: Duration::ZERO,
-            idle_window: Instant::now(),
-            idle_used: Duration::ZERO,
-        }
-    }
-
-    /// utime + stime of the whole process.
-    fn read(&self) -> Option<Duration> {
-        let s = std::fs::read_to_string(&self.stat).ok()?;
-        // The command name is in parentheses and may hold spaces.
-        let rest = &s[s.rfind(')')? + 2..];
-        let f: Vec<&str> = rest.split(' ').collect();
-        // Fields 14 and 15 overall; 3 is the first after the name.
-        let ticks: u64 = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
-        // SAFETY: plain sysconf.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
-        Some(Duration::from_nanos(ticks * 1_000_000_000 / hz))
-    }
-
-    /// Starts the next check's interval now, charging nothing.
-    fn rebase(&mut self) {
-        self.last = self.read().or(self.last);
-    }
-
-    /// Charges the time since the last check to the call in progress or to
-    /// idleness; the reason to kill, if a budget is exceeded.
-    fn check(&mut self, shared: &Shared, limits: &Limits) -> Option<Kill> {
-        let now = self.read()?;
-        let delta = now.saturating_sub(self.last.unwrap_or(now));
-        self.last = Some(now);
-        // A sample in which a call started (or that ends inside one) is
-        // the calls' time: a host calling back to back leaves gaps shorter
-        // than a sample, whose work is not idleness.
-        let calls = shared.calls.load(Ordering::Acquire);
-        let started = calls != self.calls_seen;
-        if started {
-            self.calls_seen = calls;
-            self.call_used = Duration::ZERO;
-        }
-        if shared.in_call.load(Ordering::Acquire) || started {
-            self.call_used += delta;
-            if self.call_used > limits.call_cpu {
-                return Some(Kill::Cpu {
-                    used: self.call_used,
-                    budget: limits.call_cpu,
-                    idle: false,
-                });
-            }
-            return None;
-        }
-        if self.idle_window.elapsed() >= Duration::from_secs(1) {
-            self.idle_window = Instant::now();
-            self.idle_used = Duration::ZERO;
-        }
-        self.idle_used += delta;
-        (self.idle_used > limits.idle_cpu_per_sec).then_some(Kill::Cpu {
-            used: self.idle_used,
-            budget: limits.idle_cpu_per_sec,
-            idle: true,
-        })
     }
 }
