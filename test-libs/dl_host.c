@@ -267,6 +267,26 @@ static int case_nested(void)
     return 0;
 }
 
+/* dlvsym asks for one version: an unversioned definition is no answer
+ * (NULL, and dlerror names the library, the symbol and the version). */
+static int case_vsym(void)
+{
+    void *a = open_or_die("libchain_a.so", RTLD_NOW);
+    CHECK(dlsym(a, "chain_a") != NULL, "dlsym chain_a: %s", dlerror());
+    void *p = dlvsym(a, "chain_a", "V9");
+    const char *e = dlerror();
+    CHECK(p == NULL, "dlvsym(chain_a, V9) found the unversioned chain_a at %p", p);
+    CHECK(e && strstr(e, "libchain_a.so: undefined symbol: chain_a, version V9"), "dlerror: %s", e);
+    void *v = open_or_die("libversioned.so", RTLD_NOW);
+    int (*v1)(void) = (int (*)(void))dlvsym(v, "vers_value", "VERS_1");
+    int (*v2)(void) = (int (*)(void))dlvsym(v, "vers_value", "VERS_2");
+    CHECK(v1 && v2, "dlvsym vers_value: %s", dlerror());
+    CHECK(v1() == 1 && v2() == 2, "vers_value@VERS_1 = %d, @VERS_2 = %d", v1(), v2());
+    CHECK(dlvsym(v, "vers_value", "VERS_9") == NULL, "vers_value@VERS_9 found");
+    printf("vsym: %s\n", dlerror());
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     CHECK(argc == 2, "usage: dl_host CASE");
@@ -281,6 +301,7 @@ int main(int argc, char **argv)
     if (strcmp(c, "flags") == 0) return case_flags();
     if (strcmp(c, "nested") == 0) return case_nested();
     if (strcmp(c, "policy") == 0) return case_policy();
+    if (strcmp(c, "vsym") == 0) return case_vsym();
     CHECK(0, "unknown case %s", c);
     return 1;
 }

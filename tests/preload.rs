@@ -340,3 +340,12 @@ fn rust_backtrace_names_frames_of_minlds_objects() {
     );
     assert!(minld.contains("order_set_sink"), "minld: {minld}");
 }
+
+#[test]
+fn dlvsym_never_answers_with_an_unversioned_definition() {
+    let out = host_case("vsym");
+    assert!(
+        out.contains("libversioned.so: undefined symbol: vers_value, version VERS_9"),
+        "{out}"
+    );
+}

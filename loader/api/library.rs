@@ -278,7 +278,8 @@ impl Library {
         Some(addr as *mut std::ffi::c_void)
     }
 
-    /// Like [`Library::get`], for one version of the symbol (dlvsym).
+    /// Like [`Library::get`], for one version of the symbol (dlvsym): a
+    /// definition of that version, never an unversioned one.
     ///
     /// # Safety
     /// As [`Library::get`].
@@ -287,7 +288,7 @@ impl Library {
         name: &str,
         version: &str,
     ) -> Result<Symbol<'_, T>, Error> {
-        let want = Want::Version {
+        let want = Want::Exact {
             hash: elf_hash(version.as_bytes()),
             name: version.as_bytes(),
         };

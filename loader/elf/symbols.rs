@@ -63,6 +63,14 @@ pub(crate) enum Want<'a> {
     },
     /// No version: the default (non-hidden) definition.
     Default,
+    /// A given version and no other (`dlvsym`): unlike [`Want::Version`]
+    /// (a reference's), an unversioned definition does not answer it.
+    Exact {
+        /// The ELF hash of `name`.
+        hash: u32,
+        /// The version's name.
+        name: &'a [u8],
+    },
 }
 
 const VERSYM_HIDDEN: u16 = 0x8000;
@@ -457,6 +465,13 @@ impl Symbols {
                     None
                 }
             }
+            Want::Exact {
+                hash,
+                name: version,
+            } => self
+                .version_def(ndx)
+                .is_some_and(|d| d.is(hash, version))
+                .then_some((i, sym)),
             Want::Default => {
                 if ndx <= VER_NDX_GLOBAL {
                     return Some((i, sym));

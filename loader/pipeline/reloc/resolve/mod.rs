@@ -377,7 +377,9 @@ impl<'a> Reference<'a> {
     /// The version asked for, by name.
     fn version(&self) -> Option<String> {
         match self.want {
-            Want::Version { name, .. } => Some(String::from_utf8_lossy(name).into_owned()),
+            Want::Version { name, .. } | Want::Exact { name, .. } => {
+                Some(String::from_utf8_lossy(name).into_owned())
+            }
             Want::Default => None,
         }
     }
