@@ -574,6 +574,13 @@ const ARTIFACTS: &[Artifact] = &[
         sources: &["dl_dtor.c"],
         ..LIB
     },
+    // Lookups with RTLD_NEXT from a library the drop-in loaded.
+    Artifact {
+        name: "libdl_next.so",
+        sources: &["dl_next.c"],
+        flags: &["-ldl"],
+        ..LIB
+    },
     // Its constructor dlopens libdl_dtor.so (a nested open).
     Artifact {
         name: "libdl_nested.so",

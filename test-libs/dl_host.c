@@ -287,6 +287,29 @@ static int case_vsym(void)
     return 0;
 }
 
+/* RTLD_NEXT from a library opened with dlopen: found after it, and a
+ * miss names that library (the caller), not the loader's. */
+static int case_next(void)
+{
+    void *h = open_or_die("libdl_next.so", RTLD_NOW);
+    void *(*next_puts)(void) = (void *(*)(void))dlsym(h, "dl_next_puts");
+    void *(*vputs)(const char *) = (void *(*)(const char *))dlsym(h, "dl_next_vputs");
+    void *(*missing)(void) = (void *(*)(void))dlsym(h, "dl_next_missing");
+    CHECK(next_puts && vputs && missing, "dlsym: %s", dlerror());
+    CHECK(next_puts() == (void *)puts, "RTLD_NEXT puts is not libc's: %s", dlerror());
+    CHECK(vputs("GLIBC_2.2.5") == (void *)puts, "RTLD_NEXT puts@GLIBC_2.2.5: %s", dlerror());
+    CHECK(missing() == NULL, "a name nobody defines was found");
+    const char *e = dlerror();
+    CHECK(e && strstr(e, "libdl_next.so: undefined symbol: dl_next_nobody_defines_this"),
+          "dlerror: %s", e);
+    CHECK(vputs("GLIBC_9") == NULL, "puts@GLIBC_9 was found");
+    e = dlerror();
+    CHECK(e && strstr(e, "libdl_next.so: undefined symbol: puts, version GLIBC_9"),
+          "dlerror: %s", e);
+    printf("next: %s\n", e);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     CHECK(argc == 2, "usage: dl_host CASE");
@@ -302,6 +325,7 @@ int main(int argc, char **argv)
     if (strcmp(c, "nested") == 0) return case_nested();
     if (strcmp(c, "policy") == 0) return case_policy();
     if (strcmp(c, "vsym") == 0) return case_vsym();
+    if (strcmp(c, "next") == 0) return case_next();
     CHECK(0, "unknown case %s", c);
     return 1;
 }

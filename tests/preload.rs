@@ -349,3 +349,12 @@ fn dlvsym_never_answers_with_an_unversioned_definition() {
         "{out}"
     );
 }
+
+#[test]
+fn rtld_next_from_a_minld_library_names_it_on_a_miss() {
+    let out = host_case("next");
+    assert!(
+        out.contains("libdl_next.so: undefined symbol: puts"),
+        "{out}"
+    );
+}

@@ -61,12 +61,6 @@ pub(crate) fn set(message: String) {
     });
 }
 
-/// Forgets this thread's failure not yet read (a lookup glibc failed
-/// that minld then answered).
-pub(crate) fn clear() {
-    with(|s| s.pending = None);
-}
-
 /// glibc's message of this thread, taken (and so cleared in glibc).
 fn glibc_message() -> Option<CString> {
     // SAFETY: glibc's dlerror, on this thread; its string is copied

@@ -154,7 +154,9 @@ fn lookup(
     } else {
         handle
     };
-    let p = glibc_sym(glibc_handle, name, version, version.is_some());
+    // (glibc's message for a miss would name this library, glibc's
+    // caller: the message below names the program's.)
+    let p = glibc_sym(glibc_handle, name, version, false);
     if !p.is_null() {
         return p;
     }
@@ -163,19 +165,22 @@ fn lookup(
     };
     let own = minld::object_at(caller).map(|o| o.map_start());
     if let Some(v) = version {
-        // glibc said no (its message is kept): the libraries opened
-        // RTLD_GLOBAL through the preload, for that version.
+        // glibc said no: the libraries opened RTLD_GLOBAL through the
+        // preload, for that version.
         let v = v.to_string_lossy();
         for lib in open::global_libraries() {
             // SAFETY: only the address is taken, as an untyped pointer.
             if let Ok(p) = unsafe { lib.get_versioned::<*mut c_void>(n, &v) } {
                 let p = *p;
                 if h != RTLD_NEXT || minld::object_at(p as usize).map(|o| o.map_start()) != own {
-                    error::clear();
                     return p;
                 }
             }
         }
+        error::set(format!(
+            "{}: undefined symbol: {n}, version {v}",
+            object_name(caller)
+        ));
         return std::ptr::null_mut();
     }
     match minld::Library::find_default(n) {
