@@ -310,6 +310,34 @@ static int case_next(void)
     return 0;
 }
 
+/* A handle closed as often as it was opened, used again: dlclose, dlsym,
+ * dlvsym and dlinfo fail with "shared object not open" naming the
+ * library. Through the drop-in only: with glibc alone the handle points
+ * at freed memory (undefined behaviour). */
+static int case_closed(void)
+{
+    void *h = open_or_die("libchain_a.so", RTLD_NOW);
+    CHECK(dlclose(h) == 0, "dlclose: %s", dlerror());
+    CHECK(dlclose(h) != 0, "a second dlclose succeeded");
+    const char *e = dlerror();
+    CHECK(e && strncmp(e, "shared object not open", 22) == 0 && strstr(e, "libchain_a.so"),
+          "dlclose: %s", e);
+    CHECK(dlsym(h, "chain_a") == NULL, "dlsym on a closed handle found chain_a");
+    e = dlerror();
+    CHECK(e && strncmp(e, "shared object not open", 22) == 0 && strstr(e, "libchain_a.so"),
+          "dlsym: %s", e);
+    CHECK(dlvsym(h, "chain_a", "V1") == NULL, "dlvsym on a closed handle found chain_a");
+    e = dlerror();
+    CHECK(e && strstr(e, "libchain_a.so"), "dlvsym: %s", e);
+    long lmid = -1;
+    CHECK(dlinfo(h, RTLD_DI_LMID, &lmid) != 0, "dlinfo on a closed handle succeeded");
+    e = dlerror();
+    CHECK(e && strncmp(e, "shared object not open", 22) == 0 && strstr(e, "libchain_a.so"),
+          "dlinfo: %s", e);
+    printf("closed: %s\n", e);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     CHECK(argc == 2, "usage: dl_host CASE");
@@ -326,6 +354,7 @@ int main(int argc, char **argv)
     if (strcmp(c, "policy") == 0) return case_policy();
     if (strcmp(c, "vsym") == 0) return case_vsym();
     if (strcmp(c, "next") == 0) return case_next();
+    if (strcmp(c, "closed") == 0) return case_closed();
     CHECK(0, "unknown case %s", c);
     return 1;
 }

@@ -358,3 +358,20 @@ fn rtld_next_from_a_minld_library_names_it_on_a_miss() {
         "{out}"
     );
 }
+
+#[test]
+fn a_closed_handle_fails_naming_the_library() {
+    // Not host_case: with glibc alone the closed handle is freed memory.
+    let host = common::libs::test_lib("dl_host");
+    let out = run(&host, &["closed"], true, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("closed: shared object not open: ") && stdout.contains("libchain_a.so"),
+        "{stdout}"
+    );
+}

@@ -200,11 +200,11 @@ pub(crate) extern "C" fn dlinfo_from(
                 }
                 return r;
             }
-            Some(None) => {
-                error::set(format!("dlinfo: handle {handle:p}: shared object not open"));
+            Some(Err(path)) => {
+                error::set(open::not_open("dlinfo", handle, &path));
                 return -1;
             }
-            Some(Some(lib)) => lib,
+            Some(Ok(lib)) => lib,
         };
         let o = lib
             .segments()

@@ -54,6 +54,9 @@ struct Entry {
     refs: usize,
     /// Opened with RTLD_GLOBAL at least once.
     global: bool,
+    /// The library's path, kept after the last close for the messages
+    /// about a closed handle.
+    path: PathBuf,
 }
 
 /// minld's handles.
@@ -112,12 +115,21 @@ extern "C" fn fork_release() {
 pub(crate) static MAIN: AtomicUsize = AtomicUsize::new(0);
 
 /// The library behind one of minld's handles: None for a handle that is
-/// not minld's; Some(None) for one of minld's already closed.
-pub(crate) fn library(handle: *mut c_void) -> Option<Option<Library>> {
+/// not minld's; Some(Err(its path)) for one of minld's already closed.
+pub(crate) fn library(handle: *mut c_void) -> Option<Result<Library, PathBuf>> {
     table()
         .entries
         .get(&(handle as usize))
-        .map(|e| e.lib.clone())
+        .map(|e| e.lib.clone().ok_or_else(|| e.path.clone()))
+}
+
+/// glibc's message for a handle closed as often as it was opened, with
+/// the library's path and the handle (`what` is the function called).
+pub(crate) fn not_open(what: &str, handle: *mut c_void, path: &std::path::Path) -> String {
+    format!(
+        "shared object not open: {}: {what} of handle {handle:p}, closed as often as it was opened",
+        path.display()
+    )
 }
 
 /// The libraries opened through the preload with RTLD_GLOBAL and still
@@ -135,6 +147,7 @@ pub(crate) fn global_libraries() -> Vec<Library> {
 /// Registers a library opened by minld; its handle.
 fn register(lib: Library, mode: c_int) -> *mut c_void {
     let key = (lib.path(), lib.base());
+    let path = key.0.clone();
     let mut t = table();
     if mode & RTLD_NODELETE != 0 {
         t.kept.push(lib.clone());
@@ -161,6 +174,7 @@ fn register(lib: Library, mode: c_int) -> *mut c_void {
             lib: Some(lib),
             refs: 1,
             global: mode & RTLD_GLOBAL != 0,
+            path,
         },
     );
     t.by_root.insert(key, h);
@@ -408,10 +422,9 @@ pub(crate) extern "C" fn dlclose_from(handle: *mut c_void, caller: usize) -> c_i
                 return r;
             };
             if e.lib.is_none() {
+                let m = not_open("dlclose", handle, &e.path);
                 drop(t);
-                error::set(format!(
-                    "dlclose: handle {handle:p}: shared object not open"
-                ));
+                error::set(m);
                 return -1;
             }
             e.refs -= 1;

@@ -133,9 +133,13 @@ fn lookup(
 ) -> *mut c_void {
     let h = handle as usize;
     if let Some(lib) = open::library(handle) {
-        let Some(lib) = lib else {
-            error::set(format!("dlsym: handle {handle:p}: shared object not open"));
-            return std::ptr::null_mut();
+        let lib = match lib {
+            Ok(lib) => lib,
+            Err(path) => {
+                let what = if version.is_some() { "dlvsym" } else { "dlsym" };
+                error::set(open::not_open(what, handle, &path));
+                return std::ptr::null_mut();
+            }
         };
         let Some(n) = name_of(name) else {
             return std::ptr::null_mut();
