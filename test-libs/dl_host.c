@@ -338,6 +338,27 @@ static int case_closed(void)
     return 0;
 }
 
+/* Failures whose dlerror programs match on start as glibc's do, and
+ * name the file. */
+static int case_errors(void)
+{
+    CHECK(dlopen("libchain_a.so", 0) == NULL, "mode 0 accepted");
+    const char *e = dlerror();
+    CHECK(e && strncmp(e, "libchain_a.so: invalid mode for dlopen(): Invalid argument", 58) == 0,
+          "mode 0: %s", e);
+    void *a = open_or_die("libchain_a.so", RTLD_NOW);
+    long x = 0;
+    CHECK(dlinfo(a, 12345, &x) != 0, "dlinfo request 12345 answered");
+    e = dlerror();
+    CHECK(e && strncmp(e, "unsupported dlinfo request", 26) == 0, "dlinfo 12345: %s", e);
+    CHECK(dlopen("/", RTLD_NOW) == NULL, "dlopen(\"/\") succeeded");
+    e = dlerror();
+    CHECK(e && strncmp(e, "/: ", 3) == 0 && strstr(e, "Is a directory"), "dlopen(/): %s", e);
+    CHECK(dlerror() == NULL, "dlerror twice");
+    printf("errors: as glibc's\n");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     CHECK(argc == 2, "usage: dl_host CASE");
@@ -355,6 +376,7 @@ int main(int argc, char **argv)
     if (strcmp(c, "vsym") == 0) return case_vsym();
     if (strcmp(c, "next") == 0) return case_next();
     if (strcmp(c, "closed") == 0) return case_closed();
+    if (strcmp(c, "errors") == 0) return case_errors();
     CHECK(0, "unknown case %s", c);
     return 1;
 }

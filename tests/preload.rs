@@ -375,3 +375,9 @@ fn a_closed_handle_fails_naming_the_library() {
         "{stdout}"
     );
 }
+
+#[test]
+fn failures_start_as_glibcs() {
+    let out = host_case("errors");
+    assert!(out.contains("errors: as glibc's"), "{out}");
+}

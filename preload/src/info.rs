@@ -268,8 +268,8 @@ fn answer(o: &minld::LoadedObject, request: c_int, arg: *mut c_void) -> c_int {
             }
             _ => {
                 error::set(format!(
-                    "dlinfo: {}: request {request} is not answered for minld's objects \
-                     (RTLD_DI_LMID, LINKMAP, ORIGIN, TLS_MODID, TLS_DATA and PHDR are)",
+                    "unsupported dlinfo request: {request} for {}: minld's objects answer \
+                     RTLD_DI_LMID, LINKMAP, ORIGIN, TLS_MODID, TLS_DATA and PHDR",
                     o.path().display()
                 ));
                 return -1;

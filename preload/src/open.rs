@@ -286,7 +286,8 @@ fn open(file: *const c_char, mode: c_int, caller: usize) -> *mut c_void {
     let name = unsafe { CStr::from_ptr(file) }.to_bytes();
     if mode & (RTLD_NOW | RTLD_LAZY) == 0 {
         error::set(format!(
-            "{}: invalid mode for dlopen(): {mode:#x} has neither RTLD_LAZY nor RTLD_NOW",
+            "{}: invalid mode for dlopen(): Invalid argument (mode {mode:#x} has neither \
+             RTLD_LAZY nor RTLD_NOW)",
             String::from_utf8_lossy(name)
         ));
         return std::ptr::null_mut();
