@@ -346,6 +346,9 @@ static int case_errors(void)
     const char *e = dlerror();
     CHECK(e && strncmp(e, "libchain_a.so: invalid mode for dlopen(): Invalid argument", 58) == 0,
           "mode 0: %s", e);
+    CHECK(dlopen("libchain_a.so", RTLD_NOW | 0x40000) == NULL, "mode bit 0x40000 accepted");
+    e = dlerror();
+    CHECK(e && strncmp(e, "invalid mode parameter", 22) == 0, "mode 0x40002: %s", e);
     void *a = open_or_die("libchain_a.so", RTLD_NOW);
     long x = 0;
     CHECK(dlinfo(a, 12345, &x) != 0, "dlinfo request 12345 answered");

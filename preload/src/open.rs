@@ -45,6 +45,9 @@ const RTLD_DEEPBIND: c_int = 0x8;
 const RTLD_GLOBAL: c_int = 0x100;
 /// Never unload.
 const RTLD_NODELETE: c_int = 0x1000;
+/// Every bit a `dlopen` mode may have; glibc refuses any other.
+const RTLD_ALL: c_int =
+    RTLD_LAZY | RTLD_NOW | RTLD_NOLOAD | RTLD_DEEPBIND | RTLD_GLOBAL | RTLD_NODELETE;
 
 /// One of minld's handles.
 struct Entry {
@@ -284,6 +287,14 @@ fn open(file: *const c_char, mode: c_int, caller: usize) -> *mut c_void {
     }
     // SAFETY: a non-null `file` is a C string, as dlopen requires.
     let name = unsafe { CStr::from_ptr(file) }.to_bytes();
+    if mode & !RTLD_ALL != 0 {
+        error::set(format!(
+            "invalid mode parameter: {}: mode {mode:#x} has bits {:#x} that are no RTLD_ flag",
+            String::from_utf8_lossy(name),
+            mode & !RTLD_ALL
+        ));
+        return std::ptr::null_mut();
+    }
     if mode & (RTLD_NOW | RTLD_LAZY) == 0 {
         error::set(format!(
             "{}: invalid mode for dlopen(): Invalid argument (mode {mode:#x} has neither \
