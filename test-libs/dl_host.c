@@ -356,7 +356,19 @@ static int case_errors(void)
     CHECK(e && strncmp(e, "unsupported dlinfo request", 26) == 0, "dlinfo 12345: %s", e);
     CHECK(dlopen("/", RTLD_NOW) == NULL, "dlopen(\"/\") succeeded");
     e = dlerror();
-    CHECK(e && strncmp(e, "/: ", 3) == 0 && strstr(e, "Is a directory"), "dlopen(/): %s", e);
+    CHECK(e && strncmp(e, "/: cannot read file data: Is a directory", 40) == 0, "dlopen(/): %s", e);
+    /* A name longer than PATH_MAX. */
+    char *big = malloc(8000);
+    CHECK(big != NULL, "malloc");
+    memset(big, 'a', 7999);
+    big[0] = '/';
+    big[7999] = 0;
+    CHECK(dlopen(big, RTLD_NOW) == NULL, "a name of 7999 bytes opened");
+    e = dlerror();
+    CHECK(e && strncmp(e, big, 7999) == 0 &&
+              strncmp(e + 7999, ": cannot open shared object file: File name too long", 52) == 0,
+          "7999-byte name: %.100s", e + (e && strlen(e) > 7999 ? 7999 : 0));
+    free(big);
     CHECK(dlerror() == NULL, "dlerror twice");
     printf("errors: as glibc's\n");
     return 0;

@@ -227,10 +227,30 @@ fn loader(mode: c_int, caller: usize) -> Result<Loader, String> {
 
 /// glibc's message style for minld's errors: a missing file starts as
 /// glibc's does (`libfoo.so: cannot open shared object file: No such file
-/// or directory`), which programs match on; minld's details follow.
+/// or directory`), which programs match on, and so does a file that could
+/// not be opened or read for another reason (`…: cannot open shared object
+/// file: File name too long`, `…: cannot read file data: Is a
+/// directory`); minld's details follow.
 fn message(name: &str, e: &Error) -> String {
     let m = e.to_string();
     match e {
+        Error::Io {
+            path,
+            call,
+            segment: None,
+            errno,
+        } if matches!(*call, "open" | "read") => {
+            let what = if *call == "open" {
+                "cannot open shared object file"
+            } else {
+                "cannot read file data"
+            };
+            format!(
+                "{}: {what}: {} (minld: {call} failed: {errno})",
+                path.display(),
+                errno.desc()
+            )
+        }
         Error::NotFound { name: missing, .. } => {
             let head = format!("{missing}: cannot open shared object file: not found");
             match m.strip_prefix(&head) {
