@@ -351,6 +351,10 @@ static int case_errors(void)
     CHECK(e && strncmp(e, "invalid mode parameter", 22) == 0, "mode 0x40002: %s", e);
     void *a = open_or_die("libchain_a.so", RTLD_NOW);
     long x = 0;
+    /* A name that is not UTF-8: no such symbol, named with the library. */
+    CHECK(dlsym(a, "\xff\xfe") == NULL, "dlsym of \\xff\\xfe found something");
+    e = dlerror();
+    CHECK(e && strstr(e, "libchain_a.so: undefined symbol: "), "dlsym \\xff\\xfe: %s", e);
     CHECK(dlinfo(a, 12345, &x) != 0, "dlinfo request 12345 answered");
     e = dlerror();
     CHECK(e && strncmp(e, "unsupported dlinfo request", 26) == 0, "dlinfo 12345: %s", e);

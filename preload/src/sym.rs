@@ -39,10 +39,14 @@ pub(crate) extern "C" fn next_dlvsym(caller: usize) -> usize {
     })
 }
 
-/// A symbol name as Rust text, or the error glibc would give.
-fn name_of<'a>(name: *const c_char) -> Option<&'a str> {
+/// A symbol name as Rust text, or the error glibc would give, naming
+/// `whose` (the library searched, or the caller for the default scope).
+fn name_of<'a>(name: *const c_char, whose: impl FnOnce() -> String) -> Option<&'a str> {
     if name.is_null() {
-        error::set("dlsym: the symbol name is a null pointer".into());
+        error::set(format!(
+            "{}: undefined symbol: (null): the symbol name is a null pointer",
+            whose()
+        ));
         return None;
     }
     // SAFETY: a non-null name is a C string, as dlsym requires.
@@ -51,8 +55,10 @@ fn name_of<'a>(name: *const c_char) -> Option<&'a str> {
         Ok(s) => Some(s),
         Err(_) => {
             error::set(format!(
-                "undefined symbol: {} (not UTF-8)",
-                c.to_string_lossy()
+                "{}: undefined symbol: {} (minld looks up UTF-8 names only: this one has bytes {:02x?})",
+                whose(),
+                c.to_string_lossy(),
+                c.to_bytes()
             ));
             None
         }
@@ -141,7 +147,7 @@ fn lookup(
                 return std::ptr::null_mut();
             }
         };
-        let Some(n) = name_of(name) else {
+        let Some(n) = name_of(name, || lib.path().display().to_string()) else {
             return std::ptr::null_mut();
         };
         return in_library(&lib, n, version);
@@ -164,7 +170,7 @@ fn lookup(
     if !p.is_null() {
         return p;
     }
-    let Some(n) = name_of(name) else {
+    let Some(n) = name_of(name, || object_name(caller)) else {
         return std::ptr::null_mut();
     };
     let own = minld::object_at(caller).map(|o| o.map_start());
