@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int basic_add(int a, int b);
 
@@ -373,6 +374,30 @@ static int case_errors(void)
               strncmp(e + 7999, ": cannot open shared object file: File name too long", 52) == 0,
           "7999-byte name: %.100s", e + (e && strlen(e) > 7999 ? 7999 : 0));
     free(big);
+    /* An empty file, then libchain_a.so's bytes with EI_CLASS 1 (32-bit). */
+    char tmp[] = "/tmp/dl_host_XXXXXX";
+    int fd = mkstemp(tmp);
+    CHECK(fd >= 0, "mkstemp");
+    CHECK(dlopen(tmp, RTLD_NOW) == NULL, "an empty file opened");
+    e = dlerror();
+    CHECK(e && strncmp(e, tmp, strlen(tmp)) == 0 && strncmp(e + strlen(tmp), ": file too short", 16) == 0,
+          "empty file: %s", e);
+    Dl_info info;
+    CHECK(dladdr(dlsym(a, "chain_a"), &info) != 0, "dladdr(chain_a)");
+    FILE *in = fopen(info.dli_fname, "rb");
+    CHECK(in != NULL, "fopen %s", info.dli_fname);
+    char buf[65536];
+    size_t n = fread(buf, 1, sizeof buf, in);
+    fclose(in);
+    buf[4] = 1;
+    CHECK(write(fd, buf, n) == (ssize_t)n, "write %s", tmp);
+    close(fd);
+    CHECK(dlopen(tmp, RTLD_NOW) == NULL, "a 32-bit ELF opened");
+    e = dlerror();
+    CHECK(e && strncmp(e, tmp, strlen(tmp)) == 0 &&
+              strncmp(e + strlen(tmp), ": wrong ELF class: ELFCLASS32", 29) == 0,
+          "32-bit ELF: %s", e);
+    unlink(tmp);
     CHECK(dlerror() == NULL, "dlerror twice");
     printf("errors: as glibc's\n");
     return 0;

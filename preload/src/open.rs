@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use minld::{Error, Library, Loader, Policy};
+use minld::{Error, HeaderFault, Library, Loader, Policy};
 
 use crate::{error, real::real};
 
@@ -259,6 +259,24 @@ fn message(name: &str, e: &Error) -> String {
                 ),
                 None => m,
             }
+        }
+        // The two header faults glibc names apart from "invalid ELF
+        // header": programs tell a library of another class, and an empty
+        // file, from a linker script by them.
+        Error::BadHeader {
+            path,
+            fault: fault @ (HeaderFault::Class | HeaderFault::TooShort { .. }),
+            found,
+            ..
+        } => {
+            let head = match fault {
+                HeaderFault::Class if *found == 1 => "wrong ELF class: ELFCLASS32",
+                HeaderFault::Class => "wrong ELF class",
+                _ => "file too short",
+            };
+            let p = path.display().to_string();
+            let detail = m.strip_prefix(&format!("{p}: ")).unwrap_or(&m);
+            format!("{p}: {head} (minld: {detail})")
         }
         _ if m.contains(name) => m,
         _ => format!("{name}: {m}"),
