@@ -275,7 +275,10 @@ fn message(name: &str, e: &Error) -> String {
                 _ => "file too short",
             };
             let p = path.display().to_string();
-            let detail = m.strip_prefix(&format!("{p}: ")).unwrap_or(&m);
+            // (Without "invalid ELF header", which programs match on.)
+            let detail = m
+                .strip_prefix(&format!("{p}: invalid ELF header: "))
+                .unwrap_or(&m);
             format!("{p}: {head} (minld: {detail})")
         }
         _ if m.contains(name) => m,
