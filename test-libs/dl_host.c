@@ -336,6 +336,10 @@ static int case_closed(void)
     CHECK(e && strncmp(e, "shared object not open", 22) == 0 && strstr(e, "libchain_a.so"),
           "dlinfo: %s", e);
     printf("closed: %s\n", e);
+    void *volatile null_handle = NULL; /* (a null the compiler does not see) */
+    CHECK(dlclose(null_handle) != 0, "dlclose(NULL) succeeded");
+    const char *n = dlerror();
+    CHECK(n && strncmp(n, "shared object not open", 22) == 0, "dlclose(NULL): %s", n);
     return 0;
 }
 

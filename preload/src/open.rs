@@ -459,7 +459,7 @@ pub(crate) extern "C" fn dlclose_from(handle: *mut c_void, caller: usize) -> c_i
         error::begin();
         if handle.is_null() {
             // glibc's own dlclose would crash on it.
-            error::set("dlclose: the handle is a null pointer: shared object not open".into());
+            error::set("shared object not open: dlclose of a null handle".into());
             return -1;
         }
         let dropped = {
