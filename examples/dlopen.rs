@@ -25,6 +25,8 @@
 
 #[path = "support/call.rs"]
 mod call;
+#[path = "support/json.rs"]
+mod json;
 #[path = "support/pages_view.rs"]
 mod pages_view;
 #[path = "support/share.rs"]

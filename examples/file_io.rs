@@ -28,6 +28,8 @@
 
 #[path = "support/file_io_cache.rs"]
 mod cache;
+#[path = "support/json.rs"]
+mod json;
 #[path = "support/file_io_report.rs"]
 mod report;
 

@@ -4,23 +4,7 @@
 use std::fmt::Write as _;
 
 use super::{Args, Row, PAGE};
-
-/// `s` as a JSON string.
-fn json_str(s: &str) -> String {
-    let mut out = String::from("\"");
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
-}
+use crate::json::quote;
 
 /// The machine, for the record: CPU model and count, kernel, load average.
 pub fn host() -> String {
@@ -48,7 +32,7 @@ pub fn host() -> String {
 pub fn print_json(a: &Args, host: &str, rows: &[Row]) {
     let mut out = format!(
         "{{\"host\": {}, \"page_size\": {PAGE}, \"buffer\": {}, \"accesses\": {}, \"repeat\": {}, \"samples\": {}, \"runs\": [",
-        json_str(host), a.buffer, a.accesses, a.repeat, a.samples
+        quote(host), a.buffer, a.accesses, a.repeat, a.samples
     );
     for (i, r) in rows.iter().enumerate() {
         let c = &r.m.calls;
@@ -63,11 +47,11 @@ pub fn print_json(a: &Args, host: &str, rows: &[Row]) {
              \"syscalls\": {{\"open\": {}, \"fstat\": {}, \"read\": {}, \"pread\": {}, \"mmap\": {}, \
              \"munmap\": {}, \"close\": {}, \"total\": {}}}}}",
             if i == 0 { "" } else { "," },
-            json_str(&r.file.to_string_lossy()),
+            quote(&r.file.to_string_lossy()),
             r.size,
             r.generated,
             r.cache,
-            json_str(&r.prepared),
+            quote(&r.prepared),
             r.method,
             r.pattern,
             r.m.time_us,

@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 
 use minld::pages::{Mapping, PageState, Snapshot};
 
+use crate::json::quote;
+
 /// One moment of the load and what the kernel said then.
 pub struct Stage {
     /// `mapped`, `loaded`, `called`, or `shared-minld`/`shared-glibc`.
@@ -147,23 +149,6 @@ pub fn print_sections(stage: &Stage) -> Result<(), String> {
         );
     }
     Ok(())
-}
-
-/// A JSON string.
-fn quote(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// An smaps number as JSON: null when the VMA is not the mapping's own.
