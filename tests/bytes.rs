@@ -22,7 +22,7 @@ use minld::{Error, Library, Loader, Requester, Source};
 
 use common::examples::example;
 use common::libs::test_lib;
-use common::process::{maps, overlapping, serial, Before, MapLine};
+use common::process::{maps, overlapping, rerun, serial, Before, MapLine};
 
 const LIBZ: &str = "/lib/x86_64-linux-gnu/libz.so.1";
 const ROUNDS: usize = 40;
@@ -814,9 +814,7 @@ fn the_trace_of_a_load_from_a_pipe_shows_the_reads() {
 fn trace_of_child(name: &str) -> String {
     // The pipes of the child's output are descriptors of this process.
     let _lock = serial();
-    let exe = std::env::current_exe().expect("current_exe");
-    let out = Command::new(&exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+    let out = rerun(name)
         .env(TRACE_CHILD, "1")
         .env_remove("MINLD_CACHE")
         .output()

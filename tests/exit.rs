@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::process::Command;
+use common::process::rerun;
 
 use minld::Library;
 
@@ -54,11 +54,7 @@ fn child_entry() {
 
 /// Runs case `case` in a child; its stdout's event lines.
 fn events(case: &str) -> Vec<String> {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["child_entry", "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, case)
-        .output()
-        .unwrap();
+    let out = rerun("child_entry").env(CHILD, case).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

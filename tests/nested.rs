@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use common::libs::{lib, mapped};
-use common::process::in_fresh_process;
+use common::process::{in_fresh_process, rerun};
 use minld::{Error, Library, Loader, Reentry};
 
 /// `struct nested_api` of test-libs/nested_hook.c.
@@ -445,14 +445,7 @@ fn statistics_report_a_nested_open_apart() {
         assert_eq!(call(&outer, "nested_outer_result"), 42);
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let out = std::process::Command::new(&exe)
-        .args([
-            "statistics_report_a_nested_open_apart",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let out = rerun("statistics_report_a_nested_open_apart")
         .env(CHILD, "1")
         .env("MINLD_DEBUG", "statistics")
         .output()

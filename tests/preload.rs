@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+use common::process::rerun;
+
 /// The preload library, built once per test binary.
 fn preload() -> &'static Path {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
@@ -311,15 +313,8 @@ fn backtrace_child() {
 #[test]
 fn rust_backtrace_names_frames_of_minlds_objects() {
     let child = |with_preload: bool| {
-        let mut c = Command::new(std::env::current_exe().unwrap());
-        c.args([
-            "backtrace_child",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(BACKTRACE_CHILD, "1")
-        .env("MINLD_TRACE", "1");
+        let mut c = rerun("backtrace_child");
+        c.env(BACKTRACE_CHILD, "1").env("MINLD_TRACE", "1");
         if with_preload {
             c.env("LD_PRELOAD", preload());
         }

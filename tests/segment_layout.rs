@@ -19,13 +19,12 @@ mod common;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use goblin::elf::program_header::{PF_R, PF_X, PT_LOAD, PT_NOTE};
 use minld::{Error, Loader};
 
 use common::libs::test_lib as lib;
-use common::process::fd_count;
+use common::process::{fd_count, rerun};
 
 const PAGE: u64 = 4096;
 
@@ -103,8 +102,7 @@ fn child_load() -> Option<(PathBuf, Error)> {
 /// Re-runs `test` in a child process making `call` on `file`; the child
 /// must pass. Returns what it printed.
 fn run_child(test: &str, call: &str, file: &Path) -> String {
-    let out = Command::new(std::env::current_exe().expect("current_exe"))
-        .args([test, "--exact", "--nocapture", "--test-threads=1"])
+    let out = rerun(test)
         .env(CHILD_CALL, call)
         .env(CHILD_FILE, file)
         .output()

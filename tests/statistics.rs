@@ -3,7 +3,9 @@
 //! process of this test binary with the variable set, and its stderr is
 //! read here.
 
-use std::process::Command;
+mod common;
+
+use common::process::rerun;
 
 /// Set in the child process that makes the load.
 const CHILD: &str = "MINLD_TEST_STATISTICS_CHILD";
@@ -39,14 +41,7 @@ fn a_load_is_split_into_phases_that_add_up() {
         drop(lib);
         return;
     }
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(&exe)
-        .args([
-            "a_load_is_split_into_phases_that_add_up",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let out = rerun("a_load_is_split_into_phases_that_add_up")
         .env(CHILD, "1")
         .env("MINLD_DEBUG", "statistics")
         .output()

@@ -8,8 +8,9 @@
 
 mod common;
 
+use common::process::rerun;
+
 use std::ffi::c_int;
-use std::process::Command;
 
 use common::libs::lib;
 use minld::Loader;
@@ -60,13 +61,7 @@ fn text_relocations_never_make_a_page_writable_and_executable() {
         inner();
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "text_relocations_never_make_a_page_writable_and_executable",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let out = rerun("text_relocations_never_make_a_page_writable_and_executable")
         .env(INNER, "1")
         .output()
         .unwrap();

@@ -90,12 +90,10 @@ pub fn in_fresh_process(name: &str) -> bool {
     if std::env::var_os(FRESH_CHILD).is_some_and(|v| v == name) {
         return true;
     }
-    let exe = std::env::current_exe().expect("current_exe");
-    let out = Command::new(&exe)
-        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+    let out = rerun(name)
         .env(FRESH_CHILD, name)
         .output()
-        .unwrap_or_else(|e| panic!("running {}: {e}", exe.display()));
+        .unwrap_or_else(|e| panic!("running {name} in a child: {e}"));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -153,4 +151,14 @@ impl Before {
             self.anon
         );
     }
+}
+
+/// A command that runs test `name` of this test binary alone, in a new
+/// process (`--exact --nocapture --test-threads=1`); the caller adds the
+/// environment that tells the child what to do.
+pub fn rerun(name: &str) -> Command {
+    let exe = std::env::current_exe().expect("current_exe");
+    let mut c = Command::new(exe);
+    c.args([name, "--exact", "--nocapture", "--test-threads=1"]);
+    c
 }

@@ -30,9 +30,8 @@ impl Inner {
     /// adjusts the command first (stderr, pre_exec...). Stderr is
     /// collected unless `setup` redirects it.
     pub fn start(test: &str, mode: &str, setup: impl FnOnce(&mut Command)) -> Inner {
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
-        cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
-            .env(INNER_ENV, mode)
+        let mut cmd = super::process::rerun(test);
+        cmd.env(INNER_ENV, mode)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
