@@ -98,3 +98,43 @@ fn a_huge_span_costs_only_what_is_mapped() {
         assert_eq!(same.states.len(), o.states.len());
     }
 }
+
+/// Another thread mapping and unmapping inside the span while snapshots
+/// are read: a stretch listed in smaps can be gone when its pages are
+/// asked about. Every snapshot still succeeds and covers the whole span
+/// (CI once failed here with `mincore` ENOMEM before snapshots were
+/// re-read on it).
+#[test]
+fn mappings_changing_under_a_snapshot_are_read_again() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    let m = Loader::new().map(LIBZ).expect("map libz");
+    let (start, _) = m.span();
+    let len = 1usize << 40;
+    let stop = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut rounds = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                // Fresh mappings land near the others, so inside the span
+                // (or not: either way the VMA list changes).
+                let maps: Vec<minld::MappedObject> = (0..4)
+                    .filter_map(|_| Loader::new().map(LIBZ).ok())
+                    .collect();
+                drop(maps);
+                rounds += 1;
+            }
+            rounds
+        })
+    };
+    for _ in 0..200 {
+        let snap = snapshot(Path::new(LIBZ), start, len, m.segments(), false)
+            .expect("snapshot while the mappings change");
+        let total: usize = snap.mappings.iter().map(|p| p.pages).sum();
+        assert_eq!(total, len / 4096);
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert!(churn.join().expect("churn thread") > 0);
+}

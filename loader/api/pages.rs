@@ -16,6 +16,7 @@
 //! page mapped twice in this process too, and for the zero page). Those
 //! bits need no privilege (unlike the frame number, which is not used).
 
+use nix::errno::Errno;
 use std::path::PathBuf;
 
 use crate::api::smaps::parse_smaps;
@@ -153,7 +154,38 @@ pub struct Snapshot {
 /// naming it. Stretches where nothing is mapped are reported as mappings
 /// without a VMA and without per-page states; the kernel is asked about
 /// the mapped pages only, so the work is bounded by what is mapped.
+///
+/// Other threads may map and unmap while the snapshot is read. When a
+/// stretch that `/proc/self/smaps` listed is gone by the time `mincore`
+/// asks about it (`ENOMEM`), the snapshot is read again from the start,
+/// up to [`ATTEMPTS`] times, so that every mapping it reports comes from
+/// one reading of the VMAs; after that the `ENOMEM` is returned.
 pub fn snapshot(
+    path: &std::path::Path,
+    start: usize,
+    len: usize,
+    segments: &[Segment],
+    trace: bool,
+) -> Result<Snapshot, Error> {
+    let mut tries = 1;
+    loop {
+        match attempt(path, start, len, segments, trace) {
+            Err(Error::Io {
+                call: "mincore",
+                errno: Errno::ENOMEM,
+                ..
+            }) if tries < ATTEMPTS => tries += 1,
+            done => return done,
+        }
+    }
+}
+
+/// How many times [`snapshot`] reads the VMAs again when a mapping it
+/// listed went away before its pages were read.
+pub const ATTEMPTS: usize = 8;
+
+/// One reading of the VMAs and of their pages (see [`snapshot`]).
+fn attempt(
     path: &std::path::Path,
     start: usize,
     len: usize,
