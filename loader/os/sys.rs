@@ -324,13 +324,15 @@ impl Sys {
     ) -> Result<(), Errno> {
         // SAFETY: the caller guarantees the range is its own and writable;
         // populating changes no contents.
-        let r = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_POPULATE_WRITE) };
-        let ret = if r < 0 { Err(Errno::last()) } else { Ok(()) };
-        if self.trace {
-            let call = format!("madvise({:#x}, {}, MADV_POPULATE_WRITE)", addr, len);
-            self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);
+        unsafe {
+            self.madvise(
+                addr,
+                len,
+                libc::MADV_POPULATE_WRITE,
+                "MADV_POPULATE_WRITE",
+                note,
+            )
         }
-        ret
     }
 
     /// `madvise(addr, len, MADV_DONTNEED)`: drops the process's pages of a
@@ -348,10 +350,28 @@ impl Sys {
     ) -> Result<(), Errno> {
         // SAFETY: the caller guarantees the range is its own and holds
         // nothing written: dropping it loses nothing.
-        let r = unsafe { libc::madvise(addr as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+        unsafe { self.madvise(addr, len, libc::MADV_DONTNEED, "MADV_DONTNEED", note) }
+    }
+
+    /// `madvise(addr, len, advice)`, traced with the advice's name.
+    ///
+    /// # Safety
+    /// The range must belong to the caller, and `advice` must be one that
+    /// is sound for it (each caller above states why its advice is).
+    unsafe fn madvise(
+        &self,
+        addr: usize,
+        len: usize,
+        advice: libc::c_int,
+        name: &str,
+        note: impl Note,
+    ) -> Result<(), Errno> {
+        // SAFETY: the caller guarantees the range is its own and the advice
+        // sound for it.
+        let r = unsafe { libc::madvise(addr as *mut libc::c_void, len, advice) };
         let ret = if r < 0 { Err(Errno::last()) } else { Ok(()) };
         if self.trace {
-            let call = format!("madvise({:#x}, {}, MADV_DONTNEED)", addr, len);
+            let call = format!("madvise({addr:#x}, {len}, {name})");
             self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);
         }
         ret
