@@ -455,7 +455,8 @@ type ResolvedAll = Vec<(Arc<Object>, reloc::Resolved)>;
 /// Relocates every object, dependencies first. Ifunc slots are filled and
 /// RELRO protected in order (`reloc::finish_ready`), or if the load defers
 /// its code (`Options::defer_init`) returned, RELRO writable until
-/// [`finish`] fills them. `proven`: bindings and RELATIVE runs from the
+/// [`finish`] fills them, with the static TLS that waits for them
+/// (`reloc::TlsWaiting`). `proven`: bindings and RELATIVE runs from the
 /// link record; `record`: what each pass resolved is returned for one.
 fn relocate_all(
     opts: &Options,
