@@ -129,7 +129,10 @@ impl Pass<'_> {
     /// yet, and glibc would initialise every thread from it: the reference
     /// is held back in `cx.held` (None returned, nothing written), and
     /// [`place_held`] places the block and writes it once that object's
-    /// pass is done, as glibc postpones initialising such a block.
+    /// pass is done, as glibc postpones initialising such a block. So is a
+    /// reference to a block whose image waits for its ifunc slots
+    /// (`cx.images`, a prepared load): [`TlsWaiting::after_ifuncs`]
+    /// writes it.
     pub(super) fn initial_exec_elsewhere(
         &self,
         rel: &Reloc,
