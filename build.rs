@@ -793,6 +793,33 @@ const ARTIFACTS: &[Artifact] = &[
         deps: &["libtls_ie_reader.so"],
         ..LIB
     },
+    // A TLS image holding an R_X86_64_IRELATIVE (a pointer to a local
+    // ifunc), general-dynamic and initial-exec (static TLS).
+    Artifact {
+        name: "libtls_ifunc.so",
+        sources: &["tls_ifunc.c"],
+        ..LIB
+    },
+    Artifact {
+        name: "libtls_ifunc_ie.so",
+        sources: &["tls_ifunc.c"],
+        flags: &["-DTLS_IFUNC_IE"],
+        ..LIB
+    },
+    // Initial-exec access to a block whose image holds an IRELATIVE,
+    // from a library relocated before the definer.
+    Artifact {
+        name: "libtls_ifunc_reader.so",
+        sources: &["tls_ifunc_reader.c"],
+        ..LIB
+    },
+    Artifact {
+        name: "libtls_ifunc_owner.so",
+        sources: &["tls_ifunc.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libtls_ifunc_reader.so"],
+        ..LIB
+    },
     // A 1 MiB initial-exec block: more than glibc's surplus static TLS.
     Artifact {
         name: "libtls_ie_huge.so",

@@ -129,3 +129,27 @@ fn minld_gives_the_relocated_initial_value_in_every_thread() {
         "minld",
     );
 }
+
+/// The deferred-init path: `Loader::prepare` relocates the pair (the
+/// reader's initial-exec reference held back until the definer is
+/// relocated) and `Prepared::run` finishes it; every thread starts from
+/// the relocated image, as with glibc's (the test above; not in this
+/// process: after glibc's dlopen, the owner's DT_NEEDED would be bound to
+/// glibc's copy of the reader, a loaded soname).
+#[test]
+fn prepared_gives_the_relocated_initial_value_in_every_thread() {
+    if !in_fresh_process("prepared_gives_the_relocated_initial_value_in_every_thread") {
+        return;
+    }
+    let prepared = minld::Loader::new()
+        .prepare(lib("libtls_ie_ptrowner.so"))
+        .unwrap_or_else(|e| panic!("prepare: {e}"));
+    // SAFETY: test-lib code (no constructors, no ifuncs).
+    let owner = unsafe { prepared.run() }.unwrap_or_else(|e| panic!("run: {e}"));
+    Pair::everywhere(
+        // SAFETY: only the address is taken (the reader's functions are
+        // found in the owner's dependency).
+        |name| *unsafe { owner.get::<usize>(name) }.unwrap_or_else(|e| panic!("{name}: {e}")),
+        "minld prepared",
+    );
+}

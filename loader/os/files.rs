@@ -1,7 +1,8 @@
 //! The system calls of the link cache (`pipeline::cache`): files opened
 //! and created without following a symbolic link, written, renamed,
-//! removed, and `stat` by path. Traced like every other
-//! call minld makes.
+//! removed, and `stat` by path; its directory listed, and whether the
+//! process that left a temporary file still exists. Traced like every
+//! other call minld makes.
 
 use std::ffi::CStr;
 
@@ -23,6 +24,7 @@ fn open_flags(flags: i32) -> String {
         (libc::O_EXCL, "O_EXCL"),
         (libc::O_NOFOLLOW, "O_NOFOLLOW"),
         (libc::O_CLOEXEC, "O_CLOEXEC"),
+        (libc::O_DIRECTORY, "O_DIRECTORY"),
     ] {
         if flags & bit != 0 {
             parts.push(name);
@@ -57,6 +59,62 @@ impl Sys {
     pub(crate) fn open_nofollow(&self, path: &CStr, note: impl Note) -> Result<Fd, Errno> {
         let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
         self.open_with(path, flags, 0, note)
+    }
+
+    /// A directory for listing, refusing a symbolic link as its last
+    /// component.
+    pub(crate) fn open_dir(&self, path: &CStr, note: impl Note) -> Result<Fd, Errno> {
+        let flags = libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+        self.open_with(path, flags, 0, note)
+    }
+
+    /// The names in the directory `fd` (`.` and `..` left out), by
+    /// `getdents64` until it returns 0.
+    pub(crate) fn dir_names(&self, fd: &Fd, note: impl Note) -> Result<Vec<Vec<u8>>, Errno> {
+        let note = note.text();
+        let mut buf = vec![0u8; 32 * 1024];
+        let mut names = Vec::new();
+        loop {
+            // SAFETY: `buf` is writable for its length; getdents64 fills at
+            // most that many bytes of whole records.
+            let n =
+                unsafe { libc::syscall(libc::SYS_getdents64, fd.raw, buf.as_mut_ptr(), buf.len()) };
+            let ret = if n < 0 {
+                Err(Errno::last())
+            } else {
+                Ok(n as usize)
+            };
+            let entries = match ret {
+                Ok(n) => dirent_names(&buf[..n.min(buf.len())], &mut names),
+                Err(_) => 0,
+            };
+            if self.trace {
+                let shown = match ret {
+                    Ok(_) => format!("{:p} /* {entries} entries */", buf.as_ptr()),
+                    Err(_) => format!("{:p}", buf.as_ptr()),
+                };
+                let call = format!("getdents64({}, {shown}, {})", fd.raw, buf.len());
+                self.emit(call, &Self::result_of(ret.map(|n| n.to_string())), &note);
+            }
+            match ret {
+                Ok(0) => return Ok(names),
+                Ok(_) | Err(Errno::EINTR) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Whether process `pid` is certainly gone: `kill(pid, 0)` fails with
+    /// ESRCH (EPERM means it exists, another user's).
+    pub(crate) fn process_gone(&self, pid: i32, note: impl Note) -> bool {
+        // SAFETY: signal 0 sends nothing; it only checks the pid.
+        let r = unsafe { libc::kill(pid, 0) };
+        let ret = if r < 0 { Err(Errno::last()) } else { Ok(()) };
+        if self.trace {
+            let call = format!("kill({pid}, 0)");
+            self.emit(call, &Self::result_of(ret.map(|_| "0".to_string())), note);
+        }
+        ret == Err(Errno::ESRCH)
     }
 
     /// A new file, readable and writable by its owner only; fails if the
@@ -188,4 +246,27 @@ impl Sys {
         }
         ret
     }
+}
+
+/// Appends the names of the `linux_dirent64` records in `buf` (`d_ino`
+/// u64, `d_off` i64, `d_reclen` u16, `d_type` u8, then the NUL-terminated
+/// name) to `out`, leaving out `.` and `..`; stops at a record that does
+/// not fit. How many records there were (`.` and `..` included, as strace
+/// counts them).
+fn dirent_names(buf: &[u8], out: &mut Vec<Vec<u8>>) -> usize {
+    let (mut at, mut records) = (0, 0);
+    while let Some(head) = buf.get(at..at + 19) {
+        let reclen = usize::from(u16::from_ne_bytes([head[16], head[17]]));
+        let Some(rec) = buf.get(at..at + reclen).filter(|_| reclen > 19) else {
+            break;
+        };
+        records += 1;
+        let name = &rec[19..];
+        let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+        if name != b"." && name != b".." {
+            out.push(name.to_vec());
+        }
+        at += reclen;
+    }
+    records
 }

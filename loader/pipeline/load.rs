@@ -172,7 +172,7 @@ fn link_gathered(
         }
     }
     let record = cache.is_some() && proven.is_none();
-    let (deferred, resolved) = relocate_all(
+    let (deferred, resolved, tls_waiting) = relocate_all(
         opts,
         &order,
         &members,
@@ -216,6 +216,7 @@ fn link_gathered(
         set,
         new,
         deferred,
+        tls_waiting,
         inits,
         uniques,
         namespace: ns,
@@ -282,6 +283,8 @@ pub(crate) struct Pending {
     /// Per object, dependencies first: the slots its ifunc resolvers fill.
     /// RELRO is still writable until they are filled.
     deferred: Vec<DeferredSlots>,
+    /// Static TLS waiting for ifunc slots in TLS images (`Loader::prepare`).
+    tls_waiting: Option<reloc::TlsWaiting>,
     /// Per object, dependencies first: its init functions (checked).
     inits: Vec<(Arc<Object>, Vec<usize>)>,
     /// Unique definitions this load adds, to its namespace's table.
@@ -310,6 +313,7 @@ impl Pending {
             set,
             new: Vec::new(),
             deferred: Vec::new(),
+            tls_waiting: None,
             inits: Vec::new(),
             uniques: Uniques::default(),
             namespace: 0,
@@ -348,6 +352,15 @@ pub(crate) fn finish(held: &Held, mut p: Pending) -> Result<LoadSet, Error> {
             let _phase = phases::enter(Phase::Init);
             reloc::apply_deferred(o, slots, true)?;
         }
+        if let Some(w) = p.tls_waiting.as_mut() {
+            // A TLS image its resolvers completed goes to static TLS now;
+            // the references held back for it lie in objects before it,
+            // whose RELRO is protected below, once all are written.
+            let _phase = phases::enter(Phase::Relocate);
+            w.after_ifuncs(o)?;
+        }
+    }
+    for (o, _) in &p.deferred {
         let _phase = phases::enter(Phase::Relocate);
         o.image.protect_relro()?;
     }
@@ -442,7 +455,8 @@ type ResolvedAll = Vec<(Arc<Object>, reloc::Resolved)>;
 /// Relocates every object, dependencies first. Ifunc slots are filled and
 /// RELRO protected in order (`reloc::finish_ready`), or if the load defers
 /// its code (`Options::defer_init`) returned, RELRO writable until
-/// [`finish`] fills them. `proven`: bindings and RELATIVE runs from the
+/// [`finish`] fills them, with the static TLS that waits for them
+/// (`reloc::TlsWaiting`). `proven`: bindings and RELATIVE runs from the
 /// link record; `record`: what each pass resolved is returned for one.
 fn relocate_all(
     opts: &Options,
@@ -451,7 +465,7 @@ fn relocate_all(
     uniques: &mut Uniques,
     proven: Option<&Proven>,
     record: bool,
-) -> Result<(Vec<DeferredSlots>, ResolvedAll), Error> {
+) -> Result<(Vec<DeferredSlots>, ResolvedAll, Option<reloc::TlsWaiting>), Error> {
     // glibc's own libraries mapped in a namespace (libm without the host's)
     // are glibc: the namespace's import rules are not theirs. Which they
     // are is decided by the file, never by the DT_SONAME it chose.
@@ -475,6 +489,8 @@ fn relocate_all(
             trace: opts.trace,
             later: &[],
             held: &mut Vec::new(),
+            resolvers: reloc::Resolvers::Never,
+            images: &mut Vec::new(),
         };
         reloc::check_imports(o, &mut cx)?;
         if !cx.denied.is_empty() {
@@ -485,6 +501,12 @@ fn relocate_all(
         }
     }
     let (mut deferred, mut resolved_all, mut held) = (Vec::new(), Vec::new(), Vec::new());
+    let mut images = Vec::new();
+    let resolvers = match (opts.run_code, opts.defer_init) {
+        (false, _) => reloc::Resolvers::Never,
+        (true, true) => reloc::Resolvers::AtRun,
+        (true, false) => reloc::Resolvers::AfterPass,
+    };
     let mut waiting = std::collections::VecDeque::new();
     for (i, o) in order.iter().enumerate() {
         let started = Instant::now();
@@ -502,6 +524,8 @@ fn relocate_all(
             trace: opts.trace,
             later: &order[i + 1..],
             held: &mut held,
+            resolvers,
+            images: &mut images,
         };
         let (stats, slots, resolved) = {
             let _phase = phases::enter(Phase::Relocate);
@@ -536,5 +560,6 @@ fn relocate_all(
             )
         });
     }
-    Ok((deferred, resolved_all))
+    let waiting = reloc::TlsWaiting::new(held, images, members, opts.trace);
+    Ok((deferred, resolved_all, waiting))
 }

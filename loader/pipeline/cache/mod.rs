@@ -263,6 +263,13 @@ impl Cache {
             Ok(n) => self.say(format_args!("{}: recorded ({n} bytes)", path.display())),
             Err(why) => self.say(format_args!("{}: not recorded: {why}", path.display())),
         }
+        // The writers killed between their write and their rename left
+        // temporary files nothing else removes.
+        if store::check_dir(&self.sys, &self.dir).is_ok() {
+            for removed in store::prune(&self.sys, &self.dir) {
+                self.say(format_args!("{removed}"));
+            }
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 //! symbolic link; once per process), records opened without following a
 //! symbolic link and read (a small one) or mapped read-only to be read in
 //! place (a big one), and written to a temporary file renamed over the old
-//! one.
+//! one. A temporary file a writer left (killed between the two) is removed
+//! by a later writer once its writer is certainly gone or it is clearly
+//! old ([`prune`]).
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
@@ -217,11 +219,12 @@ fn unique_suffix() -> String {
 }
 
 /// Writes `bytes` as the record at `path`: to a temporary file of this
-/// writer's own beside it, then renamed over the old record, so a reader sees
-/// the old record or the new one, never a part of either.
+/// writer's own beside it (named `RECORD.PID.SUFFIX.tmp`, PID the
+/// writer's, for [`prune`]), then renamed over the old record, so a reader
+/// sees the old record or the new one, never a part of either.
 pub(crate) fn write(sys: &Sys, path: &Path, bytes: &[u8]) -> Result<(), Refused> {
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".{}.tmp", unique_suffix()));
+    tmp.push(format!(".{}.{}.tmp", std::process::id(), unique_suffix()));
     let (tmp, to) = (c_path(Path::new(&tmp))?, c_path(path)?);
     let fail = |what: &str, e: &dyn std::fmt::Display| format!("{}: {what}: {e}", path.display());
     let fd = sys
@@ -244,5 +247,154 @@ pub(crate) fn write(sys: &Sys, path: &Path, bytes: &[u8]) -> Result<(), Refused>
 pub(crate) fn remove(sys: &Sys, path: &Path) {
     if let Ok(c) = c_path(path) {
         let _ = sys.unlink(&c, "a link record that did not fit its load");
+    }
+}
+
+/// A temporary file whose writer is gone (its pid has no process) is
+/// removed once it is this old, in seconds (its mtime): a writer in
+/// another pid namespace sharing the directory, whose pid means nothing
+/// here, creates, writes and renames its file well within it.
+pub(crate) const GONE_WRITER_AGE: i64 = 60;
+
+/// Any temporary file of the cache this old, in seconds, is removed,
+/// whatever its name says of its writer (a pid reused since, a name
+/// without a pid): no writer takes that long between its writes.
+pub(crate) const CLEARLY_OLD_AGE: i64 = 3600;
+
+/// What a temporary file's name says of its writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Writer {
+    /// Its pid.
+    Pid(i32),
+    /// A name without a pid (written before names had one).
+    Unknown,
+}
+
+/// Whether `name` is a temporary file of [`write()`] (`RECORD.PID.SUFFIX.tmp`,
+/// or `RECORD.SUFFIX.tmp` from before names had a pid; RECORD ends with
+/// `.minld`, SUFFIX is 32 hex digits, `-` and a count), and its writer.
+fn temporary(name: &[u8]) -> Option<Writer> {
+    let stem = name.strip_suffix(b".tmp")?;
+    let dot = stem.iter().rposition(|&b| b == b'.')?;
+    let (rest, suffix) = (&stem[..dot], &stem[dot + 1..]);
+    let (hex, count) = suffix.split_at_checked(32)?;
+    let count = count.strip_prefix(b"-")?;
+    let suffix_ok = hex.iter().all(u8::is_ascii_hexdigit)
+        && !count.is_empty()
+        && count.iter().all(u8::is_ascii_digit);
+    if !suffix_ok {
+        return None;
+    }
+    if rest.ends_with(b".minld") {
+        return Some(Writer::Unknown);
+    }
+    let dot = rest.iter().rposition(|&b| b == b'.')?;
+    let (record, pid) = (&rest[..dot], &rest[dot + 1..]);
+    let pid: i32 = std::str::from_utf8(pid).ok()?.parse().ok()?;
+    (record.ends_with(b".minld") && pid > 0).then_some(Writer::Pid(pid))
+}
+
+/// Removes the temporary files of `dir` (checked by [`check_dir`]) that
+/// writers left behind, once per process and directory: those whose writer (the pid in the name) is
+/// certainly gone and which are [`GONE_WRITER_AGE`] old, and any
+/// [`CLEARLY_OLD_AGE`] old. Never one of this process's own (another of
+/// its threads may be writing it) unless clearly old, nor anything that is
+/// not a regular file of this user named as [`write()`] names them. A
+/// writer whose file is removed all the same (stopped for an hour) only
+/// fails its rename: the record is not written, nothing is corrupted.
+/// What was removed, for `MINLD_DEBUG=libs`.
+pub(crate) fn prune(sys: &Sys, dir: &Path) -> Vec<String> {
+    static PRUNED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    {
+        let mut pruned = PRUNED.lock().unwrap_or_else(|e| e.into_inner());
+        if pruned.iter().any(|d| d == dir) {
+            return Vec::new();
+        }
+        pruned.push(dir.to_path_buf());
+    }
+    let Ok(c) = c_path(dir) else {
+        return Vec::new();
+    };
+    let note = "temporary files of writers that were killed";
+    let Ok(fd) = sys.open_dir(&c, note) else {
+        return Vec::new();
+    };
+    let names = sys.dir_names(&fd, note).unwrap_or_default();
+    drop(fd);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut removed = Vec::new();
+    for name in names {
+        let Some(writer) = temporary(&name) else {
+            continue;
+        };
+        let path = dir.join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(&name));
+        if let Some(why) = stale(sys, &path, writer, now) {
+            if let Ok(c) = c_path(&path) {
+                if sys.unlink(&c, why.as_str()).is_ok() {
+                    removed.push(format!("{} removed: {why}", path.display()));
+                }
+            }
+        }
+    }
+    removed
+}
+
+/// Why the temporary file at `path`, written by `writer`, is stale (None:
+/// it is kept); `now` in seconds since the epoch.
+fn stale(sys: &Sys, path: &Path, writer: Writer, now: i64) -> Option<String> {
+    let c = c_path(path).ok()?;
+    let st = sys
+        .lstat(&c, "age and owner of a temporary link record")
+        .ok()?;
+    if st.mode & libc::S_IFMT != libc::S_IFREG || st.uid != euid() {
+        return None;
+    }
+    let age = now.saturating_sub(st.mtime.0);
+    if age >= CLEARLY_OLD_AGE {
+        return Some(format!("a temporary link record {age} s old"));
+    }
+    match writer {
+        Writer::Pid(pid)
+            if age >= GONE_WRITER_AGE
+                && pid as u32 != std::process::id()
+                && sys.process_gone(pid, "is the writer of a temporary link record alive") =>
+        {
+            Some(format!(
+                "a temporary link record {age} s old, its writer (pid {pid}) gone"
+            ))
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{temporary, Writer};
+
+    /// The names `write` gives are recognised, with their pid; others not.
+    #[test]
+    fn temporary_names() {
+        let hex = "0123456789abcdef0123456789ABCDEF";
+        let named = |s: String| temporary(s.as_bytes());
+        assert_eq!(
+            named(format!("libz.so.1-00ff.minld.4242.{hex}-0.tmp")),
+            Some(Writer::Pid(4242))
+        );
+        assert_eq!(
+            named(format!("libz.so.1-00ff.minld.{hex}-12.tmp")),
+            Some(Writer::Unknown)
+        );
+        for other in [
+            "libz.so.1-00ff.minld".to_string(),
+            format!("notes.{hex}-0.tmp"),
+            format!("libz.so.1-00ff.minld.42.{hex}.tmp"),
+            format!("libz.so.1-00ff.minld.x42.{hex}-0.tmp"),
+            format!("libz.so.1-00ff.minld.-1.{hex}-0.tmp"),
+            "libz.so.1-00ff.minld.42.abc-0.tmp".to_string(),
+        ] {
+            assert_eq!(named(other.clone()), None, "{other}");
+        }
     }
 }

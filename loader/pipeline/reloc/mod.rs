@@ -33,8 +33,8 @@ use crate::model::object::{Object, ScopeRef};
 use crate::model::registry::Uniques;
 use crate::pipeline::cache::format::ObjectEntry;
 use resolve::{call_resolver, Def};
-pub(crate) use static_tls::HeldTls;
 use static_tls::{place_held, waits_for_held};
+pub(crate) use static_tls::{HeldImage, HeldTls, Resolvers, TlsWaiting};
 
 /// What relocating one object did, for `MINLD_DEBUG=statistics`.
 #[derive(Debug, Default, Clone)]
@@ -79,6 +79,11 @@ pub(crate) struct Context<'a> {
     /// Initial-exec references to the blocks of `later` objects, held
     /// back until those are relocated (`static_tls::place_held`).
     pub(crate) held: &'a mut Vec<HeldTls>,
+    /// When the objects' ifunc resolvers run.
+    pub(crate) resolvers: Resolvers,
+    /// TLS images of the load holding ifunc slots not filled yet
+    /// ([`Resolvers::AtRun`]): references to their blocks wait too.
+    pub(crate) images: &'a mut Vec<HeldImage>,
 }
 
 /// In a namespace, before anything is relocated: resolves every symbol the
@@ -170,9 +175,12 @@ pub(crate) fn relocate(
         }
     }
     // The object's own TLS references, once its image is relocated, and
-    // those of the objects before it, held back until then.
+    // those of the objects before it, held back until then (unless the
+    // image waits for its ifunc slots: `TlsWaiting::after_ifuncs`).
     pass.finish_tls(cx)?;
-    place_held(obj, cx.held, cx.scope, cx.trace)?;
+    if !cx.images.iter().any(|i| i.is(obj)) && static_tls::held_for(obj, cx.held) {
+        place_held(obj, cx.held, &(static_tls::glibc_dl(cx.scope), cx.trace))?;
+    }
     // IRELATIVE and the ifuncs of minld's objects are left to the caller
     // (`apply_deferred`): their resolvers are the objects' own code.
     stats.irelative = pass.deferred.len();
