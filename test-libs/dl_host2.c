@@ -9,6 +9,7 @@
  *   two-call protocol of dlinfo(3)) for libchain_a.so (RUNPATH
  *   $ORIGIN/chain) and librpath_a.so (RPATH $ORIGIN/chain), each
  *   directory printed; RTLD_DI_CONFIGADDR's answer;
+ * - serinfo_small (through the drop-in only): a buffer too small refused;
  * - errors LOOPDIR: dlerror of a path through a regular file (ENOTDIR), of
  *   bare names not found (searched through LD_LIBRARY_PATH, which the test
  *   sets to dirs that cannot be searched: a file, a symbolic-link loop)
@@ -103,6 +104,27 @@ static int case_serinfo(void)
     return 0;
 }
 
+/* Through the drop-in only (glibc would write past the buffer): an
+ * RTLD_DI_SERINFO buffer whose head does not match the search path is
+ * refused with a message, and nothing is written. */
+static int case_serinfo_small(void)
+{
+    void *h = open_or_die("libchain_a.so", RTLD_NOW);
+    Dl_serinfo size;
+    CHECK(dlinfo(h, RTLD_DI_SERINFOSIZE, &size) == 0, "SERINFOSIZE: %s", dlerror());
+    Dl_serinfo *si = calloc(1, size.dls_size);
+    CHECK(si != NULL, "calloc");
+    si->dls_size = sizeof(Dl_serinfo);
+    si->dls_cnt = size.dls_cnt;
+    CHECK(dlinfo(h, RTLD_DI_SERINFO, si) != 0, "a buffer of %zu bytes filled", si->dls_size);
+    const char *e = dlerror();
+    CHECK(e && strstr(e, "RTLD_DI_SERINFO: the buffer says dls_size"), "small buffer: %s", e);
+    CHECK(si->dls_serpath[0].dls_name == NULL, "written to a buffer refused");
+    printf("serinfo_small: %s\n", e);
+    free(si);
+    return 0;
+}
+
 /* dlerror of a failed dlopen(name) starts with `want`. */
 static void fails_with(const char *name, const char *want)
 {
@@ -142,6 +164,7 @@ int main(int argc, char **argv)
     if (strcmp(c, "backtrace") == 0) return case_backtrace();
     if (strcmp(c, "serinfo") == 0) return case_serinfo();
     if (strcmp(c, "errors") == 0) return case_errors(argv[0]);
+    if (strcmp(c, "serinfo_small") == 0) return case_serinfo_small();
     CHECK(0, "unknown case %s", c);
     return 1;
 }

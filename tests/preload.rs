@@ -477,6 +477,16 @@ fn dlinfo_serinfo_gives_glibcs_search_path() {
         minld.contains("configaddr: unsupported dlinfo request"),
         "{minld}"
     );
+    // A buffer whose head does not match the path: refused, not written
+    // past (not run under glibc, which would write past it).
+    let host = common::libs::test_lib("dl_host2");
+    let out = run(&host, &["serinfo_small"], true, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("libchain_a.so: RTLD_DI_SERINFO: the buffer says dls_size 32"),
+        "{text}"
+    );
 }
 
 /// The dlerror of a path through a regular file says `Not a directory`
