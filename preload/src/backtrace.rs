@@ -19,7 +19,7 @@
 //! loader's lock, and written from buffers on the stack.
 
 use std::ffi::{c_char, c_int, c_void};
-use std::fmt::Write as _;
+use std::io::Write as _;
 
 use minld::FrameObject;
 
@@ -48,32 +48,34 @@ fn offset(addr: usize, from: usize) -> (u8, usize) {
     }
 }
 
-/// One of minld's frames as `backtrace_symbols` prints it.
-fn line(o: &FrameObject, addr: usize) -> String {
-    let name = String::from_utf8_lossy(o.name());
-    let mut s = String::new();
+/// One of minld's frames as `backtrace_symbols` prints it (the names'
+/// bytes as they are, as glibc's `%s`).
+fn line(o: &FrameObject, addr: usize) -> Vec<u8> {
+    let name = o.name();
+    let mut v = Vec::new();
     if name.is_empty() {
-        let _ = write!(s, "[{addr:#x}]");
-        return s;
+        let _ = write!(v, "[{addr:#x}]");
+        return v;
     }
+    v.extend_from_slice(name);
+    v.push(b'(');
     let (sym, from) = match o.symbol(addr) {
-        Some((n, a)) => (n.to_string_lossy(), a),
-        None => (Default::default(), o.base()),
+        Some((n, a)) => (n.to_bytes(), a),
+        None => (&b""[..], o.base()),
     };
-    if sym.is_empty() && from == 0 {
-        let _ = write!(s, "{name}() [{addr:#x}]");
-        return s;
+    v.extend_from_slice(sym);
+    if !(sym.is_empty() && from == 0) {
+        let (sign, off) = offset(addr, from);
+        v.push(sign);
+        // (As `%#tx`: no 0x before a zero.)
+        let _ = if off == 0 {
+            write!(v, "0")
+        } else {
+            write!(v, "{off:#x}")
+        };
     }
-    let (sign, off) = offset(addr, from);
-    let sign = char::from(sign);
-    // (As `%#tx`: no 0x before a zero.)
-    let off = if off == 0 {
-        "0".to_string()
-    } else {
-        format!("{off:#x}")
-    };
-    let _ = write!(s, "{name}({sym}{sign}{off}) [{addr:#x}]");
-    s
+    let _ = write!(v, ") [{addr:#x}]");
+    v
 }
 
 /// The `backtrace_symbols` strings of `array[..size]`: minld's frames
@@ -97,7 +99,7 @@ fn lines(frames: &[usize], array: *const *mut c_void, size: c_int) -> Option<Vec
         .zip(frames)
         .enumerate()
         .map(|(i, (o, &addr))| match o {
-            Some(o) => line(o, addr).into_bytes(),
+            Some(o) => line(o, addr),
             // SAFETY: glibc's block holds `size` NUL-terminated strings.
             None => unsafe { std::ffi::CStr::from_ptr(*glibc.add(i)) }
                 .to_bytes()
