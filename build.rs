@@ -596,6 +596,19 @@ const ARTIFACTS: &[Artifact] = &[
         deps: &["libbasic.so"],
         ..LIB
     },
+    // Backtraces taken inside a library the drop-in loaded.
+    Artifact {
+        name: "libdl_backtrace.so",
+        sources: &["dl_backtrace.c"],
+        ..LIB
+    },
+    Artifact {
+        name: "dl_host2",
+        kind: Kind::CExe,
+        sources: &["dl_host2.c"],
+        flags: &[RUNPATH_ORIGIN, "-ldl"],
+        ..LIB
+    },
     // Nested opens: constructors and ifunc resolvers calling minld through
     // the table in libnested_hook.so (see test-libs/nested_hook.c).
     Artifact {

@@ -53,6 +53,7 @@ mod plugin;
 mod process;
 
 pub use api::addr::{addr_info, AddrInfo};
+pub use api::dropin::{dependency_search_path, frame_object_at, FrameObject, SearchSource};
 pub use api::library::{Library, Symbol};
 pub use api::loader::{Loader, Prepared};
 pub use api::mapped::MappedObject;

@@ -376,3 +376,147 @@ fn failures_start_as_glibcs() {
     let out = host_case("errors");
     assert!(out.contains("errors: as glibc's"), "{out}");
 }
+
+/// Runs one case of `dl_host2` under glibc and through minld (with
+/// `MINLD_TRACE=1`), `env` added to both; both must pass. (glibc's
+/// output, minld's output, minld's trace.)
+fn host2_case(case: &str, env: &[(&str, &str)]) -> (String, String, String) {
+    let host = common::libs::test_lib("dl_host2");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let glibc = run(&host, &[case], false, env);
+    assert!(
+        glibc.status.success(),
+        "glibc: {case}: {}{}",
+        text(&glibc.stdout),
+        text(&glibc.stderr)
+    );
+    let mut env = env.to_vec();
+    env.push(("MINLD_TRACE", "1"));
+    let minld = run(&host, &[case], true, &env);
+    let (out, trace) = (text(&minld.stdout), text(&minld.stderr));
+    assert!(minld.status.success(), "minld: {case}: {out}{trace}");
+    (text(&glibc.stdout), out, trace)
+}
+
+/// Every `[0x…]` (an absolute address, which differs between runs) as
+/// `[ADDR]`; the offsets from symbols and load biases stay.
+fn without_addresses(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("[0x") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 3..];
+        let end = after
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(after.len());
+        out.push_str("[ADDR");
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `backtrace_symbols` and `backtrace_symbols_fd` of frames inside a
+/// library minld loaded print as glibc's: `file(symbol+0xoff) [0xaddr]`,
+/// `file(+0xoff)` for the static function, the program's and libc's
+/// frames as glibc prints them; the same lines as under glibc once the
+/// absolute addresses are set aside.
+#[test]
+fn backtrace_symbols_name_frames_of_minlds_objects() {
+    let (glibc, minld, trace) = host2_case("backtrace", &[]);
+    assert!(
+        trace
+            .lines()
+            .any(|l| l.starts_with("mmap(") && l.contains("libdl_backtrace.so segment 0")),
+        "libdl_backtrace.so not loaded by minld: {trace}"
+    );
+    for want in [
+        "libdl_backtrace.so(bt_inner+0x",
+        "libdl_backtrace.so(bt_outer+0x",
+        "libdl_backtrace.so(bt_via_hidden+0x",
+        "libdl_backtrace.so(+0x",
+        "dl_host2(+0x",
+        "libc.so.6(__libc_start_main+0x",
+    ] {
+        // In both forms: `) [0x` (backtrace_symbols), `)[0x` (the fd one).
+        for form in [") [0x", ")[0x"] {
+            assert!(
+                minld.lines().any(|l| l.contains(want) && l.contains(form)),
+                "no line with {want:?} and {form:?}:\n{minld}"
+            );
+        }
+    }
+    assert_eq!(without_addresses(&minld), without_addresses(&glibc));
+}
+
+/// `dlinfo` `RTLD_DI_SERINFOSIZE` then `RTLD_DI_SERINFO` on minld's
+/// handles: the search path for the library's dependencies, as glibc
+/// gives it for the same library (RUNPATH after `LD_LIBRARY_PATH`, RPATH
+/// before it, the system directories last; the counts and sizes too);
+/// `RTLD_DI_CONFIGADDR` is unsupported, as by glibc.
+#[test]
+fn dlinfo_serinfo_gives_glibcs_search_path() {
+    let (glibc, minld, trace) = host2_case(
+        "serinfo",
+        &[("LD_LIBRARY_PATH", "/nonexistent/minld-serinfo:/tmp:")],
+    );
+    assert!(
+        trace
+            .lines()
+            .any(|l| l.starts_with("mmap(") && l.contains("librpath_a.so segment 0")),
+        "librpath_a.so not loaded by minld: {trace}"
+    );
+    assert_eq!(minld, glibc);
+    let chain = format!("  {}/chain (flags 0)", env!("MINLD_TEST_LIBS"));
+    assert!(minld.contains(&chain), "{minld}");
+    assert!(
+        minld.contains("  /nonexistent/minld-serinfo (flags 0)\n  /tmp (flags 0)\n  . (flags 0)\n"),
+        "{minld}"
+    );
+    assert!(
+        minld.contains("configaddr: unsupported dlinfo request"),
+        "{minld}"
+    );
+    // A buffer whose head does not match the path: refused, not written
+    // past (not run under glibc, which would write past it).
+    let host = common::libs::test_lib("dl_host2");
+    let out = run(&host, &["serinfo_small"], true, &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("libchain_a.so: RTLD_DI_SERINFO: the buffer says dls_size 32"),
+        "{text}"
+    );
+}
+
+/// The dlerror of a path through a regular file says `Not a directory`
+/// (not ENOENT); a bare name not found is reported under that name (not a
+/// path tried) when `LD_LIBRARY_PATH` has directories that cannot be
+/// searched (a file, a symbolic-link loop), and one too long says so; the
+/// search goes on past those directories to a library after them.
+#[test]
+fn dlerror_of_enotdir_and_bare_names_as_glibcs() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("preload-errors");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (a, b) = (dir.join("loop_a"), dir.join("loop_b"));
+    for (link, to) in [(&a, &b), (&b, &a)] {
+        if std::fs::symlink_metadata(link).is_err() {
+            std::os::unix::fs::symlink(to, link).unwrap();
+        }
+    }
+    let host = common::libs::test_lib("dl_host2");
+    let path = format!(
+        "{}:{}:{}/chain",
+        host.display(),
+        a.display(),
+        env!("MINLD_TEST_LIBS")
+    );
+    let (_, minld, trace) = host2_case("errors", &[("LD_LIBRARY_PATH", &path)]);
+    assert!(minld.contains("errors: as glibc's"), "{minld}");
+    assert!(
+        trace
+            .lines()
+            .any(|l| l.starts_with("mmap(") && l.contains("libchain_c.so segment 0")),
+        "libchain_c.so not loaded by minld: {trace}"
+    );
+}

@@ -5,6 +5,7 @@
 
 pub(crate) mod addr;
 pub(crate) mod bytes;
+pub(crate) mod dropin;
 pub(crate) mod library;
 pub(crate) mod loader;
 pub(crate) mod mapped;

@@ -3,7 +3,8 @@
 //! `dlinfo` (minld's handles answered from minld's objects and the link
 //! map it keeps for debuggers, glibc's handles by glibc).
 
-use std::ffi::{c_int, c_void};
+use std::ffi::{c_char, c_int, c_uint, c_void};
+use std::os::unix::ffi::OsStrExt;
 
 use crate::real::{real, PhdrCallback};
 use crate::{error, open};
@@ -17,6 +18,13 @@ const RTLD_DL_LINKMAP: c_int = 2;
 const RTLD_DI_LMID: c_int = 1;
 /// The `link_map`.
 const RTLD_DI_LINKMAP: c_int = 2;
+/// `Dl_info` of a configuration: glibc answers it for no object.
+const RTLD_DI_CONFIGADDR: c_int = 3;
+/// The search path for the object's dependencies, into the caller's
+/// `Dl_serinfo` (sized by [`RTLD_DI_SERINFOSIZE`] first).
+const RTLD_DI_SERINFO: c_int = 4;
+/// The size and count of [`RTLD_DI_SERINFO`]'s answer.
+const RTLD_DI_SERINFOSIZE: c_int = 5;
 /// The object's directory.
 const RTLD_DI_ORIGIN: c_int = 6;
 /// The TLS module id.
@@ -107,12 +115,25 @@ pub(crate) extern "C" fn iterate_from(
     })
 }
 
+/// The dynamic symbol of `o` that `addr` lies in, as glibc's `dladdr`
+/// picks it: one whose extent contains the address (or of size 0, at the
+/// address); an address in no symbol (a static function) has none, though
+/// one lies below it.
+fn symbol_in(o: &minld::LoadedObject, addr: usize) -> Option<minld::SymbolAt> {
+    let s = o.symbol_at(addr)?;
+    // SAFETY: `entry` is the symbol's Elf64_Sym in the object's symbol
+    // table, mapped while `o` holds the object.
+    let size = unsafe { (*(s.entry as *const libc::Elf64_Sym)).st_size } as usize;
+    let inside = addr.wrapping_sub(s.addr) < size || (size == 0 && addr == s.addr);
+    inside.then_some(s)
+}
+
 /// Fills `info` for an address in one of minld's objects.
 fn minld_addr(addr: usize, info: &mut libc::Dl_info) -> Option<minld::LoadedObject> {
     let o = minld::object_at(addr)?;
     info.dli_fname = o.c_name().as_ptr();
     info.dli_fbase = o.map_start() as *mut c_void;
-    match o.symbol_at(addr) {
+    match symbol_in(&o, addr) {
         Some(s) => {
             info.dli_sname = s.name;
             info.dli_saddr = s.addr as *mut c_void;
@@ -164,9 +185,9 @@ pub extern "C" fn dladdr1(
             return 0;
         };
         let value = match flags {
-            RTLD_DL_SYMENT => o
-                .symbol_at(addr as usize)
-                .map_or(std::ptr::null(), |s| s.entry) as *mut c_void,
+            RTLD_DL_SYMENT => {
+                symbol_in(&o, addr as usize).map_or(std::ptr::null(), |s| s.entry) as *mut c_void
+            }
             RTLD_DL_LINKMAP => o.link_map(),
             _ => return 1,
         };
@@ -259,6 +280,17 @@ fn answer(o: &minld::LoadedObject, request: c_int, arg: *mut c_void) -> c_int {
                 std::ptr::copy_nonoverlapping(dir.as_ptr(), arg as *mut u8, dir.len());
                 *(arg as *mut u8).add(dir.len()) = 0;
             }
+            RTLD_DI_SERINFO | RTLD_DI_SERINFOSIZE => {
+                return serinfo(o, arg.cast(), request == RTLD_DI_SERINFOSIZE)
+            }
+            RTLD_DI_CONFIGADDR => {
+                error::set(format!(
+                    "unsupported dlinfo request: RTLD_DI_CONFIGADDR for {}: glibc answers it \
+                     for none of its objects either",
+                    o.path().display()
+                ));
+                return -1;
+            }
             RTLD_DI_TLS_MODID => *(arg as *mut usize) = o.tls_module(),
             RTLD_DI_TLS_DATA => *(arg as *mut *mut c_void) = o.tls_data(),
             RTLD_DI_PHDR => {
@@ -269,11 +301,97 @@ fn answer(o: &minld::LoadedObject, request: c_int, arg: *mut c_void) -> c_int {
             _ => {
                 error::set(format!(
                     "unsupported dlinfo request: {request} for {}: minld's objects answer \
-                     RTLD_DI_LMID, LINKMAP, ORIGIN, TLS_MODID, TLS_DATA and PHDR",
+                     RTLD_DI_LMID, LINKMAP, ORIGIN, SERINFO, SERINFOSIZE, TLS_MODID, TLS_DATA \
+                     and PHDR",
                     o.path().display()
                 ));
                 return -1;
             }
+        }
+    }
+    0
+}
+
+/// `Dl_serpath` (`<dlfcn.h>`): one directory of a search path.
+#[repr(C)]
+struct SerPath {
+    /// The directory, without a trailing slash.
+    name: *mut c_char,
+    /// Always 0 (glibc sets none).
+    flags: c_uint,
+}
+
+/// `Dl_serinfo` (`<dlfcn.h>`): its head; `dls_cnt` [`SerPath`]s follow,
+/// then their strings.
+#[repr(C)]
+struct SerInfo {
+    /// The size of the whole buffer, in bytes.
+    size: libc::size_t,
+    /// How many directories.
+    cnt: c_uint,
+}
+
+/// `RTLD_DI_SERINFOSIZE` (`counting`) and `RTLD_DI_SERINFO`: the search
+/// path minld uses for the object's dependencies
+/// ([`minld::dependency_search_path`]), in glibc's layout and its
+/// two-call protocol: the first call sets `dls_size` and `dls_cnt`, the
+/// second fills a buffer of that size whose head the caller set so. A
+/// buffer whose head does not match the path (too small, or another
+/// count) is refused with a message where glibc would write past it.
+fn serinfo(o: &minld::LoadedObject, si: *mut SerInfo, counting: bool) -> c_int {
+    let Some(dirs) = minld::dependency_search_path(o.map_start()) else {
+        error::set(format!(
+            "dlinfo: {}: no longer one of minld's objects",
+            o.path().display()
+        ));
+        return -1;
+    };
+    // Each directory as glibc writes it: no trailing slash ("/" stays).
+    let names: Vec<&[u8]> = dirs
+        .iter()
+        .map(|(d, _)| {
+            let b = d.as_os_str().as_bytes();
+            match b.strip_suffix(b"/") {
+                Some(s) if !s.is_empty() => s,
+                _ if b.is_empty() => b".",
+                _ => b,
+            }
+        })
+        .collect();
+    let head = std::mem::size_of::<SerInfo>().next_multiple_of(std::mem::align_of::<SerPath>());
+    let table = head + names.len() * std::mem::size_of::<SerPath>();
+    let size = table + names.iter().map(|n| n.len() + 1).sum::<usize>();
+    let cnt = c_uint::try_from(names.len()).unwrap_or(c_uint::MAX);
+    // SAFETY: the caller passes a Dl_serinfo: its head is readable and
+    // writable; with RTLD_DI_SERINFO, `dls_size` bytes are (checked
+    // against what is written below).
+    unsafe {
+        if counting {
+            (*si).size = size;
+            (*si).cnt = cnt;
+            return 0;
+        }
+        if (*si).cnt != cnt || (*si).size < size {
+            error::set(format!(
+                "dlinfo: {}: RTLD_DI_SERINFO: the buffer says dls_size {} and dls_cnt {}; \
+                 the search path needs {size} bytes for {cnt} directories (ask \
+                 RTLD_DI_SERINFOSIZE first)",
+                o.path().display(),
+                (*si).size,
+                (*si).cnt
+            ));
+            return -1;
+        }
+        let paths = (si as *mut u8).add(head) as *mut SerPath;
+        let mut text = (si as *mut u8).add(table);
+        for (i, n) in names.iter().enumerate() {
+            paths.add(i).write(SerPath {
+                name: text.cast(),
+                flags: 0,
+            });
+            std::ptr::copy_nonoverlapping(n.as_ptr(), text, n.len());
+            *text.add(n.len()) = 0;
+            text = text.add(n.len() + 1);
         }
     }
     0

@@ -7,8 +7,10 @@
 //! (`MINLD_POLICY`).
 //!
 //! It exports `dlopen`, `dlmopen`, `dlsym`, `dlvsym`, `dlclose`,
-//! `dlerror`, `dladdr`, `dladdr1`, `dlinfo` and `dl_iterate_phdr`. What
-//! goes where:
+//! `dlerror`, `dladdr`, `dladdr1`, `dlinfo` and `dl_iterate_phdr`, and
+//! `backtrace_symbols` and `backtrace_symbols_fd` (glibc's call its
+//! internal `_dl_addr`, which knows only glibc's objects). What goes
+//! where:
 //! - to glibc's own functions (found in libc.so.6 itself, `real`):
 //!   `dlopen(NULL)`; glibc's own libraries (`open::GLIBC_OWN`); opens with
 //!   `RTLD_DEEPBIND`; handles glibc made; every call made from this
@@ -28,6 +30,7 @@
 // No function over 100 lines (clippy.toml sets the limit), as in minld.
 #![warn(clippy::too_many_lines)]
 
+mod backtrace;
 mod entry;
 mod error;
 mod info;

@@ -245,9 +245,17 @@ fn message(name: &str, e: &Error) -> String {
             } else {
                 "cannot read file data"
             };
+            // A bare name searched for is reported under that name, as
+            // glibc reports it; the candidate that failed follows.
+            let shown = path.display().to_string();
+            if !name.contains('/') && *call == "open" && shown != name {
+                return format!(
+                    "{name}: {what}: {} (minld: {call} of {shown} failed: {errno})",
+                    errno.desc()
+                );
+            }
             format!(
-                "{}: {what}: {} (minld: {call} failed: {errno})",
-                path.display(),
+                "{shown}: {what}: {} (minld: {call} failed: {errno})",
                 errno.desc()
             )
         }

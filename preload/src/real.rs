@@ -1,4 +1,5 @@
-//! glibc's own `<dlfcn.h>` functions, found in the host's libc.so.6
+//! glibc's own `<dlfcn.h>` functions (and the two of `<execinfo.h>` that
+//! name addresses), found in the host's libc.so.6
 //! itself, and the address range of this preload.
 //!
 //! They cannot be found by name through the dynamic linker: every lookup
@@ -35,6 +36,10 @@ pub(crate) type InfoFn = unsafe extern "C" fn(*mut c_void, c_int, *mut c_void) -
 /// A `dl_iterate_phdr` callback.
 pub(crate) type PhdrCallback =
     Option<unsafe extern "C" fn(*mut libc::dl_phdr_info, libc::size_t, *mut c_void) -> c_int>;
+/// `backtrace_symbols`.
+pub(crate) type SymbolsFn = unsafe extern "C" fn(*const *mut c_void, c_int) -> *mut *mut c_char;
+/// `backtrace_symbols_fd`.
+pub(crate) type SymbolsFdFn = unsafe extern "C" fn(*const *mut c_void, c_int, c_int);
 /// `dl_iterate_phdr`.
 pub(crate) type IterateFn = unsafe extern "C" fn(PhdrCallback, *mut c_void) -> c_int;
 
@@ -50,6 +55,8 @@ pub(crate) struct Real {
     pub(crate) dladdr1: Addr1Fn,
     pub(crate) dlinfo: InfoFn,
     pub(crate) dl_iterate_phdr: IterateFn,
+    pub(crate) backtrace_symbols: SymbolsFn,
+    pub(crate) backtrace_symbols_fd: SymbolsFdFn,
     /// This library's lowest and highest mapped addresses (its PT_LOADs).
     own: (usize, usize),
 }
@@ -151,6 +158,10 @@ fn find() -> Result<Real, String> {
             dladdr1: std::mem::transmute::<usize, Addr1Fn>(get(c"dladdr1")?),
             dlinfo: std::mem::transmute::<usize, InfoFn>(get(c"dlinfo")?),
             dl_iterate_phdr,
+            backtrace_symbols: std::mem::transmute::<usize, SymbolsFn>(get(c"backtrace_symbols")?),
+            backtrace_symbols_fd: std::mem::transmute::<usize, SymbolsFdFn>(get(
+                c"backtrace_symbols_fd",
+            )?),
             own,
         })
     }

@@ -20,7 +20,7 @@ use crate::os::sys::{Fd, FileStat, Sys};
 use crate::pipeline::validate::FIRST_READ;
 
 /// glibc's system directories on Debian's x86-64 (multiarch first).
-const SYSTEM_DIRS: &[&str] = &[
+pub(crate) const SYSTEM_DIRS: &[&str] = &[
     "/lib/x86_64-linux-gnu",
     "/usr/lib/x86_64-linux-gnu",
     "/lib",
@@ -242,6 +242,49 @@ pub(crate) fn find_confined(
     })
 }
 
+/// The directories a search for a bare name on behalf of `requester`
+/// tries before `/etc/ld.so.cache` and [`SYSTEM_DIRS`], in order, each with
+/// where it comes from: the requester's DT_RPATH (only without a
+/// DT_RUNPATH), `LD_LIBRARY_PATH`, its DT_RUNPATH, then `extra`
+/// (`Loader::search_path`). Tokens are expanded; an empty element is the
+/// current directory.
+pub(crate) fn search_dirs(
+    requester: Option<&Requester<'_>>,
+    extra: &[PathBuf],
+) -> Vec<(PathBuf, &'static str)> {
+    let origin = requester.and_then(|r| origin_of(r.path));
+    let mut dirs: Vec<(PathBuf, &'static str)> = Vec::new();
+    if let Some(rp) = requester
+        .filter(|r| r.runpath.is_none())
+        .and_then(|r| r.rpath)
+    {
+        dirs.extend(
+            split_dirs(rp, origin.as_deref())
+                .into_iter()
+                .map(|d| (d, "RPATH")),
+        );
+    }
+    if let Some(lp) = std::env::var_os("LD_LIBRARY_PATH") {
+        let lp = lp.to_string_lossy().into_owned();
+        if !lp.is_empty() {
+            dirs.extend(
+                split_dirs(&lp, None)
+                    .into_iter()
+                    .map(|d| (d, "LD_LIBRARY_PATH")),
+            );
+        }
+    }
+    if let Some(rp) = requester.and_then(|r| r.runpath) {
+        dirs.extend(
+            split_dirs(rp, origin.as_deref())
+                .into_iter()
+                .map(|d| (d, "RUNPATH")),
+        );
+    }
+    dirs.extend(extra.iter().map(|d| (d.clone(), "Loader::search_path")));
+    dirs
+}
+
 /// Opens the library `name` asks for. `tried` collects every path tried.
 pub(crate) fn find(
     sys: &Sys,
@@ -272,38 +315,7 @@ pub(crate) fn find(
         };
     }
 
-    let mut dirs: Vec<(PathBuf, &str)> = Vec::new();
-    if let Some(r) = requester {
-        if r.runpath.is_none() {
-            if let Some(rp) = r.rpath {
-                dirs.extend(
-                    split_dirs(rp, origin.as_deref())
-                        .into_iter()
-                        .map(|d| (d, "RPATH")),
-                );
-            }
-        }
-    }
-    if let Some(lp) = std::env::var_os("LD_LIBRARY_PATH") {
-        let lp = lp.to_string_lossy().into_owned();
-        if !lp.is_empty() {
-            dirs.extend(
-                split_dirs(&lp, None)
-                    .into_iter()
-                    .map(|d| (d, "LD_LIBRARY_PATH")),
-            );
-        }
-    }
-    if let Some(r) = requester {
-        if let Some(rp) = r.runpath {
-            dirs.extend(
-                split_dirs(rp, origin.as_deref())
-                    .into_iter()
-                    .map(|d| (d, "RUNPATH")),
-            );
-        }
-    }
-    dirs.extend(extra.iter().map(|d| (d.clone(), "Loader::search_path")));
+    let dirs = search_dirs(requester, extra);
     for (dir, why) in &dirs {
         debug::print_if(Category::Libs, || {
             format!(" search path={} ({why})", dir.display())
@@ -331,6 +343,23 @@ pub(crate) fn find(
     Err(not_found(tried))
 }
 
+/// Whether an `open` failing with `e` means "no such file" rather than an
+/// error to report. A path the caller gave is missing only on ENOENT (any
+/// other errno is reported with the file, as glibc's `dlopen` reports
+/// `Not a directory` or `Permission denied`). While searching, a
+/// candidate whose directory cannot be reached (ENOTDIR, ELOOP) or read
+/// (EACCES) is skipped and the search goes on, as glibc's goes on past a
+/// directory that does not exist; a name too long (ENAMETOOLONG) or a
+/// failure of the process (EMFILE, ENOMEM, EIO…) is still an error.
+fn not_there(e: nix::errno::Errno, searching: bool) -> bool {
+    use nix::errno::Errno;
+    match e {
+        Errno::ENOENT => true,
+        Errno::ENOTDIR | Errno::EACCES | Errno::ELOOP => searching,
+        _ => false,
+    }
+}
+
 /// Opens one candidate: Ok(None) when it does not exist or, while
 /// `searching`, is an ELF file for another machine or class (ld.so skips
 /// those and keeps searching; a path given by the caller is validated and
@@ -355,9 +384,7 @@ fn try_open(
     })?;
     let fd = match sys.open(&c, "") {
         Ok(fd) => fd,
-        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR | nix::errno::Errno::EACCES) => {
-            return Ok(None)
-        }
+        Err(e) if not_there(e, searching) => return Ok(None),
         Err(e) => return Err(Error::io(path, "open", e)),
     };
     let mut first = vec![0u8; FIRST_READ];
