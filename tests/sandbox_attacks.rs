@@ -813,3 +813,91 @@ fn inner_host() {
     };
     println!("RESULT {result}");
 }
+
+/// Second round, hole 12a: code run at load before the lock-down. The
+/// plugin has an ifunc resolver for a PLT slot, one whose answer a data
+/// relocation needs, DT_INIT, a prioritised and a plain `.init_array`
+/// entry; each records whether the runner's control pipe (descriptor 4,
+/// closed at the lock-down) was still open when it ran. (A shared object
+/// cannot have `.preinit_array`: the linker refuses it; C has no TLS
+/// initialiser code, `.tdata` is copied.) Secure outcome, for a spawned
+/// runner and for a zygote's instance: every hook ran, all after.
+#[test]
+fn no_load_hook_runs_before_the_lockdown() {
+    let b = || builder("atk_hooks").function("report");
+    let zygote = b().zygote().unwrap();
+    let spawned = b().spawn().unwrap();
+    let forked = zygote.instance().unwrap();
+    for (how, mut sb) in [("spawned", spawned), ("zygote instance", forked)] {
+        let got = sb.call("report", b"").unwrap();
+        let got = String::from_utf8_lossy(&got).into_owned();
+        for hook in [
+            "ifunc_plt",
+            "ifunc_data",
+            "dt_init",
+            "init_prio",
+            "init_array",
+        ] {
+            assert!(
+                got.contains(&format!("{hook}=after")),
+                "{how}: {hook} did not run after the lock-down: {got}"
+            );
+        }
+        assert!(got.contains("calls=84 tls-ok"), "{how}: {got}");
+    }
+}
+
+/// Hole 12b: instances of one zygote talking to each other. Each instance
+/// is a fork of the zygote and inherits its memory; atk_zygote's `put`
+/// writes into every shared header page it finds but its own, `get`
+/// reads from them. The zygote's own region (MAP_SHARED, the same pages
+/// in the zygote and every fork) would be such a page. Secure outcome:
+/// what instance A puts, instance B never gets.
+#[test]
+fn zygote_instances_share_no_memory() {
+    let zygote = builder("atk_zygote")
+        .function("put")
+        .function("get")
+        .zygote()
+        .unwrap();
+    let mut a = zygote.instance().unwrap();
+    let mut b = zygote.instance().unwrap();
+    let secret = b"instance a was here";
+    let found = a.call("put", secret).unwrap();
+    let got = b.call("get", b"").unwrap();
+    assert!(
+        got != secret,
+        "instance b read what instance a wrote into {} foreign header page(s)",
+        found[0]
+    );
+    assert_eq!(
+        found,
+        [0],
+        "instance a can write a page another process maps"
+    );
+}
+
+/// Hole 12c: CPU burnt at the start. atk_burn's constructor spins on three
+/// threads for ever; it is the first plugin code an instance runs (for a
+/// zygote's fork, straight after the host takes its seccomp listener).
+/// Secure outcome, spawned and forked: the start fails with the CPU budget
+/// error (the start timeout, 120 s, is only the hang watchdog).
+#[test]
+fn constructor_burning_cpu_is_stopped_by_the_budget() {
+    let b = || {
+        builder("atk_burn")
+            .function("run")
+            .start_timeout(Duration::from_secs(120))
+    };
+    let zygote = b().zygote().unwrap();
+    for (how, got) in [
+        ("spawned", b().spawn().err()),
+        ("zygote instance", zygote.instance().err()),
+    ] {
+        let e = got.unwrap_or_else(|| panic!("{how}: started with a constructor that never ends"));
+        assert!(
+            matches!(e, SandboxError::CpuBudget { .. }),
+            "{how}: not stopped by the CPU budget: {e} ({e:?})"
+        );
+    }
+}

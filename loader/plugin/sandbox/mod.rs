@@ -87,7 +87,7 @@ pub fn run_if_child() {
     if let Some(spec) = std::env::var_os(ENV) {
         let l = runner::enter(&spec.to_string_lossy());
         if l.region.header().zygote != 0 {
-            forks::serve_forks(l.prepared, l.abi, l.host)
+            forks::serve_forks(l.region, l.prepared, l.abi, l.host)
         }
         runner::become_instance(l.region, l.prepared, l.cfg, l.abi, l.host)
     }

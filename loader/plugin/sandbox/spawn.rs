@@ -220,7 +220,6 @@ pub(super) fn parts(o: &Builder, zygote: bool) -> Result<Parts, SandboxError> {
         // SAFETY: setting O_NONBLOCK on our own descriptor.
         unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
     }
-    let shared = Arc::new(Shared::new(region.clone()).map_err(SandboxError::Spawn)?);
     let limits = Limits {
         call_cpu: o.call_cpu.unwrap_or(o.timeout),
         // A zygote's CPU is its forks' (it runs no plugin code).
@@ -229,6 +228,7 @@ pub(super) fn parts(o: &Builder, zygote: bool) -> Result<Parts, SandboxError> {
         output_per_sec: o.output_per_sec,
         grants,
     };
+    let shared = Arc::new(Shared::new(region.clone(), &limits).map_err(SandboxError::Spawn)?);
     Ok(Parts {
         memfd,
         region,
@@ -305,7 +305,7 @@ impl Running {
                     stdout: stdout.0,
                     stderr: stderr.0,
                 };
-                watch::run(&watcher_shared, pipes, pid, &limits);
+                watch::run(&watcher_shared, pipes, &limits);
             })
             .map_err(SandboxError::Spawn)?;
         Ok((
@@ -394,7 +394,7 @@ pub(super) fn exec(
                 stdout: out_r,
                 stderr: err_r,
             };
-            watch::run(&watcher_shared, pipes, pid, &limits);
+            watch::run(&watcher_shared, pipes, &limits);
         })
         .map_err(SandboxError::Spawn)?;
     let (pid, pidfd) = match rx.recv() {
@@ -504,6 +504,11 @@ pub(super) fn lock_down(
         .listener
         .store(std::os::fd::IntoRawFd::into_raw_fd(fd), Ordering::Release);
     r.shared.poke();
+    // Charging starts here, on this thread, before the runner may go on:
+    // everything it uses after LISTENING is the plugin's (a watcher that
+    // armed the account only when it next woke up let the first plugin
+    // code run uncharged until then).
+    r.shared.arm(r.pid);
     shm::post(r.region.header(), shm::LISTENING);
     Ok(())
 }

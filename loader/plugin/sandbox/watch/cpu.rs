@@ -65,7 +65,7 @@ fn read(clock: libc::clockid_t) -> Option<Duration> {
 /// The account: what was charged where, and the first budget exceeded.
 #[derive(Debug)]
 pub(super) struct Ledger {
-    /// The runner's clock; None until the watcher arms the ledger (the
+    /// The runner's clock; None until the host arms the ledger (the
     /// runner is locked down) and nothing is charged.
     clock: Option<libc::clockid_t>,
     /// The runner's CPU time at the last read (everything before it is
@@ -90,8 +90,9 @@ pub(super) struct Ledger {
     over: Option<Kill>,
 }
 
-impl Default for Ledger {
-    fn default() -> Self {
+impl Ledger {
+    /// An account against `limits`, not armed yet.
+    pub(super) fn new(limits: &Limits) -> Self {
         Ledger {
             clock: None,
             charged: Duration::ZERO,
@@ -100,24 +101,20 @@ impl Default for Ledger {
             credit: Duration::ZERO,
             window: Instant::now(),
             idle_used: Duration::ZERO,
-            call_budget: Duration::MAX,
-            idle_budget: Duration::MAX,
+            call_budget: limits.call_cpu,
+            idle_budget: limits.idle_cpu_per_sec,
             over: None,
         }
     }
-}
 
-impl Ledger {
-    /// Starts charging runner `pid`'s time from now, against `limits`.
-    /// Nothing is charged if its clock cannot be had (it is gone: the
-    /// watcher sees that on its pidfd).
-    pub(super) fn arm(&mut self, pid: i32, limits: &Limits) {
+    /// Starts charging runner `pid`'s time from now. Nothing is charged
+    /// if its clock cannot be had (it is gone: the watcher sees that on
+    /// its pidfd).
+    pub(super) fn arm(&mut self, pid: i32) {
         let Some(clock) = process_clock(pid) else {
             return;
         };
         self.clock = Some(clock);
-        self.call_budget = limits.call_cpu;
-        self.idle_budget = limits.idle_cpu_per_sec;
         self.window = Instant::now();
         self.charged = read(clock).unwrap_or(self.charged);
     }

@@ -148,8 +148,9 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    /// With a fresh eventfd for waking the watcher.
-    pub(super) fn new(region: Arc<Region>) -> std::io::Result<Shared> {
+    /// With a fresh eventfd for waking the watcher; CPU is charged
+    /// against `limits` once armed ([`Shared::arm`]).
+    pub(super) fn new(region: Arc<Region>, limits: &Limits) -> std::io::Result<Shared> {
         // SAFETY: plain system call; the descriptor is ours.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -157,7 +158,7 @@ impl Shared {
         }
         Ok(Shared {
             observed: Mutex::default(),
-            cpu: Mutex::default(),
+            cpu: Mutex::new(Ledger::new(limits)),
             gone: AtomicBool::new(false),
             listener: AtomicI32::new(-1),
             // SAFETY: a fresh descriptor nobody else owns.
@@ -174,6 +175,14 @@ impl Shared {
     /// Locks the CPU account; a panic while it was held does not poison it.
     fn cpu(&self) -> std::sync::MutexGuard<'_, Ledger> {
         self.cpu.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The runner `pid` is locked down and about to run plugin code:
+    /// its CPU time is charged from now on (the host calls this before
+    /// it lets the runner go on; until then only minld's loader ran
+    /// there, bounded by the start timeout).
+    pub(super) fn arm(&self, pid: i32) {
+        self.cpu().arm(pid);
     }
 
     /// A call starts (the host is about to post it): the runner's time
@@ -232,7 +241,7 @@ pub(super) struct Pipes {
 }
 
 /// The watcher's loop, until the runner is reaped.
-pub(super) fn run(shared: &Shared, pipes: Pipes, pid: i32, limits: &Limits) {
+pub(super) fn run(shared: &Shared, pipes: Pipes, limits: &Limits) {
     let mut out = OutputMeter::new(limits);
     let mut listener: Option<OwnedFd> = None;
     let mut open = [true, true]; // stdout, stderr not at EOF
@@ -242,10 +251,6 @@ pub(super) fn run(shared: &Shared, pipes: Pipes, pid: i32, limits: &Limits) {
             if fd >= 0 {
                 // SAFETY: the sandbox handed this descriptor over to us.
                 listener = Some(unsafe { OwnedFd::from_raw_fd(fd) });
-                // Locked down: from now on plugin code runs, and its time
-                // is charged. Until then only minld's loader ran there,
-                // bounded by the start timeout.
-                shared.cpu().arm(pid, limits);
             }
         }
         let mut fds = vec![
