@@ -901,3 +901,154 @@ fn constructor_burning_cpu_is_stopped_by_the_budget() {
         );
     }
 }
+
+/// atk_escape with every function, its buffers as the attack plugins'.
+fn escape() -> Sandbox {
+    builder("atk_escape")
+        .function("do_fork")
+        .function("vmclone")
+        .function("parentclone")
+        .function("do_clone3")
+        .function("kill_host")
+        .function("tgkill_host")
+        .function("closefds")
+        .function("fdbomb")
+        .function("do_stat")
+        .spawn()
+        .unwrap()
+}
+
+/// Hole 12d: escaping the host's CPU account and its watch with a process
+/// of one's own: fork (clone without CLONE_VM), a clone sharing memory but
+/// not the thread group (its CPU on a clock of its own), a thread with
+/// CLONE_PARENT (the host's child); clone3, whose flags a filter cannot
+/// read. Secure outcome: each clone is a forbidden call the host names
+/// (56), and the runner is gone; clone3 answers ENOSYS and the plugin
+/// lives on; no spinner outlives the runner (it would be a child of the
+/// runner, killed with it, or of the host: none is left).
+#[test]
+fn forking_or_cloning_a_process_is_forbidden() {
+    for func in ["do_fork", "vmclone", "parentclone"] {
+        let mut sb = escape();
+        let pid = sb.pid().unwrap();
+        let _guard = RunnerGuard(pid);
+        let got = sb.call(func, b"");
+        assert!(
+            matches!(
+                got,
+                Err(SandboxError::ForbiddenSyscall {
+                    nr: 56,
+                    abi: minld::sandbox::SyscallAbi::X86_64
+                })
+            ),
+            "{func}: {:?}",
+            got.map(|v| String::from_utf8_lossy(&v).into_owned())
+        );
+        assert!(
+            gone_within(pid, Duration::from_secs(5)),
+            "{func}: runner lives"
+        );
+    }
+    let mut sb = escape();
+    let got = sb.call("do_clone3", b"").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        format!("-1 {}", libc::ENOSYS)
+    );
+    assert_eq!(
+        sb.call("fdbomb", b"").map(|v| !v.is_empty()).ok(),
+        Some(true)
+    );
+}
+
+/// Hole 12e: signals to the host: kill(2) of the parent, tgkill(2) of it
+/// (tgkill is allowed only within the runner's own process). Secure
+/// outcome: a forbidden-call error naming kill (62) or tgkill (234), and
+/// this process, the host, still runs (SIGTERM would have ended it).
+#[test]
+fn signals_never_reach_the_host() {
+    for (func, nr) in [("kill_host", 62), ("tgkill_host", 234)] {
+        let mut sb = escape();
+        let got = sb.call(func, b"");
+        assert!(
+            matches!(got, Err(SandboxError::ForbiddenSyscall { nr: n, .. }) if n == nr),
+            "{func}: {:?}",
+            got.map(|v| String::from_utf8_lossy(&v).into_owned())
+        );
+    }
+}
+
+/// Hole 12f: the runner's own descriptors taken from it: every descriptor
+/// closed and 3 and 4 (where the region and the control pipe were) reused
+/// by dup2; then every free number filled (EMFILE). Secure outcome: the
+/// runner serves on (its region is a mapping, its control pipe closed at
+/// the lock-down), and the host is unaffected.
+#[test]
+fn taking_the_runners_descriptors_breaks_nothing() {
+    let mut sb = escape();
+    let got = sb.call("fdbomb", b"").unwrap();
+    let got = String::from_utf8_lossy(&got).into_owned();
+    assert!(got.ends_with(&format!(" {}", libc::EMFILE)), "{got}");
+    assert_eq!(sb.call("closefds", b"").unwrap(), b"closed");
+    let again = sb.call("do_clone3", b"").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&again),
+        format!("-1 {}", libc::ENOSYS)
+    );
+}
+
+/// Hole 12g: the host's own stat of a path through a symbolic link in a
+/// grant. The host answers `newfstatat` itself from the path it read
+/// (so a racing thread cannot swap it), and checked that path by its
+/// text: `<grant>/etc/passwd`, with `<grant>/etc` a link to /etc, looked
+/// beneath the grant, and the host stat'ed /etc/passwd for the plugin,
+/// which Landlock would never let it open. Secure outcome: the granted
+/// file is stat'ed, the one through the link is EACCES.
+#[test]
+fn stat_through_a_link_in_a_grant_stays_in_the_grant() {
+    let dir = scratch("stat-link");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    struct Gone(PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _gone = Gone(dir.clone());
+    std::fs::write(dir.join("mine"), b"12345").unwrap();
+    std::os::unix::fs::symlink("/etc", dir.join("etc")).unwrap();
+    std::os::unix::fs::symlink("mine", dir.join("alias")).unwrap();
+    let mut sb = builder("atk_escape")
+        .function("do_stat")
+        .read_only(&dir)
+        .spawn()
+        .unwrap();
+    let mut stat = |p: PathBuf| {
+        let got = sb
+            .call("do_stat", p.as_os_str().as_encoded_bytes())
+            .unwrap();
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(dir.join("mine")).unwrap().ino();
+    assert_eq!(stat(dir.join("mine")), format!("5 {ino}"));
+    assert_eq!(
+        stat(dir.join("alias")),
+        format!("5 {ino}"),
+        "a link within the grant"
+    );
+    let passwd = stat(dir.join("etc/passwd"));
+    assert_eq!(
+        passwd,
+        format!("-{}", libc::EACCES),
+        "the host stat'ed /etc/passwd for the plugin"
+    );
+    let (enoent, eacces) = (format!("-{}", libc::ENOENT), format!("-{}", libc::EACCES));
+    assert_eq!(stat(dir.join("none")), enoent, "a missing file in the grant");
+    assert_eq!(
+        stat(dir.join("etc/none")),
+        eacces,
+        "whether a file outside the grant exists"
+    );
+}

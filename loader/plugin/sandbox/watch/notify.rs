@@ -141,8 +141,9 @@ pub(super) fn notification(shared: &Shared, listener: RawFd, pidfd: RawFd, limit
 /// `newfstatat`: glibc's fstat (an empty path with AT_EMPTY_PATH) is
 /// answered from the descriptor the host copies out of the runner; a
 /// path beneath a grant from the host's own stat of the path it read
-/// (never letting the kernel re-read a path a racing thread could swap);
-/// anything else gets EACCES.
+/// (never letting the kernel re-read a path a racing thread could swap),
+/// resolved beneath that grant ([`stat_beneath`]); anything else gets
+/// EACCES.
 fn stat(listener: RawFd, n: &Notif, pidfd: RawFd, limits: &Limits) {
     let d = &n.data;
     let tid = n.pid as i32;
@@ -151,8 +152,7 @@ fn stat(listener: RawFd, n: &Notif, pidfd: RawFd, limits: &Limits) {
     let st = match raw.as_deref() {
         Some(b"") if flags & libc::AT_EMPTY_PATH != 0 => fstat_of(pidfd, dirfd),
         Some(_) => match read_path(tid, dirfd, path_at) {
-            Some(p) if granted(&limits.grants, &p, false) => lstat_or_stat(&p, flags),
-            Some(_) => Err(libc::EACCES),
+            Some(p) => stat_beneath(&limits.grants, &p, flags),
             None => Err(libc::EFAULT),
         },
         None => Err(libc::EFAULT),
@@ -197,21 +197,98 @@ fn fstat_of(pidfd: RawFd, fd: i32) -> Result<libc::stat, i32> {
     Ok(st)
 }
 
+/// `struct open_how` of openat2(2).
+#[repr(C)]
+struct OpenHow {
+    /// The open flags.
+    flags: u64,
+    /// The creation mode (none here).
+    mode: u64,
+    /// `RESOLVE_*` flags.
+    resolve: u64,
+}
+/// `RESOLVE_NO_MAGICLINKS`: no `/proc/<pid>/fd/N`-like links.
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+/// `RESOLVE_BENEATH`: the walk never leaves the starting directory (no
+/// absolute link, no `..` above it).
+const RESOLVE_BENEATH: u64 = 0x08;
+
 /// The host's own stat of `path` (not following a final symlink with
-/// AT_SYMLINK_NOFOLLOW); an errno on failure.
-fn lstat_or_stat(path: &Path, flags: i32) -> Result<libc::stat, i32> {
-    let c =
-        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| libc::EINVAL)?;
+/// AT_SYMLINK_NOFOLLOW), with the kernel resolving it beneath the
+/// outermost grant whose text covers it: a symbolic link in a grant that
+/// leads out of it (`<grant>/etc` to `/etc`) gives EACCES, as Landlock
+/// would refuse the plugin's own open, never the stat of what it points
+/// at (nor whether that exists). An errno on failure.
+fn stat_beneath(grants: &[(PathBuf, Access)], path: &Path, flags: i32) -> Result<libc::stat, i32> {
+    let errno = || {
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO)
+    };
+    let grant = grants
+        .iter()
+        .map(|(g, _)| g)
+        .filter(|g| path.starts_with(g))
+        .min_by_key(|g| g.as_os_str().len())
+        .ok_or(libc::EACCES)?;
+    let rel = path.strip_prefix(grant).map_err(|_| libc::EACCES)?;
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes());
+    let (dir, rel) = (
+        c(grant).map_err(|_| libc::EINVAL)?,
+        c(rel).map_err(|_| libc::EINVAL)?,
+    );
+    // SAFETY: a NUL-terminated path that outlives the call.
+    let dirfd = unsafe {
+        libc::open(
+            dir.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if dirfd < 0 {
+        return Err(errno());
+    }
+    // SAFETY: a fresh descriptor we own.
+    let dirfd = unsafe { OwnedFd::from_raw_fd(dirfd) };
+    let nofollow = if flags & libc::AT_SYMLINK_NOFOLLOW != 0 {
+        libc::O_NOFOLLOW
+    } else {
+        0
+    };
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC | nofollow) as u64,
+        mode: 0,
+        resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: openat2 reads the NUL-terminated `rel` and the `open_how`
+    // of the size given, both locals that outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd.as_raw_fd(),
+            rel.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(match errno() {
+            libc::EXDEV => libc::EACCES,
+            e => e,
+        });
+    }
+    // SAFETY: a fresh descriptor we own.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
     // SAFETY: `libc::stat` is plain integers, for which all zeroes is a
     // valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let nofollow = flags & libc::AT_SYMLINK_NOFOLLOW;
-    // SAFETY: `c` is NUL-terminated and outlives the call; fstatat writes at
-    // most one `stat` into the local it is given.
-    if unsafe { libc::fstatat(libc::AT_FDCWD, c.as_ptr(), &mut st, nofollow) } != 0 {
-        return Err(std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO));
+    // SAFETY: fstat writes at most one `stat` into the local it is given.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(errno());
     }
     Ok(st)
 }

@@ -1,0 +1,117 @@
+/* Second round of attacks on the serving lock-down, one function each:
+   escaping the host's accounting and watch by forking or cloning a
+   process (`fork`, `vmclone`, `parentclone`, `clone3`), signalling the
+   host (`kill_host`, `tgkill_host`), taking the runner's descriptors
+   (`closefds`: closes and dup2s over everything but the region mapping;
+   `fdbomb`: dups until EMFILE), and `stat`, the host's own stat of a path
+   the plugin names: "size ino" of `in` as a path, or -errno. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sched.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static ptrdiff_t text(unsigned char *out, size_t cap, const char *s) {
+    size_t l = strlen(s);
+    if (l > cap) l = cap;
+    memcpy(out, s, l);
+    return (ptrdiff_t)l;
+}
+
+ptrdiff_t do_fork(const unsigned char *in, size_t n, unsigned char *out, size_t cap) {
+    (void)in; (void)n;
+    pid_t p = fork();
+    if (p == 0) for (;;) ; /* an unaccounted spinner, if it got here */
+    return text(out, cap, p < 0 ? "fork failed" : "forked");
+}
+
+/* A process sharing our memory but not our thread group: its CPU time
+   would be on a clock of its own. */
+static char stack[64 * 1024];
+static int spin(void *arg) { (void)arg; for (;;) ; return 0; }
+
+ptrdiff_t vmclone(const unsigned char *in, size_t n, unsigned char *out, size_t cap) {
+    (void)in; (void)n;
+    int p = clone(spin, stack + sizeof stack, CLONE_VM | CLONE_SIGHAND | SIGCHLD, NULL);
+    return text(out, cap, p < 0 ? "clone failed" : "cloned");
+}
+
+/* A thread, but also CLONE_PARENT (a sibling of the runner, the host's
+   child): refused whatever the thread flags. */
+ptrdiff_t parentclone(const unsigned char *in, size_t n, unsigned char *out, size_t cap) {
+    (void)in; (void)n;
+    int p = clone(spin, stack + sizeof stack,
+                  CLONE_VM | CLONE_SIGHAND | CLONE_THREAD | CLONE_PARENT, NULL);
+    return text(out, cap, p < 0 ? "clone failed" : "cloned");
+}
+
+/* clone3 (its flags are in memory, out of a filter's reach): ENOSYS. */
+ptrdiff_t do_clone3(const unsigned char *in, size_t n, unsigned char *out, size_t cap) {
+    (void)in; (void)n;
+    struct clone_args a;
+    memset(&a, 0, sizeof a);
+    a.exit_signal = SIGCHLD;
+    long p = syscall(SYS_clone3, &a, sizeof a);
+    if (p == 0) for (;;) ;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%ld %d", p, p < 0 ? errno : 0);
+    return text(out, cap, buf);
+}
+
+ptrdiff_t kill_host(const unsigned char *in, size_t n, unsigned char *out, size_t cap) {
+    (void)in; (void)n;
+    int r = kill(getppid(), SIGTERM);
+    return text(out, cap, r == 0 ? "signalled" : "refused");
+}
+
+ptrdiff_t tgkill_host(const unsigned char *in, size_t n, unsigned char *out, size_t cap) {
+    (void)in; (void)n;
+    pid_t host = getppid();
+    long r = syscall(SYS_tgkill, host, host, SIGTERM);
+    return text(out, cap, r == 0 ? "signalled" : "refused");
+}
+
+/* Every descriptor closed, then /dev/null's and stdout's numbers reused
+   by dup2 over 3 and 4 (where the region and control pipe were): the
+   runner must keep serving through its mapping. */
+ptrdiff_t closefds(const unsigned char *in, size_t n, unsigned char *out, size_t cap) {
+    (void)in; (void)n;
+    int dup1 = dup(1);
+    for (int fd = 0; fd < 1024; fd++)
+        if (fd != dup1) close(fd);
+    dup2(dup1, 3);
+    dup2(dup1, 4);
+    dup2(dup1, 1);
+    return text(out, cap, "closed");
+}
+
+ptrdiff_t fdbomb(const unsigned char *in, size_t n, unsigned char *out, size_t cap) {
+    (void)in; (void)n;
+    long count = 0;
+    while (dup(2) >= 0) count++;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%ld %d", count, errno);
+    return text(out, cap, buf);
+}
+
+ptrdiff_t do_stat(const unsigned char *in, size_t n, unsigned char *out, size_t cap) {
+    char path[4096];
+    if (n >= sizeof path) n = sizeof path - 1;
+    memcpy(path, in, n);
+    path[n] = 0;
+    struct stat st;
+    char buf[96];
+    if (stat(path, &st) != 0)
+        snprintf(buf, sizeof buf, "-%d", errno);
+    else
+        snprintf(buf, sizeof buf, "%lld %llu", (long long)st.st_size, (unsigned long long)st.st_ino);
+    return text(out, cap, buf);
+}
