@@ -1045,10 +1045,47 @@ fn stat_through_a_link_in_a_grant_stays_in_the_grant() {
         "the host stat'ed /etc/passwd for the plugin"
     );
     let (enoent, eacces) = (format!("-{}", libc::ENOENT), format!("-{}", libc::EACCES));
-    assert_eq!(stat(dir.join("none")), enoent, "a missing file in the grant");
+    assert_eq!(
+        stat(dir.join("none")),
+        enoent,
+        "a missing file in the grant"
+    );
     assert_eq!(
         stat(dir.join("etc/none")),
         eacces,
         "whether a file outside the grant exists"
+    );
+}
+
+/// Hole 12h: threads without end. RLIMIT_AS does not bound them (a
+/// thread's kernel stack and task are outside the address space; a 16 KiB
+/// user stack is little), RLIMIT_NPROC does not hold for root, and this
+/// machine has 32768 process ids for everyone. atk_escape's `threadbomb`
+/// starts threads until pthread_create fails, at most 1024 (the plugin's
+/// own cap, so that an open hole does not take the machine's process ids).
+/// Secure outcome, with `max_threads(16)`: pthread_create fails with
+/// EAGAIN after at most 31 threads (twice the limit, less the main one),
+/// and the runner serves on; an ordinary plugin's threads still run.
+#[test]
+fn threads_are_limited() {
+    let mut sb = builder("atk_escape")
+        .function("threadbomb")
+        .function("do_clone3")
+        .max_threads(16)
+        .spawn()
+        .unwrap();
+    let got = sb.call("threadbomb", b"").unwrap();
+    let got = String::from_utf8_lossy(&got).into_owned();
+    eprintln!("threadbomb answered: {got}");
+    let (made, err) = got.split_once(' ').unwrap();
+    let made: usize = made.parse().unwrap();
+    assert!(
+        made <= 31 && err == libc::EAGAIN.to_string(),
+        "the plugin made {made} threads, then error {err}"
+    );
+    let again = sb.call("do_clone3", b"").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&again),
+        format!("-1 {}", libc::ENOSYS)
     );
 }

@@ -3,11 +3,14 @@
    process (`fork`, `vmclone`, `parentclone`, `clone3`), signalling the
    host (`kill_host`, `tgkill_host`), taking the runner's descriptors
    (`closefds`: closes and dup2s over everything but the region mapping;
-   `fdbomb`: dups until EMFILE), and `stat`, the host's own stat of a path
+   `fdbomb`: dups until EMFILE; `threadbomb`: threads until refused),
+   and `stat`, the host's own stat of a path
    the plugin names: "size ino" of `in` as a path, or -errno. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
 #include <linux/sched.h>
 #include <sched.h>
 #include <signal.h>
@@ -113,5 +116,31 @@ ptrdiff_t do_stat(const unsigned char *in, size_t n, unsigned char *out, size_t 
         snprintf(buf, sizeof buf, "-%d", errno);
     else
         snprintf(buf, sizeof buf, "%lld %llu", (long long)st.st_size, (unsigned long long)st.st_ino);
+    return text(out, cap, buf);
+}
+
+/* Threads until pthread_create fails (at most 1024: without a limit this
+   would take every process id of the machine), each asleep for ever on a
+   16 KiB stack. Answers "made errno". */
+static void *sleeper(void *arg) {
+    (void)arg;
+    for (;;) sleep(1000);
+    return NULL;
+}
+
+ptrdiff_t threadbomb(const unsigned char *in, size_t n, unsigned char *out, size_t cap) {
+    (void)in; (void)n;
+    pthread_attr_t a;
+    pthread_attr_init(&a);
+    pthread_attr_setstacksize(&a, PTHREAD_STACK_MIN);
+    int made = 0, err = 0;
+    while (made < 1024) {
+        pthread_t t;
+        err = pthread_create(&t, &a, sleeper, NULL);
+        if (err) break;
+        made++;
+    }
+    char buf[64];
+    snprintf(buf, sizeof buf, "%d %d", made, err);
     return text(out, cap, buf);
 }

@@ -167,6 +167,8 @@ pub struct Builder {
     output_per_call: usize,
     /// Output allowed per second before the runner is killed.
     output_per_sec: u64,
+    /// Threads the runner may have.
+    max_threads: usize,
 }
 
 impl Builder {
@@ -279,6 +281,18 @@ impl Builder {
         self.output_per_sec = per_sec;
         self
     }
+    /// How many threads the runner may have, its main thread included
+    /// (default 256). Each thread the plugin starts stops in the kernel
+    /// until the host counts the runner's threads: under the limit it goes
+    /// on, at it `pthread_create` fails with EAGAIN. Threads starting at
+    /// the same moment can pass before the count shows each other: never
+    /// more than twice the limit. (Memory limits do not bound threads: a
+    /// thread's kernel stack is not in the runner's address space, and
+    /// without this a plugin could take every process id of the machine.)
+    pub fn max_threads(mut self, n: usize) -> Self {
+        self.max_threads = n;
+        self
+    }
     /// Starts the runner and waits until the plugin is loaded, locked down
     /// and initialised.
     pub fn spawn(self) -> Result<Sandbox, SandboxError> {
@@ -326,6 +340,7 @@ impl Sandbox {
             allow_no_landlock: false,
             output_per_call: 64 << 10,
             output_per_sec: 4 << 20,
+            max_threads: 256,
         }
     }
 

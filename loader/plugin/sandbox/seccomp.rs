@@ -8,17 +8,17 @@
 //!    i386 `int 0x80` call has other numbers: 5 is `open` there, `fstat`
 //!    here; x32 shares ours with bit 30 set). The host reports the ABI.
 //! 2. The allow-list, one `jeq nr → ALLOW` per entry.
-//! 3. Entries checked by argument (serving only): `clone` with thread
-//!    flags, `mmap`/`mprotect` without PROT_EXEC (EPERM otherwise), `madvise`
-//!    by advice, `tgkill` only to ourselves, `fcntl` and `ioctl` by command;
-//!    `clone3` answers ENOSYS so glibc falls back to `clone`, whose flags
-//!    a filter can read.
+//! 3. Entries checked by argument (serving only): `mmap`/`mprotect`
+//!    without PROT_EXEC (EPERM otherwise), `madvise` by advice, `tgkill`
+//!    only to ourselves, `fcntl` and `ioctl` by command; `clone3` answers
+//!    ENOSYS so glibc falls back to `clone`, whose flags the host can read.
 //! 4. Anything else → SECCOMP_RET_USER_NOTIF: the calling thread stops and
 //!    the host, which holds the listener, sees the call's number, ABI and
-//!    arguments from the kernel. It lets a granted `openat` go on, answers
-//!    an `fstat` through a path itself, and kills the runner for anything
-//!    else, naming the call (see `watch.rs`). Nothing the plugin writes can
-//!    forge that report.
+//!    arguments from the kernel. It lets a granted `openat` go on, and a
+//!    `clone` of a thread while the runner is under its thread limit,
+//!    answers an `fstat` through a path itself, and kills the runner for
+//!    anything else, naming the call (see `watch.rs`). Nothing the plugin
+//!    writes can forge that report.
 //!
 //! The runner installs two filters; the kernel runs both on every call and
 //! the answer of higher precedence wins (ERRNO over USER_NOTIF over ALLOW).
@@ -44,10 +44,6 @@ const OFF_ARCH: u32 = 4;
 /// Low 32 bits of `args[i]` (little-endian).
 const fn off_arg_lo(i: u32) -> u32 {
     16 + 8 * i
-}
-/// High 32 bits of `args[i]`.
-const fn off_arg_hi(i: u32) -> u32 {
-    20 + 8 * i
 }
 
 /// The call goes on.
@@ -195,8 +191,6 @@ const JEQ: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
 const JGE: u32 = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
 /// Jump if any bit of `k` is set.
 const JSET: u32 = libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K;
-/// And the accumulator with `k`.
-const AND: u32 = libc::BPF_ALU | libc::BPF_AND | libc::BPF_K;
 /// Return `k`.
 const RET: u32 = libc::BPF_RET | libc::BPF_K;
 
@@ -215,6 +209,15 @@ const NEVER_FLAGS: u32 = (libc::CLONE_NEWNS
     | libc::CLONE_PARENT
     | libc::CLONE_PTRACE
     | libc::CLONE_VFORK) as u32;
+
+/// Whether clone flags `flags` (the call's first argument, as the kernel
+/// reported it) make a thread: CLONE_VM, CLONE_SIGHAND and CLONE_THREAD
+/// all set, no namespace or parent flags, nothing in the high word. A
+/// process is never one (glibc's fork passes SIGCHLD alone).
+pub(super) fn is_thread_clone(flags: u64) -> bool {
+    let lo = flags as u32;
+    flags >> 32 == 0 && lo & NEVER_FLAGS == 0 && lo & THREAD_FLAGS == THREAD_FLAGS
+}
 
 /// `jeq nr, then: load arg, accept one of `values` → ALLOW, else `other``.
 /// Must come where the accumulator holds nr; leaves it clobbered only on
@@ -259,20 +262,11 @@ pub fn program(pid: u32, stage: Stage) -> Vec<sock_filter> {
 /// The serving filter's calls checked by argument. Each block starts with
 /// nr in the accumulator and, once it loads an argument, ends in returns.
 fn serving_checks(p: &mut Vec<sock_filter>, pid: u32) {
-    // clone(flags, ...): a thread (CLONE_VM|CLONE_SIGHAND|CLONE_THREAD all
-    // set, no namespace or parent flags, nothing in the high word), never
-    // a process. glibc's fork would pass SIGCHLD alone.
-    p.extend([
-        jump(JEQ, libc::SYS_clone as u32, 0, 8),
-        stmt(LD_ABS, off_arg_hi(0)),
-        jump(JEQ, 0, 0, 5),
-        stmt(LD_ABS, off_arg_lo(0)),
-        jump(JSET, NEVER_FLAGS, 3, 0),
-        stmt(AND, THREAD_FLAGS),
-        jump(JEQ, THREAD_FLAGS, 0, 1),
-        stmt(RET, RET_ALLOW),
-        stmt(RET, RET_NOTIFY),
-    ]);
+    // clone(flags, ...) is not allowed here: every clone goes to the host,
+    // which lets a thread ([`is_thread_clone`]) go on while the runner has
+    // fewer than its thread limit and kills it for a process. (A filter
+    // cannot count: allowing threads here let a plugin make threads until
+    // the machine ran out of process ids.)
     // clone3 passes its flags in memory, out of a filter's reach: ENOSYS
     // makes glibc fall back to clone.
     p.extend([

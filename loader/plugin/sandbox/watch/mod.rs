@@ -127,6 +127,8 @@ pub(super) struct Limits {
     pub(super) output_per_sec: u64,
     /// The paths granted, for deciding opens.
     pub(super) grants: Vec<(PathBuf, Access)>,
+    /// Threads the runner may have (a clone beyond gets EAGAIN).
+    pub(super) max_threads: usize,
 }
 
 /// Between the sandbox and its watcher.

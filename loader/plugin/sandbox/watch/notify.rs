@@ -1,7 +1,7 @@
 //! The seccomp user-notification side of the watcher: a call the serving
 //! filter does not allow stops in the kernel and is decided here. A granted
 //! `open`/`openat` goes on (Landlock then judges the path the kernel really
-//! resolves), an `fstat`-like `newfstatat` is answered from the host's own
+//! resolves), a thread's `clone` goes on under the thread limit, an `fstat`-like `newfstatat` is answered from the host's own
 //! stat, `statx` gets ENOSYS (glibc falls back), and anything else (or a
 //! call of another ABI) kills the runner, recorded as the host saw it.
 //!
@@ -13,6 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path, PathBuf};
 
 use super::super::landlock::Access;
+use super::super::seccomp::is_thread_clone;
 use super::{Kill, Limits, Shared, SyscallAbi};
 
 // The seccomp user-notification interface (linux/seccomp.h).
@@ -113,6 +114,9 @@ pub(super) fn notification(shared: &Shared, listener: RawFd, pidfd: RawFd, limit
             return stat(listener, &n, pidfd, limits);
         }
         libc::SYS_statx => return respond(listener, n.id, 0, -libc::ENOSYS, 0),
+        libc::SYS_clone if is_thread_clone(d.args[0]) => {
+            return thread(listener, &n, limits.max_threads);
+        }
         _ => {
             return shared.kill(
                 pidfd,
@@ -135,6 +139,28 @@ pub(super) fn notification(shared: &Shared, listener: RawFd, pidfd: RawFd, limit
         respond(listener, n.id, 0, 0, FLAG_CONTINUE);
     } else {
         shared.kill(pidfd, Kill::Open { path, flags });
+    }
+}
+
+/// `clone` of a thread: it goes on while the runner has fewer than `max`
+/// threads (the kernel's count in `/proc/<tid>/status`), else EAGAIN
+/// (pthread_create's answer when the system is out of threads; the
+/// plugin lives on). Clones the host let go on may not show in the count
+/// yet, but each comes from a thread that was counted and can make no
+/// other until its clone is done: the runner never has more than twice
+/// `max` threads.
+fn thread(listener: RawFd, n: &Notif, max: usize) {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", n.pid)).unwrap_or_default();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if !still_valid(listener, n.id) {
+        return;
+    }
+    match threads {
+        Some(t) if t < max => respond(listener, n.id, 0, 0, FLAG_CONTINUE),
+        _ => respond(listener, n.id, 0, -libc::EAGAIN, 0),
     }
 }
 
