@@ -881,12 +881,14 @@ fn zygote_instances_share_no_memory() {
 /// threads for ever; it is the first plugin code an instance runs (for a
 /// zygote's fork, straight after the host takes its seccomp listener).
 /// Secure outcome, spawned and forked: the start fails with the CPU budget
-/// error (the start timeout, 120 s, is only the hang watchdog).
+/// error, the start charged like a call (here 500 ms of CPU; the start
+/// timeout, 120 s, is only the hang watchdog).
 #[test]
 fn constructor_burning_cpu_is_stopped_by_the_budget() {
     let b = || {
         builder("atk_burn")
             .function("run")
+            .cpu_budget(Duration::from_millis(500), Duration::from_millis(100))
             .start_timeout(Duration::from_secs(120))
     };
     let zygote = b().zygote().unwrap();
@@ -896,9 +898,26 @@ fn constructor_burning_cpu_is_stopped_by_the_budget() {
     ] {
         let e = got.unwrap_or_else(|| panic!("{how}: started with a constructor that never ends"));
         assert!(
-            matches!(e, SandboxError::CpuBudget { .. }),
-            "{how}: not stopped by the CPU budget: {e} ({e:?})"
+            matches!(e, SandboxError::CpuBudget { idle: false, .. }),
+            "{how}: not stopped by the CPU budget of the start: {e} ({e:?})"
         );
+    }
+}
+
+/// The other side of hole 12c: an ordinary plugin whose constructor
+/// computes for 300 ms of CPU time (heavyinit) starts, spawned and as a
+/// zygote's instance: the start is charged like a call (against the call
+/// budget), not as idle time (100 ms per second by default).
+#[test]
+fn a_constructor_may_compute_for_a_while() {
+    let b = || Sandbox::builder(plugin("heavyinit")).function("run");
+    let zygote = b().zygote().unwrap();
+    for (how, sb) in [
+        ("spawned", b().spawn()),
+        ("zygote instance", zygote.instance()),
+    ] {
+        let mut sb = sb.unwrap_or_else(|e| panic!("{how}: {e} ({e:?})"));
+        assert_eq!(sb.call("run", b"").unwrap(), b"ready", "{how}");
     }
 }
 

@@ -202,10 +202,11 @@ impl Builder {
         self
     }
     /// The CPU time (every thread's) the host allows the runner: `per_call`
-    /// during one call (default: the call timeout), `idle_per_sec` in each
-    /// second between calls (default 100 ms: a plugin that answers and
-    /// keeps running is killed within about a second). Checked by the host
-    /// every 100 ms from `/proc/<pid>/stat` (10 ms resolution).
+    /// during one call and during the start (default: the call timeout),
+    /// `idle_per_sec` in each second between calls (default 100 ms: a
+    /// plugin that answers and keeps running is killed within about a
+    /// second). Read from the runner's CPU clock at each call's ends and
+    /// every 100 ms.
     pub fn cpu_budget(mut self, per_call: Duration, idle_per_sec: Duration) -> Self {
         self.call_cpu = Some(per_call);
         self.idle_cpu = idle_per_sec;
@@ -374,7 +375,12 @@ impl Sandbox {
         let start_deadline = running.started.checked_add(self.opts.start_timeout);
         self.running = Some(running);
         match self.wait_while(shm::LISTENING, start_deadline, true)? {
-            shm::READY => Ok(()),
+            shm::READY => {
+                // The start was charged like a call; it ends here.
+                let r = self.running.as_ref().ok_or(SandboxError::Dead)?;
+                r.shared.call_ends(self.opts.runner_spin);
+                Ok(())
+            }
             shm::LOAD_FAILED => {
                 let r = self.running.as_ref().ok_or(SandboxError::Dead)?;
                 let n = (r.region.header().resp_len.load(Ordering::Relaxed).max(0) as usize)

@@ -107,7 +107,10 @@ impl Ledger {
         }
     }
 
-    /// Starts charging runner `pid`'s time from now. Nothing is charged
+    /// Starts charging runner `pid`'s time from now. The start (the
+    /// plugin's ifunc resolvers and init functions, until READY) is
+    /// charged like a call, against the call budget: a constructor that
+    /// computes is not a plugin running between calls. Nothing is charged
     /// if its clock cannot be had (it is gone: the watcher sees that on
     /// its pidfd).
     pub(super) fn arm(&mut self, pid: i32) {
@@ -115,6 +118,8 @@ impl Ledger {
             return;
         };
         self.clock = Some(clock);
+        self.in_call = true;
+        self.call_used = Duration::ZERO;
         self.window = Instant::now();
         self.charged = read(clock).unwrap_or(self.charged);
     }
