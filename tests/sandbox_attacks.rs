@@ -809,6 +809,15 @@ fn inner_host() {
             std::io::stdout().flush().unwrap();
             format!("{:?}", sb.call("hang", b""))
         }
+        // Hole 12i: this process's environment holds a secret.
+        "env" => match builder("atk_escape").function("environment").spawn() {
+            Ok(mut sb) => format!(
+                "{:?}",
+                sb.call("environment", b"")
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+            ),
+            Err(e) => format!("spawn failed: {e}"),
+        },
         m => panic!("unknown inner mode {m}"),
     };
     println!("RESULT {result}");
@@ -1107,4 +1116,34 @@ fn threads_are_limited() {
         String::from_utf8_lossy(&again),
         format!("-1 {}", libc::ENOSYS)
     );
+}
+
+/// Hole 12i: the host's environment (tokens, keys, passwords handed to the
+/// host program) read by the plugin: the runner was started with all of
+/// it. An inner host with `MINLD_TEST_SECRET=hunter2` in its environment
+/// calls atk_escape's `environment`, which answers every variable it
+/// sees. Secure outcome: the call works and the secret is not among them;
+/// what the runner itself needs (the loader's LD_LIBRARY_PATH, the
+/// locale) still is.
+#[test]
+fn the_hosts_environment_stays_in_the_host() {
+    let inner = Inner::start("inner_host", "env", |cmd| {
+        cmd.env("MINLD_TEST_SECRET", "hunter2")
+            .env("LC_ALL", "C.UTF-8")
+            .env("LD_LIBRARY_PATH", "/nonexistent-minld-test");
+    });
+    let outcome = inner
+        .line("RESULT ", Duration::from_secs(60))
+        .expect("the inner host printed no result");
+    assert!(outcome.starts_with("Ok("), "{outcome}");
+    assert!(
+        !outcome.contains("hunter2"),
+        "the plugin read the host's secret: {outcome}"
+    );
+    for kept in ["LC_ALL=C.UTF-8", "LD_LIBRARY_PATH=/nonexistent-minld-test"] {
+        assert!(
+            outcome.contains(kept),
+            "{kept} did not reach the runner: {outcome}"
+        );
+    }
 }

@@ -144,3 +144,19 @@ ptrdiff_t threadbomb(const unsigned char *in, size_t n, unsigned char *out, size
     snprintf(buf, sizeof buf, "%d %d", made, err);
     return text(out, cap, buf);
 }
+
+/* The runner's environment, "NAME=value;..." (the host's secrets, if the
+   runner was started with the host's environment). */
+extern char **environ;
+ptrdiff_t environment(const unsigned char *in, size_t n, unsigned char *out, size_t cap) {
+    (void)in; (void)n;
+    size_t len = 0;
+    for (char **e = environ; e && *e; e++) {
+        size_t l = strlen(*e);
+        if (len + l + 1 > cap) break;
+        memcpy(out + len, *e, l);
+        out[len + l] = ';';
+        len += l + 1;
+    }
+    return (ptrdiff_t)len;
+}

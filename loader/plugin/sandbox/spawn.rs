@@ -357,6 +357,8 @@ pub(super) fn exec(
             let (memfd, ctl_w, out_w, err_w, fds, stdin) = keep;
             let mut cmd = Command::new(exe);
             cmd.arg0("minld-sandbox")
+                .env_clear()
+                .envs(std::env::vars_os().filter(|(k, _)| kept_env(k)))
                 .env(ENV, std::process::id().to_string())
                 .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
                 .stdout(Stdio::from(out_w))
@@ -424,6 +426,27 @@ pub(super) fn exec(
         },
         ctl_r,
     ))
+}
+
+/// Whether the host's environment variable `name` goes to the runner.
+/// The plugin reads its environment like any memory of its own, and a
+/// host's environment holds its secrets (tokens, keys, passwords), so only
+/// what the runner itself needs goes: the dynamic linker's search path and
+/// preloads (the host's executable may not start without them), the
+/// locale and time zone (a plugin formats text and dates as its host
+/// does), and minld's own trace switches.
+fn kept_env(name: &std::ffi::OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    matches!(
+        name,
+        b"LD_LIBRARY_PATH"
+            | b"LD_PRELOAD"
+            | b"LANG"
+            | b"LANGUAGE"
+            | b"TZ"
+            | b"MINLD_TRACE"
+            | b"MINLD_DEBUG"
+    ) || name.starts_with(b"LC_")
 }
 
 /// In the child, between fork and exec: the region at 3, the control
