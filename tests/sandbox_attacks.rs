@@ -818,6 +818,31 @@ fn inner_host() {
             ),
             Err(e) => format!("spawn failed: {e}"),
         },
+        // Hole 12j: no Landlock (opted in), a grant holding a link to /etc.
+        "nolandlock-link" => {
+            let dir = scratch("nolandlock-link");
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::os::unix::fs::symlink("/etc", dir.join("etc")).unwrap();
+            std::fs::write(dir.join("mine"), b"granted").unwrap();
+            let mut sb = builder("atk_escape")
+                .function("readfile")
+                .read_only(&dir)
+                .allow_without_landlock()
+                .spawn()
+                .unwrap();
+            let mut read = |p: PathBuf| {
+                sb.call("readfile", p.as_os_str().as_encoded_bytes())
+                    .map(|v| String::from_utf8_lossy(&v[..v.len().min(40)]).into_owned())
+            };
+            let (mine, passwd) = (read(dir.join("mine")), read(dir.join("etc/passwd")));
+            let _ = std::fs::remove_dir_all(&dir);
+            let wanted = std::fs::read("/etc/passwd").unwrap();
+            let leaked = passwd
+                .as_ref()
+                .is_ok_and(|p| wanted.starts_with(p.as_bytes()) && !p.is_empty());
+            format!("mine {mine:?}; passwd leaked {leaked}: {passwd:?}")
+        }
         m => panic!("unknown inner mode {m}"),
     };
     println!("RESULT {result}");
@@ -1146,4 +1171,26 @@ fn the_hosts_environment_stays_in_the_host() {
             "{kept} did not reach the runner: {outcome}"
         );
     }
+}
+
+/// Hole 12j: without Landlock (the host opted in), the host's check of
+/// an open is all there is, and it judged the path by its text:
+/// `<grant>/etc/passwd`, with `<grant>/etc` a link to /etc, lay beneath
+/// the grant, and the kernel then followed the link. (The README already
+/// said a racing thread can defeat that check; a link needs no race.)
+/// Secure outcome: the granted file reads, the one through the link
+/// fails (EACCES, as Landlock would answer).
+#[test]
+fn without_landlock_a_link_in_a_grant_leads_nowhere() {
+    let inner = inner_without_landlock("nolandlock-link", libc::ENOSYS);
+    let outcome = inner.line("RESULT ", Duration::from_secs(30));
+    let (status, stderr) = inner.finish(Duration::from_secs(30));
+    let outcome = outcome.unwrap_or_else(|| panic!("no report ({status}): {stderr}"));
+    assert_eq!(
+        outcome,
+        format!(
+            "mine Ok(\"granted\"); passwd leaked false: Err(Plugin(-{}))",
+            libc::EACCES
+        )
+    );
 }

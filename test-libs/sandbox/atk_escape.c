@@ -3,7 +3,7 @@
    process (`fork`, `vmclone`, `parentclone`, `clone3`), signalling the
    host (`kill_host`, `tgkill_host`), taking the runner's descriptors
    (`closefds`: closes and dup2s over everything but the region mapping;
-   `fdbomb`: dups until EMFILE; `threadbomb`: threads until refused),
+   `fdbomb`: dups until EMFILE; `threadbomb`: threads until refused; `readfile`),
    and `stat`, the host's own stat of a path
    the plugin names: "size ino" of `in` as a path, or -errno. */
 #define _GNU_SOURCE
@@ -159,4 +159,18 @@ ptrdiff_t environment(const unsigned char *in, size_t n, unsigned char *out, siz
         len += l + 1;
     }
     return (ptrdiff_t)len;
+}
+
+/* The file at `in` (a path), or -errno. */
+ptrdiff_t readfile(const unsigned char *in, size_t n, unsigned char *out, size_t cap) {
+    char path[4096];
+    if (n >= sizeof path) n = sizeof path - 1;
+    memcpy(path, in, n);
+    path[n] = 0;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return -errno;
+    ssize_t got = read(fd, out, cap);
+    int e = errno;
+    close(fd);
+    return got < 0 ? -e : got;
 }

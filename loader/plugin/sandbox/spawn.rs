@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use super::config;
 use super::control;
 use super::landlock::{self, Access};
 use super::shm::{self, Region, FD_CONTROL, FD_GRANTED, FD_REGION};
@@ -275,7 +276,14 @@ impl Running {
         // checked below (only a child can be waited for).
         let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
         if pidfd < 0 {
-            return Err(SandboxError::Spawn(std::io::Error::last_os_error()));
+            let e = std::io::Error::last_os_error();
+            // SAFETY: kill and reap our child by pid (the zygote forks
+            // with CLONE_PARENT; unreaped, its pid cannot be reused).
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            return Err(SandboxError::Spawn(e));
         }
         // SAFETY: a fresh descriptor we own.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
@@ -285,7 +293,22 @@ impl Running {
                 "process {pid} is not a child of the host"
             ))));
         }
-        let theirs = pidfd.try_clone().map_err(SandboxError::Spawn)?;
+        // From here on, a failure kills and reaps the fork (no leak).
+        let fail = |e: std::io::Error| {
+            // SAFETY: a signal through our pidfd, then reaping our child.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    libc::SIGKILL,
+                    0,
+                    0,
+                );
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            SandboxError::Spawn(e)
+        };
+        let theirs = pidfd.try_clone().map_err(fail)?;
         let Parts {
             region,
             stdout,
@@ -308,7 +331,7 @@ impl Running {
                 };
                 watch::run(&watcher_shared, pipes, &limits);
             })
-            .map_err(SandboxError::Spawn)?;
+            .map_err(fail)?;
         Ok((
             Running {
                 pid,
@@ -358,7 +381,7 @@ pub(super) fn exec(
             let mut cmd = Command::new(exe);
             cmd.arg0("minld-sandbox")
                 .env_clear()
-                .envs(std::env::vars_os().filter(|(k, _)| kept_env(k)))
+                .envs(std::env::vars_os().filter(|(k, _)| config::kept_env(k)))
                 .env(ENV, std::process::id().to_string())
                 .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
                 .stdout(Stdio::from(out_w))
@@ -426,27 +449,6 @@ pub(super) fn exec(
         },
         ctl_r,
     ))
-}
-
-/// Whether the host's environment variable `name` goes to the runner.
-/// The plugin reads its environment like any memory of its own, and a
-/// host's environment holds its secrets (tokens, keys, passwords), so only
-/// what the runner itself needs goes: the dynamic linker's search path and
-/// preloads (the host's executable may not start without them), the
-/// locale and time zone (a plugin formats text and dates as its host
-/// does), and minld's own trace switches.
-fn kept_env(name: &std::ffi::OsStr) -> bool {
-    let name = name.as_encoded_bytes();
-    matches!(
-        name,
-        b"LD_LIBRARY_PATH"
-            | b"LD_PRELOAD"
-            | b"LANG"
-            | b"LANGUAGE"
-            | b"TZ"
-            | b"MINLD_TRACE"
-            | b"MINLD_DEBUG"
-    ) || name.starts_with(b"LC_")
 }
 
 /// In the child, between fork and exec: the region at 3, the control

@@ -135,6 +135,9 @@ pub(super) fn notification(shared: &Shared, listener: RawFd, pidfd: RawFd, limit
     }
     let writes = flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) != 0;
     if granted(&limits.grants, &path, writes) {
+        if leaves_grant(&limits.grants, &path, flags) {
+            return respond(listener, n.id, 0, -libc::EACCES, 0);
+        }
         // Landlock decides for real, on the path the kernel resolves.
         respond(listener, n.id, 0, 0, FLAG_CONTINUE);
     } else {
@@ -240,17 +243,55 @@ const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
 const RESOLVE_BENEATH: u64 = 0x08;
 
 /// The host's own stat of `path` (not following a final symlink with
-/// AT_SYMLINK_NOFOLLOW), with the kernel resolving it beneath the
-/// outermost grant whose text covers it: a symbolic link in a grant that
-/// leads out of it (`<grant>/etc` to `/etc`) gives EACCES, as Landlock
-/// would refuse the plugin's own open, never the stat of what it points
-/// at (nor whether that exists). An errno on failure.
+/// AT_SYMLINK_NOFOLLOW), resolved by the kernel [`beneath`] a grant: a
+/// symbolic link in a grant that leads out of it (`<grant>/etc` to
+/// `/etc`) gives EACCES, as Landlock would refuse the plugin's own open,
+/// never the stat of what it points at (nor whether that exists). An
+/// errno on failure.
 fn stat_beneath(grants: &[(PathBuf, Access)], path: &Path, flags: i32) -> Result<libc::stat, i32> {
-    let errno = || {
-        std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO)
-    };
+    let fd =
+        beneath(grants, path, flags & libc::AT_SYMLINK_NOFOLLOW != 0).map_err(|e| match e {
+            libc::EXDEV => libc::EACCES,
+            e => e,
+        })?;
+    // SAFETY: `libc::stat` is plain integers, for which all zeroes is a
+    // valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fstat writes at most one `stat` into the local it is given.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(last_errno());
+    }
+    Ok(st)
+}
+
+/// Whether an open of `path` (with open flags `flags`), which a grant
+/// covers by its text, leads out of every grant through a symbolic link:
+/// the path, or for a file it would create its directory, does not
+/// resolve [`beneath`] the grant. With Landlock the kernel refuses such
+/// an open anyway; without it this is the only check.
+fn leaves_grant(grants: &[(PathBuf, Access)], path: &Path, flags: i32) -> bool {
+    match beneath(grants, path, flags & libc::O_NOFOLLOW != 0) {
+        Err(libc::EXDEV) => true,
+        Err(libc::ENOENT) if flags & libc::O_CREAT != 0 => path
+            .parent()
+            .is_some_and(|dir| matches!(beneath(grants, dir, false), Err(libc::EXDEV))),
+        _ => false,
+    }
+}
+
+/// The errno of the last failed call.
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// An `O_PATH` descriptor of `path` (the final link itself with
+/// `nofollow`), the kernel resolving it beneath the outermost grant whose
+/// text covers it (openat2 with RESOLVE_BENEATH: no absolute link, no
+/// `..` above the grant). An errno on failure: EXDEV where the path
+/// leads out of the grant, EACCES where no grant covers it.
+fn beneath(grants: &[(PathBuf, Access)], path: &Path, nofollow: bool) -> Result<OwnedFd, i32> {
     let grant = grants
         .iter()
         .map(|(g, _)| g)
@@ -276,17 +317,13 @@ fn stat_beneath(grants: &[(PathBuf, Access)], path: &Path, flags: i32) -> Result
         )
     };
     if dirfd < 0 {
-        return Err(errno());
+        return Err(last_errno());
     }
     // SAFETY: a fresh descriptor we own.
     let dirfd = unsafe { OwnedFd::from_raw_fd(dirfd) };
-    let nofollow = if flags & libc::AT_SYMLINK_NOFOLLOW != 0 {
-        libc::O_NOFOLLOW
-    } else {
-        0
-    };
     let how = OpenHow {
-        flags: (libc::O_PATH | libc::O_CLOEXEC | nofollow) as u64,
+        flags: (libc::O_PATH | libc::O_CLOEXEC | if nofollow { libc::O_NOFOLLOW } else { 0 })
+            as u64,
         mode: 0,
         resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
     };
@@ -302,21 +339,10 @@ fn stat_beneath(grants: &[(PathBuf, Access)], path: &Path, flags: i32) -> Result
         )
     };
     if fd < 0 {
-        return Err(match errno() {
-            libc::EXDEV => libc::EACCES,
-            e => e,
-        });
+        return Err(last_errno());
     }
     // SAFETY: a fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
-    // SAFETY: `libc::stat` is plain integers, for which all zeroes is a
-    // valid value.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat writes at most one `stat` into the local it is given.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(errno());
-    }
-    Ok(st)
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// The notification still stands for the same thread (not a recycled id).
