@@ -1194,3 +1194,130 @@ fn without_landlock_a_link_in_a_grant_leads_nowhere() {
         )
     );
 }
+
+/// Hole 12k: lies in the answer. atk_escape's `claim` answers whatever
+/// length its input names, writing nothing: i64::MIN, -1, the buffer's
+/// size plus one, i64::MAX, through the call buffers and through a shared
+/// buffer (whose length the plugin could also rewrite in the header).
+/// Secure outcome: a negative length is the plugin's error code, a length
+/// past the buffer the host chose is `BadResponse`, and neither ends the
+/// runner; an honest length of the whole buffer is taken.
+#[test]
+fn lies_about_lengths_are_errors() {
+    let mut sb = builder("atk_escape")
+        .function("claim")
+        .shared_buffer(4096)
+        .spawn()
+        .unwrap();
+    for (len, cap) in [(ATTACK_BUF, ATTACK_BUF), (4096, 4096)] {
+        let shared = cap == 4096;
+        let mut claim = |v: i64| {
+            if shared {
+                sb.buffer(0).unwrap().write(0, &v.to_le_bytes()).unwrap();
+                sb.call_in("claim", 0, 8).map(|n| n as u64)
+            } else {
+                sb.call("claim", &v.to_le_bytes()).map(|v| v.len() as u64)
+            }
+        };
+        let past = len as i64 + 1;
+        assert!(matches!(
+            claim(i64::MIN),
+            Err(SandboxError::Plugin(isize::MIN))
+        ));
+        assert!(matches!(claim(-1), Err(SandboxError::Plugin(-1))));
+        assert!(matches!(claim(past), Err(SandboxError::BadResponse(n)) if n as i64 == past));
+        assert!(matches!(
+            claim(i64::MAX),
+            Err(SandboxError::BadResponse(isize::MAX))
+        ));
+        assert_eq!(claim(len as i64).unwrap(), len as u64, "shared: {shared}");
+    }
+}
+
+/// What an ordinary plugin does with files its host granted for reading
+/// and writing (`read_write`: "read, write, create and remove files"):
+/// access, mkdir, rename, readlink, unlink, rmdir, each in a fresh runner.
+/// Every one must work (answer 0), none may kill the runner; the same
+/// calls outside the grant stay forbidden.
+#[test]
+fn file_operations_in_a_read_write_grant_work() {
+    let dir = scratch("rw-grant");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    struct Gone(PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _gone = Gone(dir.clone());
+    std::fs::write(dir.join("f"), b"x").unwrap();
+    std::fs::write(dir.join("g"), b"y").unwrap();
+    std::os::unix::fs::symlink("f", dir.join("link")).unwrap();
+    let mut outcomes = Vec::new();
+    for (op, name) in [
+        ('a', "f"),
+        ('m', "d"),
+        ('r', "d"),
+        ('n', "g"),
+        ('l', "link"),
+        ('u', "f"),
+    ] {
+        let mut sb = builder("atk_escape")
+            .function("fileop")
+            .read_write(&dir)
+            .spawn()
+            .unwrap();
+        let mut input = vec![op as u8];
+        input.extend_from_slice(dir.join(name).as_os_str().as_encoded_bytes());
+        let got = sb
+            .call("fileop", &input)
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        outcomes.push(format!("{op} {name}: {got:?}"));
+    }
+    let wrong: Vec<_> = outcomes
+        .iter()
+        .filter(|o| !o.ends_with("Ok(\"0\")"))
+        .collect();
+    assert!(wrong.is_empty(), "{outcomes:#?}");
+    assert!(!dir.join("f").exists() && dir.join("g.new").exists());
+    // Outside the grant, or changing a read-only one: killed, the call and
+    // path named; through a link out of the grant: EACCES.
+    let outside = scratch("rw-grant-outside");
+    std::fs::write(&outside, b"keep").unwrap();
+    let _keep = Scratch(outside.clone());
+    std::os::unix::fs::symlink(&outside, dir.join("out")).unwrap();
+    for (grant_rw, path) in [(true, outside.clone()), (false, dir.join("g.new"))] {
+        let b = builder("atk_escape").function("fileop");
+        let b = if grant_rw {
+            b.read_write(&dir)
+        } else {
+            b.read_only(&dir)
+        };
+        let mut sb = b.spawn().unwrap();
+        let mut input = b"u".to_vec();
+        input.extend_from_slice(path.as_os_str().as_encoded_bytes());
+        let got = sb.call("fileop", &input);
+        assert!(
+            matches!(&got, Err(SandboxError::ForbiddenPath { nr: 87, path: p }) if *p == path),
+            "unlink {} (grant read-write: {grant_rw}): {got:?}",
+            path.display()
+        );
+    }
+    let mut sb = builder("atk_escape")
+        .function("fileop")
+        .read_write(&dir)
+        .spawn()
+        .unwrap();
+    let mut input = b"a".to_vec();
+    input.extend_from_slice(dir.join("out").as_os_str().as_encoded_bytes());
+    let got = sb
+        .call("fileop", &input)
+        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    assert_eq!(
+        got.ok(),
+        Some(format!("-{}", libc::EACCES)),
+        "access through a link out"
+    );
+    assert!(outside.exists() && dir.join("g.new").exists());
+}

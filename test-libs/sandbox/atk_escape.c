@@ -3,7 +3,7 @@
    process (`fork`, `vmclone`, `parentclone`, `clone3`), signalling the
    host (`kill_host`, `tgkill_host`), taking the runner's descriptors
    (`closefds`: closes and dup2s over everything but the region mapping;
-   `fdbomb`: dups until EMFILE; `threadbomb`: threads until refused; `readfile`),
+   `fdbomb`: dups until EMFILE; `threadbomb`: threads until refused; `readfile`; `claim`: any length),
    and `stat`, the host's own stat of a path
    the plugin names: "size ino" of `in` as a path, or -errno. */
 #define _GNU_SOURCE
@@ -173,4 +173,40 @@ ptrdiff_t readfile(const unsigned char *in, size_t n, unsigned char *out, size_t
     int e = errno;
     close(fd);
     return got < 0 ? -e : got;
+}
+
+/* Claims to have written the length in the input's first 8 bytes (any
+   value: huge, negative, just past the buffer), writing nothing. */
+ptrdiff_t claim(const unsigned char *in, size_t n, unsigned char *out, size_t cap) {
+    (void)out; (void)cap;
+    int64_t v = 0;
+    if (n >= sizeof v) memcpy(&v, in, sizeof v);
+    return (ptrdiff_t)v;
+}
+
+/* What an ordinary plugin does with files in a read-write grant, one
+   operation per call on the path in `in` (its first byte names it):
+   'a' access(R_OK), 'u' unlink, 'm' mkdir, 'r' rmdir, 'n' rename to
+   path + ".new", 'l' readlink. Answers "0" or "-errno". */
+ptrdiff_t fileop(const unsigned char *in, size_t n, unsigned char *out, size_t cap) {
+    char path[4096], to[4200];
+    if (n < 1) return -22;
+    n--;
+    if (n >= sizeof path) n = sizeof path - 1;
+    memcpy(path, in + 1, n);
+    path[n] = 0;
+    snprintf(to, sizeof to, "%s.new", path);
+    char buf[256];
+    long r;
+    switch (in[0]) {
+    case 'a': r = access(path, R_OK); break;
+    case 'u': r = unlink(path); break;
+    case 'm': r = mkdir(path, 0755); break;
+    case 'r': r = rmdir(path); break;
+    case 'n': r = rename(path, to); break;
+    case 'l': r = readlink(path, buf, sizeof buf); if (r > 0) r = 0; break;
+    default: return -22;
+    }
+    snprintf(buf, sizeof buf, "%ld", r < 0 ? -(long)errno : r);
+    return text(out, cap, buf);
 }

@@ -90,6 +90,16 @@ pub enum SandboxError {
         /// The open flags.
         flags: i32,
     },
+    /// The plugin named a path no grant covers (for a call that changes
+    /// it, no read-write grant) in a call on paths other than open and
+    /// stat (access, readlink, mkdir, unlink, rmdir, rename); the host
+    /// read the path from the stopped call and killed the runner.
+    ForbiddenPath {
+        /// The system call's number (x86-64).
+        nr: i64,
+        /// The path, made absolute.
+        path: PathBuf,
+    },
     /// The runner used more CPU time than its budget: during a call, or
     /// per second while no call was in progress (a plugin that answered
     /// and went on running). It was killed.
@@ -192,6 +202,12 @@ impl std::fmt::Display for SandboxError {
                 "the plugin opened {} (flags {flags:#o}), which no grant covers; it was killed",
                 printable(&path.display().to_string())
             ),
+            Self::ForbiddenPath { nr, path } => write!(
+                f,
+                "the plugin called {} ({nr}) on {}, which no grant covers; it was killed",
+                sysnames::name(*nr).unwrap_or("unknown"),
+                printable(&path.display().to_string())
+            ),
             Self::CpuBudget { used, budget, idle } => write!(
                 f,
                 "the plugin used {used:?} of CPU {}, over its budget of {budget:?}; it was killed",
@@ -244,6 +260,7 @@ pub(super) fn death_error(
     match killed {
         Some(Kill::Syscall { nr, abi }) => return SandboxError::ForbiddenSyscall { nr, abi },
         Some(Kill::Open { path, flags }) => return SandboxError::ForbiddenOpen { path, flags },
+        Some(Kill::Path { nr, path }) => return SandboxError::ForbiddenPath { nr, path },
         Some(Kill::Cpu { used, budget, idle }) => {
             return SandboxError::CpuBudget { used, budget, idle }
         }

@@ -65,6 +65,14 @@ pub(super) enum Kill {
         /// The open flags.
         flags: i32,
     },
+    /// Another call on a path no grant covers (access, readlink, mkdir,
+    /// unlink, rmdir, rename; the path as read by the host).
+    Path {
+        /// The call's number.
+        nr: i64,
+        /// The path, made absolute and folded.
+        path: PathBuf,
+    },
     /// CPU time over the budget.
     Cpu {
         /// The time used.

@@ -1,7 +1,8 @@
 //! The seccomp user-notification side of the watcher: a call the serving
 //! filter does not allow stops in the kernel and is decided here. A granted
 //! `open`/`openat` goes on (Landlock then judges the path the kernel really
-//! resolves), a thread's `clone` goes on under the thread limit, an `fstat`-like `newfstatat` is answered from the host's own
+//! resolves), so do access, readlink, mkdir, unlink, rmdir and rename of
+//! granted paths, a thread's `clone` goes on under the thread limit, an `fstat`-like `newfstatat` is answered from the host's own
 //! stat, `statx` gets ENOSYS (glibc falls back), and anything else (or a
 //! call of another ABI) kills the runner, recorded as the host saw it.
 //!
@@ -117,6 +118,9 @@ pub(super) fn notification(shared: &Shared, listener: RawFd, pidfd: RawFd, limit
         libc::SYS_clone if is_thread_clone(d.args[0]) => {
             return thread(listener, &n, limits.max_threads);
         }
+        _ if path_call(nr, &d.args).is_some() => {
+            return on_paths(shared, listener, &n, pidfd, limits);
+        }
         _ => {
             return shared.kill(
                 pidfd,
@@ -143,6 +147,81 @@ pub(super) fn notification(shared: &Shared, listener: RawFd, pidfd: RawFd, limit
     } else {
         shared.kill(pidfd, Kill::Open { path, flags });
     }
+}
+
+/// The calls on paths besides open and stat that a plugin working with
+/// its files makes: the (dirfd, path) argument pairs of `nr`, whether it
+/// changes what they name (a read-write grant needed), and whether it
+/// acts on a final symbolic link itself rather than its target. None for
+/// any other call.
+fn path_call(nr: i64, a: &[u64; 6]) -> Option<PathCall> {
+    let cwd = libc::AT_FDCWD;
+    let (paths, writes, nofollow) = match nr {
+        libc::SYS_access => (vec![(cwd, a[0])], false, false),
+        libc::SYS_faccessat | libc::SYS_faccessat2 => (vec![(a[0] as i32, a[1])], false, false),
+        libc::SYS_readlink => (vec![(cwd, a[0])], false, true),
+        libc::SYS_readlinkat => (vec![(a[0] as i32, a[1])], false, true),
+        libc::SYS_mkdir => (vec![(cwd, a[0])], true, true),
+        libc::SYS_mkdirat => (vec![(a[0] as i32, a[1])], true, true),
+        libc::SYS_unlink | libc::SYS_rmdir => (vec![(cwd, a[0])], true, true),
+        libc::SYS_unlinkat => (vec![(a[0] as i32, a[1])], true, true),
+        libc::SYS_rename => (vec![(cwd, a[0]), (cwd, a[1])], true, true),
+        libc::SYS_renameat | libc::SYS_renameat2 => {
+            (vec![(a[0] as i32, a[1]), (a[2] as i32, a[3])], true, true)
+        }
+        _ => return None,
+    };
+    Some(PathCall {
+        paths,
+        writes,
+        nofollow,
+    })
+}
+
+/// What [`path_call`] finds in a call on paths.
+struct PathCall {
+    /// Its (dirfd, path pointer) pairs.
+    paths: Vec<(i32, u64)>,
+    /// It changes what they name.
+    writes: bool,
+    /// It acts on a final symbolic link itself.
+    nofollow: bool,
+}
+
+/// A [`path_call`]: it goes on when a grant covers every path it names
+/// (a read-write one for a change) and each resolves beneath it (Landlock
+/// then decides for real); a path that leads out of its grant through a
+/// link gets EACCES, as Landlock would answer; a path no grant covers
+/// kills the runner.
+fn on_paths(shared: &Shared, listener: RawFd, n: &Notif, pidfd: RawFd, limits: &Limits) {
+    let nr = i64::from(n.data.nr);
+    let Some(PathCall {
+        paths,
+        writes,
+        nofollow,
+    }) = path_call(nr, &n.data.args)
+    else {
+        return;
+    };
+    let mut read = Vec::new();
+    for (dirfd, at) in paths {
+        let Some(p) = read_path(n.pid as i32, dirfd, at) else {
+            return respond(listener, n.id, 0, -libc::EFAULT, 0);
+        };
+        read.push(p);
+    }
+    if !still_valid(listener, n.id) {
+        return;
+    }
+    if let Some(path) = read.iter().find(|p| !granted(&limits.grants, p, writes)) {
+        let path = path.clone();
+        return shared.kill(pidfd, Kill::Path { nr, path });
+    }
+    let flags = if nofollow { libc::O_NOFOLLOW } else { 0 };
+    if read.iter().any(|p| leaves_grant(&limits.grants, p, flags)) {
+        return respond(listener, n.id, 0, -libc::EACCES, 0);
+    }
+    respond(listener, n.id, 0, 0, FLAG_CONTINUE);
 }
 
 /// `clone` of a thread: it goes on while the runner has fewer than `max`
@@ -264,15 +343,16 @@ fn stat_beneath(grants: &[(PathBuf, Access)], path: &Path, flags: i32) -> Result
     Ok(st)
 }
 
-/// Whether an open of `path` (with open flags `flags`), which a grant
-/// covers by its text, leads out of every grant through a symbolic link:
-/// the path, or for a file it would create its directory, does not
-/// resolve [`beneath`] the grant. With Landlock the kernel refuses such
+/// Whether an open of `path` (with open flags `flags`; O_NOFOLLOW the
+/// only one looked at), which a grant covers by its text, leads out of
+/// every grant through a symbolic link: the path, or where it does not
+/// exist (a file to create) its directory, does not resolve [`beneath`]
+/// the grant. With Landlock the kernel refuses such
 /// an open anyway; without it this is the only check.
 fn leaves_grant(grants: &[(PathBuf, Access)], path: &Path, flags: i32) -> bool {
     match beneath(grants, path, flags & libc::O_NOFOLLOW != 0) {
         Err(libc::EXDEV) => true,
-        Err(libc::ENOENT) if flags & libc::O_CREAT != 0 => path
+        Err(libc::ENOENT) => path
             .parent()
             .is_some_and(|dir| matches!(beneath(grants, dir, false), Err(libc::EXDEV))),
         _ => false,
