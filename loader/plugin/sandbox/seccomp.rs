@@ -10,7 +10,8 @@
 //! 2. The allow-list, one `jeq nr → ALLOW` per entry.
 //! 3. Entries checked by argument (serving only): `mmap`/`mprotect`
 //!    without PROT_EXEC (EPERM otherwise), `madvise` by advice, `tgkill`
-//!    only to ourselves, `fcntl` and `ioctl` by command; `clone3` answers
+//!    only to ourselves, `fcntl` and `ioctl` by command, `prlimit64` only
+//!    reading our own limits; `clone3` answers
 //!    ENOSYS so glibc falls back to `clone`, whose flags the host can read.
 //! 4. Anything else → SECCOMP_RET_USER_NOTIF: the calling thread stops and
 //!    the host, which holds the listener, sees the call's number, ABI and
@@ -44,6 +45,10 @@ const OFF_ARCH: u32 = 4;
 /// Low 32 bits of `args[i]` (little-endian).
 const fn off_arg_lo(i: u32) -> u32 {
     16 + 8 * i
+}
+/// High 32 bits of `args[i]`.
+const fn off_arg_hi(i: u32) -> u32 {
+    20 + 8 * i
 }
 
 /// The call goes on.
@@ -125,6 +130,25 @@ pub const ALLOWED: &[(libc::c_long, &str)] = &[
     (libc::SYS_fsync, "fsync"),
     (libc::SYS_fdatasync, "fdatasync"),
     (libc::SYS_ftruncate, "ftruncate"),
+    // What the process is, read only, no effect on anything: glibc's qsort
+    // asks sysinfo for the memory size (an array over 1 KiB), sysconf
+    // getrlimit (below, prlimit64) for _SC_OPEN_MAX; uname, the ids and
+    // getcwd are asked by ordinary libraries. They tell the plugin the
+    // kernel's version, the host's user and working directory, the
+    // machine's memory and load: nothing of a file's content.
+    (libc::SYS_uname, "uname"),
+    (libc::SYS_sysinfo, "sysinfo"),
+    (libc::SYS_getuid, "getuid"),
+    (libc::SYS_geteuid, "geteuid"),
+    (libc::SYS_getgid, "getgid"),
+    (libc::SYS_getegid, "getegid"),
+    (libc::SYS_getresuid, "getresuid"),
+    (libc::SYS_getresgid, "getresgid"),
+    (libc::SYS_getgroups, "getgroups"),
+    (libc::SYS_getrlimit, "getrlimit"),
+    (libc::SYS_getrusage, "getrusage"),
+    (libc::SYS_times, "times"),
+    (libc::SYS_getcwd, "getcwd"),
 ];
 
 /// Also allowed while loading, with any arguments: what minld does to
@@ -152,6 +176,7 @@ pub const LOADING: &[(libc::c_long, &str)] = &[
     (libc::SYS_recvmsg, "recvmsg"),
     (libc::SYS_prctl, "prctl"),
     (libc::SYS_close_range, "close_range"),
+    (libc::SYS_prlimit64, "prlimit64"),
 ];
 
 /// Which filter.
@@ -310,6 +335,22 @@ fn serving_checks(p: &mut Vec<sock_filter>, pid: u32) {
         libc::FIONREAD as u32,
     ];
     by_value(p, libc::SYS_ioctl, 1, &ioctl, RET_NOTIFY);
+    // prlimit64(pid, resource, new, old): glibc's getrlimit, reading its
+    // own limits only (pid 0, no new limit); setting one stops for the
+    // host, which kills the runner (its limits are the host's to set).
+    p.extend([
+        jump(JEQ, libc::SYS_prlimit64 as u32, 0, 10),
+        stmt(LD_ABS, off_arg_lo(0)),
+        jump(JEQ, 0, 0, 7),
+        stmt(LD_ABS, off_arg_hi(0)),
+        jump(JEQ, 0, 0, 5),
+        stmt(LD_ABS, off_arg_lo(2)),
+        jump(JEQ, 0, 0, 3),
+        stmt(LD_ABS, off_arg_hi(2)),
+        jump(JEQ, 0, 0, 1),
+        stmt(RET, RET_ALLOW),
+        stmt(RET, RET_NOTIFY),
+    ]);
 }
 
 /// `SECCOMP_FILTER_FLAG_NEW_LISTENER`: the filter returns a notification
@@ -381,6 +422,7 @@ mod tests {
             libc::SYS_tgkill,
             libc::SYS_fcntl,
             libc::SYS_ioctl,
+            libc::SYS_prlimit64,
         ];
         for nr in serving_checked {
             assert!(LOADING.iter().any(|&(n, _)| n == nr), "{nr}");
