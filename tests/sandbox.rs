@@ -366,7 +366,14 @@ fn everyday_libc_calls_work() {
         .function("op")
         .spawn()
         .unwrap();
-    for (op, want) in [("q", "1"), ("o", "1"), ("u", "1"), ("i", "1"), ("g", "1"), ("r", "1")] {
+    for (op, want) in [
+        ("q", "1"),
+        ("o", "1"),
+        ("u", "1"),
+        ("i", "1"),
+        ("g", "1"),
+        ("r", "1"),
+    ] {
         let got = sb.call("op", op.as_bytes());
         assert_eq!(
             got.as_deref().map(String::from_utf8_lossy).ok().as_deref(),

@@ -843,6 +843,27 @@ fn inner_host() {
                 .is_ok_and(|p| wanted.starts_with(p.as_bytes()) && !p.is_empty());
             format!("mine {mine:?}; passwd leaked {leaked}: {passwd:?}")
         }
+        // Hole 12l: the host's CPU spent answering a flood of calls.
+        "notify-flood" => {
+            let mut sb = builder("atk_escape")
+                .function("notify_flood")
+                .cpu_budget(Duration::from_secs(1), Duration::from_millis(100))
+                .timeout(Duration::from_secs(120))
+                .spawn()
+                .unwrap();
+            let cpu = || {
+                // SAFETY: getrusage writes one rusage into the local.
+                let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+                // SAFETY: as above.
+                unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+                let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+                Duration::from_micros(us(ru.ru_utime) + us(ru.ru_stime))
+            };
+            let before = cpu();
+            let got = sb.call("notify_flood", b"");
+            let host = cpu().saturating_sub(before);
+            format!("host_ms={} {got:?}", host.as_millis())
+        }
         m => panic!("unknown inner mode {m}"),
     };
     println!("RESULT {result}");
@@ -1320,4 +1341,29 @@ fn file_operations_in_a_read_write_grant_work() {
         "access through a link out"
     );
     assert!(outside.exists() && dir.join("g.new").exists());
+}
+
+/// Hole 12l: the host working for the plugin, unaccounted. Every stopped
+/// system call is decided by the host's watcher; atk_escape's
+/// `notify_flood` makes statx (answered ENOSYS) for ever, costing the
+/// runner little and the host more (measured: 1.2 s of the host's CPU for
+/// 0.7 s of the runner's in 2 s of a call). An inner host calls it with a
+/// call budget of 1 s of CPU and measures its own CPU time over the call.
+/// Secure outcome: the call fails for the CPU budget, and the host spent
+/// at most the budget on it (plus 250 ms: the watcher's last decisions
+/// and its reaping), the watcher's work charged to the runner.
+#[test]
+fn the_hosts_work_for_the_plugin_is_charged() {
+    let inner = Inner::start("inner_host", "notify-flood", |_| {});
+    let outcome = inner.line("RESULT ", Duration::from_secs(120));
+    let (status, stderr) = inner.finish(Duration::from_secs(30));
+    let outcome = outcome.unwrap_or_else(|| panic!("no report ({status}): {stderr}"));
+    eprintln!("inner host: {outcome}");
+    let (host, got) = outcome.split_once(' ').unwrap();
+    let host_ms: u64 = host.strip_prefix("host_ms=").unwrap().parse().unwrap();
+    assert!(got.starts_with("Err(CpuBudget"), "{outcome}");
+    assert!(
+        host_ms <= 1250,
+        "the host spent {host_ms} ms of CPU on a call budgeted 1 s: {outcome}"
+    );
 }

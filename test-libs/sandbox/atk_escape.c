@@ -3,7 +3,7 @@
    process (`fork`, `vmclone`, `parentclone`, `clone3`), signalling the
    host (`kill_host`, `tgkill_host`), taking the runner's descriptors
    (`closefds`: closes and dup2s over everything but the region mapping;
-   `fdbomb`: dups until EMFILE; `threadbomb`: threads until refused; `readfile`; `claim`: any length),
+   `fdbomb`: dups until EMFILE; `threadbomb`: threads until refused; `readfile`; `claim`: any length; `notify_flood`: statx for ever),
    and `stat`, the host's own stat of a path
    the plugin names: "size ino" of `in` as a path, or -errno. */
 #define _GNU_SOURCE
@@ -209,4 +209,12 @@ ptrdiff_t fileop(const unsigned char *in, size_t n, unsigned char *out, size_t c
     }
     snprintf(buf, sizeof buf, "%ld", r < 0 ? -(long)errno : r);
     return text(out, cap, buf);
+}
+
+/* Makes the host work for ever: statx stops for the host, which answers
+   ENOSYS, at little cost to the runner itself. */
+ptrdiff_t notify_flood(const unsigned char *in, size_t n, unsigned char *out, size_t cap) {
+    (void)in; (void)n; (void)out; (void)cap;
+    for (;;) syscall(SYS_statx, AT_FDCWD, "/", 0, 0, NULL);
+    return 0;
 }

@@ -9,6 +9,11 @@
 //! same clock about every 100 ms, so a runner spinning through a long
 //! call or a long idle stretch is stopped without waiting for a call.
 //!
+//! The watcher thread's own CPU time, all spent on the runner's behalf
+//! (deciding its stopped system calls, draining its output, watching it),
+//! is charged to it too (`Ledger::charge_host`), read on the watcher
+//! thread's CPU clock.
+//!
 //! The kernel brings the time of a thread running on another CPU up to
 //! date at its scheduler ticks (and when it sleeps), so a read can miss
 //! the current tick's part of a running thread; the next read counts it.
@@ -49,7 +54,12 @@ fn process_clock(pid: i32) -> Option<libc::clockid_t> {
     (rc == 0).then_some(clock)
 }
 
-/// The time on `clock` (a process CPU-time clock); None if it fails.
+/// The calling thread's CPU time.
+pub(super) fn thread_time() -> Duration {
+    read(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or_default()
+}
+
+/// The time on `clock` (a CPU-time clock); None if it fails.
 fn read(clock: libc::clockid_t) -> Option<Duration> {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -134,8 +144,25 @@ impl Ledger {
         if gone.load(Ordering::SeqCst) {
             return;
         }
-        let mut delta = now.saturating_sub(self.charged);
+        let delta = now.saturating_sub(self.charged);
         self.charged = self.charged.max(now);
+        self.account(delta);
+    }
+
+    /// CPU time the host's watcher spent on the runner's behalf (deciding
+    /// its stopped system calls, draining its output): charged as the
+    /// runner's own, where it falls (a plugin that makes the host answer
+    /// a flood of calls pays for the answers). Nothing before the ledger
+    /// is armed.
+    pub(super) fn charge_host(&mut self, spent: Duration) {
+        if self.clock.is_some() {
+            self.account(spent);
+        }
+    }
+
+    /// Adds `delta` to the call in progress or to idleness, recording the
+    /// first budget exceeded.
+    fn account(&mut self, mut delta: Duration) {
         if self.in_call {
             self.call_used += delta;
             if self.call_used > self.call_budget {

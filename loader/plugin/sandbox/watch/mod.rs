@@ -255,6 +255,7 @@ pub(super) fn run(shared: &Shared, pipes: Pipes, limits: &Limits) {
     let mut out = OutputMeter::new(limits);
     let mut listener: Option<OwnedFd> = None;
     let mut open = [true, true]; // stdout, stderr not at EOF
+    let mut worked = cpu::thread_time(); // this thread's CPU time charged
     loop {
         if listener.is_none() {
             let fd = shared.listener.swap(-1, Ordering::AcqRel);
@@ -298,6 +299,7 @@ pub(super) fn run(shared: &Shared, pipes: Pipes, limits: &Limits) {
                 open[i] = false;
             }
         }
+
         if out.flooded() {
             shared.kill(
                 pipes.pidfd.as_raw_fd(),
@@ -318,11 +320,16 @@ pub(super) fn run(shared: &Shared, pipes: Pipes, limits: &Limits) {
             super::shm::futex_wake(&shared.region.header().state);
             return;
         }
+        // This thread's work is all for the runner (its stopped calls,
+        // its output): charged to it.
+        let now = cpu::thread_time();
         let over = {
             let mut l = shared.cpu();
+            l.charge_host(now.saturating_sub(worked));
             l.charge(&shared.gone);
             l.over()
         };
+        worked = now;
         if let Some(why) = over {
             shared.kill(pipes.pidfd.as_raw_fd(), why);
         }
