@@ -1,6 +1,6 @@
 //! What can go wrong with a sandbox, told apart by who says so: what the
 //! host observed itself (a signal from `waitid`, a system call from the
-//! seccomp notification, CPU time from `/proc`), what minld reported
+//! seccomp notification, CPU time from its clocks), what minld reported
 //! before any plugin code ran, and what the runner claims after it did
 //! (which the plugin can forge, and the messages label as a claim). Text
 //! that comes from the plugin is shown with its control characters

@@ -17,16 +17,16 @@
 //! serving stage, and only then runs the plugin's ifunc resolvers and init
 //! functions. The serving stage: Landlock with only what the host granted
 //! ([`Builder::read_only`], [`Builder::read_write`]), and a seccomp
-//! allow-list (memory, futexes, threads, time, randomness, calls on the
+//! allow-list (memory, futexes, time, randomness, calls on the
 //! descriptors the runner holds; see [`SECCOMP_ALLOWED`]). Every other
 //! system call stops in the kernel and is handed to the host (a seccomp
-//! user notification): the host lets an open of a granted path go on and
-//! kills the runner for anything else, naming the call as the kernel
-//! reported it. Landlock is required unless the host opts out
+//! user notification): it lets calls on granted paths and new threads
+//! (up to [`Builder::max_threads`]) go on and kills the runner for
+//! anything else, naming the call as the kernel reported it. Landlock is required unless the host opts out
 //! ([`Builder::allow_without_landlock`]).
 //!
 //! What the host reports is what it observed: the signal from `waitid`,
-//! the system call from the notification, CPU time from `/proc`, the
+//! the system call from the notification, CPU time from its clocks, the
 //! lock-down from `/proc/<pid>/status`. What the runner writes in shared
 //! memory once plugin code runs is the plugin's to forge; the errors say
 //! when a detail is the runner's claim ([`SandboxError`]).

@@ -5,9 +5,11 @@
 //!
 //! - it holds the seccomp listener: every call the serving filter does
 //!   not allow stops in the kernel and comes here, with its number, ABI
-//!   and arguments. A granted `openat` goes on; an `fstat`-like
-//!   `newfstatat` is answered here; anything else kills the runner, and
-//!   the call is recorded as the host saw it;
+//!   and arguments. A granted `openat` (and access, readlink, mkdir,
+//!   unlink, rmdir, rename) goes on; a thread's `clone` goes on under the
+//!   thread limit; an `fstat`-like `newfstatat` is answered here;
+//!   anything else kills the runner, and the call is recorded as the host
+//!   saw it;
 //! - it drains the runner's stdout and stderr (pipes), keeping at most a
 //!   cap per call and killing a runner that floods;
 //! - it charges the runner's CPU time (all threads, its process CPU
@@ -15,6 +17,8 @@
 //!   so a plugin that answers early and keeps running is stopped; the
 //!   host reads the same clock at each call's start and end (`cpu`), so
 //!   what runs between calls is idle time however often the host calls;
+//!   and this thread's own CPU time, all of it work for the runner, is
+//!   charged to it as well;
 //! - it reaps the runner (`waitid` on a pidfd) and records how it ended.
 //!
 //! What it records is the host's observation; the shared region's words
