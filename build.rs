@@ -396,6 +396,50 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &["-Wl,-z,now,-z,relro"],
         ..LIB
     },
+    // Code at load before the lock-down, instances of one zygote talking,
+    // CPU burnt at the start (tests/sandbox_attacks.rs, second round).
+    Artifact {
+        name: "libatk_hooks.so",
+        sources: &["sandbox/atk_hooks.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro", "-Wl,-init=atk_dt_init"],
+        ..LIB
+    },
+    Artifact {
+        name: "libatk_zygote.so",
+        sources: &["sandbox/atk_zygote.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libatk_burn.so",
+        sources: &["sandbox/atk_burn.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro", "-pthread"],
+        ..LIB
+    },
+    Artifact {
+        name: "libatk_escape.so",
+        sources: &["sandbox/atk_escape.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libheavyinit.so",
+        sources: &["sandbox/heavyinit.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
+    Artifact {
+        name: "libeveryday.so",
+        sources: &["sandbox/everyday.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
     // A DT_NEEDED with ANSI escapes in it: the stub (soname "lib<ESC>[31m
     // <ESC>[2Jred.so") exists only in $OUT_DIR/scratch, at link time.
     Artifact {

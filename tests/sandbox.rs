@@ -354,3 +354,36 @@ fn initial_exec_tls_is_refused_saying_why() {
         "{e:?}"
     );
 }
+
+/// Everyday libc calls of an ordinary plugin work (each killed the runner
+/// as a forbidden call before): qsort of a large array (sysinfo),
+/// sysconf(_SC_OPEN_MAX) (prlimit64 reading its own limits), uname,
+/// getuid, getcwd, getrusage. Setting a limit (prlimit64 with a new one)
+/// is still a forbidden call.
+#[test]
+fn everyday_libc_calls_work() {
+    let mut sb = Sandbox::builder(plugin("everyday"))
+        .function("op")
+        .spawn()
+        .unwrap();
+    for (op, want) in [
+        ("q", "1"),
+        ("o", "1"),
+        ("u", "1"),
+        ("i", "1"),
+        ("g", "1"),
+        ("r", "1"),
+    ] {
+        let got = sb.call("op", op.as_bytes());
+        assert_eq!(
+            got.as_deref().map(String::from_utf8_lossy).ok().as_deref(),
+            Some(want),
+            "{op}: {got:?}"
+        );
+    }
+    let set = sb.call("op", b"s");
+    assert!(
+        matches!(set, Err(SandboxError::ForbiddenSyscall { nr: 302, .. })),
+        "{set:?}"
+    );
+}

@@ -809,7 +809,561 @@ fn inner_host() {
             std::io::stdout().flush().unwrap();
             format!("{:?}", sb.call("hang", b""))
         }
+        // Hole 12i: this process's environment holds a secret.
+        "env" => match builder("atk_escape").function("environment").spawn() {
+            Ok(mut sb) => format!(
+                "{:?}",
+                sb.call("environment", b"")
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+            ),
+            Err(e) => format!("spawn failed: {e}"),
+        },
+        // Hole 12j: no Landlock (opted in), a grant holding a link to /etc.
+        "nolandlock-link" => {
+            let dir = scratch("nolandlock-link");
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::os::unix::fs::symlink("/etc", dir.join("etc")).unwrap();
+            std::fs::write(dir.join("mine"), b"granted").unwrap();
+            let mut sb = builder("atk_escape")
+                .function("readfile")
+                .read_only(&dir)
+                .allow_without_landlock()
+                .spawn()
+                .unwrap();
+            let mut read = |p: PathBuf| {
+                sb.call("readfile", p.as_os_str().as_encoded_bytes())
+                    .map(|v| String::from_utf8_lossy(&v[..v.len().min(40)]).into_owned())
+            };
+            let (mine, passwd) = (read(dir.join("mine")), read(dir.join("etc/passwd")));
+            let _ = std::fs::remove_dir_all(&dir);
+            let wanted = std::fs::read("/etc/passwd").unwrap();
+            let leaked = passwd
+                .as_ref()
+                .is_ok_and(|p| wanted.starts_with(p.as_bytes()) && !p.is_empty());
+            format!("mine {mine:?}; passwd leaked {leaked}: {passwd:?}")
+        }
+        // Hole 12l: the host's CPU spent answering a flood of calls.
+        "notify-flood" => {
+            let mut sb = builder("atk_escape")
+                .function("notify_flood")
+                .cpu_budget(Duration::from_secs(1), Duration::from_millis(100))
+                .timeout(Duration::from_secs(120))
+                .spawn()
+                .unwrap();
+            let cpu = || {
+                // SAFETY: getrusage writes one rusage into the local.
+                let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+                // SAFETY: as above.
+                unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+                let us = |t: libc::timeval| t.tv_sec as u64 * 1_000_000 + t.tv_usec as u64;
+                Duration::from_micros(us(ru.ru_utime) + us(ru.ru_stime))
+            };
+            let before = cpu();
+            let got = sb.call("notify_flood", b"");
+            let host = cpu().saturating_sub(before);
+            format!("host_ms={} {got:?}", host.as_millis())
+        }
         m => panic!("unknown inner mode {m}"),
     };
     println!("RESULT {result}");
+}
+
+/// Second round, hole 12a: code run at load before the lock-down. The
+/// plugin has an ifunc resolver for a PLT slot, one whose answer a data
+/// relocation needs, DT_INIT, a prioritised and a plain `.init_array`
+/// entry; each records whether the runner's control pipe (descriptor 4,
+/// closed at the lock-down) was still open when it ran. (A shared object
+/// cannot have `.preinit_array`: the linker refuses it; C has no TLS
+/// initialiser code, `.tdata` is copied.) Secure outcome, for a spawned
+/// runner and for a zygote's instance: every hook ran, all after.
+#[test]
+fn no_load_hook_runs_before_the_lockdown() {
+    let b = || builder("atk_hooks").function("report");
+    let zygote = b().zygote().unwrap();
+    let spawned = b().spawn().unwrap();
+    let forked = zygote.instance().unwrap();
+    for (how, mut sb) in [("spawned", spawned), ("zygote instance", forked)] {
+        let got = sb.call("report", b"").unwrap();
+        let got = String::from_utf8_lossy(&got).into_owned();
+        for hook in [
+            "ifunc_plt",
+            "ifunc_data",
+            "dt_init",
+            "init_prio",
+            "init_array",
+        ] {
+            assert!(
+                got.contains(&format!("{hook}=after")),
+                "{how}: {hook} did not run after the lock-down: {got}"
+            );
+        }
+        assert!(got.contains("calls=84 tls-ok"), "{how}: {got}");
+    }
+}
+
+/// Hole 12b: instances of one zygote talking to each other. Each instance
+/// is a fork of the zygote and inherits its memory; atk_zygote's `put`
+/// writes into every shared header page it finds but its own, `get`
+/// reads from them. The zygote's own region (MAP_SHARED, the same pages
+/// in the zygote and every fork) would be such a page. Secure outcome:
+/// what instance A puts, instance B never gets.
+#[test]
+fn zygote_instances_share_no_memory() {
+    let zygote = builder("atk_zygote")
+        .function("put")
+        .function("get")
+        .zygote()
+        .unwrap();
+    let mut a = zygote.instance().unwrap();
+    let mut b = zygote.instance().unwrap();
+    let secret = b"instance a was here";
+    let found = a.call("put", secret).unwrap();
+    let got = b.call("get", b"").unwrap();
+    assert!(
+        got != secret,
+        "instance b read what instance a wrote into {} foreign header page(s)",
+        found[0]
+    );
+    assert_eq!(
+        found,
+        [0],
+        "instance a can write a page another process maps"
+    );
+}
+
+/// Hole 12c: CPU burnt at the start. atk_burn's constructor spins on three
+/// threads for ever; it is the first plugin code an instance runs (for a
+/// zygote's fork, straight after the host takes its seccomp listener).
+/// Secure outcome, spawned and forked: the start fails with the CPU budget
+/// error, the start charged like a call (here 500 ms of CPU; the start
+/// timeout, 120 s, is only the hang watchdog).
+#[test]
+fn constructor_burning_cpu_is_stopped_by_the_budget() {
+    let b = || {
+        builder("atk_burn")
+            .function("run")
+            .cpu_budget(Duration::from_millis(500), Duration::from_millis(100))
+            .start_timeout(Duration::from_secs(120))
+    };
+    let zygote = b().zygote().unwrap();
+    for (how, got) in [
+        ("spawned", b().spawn().err()),
+        ("zygote instance", zygote.instance().err()),
+    ] {
+        let e = got.unwrap_or_else(|| panic!("{how}: started with a constructor that never ends"));
+        assert!(
+            matches!(e, SandboxError::CpuBudget { idle: false, .. }),
+            "{how}: not stopped by the CPU budget of the start: {e} ({e:?})"
+        );
+    }
+}
+
+/// The other side of hole 12c: an ordinary plugin whose constructor
+/// computes for 300 ms of CPU time (heavyinit) starts, spawned and as a
+/// zygote's instance: the start is charged like a call (against the call
+/// budget), not as idle time (100 ms per second by default).
+#[test]
+fn a_constructor_may_compute_for_a_while() {
+    let b = || Sandbox::builder(plugin("heavyinit")).function("run");
+    let zygote = b().zygote().unwrap();
+    for (how, sb) in [
+        ("spawned", b().spawn()),
+        ("zygote instance", zygote.instance()),
+    ] {
+        let mut sb = sb.unwrap_or_else(|e| panic!("{how}: {e} ({e:?})"));
+        assert_eq!(sb.call("run", b"").unwrap(), b"ready", "{how}");
+    }
+}
+
+/// atk_escape with every function, its buffers as the attack plugins'.
+fn escape() -> Sandbox {
+    builder("atk_escape")
+        .function("do_fork")
+        .function("vmclone")
+        .function("parentclone")
+        .function("do_clone3")
+        .function("kill_host")
+        .function("tgkill_host")
+        .function("closefds")
+        .function("fdbomb")
+        .function("do_stat")
+        .spawn()
+        .unwrap()
+}
+
+/// Hole 12d: escaping the host's CPU account and its watch with a process
+/// of one's own: fork (clone without CLONE_VM), a clone sharing memory but
+/// not the thread group (its CPU on a clock of its own), a thread with
+/// CLONE_PARENT (the host's child); clone3, whose flags a filter cannot
+/// read. Secure outcome: each clone is a forbidden call the host names
+/// (56), and the runner is gone; clone3 answers ENOSYS and the plugin
+/// lives on; no spinner outlives the runner (it would be a child of the
+/// runner, killed with it, or of the host: none is left).
+#[test]
+fn forking_or_cloning_a_process_is_forbidden() {
+    for func in ["do_fork", "vmclone", "parentclone"] {
+        let mut sb = escape();
+        let pid = sb.pid().unwrap();
+        let _guard = RunnerGuard(pid);
+        let got = sb.call(func, b"");
+        assert!(
+            matches!(
+                got,
+                Err(SandboxError::ForbiddenSyscall {
+                    nr: 56,
+                    abi: minld::sandbox::SyscallAbi::X86_64
+                })
+            ),
+            "{func}: {:?}",
+            got.map(|v| String::from_utf8_lossy(&v).into_owned())
+        );
+        assert!(
+            gone_within(pid, Duration::from_secs(5)),
+            "{func}: runner lives"
+        );
+    }
+    let mut sb = escape();
+    let got = sb.call("do_clone3", b"").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&got),
+        format!("-1 {}", libc::ENOSYS)
+    );
+    assert_eq!(
+        sb.call("fdbomb", b"").map(|v| !v.is_empty()).ok(),
+        Some(true)
+    );
+}
+
+/// Hole 12e: signals to the host: kill(2) of the parent, tgkill(2) of it
+/// (tgkill is allowed only within the runner's own process). Secure
+/// outcome: a forbidden-call error naming kill (62) or tgkill (234), and
+/// this process, the host, still runs (SIGTERM would have ended it).
+#[test]
+fn signals_never_reach_the_host() {
+    for (func, nr) in [("kill_host", 62), ("tgkill_host", 234)] {
+        let mut sb = escape();
+        let got = sb.call(func, b"");
+        assert!(
+            matches!(got, Err(SandboxError::ForbiddenSyscall { nr: n, .. }) if n == nr),
+            "{func}: {:?}",
+            got.map(|v| String::from_utf8_lossy(&v).into_owned())
+        );
+    }
+}
+
+/// Hole 12f: the runner's own descriptors taken from it: every descriptor
+/// closed and 3 and 4 (where the region and the control pipe were) reused
+/// by dup2; then every free number filled (EMFILE). Secure outcome: the
+/// runner serves on (its region is a mapping, its control pipe closed at
+/// the lock-down), and the host is unaffected.
+#[test]
+fn taking_the_runners_descriptors_breaks_nothing() {
+    let mut sb = escape();
+    let got = sb.call("fdbomb", b"").unwrap();
+    let got = String::from_utf8_lossy(&got).into_owned();
+    assert!(got.ends_with(&format!(" {}", libc::EMFILE)), "{got}");
+    assert_eq!(sb.call("closefds", b"").unwrap(), b"closed");
+    let again = sb.call("do_clone3", b"").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&again),
+        format!("-1 {}", libc::ENOSYS)
+    );
+}
+
+/// Hole 12g: the host's own stat of a path through a symbolic link in a
+/// grant. The host answers `newfstatat` itself from the path it read
+/// (so a racing thread cannot swap it), and checked that path by its
+/// text: `<grant>/etc/passwd`, with `<grant>/etc` a link to /etc, looked
+/// beneath the grant, and the host stat'ed /etc/passwd for the plugin,
+/// which Landlock would never let it open. Secure outcome: the granted
+/// file is stat'ed, the one through the link is EACCES.
+#[test]
+fn stat_through_a_link_in_a_grant_stays_in_the_grant() {
+    let dir = scratch("stat-link");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    struct Gone(PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _gone = Gone(dir.clone());
+    std::fs::write(dir.join("mine"), b"12345").unwrap();
+    std::os::unix::fs::symlink("/etc", dir.join("etc")).unwrap();
+    std::os::unix::fs::symlink("mine", dir.join("alias")).unwrap();
+    let mut sb = builder("atk_escape")
+        .function("do_stat")
+        .read_only(&dir)
+        .spawn()
+        .unwrap();
+    let mut stat = |p: PathBuf| {
+        let got = sb
+            .call("do_stat", p.as_os_str().as_encoded_bytes())
+            .unwrap();
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(dir.join("mine")).unwrap().ino();
+    assert_eq!(stat(dir.join("mine")), format!("5 {ino}"));
+    assert_eq!(
+        stat(dir.join("alias")),
+        format!("5 {ino}"),
+        "a link within the grant"
+    );
+    let passwd = stat(dir.join("etc/passwd"));
+    assert_eq!(
+        passwd,
+        format!("-{}", libc::EACCES),
+        "the host stat'ed /etc/passwd for the plugin"
+    );
+    let (enoent, eacces) = (format!("-{}", libc::ENOENT), format!("-{}", libc::EACCES));
+    assert_eq!(
+        stat(dir.join("none")),
+        enoent,
+        "a missing file in the grant"
+    );
+    assert_eq!(
+        stat(dir.join("etc/none")),
+        eacces,
+        "whether a file outside the grant exists"
+    );
+}
+
+/// Hole 12h: threads without end. RLIMIT_AS does not bound them (a
+/// thread's kernel stack and task are outside the address space; a 16 KiB
+/// user stack is little), RLIMIT_NPROC does not hold for root, and this
+/// machine has 32768 process ids for everyone. atk_escape's `threadbomb`
+/// starts threads until pthread_create fails, at most 1024 (the plugin's
+/// own cap, so that an open hole does not take the machine's process ids).
+/// Secure outcome, with `max_threads(16)`: pthread_create fails with
+/// EAGAIN after at most 31 threads (twice the limit, less the main one),
+/// and the runner serves on; an ordinary plugin's threads still run.
+#[test]
+fn threads_are_limited() {
+    let mut sb = builder("atk_escape")
+        .function("threadbomb")
+        .function("do_clone3")
+        .max_threads(16)
+        .spawn()
+        .unwrap();
+    let got = sb.call("threadbomb", b"").unwrap();
+    let got = String::from_utf8_lossy(&got).into_owned();
+    eprintln!("threadbomb answered: {got}");
+    let (made, err) = got.split_once(' ').unwrap();
+    let made: usize = made.parse().unwrap();
+    assert!(
+        made <= 31 && err == libc::EAGAIN.to_string(),
+        "the plugin made {made} threads, then error {err}"
+    );
+    let again = sb.call("do_clone3", b"").unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&again),
+        format!("-1 {}", libc::ENOSYS)
+    );
+}
+
+/// Hole 12i: the host's environment (tokens, keys, passwords handed to the
+/// host program) read by the plugin: the runner was started with all of
+/// it. An inner host with `MINLD_TEST_SECRET=hunter2` in its environment
+/// calls atk_escape's `environment`, which answers every variable it
+/// sees. Secure outcome: the call works and the secret is not among them;
+/// what the runner itself needs (the loader's LD_LIBRARY_PATH, the
+/// locale) still is.
+#[test]
+fn the_hosts_environment_stays_in_the_host() {
+    let inner = Inner::start("inner_host", "env", |cmd| {
+        cmd.env("MINLD_TEST_SECRET", "hunter2")
+            .env("LC_ALL", "C.UTF-8")
+            .env("LD_LIBRARY_PATH", "/nonexistent-minld-test");
+    });
+    let outcome = inner
+        .line("RESULT ", Duration::from_secs(60))
+        .expect("the inner host printed no result");
+    assert!(outcome.starts_with("Ok("), "{outcome}");
+    assert!(
+        !outcome.contains("hunter2"),
+        "the plugin read the host's secret: {outcome}"
+    );
+    for kept in ["LC_ALL=C.UTF-8", "LD_LIBRARY_PATH=/nonexistent-minld-test"] {
+        assert!(
+            outcome.contains(kept),
+            "{kept} did not reach the runner: {outcome}"
+        );
+    }
+}
+
+/// Hole 12j: without Landlock (the host opted in), the host's check of
+/// an open is all there is, and it judged the path by its text:
+/// `<grant>/etc/passwd`, with `<grant>/etc` a link to /etc, lay beneath
+/// the grant, and the kernel then followed the link. (The README already
+/// said a racing thread can defeat that check; a link needs no race.)
+/// Secure outcome: the granted file reads, the one through the link
+/// fails (EACCES, as Landlock would answer).
+#[test]
+fn without_landlock_a_link_in_a_grant_leads_nowhere() {
+    let inner = inner_without_landlock("nolandlock-link", libc::ENOSYS);
+    let outcome = inner.line("RESULT ", Duration::from_secs(30));
+    let (status, stderr) = inner.finish(Duration::from_secs(30));
+    let outcome = outcome.unwrap_or_else(|| panic!("no report ({status}): {stderr}"));
+    assert_eq!(
+        outcome,
+        format!(
+            "mine Ok(\"granted\"); passwd leaked false: Err(Plugin(-{}))",
+            libc::EACCES
+        )
+    );
+}
+
+/// Hole 12k: lies in the answer. atk_escape's `claim` answers whatever
+/// length its input names, writing nothing: i64::MIN, -1, the buffer's
+/// size plus one, i64::MAX, through the call buffers and through a shared
+/// buffer (whose length the plugin could also rewrite in the header).
+/// Secure outcome: a negative length is the plugin's error code, a length
+/// past the buffer the host chose is `BadResponse`, and neither ends the
+/// runner; an honest length of the whole buffer is taken.
+#[test]
+fn lies_about_lengths_are_errors() {
+    let mut sb = builder("atk_escape")
+        .function("claim")
+        .shared_buffer(4096)
+        .spawn()
+        .unwrap();
+    for (len, cap) in [(ATTACK_BUF, ATTACK_BUF), (4096, 4096)] {
+        let shared = cap == 4096;
+        let mut claim = |v: i64| {
+            if shared {
+                sb.buffer(0).unwrap().write(0, &v.to_le_bytes()).unwrap();
+                sb.call_in("claim", 0, 8).map(|n| n as u64)
+            } else {
+                sb.call("claim", &v.to_le_bytes()).map(|v| v.len() as u64)
+            }
+        };
+        let past = len as i64 + 1;
+        assert!(matches!(
+            claim(i64::MIN),
+            Err(SandboxError::Plugin(isize::MIN))
+        ));
+        assert!(matches!(claim(-1), Err(SandboxError::Plugin(-1))));
+        assert!(matches!(claim(past), Err(SandboxError::BadResponse(n)) if n as i64 == past));
+        assert!(matches!(
+            claim(i64::MAX),
+            Err(SandboxError::BadResponse(isize::MAX))
+        ));
+        assert_eq!(claim(len as i64).unwrap(), len as u64, "shared: {shared}");
+    }
+}
+
+/// What an ordinary plugin does with files its host granted for reading
+/// and writing (`read_write`: "read, write, create and remove files"):
+/// access, mkdir, rename, readlink, unlink, rmdir, each in a fresh runner.
+/// Every one must work (answer 0), none may kill the runner; the same
+/// calls outside the grant stay forbidden.
+#[test]
+fn file_operations_in_a_read_write_grant_work() {
+    let dir = scratch("rw-grant");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    struct Gone(PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _gone = Gone(dir.clone());
+    std::fs::write(dir.join("f"), b"x").unwrap();
+    std::fs::write(dir.join("g"), b"y").unwrap();
+    std::os::unix::fs::symlink("f", dir.join("link")).unwrap();
+    let mut outcomes = Vec::new();
+    for (op, name) in [
+        ('a', "f"),
+        ('m', "d"),
+        ('r', "d"),
+        ('n', "g"),
+        ('l', "link"),
+        ('u', "f"),
+    ] {
+        let mut sb = builder("atk_escape")
+            .function("fileop")
+            .read_write(&dir)
+            .spawn()
+            .unwrap();
+        let mut input = vec![op as u8];
+        input.extend_from_slice(dir.join(name).as_os_str().as_encoded_bytes());
+        let got = sb
+            .call("fileop", &input)
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        outcomes.push(format!("{op} {name}: {got:?}"));
+    }
+    let wrong: Vec<_> = outcomes
+        .iter()
+        .filter(|o| !o.ends_with("Ok(\"0\")"))
+        .collect();
+    assert!(wrong.is_empty(), "{outcomes:#?}");
+    assert!(!dir.join("f").exists() && dir.join("g.new").exists());
+    // Outside the grant, or changing a read-only one: killed, the call and
+    // path named; through a link out of the grant: EACCES.
+    let outside = scratch("rw-grant-outside");
+    std::fs::write(&outside, b"keep").unwrap();
+    let _keep = Scratch(outside.clone());
+    std::os::unix::fs::symlink(&outside, dir.join("out")).unwrap();
+    for (grant_rw, path) in [(true, outside.clone()), (false, dir.join("g.new"))] {
+        let b = builder("atk_escape").function("fileop");
+        let b = if grant_rw {
+            b.read_write(&dir)
+        } else {
+            b.read_only(&dir)
+        };
+        let mut sb = b.spawn().unwrap();
+        let mut input = b"u".to_vec();
+        input.extend_from_slice(path.as_os_str().as_encoded_bytes());
+        let got = sb.call("fileop", &input);
+        assert!(
+            matches!(&got, Err(SandboxError::ForbiddenPath { nr: 87, path: p }) if *p == path),
+            "unlink {} (grant read-write: {grant_rw}): {got:?}",
+            path.display()
+        );
+    }
+    let mut sb = builder("atk_escape")
+        .function("fileop")
+        .read_write(&dir)
+        .spawn()
+        .unwrap();
+    let mut input = b"a".to_vec();
+    input.extend_from_slice(dir.join("out").as_os_str().as_encoded_bytes());
+    let got = sb
+        .call("fileop", &input)
+        .map(|v| String::from_utf8_lossy(&v).into_owned());
+    assert_eq!(
+        got.ok(),
+        Some(format!("-{}", libc::EACCES)),
+        "access through a link out"
+    );
+    assert!(outside.exists() && dir.join("g.new").exists());
+}
+
+/// Hole 12l: the host working for the plugin, unaccounted. Every stopped
+/// system call is decided by the host's watcher; atk_escape's
+/// `notify_flood` makes statx (answered ENOSYS) for ever, costing the
+/// runner little and the host more (measured: 1.2 s of the host's CPU for
+/// 0.7 s of the runner's in 2 s of a call). An inner host calls it with a
+/// call budget of 1 s of CPU and measures its own CPU time over the call.
+/// Secure outcome: the call fails for the CPU budget, and the host spent
+/// at most the budget on it (plus 250 ms: the watcher's last decisions
+/// and its reaping), the watcher's work charged to the runner.
+#[test]
+fn the_hosts_work_for_the_plugin_is_charged() {
+    let inner = Inner::start("inner_host", "notify-flood", |_| {});
+    let outcome = inner.line("RESULT ", Duration::from_secs(120));
+    let (status, stderr) = inner.finish(Duration::from_secs(30));
+    let outcome = outcome.unwrap_or_else(|| panic!("no report ({status}): {stderr}"));
+    eprintln!("inner host: {outcome}");
+    let (host, got) = outcome.split_once(' ').unwrap();
+    let host_ms: u64 = host.strip_prefix("host_ms=").unwrap().parse().unwrap();
+    assert!(got.starts_with("Err(CpuBudget"), "{outcome}");
+    assert!(
+        host_ms <= 1250,
+        "the host spent {host_ms} ms of CPU on a call budgeted 1 s: {outcome}"
+    );
 }

@@ -2,7 +2,8 @@
 //! functions to look up, the paths granted, the shared buffers' sizes.
 //! NUL-separated in the request buffer, counted in the header; the runner
 //! reads it once, before any plugin code runs, and checks every size
-//! against the region it really mapped.
+//! against the region it really mapped. And which of the host's
+//! environment variables the runner gets ([`kept_env`]).
 
 use std::sync::atomic::Ordering;
 
@@ -119,4 +120,25 @@ impl Config {
             resp_cap,
         })
     }
+}
+
+/// Whether the host's environment variable `name` goes to the runner.
+/// The plugin reads its environment like any memory of its own, and a
+/// host's environment holds its secrets (tokens, keys, passwords), so only
+/// what the runner itself needs goes: the dynamic linker's search path and
+/// preloads (the host's executable may not start without them), the
+/// locale and time zone (a plugin formats text and dates as its host
+/// does), and minld's own trace switches.
+pub(super) fn kept_env(name: &std::ffi::OsStr) -> bool {
+    let name = name.as_encoded_bytes();
+    matches!(
+        name,
+        b"LD_LIBRARY_PATH"
+            | b"LD_PRELOAD"
+            | b"LANG"
+            | b"LANGUAGE"
+            | b"TZ"
+            | b"MINLD_TRACE"
+            | b"MINLD_DEBUG"
+    ) || name.starts_with(b"LC_")
 }

@@ -1,6 +1,6 @@
 //! What can go wrong with a sandbox, told apart by who says so: what the
 //! host observed itself (a signal from `waitid`, a system call from the
-//! seccomp notification, CPU time from `/proc`), what minld reported
+//! seccomp notification, CPU time from its clocks), what minld reported
 //! before any plugin code ran, and what the runner claims after it did
 //! (which the plugin can forge, and the messages label as a claim). Text
 //! that comes from the plugin is shown with its control characters
@@ -89,6 +89,16 @@ pub enum SandboxError {
         path: PathBuf,
         /// The open flags.
         flags: i32,
+    },
+    /// The plugin named a path no grant covers (for a call that changes
+    /// it, no read-write grant) in a call on paths other than open and
+    /// stat (access, readlink, mkdir, unlink, rmdir, rename); the host
+    /// read the path from the stopped call and killed the runner.
+    ForbiddenPath {
+        /// The system call's number (x86-64).
+        nr: i64,
+        /// The path, made absolute.
+        path: PathBuf,
     },
     /// The runner used more CPU time than its budget: during a call, or
     /// per second while no call was in progress (a plugin that answered
@@ -192,6 +202,12 @@ impl std::fmt::Display for SandboxError {
                 "the plugin opened {} (flags {flags:#o}), which no grant covers; it was killed",
                 printable(&path.display().to_string())
             ),
+            Self::ForbiddenPath { nr, path } => write!(
+                f,
+                "the plugin called {} ({nr}) on {}, which no grant covers; it was killed",
+                sysnames::name(*nr).unwrap_or("unknown"),
+                printable(&path.display().to_string())
+            ),
             Self::CpuBudget { used, budget, idle } => write!(
                 f,
                 "the plugin used {used:?} of CPU {}, over its budget of {budget:?}; it was killed",
@@ -244,6 +260,7 @@ pub(super) fn death_error(
     match killed {
         Some(Kill::Syscall { nr, abi }) => return SandboxError::ForbiddenSyscall { nr, abi },
         Some(Kill::Open { path, flags }) => return SandboxError::ForbiddenOpen { path, flags },
+        Some(Kill::Path { nr, path }) => return SandboxError::ForbiddenPath { nr, path },
         Some(Kill::Cpu { used, budget, idle }) => {
             return SandboxError::CpuBudget { used, budget, idle }
         }

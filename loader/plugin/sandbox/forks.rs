@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 
 use super::fail::RunnerError;
 use super::runner;
-use super::shm::FD_GRANTED;
+use super::shm::{Region, FD_GRANTED};
 use super::Config;
 
 /// The descriptors each fork gets, in order: its stdin, stdout, stderr,
@@ -16,10 +16,15 @@ const PASSED: usize = super::zygote::PASSED;
 /// The zygote's side: announce itself, then fork on each request until
 /// the host closes the socket. Runs under the linking stage; no plugin
 /// code runs here, only in the forks, after their own lock-down.
-pub(super) fn serve_forks(prepared: crate::Prepared, abi: u32, host: i32) -> ! {
+///
+/// The zygote's own region is unmapped first: a fork inherits every
+/// mapping, and that one is MAP_SHARED with the zygote and so with every
+/// other fork, a channel between instances the host would never see.
+pub(super) fn serve_forks(region: Region, prepared: crate::Prepared, abi: u32, host: i32) -> ! {
     runner::control(b"ZYGO", &abi.to_le_bytes());
     // SAFETY: closing our own control pipe: the zygote says nothing more.
     unsafe { libc::close(super::shm::FD_CONTROL) };
+    runner::unmap_region(region);
     let mut prepared = Some(prepared);
     loop {
         let Some(fds) = recv_fds(0) else {

@@ -17,16 +17,16 @@
 //! serving stage, and only then runs the plugin's ifunc resolvers and init
 //! functions. The serving stage: Landlock with only what the host granted
 //! ([`Builder::read_only`], [`Builder::read_write`]), and a seccomp
-//! allow-list (memory, futexes, threads, time, randomness, calls on the
+//! allow-list (memory, futexes, time, randomness, calls on the
 //! descriptors the runner holds; see [`SECCOMP_ALLOWED`]). Every other
 //! system call stops in the kernel and is handed to the host (a seccomp
-//! user notification): the host lets an open of a granted path go on and
-//! kills the runner for anything else, naming the call as the kernel
-//! reported it. Landlock is required unless the host opts out
+//! user notification): it lets calls on granted paths and new threads
+//! (up to [`Builder::max_threads`]) go on and kills the runner for
+//! anything else, naming the call as the kernel reported it. Landlock is required unless the host opts out
 //! ([`Builder::allow_without_landlock`]).
 //!
 //! What the host reports is what it observed: the signal from `waitid`,
-//! the system call from the notification, CPU time from `/proc`, the
+//! the system call from the notification, CPU time from its clocks, the
 //! lock-down from `/proc/<pid>/status`. What the runner writes in shared
 //! memory once plugin code runs is the plugin's to forge; the errors say
 //! when a detail is the runner's claim ([`SandboxError`]).
@@ -87,7 +87,7 @@ pub fn run_if_child() {
     if let Some(spec) = std::env::var_os(ENV) {
         let l = runner::enter(&spec.to_string_lossy());
         if l.region.header().zygote != 0 {
-            forks::serve_forks(l.prepared, l.abi, l.host)
+            forks::serve_forks(l.region, l.prepared, l.abi, l.host)
         }
         runner::become_instance(l.region, l.prepared, l.cfg, l.abi, l.host)
     }
@@ -167,6 +167,8 @@ pub struct Builder {
     output_per_call: usize,
     /// Output allowed per second before the runner is killed.
     output_per_sec: u64,
+    /// Threads the runner may have.
+    max_threads: usize,
 }
 
 impl Builder {
@@ -200,10 +202,11 @@ impl Builder {
         self
     }
     /// The CPU time (every thread's) the host allows the runner: `per_call`
-    /// during one call (default: the call timeout), `idle_per_sec` in each
-    /// second between calls (default 100 ms: a plugin that answers and
-    /// keeps running is killed within about a second). Checked by the host
-    /// every 100 ms from `/proc/<pid>/stat` (10 ms resolution).
+    /// during one call and during the start (default: the call timeout),
+    /// `idle_per_sec` in each second between calls (default 100 ms: a
+    /// plugin that answers and keeps running is killed within about a
+    /// second). Read from the runner's CPU clock at each call's ends and
+    /// every 100 ms.
     pub fn cpu_budget(mut self, per_call: Duration, idle_per_sec: Duration) -> Self {
         self.call_cpu = Some(per_call);
         self.idle_cpu = idle_per_sec;
@@ -279,6 +282,18 @@ impl Builder {
         self.output_per_sec = per_sec;
         self
     }
+    /// How many threads the runner may have, its main thread included
+    /// (default 256). Each thread the plugin starts stops in the kernel
+    /// until the host counts the runner's threads: under the limit it goes
+    /// on, at it `pthread_create` fails with EAGAIN. Threads starting at
+    /// the same moment can pass before the count shows each other: never
+    /// more than twice the limit. (Memory limits do not bound threads: a
+    /// thread's kernel stack is not in the runner's address space, and
+    /// without this a plugin could take every process id of the machine.)
+    pub fn max_threads(mut self, n: usize) -> Self {
+        self.max_threads = n;
+        self
+    }
     /// Starts the runner and waits until the plugin is loaded, locked down
     /// and initialised.
     pub fn spawn(self) -> Result<Sandbox, SandboxError> {
@@ -326,6 +341,7 @@ impl Sandbox {
             allow_no_landlock: false,
             output_per_call: 64 << 10,
             output_per_sec: 4 << 20,
+            max_threads: 256,
         }
     }
 
@@ -359,7 +375,12 @@ impl Sandbox {
         let start_deadline = running.started.checked_add(self.opts.start_timeout);
         self.running = Some(running);
         match self.wait_while(shm::LISTENING, start_deadline, true)? {
-            shm::READY => Ok(()),
+            shm::READY => {
+                // The start was charged like a call; it ends here.
+                let r = self.running.as_ref().ok_or(SandboxError::Dead)?;
+                r.shared.call_ends(self.opts.runner_spin);
+                Ok(())
+            }
             shm::LOAD_FAILED => {
                 let r = self.running.as_ref().ok_or(SandboxError::Dead)?;
                 let n = (r.region.header().resp_len.load(Ordering::Relaxed).max(0) as usize)

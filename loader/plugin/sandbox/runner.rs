@@ -176,6 +176,13 @@ pub(super) fn map_region() -> std::io::Result<Region> {
     Ok(region)
 }
 
+/// Unmaps `region`, the fatal-signal handler's header first (a zygote
+/// keeps no region of its own: see `forks::serve_forks`).
+pub(super) fn unmap_region(region: Region) {
+    HEADER.store(std::ptr::null_mut(), Ordering::Relaxed);
+    drop(region);
+}
+
 /// Steps 2–4: returns the linked, not yet run, plugin, the configuration
 /// (read now: once the plugin runs, the region is its) and the Landlock
 /// ABI in force.

@@ -8,17 +8,18 @@
 //!    i386 `int 0x80` call has other numbers: 5 is `open` there, `fstat`
 //!    here; x32 shares ours with bit 30 set). The host reports the ABI.
 //! 2. The allow-list, one `jeq nr → ALLOW` per entry.
-//! 3. Entries checked by argument (serving only): `clone` with thread
-//!    flags, `mmap`/`mprotect` without PROT_EXEC (EPERM otherwise), `madvise`
-//!    by advice, `tgkill` only to ourselves, `fcntl` and `ioctl` by command;
-//!    `clone3` answers ENOSYS so glibc falls back to `clone`, whose flags
-//!    a filter can read.
+//! 3. Entries checked by argument (serving only): `mmap`/`mprotect`
+//!    without PROT_EXEC (EPERM otherwise), `madvise` by advice, `tgkill`
+//!    only to ourselves, `fcntl` and `ioctl` by command, `prlimit64` only
+//!    reading our own limits; `clone3` answers
+//!    ENOSYS so glibc falls back to `clone`, whose flags the host can read.
 //! 4. Anything else → SECCOMP_RET_USER_NOTIF: the calling thread stops and
 //!    the host, which holds the listener, sees the call's number, ABI and
-//!    arguments from the kernel. It lets a granted `openat` go on, answers
-//!    an `fstat` through a path itself, and kills the runner for anything
-//!    else, naming the call (see `watch.rs`). Nothing the plugin writes can
-//!    forge that report.
+//!    arguments from the kernel. It lets a granted `openat` go on, and a
+//!    `clone` of a thread while the runner is under its thread limit,
+//!    answers an `fstat` through a path itself, and kills the runner for
+//!    anything else, naming the call (see `watch.rs`). Nothing the plugin
+//!    writes can forge that report.
 //!
 //! The runner installs two filters; the kernel runs both on every call and
 //! the answer of higher precedence wins (ERRNO over USER_NOTIF over ALLOW).
@@ -129,6 +130,25 @@ pub const ALLOWED: &[(libc::c_long, &str)] = &[
     (libc::SYS_fsync, "fsync"),
     (libc::SYS_fdatasync, "fdatasync"),
     (libc::SYS_ftruncate, "ftruncate"),
+    // What the process is, read only, no effect on anything: glibc's qsort
+    // asks sysinfo for the memory size (an array over 1 KiB), sysconf
+    // getrlimit (below, prlimit64) for _SC_OPEN_MAX; uname, the ids and
+    // getcwd are asked by ordinary libraries. They tell the plugin the
+    // kernel's version, the host's user and working directory, the
+    // machine's memory and load: nothing of a file's content.
+    (libc::SYS_uname, "uname"),
+    (libc::SYS_sysinfo, "sysinfo"),
+    (libc::SYS_getuid, "getuid"),
+    (libc::SYS_geteuid, "geteuid"),
+    (libc::SYS_getgid, "getgid"),
+    (libc::SYS_getegid, "getegid"),
+    (libc::SYS_getresuid, "getresuid"),
+    (libc::SYS_getresgid, "getresgid"),
+    (libc::SYS_getgroups, "getgroups"),
+    (libc::SYS_getrlimit, "getrlimit"),
+    (libc::SYS_getrusage, "getrusage"),
+    (libc::SYS_times, "times"),
+    (libc::SYS_getcwd, "getcwd"),
 ];
 
 /// Also allowed while loading, with any arguments: what minld does to
@@ -156,6 +176,7 @@ pub const LOADING: &[(libc::c_long, &str)] = &[
     (libc::SYS_recvmsg, "recvmsg"),
     (libc::SYS_prctl, "prctl"),
     (libc::SYS_close_range, "close_range"),
+    (libc::SYS_prlimit64, "prlimit64"),
 ];
 
 /// Which filter.
@@ -195,8 +216,6 @@ const JEQ: u32 = libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K;
 const JGE: u32 = libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K;
 /// Jump if any bit of `k` is set.
 const JSET: u32 = libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K;
-/// And the accumulator with `k`.
-const AND: u32 = libc::BPF_ALU | libc::BPF_AND | libc::BPF_K;
 /// Return `k`.
 const RET: u32 = libc::BPF_RET | libc::BPF_K;
 
@@ -215,6 +234,15 @@ const NEVER_FLAGS: u32 = (libc::CLONE_NEWNS
     | libc::CLONE_PARENT
     | libc::CLONE_PTRACE
     | libc::CLONE_VFORK) as u32;
+
+/// Whether clone flags `flags` (the call's first argument, as the kernel
+/// reported it) make a thread: CLONE_VM, CLONE_SIGHAND and CLONE_THREAD
+/// all set, no namespace or parent flags, nothing in the high word. A
+/// process is never one (glibc's fork passes SIGCHLD alone).
+pub(super) fn is_thread_clone(flags: u64) -> bool {
+    let lo = flags as u32;
+    flags >> 32 == 0 && lo & NEVER_FLAGS == 0 && lo & THREAD_FLAGS == THREAD_FLAGS
+}
 
 /// `jeq nr, then: load arg, accept one of `values` → ALLOW, else `other``.
 /// Must come where the accumulator holds nr; leaves it clobbered only on
@@ -259,20 +287,11 @@ pub fn program(pid: u32, stage: Stage) -> Vec<sock_filter> {
 /// The serving filter's calls checked by argument. Each block starts with
 /// nr in the accumulator and, once it loads an argument, ends in returns.
 fn serving_checks(p: &mut Vec<sock_filter>, pid: u32) {
-    // clone(flags, ...): a thread (CLONE_VM|CLONE_SIGHAND|CLONE_THREAD all
-    // set, no namespace or parent flags, nothing in the high word), never
-    // a process. glibc's fork would pass SIGCHLD alone.
-    p.extend([
-        jump(JEQ, libc::SYS_clone as u32, 0, 8),
-        stmt(LD_ABS, off_arg_hi(0)),
-        jump(JEQ, 0, 0, 5),
-        stmt(LD_ABS, off_arg_lo(0)),
-        jump(JSET, NEVER_FLAGS, 3, 0),
-        stmt(AND, THREAD_FLAGS),
-        jump(JEQ, THREAD_FLAGS, 0, 1),
-        stmt(RET, RET_ALLOW),
-        stmt(RET, RET_NOTIFY),
-    ]);
+    // clone(flags, ...) is not allowed here: every clone goes to the host,
+    // which lets a thread ([`is_thread_clone`]) go on while the runner has
+    // fewer than its thread limit and kills it for a process. (A filter
+    // cannot count: allowing threads here let a plugin make threads until
+    // the machine ran out of process ids.)
     // clone3 passes its flags in memory, out of a filter's reach: ENOSYS
     // makes glibc fall back to clone.
     p.extend([
@@ -316,6 +335,22 @@ fn serving_checks(p: &mut Vec<sock_filter>, pid: u32) {
         libc::FIONREAD as u32,
     ];
     by_value(p, libc::SYS_ioctl, 1, &ioctl, RET_NOTIFY);
+    // prlimit64(pid, resource, new, old): glibc's getrlimit, reading its
+    // own limits only (pid 0, no new limit); setting one stops for the
+    // host, which kills the runner (its limits are the host's to set).
+    p.extend([
+        jump(JEQ, libc::SYS_prlimit64 as u32, 0, 10),
+        stmt(LD_ABS, off_arg_lo(0)),
+        jump(JEQ, 0, 0, 7),
+        stmt(LD_ABS, off_arg_hi(0)),
+        jump(JEQ, 0, 0, 5),
+        stmt(LD_ABS, off_arg_lo(2)),
+        jump(JEQ, 0, 0, 3),
+        stmt(LD_ABS, off_arg_hi(2)),
+        jump(JEQ, 0, 0, 1),
+        stmt(RET, RET_ALLOW),
+        stmt(RET, RET_NOTIFY),
+    ]);
 }
 
 /// `SECCOMP_FILTER_FLAG_NEW_LISTENER`: the filter returns a notification
@@ -387,6 +422,7 @@ mod tests {
             libc::SYS_tgkill,
             libc::SYS_fcntl,
             libc::SYS_ioctl,
+            libc::SYS_prlimit64,
         ];
         for nr in serving_checked {
             assert!(LOADING.iter().any(|&(n, _)| n == nr), "{nr}");

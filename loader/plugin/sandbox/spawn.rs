@@ -10,6 +10,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
+use super::config;
 use super::control;
 use super::landlock::{self, Access};
 use super::shm::{self, Region, FD_CONTROL, FD_GRANTED, FD_REGION};
@@ -220,7 +221,6 @@ pub(super) fn parts(o: &Builder, zygote: bool) -> Result<Parts, SandboxError> {
         // SAFETY: setting O_NONBLOCK on our own descriptor.
         unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) };
     }
-    let shared = Arc::new(Shared::new(region.clone()).map_err(SandboxError::Spawn)?);
     let limits = Limits {
         call_cpu: o.call_cpu.unwrap_or(o.timeout),
         // A zygote's CPU is its forks' (it runs no plugin code).
@@ -228,7 +228,9 @@ pub(super) fn parts(o: &Builder, zygote: bool) -> Result<Parts, SandboxError> {
         output_per_call: o.output_per_call,
         output_per_sec: o.output_per_sec,
         grants,
+        max_threads: o.max_threads,
     };
+    let shared = Arc::new(Shared::new(region.clone(), &limits).map_err(SandboxError::Spawn)?);
     Ok(Parts {
         memfd,
         region,
@@ -274,7 +276,14 @@ impl Running {
         // checked below (only a child can be waited for).
         let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
         if pidfd < 0 {
-            return Err(SandboxError::Spawn(std::io::Error::last_os_error()));
+            let e = std::io::Error::last_os_error();
+            // SAFETY: kill and reap our child by pid (the zygote forks
+            // with CLONE_PARENT; unreaped, its pid cannot be reused).
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            return Err(SandboxError::Spawn(e));
         }
         // SAFETY: a fresh descriptor we own.
         let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as i32) };
@@ -284,7 +293,22 @@ impl Running {
                 "process {pid} is not a child of the host"
             ))));
         }
-        let theirs = pidfd.try_clone().map_err(SandboxError::Spawn)?;
+        // From here on, a failure kills and reaps the fork (no leak).
+        let fail = |e: std::io::Error| {
+            // SAFETY: a signal through our pidfd, then reaping our child.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    libc::SIGKILL,
+                    0,
+                    0,
+                );
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            SandboxError::Spawn(e)
+        };
+        let theirs = pidfd.try_clone().map_err(fail)?;
         let Parts {
             region,
             stdout,
@@ -305,9 +329,9 @@ impl Running {
                     stdout: stdout.0,
                     stderr: stderr.0,
                 };
-                watch::run(&watcher_shared, pipes, pid, &limits);
+                watch::run(&watcher_shared, pipes, &limits);
             })
-            .map_err(SandboxError::Spawn)?;
+            .map_err(fail)?;
         Ok((
             Running {
                 pid,
@@ -356,6 +380,8 @@ pub(super) fn exec(
             let (memfd, ctl_w, out_w, err_w, fds, stdin) = keep;
             let mut cmd = Command::new(exe);
             cmd.arg0("minld-sandbox")
+                .env_clear()
+                .envs(std::env::vars_os().filter(|(k, _)| config::kept_env(k)))
                 .env(ENV, std::process::id().to_string())
                 .stdin(stdin.map_or_else(Stdio::null, Stdio::from))
                 .stdout(Stdio::from(out_w))
@@ -394,7 +420,7 @@ pub(super) fn exec(
                 stdout: out_r,
                 stderr: err_r,
             };
-            watch::run(&watcher_shared, pipes, pid, &limits);
+            watch::run(&watcher_shared, pipes, &limits);
         })
         .map_err(SandboxError::Spawn)?;
     let (pid, pidfd) = match rx.recv() {
@@ -504,6 +530,11 @@ pub(super) fn lock_down(
         .listener
         .store(std::os::fd::IntoRawFd::into_raw_fd(fd), Ordering::Release);
     r.shared.poke();
+    // Charging starts here, on this thread, before the runner may go on:
+    // everything it uses after LISTENING is the plugin's (a watcher that
+    // armed the account only when it next woke up let the first plugin
+    // code run uncharged until then).
+    r.shared.arm(r.pid);
     shm::post(r.region.header(), shm::LISTENING);
     Ok(())
 }

@@ -9,6 +9,11 @@
 //! same clock about every 100 ms, so a runner spinning through a long
 //! call or a long idle stretch is stopped without waiting for a call.
 //!
+//! The watcher thread's own CPU time, all spent on the runner's behalf
+//! (deciding its stopped system calls, draining its output, watching it),
+//! is charged to it too (`Ledger::charge_host`), read on the watcher
+//! thread's CPU clock.
+//!
 //! The kernel brings the time of a thread running on another CPU up to
 //! date at its scheduler ticks (and when it sleeps), so a read can miss
 //! the current tick's part of a running thread; the next read counts it.
@@ -49,7 +54,12 @@ fn process_clock(pid: i32) -> Option<libc::clockid_t> {
     (rc == 0).then_some(clock)
 }
 
-/// The time on `clock` (a process CPU-time clock); None if it fails.
+/// The calling thread's CPU time.
+pub(super) fn thread_time() -> Duration {
+    read(libc::CLOCK_THREAD_CPUTIME_ID).unwrap_or_default()
+}
+
+/// The time on `clock` (a CPU-time clock); None if it fails.
 fn read(clock: libc::clockid_t) -> Option<Duration> {
     let mut ts = libc::timespec {
         tv_sec: 0,
@@ -65,7 +75,7 @@ fn read(clock: libc::clockid_t) -> Option<Duration> {
 /// The account: what was charged where, and the first budget exceeded.
 #[derive(Debug)]
 pub(super) struct Ledger {
-    /// The runner's clock; None until the watcher arms the ledger (the
+    /// The runner's clock; None until the host arms the ledger (the
     /// runner is locked down) and nothing is charged.
     clock: Option<libc::clockid_t>,
     /// The runner's CPU time at the last read (everything before it is
@@ -90,8 +100,9 @@ pub(super) struct Ledger {
     over: Option<Kill>,
 }
 
-impl Default for Ledger {
-    fn default() -> Self {
+impl Ledger {
+    /// An account against `limits`, not armed yet.
+    pub(super) fn new(limits: &Limits) -> Self {
         Ledger {
             clock: None,
             charged: Duration::ZERO,
@@ -100,24 +111,25 @@ impl Default for Ledger {
             credit: Duration::ZERO,
             window: Instant::now(),
             idle_used: Duration::ZERO,
-            call_budget: Duration::MAX,
-            idle_budget: Duration::MAX,
+            call_budget: limits.call_cpu,
+            idle_budget: limits.idle_cpu_per_sec,
             over: None,
         }
     }
-}
 
-impl Ledger {
-    /// Starts charging runner `pid`'s time from now, against `limits`.
-    /// Nothing is charged if its clock cannot be had (it is gone: the
-    /// watcher sees that on its pidfd).
-    pub(super) fn arm(&mut self, pid: i32, limits: &Limits) {
+    /// Starts charging runner `pid`'s time from now. The start (the
+    /// plugin's ifunc resolvers and init functions, until READY) is
+    /// charged like a call, against the call budget: a constructor that
+    /// computes is not a plugin running between calls. Nothing is charged
+    /// if its clock cannot be had (it is gone: the watcher sees that on
+    /// its pidfd).
+    pub(super) fn arm(&mut self, pid: i32) {
         let Some(clock) = process_clock(pid) else {
             return;
         };
         self.clock = Some(clock);
-        self.call_budget = limits.call_cpu;
-        self.idle_budget = limits.idle_cpu_per_sec;
+        self.in_call = true;
+        self.call_used = Duration::ZERO;
         self.window = Instant::now();
         self.charged = read(clock).unwrap_or(self.charged);
     }
@@ -132,8 +144,25 @@ impl Ledger {
         if gone.load(Ordering::SeqCst) {
             return;
         }
-        let mut delta = now.saturating_sub(self.charged);
+        let delta = now.saturating_sub(self.charged);
         self.charged = self.charged.max(now);
+        self.account(delta);
+    }
+
+    /// CPU time the host's watcher spent on the runner's behalf (deciding
+    /// its stopped system calls, draining its output): charged as the
+    /// runner's own, where it falls (a plugin that makes the host answer
+    /// a flood of calls pays for the answers). Nothing before the ledger
+    /// is armed.
+    pub(super) fn charge_host(&mut self, spent: Duration) {
+        if self.clock.is_some() {
+            self.account(spent);
+        }
+    }
+
+    /// Adds `delta` to the call in progress or to idleness, recording the
+    /// first budget exceeded.
+    fn account(&mut self, mut delta: Duration) {
         if self.in_call {
             self.call_used += delta;
             if self.call_used > self.call_budget {

@@ -5,9 +5,11 @@
 //!
 //! - it holds the seccomp listener: every call the serving filter does
 //!   not allow stops in the kernel and comes here, with its number, ABI
-//!   and arguments. A granted `openat` goes on; an `fstat`-like
-//!   `newfstatat` is answered here; anything else kills the runner, and
-//!   the call is recorded as the host saw it;
+//!   and arguments. A granted `openat` (and access, readlink, mkdir,
+//!   unlink, rmdir, rename) goes on; a thread's `clone` goes on under the
+//!   thread limit; an `fstat`-like `newfstatat` is answered here;
+//!   anything else kills the runner, and the call is recorded as the host
+//!   saw it;
 //! - it drains the runner's stdout and stderr (pipes), keeping at most a
 //!   cap per call and killing a runner that floods;
 //! - it charges the runner's CPU time (all threads, its process CPU
@@ -15,6 +17,8 @@
 //!   so a plugin that answers early and keeps running is stopped; the
 //!   host reads the same clock at each call's start and end (`cpu`), so
 //!   what runs between calls is idle time however often the host calls;
+//!   and this thread's own CPU time, all of it work for the runner, is
+//!   charged to it as well;
 //! - it reaps the runner (`waitid` on a pidfd) and records how it ended.
 //!
 //! What it records is the host's observation; the shared region's words
@@ -64,6 +68,14 @@ pub(super) enum Kill {
         path: PathBuf,
         /// The open flags.
         flags: i32,
+    },
+    /// Another call on a path no grant covers (access, readlink, mkdir,
+    /// unlink, rmdir, rename; the path as read by the host).
+    Path {
+        /// The call's number.
+        nr: i64,
+        /// The path, made absolute and folded.
+        path: PathBuf,
     },
     /// CPU time over the budget.
     Cpu {
@@ -127,6 +139,8 @@ pub(super) struct Limits {
     pub(super) output_per_sec: u64,
     /// The paths granted, for deciding opens.
     pub(super) grants: Vec<(PathBuf, Access)>,
+    /// Threads the runner may have (a clone beyond gets EAGAIN).
+    pub(super) max_threads: usize,
 }
 
 /// Between the sandbox and its watcher.
@@ -148,8 +162,9 @@ pub(super) struct Shared {
 }
 
 impl Shared {
-    /// With a fresh eventfd for waking the watcher.
-    pub(super) fn new(region: Arc<Region>) -> std::io::Result<Shared> {
+    /// With a fresh eventfd for waking the watcher; CPU is charged
+    /// against `limits` once armed ([`Shared::arm`]).
+    pub(super) fn new(region: Arc<Region>, limits: &Limits) -> std::io::Result<Shared> {
         // SAFETY: plain system call; the descriptor is ours.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
@@ -157,7 +172,7 @@ impl Shared {
         }
         Ok(Shared {
             observed: Mutex::default(),
-            cpu: Mutex::default(),
+            cpu: Mutex::new(Ledger::new(limits)),
             gone: AtomicBool::new(false),
             listener: AtomicI32::new(-1),
             // SAFETY: a fresh descriptor nobody else owns.
@@ -174,6 +189,14 @@ impl Shared {
     /// Locks the CPU account; a panic while it was held does not poison it.
     fn cpu(&self) -> std::sync::MutexGuard<'_, Ledger> {
         self.cpu.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The runner `pid` is locked down and about to run plugin code:
+    /// its CPU time is charged from now on (the host calls this before
+    /// it lets the runner go on; until then only minld's loader ran
+    /// there, bounded by the start timeout).
+    pub(super) fn arm(&self, pid: i32) {
+        self.cpu().arm(pid);
     }
 
     /// A call starts (the host is about to post it): the runner's time
@@ -232,20 +255,17 @@ pub(super) struct Pipes {
 }
 
 /// The watcher's loop, until the runner is reaped.
-pub(super) fn run(shared: &Shared, pipes: Pipes, pid: i32, limits: &Limits) {
+pub(super) fn run(shared: &Shared, pipes: Pipes, limits: &Limits) {
     let mut out = OutputMeter::new(limits);
     let mut listener: Option<OwnedFd> = None;
     let mut open = [true, true]; // stdout, stderr not at EOF
+    let mut worked = cpu::thread_time(); // this thread's CPU time charged
     loop {
         if listener.is_none() {
             let fd = shared.listener.swap(-1, Ordering::AcqRel);
             if fd >= 0 {
                 // SAFETY: the sandbox handed this descriptor over to us.
                 listener = Some(unsafe { OwnedFd::from_raw_fd(fd) });
-                // Locked down: from now on plugin code runs, and its time
-                // is charged. Until then only minld's loader ran there,
-                // bounded by the start timeout.
-                shared.cpu().arm(pid, limits);
             }
         }
         let mut fds = vec![
@@ -283,6 +303,7 @@ pub(super) fn run(shared: &Shared, pipes: Pipes, pid: i32, limits: &Limits) {
                 open[i] = false;
             }
         }
+
         if out.flooded() {
             shared.kill(
                 pipes.pidfd.as_raw_fd(),
@@ -303,11 +324,16 @@ pub(super) fn run(shared: &Shared, pipes: Pipes, pid: i32, limits: &Limits) {
             super::shm::futex_wake(&shared.region.header().state);
             return;
         }
+        // This thread's work is all for the runner (its stopped calls,
+        // its output): charged to it.
+        let now = cpu::thread_time();
         let over = {
             let mut l = shared.cpu();
+            l.charge_host(now.saturating_sub(worked));
             l.charge(&shared.gone);
             l.over()
         };
+        worked = now;
         if let Some(why) = over {
             shared.kill(pipes.pidfd.as_raw_fd(), why);
         }

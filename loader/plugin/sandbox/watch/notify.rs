@@ -1,7 +1,8 @@
 //! The seccomp user-notification side of the watcher: a call the serving
 //! filter does not allow stops in the kernel and is decided here. A granted
 //! `open`/`openat` goes on (Landlock then judges the path the kernel really
-//! resolves), an `fstat`-like `newfstatat` is answered from the host's own
+//! resolves), so do access, readlink, mkdir, unlink, rmdir and rename of
+//! granted paths, a thread's `clone` goes on under the thread limit, an `fstat`-like `newfstatat` is answered from the host's own
 //! stat, `statx` gets ENOSYS (glibc falls back), and anything else (or a
 //! call of another ABI) kills the runner, recorded as the host saw it.
 //!
@@ -13,6 +14,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::path::{Component, Path, PathBuf};
 
 use super::super::landlock::Access;
+use super::super::seccomp::is_thread_clone;
 use super::{Kill, Limits, Shared, SyscallAbi};
 
 // The seccomp user-notification interface (linux/seccomp.h).
@@ -113,6 +115,12 @@ pub(super) fn notification(shared: &Shared, listener: RawFd, pidfd: RawFd, limit
             return stat(listener, &n, pidfd, limits);
         }
         libc::SYS_statx => return respond(listener, n.id, 0, -libc::ENOSYS, 0),
+        libc::SYS_clone if is_thread_clone(d.args[0]) => {
+            return thread(listener, &n, limits.max_threads);
+        }
+        _ if path_call(nr, &d.args).is_some() => {
+            return on_paths(shared, listener, &n, pidfd, limits);
+        }
         _ => {
             return shared.kill(
                 pidfd,
@@ -131,6 +139,9 @@ pub(super) fn notification(shared: &Shared, listener: RawFd, pidfd: RawFd, limit
     }
     let writes = flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) != 0;
     if granted(&limits.grants, &path, writes) {
+        if leaves_grant(&limits.grants, &path, flags) {
+            return respond(listener, n.id, 0, -libc::EACCES, 0);
+        }
         // Landlock decides for real, on the path the kernel resolves.
         respond(listener, n.id, 0, 0, FLAG_CONTINUE);
     } else {
@@ -138,11 +149,109 @@ pub(super) fn notification(shared: &Shared, listener: RawFd, pidfd: RawFd, limit
     }
 }
 
+/// The calls on paths besides open and stat that a plugin working with
+/// its files makes: the (dirfd, path) argument pairs of `nr`, whether it
+/// changes what they name (a read-write grant needed), and whether it
+/// acts on a final symbolic link itself rather than its target. None for
+/// any other call.
+fn path_call(nr: i64, a: &[u64; 6]) -> Option<PathCall> {
+    let cwd = libc::AT_FDCWD;
+    let (paths, writes, nofollow) = match nr {
+        libc::SYS_access => (vec![(cwd, a[0])], false, false),
+        libc::SYS_faccessat | libc::SYS_faccessat2 => (vec![(a[0] as i32, a[1])], false, false),
+        libc::SYS_readlink => (vec![(cwd, a[0])], false, true),
+        libc::SYS_readlinkat => (vec![(a[0] as i32, a[1])], false, true),
+        libc::SYS_mkdir => (vec![(cwd, a[0])], true, true),
+        libc::SYS_mkdirat => (vec![(a[0] as i32, a[1])], true, true),
+        libc::SYS_unlink | libc::SYS_rmdir => (vec![(cwd, a[0])], true, true),
+        libc::SYS_unlinkat => (vec![(a[0] as i32, a[1])], true, true),
+        libc::SYS_rename => (vec![(cwd, a[0]), (cwd, a[1])], true, true),
+        libc::SYS_renameat | libc::SYS_renameat2 => {
+            (vec![(a[0] as i32, a[1]), (a[2] as i32, a[3])], true, true)
+        }
+        _ => return None,
+    };
+    Some(PathCall {
+        paths,
+        writes,
+        nofollow,
+    })
+}
+
+/// What [`path_call`] finds in a call on paths.
+struct PathCall {
+    /// Its (dirfd, path pointer) pairs.
+    paths: Vec<(i32, u64)>,
+    /// It changes what they name.
+    writes: bool,
+    /// It acts on a final symbolic link itself.
+    nofollow: bool,
+}
+
+/// A [`path_call`]: it goes on when a grant covers every path it names
+/// (a read-write one for a change) and each resolves beneath it (Landlock
+/// then decides for real); a path that leads out of its grant through a
+/// link gets EACCES, as Landlock would answer; a path no grant covers
+/// kills the runner.
+fn on_paths(shared: &Shared, listener: RawFd, n: &Notif, pidfd: RawFd, limits: &Limits) {
+    let nr = i64::from(n.data.nr);
+    let Some(PathCall {
+        paths,
+        writes,
+        nofollow,
+    }) = path_call(nr, &n.data.args)
+    else {
+        return;
+    };
+    let mut read = Vec::new();
+    for (dirfd, at) in paths {
+        let Some(p) = read_path(n.pid as i32, dirfd, at) else {
+            return respond(listener, n.id, 0, -libc::EFAULT, 0);
+        };
+        read.push(p);
+    }
+    if !still_valid(listener, n.id) {
+        return;
+    }
+    if let Some(path) = read.iter().find(|p| !granted(&limits.grants, p, writes)) {
+        let path = path.clone();
+        return shared.kill(pidfd, Kill::Path { nr, path });
+    }
+    let flags = if nofollow { libc::O_NOFOLLOW } else { 0 };
+    if read.iter().any(|p| leaves_grant(&limits.grants, p, flags)) {
+        return respond(listener, n.id, 0, -libc::EACCES, 0);
+    }
+    respond(listener, n.id, 0, 0, FLAG_CONTINUE);
+}
+
+/// `clone` of a thread: it goes on while the runner has fewer than `max`
+/// threads (the kernel's count in `/proc/<tid>/status`), else EAGAIN
+/// (pthread_create's answer when the system is out of threads; the
+/// plugin lives on). Clones the host let go on may not show in the count
+/// yet, but each comes from a thread that was counted and can make no
+/// other until its clone is done: the runner never has more than twice
+/// `max` threads.
+fn thread(listener: RawFd, n: &Notif, max: usize) {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", n.pid)).unwrap_or_default();
+    let threads = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if !still_valid(listener, n.id) {
+        return;
+    }
+    match threads {
+        Some(t) if t < max => respond(listener, n.id, 0, 0, FLAG_CONTINUE),
+        _ => respond(listener, n.id, 0, -libc::EAGAIN, 0),
+    }
+}
+
 /// `newfstatat`: glibc's fstat (an empty path with AT_EMPTY_PATH) is
 /// answered from the descriptor the host copies out of the runner; a
 /// path beneath a grant from the host's own stat of the path it read
-/// (never letting the kernel re-read a path a racing thread could swap);
-/// anything else gets EACCES.
+/// (never letting the kernel re-read a path a racing thread could swap),
+/// resolved beneath that grant ([`stat_beneath`]); anything else gets
+/// EACCES.
 fn stat(listener: RawFd, n: &Notif, pidfd: RawFd, limits: &Limits) {
     let d = &n.data;
     let tid = n.pid as i32;
@@ -151,8 +260,7 @@ fn stat(listener: RawFd, n: &Notif, pidfd: RawFd, limits: &Limits) {
     let st = match raw.as_deref() {
         Some(b"") if flags & libc::AT_EMPTY_PATH != 0 => fstat_of(pidfd, dirfd),
         Some(_) => match read_path(tid, dirfd, path_at) {
-            Some(p) if granted(&limits.grants, &p, false) => lstat_or_stat(&p, flags),
-            Some(_) => Err(libc::EACCES),
+            Some(p) => stat_beneath(&limits.grants, &p, flags),
             None => Err(libc::EFAULT),
         },
         None => Err(libc::EFAULT),
@@ -197,23 +305,124 @@ fn fstat_of(pidfd: RawFd, fd: i32) -> Result<libc::stat, i32> {
     Ok(st)
 }
 
+/// `struct open_how` of openat2(2).
+#[repr(C)]
+struct OpenHow {
+    /// The open flags.
+    flags: u64,
+    /// The creation mode (none here).
+    mode: u64,
+    /// `RESOLVE_*` flags.
+    resolve: u64,
+}
+/// `RESOLVE_NO_MAGICLINKS`: no `/proc/<pid>/fd/N`-like links.
+const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+/// `RESOLVE_BENEATH`: the walk never leaves the starting directory (no
+/// absolute link, no `..` above it).
+const RESOLVE_BENEATH: u64 = 0x08;
+
 /// The host's own stat of `path` (not following a final symlink with
-/// AT_SYMLINK_NOFOLLOW); an errno on failure.
-fn lstat_or_stat(path: &Path, flags: i32) -> Result<libc::stat, i32> {
-    let c =
-        std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| libc::EINVAL)?;
+/// AT_SYMLINK_NOFOLLOW), resolved by the kernel [`beneath`] a grant: a
+/// symbolic link in a grant that leads out of it (`<grant>/etc` to
+/// `/etc`) gives EACCES, as Landlock would refuse the plugin's own open,
+/// never the stat of what it points at (nor whether that exists). An
+/// errno on failure.
+fn stat_beneath(grants: &[(PathBuf, Access)], path: &Path, flags: i32) -> Result<libc::stat, i32> {
+    let fd =
+        beneath(grants, path, flags & libc::AT_SYMLINK_NOFOLLOW != 0).map_err(|e| match e {
+            libc::EXDEV => libc::EACCES,
+            e => e,
+        })?;
     // SAFETY: `libc::stat` is plain integers, for which all zeroes is a
     // valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    let nofollow = flags & libc::AT_SYMLINK_NOFOLLOW;
-    // SAFETY: `c` is NUL-terminated and outlives the call; fstatat writes at
-    // most one `stat` into the local it is given.
-    if unsafe { libc::fstatat(libc::AT_FDCWD, c.as_ptr(), &mut st, nofollow) } != 0 {
-        return Err(std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO));
+    // SAFETY: fstat writes at most one `stat` into the local it is given.
+    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
+        return Err(last_errno());
     }
     Ok(st)
+}
+
+/// Whether an open of `path` (with open flags `flags`; O_NOFOLLOW the
+/// only one looked at), which a grant covers by its text, leads out of
+/// every grant through a symbolic link: the path, or where it does not
+/// exist (a file to create) its directory, does not resolve [`beneath`]
+/// the grant. With Landlock the kernel refuses such
+/// an open anyway; without it this is the only check.
+fn leaves_grant(grants: &[(PathBuf, Access)], path: &Path, flags: i32) -> bool {
+    match beneath(grants, path, flags & libc::O_NOFOLLOW != 0) {
+        Err(libc::EXDEV) => true,
+        Err(libc::ENOENT) => path
+            .parent()
+            .is_some_and(|dir| matches!(beneath(grants, dir, false), Err(libc::EXDEV))),
+        _ => false,
+    }
+}
+
+/// The errno of the last failed call.
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+/// An `O_PATH` descriptor of `path` (the final link itself with
+/// `nofollow`), the kernel resolving it beneath the outermost grant whose
+/// text covers it (openat2 with RESOLVE_BENEATH: no absolute link, no
+/// `..` above the grant). An errno on failure: EXDEV where the path
+/// leads out of the grant, EACCES where no grant covers it.
+fn beneath(grants: &[(PathBuf, Access)], path: &Path, nofollow: bool) -> Result<OwnedFd, i32> {
+    let grant = grants
+        .iter()
+        .map(|(g, _)| g)
+        .filter(|g| path.starts_with(g))
+        .min_by_key(|g| g.as_os_str().len())
+        .ok_or(libc::EACCES)?;
+    let rel = path.strip_prefix(grant).map_err(|_| libc::EACCES)?;
+    let rel = if rel.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        rel
+    };
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes());
+    let (dir, rel) = (
+        c(grant).map_err(|_| libc::EINVAL)?,
+        c(rel).map_err(|_| libc::EINVAL)?,
+    );
+    // SAFETY: a NUL-terminated path that outlives the call.
+    let dirfd = unsafe {
+        libc::open(
+            dir.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if dirfd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: a fresh descriptor we own.
+    let dirfd = unsafe { OwnedFd::from_raw_fd(dirfd) };
+    let how = OpenHow {
+        flags: (libc::O_PATH | libc::O_CLOEXEC | if nofollow { libc::O_NOFOLLOW } else { 0 })
+            as u64,
+        mode: 0,
+        resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+    };
+    // SAFETY: openat2 reads the NUL-terminated `rel` and the `open_how`
+    // of the size given, both locals that outlive the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            dirfd.as_raw_fd(),
+            rel.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        )
+    };
+    if fd < 0 {
+        return Err(last_errno());
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// The notification still stands for the same thread (not a recycled id).
