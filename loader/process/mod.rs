@@ -1,6 +1,7 @@
 //! What the host process already has and minld joins: the objects glibc
-//! loaded (`host`, read from glibc's list by `link_map`), thread-local storage (`tls`), the debugger's list of
-//! objects (`gdb`) and the unwinder's registry of frame tables (`unwind`).
+//! loaded (`host`, read from glibc's list by `link_map`), thread-local
+//! storage (`tls`), the debugger's list of objects (`gdb`) and the
+//! unwinder's registry of frame tables (`unwind`).
 //! Nothing here names minld's own objects.
 
 pub(crate) mod gdb;
