@@ -1,7 +1,9 @@
 //! `Loader::reuse_loaded`: a library glibc already has is returned as
 //! glibc's copy, as glibc's dlopen returns it, and kept loaded by the
-//! handle; without it (the default) minld maps its own copy. Each case
-//! runs in a process of its own (glibc's loaded objects are the process's).
+//! handle; without it (the default) minld maps its own copy. What minld
+//! keeps of glibc's list of objects between loads is never used once glibc
+//! has loaded or unloaded something (the last cases). Each case runs in a
+//! process of its own (glibc's loaded objects are the process's).
 
 mod common;
 
@@ -191,4 +193,29 @@ fn reuse_loaded_finds_what_glibc_loaded_after_an_earlier_open() {
     assert_eq!(ours, theirs, "glibc's copy, loaded after the first open");
     drop((z, l));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_dependency_glibc_loaded_after_an_earlier_load_is_glibcs() {
+    if !in_fresh_process("a_dependency_glibc_loaded_after_an_earlier_load_is_glibcs") {
+        return;
+    }
+    let relocs = common::libs::test_lib("librelocs.so");
+    let basic = common::libs::test_lib("libbasic.so");
+    // A load that reads glibc's list of objects while glibc does not have
+    // libbasic.so: librelocs.so's DT_NEEDED gets minld's own copy.
+    // SAFETY: the test libraries; only addresses are taken.
+    let first = unsafe { Loader::new().open(&relocs) }.unwrap();
+    // SAFETY: as above.
+    let ours = *unsafe { first.get::<*mut libc::c_void>("basic_add") }.unwrap() as usize;
+    drop(first);
+    // glibc loads it; the next load's dependency is glibc's copy (what
+    // was kept of glibc's list is read again: glibc's list has changed).
+    let (_h, theirs) = glibc_open(&basic);
+    assert_ne!(ours, theirs);
+    // SAFETY: as above.
+    let second = unsafe { Loader::new().open(&relocs) }.unwrap();
+    // SAFETY: as above.
+    let now = *unsafe { second.get::<*mut libc::c_void>("basic_add") }.unwrap() as usize;
+    assert_eq!(now, theirs, "librelocs.so binds glibc's libbasic.so");
 }

@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 use crate::base::mem::Memory;
 use crate::elf::dynamic::{self, Dynamic, PtrStyle};
 use crate::elf::symbols::Symbols;
-use crate::process::link_map::{generation, identities, raw_objects, Identities, Raw};
+use crate::process::link_map::{generation, identities, raw_objects, Generation, Identities, Raw};
 use goblin::elf::program_header as ph;
 
 /// glibc's own libraries: never mapped by minld, always the host's copies.
@@ -88,6 +88,9 @@ pub(crate) struct HostObjects {
     /// The files glibc's objects were found to be, kept while glibc's set
     /// of objects stays the same (see [`Identities`]).
     identities: Identities,
+    /// glibc's names for its objects, with the generation of its list they
+    /// were read at (see [`HostObjects::dependency`]).
+    names: (Option<Generation>, Vec<Vec<u8>>),
 }
 
 /// glibc's name for an object and its load bias.
@@ -340,11 +343,19 @@ impl HostObjects {
         // Only ask glibc about a name it has loaded under that file name:
         // a dlopen(RTLD_NOLOAD) of a bare name makes glibc search the file
         // system (and open the file) to compare file identities.
-        let raw = raw_objects();
-        let path = raw.iter().find_map(|r| {
-            let n = String::from_utf8_lossy(&r.name);
-            (n.rsplit('/').next() == Some(name)).then(|| n.into_owned())
-        })?;
+        // glibc's list is copied out again only once it has changed.
+        let now = generation();
+        if now.is_none() || self.names.0 != now {
+            let raw = raw_objects();
+            let at = raw.first().and_then(|r| r.generation);
+            self.names = (at, raw.into_iter().map(|r| r.name).collect());
+        }
+        let path = self
+            .names
+            .1
+            .iter()
+            .find(|n| base_name(n) == name.as_bytes())
+            .map(|n| String::from_utf8_lossy(n).into_owned())?;
         self.pinned_at(&path)
     }
 
