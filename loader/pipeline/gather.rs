@@ -128,7 +128,10 @@ pub(crate) fn loaded_by_glibc(
         return Ok(Err(None));
     };
     let st = sys
-        .fstat(&opened.fd, "identity of the file, to compare with glibc's")
+        .fstat(
+            &opened.fd,
+            "size and identity (device, inode) of the file, compared with glibc's objects",
+        )
         .map_err(|e| Error::io(&opened.path, "fstat", e))?;
     Ok(match reg.host.loaded_from(sys, (st.dev, st.ino)) {
         Some((h, pin)) => Ok(Dep::Host(h, pin.map(Arc::new))),

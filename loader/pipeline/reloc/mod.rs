@@ -166,9 +166,7 @@ pub(crate) fn relocate(
             // The leading run of RELATIVE relocations (DT_RELACOUNT's, and
             // where most of a big library's relocations are) takes a fast
             // path.
-            let run = relative::relative_run(&d.rela);
-            pass.relative(&d.rela, run, cx.single_threaded, &mut stats)?;
-            run
+            pass.leading_relative(&d.rela, cx.single_threaded, &mut stats)?
         }
     };
     // The rest, without reading the run's entries again.
