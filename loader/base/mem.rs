@@ -236,9 +236,6 @@ impl Table<u8> {
     }
 
     /// The NUL-terminated string starting at `offset`, without the NUL.
-    /// The NUL is found by `CStr::from_bytes_until_nul`, a word at a time
-    /// (relocation reads every symbol's name through this).
-    #[inline]
     pub(crate) fn c_str(&self, offset: usize) -> Option<&[u8]> {
         if offset >= self.len {
             return None;
@@ -246,9 +243,8 @@ impl Table<u8> {
         // SAFETY: offset < len and the table covers len readable bytes that
         // stay mapped while `self` (and so the returned borrow) lives.
         let bytes = unsafe { std::slice::from_raw_parts(self.ptr.add(offset), self.len - offset) };
-        std::ffi::CStr::from_bytes_until_nul(bytes)
-            .ok()
-            .map(std::ffi::CStr::to_bytes)
+        let n = bytes.iter().position(|&b| b == 0)?;
+        Some(&bytes[..n])
     }
 }
 
