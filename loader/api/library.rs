@@ -25,11 +25,16 @@ fn object_caller(o: &crate::model::object::Object) -> Caller {
     }
 }
 
-/// A host object as a caller (the program by `/proc/self/exe`).
+/// A host object as a caller (the program by `/proc/self/exe`, read once:
+/// the process's program does not change).
 fn host_caller(h: &crate::process::host::HostObject) -> Caller {
+    /// The program's path.
+    static PROGRAM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let (rpath, runpath) = h.search_paths();
     let path = if h.path.as_os_str().is_empty() {
-        std::fs::read_link("/proc/self/exe").unwrap_or_default()
+        PROGRAM
+            .get_or_init(|| std::fs::read_link("/proc/self/exe").unwrap_or_default())
+            .clone()
     } else {
         h.path.clone()
     };

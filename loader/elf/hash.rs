@@ -184,6 +184,47 @@ impl NameHash {
     }
 }
 
+/// The NUL-terminated name at the start of `bytes` (without the NUL) and
+/// its GNU hash, both from one pass over its bytes (relocation reads each
+/// symbol's name, then hashes it); None without a NUL. Eight bytes are
+/// looked at a time: a word with no zero byte is hashed whole, the one
+/// with the NUL up to it.
+#[inline]
+pub(crate) fn c_str_hashed(bytes: &[u8]) -> Option<(&[u8], NameHash)> {
+    /// One step of the GNU hash.
+    #[inline(always)]
+    fn step(h: u32, c: u8) -> u32 {
+        h.wrapping_mul(33).wrapping_add(u32::from(c))
+    }
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut h = 5381u32;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut len = 0;
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // The lowest byte of `w` that is zero has its high bit set here
+        // (bytes above it may too, never one below).
+        let zero = w.wrapping_sub(ONES) & !w & HIGHS;
+        if zero != 0 {
+            let n = (zero.trailing_zeros() / 8) as usize;
+            h = chunk[..n].iter().fold(h, |h, &c| step(h, c));
+            return Some((&bytes[..len + n], NameHash { gnu: h }));
+        }
+        h = chunk.iter().fold(h, |h, &c| step(h, c));
+        len += 8;
+    }
+    for (i, &c) in chunks.remainder().iter().enumerate() {
+        if c == 0 {
+            return Some((&bytes[..len + i], NameHash { gnu: h }));
+        }
+        h = step(h, c);
+    }
+    None
+}
+
 /// The GNU hash (Bernstein's, `h * 33 + c`).
 pub(crate) fn gnu_hash(name: &[u8]) -> u32 {
     name.iter().fold(5381u32, |h, &c| {
@@ -238,6 +279,47 @@ impl Hash {
         match d.gnu_hash {
             Some(addr) => gnu_hash_table(path, mem, addr),
             None => sysv_hash_table(path, mem, d.sysv_hash.unwrap_or(0)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_name_read_with_its_hash_is_the_name_and_its_gnu_hash() {
+        let table = b"\0printf\0PyLong_FromLong\0x";
+        assert_eq!(
+            c_str_hashed(&table[1..]).map(|(n, h)| (n, h.gnu)),
+            Some((&b"printf"[..], gnu_hash(b"printf")))
+        );
+        let (name, h) = c_str_hashed(&table[8..]).unwrap();
+        assert_eq!(
+            (name, h.gnu),
+            (&b"PyLong_FromLong"[..], gnu_hash(b"PyLong_FromLong"))
+        );
+        // The empty name (offset 0), and GNU hash's known values.
+        assert_eq!(
+            c_str_hashed(table).map(|(n, h)| (n.len(), h.gnu)),
+            Some((0, 5381))
+        );
+        assert_eq!(gnu_hash(b"printf"), 0x156b_2bb8);
+        // No NUL before the end: no name.
+        assert!(c_str_hashed(&table[table.len() - 1..]).is_none());
+        assert!(c_str_hashed(b"0123456789abcdefgh").is_none());
+        // Every length and place of the NUL within and across words, and
+        // bytes with the high bit set (0x80, 0xff) or 0x01 beside the NUL.
+        for len in 0..40 {
+            for fill in [b'a', 0x01, 0x80, 0xff] {
+                let mut s: Vec<u8> = (0..len).map(|i| fill.wrapping_add(i as u8 % 3)).collect();
+                s.retain(|&b| b != 0);
+                let name = s.clone();
+                s.push(0);
+                s.extend_from_slice(b"\x01tail\0");
+                let (n, h) = c_str_hashed(&s).unwrap();
+                assert_eq!((n, h.gnu), (&name[..], gnu_hash(&name)), "{len} {fill}");
+            }
         }
     }
 }

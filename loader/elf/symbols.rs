@@ -12,6 +12,7 @@ use goblin::elf64::sym::Sym;
 use crate::base::error::{DynamicFault, Error};
 use crate::base::mem::{Memory, Table};
 use crate::elf::dynamic::Dynamic;
+use crate::elf::hash::c_str_hashed;
 pub(crate) use crate::elf::hash::{elf_hash, NameHash};
 use crate::elf::hash::{outside, Hash};
 pub(crate) use crate::elf::sym::SymFields;
@@ -319,6 +320,12 @@ impl Symbols {
     /// The name of a symbol.
     pub(crate) fn name(&self, sym: &Sym) -> Option<&[u8]> {
         self.string(sym.st_name)
+    }
+
+    /// The name of a symbol and its hash ([`c_str_hashed`]).
+    #[inline]
+    pub(crate) fn name_hashed(&self, sym: &Sym) -> Option<(&[u8], NameHash)> {
+        c_str_hashed(self.strtab.bytes().get(sym.st_name as usize..)?)
     }
 
     /// The versym entry of symbol `i` (0 without version information).

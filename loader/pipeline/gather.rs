@@ -2,9 +2,10 @@
 //! followed to its members), every DT_NEEDED entry breadth-first, as glibc's
 //! `_dl_map_object_deps` does: each resolves to one of glibc's objects, to
 //! an object of this load or an earlier one, or to a file found, checked
-//! and mapped now. Then the versions each object requires are checked
-//! against the dependencies that provide them, and the new objects put in
-//! the order they are relocated and initialised (dependencies first).
+//! and mapped now. Then (`order`) the versions each object requires are
+//! checked against the dependencies that provide them, and the new objects
+//! put in the order they are relocated and initialised (dependencies
+//! first).
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock, Weak};
@@ -127,11 +128,18 @@ pub(crate) fn loaded_by_glibc(
         return Ok(Err(None));
     };
     let st = sys
-        .fstat(&opened.fd, "identity of the file, to compare with glibc's")
+        .fstat(
+            &opened.fd,
+            "size and identity (device, inode) of the file, compared with glibc's objects",
+        )
         .map_err(|e| Error::io(&opened.path, "fstat", e))?;
     Ok(match reg.host.loaded_from(sys, (st.dev, st.ino)) {
         Some((h, pin)) => Ok(Dep::Host(h, pin.map(Arc::new))),
-        None => Err(Some(opened)),
+        // Validation uses this fstat rather than making another.
+        None => Err(Some(Opened {
+            stat: Some(st),
+            ..opened
+        })),
     })
 }
 
@@ -517,75 +525,4 @@ pub(crate) fn object_from(
     });
     live::insert(start, end, eh_frame_hdr, namespace, Arc::downgrade(&object));
     Ok((object, true))
-}
-
-/// DT_VERNEED: every required version must be defined by the dependency
-/// that provides it (glibc's `_dl_check_map_versions`).
-pub(crate) fn check_versions(o: &Object) -> Result<(), Error> {
-    for need in &o.needs {
-        let dep = o.deps().iter().find(|d| {
-            d.with(|s| s.soname().as_bytes() == need.file())
-                .unwrap_or(false)
-        });
-        let Some(dep) = dep else { continue };
-        for (v, _, weak) in &need.versions {
-            let ok = dep.with(|s| s.symbols().defines_version(v)).unwrap_or(true);
-            debug::print_if(Category::Versions, || {
-                format!(
-                    "checking for version `{}' in file {} [0] required by file {} [0]{}",
-                    String::from_utf8_lossy(v.name()),
-                    dep.path().display(),
-                    o.path.display(),
-                    if ok { "" } else { ": NOT FOUND" }
-                )
-            });
-            if !ok && !weak {
-                return Err(Error::MissingVersion {
-                    path: dep.path(),
-                    version: String::from_utf8_lossy(v.name()).into_owned(),
-                    needed_by: o.path.clone(),
-                });
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Dependencies before dependents: post-order DFS from the root over the
-/// objects new in this load.
-pub(crate) fn topological(root: &Arc<Object>, new: &[Arc<Object>]) -> Vec<Arc<Object>> {
-    fn visit(
-        o: &Arc<Object>,
-        new: &[Arc<Object>],
-        seen: &mut Vec<*const Object>,
-        out: &mut Vec<Arc<Object>>,
-    ) {
-        if seen.contains(&Arc::as_ptr(o)) {
-            return;
-        }
-        seen.push(Arc::as_ptr(o));
-        for d in o.deps() {
-            let child = match d {
-                Dep::Minld(c) => Some(c.clone()),
-                Dep::Back(w) => w.upgrade(),
-                Dep::Host(..) => None,
-            };
-            if let Some(c) = child {
-                visit(&c, new, seen, out);
-            }
-        }
-        if new.iter().any(|n| Arc::ptr_eq(n, o)) {
-            out.push(o.clone());
-        }
-    }
-    let mut out = Vec::new();
-    let mut seen = Vec::new();
-    visit(root, new, &mut seen, &mut out);
-    // Objects reachable only through script members come last.
-    for n in new {
-        if !out.iter().any(|o| Arc::ptr_eq(o, n)) {
-            out.push(n.clone());
-        }
-    }
-    out
 }

@@ -31,6 +31,7 @@ use crate::pipeline::cache::{Cache, Proven};
 use crate::pipeline::gather::{self, Gathered};
 use crate::pipeline::init;
 use crate::pipeline::options::Options;
+use crate::pipeline::order;
 use crate::pipeline::reloc;
 use crate::pipeline::scope::{global_scope, lookup_scope, members, weak_scope};
 use crate::process::host::{self};
@@ -135,7 +136,7 @@ fn link_gathered(
         crate::pipeline::policy::check_loaded(policy, &g.with_requesters())?;
     }
     let new = g.new_objects();
-    let order = gather::topological(&g.list[0].0, &new);
+    let order = order::topological(&g.list[0].0, &new);
     let globals = global_scope(&reg, &g, opts);
     let scope = lookup_scope(&reg, &g, opts, &globals);
     if !opts.bind_now {
@@ -168,7 +169,7 @@ fn link_gathered(
     // when it was written: the check would find the same.
     if proven.is_none() {
         for o in &new {
-            gather::check_versions(o)?;
+            order::check_versions(o)?;
         }
     }
     let record = cache.is_some() && proven.is_none();
@@ -254,7 +255,7 @@ fn init_order(reg: &Registry, g: &Gathered, new: &[Arc<Object>]) -> Vec<Arc<Obje
             .filter(|(o, mapped)| !mapped && reg.awaits_init(o))
             .map(|(o, _)| o.clone()),
     );
-    gather::topological(&g.list[0].0, &set)
+    order::topological(&g.list[0].0, &set)
 }
 
 /// A load that defers its code (`Loader::prepare`) runs under a lock-down
@@ -480,6 +481,7 @@ fn relocate_all(
         let Some(rules) = rules_for(o) else { continue };
         let mut cx = reloc::Context {
             scope: members,
+            tables: Vec::new(),
             uniques,
             allow_textrel: opts.allow_textrel,
             lazy: false,
@@ -515,6 +517,7 @@ fn relocate_all(
         });
         let mut cx = reloc::Context {
             scope: members,
+            tables: Vec::new(),
             uniques,
             allow_textrel: opts.allow_textrel,
             lazy: !opts.bind_now && !o.dynamic.bind_now(),

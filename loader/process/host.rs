@@ -14,12 +14,11 @@ use std::ffi::CStr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
-use goblin::elf::program_header as ph;
-use goblin::elf64::program_header::ProgramHeader;
-
 use crate::base::mem::Memory;
 use crate::elf::dynamic::{self, Dynamic, PtrStyle};
 use crate::elf::symbols::Symbols;
+use crate::process::link_map::{generation, identities, raw_objects, Generation, Identities, Raw};
+use goblin::elf::program_header as ph;
 
 /// glibc's own libraries: never mapped by minld, always the host's copies.
 /// The four stubs have been empty since glibc 2.34; their symbols live in
@@ -86,80 +85,16 @@ pub(crate) struct HostObjects {
     /// Pinned objects already read, by (name, bias): valid while some
     /// dependency holds them.
     pinned: Vec<(HostKey, std::sync::Weak<HostObject>)>,
+    /// The files glibc's objects were found to be, kept while glibc's set
+    /// of objects stays the same (see [`Identities`]).
+    identities: Identities,
+    /// glibc's names for its objects, with the generation of its list they
+    /// were read at (see [`HostObjects::dependency`]).
+    names: (Option<Generation>, Vec<Vec<u8>>),
 }
 
 /// glibc's name for an object and its load bias.
 type HostKey = (Vec<u8>, usize);
-
-/// One entry of `dl_iterate_phdr`, copied out of the callback.
-struct Raw {
-    /// `dlpi_name`: empty for the program.
-    name: Vec<u8>,
-    /// `dlpi_addr`: the load bias.
-    bias: usize,
-    /// The program headers.
-    phdrs: Vec<ProgramHeader>,
-    /// `dlpi_tls_modid`: glibc's TLS module id, 0 without PT_TLS.
-    tls_modid: usize,
-    /// `dlpi_tls_data`: the calling thread's TLS block, 0 if none yet.
-    tls_data: usize,
-}
-
-/// The `dl_iterate_phdr` callback: copies each object into the
-/// `Vec<Raw>` that `data` points at.
-unsafe extern "C" fn collect(
-    info: *mut libc::dl_phdr_info,
-    size: libc::size_t,
-    data: *mut libc::c_void,
-) -> libc::c_int {
-    // SAFETY: glibc passes a valid dl_phdr_info of `size` bytes and our own
-    // `data` pointer, a live Vec<Raw>, for the duration of the callback.
-    let (info, out) = unsafe { (&*info, &mut *(data as *mut Vec<Raw>)) };
-    let name = if info.dlpi_name.is_null() {
-        Vec::new()
-    } else {
-        // SAFETY: dlpi_name is a NUL-terminated string owned by glibc.
-        unsafe { CStr::from_ptr(info.dlpi_name) }
-            .to_bytes()
-            .to_vec()
-    };
-    let phdrs = if info.dlpi_phdr.is_null() {
-        Vec::new()
-    } else {
-        // SAFETY: dlpi_phdr points at dlpi_phnum program headers in the
-        // object's mapped image; goblin's 64-bit header has the same layout.
-        unsafe {
-            std::slice::from_raw_parts(
-                info.dlpi_phdr as *const ProgramHeader,
-                usize::from(info.dlpi_phnum),
-            )
-        }
-        .to_vec()
-    };
-    let _ = size;
-    out.push(Raw {
-        name,
-        bias: info.dlpi_addr as usize,
-        phdrs,
-        tls_modid: info.dlpi_tls_modid,
-        tls_data: info.dlpi_tls_data as usize,
-    });
-    0
-}
-
-/// glibc's list of its objects as it stands.
-fn raw_objects() -> Vec<Raw> {
-    let mut raw: Vec<Raw> = Vec::with_capacity(16);
-    // SAFETY: `collect` only writes to the Vec passed as data, which
-    // outlives the call.
-    unsafe {
-        libc::dl_iterate_phdr(
-            Some(collect),
-            &mut raw as *mut Vec<Raw> as *mut libc::c_void,
-        )
-    };
-    raw
-}
 
 /// The last component of a path, as bytes.
 fn base_name(path: &[u8]) -> &[u8] {
@@ -369,24 +304,28 @@ impl HostObjects {
     /// The object glibc has loaded from the file with identity `id`
     /// (device, inode), if any: a startup object (never unloaded), or one
     /// it opened later, then pinned. Each object's path is asked with
-    /// `stat`; the program (whose path glibc does not give) and the vDSO
-    /// (whose name is no path) are not asked.
+    /// `stat` once per [`Generation`] of glibc's objects ([`Identities`]);
+    /// the program (whose path glibc does not give) and the vDSO (whose
+    /// name is no path) are not asked. The object pinned is checked to be
+    /// the one asked about: if glibc loaded or unloaded anything in
+    /// between, the pin is let go and None returned (the caller maps its
+    /// own copy).
     pub(crate) fn loaded_from(
         &mut self,
         sys: &crate::os::sys::Sys,
         id: (u64, u64),
     ) -> Option<(Arc<HostObject>, Option<HostPin>)> {
-        let path = raw_objects().into_iter().find_map(|r| {
-            // The program ("") and the vDSO (no slash) name no file.
-            if !r.name.contains(&b'/') {
-                return None;
-            }
-            let c = std::ffi::CString::new(r.name).ok()?;
-            let st = sys
-                .stat(&c, "is it the file asked for? (reuse_loaded)")
-                .ok()?;
-            ((st.dev, st.ino) == id).then(|| c.to_string_lossy().into_owned())
-        })?;
+        let now = generation();
+        if now.is_none() || self.identities.generation != now {
+            self.identities = identities(sys);
+        }
+        let asked = self.identities.generation;
+        let path = self
+            .identities
+            .files
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, name)| String::from_utf8_lossy(name).into_owned())?;
         if let Some(h) = self
             .objects
             .iter()
@@ -394,8 +333,8 @@ impl HostObjects {
         {
             return Some((h.clone(), None));
         }
-        let file = path.rsplit('/').next().unwrap_or(&path);
-        self.dependency(file).map(|(h, pin)| (h, Some(pin)))
+        let (h, pin) = self.pinned_at(&path)?;
+        (asked.is_some() && generation() == asked).then_some((h, Some(pin)))
     }
 
     /// An object glibc loaded after startup (dlopen) under `name`, pinned so
@@ -404,12 +343,26 @@ impl HostObjects {
         // Only ask glibc about a name it has loaded under that file name:
         // a dlopen(RTLD_NOLOAD) of a bare name makes glibc search the file
         // system (and open the file) to compare file identities.
-        let raw = raw_objects();
-        let path = raw.iter().find_map(|r| {
-            let n = String::from_utf8_lossy(&r.name);
-            (n.rsplit('/').next() == Some(name)).then(|| n.into_owned())
-        })?;
-        let (pin, bias, glibc_name) = HostPin::take(&path)?;
+        // glibc's list is copied out again only once it has changed.
+        let now = generation();
+        if now.is_none() || self.names.0 != now {
+            let raw = raw_objects();
+            let at = raw.first().and_then(|r| r.generation);
+            self.names = (at, raw.into_iter().map(|r| r.name).collect());
+        }
+        let path = self
+            .names
+            .1
+            .iter()
+            .find(|n| base_name(n) == name.as_bytes())
+            .map(|n| String::from_utf8_lossy(n).into_owned())?;
+        self.pinned_at(&path)
+    }
+
+    /// The object glibc has under the path `path` (its name for it),
+    /// pinned.
+    fn pinned_at(&mut self, path: &str) -> Option<(Arc<HostObject>, HostPin)> {
+        let (pin, bias, glibc_name) = HostPin::take(path)?;
         let key = (glibc_name, bias);
         self.pinned.retain(|(_, w)| w.strong_count() > 0);
         if let Some(o) = self

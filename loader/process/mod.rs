@@ -1,9 +1,11 @@
 //! What the host process already has and minld joins: the objects glibc
-//! loaded (`host`), thread-local storage (`tls`), the debugger's list of
-//! objects (`gdb`) and the unwinder's registry of frame tables (`unwind`).
+//! loaded (`host`, read from glibc's list by `link_map`), thread-local
+//! storage (`tls`), the debugger's list of objects (`gdb`) and the
+//! unwinder's registry of frame tables (`unwind`).
 //! Nothing here names minld's own objects.
 
 pub(crate) mod gdb;
 pub(crate) mod host;
+pub(crate) mod link_map;
 pub(crate) mod tls;
 pub(crate) mod unwind;

@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::base::error::{Error, RelocFault};
 use crate::base::relocs::{split_info, RelocKind};
+use crate::elf::symbols::Symbols;
 use crate::model::object::{Object, ScopeRef};
 use crate::model::registry::Uniques;
 use crate::pipeline::cache::format::ObjectEntry;
@@ -56,6 +57,10 @@ pub(crate) struct RelocStats {
 pub(crate) struct Context<'a> {
     /// The lookup scope, in order.
     pub(crate) scope: &'a [ScopeRef<'a>],
+    /// Each member's symbols, beside `scope` (filled by [`relocate`] and
+    /// [`check_imports`]; built empty): the scope walk reads these, not
+    /// the members (see `resolve::Scope::Refs`).
+    pub(crate) tables: Vec<&'a Symbols>,
     /// The load's copy of its namespace's unique definitions.
     pub(crate) uniques: &'a mut Uniques,
     /// DT_TEXTREL allowed.
@@ -91,6 +96,7 @@ pub(crate) struct Context<'a> {
 /// its rules do not allow. Nothing is written and no code runs (host ifunc
 /// resolvers included), so a refused plugin never runs.
 pub(crate) fn check_imports(obj: &Object, cx: &mut Context<'_>) -> Result<(), Error> {
+    cx.fill_tables();
     let mut pass = Pass::new(obj, Vec::new());
     let mut stats = RelocStats::default();
     for rela in obj.dynamic.rela.iter().chain(obj.dynamic.jmprel.iter()) {
@@ -100,6 +106,15 @@ pub(crate) fn check_imports(obj: &Object, cx: &mut Context<'_>) -> Result<(), Er
         }
     }
     Ok(())
+}
+
+impl Context<'_> {
+    /// Reads each scope member's symbols once, into `tables`.
+    fn fill_tables(&mut self) {
+        if self.tables.len() != self.scope.len() {
+            self.tables = self.scope.iter().map(ScopeRef::symbols).collect();
+        }
+    }
 }
 
 /// What a pass resolved, per symbol index (as `Pass` keeps it): what the
@@ -125,6 +140,7 @@ pub(crate) fn relocate(
     cx: &mut Context<'_>,
     recorded: Option<&ObjectEntry<'_>>,
 ) -> Result<Relocated, Error> {
+    cx.fill_tables();
     let d = &obj.dynamic;
     if d.textrel() {
         if !cx.allow_textrel {
@@ -155,9 +171,7 @@ pub(crate) fn relocate(
             // The leading run of RELATIVE relocations (DT_RELACOUNT's, and
             // where most of a big library's relocations are) takes a fast
             // path.
-            let run = relative::relative_run(&d.rela);
-            pass.relative(&d.rela, run, cx.single_threaded, &mut stats)?;
-            run
+            pass.leading_relative(&d.rela, cx.single_threaded, &mut stats)?
         }
     };
     // The rest, without reading the run's entries again.
@@ -515,7 +529,10 @@ impl<'o> Pass<'o> {
     ) -> Result<Option<Def>, Error> {
         let r = resolve::Reference::of(self.obj, symi, |what| self.err(t, off, what))?;
         let mut resolver = resolve::Resolver {
-            scope: resolve::Scope::Refs(cx.scope),
+            scope: resolve::Scope::Refs {
+                members: cx.scope,
+                tables: &cx.tables,
+            },
             uniques: resolve::UniqueTable::Load(cx.uniques),
             rules: cx.rules,
             in_namespace: cx.rules.is_some(),

@@ -112,25 +112,49 @@ fn apply_run(
     let mut hot = ranges.first().copied().unwrap_or((0, 0));
     for i in from..to {
         let r = rela.get(i)?;
-        let p = bias.wrapping_add(r.r_offset as usize);
-        let slot = match Slot::within(hot, p, 8) {
-            Some(s) => s,
-            None => match ranges
-                .iter()
-                .find_map(|&range| Slot::within(range, p, 8).map(|s| (range, s)))
-            {
-                Some((range, s)) => {
-                    hot = range;
-                    s
-                }
-                None => return Some(r),
-            },
-        };
+        let slot = word_at(&mut hot, ranges, bias.wrapping_add(r.r_offset as usize))?;
         // Aligned targets are written with atomic stores: sound even if a
         // malformed table names the same word in two threads' chunks.
         slot.write64(bias.wrapping_add(r.r_addend as usize) as u64);
     }
     None
+}
+
+/// The 8-byte slot at `p` if it lies in one of `ranges`, `hot` (the range
+/// the last one lay in) tried first and updated; None outside them all.
+#[inline]
+fn word_at(hot: &mut (usize, usize), ranges: &[(usize, usize)], p: usize) -> Option<Slot> {
+    if let Some(s) = Slot::within(*hot, p, 8) {
+        return Some(s);
+    }
+    let (range, s) = ranges
+        .iter()
+        .find_map(|&range| Slot::within(range, p, 8).map(|s| (range, s)))?;
+    *hot = range;
+    Some(s)
+}
+
+/// [`apply_run`] over the first `limit` entries of `rela` that stops at
+/// the first that is not a plain RELATIVE relocation: returns how many it
+/// applied, and the entry whose target is outside `ranges` if that is
+/// what stopped it.
+fn apply_leading(
+    rela: &Table<Rela>,
+    bias: usize,
+    ranges: &[(usize, usize)],
+    limit: usize,
+) -> (usize, Option<Rela>) {
+    let mut hot = ranges.first().copied().unwrap_or((0, 0));
+    for i in 0..limit {
+        let Some(r) = rela.get(i).filter(|r| r.r_info == u64::from(r::RELATIVE)) else {
+            return (i, None);
+        };
+        let Some(slot) = word_at(&mut hot, ranges, bias.wrapping_add(r.r_offset as usize)) else {
+            return (i, Some(r));
+        };
+        slot.write64(bias.wrapping_add(r.r_addend as usize) as u64);
+    }
+    (limit, None)
 }
 
 impl Pass<'_> {
@@ -149,6 +173,32 @@ impl Pass<'_> {
         let slot = self.target(r::RELATIVE, at, 8)?;
         slot.write64(slot.read64().wrapping_add(self.bias as u64));
         Ok(())
+    }
+
+    /// The leading run of plain RELATIVE relocations of `rela` (where most
+    /// of a big library's relocations are), applied; returns its length.
+    /// Up to [`POPULATE_RUN`] entries are found and applied in one pass
+    /// over the table, each entry read once; a longer run's remainder is
+    /// counted first, then applied by [`Pass::relative`] (faulted in at
+    /// once, split over threads).
+    pub(super) fn leading_relative(
+        &self,
+        rela: &Table<Rela>,
+        single_threaded: bool,
+        stats: &mut RelocStats,
+    ) -> Result<usize, Error> {
+        let limit = rela.len().min(POPULATE_RUN);
+        let (n, bad) = apply_leading(rela, self.bias, &self.writable, limit);
+        self.finish_run(bad, n, stats)?;
+        if n < POPULATE_RUN {
+            return Ok(n);
+        }
+        let Some(rest) = rela.slice(n, rela.len() - n) else {
+            return Ok(n);
+        };
+        let more = relative_run(&rest);
+        self.relative(&rest, more, single_threaded, stats)?;
+        Ok(n + more)
     }
 
     /// The first `n` entries of `rela`, all RELATIVE: each target checked

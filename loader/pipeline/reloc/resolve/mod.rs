@@ -29,7 +29,7 @@ use goblin::elf64::sym::Sym;
 
 use crate::base::error::{Error, RelocFault, Requester};
 use crate::base::rules::Rules;
-use crate::elf::symbols::{NameHash, Version, Want};
+use crate::elf::symbols::{NameHash, Symbols, Version, Want};
 use crate::model::object::{Dep, Object, ScopeRef};
 use crate::model::registry::Uniques;
 use crate::os::debug::{self, Category};
@@ -270,8 +270,15 @@ pub(crate) fn unique(table: &mut Uniques, name: &[u8], value: usize) -> usize {
 
 /// Where a lookup walks, first definition wins.
 pub(crate) enum Scope<'a> {
-    /// A load's members (relocation).
-    Refs(&'a [ScopeRef<'a>]),
+    /// A load's members (relocation), with each one's symbols beside it:
+    /// the walk, done for every symbol, reads only the tables, and the
+    /// member only for the definition found.
+    Refs {
+        /// The members, in order.
+        members: &'a [ScopeRef<'a>],
+        /// `members[i].symbols()` at `i`.
+        tables: &'a [&'a Symbols],
+    },
     /// A handle's scope, or a lazily bound object's. `this`, the object
     /// looking, is searched directly where the scope holds it weakly: while
     /// it is being dropped (a fini function calling its own function for
@@ -288,7 +295,7 @@ impl Scope<'_> {
     /// The first member for which `f` finds something.
     fn first<R>(&self, mut f: impl FnMut(ScopeRef<'_>) -> Option<R>) -> Option<R> {
         match self {
-            Scope::Refs(members) => members.iter().find_map(|&m| f(m)),
+            Scope::Refs { members, .. } => members.iter().find_map(|&m| f(m)),
             Scope::Deps { deps, this } => deps.iter().find_map(|d| match (d, this) {
                 (Dep::Back(w), Some(o)) if std::ptr::eq(w.as_ptr(), *o) => f(ScopeRef::Minld(o)),
                 _ => d.with(&mut f).flatten(),
@@ -328,6 +335,8 @@ impl UniqueTable<'_> {
 pub(crate) struct Reference<'a> {
     /// The symbol's name.
     pub(crate) name: &'a [u8],
+    /// Its hash.
+    hash: NameHash,
     /// The version it needs.
     pub(crate) want: Want<'a>,
     /// The referencing object, its symbol index and symbol (None for
@@ -349,7 +358,7 @@ impl<'a> Reference<'a> {
                 count: obj.symbols.len() as u64,
             }));
         };
-        let Some(name) = obj.symbols.name(&sym) else {
+        let Some((name, hash)) = obj.symbols.name_hashed(&sym) else {
             return Err(bad(RelocFault::SymbolName {
                 index: symi as u64,
                 offset: u64::from(sym.st_name),
@@ -360,6 +369,7 @@ impl<'a> Reference<'a> {
             .map_or(Want::Default, Version::want);
         Ok(Reference {
             name,
+            hash,
             want,
             from: Some((obj, symi, sym)),
         })
@@ -369,6 +379,7 @@ impl<'a> Reference<'a> {
     pub(crate) fn by_name(name: &'a [u8], want: Want<'a>) -> Self {
         Reference {
             name,
+            hash: NameHash::new(name),
             want,
             from: None,
         }
@@ -444,7 +455,7 @@ impl Resolver<'_> {
                 found_in(r, (ScopeRef::Minld(obj), Origin::ITSELF), symi, &sym)
             }
             _ => {
-                let hash = NameHash::new(r.name);
+                let hash = r.hash;
                 self.lookups += 1;
                 let (name, want) = (r.name, r.want);
                 let (rules, denied) = (self.rules, &mut self.denied);
@@ -457,13 +468,12 @@ impl Resolver<'_> {
                 match &self.scope {
                     // Relocation's walk, the hot one: a plain loop over
                     // borrowed members, the rest done once for the hit.
-                    Scope::Refs(members) => {
-                        let (at, m, index, sym) =
-                            members.iter().zip(0u32..).find_map(|(&m, at)| {
-                                let (index, sym) = m.symbols().lookup(name, hash, want)?;
-                                Some((at, m, index, sym))
-                            })?;
-                        found(m, at, index, &sym)
+                    Scope::Refs { members, tables } => {
+                        let (at, index, sym) = tables.iter().zip(0u32..).find_map(|(t, at)| {
+                            let (index, sym) = t.lookup(name, hash, want)?;
+                            Some((at, index, sym))
+                        })?;
+                        found(*members.get(at as usize)?, at, index, &sym)
                     }
                     scope => scope.first(|m| {
                         let (index, sym) = m.symbols().lookup(name, hash, want)?;

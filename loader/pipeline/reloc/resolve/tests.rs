@@ -119,7 +119,10 @@ fn a_tls_definition_without_a_block_has_no_address() {
 fn interposition_applies_to_host_definitions_only() {
     let mut table = Uniques::default();
     let mut res = Resolver {
-        scope: Scope::Refs(&[]),
+        scope: Scope::Refs {
+            members: &[],
+            tables: &[],
+        },
         uniques: UniqueTable::Load(&mut table),
         rules: None,
         in_namespace: false,
