@@ -105,6 +105,7 @@ pub fn dependency_search_path(addr: usize) -> Option<Vec<(PathBuf, SearchSource)
         path: &o.path,
         rpath: o.dynamic.rpath.as_deref(),
         runpath: o.dynamic.runpath.as_deref(),
+        inherited: o.inherited.get().map_or(&[], Vec::as_slice),
     };
     let mut list: Vec<(PathBuf, SearchSource)> = search_dirs(Some(&requester), &[])
         .into_iter()

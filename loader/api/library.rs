@@ -22,6 +22,7 @@ fn object_caller(o: &crate::model::object::Object) -> Caller {
         path: o.path.clone(),
         rpath: o.dynamic.rpath.clone(),
         runpath: o.dynamic.runpath.clone(),
+        inherited: o.inherited.get().cloned().unwrap_or_default(),
     }
 }
 
@@ -37,6 +38,7 @@ fn host_caller(h: &crate::process::host::HostObject) -> Caller {
         path,
         rpath: rpath.map(str::to_string),
         runpath: runpath.map(str::to_string),
+        inherited: Vec::new(),
     }
 }
 

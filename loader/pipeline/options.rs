@@ -49,6 +49,9 @@ pub(crate) struct Caller {
     pub(crate) rpath: Option<String>,
     /// Its DT_RUNPATH.
     pub(crate) runpath: Option<String>,
+    /// The DT_RPATHs it inherits from its chain of loaders (see
+    /// `Object::inherited`; none for one of the host's objects).
+    pub(crate) inherited: Vec<(PathBuf, String)>,
 }
 
 /// Whether the process runs with more privileges than its caller (setuid,

@@ -103,8 +103,14 @@ pub fn check(name: impl AsRef<Path>, policy: &Policy) -> Result<Report, Error> {
     )
 }
 
-/// The object that needs a name: its path, DT_RPATH and DT_RUNPATH.
-type Needer = (PathBuf, Option<String>, Option<String>);
+/// The object that needs a name: its path, DT_RPATH, DT_RUNPATH and the
+/// DT_RPATHs it inherits from the objects that brought it in.
+type Needer = (
+    PathBuf,
+    Option<String>,
+    Option<String>,
+    Vec<(PathBuf, String)>,
+);
 
 /// The check behind [`check`]: searches as an unconfined load would, opens
 /// and maps each file once, and checks that mapping. (A load checks the
@@ -117,11 +123,14 @@ fn check_with(sys: &Sys, name: &str, policy: &Policy, extra: &[PathBuf]) -> Resu
         if host::glibc_target(&n).is_some() {
             continue;
         }
-        let r = req.as_ref().map(|(p, rpath, runpath)| Requester {
-            path: p,
-            rpath: rpath.as_deref(),
-            runpath: runpath.as_deref(),
-        });
+        let r = req
+            .as_ref()
+            .map(|(p, rpath, runpath, inherited)| Requester {
+                path: p,
+                rpath: rpath.as_deref(),
+                runpath: runpath.as_deref(),
+                inherited,
+            });
         let opened = match search::find(sys, &n, r.as_ref(), extra)? {
             Found::Elf(o) => o,
             Found::Script { members, .. } => {
@@ -142,7 +151,7 @@ fn check_with(sys: &Sys, name: &str, policy: &Policy, extra: &[PathBuf]) -> Resu
         if host::is_glibc_family(headers.stat.dev, headers.stat.ino) {
             continue;
         }
-        let needed = req.as_ref().map(|(p, _, _)| (p.as_path(), n.as_str()));
+        let needed = req.as_ref().map(|(p, _, _, _)| (p.as_path(), n.as_str()));
         check_location(policy, &mut report, &path, needed);
         // The dynamic section, read from a mapping of the file.
         let mut mapped =
@@ -159,10 +168,27 @@ fn check_with(sys: &Sys, name: &str, policy: &Policy, extra: &[PathBuf]) -> Resu
                 (d, symbols, image.bias.0),
             );
         }
+        // What this object inherits: the RPATH of the one that needed it
+        // (none with a RUNPATH), then what that one inherits.
+        let inherited: Vec<(PathBuf, String)> = req
+            .iter()
+            .flat_map(|(p, rpath, runpath, up)| {
+                let own = rpath
+                    .as_ref()
+                    .filter(|_| runpath.is_none())
+                    .map(|rp| (p.clone(), rp.clone()));
+                own.into_iter().chain(up.iter().cloned())
+            })
+            .collect();
         for n in d.needed.iter().rev() {
             queue.push((
                 n.clone(),
-                Some((path.clone(), d.rpath.clone(), d.runpath.clone())),
+                Some((
+                    path.clone(),
+                    d.rpath.clone(),
+                    d.runpath.clone(),
+                    inherited.clone(),
+                )),
             ));
         }
         drop(mapped);
