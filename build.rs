@@ -648,6 +648,16 @@ const ARTIFACTS: &[Artifact] = &[
         ..LIB
     },
     Artifact {
+        name: "libnodeflib.so",
+        sources: &["nodeflib.c"],
+        flags: &[
+            "-Wl,-z,nodefaultlib",
+            "-Wl,--no-as-needed",
+            "/usr/lib/x86_64-linux-gnu/libz.so.1",
+        ],
+        ..LIB
+    },
+    Artifact {
         name: "dl_rpath",
         kind: Kind::CExe,
         sources: &["dl_rpath.c"],

@@ -8,7 +8,9 @@
 //! c. `libinherit_r.so` is a with a RUNPATH instead. Each case runs in a
 //! process of its own, glibc's reference in one and minld's in another,
 //! so that neither sees the other's copies. The program's own RPATH is
-//! checked through the drop-in (`tests/preload.rs`, `dl_rpath`).
+//! checked through the drop-in (`tests/preload.rs`, `dl_rpath`). A library
+//! with DF_1_NODEFLIB has its dependencies searched nowhere in the system
+//! directories (`libnodeflib.so`).
 
 mod common;
 
@@ -118,4 +120,53 @@ fn a_callers_inherited_rpath_is_searched() {
     let d = unsafe { Loader::new().caller_at(in_b).open("libinherit_d.so") }
         .expect("libinherit_d.so through b's inherited RPATH");
     assert_eq!(d.path(), test_lib("inherit/libinherit_d.so"));
+}
+
+#[test]
+fn glibc_keeps_a_nodeflib_library_out_of_the_system_directories() {
+    if in_fresh_process("glibc_keeps_a_nodeflib_library_out_of_the_system_directories") {
+        let path = std::ffi::CString::new(lib("libnodeflib.so")).expect("path");
+        // SAFETY: a test library of ours, opened by glibc; dlerror's string
+        // is read before any other dl call.
+        let e = unsafe {
+            let h = libc::dlopen(path.as_ptr(), libc::RTLD_NOW);
+            assert!(h.is_null(), "libz.so.1 found in a system directory");
+            std::ffi::CStr::from_ptr(libc::dlerror())
+                .to_string_lossy()
+                .into_owned()
+        };
+        assert!(
+            e.starts_with("libz.so.1: cannot open shared object file"),
+            "{e}"
+        );
+    }
+}
+
+/// DF_1_NODEFLIB: the library's dependencies are searched neither in the
+/// system directories nor through `/etc/ld.so.cache` entries there.
+#[test]
+fn minld_keeps_a_nodeflib_library_out_of_the_system_directories() {
+    if !in_fresh_process("minld_keeps_a_nodeflib_library_out_of_the_system_directories") {
+        return;
+    }
+    // SAFETY: test-libs are ours and run no harmful code.
+    let Err(e) = (unsafe { Loader::new().open(lib("libnodeflib.so")) }) else {
+        panic!("libz.so.1 found in a system directory");
+    };
+    match e {
+        Error::NotFound {
+            ref name,
+            ref tried,
+            ..
+        } => {
+            assert_eq!(name, "libz.so.1");
+            assert!(
+                tried
+                    .iter()
+                    .all(|p| !p.starts_with("/lib") && !p.starts_with("/usr/lib")),
+                "{tried:?}"
+            );
+        }
+        other => panic!("expected NotFound of libz.so.1, got {other:?}"),
+    }
 }

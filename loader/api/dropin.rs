@@ -98,7 +98,7 @@ pub enum SearchSource {
 /// at `addr` needs (its DT_NEEDED entries): its RPATH and those it
 /// inherits from its loaders and the program, `LD_LIBRARY_PATH`,
 /// its RUNPATH (`$ORIGIN` and the other tokens expanded), then the system
-/// directories; `/etc/ld.so.cache`, tried before the system directories,
+/// directories (not with DF_1_NODEFLIB); `/etc/ld.so.cache`, tried before the system directories,
 /// is no directory and is not listed. None when no object of minld's
 /// contains `addr`.
 pub fn dependency_search_path(addr: usize) -> Option<Vec<(PathBuf, SearchSource)>> {
@@ -108,6 +108,7 @@ pub fn dependency_search_path(addr: usize) -> Option<Vec<(PathBuf, SearchSource)
         rpath: o.dynamic.rpath.as_deref(),
         runpath: o.dynamic.runpath.as_deref(),
         inherited: o.inherited.get().map_or(&[], Vec::as_slice),
+        nodeflib: o.dynamic.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0,
     };
     let mut list: Vec<(PathBuf, SearchSource)> = search_dirs(Some(&requester), &[])
         .into_iter()
@@ -124,6 +125,7 @@ pub fn dependency_search_path(addr: usize) -> Option<Vec<(PathBuf, SearchSource)
     list.extend(
         SYSTEM_DIRS
             .iter()
+            .filter(|_| !requester.nodeflib)
             .map(|d| (PathBuf::from(d), SearchSource::System)),
     );
     Some(list)

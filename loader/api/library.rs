@@ -23,6 +23,7 @@ fn object_caller(o: &crate::model::object::Object) -> Caller {
         rpath: o.dynamic.rpath.clone(),
         runpath: o.dynamic.runpath.clone(),
         inherited: o.inherited.get().cloned().unwrap_or_default(),
+        nodeflib: o.dynamic.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0,
     }
 }
 
@@ -39,6 +40,7 @@ fn host_caller(h: &crate::process::host::HostObject) -> Caller {
         rpath: rpath.map(str::to_string),
         runpath: runpath.map(str::to_string),
         inherited: Vec::new(),
+        nodeflib: h.nodeflib(),
     }
 }
 

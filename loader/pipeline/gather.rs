@@ -104,6 +104,7 @@ fn caller_of(opts: &Options) -> Option<Requester<'_>> {
         rpath: c.rpath.as_deref(),
         runpath: c.runpath.as_deref(),
         inherited: &c.inherited,
+        nodeflib: c.nodeflib,
     })
 }
 
@@ -191,6 +192,7 @@ pub(crate) fn open_root(
         rpath: None,
         runpath: None,
         inherited: &[],
+        nodeflib: search::nodeflib(caller.as_ref()),
     };
     match find(sys, opts, &first, Some(&requester))? {
         Found::Elf(opened) => Ok(Root {
@@ -415,6 +417,7 @@ fn dependency(
         rpath: obj.dynamic.rpath.as_deref(),
         runpath: obj.dynamic.runpath.as_deref(),
         inherited: obj.inherited.get().map_or(&[], Vec::as_slice),
+        nodeflib: obj.dynamic.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0,
     };
     let opened = match find(sys, opts, n, Some(&requester))? {
         Found::Elf(o) => o,

@@ -52,6 +52,8 @@ pub(crate) struct Caller {
     /// The DT_RPATHs it inherits from its chain of loaders (see
     /// `Object::inherited`; none for one of the host's objects).
     pub(crate) inherited: Vec<(PathBuf, String)>,
+    /// Its DF_1_NODEFLIB (no system directories for what it opens).
+    pub(crate) nodeflib: bool,
 }
 
 /// Whether the process runs with more privileges than its caller (setuid,

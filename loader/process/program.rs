@@ -13,16 +13,28 @@ use goblin::elf64::program_header::ProgramHeader;
 use crate::base::mem::Memory;
 use crate::elf::dynamic::{self, PtrStyle};
 
-/// The program's path (its directory is `$ORIGIN`) and its DT_RPATH; None
-/// when it has none, has a DT_RUNPATH, or its headers cannot be read.
-pub(crate) fn rpath() -> Option<&'static (PathBuf, String)> {
-    static RPATH: OnceLock<Option<(PathBuf, String)>> = OnceLock::new();
-    RPATH.get_or_init(read).as_ref()
+/// What the search takes from the program.
+#[derive(Debug, Default)]
+pub(crate) struct Program {
+    /// Its path (its directory is `$ORIGIN`) and its DT_RPATH; None when
+    /// it has none or has a DT_RUNPATH.
+    pub(crate) rpath: Option<(PathBuf, String)>,
+    /// Its DF_1_NODEFLIB: a name opened with no known caller is then not
+    /// searched in the system directories (nor found through
+    /// `/etc/ld.so.cache` in them).
+    pub(crate) nodeflib: bool,
+}
+
+/// The program's, read once per process (nothing when its headers cannot
+/// be read).
+pub(crate) fn program() -> &'static Program {
+    static PROGRAM: OnceLock<Program> = OnceLock::new();
+    PROGRAM.get_or_init(|| read().unwrap_or_default())
 }
 
 /// Reads the program's dynamic section through the headers the kernel
 /// names in the auxiliary vector.
-fn read() -> Option<(PathBuf, String)> {
+fn read() -> Option<Program> {
     // SAFETY: getauxval only reads the auxiliary vector.
     let (phdr, phnum) = unsafe {
         (
@@ -62,12 +74,12 @@ fn read() -> Option<(PathBuf, String)> {
         PtrStyle::HostMixed,
     )
     .ok()?;
-    if d.runpath.is_some() {
-        return None;
-    }
-    let rpath = d.rpath?;
+    let nodeflib = d.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0;
     // `$ORIGIN` is the directory of the program's file, as the kernel
     // names it.
-    let path = std::fs::read_link(&path).unwrap_or(path);
-    Some((path, rpath))
+    let rpath = d
+        .rpath
+        .filter(|_| d.runpath.is_none())
+        .map(|rp| (std::fs::read_link(&path).unwrap_or(path), rp));
+    Some(Program { rpath, nodeflib })
 }

@@ -101,6 +101,18 @@ pub(crate) struct Requester<'a> {
     /// from, for `$ORIGIN`), as glibc follows `l_loader`. Searched after
     /// its own RPATH, only when it has no DT_RUNPATH.
     pub(crate) inherited: &'a [(PathBuf, String)],
+    /// Its DF_1_NODEFLIB: its names are not searched in the system
+    /// directories, nor found through `/etc/ld.so.cache` in them.
+    pub(crate) nodeflib: bool,
+}
+
+/// Whether a search on behalf of `requester` leaves out the system
+/// directories (its DF_1_NODEFLIB; with no requester, the program's).
+pub(crate) fn nodeflib(requester: Option<&Requester<'_>>) -> bool {
+    requester.map_or_else(
+        || crate::process::program::program().nodeflib,
+        |r| r.nodeflib,
+    )
 }
 
 /// The DT_RPATH lists a search on behalf of `requester` goes through
@@ -123,7 +135,7 @@ fn rpath_lists<'a>(requester: Option<&'a Requester<'a>>) -> Vec<(&'a Path, &'a s
                 .map(|(p, rp)| (p.as_path(), rp.as_str(), false)),
         );
     }
-    if let Some((p, rp)) = crate::process::program::rpath() {
+    if let Some((p, rp)) = &crate::process::program::program().rpath {
         if !lists.iter().any(|&(q, r, _)| q == p && r == rp) {
             lists.push((p.as_path(), rp.as_str(), false));
         }
@@ -357,7 +369,12 @@ pub(crate) fn find(
             return Ok(f);
         }
     }
-    if let Some(path) = ld_cache(sys).lookup(name) {
+    let nodeflib = nodeflib(requester);
+    let system = |p: &Path| SYSTEM_DIRS.iter().any(|d| p.starts_with(d));
+    if let Some(path) = ld_cache(sys)
+        .lookup(name)
+        .filter(|p| !(nodeflib && system(p)))
+    {
         debug::print_if(Category::Libs, || {
             " search cache=/etc/ld.so.cache".to_string()
         });
@@ -365,7 +382,7 @@ pub(crate) fn find(
             return Ok(f);
         }
     }
-    for dir in SYSTEM_DIRS {
+    for dir in SYSTEM_DIRS.iter().filter(|_| !nodeflib) {
         debug::print_if(Category::Libs, || {
             format!(" search path={dir} (system search path)")
         });
