@@ -653,6 +653,61 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &[RUNPATH_ORIGIN, "-ldl"],
         ..LIB
     },
+    // RPATH inheritance: libinherit_a.so (DT_RPATH $ORIGIN/inherit) ->
+    // inherit/libinherit_b.so (no RPATH, no RUNPATH) -> inherit/
+    // libinherit_c.so, found through the RPATH of b's loader; the same
+    // with a RUNPATH (libinherit_r.so), which is not inherited; dl_rpath,
+    // a program whose own DT_RPATH names inherit/.
+    Artifact {
+        name: "libinherit_c.so",
+        sources: &["inherit_c.c"],
+        dir: Dir::Sub("inherit"),
+        ..LIB
+    },
+    Artifact {
+        name: "libinherit_d.so",
+        sources: &["inherit_c.c"],
+        dir: Dir::Sub("inherit"),
+        ..LIB
+    },
+    Artifact {
+        name: "libinherit_b.so",
+        sources: &["inherit_b.c"],
+        dir: Dir::Sub("inherit"),
+        deps: &["libinherit_c.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libinherit_a.so",
+        sources: &["inherit_a.c"],
+        flags: &["-Wl,--disable-new-dtags,-rpath,$ORIGIN/inherit"],
+        deps: &["libinherit_b.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libinherit_r.so",
+        sources: &["inherit_a.c"],
+        flags: &["-Wl,--enable-new-dtags,-rpath,$ORIGIN/inherit"],
+        deps: &["libinherit_b.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "libnodeflib.so",
+        sources: &["nodeflib.c"],
+        flags: &[
+            "-Wl,-z,nodefaultlib",
+            "-Wl,--no-as-needed",
+            "/usr/lib/x86_64-linux-gnu/libz.so.1",
+        ],
+        ..LIB
+    },
+    Artifact {
+        name: "dl_rpath",
+        kind: Kind::CExe,
+        sources: &["dl_rpath.c"],
+        flags: &["-Wl,--disable-new-dtags,-rpath,$ORIGIN/inherit", "-ldl"],
+        ..LIB
+    },
     // Nested opens: constructors and ifunc resolvers calling minld through
     // the table in libnested_hook.so (see test-libs/nested_hook.c).
     Artifact {

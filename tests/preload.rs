@@ -520,3 +520,25 @@ fn dlerror_of_enotdir_and_bare_names_as_glibcs() {
         "libchain_c.so not loaded by minld: {trace}"
     );
 }
+
+/// The program's own DT_RPATH is searched, as glibc searches it: for the
+/// bare name it dlopens (the program is the caller), and for that
+/// library's dependency (it has no RPATH or RUNPATH of its own, so its
+/// loader's RPATH, the program's, is inherited). `dl_rpath` prints
+/// "inherit_b 77" under glibc and through minld.
+#[test]
+fn the_programs_rpath_is_searched_and_inherited() {
+    let host = common::libs::test_lib("dl_rpath");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let glibc = run(&host, &[], false, &[]);
+    assert!(glibc.status.success(), "glibc: {}", text(&glibc.stdout));
+    assert_eq!(text(&glibc.stdout), "inherit_b 77\n");
+    let minld = run(&host, &[], true, &[("MINLD_TRACE", "1")]);
+    let (out, trace) = (text(&minld.stdout), text(&minld.stderr));
+    assert!(minld.status.success(), "minld: {out}{trace}");
+    assert_eq!(out, "inherit_b 77\n");
+    assert!(
+        trace.contains("libinherit_c.so segment 0"),
+        "libinherit_c.so not mapped by minld: {trace}"
+    );
+}

@@ -83,7 +83,8 @@ fn name_with_nul(name: &[u8]) -> Option<&[u8]> {
 /// Where a directory of [`dependency_search_path`] comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SearchSource {
-    /// The object's DT_RPATH (searched only without a DT_RUNPATH).
+    /// A DT_RPATH (searched only when the object has no DT_RUNPATH): its
+    /// own, then those of the objects that loaded it, then the program's.
     Rpath,
     /// `LD_LIBRARY_PATH`.
     LdLibraryPath,
@@ -94,9 +95,10 @@ pub enum SearchSource {
 }
 
 /// The directories minld searches, in order, for a bare name the object
-/// at `addr` needs (its DT_NEEDED entries): its RPATH, `LD_LIBRARY_PATH`,
+/// at `addr` needs (its DT_NEEDED entries): its RPATH and those it
+/// inherits from its loaders and the program, `LD_LIBRARY_PATH`,
 /// its RUNPATH (`$ORIGIN` and the other tokens expanded), then the system
-/// directories; `/etc/ld.so.cache`, tried before the system directories,
+/// directories (not with DF_1_NODEFLIB); `/etc/ld.so.cache`, tried before the system directories,
 /// is no directory and is not listed. None when no object of minld's
 /// contains `addr`.
 pub fn dependency_search_path(addr: usize) -> Option<Vec<(PathBuf, SearchSource)>> {
@@ -105,12 +107,14 @@ pub fn dependency_search_path(addr: usize) -> Option<Vec<(PathBuf, SearchSource)
         path: &o.path,
         rpath: o.dynamic.rpath.as_deref(),
         runpath: o.dynamic.runpath.as_deref(),
+        inherited: o.inherited.get().map_or(&[], Vec::as_slice),
+        nodeflib: o.dynamic.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0,
     };
     let mut list: Vec<(PathBuf, SearchSource)> = search_dirs(Some(&requester), &[])
         .into_iter()
         .filter_map(|(d, why)| {
             let source = match why {
-                "RPATH" => SearchSource::Rpath,
+                "RPATH" | "inherited RPATH" => SearchSource::Rpath,
                 "LD_LIBRARY_PATH" => SearchSource::LdLibraryPath,
                 "RUNPATH" => SearchSource::Runpath,
                 _ => return None,
@@ -121,6 +125,7 @@ pub fn dependency_search_path(addr: usize) -> Option<Vec<(PathBuf, SearchSource)
     list.extend(
         SYSTEM_DIRS
             .iter()
+            .filter(|_| !requester.nodeflib)
             .map(|d| (PathBuf::from(d), SearchSource::System)),
     );
     Some(list)

@@ -22,19 +22,17 @@ fn object_caller(o: &crate::model::object::Object) -> Caller {
         path: o.path.clone(),
         rpath: o.dynamic.rpath.clone(),
         runpath: o.dynamic.runpath.clone(),
+        inherited: o.inherited.get().cloned().unwrap_or_default(),
+        nodeflib: o.dynamic.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0,
     }
 }
 
 /// A host object as a caller (the program by `/proc/self/exe`, read once:
 /// the process's program does not change).
 fn host_caller(h: &crate::process::host::HostObject) -> Caller {
-    /// The program's path.
-    static PROGRAM: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     let (rpath, runpath) = h.search_paths();
     let path = if h.path.as_os_str().is_empty() {
-        PROGRAM
-            .get_or_init(|| std::fs::read_link("/proc/self/exe").unwrap_or_default())
-            .clone()
+        crate::process::program::path().to_path_buf()
     } else {
         h.path.clone()
     };
@@ -42,6 +40,8 @@ fn host_caller(h: &crate::process::host::HostObject) -> Caller {
         path,
         rpath: rpath.map(str::to_string),
         runpath: runpath.map(str::to_string),
+        inherited: Vec::new(),
+        nodeflib: h.nodeflib(),
     }
 }
 

@@ -104,6 +104,8 @@ fn caller_of(opts: &Options) -> Option<Requester<'_>> {
         path: &c.path,
         rpath: c.rpath.as_deref(),
         runpath: c.runpath.as_deref(),
+        inherited: &c.inherited,
+        nodeflib: c.nodeflib,
     })
 }
 
@@ -197,6 +199,8 @@ pub(crate) fn open_root(
         path: &path,
         rpath: None,
         runpath: None,
+        inherited: &[],
+        nodeflib: search::nodeflib(caller.as_ref()),
     };
     match find(sys, opts, &first, Some(&requester))? {
         Found::Elf(opened) => Ok(Root {
@@ -256,6 +260,7 @@ pub(crate) fn walk(
     while i < g.list.len() {
         let (obj, new) = (g.list[i].0.clone(), g.list[i].1);
         if new {
+            let _ = obj.inherited.set(inherited(opts, &g, i));
             let deps = cx.needed(&obj, &mut g, i)?;
             let _ = obj.deps.set(deps);
         } else {
@@ -264,6 +269,37 @@ pub(crate) fn walk(
         i += 1;
     }
     Ok(g)
+}
+
+/// The DT_RPATHs the object at `i` of the list inherits: those of the
+/// object that brought it in (the load's caller for the root; the root for
+/// a linker script's members), then that one's own inherited list.
+fn inherited(opts: &Options, g: &Gathered, i: usize) -> Vec<(PathBuf, String)> {
+    /// An object's own RPATH as an inherited entry: none with a RUNPATH,
+    /// which makes glibc ignore its RPATH.
+    fn own(path: &Path, rpath: Option<&str>, runpath: Option<&str>) -> Option<(PathBuf, String)> {
+        rpath
+            .filter(|_| runpath.is_none())
+            .map(|rp| (path.to_path_buf(), rp.to_string()))
+    }
+    if i == 0 {
+        return opts.caller.as_deref().map_or_else(Vec::new, |c| {
+            own(&c.path, c.rpath.as_deref(), c.runpath.as_deref())
+                .into_iter()
+                .chain(c.inherited.iter().cloned())
+                .collect()
+        });
+    }
+    let parent = g.needed_by.get(i).cloned().flatten().map_or(0, |(p, _)| p);
+    let p = &g.list[parent].0;
+    own(
+        &p.path,
+        p.dynamic.rpath.as_deref(),
+        p.dynamic.runpath.as_deref(),
+    )
+    .into_iter()
+    .chain(p.inherited.get().into_iter().flatten().cloned())
+    .collect()
 }
 
 /// An object loaded before: its dependencies are known; they join the
@@ -388,6 +424,8 @@ fn dependency(
         path: &obj.path,
         rpath: obj.dynamic.rpath.as_deref(),
         runpath: obj.dynamic.runpath.as_deref(),
+        inherited: obj.inherited.get().map_or(&[], Vec::as_slice),
+        nodeflib: obj.dynamic.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0,
     };
     let opened = match find(sys, opts, n, Some(&requester))? {
         Found::Elf(o) => o,
@@ -522,6 +560,7 @@ pub(crate) fn object_from(
         debugger: OnceLock::new(),
         lazy_scope: OnceLock::new(),
         global_deps: OnceLock::new(),
+        inherited: OnceLock::new(),
     });
     live::insert(start, end, eh_frame_hdr, namespace, Arc::downgrade(&object));
     Ok((object, true))

@@ -49,6 +49,11 @@ pub(crate) struct Caller {
     pub(crate) rpath: Option<String>,
     /// Its DT_RUNPATH.
     pub(crate) runpath: Option<String>,
+    /// The DT_RPATHs it inherits from its chain of loaders (see
+    /// `Object::inherited`; none for one of the host's objects).
+    pub(crate) inherited: Vec<(PathBuf, String)>,
+    /// Its DF_1_NODEFLIB (no system directories for what it opens).
+    pub(crate) nodeflib: bool,
 }
 
 /// Whether the process runs with more privileges than its caller (setuid,

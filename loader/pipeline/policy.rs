@@ -103,8 +103,19 @@ pub fn check(name: impl AsRef<Path>, policy: &Policy) -> Result<Report, Error> {
     )
 }
 
-/// The object that needs a name: its path, DT_RPATH and DT_RUNPATH.
-type Needer = (PathBuf, Option<String>, Option<String>);
+/// The object that needs a name, as the search asks for it.
+struct Needer {
+    /// Its path.
+    path: PathBuf,
+    /// Its DT_RPATH.
+    rpath: Option<String>,
+    /// Its DT_RUNPATH.
+    runpath: Option<String>,
+    /// The DT_RPATHs it inherits from the objects that brought it in.
+    inherited: Vec<(PathBuf, String)>,
+    /// Its DF_1_NODEFLIB.
+    nodeflib: bool,
+}
 
 /// The check behind [`check`]: searches as an unconfined load would, opens
 /// and maps each file once, and checks that mapping. (A load checks the
@@ -117,10 +128,12 @@ fn check_with(sys: &Sys, name: &str, policy: &Policy, extra: &[PathBuf]) -> Resu
         if host::glibc_target(&n).is_some() {
             continue;
         }
-        let r = req.as_ref().map(|(p, rpath, runpath)| Requester {
-            path: p,
-            rpath: rpath.as_deref(),
-            runpath: runpath.as_deref(),
+        let r = req.as_ref().map(|q| Requester {
+            path: &q.path,
+            rpath: q.rpath.as_deref(),
+            runpath: q.runpath.as_deref(),
+            inherited: &q.inherited,
+            nodeflib: q.nodeflib,
         });
         let opened = match search::find(sys, &n, r.as_ref(), extra)? {
             Found::Elf(o) => o,
@@ -142,7 +155,7 @@ fn check_with(sys: &Sys, name: &str, policy: &Policy, extra: &[PathBuf]) -> Resu
         if host::is_glibc_family(headers.stat.dev, headers.stat.ino) {
             continue;
         }
-        let needed = req.as_ref().map(|(p, _, _)| (p.as_path(), n.as_str()));
+        let needed = req.as_ref().map(|q| (q.path.as_path(), n.as_str()));
         check_location(policy, &mut report, &path, needed);
         // The dynamic section, read from a mapping of the file.
         let mut mapped =
@@ -159,11 +172,28 @@ fn check_with(sys: &Sys, name: &str, policy: &Policy, extra: &[PathBuf]) -> Resu
                 (d, symbols, image.bias.0),
             );
         }
+        // What this object inherits: the RPATH of the one that needed it
+        // (none with a RUNPATH), then what that one inherits.
+        let inherited: Vec<(PathBuf, String)> = req
+            .iter()
+            .flat_map(|q| {
+                let own = q
+                    .rpath
+                    .as_ref()
+                    .filter(|_| q.runpath.is_none())
+                    .map(|rp| (q.path.clone(), rp.clone()));
+                own.into_iter().chain(q.inherited.iter().cloned())
+            })
+            .collect();
         for n in d.needed.iter().rev() {
-            queue.push((
-                n.clone(),
-                Some((path.clone(), d.rpath.clone(), d.runpath.clone())),
-            ));
+            let needer = Needer {
+                path: path.clone(),
+                rpath: d.rpath.clone(),
+                runpath: d.runpath.clone(),
+                inherited: inherited.clone(),
+                nodeflib: d.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0,
+            };
+            queue.push((n.clone(), Some(needer)));
         }
         drop(mapped);
     }

@@ -404,6 +404,12 @@ impl HostObject {
         (d.rpath.as_deref(), d.runpath.as_deref())
     }
 
+    /// Its DF_1_NODEFLIB: what it opens is not searched in the system
+    /// directories.
+    pub(crate) fn nodeflib(&self) -> bool {
+        self.tables.1.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0
+    }
+
     /// Whether `addr` lies in one of its segments.
     pub(crate) fn contains(&self, addr: usize) -> bool {
         self.tables.0.contains(addr, 1)

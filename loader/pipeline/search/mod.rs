@@ -96,6 +96,51 @@ pub(crate) struct Requester<'a> {
     pub(crate) rpath: Option<&'a str>,
     /// Its DT_RUNPATH.
     pub(crate) runpath: Option<&'a str>,
+    /// The DT_RPATHs it inherits: of the object that loaded it, of that
+    /// one's loader, and so on (each with the path of the object it is
+    /// from, for `$ORIGIN`), as glibc follows `l_loader`. Searched after
+    /// its own RPATH, only when it has no DT_RUNPATH.
+    pub(crate) inherited: &'a [(PathBuf, String)],
+    /// Its DF_1_NODEFLIB: its names are not searched in the system
+    /// directories, nor found through `/etc/ld.so.cache` in them.
+    pub(crate) nodeflib: bool,
+}
+
+/// Whether a search on behalf of `requester` leaves out the system
+/// directories (its DF_1_NODEFLIB; with no requester, the program's).
+pub(crate) fn nodeflib(requester: Option<&Requester<'_>>) -> bool {
+    requester.map_or_else(
+        || crate::process::program::program().nodeflib,
+        |r| r.nodeflib,
+    )
+}
+
+/// The DT_RPATH lists a search on behalf of `requester` goes through
+/// before `LD_LIBRARY_PATH`, each with the path whose directory is its
+/// `$ORIGIN` and whether it is the requester's own: none when it has a
+/// DT_RUNPATH; else its own RPATH, those it inherits from its chain of
+/// loaders, then the program's (also with no requester), each list once.
+fn rpath_lists<'a>(requester: Option<&'a Requester<'a>>) -> Vec<(&'a Path, &'a str, bool)> {
+    let mut lists: Vec<(&Path, &str, bool)> = Vec::new();
+    if let Some(r) = requester {
+        if r.runpath.is_some() {
+            return lists;
+        }
+        if let Some(rp) = r.rpath {
+            lists.push((r.path, rp, true));
+        }
+        lists.extend(
+            r.inherited
+                .iter()
+                .map(|(p, rp)| (p.as_path(), rp.as_str(), false)),
+        );
+    }
+    if let Some((p, rp)) = &crate::process::program::program().rpath {
+        if !lists.iter().any(|&(q, r, _)| q == p && r == rp) {
+            lists.push((p.as_path(), rp.as_str(), false));
+        }
+    }
+    lists
 }
 
 /// What `$PLATFORM` expands to: AT_PLATFORM, else `x86_64`.
@@ -215,17 +260,18 @@ pub(crate) fn find_confined(
             }
         }
     } else {
-        if let Some(r) = requester {
-            for list in [r.rpath.filter(|_| r.runpath.is_none()), r.runpath]
-                .into_iter()
-                .flatten()
-            {
-                dirs.extend(
-                    split_dirs(list, origin.as_deref())
-                        .into_iter()
-                        .filter(|d| inside(d)),
-                );
-            }
+        let runpath = requester.and_then(|r| r.runpath.map(|rp| (r.path, rp)));
+        for (path, list) in rpath_lists(requester)
+            .into_iter()
+            .map(|(p, rp, _)| (p, rp))
+            .chain(runpath)
+        {
+            let origin = origin_of(path);
+            dirs.extend(
+                split_dirs(list, origin.as_deref())
+                    .into_iter()
+                    .filter(|d| inside(d)),
+            );
         }
         dirs.extend(permitted.iter().cloned());
         for dir in &dirs {
@@ -244,8 +290,9 @@ pub(crate) fn find_confined(
 
 /// The directories a search for a bare name on behalf of `requester`
 /// tries before `/etc/ld.so.cache` and [`SYSTEM_DIRS`], in order, each with
-/// where it comes from: the requester's DT_RPATH (only without a
-/// DT_RUNPATH), `LD_LIBRARY_PATH`, its DT_RUNPATH, then `extra`
+/// where it comes from: the requester's DT_RPATH, those of its chain of
+/// loaders and the program's (only without a DT_RUNPATH, see
+/// [`rpath_lists`]), `LD_LIBRARY_PATH`, its DT_RUNPATH, then `extra`
 /// (`Loader::search_path`). Tokens are expanded; an empty element is the
 /// current directory.
 pub(crate) fn search_dirs(
@@ -254,14 +301,12 @@ pub(crate) fn search_dirs(
 ) -> Vec<(PathBuf, &'static str)> {
     let origin = requester.and_then(|r| origin_of(r.path));
     let mut dirs: Vec<(PathBuf, &'static str)> = Vec::new();
-    if let Some(rp) = requester
-        .filter(|r| r.runpath.is_none())
-        .and_then(|r| r.rpath)
-    {
+    for (path, rp, own) in rpath_lists(requester) {
+        let why = if own { "RPATH" } else { "inherited RPATH" };
         dirs.extend(
-            split_dirs(rp, origin.as_deref())
+            split_dirs(rp, origin_of(path).as_deref())
                 .into_iter()
-                .map(|d| (d, "RPATH")),
+                .map(|d| (d, why)),
         );
     }
     if let Some(lp) = std::env::var_os("LD_LIBRARY_PATH") {
@@ -324,7 +369,12 @@ pub(crate) fn find(
             return Ok(f);
         }
     }
-    if let Some(path) = ld_cache(sys).lookup(name) {
+    let nodeflib = nodeflib(requester);
+    let system = |p: &Path| SYSTEM_DIRS.iter().any(|d| p.starts_with(d));
+    if let Some(path) = ld_cache(sys)
+        .lookup(name)
+        .filter(|p| !(nodeflib && system(p)))
+    {
         debug::print_if(Category::Libs, || {
             " search cache=/etc/ld.so.cache".to_string()
         });
@@ -332,7 +382,7 @@ pub(crate) fn find(
             return Ok(f);
         }
     }
-    for dir in SYSTEM_DIRS {
+    for dir in SYSTEM_DIRS.iter().filter(|_| !nodeflib) {
         debug::print_if(Category::Libs, || {
             format!(" search path={dir} (system search path)")
         });
