@@ -692,6 +692,34 @@ const ARTIFACTS: &[Artifact] = &[
         ..LIB
     },
     Artifact {
+        name: "libinherit_caller.so",
+        sources: &["inherit_caller.c"],
+        flags: &["-Wl,--disable-new-dtags,-rpath,$ORIGIN/inherit", "-ldl"],
+        ..LIB
+    },
+    Artifact {
+        name: "libinherit_opener.so",
+        sources: &["inherit_opener.c"],
+        dir: Dir::Sub("inherit"),
+        flags: &["-ldl"],
+        ..LIB
+    },
+    Artifact {
+        name: "libinherit_top.so",
+        sources: &["inherit_top.c"],
+        flags: &["-Wl,--disable-new-dtags,-rpath,$ORIGIN/inherit"],
+        deps: &["libinherit_opener.so"],
+        ..LIB
+    },
+    Artifact {
+        name: "dl_rpath2",
+        kind: Kind::CExe,
+        sources: &["dl_rpath2.c"],
+        flags: &[RUNPATH_ORIGIN],
+        deps: &["libinherit_top.so"],
+        ..LIB
+    },
+    Artifact {
         name: "libnodeflib.so",
         sources: &["nodeflib.c"],
         flags: &[

@@ -542,3 +542,23 @@ fn the_programs_rpath_is_searched_and_inherited() {
         "libinherit_c.so not mapped by minld: {trace}"
     );
 }
+
+/// A library glibc loaded at startup inherits its loader's DT_RPATH for
+/// what it opens: `dl_rpath2` needs `libinherit_top.so` (RPATH
+/// `$ORIGIN/inherit`), whose dependency `inherit/libinherit_opener.so`
+/// dlopens `libinherit_d.so`, found only through top's RPATH. "d 7" under
+/// glibc and through minld.
+#[test]
+fn a_startup_librarys_loaders_rpath_is_searched() {
+    let host = common::libs::test_lib("dl_rpath2");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    let glibc = run(&host, &[], false, &[]);
+    assert_eq!(text(&glibc.stdout), "d 7\n", "glibc");
+    let minld = run(&host, &[], true, &[("MINLD_TRACE", "1")]);
+    let (out, trace) = (text(&minld.stdout), text(&minld.stderr));
+    assert_eq!(out, "d 7\n", "minld: {trace}");
+    assert!(
+        trace.contains("libinherit_d.so segment 0"),
+        "libinherit_d.so not mapped by minld: {trace}"
+    );
+}

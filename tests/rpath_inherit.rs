@@ -170,3 +170,67 @@ fn minld_keeps_a_nodeflib_library_out_of_the_system_directories() {
         other => panic!("expected NotFound of libz.so.1, got {other:?}"),
     }
 }
+
+/// The caller's RPATH finds the name it opens, not that object's
+/// dependencies: glibc's `dlopen` from `libinherit_caller.so` (RPATH
+/// `$ORIGIN/inherit`) of `inherit/libinherit_b.so` fails on b's
+/// `libinherit_c.so`; so does minld's open on behalf of the same caller.
+#[test]
+fn glibc_does_not_pass_a_callers_rpath_to_what_it_opens() {
+    if !in_fresh_process("glibc_does_not_pass_a_callers_rpath_to_what_it_opens") {
+        return;
+    }
+    let caller = std::ffi::CString::new(lib("libinherit_caller.so")).expect("path");
+    let b = std::ffi::CString::new(lib("inherit/libinherit_b.so")).expect("path");
+    // SAFETY: a test library of ours, opened by glibc; its functions are
+    // `int (const char *)` and `const char *(void)`.
+    let (opened, error) = unsafe {
+        let h = libc::dlopen(caller.as_ptr(), libc::RTLD_NOW);
+        assert!(!h.is_null(), "libinherit_caller.so");
+        let open = libc::dlsym(h, c"inherit_caller_open".as_ptr());
+        let error = libc::dlsym(h, c"inherit_caller_error".as_ptr());
+        assert!(!open.is_null() && !error.is_null());
+        let open: extern "C" fn(*const libc::c_char) -> i32 = std::mem::transmute(open);
+        let error: extern "C" fn() -> *const libc::c_char = std::mem::transmute(error);
+        let opened = open(b.as_ptr());
+        (
+            opened,
+            std::ffi::CStr::from_ptr(error())
+                .to_string_lossy()
+                .into_owned(),
+        )
+    };
+    assert_eq!(
+        opened, 0,
+        "libinherit_c.so found through the caller's RPATH"
+    );
+    assert!(
+        error.starts_with("libinherit_c.so: cannot open shared object file"),
+        "{error}"
+    );
+}
+
+#[test]
+fn minld_does_not_pass_a_callers_rpath_to_what_it_opens() {
+    if !in_fresh_process("minld_does_not_pass_a_callers_rpath_to_what_it_opens") {
+        return;
+    }
+    // SAFETY: test-libs are ours and run no harmful code.
+    let caller = unsafe { Loader::new().open(lib("libinherit_caller.so")) }.expect("caller");
+    // SAFETY: as above.
+    let Err(e) = (unsafe {
+        Loader::new()
+            .caller(&caller)
+            .open(lib("inherit/libinherit_b.so"))
+    }) else {
+        panic!("libinherit_c.so found through the caller's RPATH");
+    };
+    assert!(
+        matches!(&e, Error::NotFound { name, .. } if name == "libinherit_c.so"),
+        "{e:?}"
+    );
+    // The caller's RPATH still finds a bare name it opens itself.
+    // SAFETY: as above.
+    let d = unsafe { Loader::new().caller(&caller).open("libinherit_d.so") }.expect("d");
+    assert_eq!(d.path(), test_lib("inherit/libinherit_d.so"));
+}

@@ -110,18 +110,19 @@ pub fn dependency_search_path(addr: usize) -> Option<Vec<(PathBuf, SearchSource)
         inherited: o.inherited.get().map_or(&[], Vec::as_slice),
         nodeflib: o.dynamic.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0,
     };
-    let mut list: Vec<(PathBuf, SearchSource)> = search_dirs(Some(&requester), &[])
-        .into_iter()
-        .filter_map(|(d, why)| {
-            let source = match why {
-                "RPATH" | "inherited RPATH" => SearchSource::Rpath,
-                "LD_LIBRARY_PATH" => SearchSource::LdLibraryPath,
-                "RUNPATH" => SearchSource::Runpath,
-                _ => return None,
-            };
-            Some((d, source))
-        })
-        .collect();
+    let mut list: Vec<(PathBuf, SearchSource)> =
+        search_dirs(&crate::os::sys::Sys { trace: false }, Some(&requester), &[])
+            .into_iter()
+            .filter_map(|(d, why)| {
+                let source = match why {
+                    "RPATH" | "inherited RPATH" => SearchSource::Rpath,
+                    "LD_LIBRARY_PATH" => SearchSource::LdLibraryPath,
+                    "RUNPATH" => SearchSource::Runpath,
+                    _ => return None,
+                };
+                Some((d, source))
+            })
+            .collect();
     list.extend(
         SYSTEM_DIRS
             .iter()

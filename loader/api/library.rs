@@ -12,9 +12,11 @@ use crate::base::error::Error;
 use crate::elf::symbols::{elf_hash, Want};
 use crate::model::image::Segment;
 use crate::model::object::Dep;
+use crate::os::sys::Sys;
 use crate::pipeline::load;
 use crate::pipeline::options::{Caller, Options};
 use crate::pipeline::reloc::resolve::{Def, Reference, Resolver, Scope, Target, UniqueTable};
+use crate::process::host::HostObject;
 
 /// One of minld's objects as a caller.
 fn object_caller(o: &crate::model::object::Object) -> Caller {
@@ -27,37 +29,61 @@ fn object_caller(o: &crate::model::object::Object) -> Caller {
     }
 }
 
-/// A host object as a caller (the program by `/proc/self/exe`, read once:
-/// the process's program does not change).
-fn host_caller(h: &crate::process::host::HostObject) -> Caller {
-    let (rpath, runpath) = h.search_paths();
-    let path = if h.path.as_os_str().is_empty() {
-        crate::process::program::path().to_path_buf()
+/// A host object's path: its own, or the program's by `/proc/self/exe`.
+fn host_path(sys: &Sys, h: &HostObject) -> PathBuf {
+    if h.path.as_os_str().is_empty() {
+        crate::process::program::path(sys).to_path_buf()
     } else {
         h.path.clone()
-    };
+    }
+}
+
+/// The host's startup object at `i` of `objects` (glibc's load order) as a
+/// caller, with the DT_RPATHs it inherits: glibc loaded the startup
+/// objects breadth-first, each by the first object whose DT_NEEDED names
+/// it, so that one is its loader, and so on up to the program.
+fn host_caller(sys: &Sys, objects: &[Arc<HostObject>], i: usize) -> Caller {
+    let h = &objects[i];
+    let (rpath, runpath) = h.search_paths();
+    let mut inherited = Vec::new();
+    let mut at = i;
+    // Each step goes to an earlier object: the walk ends.
+    while let Some(j) = objects[..at].iter().position(|l| {
+        l.needed
+            .iter()
+            .any(|n| *n == objects[at].soname || h_base(&objects[at].path) == Some(n.as_str()))
+    }) {
+        let l = &objects[j];
+        if let (Some(rp), None) = l.search_paths() {
+            inherited.push((host_path(sys, l), rp.to_string()));
+        }
+        at = j;
+    }
     Caller {
-        path,
+        path: host_path(sys, h),
         rpath: rpath.map(str::to_string),
         runpath: runpath.map(str::to_string),
-        inherited: Vec::new(),
+        inherited,
         nodeflib: h.nodeflib(),
     }
 }
 
+/// The file name of a host object's path.
+fn h_base(path: &std::path::Path) -> Option<&str> {
+    path.file_name().and_then(|f| f.to_str())
+}
+
 /// The object containing `addr` as a caller: one of minld's, or one of
 /// the host's startup objects.
-pub(crate) fn caller_at(addr: usize) -> Option<Caller> {
+pub(crate) fn caller_at(sys: &Sys, addr: usize) -> Option<Caller> {
     if let Some(o) = crate::model::object::live::object_at(addr) {
         return Some(object_caller(&o));
     }
     let mut reg = crate::model::registry::lock("find the object an address is in").ok()?;
     reg.host.refresh();
-    reg.host
-        .objects
-        .iter()
-        .find(|h| h.contains(addr))
-        .map(|h| host_caller(h))
+    let objects = &reg.host.objects;
+    let i = objects.iter().position(|h| h.contains(addr))?;
+    Some(host_caller(sys, objects, i))
 }
 
 /// A library loaded by minld: a counted handle (Clone shares it); dropping
@@ -166,10 +192,20 @@ impl Library {
 
     /// What a load on this library's behalf searches
     /// (`Loader::caller`): its path, RPATH and RUNPATH.
-    pub(crate) fn as_caller(&self) -> Option<Caller> {
+    pub(crate) fn as_caller(&self, sys: &Sys) -> Option<Caller> {
         match self.root() {
             Dep::Minld(o) => Some(object_caller(o)),
-            Dep::Host(h, _) => Some(host_caller(h)),
+            Dep::Host(h, _) => {
+                // One of glibc's startup objects inherits its loaders'
+                // RPATHs; another (glibc loaded it later) is asked alone.
+                let reg = crate::model::registry::lock("the host's objects, for a caller");
+                let startup = reg.as_ref().ok().and_then(|r| {
+                    let objects = &r.host.objects;
+                    let i = objects.iter().position(|o| Arc::ptr_eq(o, h))?;
+                    Some(host_caller(sys, objects, i))
+                });
+                Some(startup.unwrap_or_else(|| host_caller(sys, std::slice::from_ref(h), 0)))
+            }
             Dep::Back(_) => None,
         }
     }

@@ -135,7 +135,10 @@ impl Loader {
     /// searched. (glibc also tries the DT_RPATH of the objects that loaded
     /// the caller, up to the program; minld only the caller's own.)
     pub fn caller(mut self, caller: &Library) -> Self {
-        self.opts.caller = caller.as_caller().map(std::sync::Arc::new);
+        let sys = crate::os::sys::Sys {
+            trace: self.opts.trace,
+        };
+        self.opts.caller = caller.as_caller(&sys).map(std::sync::Arc::new);
         self
     }
 
@@ -144,7 +147,10 @@ impl Loader {
     /// libraries or one of the host's startup objects. An address in
     /// neither leaves the load without a caller.
     pub fn caller_at(mut self, addr: usize) -> Self {
-        self.opts.caller = library::caller_at(addr).map(std::sync::Arc::new);
+        let sys = crate::os::sys::Sys {
+            trace: self.opts.trace,
+        };
+        self.opts.caller = library::caller_at(&sys, addr).map(std::sync::Arc::new);
         self
     }
 

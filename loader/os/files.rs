@@ -5,6 +5,8 @@
 //! other call minld makes.
 
 use std::ffi::CStr;
+use std::os::unix::ffi::OsStringExt;
+use std::path::PathBuf;
 
 use nix::errno::Errno;
 
@@ -217,6 +219,37 @@ impl Sys {
     /// link is described, not followed.
     pub(crate) fn lstat(&self, path: &CStr, note: impl Note) -> Result<FileStat, Errno> {
         self.stat_at(path, libc::AT_SYMLINK_NOFOLLOW, note)
+    }
+
+    /// `readlink(path, buf, PATH_MAX)`: where the symbolic link `path`
+    /// points; None when the target fills the buffer (it may be cut).
+    pub(crate) fn readlink(&self, path: &CStr, note: impl Note) -> Result<Option<PathBuf>, Errno> {
+        let mut buf = vec![0u8; libc::PATH_MAX as usize];
+        // SAFETY: `path` is NUL-terminated and `buf` is writable for the
+        // length given; readlink writes at most that many bytes.
+        let r = unsafe { libc::readlink(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        let ret = match usize::try_from(r) {
+            Err(_) => Err(Errno::last()),
+            Ok(n) => Ok(n),
+        };
+        if self.trace {
+            let shown = match ret {
+                Ok(n) => trace::quote_path(&buf[..n]),
+                Err(_) => format!("{:#x}", buf.as_ptr() as usize),
+            };
+            let call = format!(
+                "readlink({}, {shown}, {})",
+                trace::quote_path(path.to_bytes()),
+                buf.len()
+            );
+            self.emit(call, &Self::result_of(ret.map(|n| n.to_string())), note);
+        }
+        let n = ret?;
+        if n == buf.len() {
+            return Ok(None);
+        }
+        buf.truncate(n);
+        Ok(Some(PathBuf::from(std::ffi::OsString::from_vec(buf))))
     }
 
     /// `newfstatat(AT_FDCWD, path, &st, flags)`.

@@ -200,7 +200,7 @@ pub(crate) fn open_root(
         rpath: None,
         runpath: None,
         inherited: &[],
-        nodeflib: search::nodeflib(caller.as_ref()),
+        nodeflib: search::nodeflib(sys, caller.as_ref()),
     };
     match find(sys, opts, &first, Some(&requester))? {
         Found::Elf(opened) => Ok(Root {
@@ -260,7 +260,7 @@ pub(crate) fn walk(
     while i < g.list.len() {
         let (obj, new) = (g.list[i].0.clone(), g.list[i].1);
         if new {
-            let _ = obj.inherited.set(inherited(opts, &g, i));
+            let _ = obj.inherited.set(inherited(&g, i));
             let deps = cx.needed(&obj, &mut g, i)?;
             let _ = obj.deps.set(deps);
         } else {
@@ -272,9 +272,12 @@ pub(crate) fn walk(
 }
 
 /// The DT_RPATHs the object at `i` of the list inherits: those of the
-/// object that brought it in (the load's caller for the root; the root for
-/// a linker script's members), then that one's own inherited list.
-fn inherited(opts: &Options, g: &Gathered, i: usize) -> Vec<(PathBuf, String)> {
+/// object whose DT_NEEDED brought it in (the root, for a linker script's
+/// members), then that one's own inherited list. The root of an open
+/// inherits none: glibc uses the caller's RPATHs to find the root itself
+/// and then forgets it (a dlopen'ed object has no loader), so the root's
+/// dependencies are not searched in the caller's RPATHs.
+fn inherited(g: &Gathered, i: usize) -> Vec<(PathBuf, String)> {
     /// An object's own RPATH as an inherited entry: none with a RUNPATH,
     /// which makes glibc ignore its RPATH.
     fn own(path: &Path, rpath: Option<&str>, runpath: Option<&str>) -> Option<(PathBuf, String)> {
@@ -283,12 +286,7 @@ fn inherited(opts: &Options, g: &Gathered, i: usize) -> Vec<(PathBuf, String)> {
             .map(|rp| (path.to_path_buf(), rp.to_string()))
     }
     if i == 0 {
-        return opts.caller.as_deref().map_or_else(Vec::new, |c| {
-            own(&c.path, c.rpath.as_deref(), c.runpath.as_deref())
-                .into_iter()
-                .chain(c.inherited.iter().cloned())
-                .collect()
-        });
+        return Vec::new();
     }
     let parent = g.needed_by.get(i).cloned().flatten().map_or(0, |(p, _)| p);
     let p = &g.list[parent].0;

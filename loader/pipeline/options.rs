@@ -50,7 +50,8 @@ pub(crate) struct Caller {
     /// Its DT_RUNPATH.
     pub(crate) runpath: Option<String>,
     /// The DT_RPATHs it inherits from its chain of loaders (see
-    /// `Object::inherited`; none for one of the host's objects).
+    /// `Object::inherited`; for one of glibc's startup objects, its
+    /// loaders' as glibc loaded them).
     pub(crate) inherited: Vec<(PathBuf, String)>,
     /// Its DF_1_NODEFLIB (no system directories for what it opens).
     pub(crate) nodeflib: bool,

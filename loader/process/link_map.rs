@@ -17,8 +17,11 @@ pub(crate) type Generation = (u64, u64);
 /// [`Generation`] the list was read at: `HostObjects::loaded_from` asks
 /// the file system again only once glibc has loaded or unloaded something.
 /// An object glibc unloads (or replaces by another at the same address)
-/// moves the generation, so no entry outlives its object; a file replaced
-/// on disk after it was asked keeps the identity of the copy glibc has.
+/// moves the generation, so no entry outlives its object. The identity is
+/// the file's at the path when first asked, not necessarily the one glibc
+/// mapped: a file replaced on disk after glibc loaded it but before minld
+/// first asks is taken for glibc's copy (once asked, a later replacement
+/// is told apart).
 #[derive(Debug, Default)]
 pub(crate) struct Identities {
     /// When the entries were read; None: never (or glibc does not count).

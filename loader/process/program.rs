@@ -12,6 +12,7 @@ use goblin::elf64::program_header::ProgramHeader;
 
 use crate::base::mem::Memory;
 use crate::elf::dynamic::{self, PtrStyle};
+use crate::os::sys::Sys;
 
 /// What the search takes from the program.
 #[derive(Debug, Default)]
@@ -26,15 +27,15 @@ pub(crate) struct Program {
 }
 
 /// The program's, read once per process (nothing when its headers cannot
-/// be read).
-pub(crate) fn program() -> &'static Program {
+/// be read); `sys` reads its path, if it has an RPATH.
+pub(crate) fn program(sys: &Sys) -> &'static Program {
     static PROGRAM: OnceLock<Program> = OnceLock::new();
-    PROGRAM.get_or_init(|| read().unwrap_or_default())
+    PROGRAM.get_or_init(|| read(sys).unwrap_or_default())
 }
 
 /// Reads the program's dynamic section through the headers the kernel
 /// names in the auxiliary vector.
-fn read() -> Option<Program> {
+fn read(sys: &Sys) -> Option<Program> {
     // SAFETY: getauxval only reads the auxiliary vector.
     let (phdr, phnum) = unsafe {
         (
@@ -78,14 +79,20 @@ fn read() -> Option<Program> {
     let rpath = d
         .rpath
         .filter(|_| d.runpath.is_none())
-        .map(|rp| (self::path().to_path_buf(), rp));
+        .map(|rp| (self::path(sys).to_path_buf(), rp));
     Some(Program { rpath, nodeflib })
 }
 
 /// The program's file as the kernel names it (`/proc/self/exe`; its
-/// directory is the program's `$ORIGIN`), read once per process: the
-/// process's program does not change. Empty if it cannot be read.
-pub(crate) fn path() -> &'static Path {
+/// directory is the program's `$ORIGIN`), read once per process (through
+/// `sys`, traced if it traces, the first time): the process's program
+/// does not change. Empty if it cannot be read.
+pub(crate) fn path(sys: &Sys) -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| std::fs::read_link("/proc/self/exe").unwrap_or_default())
+    PATH.get_or_init(|| {
+        sys.readlink(c"/proc/self/exe", "the program's path: its $ORIGIN")
+            .ok()
+            .flatten()
+            .unwrap_or_default()
+    })
 }

@@ -61,11 +61,12 @@ pub(crate) struct Object {
     /// them, so they stay loaded while it is (glibc's `l_reldeps`).
     pub(crate) global_deps: OnceLock<Vec<Arc<Object>>>,
     /// The DT_RPATHs it inherits from the chain of objects that loaded it
-    /// (the one whose DT_NEEDED or open brought it in first, then that
-    /// one's loader, and so on), nearest first, each with the path of its
-    /// object: its dependencies are searched in them after its own RPATH
-    /// when it has no DT_RUNPATH, as glibc follows `l_loader`. Set once,
-    /// when its dependencies are gathered.
+    /// (the one whose DT_NEEDED brought it in first, then that one's
+    /// loader, and so on; the root of an open has none), nearest first,
+    /// each with the path of its object: its dependencies, and what it
+    /// opens, are searched in them after its own RPATH when it has no
+    /// DT_RUNPATH, as glibc follows `l_loader`. Set once, when its
+    /// dependencies are gathered.
     pub(crate) inherited: OnceLock<Vec<(PathBuf, String)>>,
 }
 

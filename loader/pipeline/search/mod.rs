@@ -108,9 +108,9 @@ pub(crate) struct Requester<'a> {
 
 /// Whether a search on behalf of `requester` leaves out the system
 /// directories (its DF_1_NODEFLIB; with no requester, the program's).
-pub(crate) fn nodeflib(requester: Option<&Requester<'_>>) -> bool {
+pub(crate) fn nodeflib(sys: &Sys, requester: Option<&Requester<'_>>) -> bool {
     requester.map_or_else(
-        || crate::process::program::program().nodeflib,
+        || crate::process::program::program(sys).nodeflib,
         |r| r.nodeflib,
     )
 }
@@ -120,7 +120,10 @@ pub(crate) fn nodeflib(requester: Option<&Requester<'_>>) -> bool {
 /// `$ORIGIN` and whether it is the requester's own: none when it has a
 /// DT_RUNPATH; else its own RPATH, those it inherits from its chain of
 /// loaders, then the program's (also with no requester), each list once.
-fn rpath_lists<'a>(requester: Option<&'a Requester<'a>>) -> Vec<(&'a Path, &'a str, bool)> {
+fn rpath_lists<'a>(
+    sys: &Sys,
+    requester: Option<&'a Requester<'a>>,
+) -> Vec<(&'a Path, &'a str, bool)> {
     let mut lists: Vec<(&Path, &str, bool)> = Vec::new();
     if let Some(r) = requester {
         if r.runpath.is_some() {
@@ -135,7 +138,7 @@ fn rpath_lists<'a>(requester: Option<&'a Requester<'a>>) -> Vec<(&'a Path, &'a s
                 .map(|(p, rp)| (p.as_path(), rp.as_str(), false)),
         );
     }
-    if let Some((p, rp)) = &crate::process::program::program().rpath {
+    if let Some((p, rp)) = &crate::process::program::program(sys).rpath {
         if !lists.iter().any(|&(q, r, _)| q == p && r == rp) {
             lists.push((p.as_path(), rp.as_str(), false));
         }
@@ -261,7 +264,7 @@ pub(crate) fn find_confined(
         }
     } else {
         let runpath = requester.and_then(|r| r.runpath.map(|rp| (r.path, rp)));
-        for (path, list) in rpath_lists(requester)
+        for (path, list) in rpath_lists(sys, requester)
             .into_iter()
             .map(|(p, rp, _)| (p, rp))
             .chain(runpath)
@@ -296,12 +299,13 @@ pub(crate) fn find_confined(
 /// (`Loader::search_path`). Tokens are expanded; an empty element is the
 /// current directory.
 pub(crate) fn search_dirs(
+    sys: &Sys,
     requester: Option<&Requester<'_>>,
     extra: &[PathBuf],
 ) -> Vec<(PathBuf, &'static str)> {
     let origin = requester.and_then(|r| origin_of(r.path));
     let mut dirs: Vec<(PathBuf, &'static str)> = Vec::new();
-    for (path, rp, own) in rpath_lists(requester) {
+    for (path, rp, own) in rpath_lists(sys, requester) {
         let why = if own { "RPATH" } else { "inherited RPATH" };
         dirs.extend(
             split_dirs(rp, origin_of(path).as_deref())
@@ -360,7 +364,7 @@ pub(crate) fn find(
         };
     }
 
-    let dirs = search_dirs(requester, extra);
+    let dirs = search_dirs(sys, requester, extra);
     for (dir, why) in &dirs {
         debug::print_if(Category::Libs, || {
             format!(" search path={} ({why})", dir.display())
@@ -369,7 +373,7 @@ pub(crate) fn find(
             return Ok(f);
         }
     }
-    let nodeflib = nodeflib(requester);
+    let nodeflib = nodeflib(sys, requester);
     let system = |p: &Path| SYSTEM_DIRS.iter().any(|d| p.starts_with(d));
     if let Some(path) = ld_cache(sys)
         .lookup(name)
