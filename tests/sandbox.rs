@@ -390,3 +390,179 @@ fn everyday_libc_calls_work() {
         "{set:?}"
     );
 }
+
+/// Calls `op` of the sysfiles plugin with `arg`; its answer as text.
+fn sysfiles_call(sb: &mut Sandbox, op: char, arg: &str) -> Result<String, SandboxError> {
+    let input = format!("{op}{arg}");
+    sb.call("op", input.as_bytes())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// `t` as `date` (glibc's localtime in a process of its own) shows it,
+/// with `TZ` unset or set to `tz`: "Y-m-d H:M:S offset zone".
+fn date_of(t: i64, tz: Option<&str>) -> String {
+    let mut cmd = std::process::Command::new("date");
+    match tz {
+        Some(z) => cmd.env("TZ", z),
+        None => cmd.env_remove("TZ"),
+    };
+    let out = cmd
+        .arg(format!("--date=@{t}"))
+        .arg("+%Y-%m-%d %H:%M:%S %z %Z")
+        .output()
+        .expect("date");
+    assert!(out.status.success(), "date: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `t` as this process's own localtime_r shows it (with the time zone of
+/// /etc/localtime when `TZ` is unset), and whether it is summer time.
+fn host_localtime(t: i64) -> String {
+    // SAFETY: `libc::tm` is plain integers and a pointer, for which all
+    // zeroes is a valid value.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let tt = t as libc::time_t;
+    // SAFETY: localtime_r writes into our local only.
+    assert!(!unsafe { libc::localtime_r(&tt, &mut tm) }.is_null());
+    let mut buf = [0u8; 128];
+    // SAFETY: strftime writes at most `buf.len()` bytes into `buf`; the
+    // format is NUL-terminated and `tm` was filled above.
+    let n = unsafe {
+        libc::strftime(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            c"%Y-%m-%d %H:%M:%S %z %Z".as_ptr(),
+            &tm,
+        )
+    };
+    format!("{} {}", String::from_utf8_lossy(&buf[..n]), tm.tm_isdst)
+}
+
+/// An ordinary plugin gets the local time without `TZ` (glibc opens
+/// /etc/localtime, a link into /usr/share/zoneinfo, and on the second call
+/// stats it), the time of a named zone (also through posix/, whose links
+/// stay inside /usr/share/zoneinfo), the CPU counts and a UTF-8 locale: the
+/// host opens these public system files for it. Each used to kill the
+/// runner.
+#[test]
+fn public_system_files_are_readable() {
+    let mut sb = Sandbox::builder(plugin("sysfiles"))
+        .function("op")
+        .spawn()
+        .unwrap();
+    // A winter and a summer instant.
+    for t in [1_733_486_400i64, 1_751_371_200] {
+        let got = sysfiles_call(&mut sb, 't', &t.to_string()).unwrap();
+        let (shown, _dst) = got.rsplit_once(' ').unwrap();
+        assert_eq!(shown, date_of(t, None), "localtime of {t}: {got}");
+        if std::env::var_os("TZ").is_none() {
+            assert_eq!(got, host_localtime(t), "localtime of {t}");
+        }
+        for zone in ["Europe/Paris", "posix/Europe/Paris"] {
+            let got = sysfiles_call(&mut sb, 'z', &format!("{t} {zone}")).unwrap();
+            let (shown, _dst) = got.rsplit_once(' ').unwrap();
+            assert_eq!(shown, date_of(t, Some(zone)), "{zone} at {t}: {got}");
+        }
+    }
+    // SAFETY: plain sysconf queries.
+    let (onln, conf) = unsafe {
+        (
+            libc::sysconf(libc::_SC_NPROCESSORS_ONLN),
+            libc::sysconf(libc::_SC_NPROCESSORS_CONF),
+        )
+    };
+    assert!(onln >= 1);
+    assert_eq!(sysfiles_call(&mut sb, 'n', "").unwrap(), onln.to_string());
+    assert_eq!(sysfiles_call(&mut sb, 'c', "").unwrap(), conf.to_string());
+    assert_eq!(
+        sysfiles_call(&mut sb, 'l', "").unwrap(),
+        "C.UTF-8|UTF-8|No such file or directory"
+    );
+    // Listing a directory of the set; a missing file is ENOENT, as glibc
+    // expects when it probes for a locale.
+    let listed = sysfiles_call(&mut sb, 'd', "/usr/share/zoneinfo").unwrap();
+    assert!(listed.starts_with("entries "), "{listed}");
+    let enoent = format!("errno {}", libc::ENOENT);
+    assert_eq!(
+        sysfiles_call(&mut sb, 'r', "/usr/lib/locale/xx_XX.nothing/LC_CTYPE").unwrap(),
+        enoent
+    );
+    // A link that leads out of its directory of the set is EACCES, never
+    // followed (Debian's /usr/share/zoneinfo/localtime -> /etc/localtime;
+    // where it is absent, ENOENT): the runner lives on.
+    let link = sysfiles_call(&mut sb, 'r', "/usr/share/zoneinfo/localtime").unwrap();
+    if std::fs::symlink_metadata("/usr/share/zoneinfo/localtime").is_ok() {
+        assert_eq!(link, format!("errno {}", libc::EACCES));
+    } else {
+        assert_eq!(link, enoent);
+    }
+    assert!(sysfiles_call(&mut sb, 'n', "").is_ok());
+}
+
+/// The public system files are read-only and nothing else: /etc/passwd,
+/// /etc/shadow (also named through `..` from a directory of the set), a
+/// directory next to the CPU lists, and a write open of a file of the set
+/// each kill the runner as a forbidden open, the path named.
+#[test]
+fn only_public_system_files_are_readable() {
+    let mut sb = Sandbox::builder(plugin("sysfiles"))
+        .function("op")
+        .spawn()
+        .unwrap();
+    for (op, arg, path, writes) in [
+        ('r', "/etc/passwd", "/etc/passwd", false),
+        ('r', "/etc/shadow", "/etc/shadow", false),
+        (
+            'r',
+            "/usr/share/zoneinfo/../../../etc/passwd",
+            "/etc/passwd",
+            false,
+        ),
+        (
+            'd',
+            "/sys/devices/system/cpu",
+            "/sys/devices/system/cpu",
+            false,
+        ),
+        ('w', "/etc/localtime", "/etc/localtime", true),
+        (
+            'w',
+            "/usr/share/zoneinfo/UTC",
+            "/usr/share/zoneinfo/UTC",
+            true,
+        ),
+    ] {
+        let got = sysfiles_call(&mut sb, op, arg);
+        match &got {
+            Err(SandboxError::ForbiddenOpen { path: p, flags }) => {
+                assert_eq!(p, std::path::Path::new(path), "{op}{arg}");
+                assert_eq!(flags & libc::O_RDWR != 0, writes, "{op}{arg}: {flags:#o}");
+            }
+            _ => panic!("{op}{arg}: {got:?}"),
+        }
+        sb.restart().unwrap();
+    }
+}
+
+/// With `system_files(false)` the runner reads none of them: localtime
+/// without `TZ` kills it, as before the set existed.
+#[test]
+fn system_files_off_kills_as_before() {
+    let mut sb = Sandbox::builder(plugin("sysfiles"))
+        .function("op")
+        .system_files(false)
+        .spawn()
+        .unwrap();
+    let got = sysfiles_call(&mut sb, 't', "0");
+    assert!(
+        matches!(&got, Err(SandboxError::ForbiddenOpen { path, .. }) if path == std::path::Path::new("/etc/localtime")),
+        "{got:?}"
+    );
+    sb.restart().unwrap();
+    let got = sysfiles_call(&mut sb, 'n', "");
+    assert!(
+        matches!(&got, Err(SandboxError::ForbiddenOpen { path, .. })
+            if path == std::path::Path::new("/sys/devices/system/cpu/online")),
+        "{got:?}"
+    );
+}

@@ -22,8 +22,9 @@
 //! system call stops in the kernel and is handed to the host (a seccomp
 //! user notification): it lets calls on granted paths and new threads
 //! (up to [`Builder::max_threads`]) go on and kills the runner for
-//! anything else, naming the call as the kernel reported it. Landlock is required unless the host opts out
-//! ([`Builder::allow_without_landlock`]).
+//! anything else, naming the call as the kernel reported it; an open of
+//! a public system file ([`SYSTEM_FILES`]) the host does itself. Landlock
+//! is required unless the host opts out ([`Builder::allow_without_landlock`]).
 //!
 //! What the host reports is what it observed: the signal from `waitid`,
 //! the system call from the notification, CPU time from its clocks, the
@@ -71,7 +72,7 @@ pub use buffer::Buffer;
 pub use error::SandboxError;
 pub use landlock::abi as landlock_abi;
 pub use seccomp::ALLOWED as SECCOMP_ALLOWED;
-pub use watch::{Output, SyscallAbi};
+pub use watch::{Output, SyscallAbi, SYSTEM_FILES};
 pub use zygote::Zygote;
 
 use config::Config;
@@ -169,6 +170,8 @@ pub struct Builder {
     output_per_sec: u64,
     /// Threads the runner may have.
     max_threads: usize,
+    /// Whether the public system files are readable ([`SYSTEM_FILES`]).
+    system_files: bool,
 }
 
 impl Builder {
@@ -342,6 +345,7 @@ impl Sandbox {
             output_per_call: 64 << 10,
             output_per_sec: 4 << 20,
             max_threads: 256,
+            system_files: true,
         }
     }
 
@@ -584,16 +588,4 @@ impl Drop for Sandbox {
 /// A deadline `d` from now; None when it lies past what `Instant` holds.
 fn deadline(d: Duration) -> Option<Instant> {
     Instant::now().checked_add(d)
-}
-
-impl Config {
-    /// The configuration the runner reads, from the builder's options.
-    fn for_builder(o: &Builder) -> Vec<u8> {
-        let grants: Vec<(String, landlock::Access)> = o
-            .grants
-            .iter()
-            .map(|(p, a)| (p.display().to_string(), *a))
-            .collect();
-        config::encode(&o.path, &o.names, &grants, &o.shared)
-    }
 }

@@ -6,7 +6,8 @@
 //! - it holds the seccomp listener: every call the serving filter does
 //!   not allow stops in the kernel and comes here, with its number, ABI
 //!   and arguments. A granted `openat` (and access, readlink, mkdir,
-//!   unlink, rmdir, rename) goes on; a thread's `clone` goes on under the
+//!   unlink, rmdir, rename) goes on; an open or stat of a public system
+//!   file (`public`) is done by the host itself; a thread's `clone` goes on under the
 //!   thread limit; an `fstat`-like `newfstatat` is answered here;
 //!   anything else kills the runner, and the call is recorded as the host
 //!   saw it;
@@ -37,9 +38,11 @@ use super::shm::Region;
 
 mod cpu;
 mod notify;
+mod public;
 
 use cpu::Ledger;
 use notify::notification;
+pub use public::SYSTEM_FILES;
 
 /// The ABI a refused system call came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +144,9 @@ pub(super) struct Limits {
     pub(super) grants: Vec<(PathBuf, Access)>,
     /// Threads the runner may have (a clone beyond gets EAGAIN).
     pub(super) max_threads: usize,
+    /// Whether the runner may read the public system files
+    /// ([`SYSTEM_FILES`]), opened for it by the host.
+    pub(super) system_files: bool,
 }
 
 /// Between the sandbox and its watcher.
