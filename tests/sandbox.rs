@@ -566,3 +566,109 @@ fn system_files_off_kills_as_before() {
         "{got:?}"
     );
 }
+
+/// With `refuse_forbidden_paths` an open of a path no grant covers fails
+/// with EACCES and the host records it, as it read it, instead of killing
+/// the runner: /etc/passwd, /etc/shadow and a write open of /etc/localtime
+/// are refused and recorded in order, and the same runner serves on. By
+/// default the same open kills it.
+#[test]
+fn forbidden_opens_can_fail_instead_of_killing() {
+    let mut sb = Sandbox::builder(plugin("sysfiles"))
+        .function("op")
+        .refuse_forbidden_paths()
+        .spawn()
+        .unwrap();
+    let pid = sb.pid();
+    let eacces = format!("errno {}", libc::EACCES);
+    for path in ["/etc/passwd", "/etc/shadow"] {
+        assert_eq!(sysfiles_call(&mut sb, 'r', path).unwrap(), eacces);
+    }
+    assert_eq!(
+        sysfiles_call(&mut sb, 'w', "/etc/localtime").unwrap(),
+        format!("opened for writing: -1 {eacces}")
+    );
+    let got = sb.take_refused();
+    assert_eq!(got.dropped, 0);
+    let seen: Vec<_> = got
+        .calls
+        .iter()
+        .map(|r| {
+            (
+                r.nr,
+                r.path.display().to_string(),
+                r.flags & libc::O_ACCMODE,
+            )
+        })
+        .collect();
+    let openat = libc::SYS_openat;
+    assert_eq!(
+        seen,
+        [
+            (openat, "/etc/passwd".to_string(), libc::O_RDONLY),
+            (openat, "/etc/shadow".to_string(), libc::O_RDONLY),
+            (openat, "/etc/localtime".to_string(), libc::O_RDWR),
+        ]
+    );
+    assert_eq!(sb.take_refused(), Default::default());
+    // The public files still work, and the runner is the same one.
+    assert!(sysfiles_call(&mut sb, 't', "0").is_ok());
+    assert_eq!(sb.pid(), pid);
+
+    let mut sb = Sandbox::builder(plugin("sysfiles"))
+        .function("op")
+        .spawn()
+        .unwrap();
+    let got = sysfiles_call(&mut sb, 'r', "/etc/passwd");
+    assert!(
+        matches!(&got, Err(SandboxError::ForbiddenOpen { .. })),
+        "{got:?}"
+    );
+    assert_eq!(sb.take_refused(), Default::default());
+}
+
+/// `refuse_forbidden_paths` covers the other calls on paths too (access,
+/// unlink of a path no grant covers: EACCES, recorded with their call
+/// numbers), and keeps at most `Refusals::KEPT` records, counting the
+/// rest.
+#[test]
+fn refused_paths_are_recorded_and_bounded() {
+    let mut sb = Sandbox::builder(plugin("atk_escape"))
+        .function("fileop")
+        .refuse_forbidden_paths()
+        .spawn()
+        .unwrap();
+    for op in ["a", "u"] {
+        let got = sb.call("fileop", format!("{op}/etc/passwd").as_bytes());
+        let want = format!("-{}", libc::EACCES);
+        assert_eq!(got.unwrap(), want.as_bytes(), "{op}");
+    }
+    let got = sb.take_refused();
+    let seen: Vec<_> = got.calls.iter().map(|r| (r.nr, r.path.clone())).collect();
+    let passwd = std::path::PathBuf::from("/etc/passwd");
+    assert_eq!(
+        seen,
+        [
+            (libc::SYS_access, passwd.clone()),
+            (libc::SYS_unlink, passwd)
+        ]
+    );
+    assert!(std::path::Path::new("/etc/passwd").exists());
+
+    let mut sb = Sandbox::builder(plugin("sysfiles"))
+        .function("op")
+        .refuse_forbidden_paths()
+        .spawn()
+        .unwrap();
+    let kept = minld::sandbox::Refusals::KEPT;
+    for i in 0..kept + 6 {
+        let got = sysfiles_call(&mut sb, 'r', &format!("/etc/nothing-{i}")).unwrap();
+        assert_eq!(got, format!("errno {}", libc::EACCES));
+    }
+    let got = sb.take_refused();
+    assert_eq!((got.calls.len(), got.dropped), (kept, 6));
+    assert_eq!(
+        got.calls[kept - 1].path,
+        std::path::Path::new(&format!("/etc/nothing-{}", kept - 1))
+    );
+}

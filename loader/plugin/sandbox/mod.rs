@@ -23,7 +23,8 @@
 //! user notification): it lets calls on granted paths and new threads
 //! (up to [`Builder::max_threads`]) go on and kills the runner for
 //! anything else, naming the call as the kernel reported it; an open of
-//! a public system file ([`SYSTEM_FILES`]) the host does itself. Landlock
+//! a public system file ([`SYSTEM_FILES`]) the host does itself; a path
+//! no grant covers can get EACCES instead ([`Builder::refuse_forbidden_paths`]). Landlock
 //! is required unless the host opts out ([`Builder::allow_without_landlock`]).
 //!
 //! What the host reports is what it observed: the signal from `waitid`,
@@ -54,6 +55,7 @@ mod error;
 mod fail;
 mod forks;
 mod landlock;
+mod refuse;
 mod runner;
 mod seccomp;
 mod shm;
@@ -72,7 +74,7 @@ pub use buffer::Buffer;
 pub use error::SandboxError;
 pub use landlock::abi as landlock_abi;
 pub use seccomp::ALLOWED as SECCOMP_ALLOWED;
-pub use watch::{Output, SyscallAbi, SYSTEM_FILES};
+pub use watch::{Output, Refusal, Refusals, SyscallAbi, SYSTEM_FILES};
 pub use zygote::Zygote;
 
 use config::Config;
@@ -172,6 +174,8 @@ pub struct Builder {
     max_threads: usize,
     /// Whether the public system files are readable ([`SYSTEM_FILES`]).
     system_files: bool,
+    /// Whether a path no grant covers gets EACCES rather than a kill.
+    refuse_paths: bool,
 }
 
 impl Builder {
@@ -346,6 +350,7 @@ impl Sandbox {
             output_per_sec: 4 << 20,
             max_threads: 256,
             system_files: true,
+            refuse_paths: false,
         }
     }
 

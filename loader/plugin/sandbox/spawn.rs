@@ -230,6 +230,7 @@ pub(super) fn parts(o: &Builder, zygote: bool) -> Result<Parts, SandboxError> {
         grants,
         max_threads: o.max_threads,
         system_files: o.system_files,
+        refuse_paths: o.refuse_paths,
     };
     let shared = Arc::new(Shared::new(region.clone(), &limits).map_err(SandboxError::Spawn)?);
     Ok(Parts {

@@ -152,7 +152,10 @@ pub(super) fn notification(shared: &Shared, listener: RawFd, pidfd: RawFd, limit
             Err(e) => respond(listener, n.id, 0, -e, 0),
         }
     } else {
-        shared.kill(pidfd, Kill::Open { path, flags });
+        let why = Kill::Open { path, flags };
+        if shared.forbidden(pidfd, nr, why, limits.refuse_paths) {
+            respond(listener, n.id, 0, -libc::EACCES, 0);
+        }
     }
 }
 
@@ -265,7 +268,10 @@ fn on_paths(shared: &Shared, listener: RawFd, n: &Notif, pidfd: RawFd, limits: &
     }
     if let Some(path) = read.iter().find(|p| !granted(&limits.grants, p, writes)) {
         let path = path.clone();
-        return shared.kill(pidfd, Kill::Path { nr, path });
+        if shared.forbidden(pidfd, nr, Kill::Path { nr, path }, limits.refuse_paths) {
+            respond(listener, n.id, 0, -libc::EACCES, 0);
+        }
+        return;
     }
     let flags = if nofollow { libc::O_NOFOLLOW } else { 0 };
     if read.iter().any(|p| leaves_grant(&limits.grants, p, flags)) {
