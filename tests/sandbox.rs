@@ -497,6 +497,34 @@ fn public_system_files_are_readable() {
         assert_eq!(link, enoent);
     }
     assert!(sysfiles_call(&mut sb, 'n', "").is_ok());
+    // Time zone libraries read the link's target for the zone's name;
+    // access is answered too, read-only.
+    let link = sysfiles_call(&mut sb, 'k', "/etc/localtime").unwrap();
+    match std::fs::read_link("/etc/localtime") {
+        Ok(target) => assert_eq!(link, format!("link {}", target.display())),
+        Err(_) => assert_eq!(link, format!("errno {}", libc::EINVAL)),
+    }
+    assert_eq!(
+        sysfiles_call(&mut sb, 'a', "/usr/share/zoneinfo/UTC").unwrap(),
+        format!("r 0 w {}", libc::EACCES)
+    );
+}
+
+/// A zygote's instances read the public system files as a spawned runner
+/// does.
+#[test]
+fn zygote_instances_read_public_system_files() {
+    let z = Sandbox::builder(plugin("sysfiles"))
+        .function("op")
+        .zygote()
+        .unwrap();
+    let mut sb = z.instance().unwrap();
+    let t = 1_751_371_200i64;
+    let got = sysfiles_call(&mut sb, 't', &t.to_string()).unwrap();
+    assert_eq!(got.rsplit_once(' ').unwrap().0, date_of(t, None));
+    // SAFETY: a plain sysconf query.
+    let onln = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    assert_eq!(sysfiles_call(&mut sb, 'n', "").unwrap(), onln.to_string());
 }
 
 /// The public system files are read-only and nothing else: /etc/passwd,

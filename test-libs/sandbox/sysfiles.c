@@ -8,7 +8,10 @@
    'l' setlocale(LC_ALL, "C.UTF-8"), then its codeset and strerror(ENOENT);
    'r' open the path given for reading: "fd" or "errno N";
    'w' open the path given for writing (must kill the runner);
-   'd' open the path given as a directory, list it: entries or "errno N".
+   'd' open the path given as a directory, list it: entries or "errno N";
+   'k' readlink of the path given: "link TARGET" or "errno N";
+   'a' access of the path given for reading, then for writing: "r X w Y",
+       each 0 or an errno.
    Answers text. */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -82,6 +85,18 @@ ptrdiff_t op(const unsigned char *in, size_t n, unsigned char *out, size_t cap) 
         while (readdir(d)) k++;
         closedir(d);
         return snprintf(o, cap, "entries %d", k);
+    }
+    case 'k': {
+        char buf[512];
+        ssize_t r = readlink(arg, buf, sizeof buf - 1);
+        if (r < 0) return snprintf(o, cap, "errno %d", errno);
+        buf[r] = 0;
+        return snprintf(o, cap, "link %s", buf);
+    }
+    case 'a': {
+        int r = access(arg, R_OK) == 0 ? 0 : errno;
+        int w = access(arg, W_OK) == 0 ? 0 : errno;
+        return snprintf(o, cap, "r %d w %d", r, w);
     }
     }
     return -22;

@@ -4,8 +4,11 @@
 //! resolves), so do access, readlink, mkdir, unlink, rmdir and rename of
 //! granted paths, a thread's `clone` goes on under the thread limit, an
 //! `fstat`-like `newfstatat` is answered from the host's own stat, an open
-//! of a public system file is done by the host (`public`), `statx` gets ENOSYS (glibc falls back), and anything else (or a
-//! call of another ABI) kills the runner, recorded as the host saw it.
+//! of a public system file is done by the host (`public`), and so are its
+//! stat, access and readlink, `statx` gets ENOSYS (glibc falls back), and
+//! anything else (or a call of another ABI) kills the runner, recorded as
+//! the host saw it (or, for a path, refused with EACCES where the host
+//! asked for that).
 //!
 //! The runner's memory (paths, the stat buffer) is read and written with
 //! `process_vm_readv`/`process_vm_writev`, so a bad pointer of the
@@ -267,6 +270,9 @@ fn on_paths(shared: &Shared, listener: RawFd, n: &Notif, pidfd: RawFd, limits: &
         return;
     }
     if let Some(path) = read.iter().find(|p| !granted(&limits.grants, p, writes)) {
+        if limits.system_files && !writes && read.len() == 1 && public::covering(path).is_some() {
+            return public_path(listener, n, path);
+        }
         let path = path.clone();
         if shared.forbidden(pidfd, nr, Kill::Path { nr, path }, limits.refuse_paths) {
             respond(listener, n.id, 0, -libc::EACCES, 0);
@@ -278,6 +284,37 @@ fn on_paths(shared: &Shared, listener: RawFd, n: &Notif, pidfd: RawFd, limits: &
         return respond(listener, n.id, 0, -libc::EACCES, 0);
     }
     respond(listener, n.id, 0, 0, FLAG_CONTINUE);
+}
+
+/// access or readlink of a public system file: answered by the host from
+/// its own resolution of the path (`public`), the link's target written
+/// into the plugin's buffer (at most its length, as readlink does).
+fn public_path(listener: RawFd, n: &Notif, path: &Path) {
+    let (nr, a) = (i64::from(n.data.nr), &n.data.args);
+    let got = match nr {
+        libc::SYS_readlink | libc::SYS_readlinkat => {
+            let (buf, len) = if nr == libc::SYS_readlink {
+                (a[1], a[2] as i32)
+            } else {
+                (a[2], a[3] as i32)
+            };
+            public::readlink(path).and_then(|t| {
+                let k = t.len().min(len.max(0) as usize);
+                match len > 0 && write_mem(n.pid as i32, buf, t.as_ptr(), k) {
+                    true => Ok(k as i64),
+                    false if len <= 0 => Err(libc::EINVAL),
+                    false => Err(libc::EFAULT),
+                }
+            })
+        }
+        libc::SYS_access => public::access(path, a[1] as i32, 0),
+        libc::SYS_faccessat2 => public::access(path, a[2] as i32, a[3] as i32),
+        _ => public::access(path, a[2] as i32, 0),
+    };
+    match got {
+        Ok(v) => respond(listener, n.id, v, 0, 0),
+        Err(e) => respond(listener, n.id, 0, -e, 0),
+    }
 }
 
 /// `clone` of a thread: it goes on while the runner has fewer than `max`

@@ -199,6 +199,45 @@ pub(super) fn open(path: &Path, flags: i32) -> Result<OwnedFd, i32> {
     openat2(libc::AT_FDCWD, &me, &how)
 }
 
+/// readlink of `path` in the set: the final link's target, read by the
+/// host from its own resolution; EINVAL where it is not a link, as the
+/// kernel answers.
+pub(super) fn readlink(path: &Path) -> Result<Vec<u8>, i32> {
+    let fd = resolve(path, true)?;
+    if fstat(&fd)?.st_mode & libc::S_IFMT != libc::S_IFLNK {
+        return Err(libc::EINVAL);
+    }
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: readlinkat with an empty path reads the link the O_PATH
+    // descriptor names, into our buffer of the length given.
+    let n = unsafe {
+        libc::readlinkat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(last_errno());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// access of `path` in the set for `mode` (AT_SYMLINK_NOFOLLOW of `flags`
+/// honoured): 0 where it resolves and reading or existence is asked, or
+/// searching a directory; EACCES for writing (the set is read-only) or
+/// executing a file.
+pub(super) fn access(path: &Path, mode: i32, flags: i32) -> Result<i64, i32> {
+    let fd = resolve(path, flags & libc::AT_SYMLINK_NOFOLLOW != 0)?;
+    let dir = fstat(&fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR;
+    if mode & libc::W_OK != 0 || (mode & libc::X_OK != 0 && !dir) {
+        return Err(libc::EACCES);
+    }
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -223,6 +262,26 @@ mod tests {
     fn files_outside_the_set_are_refused() {
         assert_eq!(open(Path::new("/etc/passwd"), 0).err(), Some(libc::EACCES));
         assert_eq!(open(Path::new("/etc/shadow"), 0).err(), Some(libc::EACCES));
+    }
+
+    #[test]
+    fn the_local_time_link_reads_and_is_read_only() {
+        let real = std::fs::read_link("/etc/localtime");
+        match real {
+            Ok(target) => assert_eq!(
+                readlink(Path::new("/etc/localtime")).ok().as_deref(),
+                Some(target.as_os_str().as_encoded_bytes())
+            ),
+            Err(_) => assert_eq!(
+                readlink(Path::new("/etc/localtime")).err(),
+                Some(libc::EINVAL)
+            ),
+        }
+        assert_eq!(access(Path::new("/etc/localtime"), libc::R_OK, 0), Ok(0));
+        assert_eq!(
+            access(Path::new("/etc/localtime"), libc::W_OK, 0),
+            Err(libc::EACCES)
+        );
     }
 
     #[test]
