@@ -440,6 +440,13 @@ const ARTIFACTS: &[Artifact] = &[
         flags: &["-Wl,-z,now,-z,relro"],
         ..LIB
     },
+    Artifact {
+        name: "libsysfiles.so",
+        sources: &["sandbox/sysfiles.c"],
+        dir: Dir::Sub("sandbox"),
+        flags: &["-Wl,-z,now,-z,relro"],
+        ..LIB
+    },
     // A DT_NEEDED with ANSI escapes in it: the stub (soname "lib<ESC>[31m
     // <ESC>[2Jred.so") exists only in $OUT_DIR/scratch, at link time.
     Artifact {

@@ -390,3 +390,313 @@ fn everyday_libc_calls_work() {
         "{set:?}"
     );
 }
+
+/// Calls `op` of the sysfiles plugin with `arg`; its answer as text.
+fn sysfiles_call(sb: &mut Sandbox, op: char, arg: &str) -> Result<String, SandboxError> {
+    let input = format!("{op}{arg}");
+    sb.call("op", input.as_bytes())
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+}
+
+/// `t` as `date` (glibc's localtime in a process of its own) shows it,
+/// with `TZ` unset or set to `tz`: "Y-m-d H:M:S offset zone".
+fn date_of(t: i64, tz: Option<&str>) -> String {
+    let mut cmd = std::process::Command::new("date");
+    match tz {
+        Some(z) => cmd.env("TZ", z),
+        None => cmd.env_remove("TZ"),
+    };
+    let out = cmd
+        .arg(format!("--date=@{t}"))
+        .arg("+%Y-%m-%d %H:%M:%S %z %Z")
+        .output()
+        .expect("date");
+    assert!(out.status.success(), "date: {out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `t` as this process's own localtime_r shows it (with the time zone of
+/// /etc/localtime when `TZ` is unset), and whether it is summer time.
+fn host_localtime(t: i64) -> String {
+    // SAFETY: `libc::tm` is plain integers and a pointer, for which all
+    // zeroes is a valid value.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let tt = t as libc::time_t;
+    // SAFETY: localtime_r writes into our local only.
+    assert!(!unsafe { libc::localtime_r(&tt, &mut tm) }.is_null());
+    let mut buf = [0u8; 128];
+    // SAFETY: strftime writes at most `buf.len()` bytes into `buf`; the
+    // format is NUL-terminated and `tm` was filled above.
+    let n = unsafe {
+        libc::strftime(
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            c"%Y-%m-%d %H:%M:%S %z %Z".as_ptr(),
+            &tm,
+        )
+    };
+    format!("{} {}", String::from_utf8_lossy(&buf[..n]), tm.tm_isdst)
+}
+
+/// An ordinary plugin gets the local time without `TZ` (glibc opens
+/// /etc/localtime, a link into /usr/share/zoneinfo, and on the second call
+/// stats it), the time of a named zone (also through posix/, whose links
+/// stay inside /usr/share/zoneinfo), the CPU counts and a UTF-8 locale: the
+/// host opens these public system files for it. Each used to kill the
+/// runner.
+#[test]
+fn public_system_files_are_readable() {
+    let mut sb = Sandbox::builder(plugin("sysfiles"))
+        .function("op")
+        .spawn()
+        .unwrap();
+    // A winter and a summer instant.
+    for t in [1_733_486_400i64, 1_751_371_200] {
+        let got = sysfiles_call(&mut sb, 't', &t.to_string()).unwrap();
+        let (shown, _dst) = got.rsplit_once(' ').unwrap();
+        assert_eq!(shown, date_of(t, None), "localtime of {t}: {got}");
+        if std::env::var_os("TZ").is_none() {
+            assert_eq!(got, host_localtime(t), "localtime of {t}");
+        }
+        for zone in ["Europe/Paris", "posix/Europe/Paris"] {
+            let got = sysfiles_call(&mut sb, 'z', &format!("{t} {zone}")).unwrap();
+            let (shown, _dst) = got.rsplit_once(' ').unwrap();
+            assert_eq!(shown, date_of(t, Some(zone)), "{zone} at {t}: {got}");
+        }
+    }
+    // SAFETY: plain sysconf queries.
+    let (onln, conf) = unsafe {
+        (
+            libc::sysconf(libc::_SC_NPROCESSORS_ONLN),
+            libc::sysconf(libc::_SC_NPROCESSORS_CONF),
+        )
+    };
+    assert!(onln >= 1);
+    assert_eq!(sysfiles_call(&mut sb, 'n', "").unwrap(), onln.to_string());
+    assert_eq!(sysfiles_call(&mut sb, 'c', "").unwrap(), conf.to_string());
+    assert_eq!(
+        sysfiles_call(&mut sb, 'l', "").unwrap(),
+        "C.UTF-8|UTF-8|No such file or directory"
+    );
+    // Listing a directory of the set; a missing file is ENOENT, as glibc
+    // expects when it probes for a locale.
+    let listed = sysfiles_call(&mut sb, 'd', "/usr/share/zoneinfo").unwrap();
+    assert!(listed.starts_with("entries "), "{listed}");
+    let enoent = format!("errno {}", libc::ENOENT);
+    assert_eq!(
+        sysfiles_call(&mut sb, 'r', "/usr/lib/locale/xx_XX.nothing/LC_CTYPE").unwrap(),
+        enoent
+    );
+    // A link that leads out of its directory of the set is EACCES, never
+    // followed (Debian's /usr/share/zoneinfo/localtime -> /etc/localtime;
+    // where it is absent, ENOENT): the runner lives on.
+    let link = sysfiles_call(&mut sb, 'r', "/usr/share/zoneinfo/localtime").unwrap();
+    if std::fs::symlink_metadata("/usr/share/zoneinfo/localtime").is_ok() {
+        assert_eq!(link, format!("errno {}", libc::EACCES));
+    } else {
+        assert_eq!(link, enoent);
+    }
+    assert!(sysfiles_call(&mut sb, 'n', "").is_ok());
+    // Time zone libraries read the link's target for the zone's name;
+    // access is answered too, read-only.
+    let link = sysfiles_call(&mut sb, 'k', "/etc/localtime").unwrap();
+    match std::fs::read_link("/etc/localtime") {
+        Ok(target) => assert_eq!(link, format!("link {}", target.display())),
+        Err(_) => assert_eq!(link, format!("errno {}", libc::EINVAL)),
+    }
+    assert_eq!(
+        sysfiles_call(&mut sb, 'a', "/usr/share/zoneinfo/UTC").unwrap(),
+        format!("r 0 w {}", libc::EACCES)
+    );
+}
+
+/// A zygote's instances read the public system files as a spawned runner
+/// does.
+#[test]
+fn zygote_instances_read_public_system_files() {
+    let z = Sandbox::builder(plugin("sysfiles"))
+        .function("op")
+        .zygote()
+        .unwrap();
+    let mut sb = z.instance().unwrap();
+    let t = 1_751_371_200i64;
+    let got = sysfiles_call(&mut sb, 't', &t.to_string()).unwrap();
+    assert_eq!(got.rsplit_once(' ').unwrap().0, date_of(t, None));
+    // SAFETY: a plain sysconf query.
+    let onln = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    assert_eq!(sysfiles_call(&mut sb, 'n', "").unwrap(), onln.to_string());
+}
+
+/// The public system files are read-only and nothing else: /etc/passwd,
+/// /etc/shadow (also named through `..` from a directory of the set), a
+/// directory next to the CPU lists, and a write open of a file of the set
+/// each kill the runner as a forbidden open, the path named.
+#[test]
+fn only_public_system_files_are_readable() {
+    let mut sb = Sandbox::builder(plugin("sysfiles"))
+        .function("op")
+        .spawn()
+        .unwrap();
+    for (op, arg, path, writes) in [
+        ('r', "/etc/passwd", "/etc/passwd", false),
+        ('r', "/etc/shadow", "/etc/shadow", false),
+        (
+            'r',
+            "/usr/share/zoneinfo/../../../etc/passwd",
+            "/etc/passwd",
+            false,
+        ),
+        (
+            'd',
+            "/sys/devices/system/cpu",
+            "/sys/devices/system/cpu",
+            false,
+        ),
+        ('w', "/etc/localtime", "/etc/localtime", true),
+        (
+            'w',
+            "/usr/share/zoneinfo/UTC",
+            "/usr/share/zoneinfo/UTC",
+            true,
+        ),
+    ] {
+        let got = sysfiles_call(&mut sb, op, arg);
+        match &got {
+            Err(SandboxError::ForbiddenOpen { path: p, flags }) => {
+                assert_eq!(p, std::path::Path::new(path), "{op}{arg}");
+                assert_eq!(flags & libc::O_RDWR != 0, writes, "{op}{arg}: {flags:#o}");
+            }
+            _ => panic!("{op}{arg}: {got:?}"),
+        }
+        sb.restart().unwrap();
+    }
+}
+
+/// With `system_files(false)` the runner reads none of them: localtime
+/// without `TZ` kills it, as before the set existed.
+#[test]
+fn system_files_off_kills_as_before() {
+    let mut sb = Sandbox::builder(plugin("sysfiles"))
+        .function("op")
+        .system_files(false)
+        .spawn()
+        .unwrap();
+    let got = sysfiles_call(&mut sb, 't', "0");
+    assert!(
+        matches!(&got, Err(SandboxError::ForbiddenOpen { path, .. }) if path == std::path::Path::new("/etc/localtime")),
+        "{got:?}"
+    );
+    sb.restart().unwrap();
+    let got = sysfiles_call(&mut sb, 'n', "");
+    assert!(
+        matches!(&got, Err(SandboxError::ForbiddenOpen { path, .. })
+            if path == std::path::Path::new("/sys/devices/system/cpu/online")),
+        "{got:?}"
+    );
+}
+
+/// With `refuse_forbidden_paths` an open of a path no grant covers fails
+/// with EACCES and the host records it, as it read it, instead of killing
+/// the runner: /etc/passwd, /etc/shadow and a write open of /etc/localtime
+/// are refused and recorded in order, and the same runner serves on. By
+/// default the same open kills it.
+#[test]
+fn forbidden_opens_can_fail_instead_of_killing() {
+    let mut sb = Sandbox::builder(plugin("sysfiles"))
+        .function("op")
+        .refuse_forbidden_paths()
+        .spawn()
+        .unwrap();
+    let pid = sb.pid();
+    let eacces = format!("errno {}", libc::EACCES);
+    for path in ["/etc/passwd", "/etc/shadow"] {
+        assert_eq!(sysfiles_call(&mut sb, 'r', path).unwrap(), eacces);
+    }
+    assert_eq!(
+        sysfiles_call(&mut sb, 'w', "/etc/localtime").unwrap(),
+        format!("opened for writing: -1 {eacces}")
+    );
+    let got = sb.take_refused();
+    assert_eq!(got.dropped, 0);
+    let seen: Vec<_> = got
+        .calls
+        .iter()
+        .map(|r| {
+            (
+                r.nr,
+                r.path.display().to_string(),
+                r.flags & libc::O_ACCMODE,
+            )
+        })
+        .collect();
+    let openat = libc::SYS_openat;
+    assert_eq!(
+        seen,
+        [
+            (openat, "/etc/passwd".to_string(), libc::O_RDONLY),
+            (openat, "/etc/shadow".to_string(), libc::O_RDONLY),
+            (openat, "/etc/localtime".to_string(), libc::O_RDWR),
+        ]
+    );
+    assert_eq!(sb.take_refused(), Default::default());
+    // The public files still work, and the runner is the same one.
+    assert!(sysfiles_call(&mut sb, 't', "0").is_ok());
+    assert_eq!(sb.pid(), pid);
+
+    let mut sb = Sandbox::builder(plugin("sysfiles"))
+        .function("op")
+        .spawn()
+        .unwrap();
+    let got = sysfiles_call(&mut sb, 'r', "/etc/passwd");
+    assert!(
+        matches!(&got, Err(SandboxError::ForbiddenOpen { .. })),
+        "{got:?}"
+    );
+    assert_eq!(sb.take_refused(), Default::default());
+}
+
+/// `refuse_forbidden_paths` covers the other calls on paths too (access,
+/// unlink of a path no grant covers: EACCES, recorded with their call
+/// numbers), and keeps at most `Refusals::KEPT` records, counting the
+/// rest.
+#[test]
+fn refused_paths_are_recorded_and_bounded() {
+    let mut sb = Sandbox::builder(plugin("atk_escape"))
+        .function("fileop")
+        .refuse_forbidden_paths()
+        .spawn()
+        .unwrap();
+    for op in ["a", "u"] {
+        let got = sb.call("fileop", format!("{op}/etc/passwd").as_bytes());
+        let want = format!("-{}", libc::EACCES);
+        assert_eq!(got.unwrap(), want.as_bytes(), "{op}");
+    }
+    let got = sb.take_refused();
+    let seen: Vec<_> = got.calls.iter().map(|r| (r.nr, r.path.clone())).collect();
+    let passwd = std::path::PathBuf::from("/etc/passwd");
+    assert_eq!(
+        seen,
+        [
+            (libc::SYS_access, passwd.clone()),
+            (libc::SYS_unlink, passwd)
+        ]
+    );
+    assert!(std::path::Path::new("/etc/passwd").exists());
+
+    let mut sb = Sandbox::builder(plugin("sysfiles"))
+        .function("op")
+        .refuse_forbidden_paths()
+        .spawn()
+        .unwrap();
+    let kept = minld::sandbox::Refusals::KEPT;
+    for i in 0..kept + 6 {
+        let got = sysfiles_call(&mut sb, 'r', &format!("/etc/nothing-{i}")).unwrap();
+        assert_eq!(got, format!("errno {}", libc::EACCES));
+    }
+    let got = sb.take_refused();
+    assert_eq!((got.calls.len(), got.dropped), (kept, 6));
+    assert_eq!(
+        got.calls[kept - 1].path,
+        std::path::Path::new(&format!("/etc/nothing-{}", kept - 1))
+    );
+}

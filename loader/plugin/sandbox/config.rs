@@ -142,3 +142,15 @@ pub(super) fn kept_env(name: &std::ffi::OsStr) -> bool {
             | b"MINLD_DEBUG"
     ) || name.starts_with(b"LC_")
 }
+
+impl Config {
+    /// The configuration the runner reads, from the builder's options.
+    pub(super) fn for_builder(o: &super::Builder) -> Vec<u8> {
+        let grants: Vec<(String, Access)> = o
+            .grants
+            .iter()
+            .map(|(p, a)| (p.display().to_string(), *a))
+            .collect();
+        encode(&o.path, &o.names, &grants, &o.shared)
+    }
+}

@@ -22,8 +22,10 @@
 //! system call stops in the kernel and is handed to the host (a seccomp
 //! user notification): it lets calls on granted paths and new threads
 //! (up to [`Builder::max_threads`]) go on and kills the runner for
-//! anything else, naming the call as the kernel reported it. Landlock is required unless the host opts out
-//! ([`Builder::allow_without_landlock`]).
+//! anything else, naming the call as the kernel reported it; an open of
+//! a public system file ([`SYSTEM_FILES`]) the host does itself; a path
+//! no grant covers can get EACCES instead ([`Builder::refuse_forbidden_paths`]). Landlock
+//! is required unless the host opts out ([`Builder::allow_without_landlock`]).
 //!
 //! What the host reports is what it observed: the signal from `waitid`,
 //! the system call from the notification, CPU time from its clocks, the
@@ -53,6 +55,7 @@ mod error;
 mod fail;
 mod forks;
 mod landlock;
+mod refuse;
 mod runner;
 mod seccomp;
 mod shm;
@@ -71,7 +74,7 @@ pub use buffer::Buffer;
 pub use error::SandboxError;
 pub use landlock::abi as landlock_abi;
 pub use seccomp::ALLOWED as SECCOMP_ALLOWED;
-pub use watch::{Output, SyscallAbi};
+pub use watch::{Output, Refusal, Refusals, SyscallAbi, SYSTEM_FILES};
 pub use zygote::Zygote;
 
 use config::Config;
@@ -169,6 +172,10 @@ pub struct Builder {
     output_per_sec: u64,
     /// Threads the runner may have.
     max_threads: usize,
+    /// Whether the public system files are readable ([`SYSTEM_FILES`]).
+    system_files: bool,
+    /// Whether a path no grant covers gets EACCES rather than a kill.
+    refuse_paths: bool,
 }
 
 impl Builder {
@@ -342,6 +349,8 @@ impl Sandbox {
             output_per_call: 64 << 10,
             output_per_sec: 4 << 20,
             max_threads: 256,
+            system_files: true,
+            refuse_paths: false,
         }
     }
 
@@ -584,16 +593,4 @@ impl Drop for Sandbox {
 /// A deadline `d` from now; None when it lies past what `Instant` holds.
 fn deadline(d: Duration) -> Option<Instant> {
     Instant::now().checked_add(d)
-}
-
-impl Config {
-    /// The configuration the runner reads, from the builder's options.
-    fn for_builder(o: &Builder) -> Vec<u8> {
-        let grants: Vec<(String, landlock::Access)> = o
-            .grants
-            .iter()
-            .map(|(p, a)| (p.display().to_string(), *a))
-            .collect();
-        config::encode(&o.path, &o.names, &grants, &o.shared)
-    }
 }

@@ -229,6 +229,8 @@ pub(super) fn parts(o: &Builder, zygote: bool) -> Result<Parts, SandboxError> {
         output_per_sec: o.output_per_sec,
         grants,
         max_threads: o.max_threads,
+        system_files: o.system_files,
+        refuse_paths: o.refuse_paths,
     };
     let shared = Arc::new(Shared::new(region.clone(), &limits).map_err(SandboxError::Spawn)?);
     Ok(Parts {

@@ -6,7 +6,10 @@
 //! - it holds the seccomp listener: every call the serving filter does
 //!   not allow stops in the kernel and comes here, with its number, ABI
 //!   and arguments. A granted `openat` (and access, readlink, mkdir,
-//!   unlink, rmdir, rename) goes on; a thread's `clone` goes on under the
+//!   unlink, rmdir, rename) goes on; an open or stat of a public system
+//!   file (`public`) is done by the host itself; one of a path no grant
+//!   covers kills the runner, or gets EACCES and is recorded where the
+//!   host asked for that; a thread's `clone` goes on under the
 //!   thread limit; an `fstat`-like `newfstatat` is answered here;
 //!   anything else kills the runner, and the call is recorded as the host
 //!   saw it;
@@ -37,9 +40,11 @@ use super::shm::Region;
 
 mod cpu;
 mod notify;
+mod public;
 
 use cpu::Ledger;
 use notify::notification;
+pub use public::SYSTEM_FILES;
 
 /// The ABI a refused system call came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +109,42 @@ pub(super) enum Ended {
     Signaled(i32),
 }
 
+/// A call on a path no grant covers that the host answered with EACCES
+/// instead of killing the runner (`Builder::refuse_forbidden_paths`), as
+/// the host read it from the stopped call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The system call's number (x86-64): `open`, `openat`, `access`...
+    pub nr: i64,
+    /// The path, made absolute and folded (the first one no grant covers).
+    pub path: PathBuf,
+    /// The open flags (0 for the calls that are not opens).
+    pub flags: i32,
+}
+
+/// The calls refused with EACCES since the host last took them.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Refusals {
+    /// The first [`Refusals::KEPT`] of them, in order.
+    pub calls: Vec<Refusal>,
+    /// How many more there were (counted, not kept).
+    pub dropped: u64,
+}
+
+impl Refusals {
+    /// How many refusals are kept until the host takes them.
+    pub const KEPT: usize = 64;
+
+    /// Records one (kept while there is room, else counted).
+    pub(super) fn record(&mut self, r: Refusal) {
+        if self.calls.len() < Self::KEPT {
+            self.calls.push(r);
+        } else {
+            self.dropped += 1;
+        }
+    }
+}
+
 /// What the plugin wrote to its stdout and stderr.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Output {
@@ -124,6 +165,8 @@ pub(super) struct Observed {
     pub(super) ended: Option<Ended>,
     /// What it printed, until the host takes it.
     pub(super) output: Output,
+    /// Calls on paths refused with EACCES, until the host takes them.
+    pub(super) refused: Refusals,
 }
 
 /// Limits the watcher enforces.
@@ -141,6 +184,12 @@ pub(super) struct Limits {
     pub(super) grants: Vec<(PathBuf, Access)>,
     /// Threads the runner may have (a clone beyond gets EAGAIN).
     pub(super) max_threads: usize,
+    /// Whether the runner may read the public system files
+    /// ([`SYSTEM_FILES`]), opened for it by the host.
+    pub(super) system_files: bool,
+    /// Whether a call on a path no grant covers gets EACCES (recorded)
+    /// rather than killing the runner.
+    pub(super) refuse_paths: bool,
 }
 
 /// Between the sandbox and its watcher.
@@ -233,6 +282,30 @@ impl Shared {
         let one: u64 = 1;
         // SAFETY: an 8-byte write to our eventfd.
         unsafe { libc::write(self.wake.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    /// The call `nr` on a path no grant covers, `why` as a kill would name
+    /// it: with `refuse_paths` recorded, to be answered EACCES (true), else
+    /// the runner is killed (false).
+    pub(super) fn forbidden(&self, pidfd: RawFd, nr: i64, why: Kill, refuse_paths: bool) -> bool {
+        let refusal = match (&why, refuse_paths) {
+            (Kill::Open { path, flags }, true) => Refusal {
+                nr,
+                path: path.clone(),
+                flags: *flags,
+            },
+            (Kill::Path { path, .. }, true) => Refusal {
+                nr,
+                path: path.clone(),
+                flags: 0,
+            },
+            _ => {
+                self.kill(pidfd, why);
+                return false;
+            }
+        };
+        self.observed().refused.record(refusal);
+        true
     }
 
     /// Records why the host kills the runner (the first reason stays),

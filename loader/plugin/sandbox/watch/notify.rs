@@ -2,9 +2,13 @@
 //! filter does not allow stops in the kernel and is decided here. A granted
 //! `open`/`openat` goes on (Landlock then judges the path the kernel really
 //! resolves), so do access, readlink, mkdir, unlink, rmdir and rename of
-//! granted paths, a thread's `clone` goes on under the thread limit, an `fstat`-like `newfstatat` is answered from the host's own
-//! stat, `statx` gets ENOSYS (glibc falls back), and anything else (or a
-//! call of another ABI) kills the runner, recorded as the host saw it.
+//! granted paths, a thread's `clone` goes on under the thread limit, an
+//! `fstat`-like `newfstatat` is answered from the host's own stat, an open
+//! of a public system file is done by the host (`public`), and so are its
+//! stat, access and readlink, `statx` gets ENOSYS (glibc falls back), and
+//! anything else (or a call of another ABI) kills the runner, recorded as
+//! the host saw it (or, for a path, refused with EACCES where the host
+//! asked for that).
 //!
 //! The runner's memory (paths, the stat buffer) is read and written with
 //! `process_vm_readv`/`process_vm_writev`, so a bad pointer of the
@@ -15,6 +19,7 @@ use std::path::{Component, Path, PathBuf};
 
 use super::super::landlock::Access;
 use super::super::seccomp::is_thread_clone;
+use super::public::{self, last_errno, openat2, OpenHow, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
 use super::{Kill, Limits, Shared, SyscallAbi};
 
 // The seccomp user-notification interface (linux/seccomp.h).
@@ -144,8 +149,59 @@ pub(super) fn notification(shared: &Shared, listener: RawFd, pidfd: RawFd, limit
         }
         // Landlock decides for real, on the path the kernel resolves.
         respond(listener, n.id, 0, 0, FLAG_CONTINUE);
+    } else if limits.system_files && !writes && public::covering(&path).is_some() {
+        match public::open(&path, flags) {
+            Ok(fd) => add_fd(listener, n.id, &fd, flags),
+            Err(e) => respond(listener, n.id, 0, -e, 0),
+        }
     } else {
-        shared.kill(pidfd, Kill::Open { path, flags });
+        let why = Kill::Open { path, flags };
+        if shared.forbidden(pidfd, nr, why, limits.refuse_paths) {
+            respond(listener, n.id, 0, -libc::EACCES, 0);
+        }
+    }
+}
+
+/// `struct seccomp_notif_addfd`: a descriptor of the host's to install in
+/// the stopped thread's process.
+#[repr(C)]
+struct NotifAddfd {
+    /// The notification's id.
+    id: u64,
+    /// `ADDFD_FLAG_SEND`: install it and answer the call with its number.
+    flags: u32,
+    /// The host's descriptor.
+    srcfd: u32,
+    /// The number wanted in the runner (0: the lowest free, as open).
+    newfd: u32,
+    /// `O_CLOEXEC` or 0.
+    newfd_flags: u32,
+}
+/// `SECCOMP_IOCTL_NOTIF_ADDFD`.
+const NOTIF_ADDFD: libc::c_ulong = 0x4018_2103;
+/// `SECCOMP_ADDFD_FLAG_SEND`.
+const ADDFD_FLAG_SEND: u32 = 1 << 1;
+
+/// Answers an open with the host's own descriptor `fd` of the file, put
+/// into the runner at its lowest free number (close-on-exec if the
+/// plugin's `flags` asked for it), as the open's result; the runner's own
+/// error (EMFILE with its table full) where that fails.
+fn add_fd(listener: RawFd, id: u64, fd: &OwnedFd, flags: i32) {
+    let add = NotifAddfd {
+        id,
+        flags: ADDFD_FLAG_SEND,
+        srcfd: fd.as_raw_fd() as u32,
+        newfd: 0,
+        newfd_flags: (flags & libc::O_CLOEXEC) as u32,
+    };
+    // SAFETY: the documented ioctl with a valid struct; it fails harmlessly
+    // if the thread is gone.
+    let rc = unsafe { libc::ioctl(listener, NOTIF_ADDFD, &add as *const NotifAddfd) };
+    if rc < 0 {
+        let e = last_errno();
+        if e != libc::ENOENT {
+            respond(listener, id, 0, -e, 0);
+        }
     }
 }
 
@@ -214,14 +270,51 @@ fn on_paths(shared: &Shared, listener: RawFd, n: &Notif, pidfd: RawFd, limits: &
         return;
     }
     if let Some(path) = read.iter().find(|p| !granted(&limits.grants, p, writes)) {
+        if limits.system_files && !writes && read.len() == 1 && public::covering(path).is_some() {
+            return public_path(listener, n, path);
+        }
         let path = path.clone();
-        return shared.kill(pidfd, Kill::Path { nr, path });
+        if shared.forbidden(pidfd, nr, Kill::Path { nr, path }, limits.refuse_paths) {
+            respond(listener, n.id, 0, -libc::EACCES, 0);
+        }
+        return;
     }
     let flags = if nofollow { libc::O_NOFOLLOW } else { 0 };
     if read.iter().any(|p| leaves_grant(&limits.grants, p, flags)) {
         return respond(listener, n.id, 0, -libc::EACCES, 0);
     }
     respond(listener, n.id, 0, 0, FLAG_CONTINUE);
+}
+
+/// access or readlink of a public system file: answered by the host from
+/// its own resolution of the path (`public`), the link's target written
+/// into the plugin's buffer (at most its length, as readlink does).
+fn public_path(listener: RawFd, n: &Notif, path: &Path) {
+    let (nr, a) = (i64::from(n.data.nr), &n.data.args);
+    let got = match nr {
+        libc::SYS_readlink | libc::SYS_readlinkat => {
+            let (buf, len) = if nr == libc::SYS_readlink {
+                (a[1], a[2] as i32)
+            } else {
+                (a[2], a[3] as i32)
+            };
+            public::readlink(path).and_then(|t| {
+                let k = t.len().min(len.max(0) as usize);
+                match len > 0 && write_mem(n.pid as i32, buf, t.as_ptr(), k) {
+                    true => Ok(k as i64),
+                    false if len <= 0 => Err(libc::EINVAL),
+                    false => Err(libc::EFAULT),
+                }
+            })
+        }
+        libc::SYS_access => public::access(path, a[1] as i32, 0),
+        libc::SYS_faccessat2 => public::access(path, a[2] as i32, a[3] as i32),
+        _ => public::access(path, a[2] as i32, 0),
+    };
+    match got {
+        Ok(v) => respond(listener, n.id, v, 0, 0),
+        Err(e) => respond(listener, n.id, 0, -e, 0),
+    }
 }
 
 /// `clone` of a thread: it goes on while the runner has fewer than `max`
@@ -260,7 +353,7 @@ fn stat(listener: RawFd, n: &Notif, pidfd: RawFd, limits: &Limits) {
     let st = match raw.as_deref() {
         Some(b"") if flags & libc::AT_EMPTY_PATH != 0 => fstat_of(pidfd, dirfd),
         Some(_) => match read_path(tid, dirfd, path_at) {
-            Some(p) => stat_beneath(&limits.grants, &p, flags),
+            Some(p) => stat_path(limits, &p, flags),
             None => Err(libc::EFAULT),
         },
         None => Err(libc::EFAULT),
@@ -305,21 +398,19 @@ fn fstat_of(pidfd: RawFd, fd: i32) -> Result<libc::stat, i32> {
     Ok(st)
 }
 
-/// `struct open_how` of openat2(2).
-#[repr(C)]
-struct OpenHow {
-    /// The open flags.
-    flags: u64,
-    /// The creation mode (none here).
-    mode: u64,
-    /// `RESOLVE_*` flags.
-    resolve: u64,
+/// The host's stat of `path` for the runner: beneath a grant
+/// ([`stat_beneath`]), else in the public system files when they are on
+/// (resolved as their open is), else EACCES.
+fn stat_path(limits: &Limits, path: &Path, flags: i32) -> Result<libc::stat, i32> {
+    if !granted(&limits.grants, path, false)
+        && limits.system_files
+        && public::covering(path).is_some()
+    {
+        let fd = public::resolve(path, flags & libc::AT_SYMLINK_NOFOLLOW != 0)?;
+        return public::fstat(&fd);
+    }
+    stat_beneath(&limits.grants, path, flags)
 }
-/// `RESOLVE_NO_MAGICLINKS`: no `/proc/<pid>/fd/N`-like links.
-const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-/// `RESOLVE_BENEATH`: the walk never leaves the starting directory (no
-/// absolute link, no `..` above it).
-const RESOLVE_BENEATH: u64 = 0x08;
 
 /// The host's own stat of `path` (not following a final symlink with
 /// AT_SYMLINK_NOFOLLOW), resolved by the kernel [`beneath`] a grant: a
@@ -333,14 +424,7 @@ fn stat_beneath(grants: &[(PathBuf, Access)], path: &Path, flags: i32) -> Result
             libc::EXDEV => libc::EACCES,
             e => e,
         })?;
-    // SAFETY: `libc::stat` is plain integers, for which all zeroes is a
-    // valid value.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: fstat writes at most one `stat` into the local it is given.
-    if unsafe { libc::fstat(fd.as_raw_fd(), &mut st) } != 0 {
-        return Err(last_errno());
-    }
-    Ok(st)
+    public::fstat(&fd)
 }
 
 /// Whether an open of `path` (with open flags `flags`; O_NOFOLLOW the
@@ -357,13 +441,6 @@ fn leaves_grant(grants: &[(PathBuf, Access)], path: &Path, flags: i32) -> bool {
             .is_some_and(|dir| matches!(beneath(grants, dir, false), Err(libc::EXDEV))),
         _ => false,
     }
-}
-
-/// The errno of the last failed call.
-fn last_errno() -> i32 {
-    std::io::Error::last_os_error()
-        .raw_os_error()
-        .unwrap_or(libc::EIO)
 }
 
 /// An `O_PATH` descriptor of `path` (the final link itself with
@@ -384,11 +461,8 @@ fn beneath(grants: &[(PathBuf, Access)], path: &Path, nofollow: bool) -> Result<
     } else {
         rel
     };
-    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_encoded_bytes());
-    let (dir, rel) = (
-        c(grant).map_err(|_| libc::EINVAL)?,
-        c(rel).map_err(|_| libc::EINVAL)?,
-    );
+    let dir =
+        std::ffi::CString::new(grant.as_os_str().as_encoded_bytes()).map_err(|_| libc::EINVAL)?;
     // SAFETY: a NUL-terminated path that outlives the call.
     let dirfd = unsafe {
         libc::open(
@@ -407,22 +481,7 @@ fn beneath(grants: &[(PathBuf, Access)], path: &Path, nofollow: bool) -> Result<
         mode: 0,
         resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
     };
-    // SAFETY: openat2 reads the NUL-terminated `rel` and the `open_how`
-    // of the size given, both locals that outlive the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dirfd.as_raw_fd(),
-            rel.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        return Err(last_errno());
-    }
-    // SAFETY: a fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    openat2(dirfd.as_raw_fd(), rel, &how)
 }
 
 /// The notification still stands for the same thread (not a recycled id).
