@@ -1,9 +1,10 @@
 //! Two questions a drop-in `libdl` (the `minld-preload` crate) asks about
 //! minld's objects besides those of [`crate::api::objects`]:
 //! - what a backtrace printer needs about an address
-//!   ([`frame_object_at`]), answered without allocating and without the
-//!   loader lock, as `backtrace_symbols_fd` must be (it is called from
-//!   signal handlers and after the heap is damaged);
+//!   ([`frame_object_at`]), answered without allocating, without the
+//!   loader lock and without waiting for the index of objects, as
+//!   `backtrace_symbols_fd` must be (it is called from signal handlers
+//!   and after the heap is damaged);
 //! - the directories a search for one object's dependencies tries
 //!   ([`dependency_search_path`]), for `dlinfo`'s `RTLD_DI_SERINFO`.
 
@@ -32,9 +33,14 @@ impl std::fmt::Debug for FrameObject {
 }
 
 /// The object minld loaded whose mapping contains `addr`; nothing is
-/// allocated.
+/// allocated and nothing waited for: None also while minld's index of
+/// objects is being changed (a load or unload at that moment, on another
+/// thread or on this one, interrupted), so a signal handler never
+/// deadlocks here; the caller then prints the frame as glibc would. One
+/// limit remains: if another thread closes the library during the call,
+/// dropping the returned value may be what unmaps it.
 pub fn frame_object_at(addr: usize) -> Option<FrameObject> {
-    live::object_at(addr).map(|object| FrameObject { object })
+    live::try_object_at(addr).map(|object| FrameObject { object })
 }
 
 impl FrameObject {

@@ -15,8 +15,10 @@
 //! the strings), which the caller frees with one `free`, as glibc's.
 //! `backtrace_symbols_fd` allocates nothing (it is called from signal
 //! handlers and after the heap is damaged): minld's frames are described
-//! from [`minld::frame_object_at`], which neither allocates nor takes the
-//! loader's lock, and written from buffers on the stack.
+//! from [`minld::frame_object_at`], which neither allocates, nor takes the
+//! loader's lock, nor waits for minld's index of objects (while a load or
+//! unload changes it, a frame is printed as glibc prints it), and written
+//! from buffers on the stack.
 
 use std::ffi::{c_char, c_int, c_void};
 use std::io::Write as _;
