@@ -135,7 +135,7 @@ mod tests {
     /// index gets None at once instead of waiting for itself forever.
     #[test]
     fn asking_while_the_index_changes_does_not_wait() {
-        let addr = asking_while_the_index_changes_does_not_wait as usize;
+        let addr = asking_while_the_index_changes_does_not_wait as fn() as usize;
         let held = LIVE.write().unwrap_or_else(|p| p.into_inner());
         assert!(try_object_at(addr).is_none());
         drop(held);
