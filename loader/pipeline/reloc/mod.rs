@@ -177,15 +177,15 @@ pub(crate) fn relocate(
     // The rest, without reading the run's entries again.
     let rest = d.rela.slice(run, d.rela.len().saturating_sub(run));
     for rela in rest.iter().flat_map(|t| t.iter()) {
-        if !pass.bound_word(&rela, &mut stats) {
-            pass.apply(&rela, cx, &mut stats)?;
-        }
+        pass.bind(&rela, cx, &mut stats)?;
     }
     pass.in_jmprel = true;
     for rela in d.jmprel.iter() {
         // A lazily bound JUMP_SLOT is the switch's.
-        if cx.lazy || !pass.bound_word(&rela, &mut stats) {
+        if cx.lazy {
             pass.apply(&rela, cx, &mut stats)?;
+        } else {
+            pass.bind(&rela, cx, &mut stats)?;
         }
     }
     // The object's own TLS references, once its image is relocated, and
@@ -461,39 +461,6 @@ impl<'o> Pass<'o> {
         }
     }
 
-    /// The common case ahead of the switch: an R_X86_64_64, GLOB_DAT or
-    /// JUMP_SLOT (bound now) naming a symbol already resolved to a
-    /// definition that is not an ifunc, whose target lies in the range the
-    /// last one did: the word is written, true returned. Anything else
-    /// (false) goes through [`Pass::apply`], which also makes every error.
-    #[inline]
-    fn bound_word(&self, rela: &goblin::elf64::reloc::Rela, stats: &mut RelocStats) -> bool {
-        use crate::base::relocs::r;
-        let (symi, t) = split_info(rela.r_info);
-        if !matches!(t, r::R64 | r::GLOB_DAT | r::JUMP_SLOT) {
-            return false;
-        }
-        let Some(def) = self
-            .cache
-            .get(symi)
-            .filter(|&&i| i != 0)
-            .and_then(|&i| self.defs.get(i as usize - 1))
-            .and_then(Option::as_ref)
-        else {
-            return false;
-        };
-        if def.kind == goblin::elf::sym::STT_GNU_IFUNC || symi == 0 {
-            return false;
-        }
-        let addr = self.bias.wrapping_add(rela.r_offset as usize);
-        let Some(slot) = Slot::within(self.hot.get(), addr, 8) else {
-            return false;
-        };
-        slot.write64((def.value as u64).wrapping_add(rela.r_addend as u64));
-        stats.symbolic += 1;
-        true
-    }
-
     /// Relocation's caller of the one resolution (`resolve`), with a cache
     /// per symbol index: what symbol `symi` of the object binds to. None:
     /// a weak reference nobody defines (its value is 0).
@@ -518,7 +485,6 @@ impl<'o> Pass<'o> {
 
     /// [`Pass::resolve`] for a symbol not looked up yet: the walk of the
     /// scope, its result cached.
-    #[inline(never)]
     fn resolve_first(
         &mut self,
         symi: usize,
@@ -527,6 +493,22 @@ impl<'o> Pass<'o> {
         cx: &mut Context<'_>,
         stats: &mut RelocStats,
     ) -> Result<Option<Def>, Error> {
+        let at = self.look_up(symi, t, off, cx, stats)?;
+        Ok(self.defs.get(at).copied().flatten())
+    }
+
+    /// The walk of the scope for symbol `symi`, not looked up yet: its
+    /// definition's position in `defs`, where it is kept (and `cache`
+    /// points).
+    #[inline(never)]
+    fn look_up(
+        &mut self,
+        symi: usize,
+        t: u32,
+        off: u64,
+        cx: &mut Context<'_>,
+        stats: &mut RelocStats,
+    ) -> Result<usize, Error> {
         let r = resolve::Reference::of(self.obj, symi, |what| self.err(t, off, what))?;
         let mut resolver = resolve::Resolver {
             scope: resolve::Scope::Refs {
@@ -548,11 +530,11 @@ impl<'o> Pass<'o> {
             Some(d) => Some(d),
             None => r.undefined(cx.lazy && t == crate::base::relocs::r::JUMP_SLOT)?,
         };
+        self.defs.push(def);
         if let Some(slot) = self.cache.get_mut(symi) {
-            self.defs.push(def);
             *slot = u32::try_from(self.defs.len()).unwrap_or(0);
         }
-        Ok(def)
+        Ok(self.defs.len() - 1)
     }
 }
 
