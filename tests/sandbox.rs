@@ -72,16 +72,22 @@ fn open_is_refused_and_named() {
 
 #[test]
 fn endless_loop_is_killed_at_the_timeout() {
+    // The CPU budget of a call defaults to the timeout, and the host's own
+    // work for the runner is charged to it too: the budget could stop the
+    // loop a moment before the timeout does. This test is about the
+    // timeout, so the budget is set far above it.
     let mut sb = Sandbox::builder(plugin("loop"))
         .function("run")
         .timeout(Duration::from_millis(300))
+        .cpu_budget(Duration::from_secs(60), Duration::from_secs(1))
         .spawn()
         .unwrap();
     let t = Instant::now();
     // The loop never returns: the call ends only because the host stops
     // it, and not before its timeout. (No upper bound: a test never fails
     // on a timing, and a busy machine may take the host long to wake.)
-    assert!(matches!(sb.call("run", b""), Err(SandboxError::Timeout(_))));
+    let got = sb.call("run", b"");
+    assert!(matches!(got, Err(SandboxError::Timeout(_))), "{got:?}");
     assert!(
         t.elapsed() >= Duration::from_millis(300),
         "stopped before its timeout: {:?}",
