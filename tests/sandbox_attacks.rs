@@ -818,12 +818,13 @@ fn inner_host() {
             ),
             Err(e) => format!("spawn failed: {e}"),
         },
-        // Hole 12j: no Landlock (opted in), a grant holding a link to /etc.
+        // Hole 12j: no Landlock (opted in), a grant holding a link `a` to
+        // /etc, read through and past it (review finding 1: `a/..` is /etc/..).
         "nolandlock-link" => {
             let dir = scratch("nolandlock-link");
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir).unwrap();
-            std::os::unix::fs::symlink("/etc", dir.join("etc")).unwrap();
+            std::os::unix::fs::symlink("/etc", dir.join("a")).unwrap();
             std::fs::write(dir.join("mine"), b"granted").unwrap();
             let mut sb = builder("atk_escape")
                 .function("readfile")
@@ -835,13 +836,52 @@ fn inner_host() {
                 sb.call("readfile", p.as_os_str().as_encoded_bytes())
                     .map(|v| String::from_utf8_lossy(&v[..v.len().min(40)]).into_owned())
             };
-            let (mine, passwd) = (read(dir.join("mine")), read(dir.join("etc/passwd")));
+            let mine = read(dir.join("mine"));
+            let (passwd, dotdot) = (
+                read(dir.join("a/passwd")),
+                read(dir.join("a/../etc/passwd")),
+            );
             let _ = std::fs::remove_dir_all(&dir);
             let wanted = std::fs::read("/etc/passwd").unwrap();
-            let leaked = passwd
-                .as_ref()
-                .is_ok_and(|p| wanted.starts_with(p.as_bytes()) && !p.is_empty());
-            format!("mine {mine:?}; passwd leaked {leaked}: {passwd:?}")
+            let leaked = |got: &Result<String, SandboxError>| {
+                got.as_ref()
+                    .is_ok_and(|p| wanted.starts_with(p.as_bytes()) && !p.is_empty())
+            };
+            format!(
+                "mine {mine:?}; passwd leaked {}: {passwd:?}; after `..` leaked {}: {dotdot:?}",
+                leaked(&passwd),
+                leaked(&dotdot)
+            )
+        }
+        // Review finding 2: no Landlock (opted in), a read-write grant
+        // nested in a read-only one, and a link from it into the other.
+        "nolandlock-nested" => {
+            let base = scratch("nolandlock-nested");
+            let _ = std::fs::remove_dir_all(&base);
+            std::fs::create_dir_all(base.join("w")).unwrap();
+            std::fs::create_dir_all(base.join("ro")).unwrap();
+            std::fs::write(base.join("ro/x"), b"keep").unwrap();
+            std::fs::write(base.join("w/own"), b"mine").unwrap();
+            std::os::unix::fs::symlink("../ro", base.join("w/l")).unwrap();
+            let mut sb = builder("atk_escape")
+                .function("fileop")
+                .read_only(&base)
+                .read_write(base.join("w"))
+                .allow_without_landlock()
+                .spawn()
+                .unwrap();
+            let mut op = |op: u8, p: PathBuf| {
+                let mut input = vec![op];
+                input.extend_from_slice(p.as_os_str().as_encoded_bytes());
+                sb.call("fileop", &input)
+                    .map(|v| String::from_utf8_lossy(&v).into_owned())
+            };
+            let through = op(b'u', base.join("w/l/x"));
+            let dotdot = op(b'u', base.join("w/l/../ro/x"));
+            let own = op(b'u', base.join("w/own"));
+            let kept = base.join("ro/x").exists();
+            let _ = std::fs::remove_dir_all(&base);
+            format!("through {through:?}; after `..` {dotdot:?}; own {own:?}; kept {kept}")
         }
         // Hole 12l: the host's CPU spent answering a flood of calls.
         "notify-flood" => {
@@ -1129,6 +1169,22 @@ fn stat_through_a_link_in_a_grant_stays_in_the_grant() {
         eacces,
         "whether a file outside the grant exists"
     );
+    // Review finding 5: a grant that is a single file (the host opened
+    // every grant as a directory: ENOTDIR); below it is ENOTDIR, as the
+    // kernel answers.
+    let mut sb = builder("atk_escape")
+        .function("do_stat")
+        .read_only(dir.join("mine"))
+        .spawn()
+        .unwrap();
+    let mut stat = |p: PathBuf| {
+        let got = sb
+            .call("do_stat", p.as_os_str().as_encoded_bytes())
+            .unwrap();
+        String::from_utf8_lossy(&got).into_owned()
+    };
+    assert_eq!(stat(dir.join("mine")), format!("5 {ino}"), "a file grant");
+    assert_eq!(stat(dir.join("mine/..")), format!("-{}", libc::ENOTDIR));
 }
 
 /// Hole 12h: threads without end. RLIMIT_AS does not bound them (a
@@ -1196,24 +1252,115 @@ fn the_hosts_environment_stays_in_the_host() {
 
 /// Hole 12j: without Landlock (the host opted in), the host's check of
 /// an open is all there is, and it judged the path by its text:
-/// `<grant>/etc/passwd`, with `<grant>/etc` a link to /etc, lay beneath
-/// the grant, and the kernel then followed the link. (The README already
-/// said a racing thread can defeat that check; a link needs no race.)
-/// Secure outcome: the granted file reads, the one through the link
-/// fails (EACCES, as Landlock would answer).
+/// `<grant>/a/passwd`, with `<grant>/a` a link to /etc, lay beneath
+/// the grant, and the kernel then followed the link. Review finding 1:
+/// then `<grant>/a/../etc/passwd`, folded by its text to
+/// `<grant>/etc/passwd`, was judged as a missing file in the grant, and
+/// the kernel opened /etc/../etc/passwd (no race needed either).
+/// Secure outcome: the granted file reads, the two through the link fail
+/// (EACCES, as Landlock would answer).
 #[test]
 fn without_landlock_a_link_in_a_grant_leads_nowhere() {
     let inner = inner_without_landlock("nolandlock-link", libc::ENOSYS);
     let outcome = inner.line("RESULT ", Duration::from_secs(30));
     let (status, stderr) = inner.finish(Duration::from_secs(30));
     let outcome = outcome.unwrap_or_else(|| panic!("no report ({status}): {stderr}"));
+    let refused = format!("Err(Plugin(-{}))", libc::EACCES);
     assert_eq!(
         outcome,
         format!(
-            "mine Ok(\"granted\"); passwd leaked false: Err(Plugin(-{}))",
-            libc::EACCES
+            "mine Ok(\"granted\"); passwd leaked false: {refused}; after `..` leaked false: {refused}"
         )
     );
+}
+
+/// Review finding 2: without Landlock, a change through a link from a
+/// read-write grant (`base/w`) into the read-only grant around it
+/// (`base/w/l -> ../ro`) was judged beneath the outer grant, where it
+/// stays, so `unlink("base/w/l/x")` removed `base/ro/x`. Secure outcome:
+/// the unlink through the link, and the one spelled with `..`, are
+/// EACCES and the file is still there; one of the read-write grant's own
+/// files is removed.
+#[test]
+fn without_landlock_a_change_stays_in_a_read_write_grant() {
+    let inner = inner_without_landlock("nolandlock-nested", libc::ENOSYS);
+    let outcome = inner.line("RESULT ", Duration::from_secs(30));
+    let (status, stderr) = inner.finish(Duration::from_secs(30));
+    let outcome = outcome.unwrap_or_else(|| panic!("no report ({status}): {stderr}"));
+    let refused = format!("Ok(\"-{}\")", libc::EACCES);
+    assert_eq!(
+        outcome,
+        format!("through {refused}; after `..` {refused}; own Ok(\"0\"); kept true")
+    );
+}
+
+/// Review findings 1 and 7, with Landlock: access and readlink (which
+/// Landlock does not judge) and stat (answered by the host) of a path
+/// with `..` after a link out of the grant (`<grant>/l -> /etc`): the
+/// host folded `l/../etc/passwd` to `<grant>/etc/passwd`, so access
+/// answered whether any host file exists, readlink read links anywhere,
+/// and stat answered for a file other than the one an open reaches.
+/// Secure outcome: each is EACCES, as an open of it is; `..` that stays
+/// in the grant (`sub/../mine`) works for all of them.
+#[test]
+fn dot_dot_after_a_link_stays_in_the_grant() {
+    let dir = scratch("dotdot-link");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    struct Gone(PathBuf);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _gone = Gone(dir.clone());
+    std::fs::write(dir.join("mine"), b"12345").unwrap();
+    std::os::unix::fs::symlink("/etc", dir.join("l")).unwrap();
+    std::os::unix::fs::symlink("mine", dir.join("sub/alias")).unwrap();
+    let mut sb = builder("atk_escape")
+        .function("fileop")
+        .function("do_stat")
+        .function("readfile")
+        .read_only(&dir)
+        .spawn()
+        .unwrap();
+    let mut call = |f: &str, op: &str, p: &str| {
+        let mut input = op.as_bytes().to_vec();
+        input.extend_from_slice(dir.join(p).as_os_str().as_encoded_bytes());
+        let got = sb
+            .call(f, &input)
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        format!("{f} {op}{p}: {got:?}")
+    };
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(dir.join("mine")).unwrap().ino();
+    let eacces = format!("Ok(\"-{}\")", libc::EACCES);
+    let cases = [
+        ("fileop", "a", "l/../etc/passwd", eacces.clone()),
+        ("fileop", "a", "l/../etc/no-such-file-xyz", eacces.clone()),
+        ("fileop", "l", "l/../proc/self/exe", eacces.clone()),
+        ("fileop", "l", "l/../etc/localtime", eacces.clone()),
+        ("do_stat", "", "l/../etc/passwd", eacces.clone()),
+        ("do_stat", "", "l/../etc/no-such-file-xyz", eacces.clone()),
+        (
+            "readfile",
+            "",
+            "l/../etc/passwd",
+            format!("Err(Plugin(-{}))", libc::EACCES),
+        ),
+        ("fileop", "a", "sub/../mine", "Ok(\"0\")".to_string()),
+        ("fileop", "l", "sub/../sub/alias", "Ok(\"0\")".to_string()),
+        ("do_stat", "", "sub/../mine", format!("Ok(\"5 {ino}\")")),
+        ("readfile", "", "sub/../mine", "Ok(\"12345\")".to_string()),
+    ];
+    let mut wrong = Vec::new();
+    for (f, op, p, want) in cases {
+        let got = call(f, op, p);
+        if !got.ends_with(&format!(": {want}")) {
+            wrong.push(format!("{got}, wanted {want}"));
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
 }
 
 /// Hole 12k: lies in the answer. atk_escape's `claim` answers whatever

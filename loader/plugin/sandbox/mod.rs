@@ -275,7 +275,9 @@ impl Builder {
     }
     /// Starts even when the kernel has no Landlock: the plugin can then
     /// open any file the host can, subject only to the host's check of the
-    /// path it names (which a racing thread of the plugin can defeat).
+    /// path it names (the kernel's walk of it, links and `..`, beneath a
+    /// grant giving the access), which a plugin thread changing a link in
+    /// a read-write grant between that walk and the call's own can defeat.
     /// [`Sandbox::landlock_abi`] tells which it got.
     pub fn allow_without_landlock(mut self) -> Self {
         self.allow_no_landlock = true;

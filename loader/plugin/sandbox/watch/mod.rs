@@ -40,6 +40,7 @@ use super::shm::Region;
 
 mod cpu;
 mod notify;
+mod paths;
 mod public;
 
 use cpu::Ledger;
@@ -69,7 +70,7 @@ pub(super) enum Kill {
     },
     /// An open of a path no grant covers (the path as read by the host).
     Open {
-        /// The path, made absolute and folded.
+        /// The path, made absolute (`..` kept: never folded by its text).
         path: PathBuf,
         /// The open flags.
         flags: i32,
@@ -79,7 +80,7 @@ pub(super) enum Kill {
     Path {
         /// The call's number.
         nr: i64,
-        /// The path, made absolute and folded.
+        /// The path, made absolute (`..` kept: never folded by its text).
         path: PathBuf,
     },
     /// CPU time over the budget.
@@ -116,7 +117,7 @@ pub(super) enum Ended {
 pub struct Refusal {
     /// The system call's number (x86-64): `open`, `openat`, `access`...
     pub nr: i64,
-    /// The path, made absolute and folded (the first one no grant covers).
+    /// The path, made absolute, `..` kept (the first one no grant covers).
     pub path: PathBuf,
     /// The open flags (0 for the calls that are not opens).
     pub flags: i32,

@@ -8,18 +8,19 @@
 //! stat, access and readlink, `statx` gets ENOSYS (glibc falls back), and
 //! anything else (or a call of another ABI) kills the runner, recorded as
 //! the host saw it (or, for a path, refused with EACCES where the host
-//! asked for that).
+//! asked for that). What a path names, and whether it stays in its grant,
+//! is judged in `paths`.
 //!
 //! The runner's memory (paths, the stat buffer) is read and written with
 //! `process_vm_readv`/`process_vm_writev`, so a bad pointer of the
 //! plugin's is an EFAULT for it, never a fault here.
 
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
-use super::super::landlock::Access;
 use super::super::seccomp::is_thread_clone;
-use super::public::{self, last_errno, openat2, OpenHow, RESOLVE_BENEATH, RESOLVE_NO_MAGICLINKS};
+use super::paths::{granted, judge, read_cstr, read_path, stat_beneath, write_mem};
+use super::public::{self, last_errno};
 use super::{Kill, Limits, Shared, SyscallAbi};
 
 // The seccomp user-notification interface (linux/seccomp.h).
@@ -144,11 +145,12 @@ pub(super) fn notification(shared: &Shared, listener: RawFd, pidfd: RawFd, limit
     }
     let writes = flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) != 0;
     if granted(&limits.grants, &path, writes) {
-        if leaves_grant(&limits.grants, &path, flags) {
-            return respond(listener, n.id, 0, -libc::EACCES, 0);
+        let nofollow = flags & libc::O_NOFOLLOW != 0;
+        match judge(&limits.grants, &path, writes, nofollow) {
+            // Landlock decides for real, on the path the kernel resolves.
+            Ok(()) => respond(listener, n.id, 0, 0, FLAG_CONTINUE),
+            Err(e) => respond(listener, n.id, 0, -e, 0),
         }
-        // Landlock decides for real, on the path the kernel resolves.
-        respond(listener, n.id, 0, 0, FLAG_CONTINUE);
     } else if limits.system_files && !writes && public::covering(&path).is_some() {
         match public::open(&path, flags) {
             Ok(fd) => add_fd(listener, n.id, &fd, flags),
@@ -245,10 +247,10 @@ struct PathCall {
 }
 
 /// A [`path_call`]: it goes on when a grant covers every path it names
-/// (a read-write one for a change) and each resolves beneath it (Landlock
-/// then decides for real); a path that leads out of its grant through a
-/// link gets EACCES, as Landlock would answer; a path no grant covers
-/// kills the runner.
+/// (a read-write one for a change) and each resolves beneath such a grant
+/// (`paths::judge`; Landlock then decides for real); a path that leads
+/// out of them (a link, `..` after a link) gets EACCES, as Landlock would
+/// answer; a path no grant covers kills the runner.
 fn on_paths(shared: &Shared, listener: RawFd, n: &Notif, pidfd: RawFd, limits: &Limits) {
     let nr = i64::from(n.data.nr);
     let Some(PathCall {
@@ -279,11 +281,13 @@ fn on_paths(shared: &Shared, listener: RawFd, n: &Notif, pidfd: RawFd, limits: &
         }
         return;
     }
-    let flags = if nofollow { libc::O_NOFOLLOW } else { 0 };
-    if read.iter().any(|p| leaves_grant(&limits.grants, p, flags)) {
-        return respond(listener, n.id, 0, -libc::EACCES, 0);
+    match read
+        .iter()
+        .try_for_each(|p| judge(&limits.grants, p, writes, nofollow))
+    {
+        Ok(()) => respond(listener, n.id, 0, 0, FLAG_CONTINUE),
+        Err(e) => respond(listener, n.id, 0, -e, 0),
     }
-    respond(listener, n.id, 0, 0, FLAG_CONTINUE);
 }
 
 /// access or readlink of a public system file: answered by the host from
@@ -412,184 +416,8 @@ fn stat_path(limits: &Limits, path: &Path, flags: i32) -> Result<libc::stat, i32
     stat_beneath(&limits.grants, path, flags)
 }
 
-/// The host's own stat of `path` (not following a final symlink with
-/// AT_SYMLINK_NOFOLLOW), resolved by the kernel [`beneath`] a grant: a
-/// symbolic link in a grant that leads out of it (`<grant>/etc` to
-/// `/etc`) gives EACCES, as Landlock would refuse the plugin's own open,
-/// never the stat of what it points at (nor whether that exists). An
-/// errno on failure.
-fn stat_beneath(grants: &[(PathBuf, Access)], path: &Path, flags: i32) -> Result<libc::stat, i32> {
-    let fd =
-        beneath(grants, path, flags & libc::AT_SYMLINK_NOFOLLOW != 0).map_err(|e| match e {
-            libc::EXDEV => libc::EACCES,
-            e => e,
-        })?;
-    public::fstat(&fd)
-}
-
-/// Whether an open of `path` (with open flags `flags`; O_NOFOLLOW the
-/// only one looked at), which a grant covers by its text, leads out of
-/// every grant through a symbolic link: the path, or where it does not
-/// exist (a file to create) its directory, does not resolve [`beneath`]
-/// the grant. With Landlock the kernel refuses such
-/// an open anyway; without it this is the only check.
-fn leaves_grant(grants: &[(PathBuf, Access)], path: &Path, flags: i32) -> bool {
-    match beneath(grants, path, flags & libc::O_NOFOLLOW != 0) {
-        Err(libc::EXDEV) => true,
-        Err(libc::ENOENT) => path
-            .parent()
-            .is_some_and(|dir| matches!(beneath(grants, dir, false), Err(libc::EXDEV))),
-        _ => false,
-    }
-}
-
-/// An `O_PATH` descriptor of `path` (the final link itself with
-/// `nofollow`), the kernel resolving it beneath the outermost grant whose
-/// text covers it (openat2 with RESOLVE_BENEATH: no absolute link, no
-/// `..` above the grant). An errno on failure: EXDEV where the path
-/// leads out of the grant, EACCES where no grant covers it.
-fn beneath(grants: &[(PathBuf, Access)], path: &Path, nofollow: bool) -> Result<OwnedFd, i32> {
-    let grant = grants
-        .iter()
-        .map(|(g, _)| g)
-        .filter(|g| path.starts_with(g))
-        .min_by_key(|g| g.as_os_str().len())
-        .ok_or(libc::EACCES)?;
-    let rel = path.strip_prefix(grant).map_err(|_| libc::EACCES)?;
-    let rel = if rel.as_os_str().is_empty() {
-        Path::new(".")
-    } else {
-        rel
-    };
-    let dir =
-        std::ffi::CString::new(grant.as_os_str().as_encoded_bytes()).map_err(|_| libc::EINVAL)?;
-    // SAFETY: a NUL-terminated path that outlives the call.
-    let dirfd = unsafe {
-        libc::open(
-            dir.as_ptr(),
-            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-        )
-    };
-    if dirfd < 0 {
-        return Err(last_errno());
-    }
-    // SAFETY: a fresh descriptor we own.
-    let dirfd = unsafe { OwnedFd::from_raw_fd(dirfd) };
-    let how = OpenHow {
-        flags: (libc::O_PATH | libc::O_CLOEXEC | if nofollow { libc::O_NOFOLLOW } else { 0 })
-            as u64,
-        mode: 0,
-        resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
-    };
-    openat2(dirfd.as_raw_fd(), rel, &how)
-}
-
 /// The notification still stands for the same thread (not a recycled id).
 fn still_valid(listener: RawFd, id: u64) -> bool {
     // SAFETY: the documented ioctl with a pointer to the id.
     unsafe { libc::ioctl(listener, NOTIF_ID_VALID, &id as *const u64) == 0 }
-}
-
-/// Reads a NUL-terminated string of the runner's (at most 4 KiB).
-fn read_cstr(tid: i32, at: u64) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    let mut addr = at;
-    while out.len() < 4096 {
-        // Never across a page boundary in one read: the next may be
-        // unmapped while the string ends before it.
-        let chunk = (4096 - (addr % 4096)) as usize;
-        let mut buf = vec![0u8; chunk];
-        let local = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: chunk,
-        };
-        let remote = libc::iovec {
-            iov_base: addr as *mut libc::c_void,
-            iov_len: chunk,
-        };
-        // SAFETY: reads into our own buffer; the remote side is checked by
-        // the kernel.
-        let n = unsafe { libc::process_vm_readv(tid, &local, 1, &remote, 1, 0) };
-        if n <= 0 {
-            return None;
-        }
-        let got = &buf[..n as usize];
-        if let Some(end) = got.iter().position(|&b| b == 0) {
-            out.extend_from_slice(&got[..end]);
-            return Some(out);
-        }
-        out.extend_from_slice(got);
-        addr += n as u64;
-    }
-    None
-}
-
-/// Writes `len` bytes at `at` in the runner.
-fn write_mem(tid: i32, at: u64, bytes: *const u8, len: usize) -> bool {
-    let local = libc::iovec {
-        iov_base: bytes as *mut libc::c_void,
-        iov_len: len,
-    };
-    let remote = libc::iovec {
-        iov_base: at as *mut libc::c_void,
-        iov_len: len,
-    };
-    // SAFETY: reads `len` bytes of ours; the remote side is checked by the
-    // kernel.
-    unsafe { libc::process_vm_writev(tid, &local, 1, &remote, 1, 0) == len as isize }
-}
-
-/// The path a call names, made absolute against the runner's working
-/// directory or `dirfd`, with `.` and `..` folded (no symlink is
-/// followed: Landlock judges the path the kernel really resolves).
-fn read_path(tid: i32, dirfd: i32, at: u64) -> Option<PathBuf> {
-    use std::os::unix::ffi::OsStrExt;
-    let raw = read_cstr(tid, at)?;
-    let path = Path::new(std::ffi::OsStr::from_bytes(&raw));
-    let full = if path.is_absolute() {
-        path.to_path_buf()
-    } else {
-        let base = if dirfd == libc::AT_FDCWD {
-            format!("/proc/{tid}/cwd")
-        } else {
-            format!("/proc/{tid}/fd/{dirfd}")
-        };
-        std::fs::read_link(base).ok()?.join(path)
-    };
-    let mut out = PathBuf::from("/");
-    for c in full.components() {
-        match c {
-            Component::Normal(p) => out.push(p),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    Some(out)
-}
-
-/// Whether a grant covers `path` (for writing, a read-write one).
-fn granted(grants: &[(PathBuf, Access)], path: &Path, writes: bool) -> bool {
-    grants
-        .iter()
-        .any(|(g, a)| path.starts_with(g) && (!writes || *a == Access::ReadWrite))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn grants_cover_paths_beneath() {
-        let g = vec![
-            (PathBuf::from("/data/in"), Access::Read),
-            (PathBuf::from("/data/out"), Access::ReadWrite),
-        ];
-        assert!(granted(&g, Path::new("/data/in/a.txt"), false));
-        assert!(!granted(&g, Path::new("/data/in/a.txt"), true));
-        assert!(granted(&g, Path::new("/data/out/b"), true));
-        assert!(!granted(&g, Path::new("/data/inside"), false));
-        assert!(!granted(&g, Path::new("/etc/passwd"), false));
-    }
 }

@@ -61,6 +61,8 @@ pub(super) struct OpenHow {
 }
 /// `RESOLVE_NO_MAGICLINKS`: no `/proc/<pid>/fd/N`-like links.
 pub(super) const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+/// `RESOLVE_NO_SYMLINKS`: no symbolic link followed anywhere in the walk.
+pub(super) const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 /// `RESOLVE_BENEATH`: the walk never leaves the starting directory (no
 /// absolute link, no `..` above it).
 pub(super) const RESOLVE_BENEATH: u64 = 0x08;
@@ -94,9 +96,18 @@ pub(super) fn openat2(dirfd: i32, path: &Path, how: &OpenHow) -> Result<OwnedFd,
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
-/// The entry of [`SYSTEM_FILES`] whose text covers `path` (made absolute
-/// and folded), if any.
+/// The entry of [`SYSTEM_FILES`] whose text covers `path` (made absolute,
+/// its `..` kept), if any. None for a path with a `..` in it: glibc names
+/// none such here, and its text says nothing of where it leads (after a
+/// link, `..` is the link's target's parent), so it is a path outside the
+/// set, never judged by a folded text.
 pub(super) fn covering(path: &Path) -> Option<&'static str> {
+    if path
+        .components()
+        .any(|c| c == std::path::Component::ParentDir)
+    {
+        return None;
+    }
     SYSTEM_FILES.iter().copied().find(|e| path.starts_with(e))
 }
 
@@ -253,6 +264,11 @@ mod tests {
             Some("/etc/localtime")
         );
         assert_eq!(covering(Path::new("/etc/passwd")), None);
+        assert_eq!(
+            covering(Path::new("/usr/share/zoneinfo/Europe/../UTC")),
+            None
+        );
+        assert_eq!(covering(Path::new("/usr/share/zoneinfo/../../..")), None);
         assert_eq!(covering(Path::new("/etc/localtime2")), None);
         assert_eq!(covering(Path::new("/sys/devices/system/cpu")), None);
         assert_eq!(covering(Path::new("/sys/devices/system/cpu/cpu0")), None);
