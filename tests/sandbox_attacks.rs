@@ -950,9 +950,15 @@ fn no_load_hook_runs_before_the_lockdown() {
 /// what instance A puts, instance B never gets.
 #[test]
 fn zygote_instances_share_no_memory() {
+    // Each call probes every page within 4 GiB of the plugin's code (two
+    // million futex calls): seconds on a busy machine, so the call's
+    // timeout and CPU budget are far above the default 5 s (they are the
+    // hang watchdog here, never the outcome).
     let zygote = builder("atk_zygote")
         .function("put")
         .function("get")
+        .timeout(Duration::from_secs(120))
+        .cpu_budget(Duration::from_secs(120), Duration::from_secs(1))
         .zygote()
         .unwrap();
     let mut a = zygote.instance().unwrap();
