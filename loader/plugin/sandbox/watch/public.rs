@@ -74,26 +74,44 @@ pub(super) fn last_errno() -> i32 {
         .unwrap_or(libc::EIO)
 }
 
+/// How many times [`openat2`] walks again when the kernel could not
+/// ensure a `..` stayed beneath (EAGAIN).
+const EAGAIN_TRIES: usize = 64;
+
 /// openat2 of `path` relative to `dirfd` with `how`; an errno on failure.
+///
+/// With `RESOLVE_BENEATH`, a walk through `..` (in the path or in a link
+/// it follows, as `zoneinfo/posix/Europe -> ../Europe`) fails with EAGAIN
+/// when a rename or mount anywhere on the system raced it: the kernel
+/// could not prove the `..` stayed beneath, and asks the caller to try
+/// again. A busy machine (a build renaming files) makes that common, so
+/// the walk is tried again, up to [`EAGAIN_TRIES`] times.
 pub(super) fn openat2(dirfd: i32, path: &Path, how: &OpenHow) -> Result<OwnedFd, i32> {
     let c =
         std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| libc::EINVAL)?;
-    // SAFETY: openat2 reads the NUL-terminated `c` and the `open_how` of
-    // the size given, both of which outlive the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dirfd,
-            c.as_ptr(),
-            how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        return Err(last_errno());
+    let mut tries = 0;
+    loop {
+        // SAFETY: openat2 reads the NUL-terminated `c` and the `open_how`
+        // of the size given, both of which outlive the call.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dirfd,
+                c.as_ptr(),
+                how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if fd >= 0 {
+            // SAFETY: a fresh descriptor we own.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) });
+        }
+        let e = last_errno();
+        tries += 1;
+        if e != libc::EAGAIN || tries >= EAGAIN_TRIES {
+            return Err(e);
+        }
     }
-    // SAFETY: a fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 /// The entry of [`SYSTEM_FILES`] whose text covers `path` (made absolute,
@@ -252,6 +270,48 @@ pub(super) fn access(path: &Path, mode: i32, flags: i32) -> Result<i64, i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A walk through `..` beneath a directory while another thread
+    /// renames files elsewhere: the kernel answers EAGAIN to some walks
+    /// (about 3 % of them here), which [`openat2`] tries again, so every
+    /// open succeeds (CI once showed a plugin glibc's UTC fallback for
+    /// posix/Europe/Paris, whose `Europe` is a link to `../Europe`).
+    #[test]
+    fn a_walk_raced_by_renames_is_tried_again() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let dir = std::env::temp_dir().join(format!("minld-eagain-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        // A directory with a link through `..`, as zoneinfo/posix has.
+        std::fs::create_dir_all(dir.join("zone/Europe")).expect("zone");
+        std::fs::write(dir.join("zone/Europe/Paris"), b"TZif").expect("file");
+        std::fs::create_dir_all(dir.join("zone/posix")).expect("posix");
+        let _ = std::os::unix::fs::symlink("../Europe", dir.join("zone/posix/Europe"));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let renamer = {
+            let (stop, dir) = (stop.clone(), dir.clone());
+            std::thread::spawn(move || {
+                let (a, b) = (dir.join("a"), dir.join("b"));
+                std::fs::write(&a, b"").expect("a");
+                while !stop.load(Ordering::Relaxed) {
+                    let _ = std::fs::rename(&a, &b);
+                    let _ = std::fs::rename(&b, &a);
+                }
+            })
+        };
+        let zone = std::fs::File::open(dir.join("zone")).expect("zone dir");
+        let how = OpenHow {
+            flags: libc::O_RDONLY as u64 | libc::O_CLOEXEC as u64,
+            mode: 0,
+            resolve: RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+        };
+        let failed = (0..20_000)
+            .filter(|_| openat2(zone.as_raw_fd(), Path::new("posix/Europe/Paris"), &how).is_err())
+            .count();
+        stop.store(true, Ordering::Relaxed);
+        renamer.join().expect("renamer");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert_eq!(failed, 0, "walks failed despite the retries");
+    }
 
     #[test]
     fn only_the_set_is_covered() {
