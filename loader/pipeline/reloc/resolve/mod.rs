@@ -518,10 +518,9 @@ pub(crate) fn interposed(in_namespace: bool, name: &[u8], value: usize) -> Optio
 }
 
 /// The definition symbol `index` of member `m` (at position `at` of the
-/// scope) gives, its binding, and
-/// whether it is the host's; printed for `MINLD_DEBUG=bindings` when an
-/// object refers to it. Inlined into the scope walk: the definition is
-/// then built in place, not returned through a call and copied.
+/// scope) gives, its binding, and whether it is the host's; printed for
+/// `MINLD_DEBUG=bindings` when an object refers to it. Inlined: the
+/// definition is built in place, not returned through a call and copied.
 #[inline(always)]
 fn found_in(
     r: &Reference<'_>,
