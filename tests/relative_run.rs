@@ -40,11 +40,22 @@ fn patched(case: &str, i: usize, offset: u64) -> PathBuf {
     assert!(i < run, "entry {i} is in the leading run of {run}");
     assert!(run > 4096 + 100, "libcrypto's run ({run}) passes 4096");
     file[at..at + 8].copy_from_slice(&offset.to_le_bytes());
-    let dir = std::env::temp_dir().join(format!("minld-relative-run-{}", std::process::id()));
+    let dir = scratch();
     std::fs::create_dir_all(&dir).expect("scratch directory");
     let path = dir.join(format!("{case}.so"));
     std::fs::write(&path, file).expect("write the patched library");
     path
+}
+
+/// This process's scratch directory.
+fn scratch() -> PathBuf {
+    std::env::temp_dir().join(format!("minld-relative-run-{}", std::process::id()))
+}
+
+/// Removes the scratch directory once the last test's files are gone (a
+/// test still running keeps it: removing a non-empty directory fails).
+fn tidy() {
+    let _ = std::fs::remove_dir(scratch());
 }
 
 /// Links `path` (no code runs) and returns the error it must give.
@@ -102,6 +113,7 @@ fn a_bad_target_in_the_first_4096_is_its_typed_error() {
             expect_outside(&link_error(&path), &path, offset);
         }
     }
+    tidy();
 }
 
 #[test]
@@ -114,6 +126,7 @@ fn a_bad_target_past_the_first_4096_is_its_typed_error() {
             expect_outside(&link_error(&path), &path, offset);
         }
     }
+    tidy();
 }
 
 #[test]
@@ -144,4 +157,5 @@ fn the_unpatched_run_links_and_is_applied() {
     // loaded file by device and inode, which a new file may reuse.
     drop(lib);
     let _ = std::fs::remove_file(&path);
+    tidy();
 }
