@@ -61,11 +61,114 @@ impl<I: Iterator<Item = u64>> Iterator for RelrAddresses<I> {
     }
 }
 
-/// How many relocations at the start of `rela` are plain RELATIVE ones.
-pub(super) fn relative_run(rela: &Table<Rela>) -> usize {
-    rela.iter()
-        .take_while(|r| r.r_info == u64::from(r::RELATIVE))
-        .count()
+/// A run of plain RELATIVE relocations at the start of a table, read in
+/// one pass before any is applied: its length, and the span of its
+/// targets (virtual addresses).
+struct Run {
+    /// How many entries.
+    n: usize,
+    /// The lowest `r_offset`.
+    lo: u64,
+    /// The highest `r_offset`.
+    hi: u64,
+    /// Every `r_offset` ORed together: its low bits say whether all are
+    /// 8-byte aligned.
+    bits: u64,
+}
+
+/// The leading run of plain RELATIVE relocations of `rela`.
+fn scan_run(rela: &Table<Rela>) -> Run {
+    let mut run = Run {
+        n: 0,
+        lo: u64::MAX,
+        hi: 0,
+        bits: 0,
+    };
+    for r in rela.iter() {
+        if r.r_info != u64::from(r::RELATIVE) {
+            break;
+        }
+        run.n += 1;
+        run.lo = run.lo.min(r.r_offset);
+        run.hi = run.hi.max(r.r_offset);
+        run.bits |= r.r_offset;
+    }
+    run
+}
+
+/// The one writable range of an object that has one, as the RELATIVE
+/// loops check a target against it: `bias + r_offset` lies with its 8
+/// bytes in `lo..hi` exactly when `r_offset - (lo - bias)`, wrapping, is
+/// at most `hi - lo - 8` (one subtraction and one compare per entry, the
+/// same answer as [`Slot::within`]).
+#[derive(Clone, Copy)]
+struct OneRange {
+    /// `lo - bias`, wrapping: the range's start as an `r_offset`.
+    start: u64,
+    /// `hi - lo - 8`: the last 8-byte slot's distance from the start.
+    span: u64,
+    /// The load bias.
+    bias: u64,
+}
+
+impl OneRange {
+    /// `ranges` as one range, if it is one and at least 8 bytes long.
+    fn of(ranges: &[(usize, usize)], bias: usize) -> Option<OneRange> {
+        let &[(lo, hi)] = ranges else {
+            return None;
+        };
+        let span = hi.checked_sub(lo)?.checked_sub(8)?;
+        Some(OneRange {
+            start: lo.wrapping_sub(bias) as u64,
+            span: span as u64,
+            bias: bias as u64,
+        })
+    }
+
+    /// The 8-byte slot a relocation with `r_offset` `off` writes, if it
+    /// lies in the range.
+    #[inline(always)]
+    fn slot(self, off: u64) -> Option<Slot> {
+        (off.wrapping_sub(self.start) <= self.span).then_some(Slot {
+            addr: self.bias.wrapping_add(off) as usize,
+            len: 8,
+        })
+    }
+}
+
+/// The range of `ranges` holding every target of `run` (load bias
+/// `bias`), if one holds them all: its entries are then written with no
+/// check of their own, every `r_offset` lying between the run's lowest
+/// and highest.
+fn range_of(run: &Run, bias: usize, ranges: &[(usize, usize)]) -> Option<(usize, usize)> {
+    let lo = usize::try_from(run.lo).ok()?.checked_add(bias)?;
+    let end = usize::try_from(run.hi)
+        .ok()?
+        .checked_add(bias)?
+        .checked_add(8)?;
+    ranges
+        .iter()
+        .copied()
+        .find(|&(rlo, rhi)| lo >= rlo && end <= rhi)
+}
+
+/// Writes entries `from..to` of `rela`, a run whose every target was
+/// checked, by [`range_of`], to lie in a writable range.
+fn write_run(rela: &Table<Rela>, bias: usize, from: usize, to: usize) {
+    let Some(part) = rela.slice(from, to.saturating_sub(from)) else {
+        return;
+    };
+    for r in part.iter() {
+        // The run's targets lie between its lowest and highest, both in
+        // the range (`range_of`, which also ruled out any wrapping).
+        let slot = Slot {
+            addr: bias.wrapping_add(r.r_offset as usize),
+            len: 8,
+        };
+        // Aligned targets are written with atomic stores: sound even if a
+        // malformed table names the same word in two threads' chunks.
+        slot.write64(bias.wrapping_add(r.r_addend as usize) as u64);
+    }
 }
 
 /// Above this many RELATIVE relocations they are split over threads.
@@ -112,7 +215,9 @@ fn apply_run(
     let mut hot = ranges.first().copied().unwrap_or((0, 0));
     for i in from..to {
         let r = rela.get(i)?;
-        let slot = word_at(&mut hot, ranges, bias.wrapping_add(r.r_offset as usize))?;
+        let Some(slot) = word_at(&mut hot, ranges, bias.wrapping_add(r.r_offset as usize)) else {
+            return Some(r);
+        };
         // Aligned targets are written with atomic stores: sound even if a
         // malformed table names the same word in two threads' chunks.
         slot.write64(bias.wrapping_add(r.r_addend as usize) as u64);
@@ -144,6 +249,20 @@ fn apply_leading(
     ranges: &[(usize, usize)],
     limit: usize,
 ) -> (usize, Option<Rela>) {
+    if let Some(one) = OneRange::of(ranges, bias) {
+        let value = |r: &Rela| bias.wrapping_add(r.r_addend as usize) as u64;
+        let part = rela.slice(0, limit.min(rela.len())).unwrap_or(*rela);
+        for (i, r) in part.iter().enumerate() {
+            if r.r_info != u64::from(r::RELATIVE) {
+                return (i, None);
+            }
+            let Some(slot) = one.slot(r.r_offset) else {
+                return (i, Some(r));
+            };
+            slot.write64(value(&r));
+        }
+        return (part.len(), None);
+    }
     let mut hot = ranges.first().copied().unwrap_or((0, 0));
     for i in 0..limit {
         let Some(r) = rela.get(i).filter(|r| r.r_info == u64::from(r::RELATIVE)) else {
@@ -179,7 +298,7 @@ impl Pass<'_> {
     /// of a big library's relocations are), applied; returns its length.
     /// Up to [`POPULATE_RUN`] entries are found and applied in one pass
     /// over the table, each entry read once; a longer run's remainder is
-    /// counted first, then applied by [`Pass::relative`] (faulted in at
+    /// scanned first, then applied by [`Pass::relative`] (faulted in at
     /// once, split over threads).
     pub(super) fn leading_relative(
         &self,
@@ -196,58 +315,53 @@ impl Pass<'_> {
         let Some(rest) = rela.slice(n, rela.len() - n) else {
             return Ok(n);
         };
-        let more = relative_run(&rest);
-        self.relative(&rest, more, single_threaded, stats)?;
-        Ok(n + more)
+        let run = scan_run(&rest);
+        self.relative(&rest, &run, single_threaded, stats)?;
+        Ok(n + run.n)
     }
 
-    /// The first `n` entries of `rela`, all RELATIVE: each target checked
-    /// against the object's writable ranges and written. A big run is
-    /// faulted in first (MADV_POPULATE_WRITE over the pages it writes: one
-    /// system call instead of a page fault per page) and split over the
-    /// machine's cores, unless `single_threaded`.
-    pub(super) fn relative(
+    /// `run`, the first entries of `rela`: each target checked against
+    /// the object's writable ranges and written. When one range holds the
+    /// run's lowest and highest target, that one check covers every entry
+    /// ([`range_of`]); else each is checked as it is written, up to the
+    /// first bad one. A big run is faulted in first (MADV_POPULATE_WRITE
+    /// over the pages it writes: one system call instead of a page fault
+    /// per page) and split over the machine's cores, unless
+    /// `single_threaded`.
+    fn relative(
         &self,
         rela: &Table<Rela>,
-        n: usize,
+        run: &Run,
         single_threaded: bool,
         stats: &mut RelocStats,
     ) -> Result<(), Error> {
+        let n = run.n;
         if n == 0 {
             return Ok(());
         }
         let (ranges, bias) = (&self.writable[..], self.bias);
-        if n < POPULATE_RUN {
+        let Some(range) = range_of(run, bias, ranges) else {
+            // Some target outside, or the run spread over two ranges.
             return self.finish_run(apply_run(rela, bias, ranges, 0, n), n, stats);
-        }
-        // One pass over the run: the span of pages it writes, whether
-        // every target is aligned.
-        let (mut lo, mut hi, mut aligned) = (u64::MAX, 0u64, true);
-        for r in rela.iter().take(n) {
-            lo = lo.min(r.r_offset);
-            hi = hi.max(r.r_offset.saturating_add(8));
-            aligned &= (bias as u64).wrapping_add(r.r_offset) % 8 == 0;
-        }
-        if worth_populating(n, lo, hi) {
-            self.populate(lo, hi, n, ranges);
-        }
-        let bad = if n < BIG_RELATIVE_RUN {
-            apply_run(rela, bias, ranges, 0, n)
-        } else {
-            // Threads only where they cannot race: aligned targets (atomic
-            // stores) and a table that no relocation can write.
-            let table = (rela.addr(), rela.addr() + n * std::mem::size_of::<Rela>());
-            let table_safe = ranges.iter().all(|&(l, h)| table.1 <= l || table.0 >= h);
-            let threads = if single_threaded || !aligned || !table_safe {
-                1
-            } else {
-                parallelism()
-            };
-            split(n, threads, |from, to| {
-                apply_run(rela, bias, ranges, from, to)
-            })
         };
-        self.finish_run(bad, n, stats)
+        if worth_populating(n, run.lo, run.hi.saturating_add(8)) {
+            self.populate(run.lo, run.hi.saturating_add(8), n, ranges);
+        }
+        // Threads only where they cannot race: aligned targets (atomic
+        // stores) and a table that no relocation can write.
+        let aligned = (run.bits | bias as u64) % 8 == 0;
+        let table = (rela.addr(), rela.addr() + n * std::mem::size_of::<Rela>());
+        let table_safe = table.1 <= range.0 || table.0 >= range.1;
+        let threads = if n < BIG_RELATIVE_RUN || single_threaded || !aligned || !table_safe {
+            1
+        } else {
+            parallelism()
+        };
+        split(n, threads, |from, to| {
+            write_run(rela, bias, from, to);
+            None::<()>
+        });
+        self.finish_run(None, n, stats)
     }
 
     /// The end of a run of `n`: its first bad relocation's error, or the

@@ -186,6 +186,7 @@ impl Def {
     /// `m`, at position `at` of the scope, gives before the unique and
     /// interposition rules (relocation's lookups, and the link cache's
     /// recorded bindings).
+    #[inline]
     pub(crate) fn in_member(
         m: ScopeRef<'_>,
         at: u32,
@@ -487,6 +488,7 @@ impl Resolver<'_> {
 
     /// The rules applied after the definition is found: uniques, then
     /// interposition of host definitions.
+    #[inline]
     fn finish(&mut self, name: &[u8], mut def: Def, bind: u8, host: bool) -> Def {
         if def.kind == st::STT_TLS {
             return def;
@@ -516,9 +518,10 @@ pub(crate) fn interposed(in_namespace: bool, name: &[u8], value: usize) -> Optio
 }
 
 /// The definition symbol `index` of member `m` (at position `at` of the
-/// scope) gives, its binding, and
-/// whether it is the host's; printed for `MINLD_DEBUG=bindings` when an
-/// object refers to it.
+/// scope) gives, its binding, and whether it is the host's; printed for
+/// `MINLD_DEBUG=bindings` when an object refers to it. Inlined: the
+/// definition is built in place, not returned through a call and copied.
+#[inline(always)]
 fn found_in(
     r: &Reference<'_>,
     (m, at): (ScopeRef<'_>, u32),
