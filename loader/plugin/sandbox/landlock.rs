@@ -36,6 +36,11 @@ const FS_WRITE_FILE: u64 = 1 << 1;
 const FS_READ_FILE: u64 = 1 << 2;
 /// `LANDLOCK_ACCESS_FS_READ_DIR`.
 const FS_READ_DIR: u64 = 1 << 3;
+/// `LANDLOCK_ACCESS_FS_MAKE_CHAR`, `_MAKE_SOCK`, `_MAKE_FIFO`,
+/// `_MAKE_BLOCK` and `_MAKE_SYM`: making a device, socket, FIFO or link,
+/// which no call a plugin may make needs (mknod, symlink and bind are
+/// forbidden; renameat2's RENAME_WHITEOUT, a device, is refused).
+const FS_MAKE_SPECIAL: u64 = (1 << 6) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
 /// Rights that apply to a file (a rule on a file may name no others).
 const FS_FILE_RIGHTS: u64 = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE;
 /// Every network right (handled, so none is granted).
@@ -120,9 +125,12 @@ impl Access {
         match self {
             Access::ReadExec => read | FS_EXECUTE,
             Access::Read => read,
-            // Every right this ABI handles but EXECUTE: writing, making and
-            // removing entries beneath the path.
-            Access::ReadWrite => handled(abi).handled_access_fs & !(FS_EXECUTE | FS_IOCTL_DEV),
+            // Every right this ABI handles but EXECUTE: writing, making
+            // (files and directories only) and removing entries beneath
+            // the path.
+            Access::ReadWrite => {
+                handled(abi).handled_access_fs & !(FS_EXECUTE | FS_IOCTL_DEV | FS_MAKE_SPECIAL)
+            }
         }
     }
 }

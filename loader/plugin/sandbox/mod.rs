@@ -274,10 +274,10 @@ impl Builder {
         self
     }
     /// Starts even when the kernel has no Landlock: the plugin can then
-    /// open any file the host can, subject only to the host's check of the
-    /// path it names (the kernel's walk of it, links and `..`, beneath a
-    /// grant giving the access), which a plugin thread changing a link in
-    /// a read-write grant between that walk and the call's own can defeat.
+    /// open any file the host can, subject only to the host's judging of
+    /// the path (its walk beneath a grant), which a plugin thread can race
+    /// before the kernel's own walk: flipping the path's text, making a
+    /// directory in it (read-write grant), dup2 over its dirfd.
     /// [`Sandbox::landlock_abi`] tells which it got.
     pub fn allow_without_landlock(mut self) -> Self {
         self.allow_no_landlock = true;

@@ -10,7 +10,8 @@
 //! 2. The allow-list, one `jeq nr → ALLOW` per entry.
 //! 3. Entries checked by argument (serving only): `mmap`/`mprotect`
 //!    without PROT_EXEC (EPERM otherwise), `madvise` by advice, `tgkill`
-//!    only to ourselves, `fcntl` and `ioctl` by command, `prlimit64` only
+//!    only to ourselves, `fcntl` (record locks included) and `ioctl` by
+//!    command, `prlimit64` only
 //!    reading our own limits; `clone3` answers
 //!    ENOSYS so glibc falls back to `clone`, whose flags the host can read.
 //! 4. Anything else → SECCOMP_RET_USER_NOTIF: the calling thread stops and
@@ -324,8 +325,24 @@ fn serving_checks(p: &mut Vec<sock_filter>, pid: u32) {
     // fatal-signal handler re-raising its signal, pthread_kill).
     by_value(p, libc::SYS_tgkill, 0, &[pid], RET_NOTIFY);
     // fcntl(fd, cmd): F_DUPFD, F_GETFD, F_SETFD, F_GETFL, F_SETFL,
-    // F_DUPFD_CLOEXEC; not F_SETOWN/F_SETSIG (signals to other processes).
-    let fcntl = [0, 1, 2, 3, 4, libc::F_DUPFD_CLOEXEC as u32];
+    // F_DUPFD_CLOEXEC, and the record locks (F_GETLK, F_SETLK, F_SETLKW
+    // and their open-file-description forms: SQLite locks its database on
+    // every transaction), which act only on a descriptor the runner holds;
+    // not F_SETOWN/F_SETSIG (signals to other processes).
+    let fcntl = [
+        0,
+        1,
+        2,
+        3,
+        4,
+        libc::F_DUPFD_CLOEXEC as u32,
+        libc::F_GETLK as u32,
+        libc::F_SETLK as u32,
+        libc::F_SETLKW as u32,
+        libc::F_OFD_GETLK as u32,
+        libc::F_OFD_SETLK as u32,
+        libc::F_OFD_SETLKW as u32,
+    ];
     by_value(p, libc::SYS_fcntl, 1, &fcntl, RET_NOTIFY);
     // ioctl(fd, cmd): isatty's TCGETS, TIOCGWINSZ and FIONREAD only (on the
     // runner's pipes and files they answer ENOTTY or a count).

@@ -1,7 +1,8 @@
 //! The seccomp user-notification side of the watcher: a call the serving
 //! filter does not allow stops in the kernel and is decided here. A granted
 //! `open`/`openat` goes on (Landlock then judges the path the kernel really
-//! resolves), so do access, readlink, mkdir, unlink, rmdir and rename of
+//! resolves) unless it is `O_PATH` (which Landlock never judges: a
+//! forbidden open), so do access, readlink, mkdir, unlink, rmdir and rename of
 //! granted paths, a thread's `clone` goes on under the thread limit, an
 //! `fstat`-like `newfstatat` is answered from the host's own stat, an open
 //! of a public system file is done by the host (`public`), and so are its
@@ -137,14 +138,25 @@ pub(super) fn notification(shared: &Shared, listener: RawFd, pidfd: RawFd, limit
             )
         }
     };
-    let Some(path) = read_path(tid, dirfd, path_at) else {
+    let Some((path, dir)) = read_path(tid, dirfd, path_at) else {
         return respond(listener, n.id, 0, -libc::EFAULT, 0);
     };
     if !still_valid(listener, n.id) {
         return;
     }
+    // A trailing `/`, `/.` or `/..` follows the last link and wants a
+    // directory, whatever O_NOFOLLOW says.
+    let flags = match dir {
+        true => (flags | libc::O_DIRECTORY) & !libc::O_NOFOLLOW,
+        false => flags,
+    };
     let writes = flags & (libc::O_WRONLY | libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC) != 0;
-    if granted(&limits.grants, &path, writes) {
+    // An O_PATH open of a granted path never goes on: Landlock does not
+    // judge such opens, so a racing thread changing the path (its text, a
+    // directory in it, the dirfd) between the host's judging and the
+    // kernel's second walk would get a descriptor (and the `fstat`) of any
+    // file. It is a forbidden open, like one of a path no grant covers.
+    if granted(&limits.grants, &path, writes) && flags & libc::O_PATH == 0 {
         let nofollow = flags & libc::O_NOFOLLOW != 0;
         match judge(&limits.grants, &path, writes, nofollow) {
             // Landlock decides for real, on the path the kernel resolves.
@@ -261,6 +273,14 @@ fn on_paths(shared: &Shared, listener: RawFd, n: &Notif, pidfd: RawFd, limits: &
     else {
         return;
     };
+    // renameat2: RENAME_NOREPLACE and RENAME_EXCHANGE (both paths judged
+    // for a change) only; RENAME_WHITEOUT would make a device node, which
+    // no plugin may (mknod is forbidden): EINVAL, as a file system
+    // without it answers.
+    let known = (libc::RENAME_NOREPLACE | libc::RENAME_EXCHANGE) as u64;
+    if nr == libc::SYS_renameat2 && n.data.args[4] & !known != 0 {
+        return respond(listener, n.id, 0, -libc::EINVAL, 0);
+    }
     let mut read = Vec::new();
     for (dirfd, at) in paths {
         let Some(p) = read_path(n.pid as i32, dirfd, at) else {
@@ -271,9 +291,9 @@ fn on_paths(shared: &Shared, listener: RawFd, n: &Notif, pidfd: RawFd, limits: &
     if !still_valid(listener, n.id) {
         return;
     }
-    if let Some(path) = read.iter().find(|p| !granted(&limits.grants, p, writes)) {
+    if let Some((path, dir)) = read.iter().find(|p| !granted(&limits.grants, &p.0, writes)) {
         if limits.system_files && !writes && read.len() == 1 && public::covering(path).is_some() {
-            return public_path(listener, n, path);
+            return public_path(listener, n, path, *dir);
         }
         let path = path.clone();
         if shared.forbidden(pidfd, nr, Kill::Path { nr, path }, limits.refuse_paths) {
@@ -283,7 +303,7 @@ fn on_paths(shared: &Shared, listener: RawFd, n: &Notif, pidfd: RawFd, limits: &
     }
     match read
         .iter()
-        .try_for_each(|p| judge(&limits.grants, p, writes, nofollow))
+        .try_for_each(|(p, dir)| judge(&limits.grants, p, writes, nofollow && !dir))
     {
         Ok(()) => respond(listener, n.id, 0, 0, FLAG_CONTINUE),
         Err(e) => respond(listener, n.id, 0, -e, 0),
@@ -292,10 +312,26 @@ fn on_paths(shared: &Shared, listener: RawFd, n: &Notif, pidfd: RawFd, limits: &
 
 /// access or readlink of a public system file: answered by the host from
 /// its own resolution of the path (`public`), the link's target written
-/// into the plugin's buffer (at most its length, as readlink does).
-fn public_path(listener: RawFd, n: &Notif, path: &Path) {
+/// into the plugin's buffer (at most its length, as readlink does). A
+/// path whose text names a directory (`dir`) is followed, and is ENOTDIR
+/// where it ends at a file (EINVAL for readlink where it is a directory,
+/// which is no link).
+fn public_path(listener: RawFd, n: &Notif, path: &Path, dir: bool) {
     let (nr, a) = (i64::from(n.data.nr), &n.data.args);
+    let is_dir = || {
+        let fd = public::resolve(path, false)?;
+        match public::fstat(&fd)?.st_mode & libc::S_IFMT == libc::S_IFDIR {
+            true => Ok(()),
+            false => Err(libc::ENOTDIR),
+        }
+    };
+    let checked = match dir {
+        true => is_dir(),
+        false => Ok(()),
+    };
     let got = match nr {
+        _ if checked.is_err() => checked.map(|()| 0),
+        libc::SYS_readlink | libc::SYS_readlinkat if dir => Err(libc::EINVAL),
         libc::SYS_readlink | libc::SYS_readlinkat => {
             let (buf, len) = if nr == libc::SYS_readlink {
                 (a[1], a[2] as i32)
@@ -312,6 +348,7 @@ fn public_path(listener: RawFd, n: &Notif, path: &Path) {
             })
         }
         libc::SYS_access => public::access(path, a[1] as i32, 0),
+        libc::SYS_faccessat2 if dir => public::access(path, a[2] as i32, 0),
         libc::SYS_faccessat2 => public::access(path, a[2] as i32, a[3] as i32),
         _ => public::access(path, a[2] as i32, 0),
     };
@@ -354,14 +391,21 @@ fn stat(listener: RawFd, n: &Notif, pidfd: RawFd, limits: &Limits) {
     let tid = n.pid as i32;
     let (dirfd, path_at, buf, flags) = (d.args[0] as i32, d.args[1], d.args[2], d.args[3] as i32);
     let raw = read_cstr(tid, path_at);
-    let st = match raw.as_deref() {
-        Some(b"") if flags & libc::AT_EMPTY_PATH != 0 => fstat_of(pidfd, dirfd),
-        Some(_) => match read_path(tid, dirfd, path_at) {
-            Some(p) => stat_path(limits, &p, flags),
+    let st =
+        match raw.as_deref() {
+            Some(b"") if flags & libc::AT_EMPTY_PATH != 0 => fstat_of(pidfd, dirfd),
+            Some(_) => match read_path(tid, dirfd, path_at) {
+                Some((p, false)) => stat_path(limits, &p, flags),
+                // Followed, and only a directory (the kernel's ENOTDIR else).
+                Some((p, true)) => stat_path(limits, &p, flags & !libc::AT_SYMLINK_NOFOLLOW)
+                    .and_then(|st| match st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                        true => Ok(st),
+                        false => Err(libc::ENOTDIR),
+                    }),
+                None => Err(libc::EFAULT),
+            },
             None => Err(libc::EFAULT),
-        },
-        None => Err(libc::EFAULT),
-    };
+        };
     if !still_valid(listener, n.id) {
         return;
     }

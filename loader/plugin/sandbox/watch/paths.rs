@@ -73,11 +73,25 @@ pub(super) fn write_mem(tid: i32, at: u64, bytes: *const u8, len: usize) -> bool
 /// directory or `dirfd`, as the module says: `.` components dropped, the
 /// `..` at the start of a relative path folded into that directory (its
 /// real path, as `/proc` gives it: no link in it), every other `..` kept
-/// for the kernel to resolve with the links before it.
-pub(super) fn read_path(tid: i32, dirfd: i32, at: u64) -> Option<PathBuf> {
+/// for the kernel to resolve with the links before it. With it, whether
+/// its text names a directory ([`names_dir`]), which the components lose.
+pub(super) fn read_path(tid: i32, dirfd: i32, at: u64) -> Option<(PathBuf, bool)> {
     use std::os::unix::ffi::OsStrExt;
     let raw = read_cstr(tid, at)?;
-    absolute(tid, dirfd, Path::new(std::ffi::OsStr::from_bytes(&raw)))
+    let path = absolute(tid, dirfd, Path::new(std::ffi::OsStr::from_bytes(&raw)))?;
+    Some((path, names_dir(&raw)))
+}
+
+/// Whether the raw text of a path ends in `/`, `/.` or `/..` (or is `.`
+/// or `..`): the kernel then follows its last component, even a link with
+/// `O_NOFOLLOW` or for readlink, and requires a directory there. Such a
+/// path is judged as followed, never by the link itself.
+pub(super) fn names_dir(raw: &[u8]) -> bool {
+    raw.ends_with(b"/")
+        || raw.ends_with(b"/.")
+        || raw.ends_with(b"/..")
+        || raw == b"."
+        || raw == b".."
 }
 
 /// [`read_path`] of the text `path`.
@@ -257,6 +271,18 @@ mod tests {
         assert_eq!(at("/../g/x"), Path::new("/g/x"));
         assert_eq!(at("../x/../y"), cwd.parent().unwrap().join("x/../y"));
         assert_eq!(at("./x"), cwd.join("x"));
+    }
+
+    /// Review 2, finding 2: the text's trailing `/`, `/.` or `/..`,
+    /// which the components lose, names a directory (followed).
+    #[test]
+    fn a_trailing_slash_names_a_directory() {
+        for p in ["g/l/", "g/l/.", "g/l/..", ".", "..", "/"] {
+            assert!(names_dir(p.as_bytes()), "{p}");
+        }
+        for p in ["g/l", "g/l.", "g/..l", "g/.x", ""] {
+            assert!(!names_dir(p.as_bytes()), "{p}");
+        }
     }
 
     /// A scratch directory of this test process, removed on drop.
