@@ -114,7 +114,7 @@ pub fn dependency_search_path(addr: usize) -> Option<Vec<(PathBuf, SearchSource)
         rpath: o.dynamic.rpath.as_deref(),
         runpath: o.dynamic.runpath.as_deref(),
         inherited: o.inherited.get().map_or(&[], Vec::as_slice),
-        nodeflib: o.dynamic.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0,
+        nodeflib: o.dynamic.nodeflib(),
     };
     let mut list: Vec<(PathBuf, SearchSource)> =
         search_dirs(&crate::os::sys::Sys { trace: false }, Some(&requester), &[])

@@ -25,7 +25,7 @@ fn object_caller(o: &crate::model::object::Object) -> Caller {
         rpath: o.dynamic.rpath.clone(),
         runpath: o.dynamic.runpath.clone(),
         inherited: o.inherited.get().cloned().unwrap_or_default(),
-        nodeflib: o.dynamic.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0,
+        nodeflib: o.dynamic.nodeflib(),
     }
 }
 
@@ -51,7 +51,7 @@ fn host_caller(sys: &Sys, objects: &[Arc<HostObject>], i: usize) -> Caller {
     while let Some(j) = objects[..at].iter().position(|l| {
         l.needed
             .iter()
-            .any(|n| *n == objects[at].soname || h_base(&objects[at].path) == Some(n.as_str()))
+            .any(|n| *n == objects[at].soname || file_name(&objects[at].path) == Some(n.as_str()))
     }) {
         let l = &objects[j];
         if let (Some(rp), None) = l.search_paths() {
@@ -68,8 +68,8 @@ fn host_caller(sys: &Sys, objects: &[Arc<HostObject>], i: usize) -> Caller {
     }
 }
 
-/// The file name of a host object's path.
-fn h_base(path: &std::path::Path) -> Option<&str> {
+/// The last component of a host object's path.
+fn file_name(path: &std::path::Path) -> Option<&str> {
     path.file_name().and_then(|f| f.to_str())
 }
 

@@ -80,6 +80,11 @@ impl Dynamic {
     pub(crate) fn bind_now(&self) -> bool {
         self.flags & dt::DF_BIND_NOW != 0 || self.flags_1 & dt::DF_1_NOW != 0
     }
+    /// Whether what the object needs or opens is kept out of the system
+    /// directories (DF_1_NODEFLIB, `-z nodefaultlib`).
+    pub(crate) fn nodeflib(&self) -> bool {
+        self.flags_1 & dt::DF_1_NODEFLIB != 0
+    }
 }
 
 /// How to turn a d_ptr into a real address: add the bias (objects minld

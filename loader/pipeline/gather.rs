@@ -423,7 +423,7 @@ fn dependency(
         rpath: obj.dynamic.rpath.as_deref(),
         runpath: obj.dynamic.runpath.as_deref(),
         inherited: obj.inherited.get().map_or(&[], Vec::as_slice),
-        nodeflib: obj.dynamic.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0,
+        nodeflib: obj.dynamic.nodeflib(),
     };
     let opened = match find(sys, opts, n, Some(&requester))? {
         Found::Elf(o) => o,

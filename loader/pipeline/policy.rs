@@ -191,7 +191,7 @@ fn check_with(sys: &Sys, name: &str, policy: &Policy, extra: &[PathBuf]) -> Resu
                 rpath: d.rpath.clone(),
                 runpath: d.runpath.clone(),
                 inherited: inherited.clone(),
-                nodeflib: d.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0,
+                nodeflib: d.nodeflib(),
             };
             queue.push((n.clone(), Some(needer)));
         }

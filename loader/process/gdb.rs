@@ -29,7 +29,6 @@ use std::sync::Mutex;
 use goblin::elf::dynamic as dt;
 use goblin::elf::program_header as ph;
 use goblin::elf64::dynamic::Dyn;
-use goblin::elf64::program_header::ProgramHeader;
 
 /// `r_state`: the list is stable.
 const RT_CONSISTENT: c_int = 0;
@@ -108,23 +107,7 @@ unsafe impl Sync for Entry {}
 /// glibc's `r_debug`, from the program's DT_DEBUG entry (where debuggers
 /// look too; the exported `_r_debug` symbol may be a copy).
 fn glibc_r_debug() -> Option<*mut RDebug> {
-    // SAFETY: getauxval has no preconditions.
-    let (phdr, phnum) = unsafe {
-        (
-            libc::getauxval(libc::AT_PHDR) as usize,
-            libc::getauxval(libc::AT_PHNUM) as usize,
-        )
-    };
-    if phdr == 0 || phnum == 0 {
-        return None;
-    }
-    // SAFETY: the kernel's auxiliary vector gives the address and count of
-    // the program's headers, which stay mapped for the process's life.
-    let phdrs = unsafe { std::slice::from_raw_parts(phdr as *const ProgramHeader, phnum) };
-    let bias = phdrs
-        .iter()
-        .find(|p| p.p_type == ph::PT_PHDR)
-        .map(|p| phdr.wrapping_sub(p.p_vaddr as usize))?;
+    let (phdrs, bias) = super::program::headers()?;
     let dynamic = phdrs.iter().find(|p| p.p_type == ph::PT_DYNAMIC)?;
     let mut d = bias.wrapping_add(dynamic.p_vaddr as usize) as *const Dyn;
     loop {

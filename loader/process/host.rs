@@ -407,7 +407,7 @@ impl HostObject {
     /// Its DF_1_NODEFLIB: what it opens is not searched in the system
     /// directories.
     pub(crate) fn nodeflib(&self) -> bool {
-        self.tables.1.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0
+        self.tables.1.nodeflib()
     }
 
     /// Whether `addr` lies in one of its segments.

@@ -33,9 +33,10 @@ pub(crate) fn program(sys: &Sys) -> &'static Program {
     PROGRAM.get_or_init(|| read(sys).unwrap_or_default())
 }
 
-/// Reads the program's dynamic section through the headers the kernel
-/// names in the auxiliary vector.
-fn read(sys: &Sys) -> Option<Program> {
+/// The program's headers, as the kernel names them in the auxiliary
+/// vector (AT_PHDR, AT_PHNUM), and its load bias (from PT_PHDR); None
+/// without them.
+pub(crate) fn headers() -> Option<(&'static [ProgramHeader], usize)> {
     // SAFETY: getauxval only reads the auxiliary vector.
     let (phdr, phnum) = unsafe {
         (
@@ -53,6 +54,12 @@ fn read(sys: &Sys) -> Option<Program> {
         .iter()
         .find(|p| p.p_type == ph::PT_PHDR)
         .map(|p| phdr.wrapping_sub(p.p_vaddr as usize))?;
+    Some((phdrs, bias))
+}
+
+/// Reads the program's dynamic section through its [`headers`].
+fn read(sys: &Sys) -> Option<Program> {
+    let (phdrs, bias) = headers()?;
     let ranges = phdrs
         .iter()
         .filter(|p| p.p_type == ph::PT_LOAD)
@@ -75,7 +82,7 @@ fn read(sys: &Sys) -> Option<Program> {
         PtrStyle::HostMixed,
     )
     .ok()?;
-    let nodeflib = d.flags_1 & goblin::elf::dynamic::DF_1_NODEFLIB != 0;
+    let nodeflib = d.nodeflib();
     let rpath = d
         .rpath
         .filter(|_| d.runpath.is_none())
