@@ -12,7 +12,6 @@
 mod common;
 
 use std::io::Write;
-use std::os::unix::process::CommandExt;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -102,64 +101,6 @@ fn constructor_cannot_post_ready_and_serve() {
     );
 }
 
-/// A seccomp filter for an inner host: landlock_create_ruleset fails with
-/// `errno` (ENOSYS: a kernel without Landlock; EPERM: what a container's
-/// seccomp profile answers), everything else is allowed. (x86-64 numbers
-/// only; an inner host makes no other-ABI calls.)
-fn no_landlock_filter(errno: i32) -> Vec<libc::sock_filter> {
-    let op = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    };
-    vec![
-        op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0), // nr
-        op(
-            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
-            libc::SYS_landlock_create_ruleset as u32,
-            0,
-            1,
-        ),
-        op(
-            libc::BPF_RET | libc::BPF_K,
-            libc::SECCOMP_RET_ERRNO | errno as u32,
-            0,
-            0,
-        ),
-        op(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW, 0, 0),
-    ]
-}
-
-/// Starts an inner host in `mode` under [`no_landlock_filter`].
-fn inner_without_landlock(mode: &str, errno: i32) -> Inner {
-    let prog = no_landlock_filter(errno);
-    Inner::start("inner_host", mode, move |cmd| {
-        // SAFETY: between fork and exec only prctl and seccomp, both
-        // async-signal-safe; `prog` was built before the fork and the
-        // kernel copies it.
-        unsafe {
-            cmd.pre_exec(move || {
-                let fprog = libc::sock_fprog {
-                    len: prog.len() as u16,
-                    filter: prog.as_ptr() as *mut libc::sock_filter,
-                };
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                    || libc::syscall(
-                        libc::SYS_seccomp,
-                        libc::SECCOMP_SET_MODE_FILTER,
-                        0,
-                        &fprog as *const libc::sock_fprog,
-                    ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    })
-}
-
 /// Hole 3 (high where Landlock is missing): missing Landlock is silently
 /// ignored. An inner host runs where landlock_create_ruleset fails
 /// (ENOSYS, then EPERM: a seccomp filter installed before its exec); it
@@ -171,7 +112,7 @@ fn inner_without_landlock(mode: &str, errno: i32) -> Inner {
 fn missing_landlock_fails_the_spawn() {
     let mut wrong = Vec::new();
     for (errno, name) in [(libc::ENOSYS, "ENOSYS"), (libc::EPERM, "EPERM")] {
-        let inner = inner_without_landlock("landlock", errno);
+        let inner = Inner::without_landlock("inner_host", "landlock", errno);
         let outcome = inner.line("RESULT ", Duration::from_secs(30));
         let (status, stderr) = inner.finish(Duration::from_secs(30));
         match outcome {
@@ -194,10 +135,8 @@ fn missing_landlock_fails_the_spawn() {
 /// function.
 #[test]
 fn missing_landlock_with_opt_in_spawns() {
-    let inner = inner_without_landlock("landlock-opt-in", libc::ENOSYS);
-    let outcome = inner.line("RESULT ", Duration::from_secs(30));
-    let (status, stderr) = inner.finish(Duration::from_secs(30));
-    let outcome = outcome.unwrap_or_else(|| panic!("no report ({status}): {stderr}"));
+    let outcome =
+        Inner::without_landlock("inner_host", "landlock-opt-in", libc::ENOSYS).report("RESULT ");
     assert!(
         outcome.starts_with(
             "spawn ok; landlock_abi=0; echo Ok(true); the reader: the plugin opened /etc/passwd"
@@ -1267,10 +1206,8 @@ fn the_hosts_environment_stays_in_the_host() {
 /// (EACCES, as Landlock would answer).
 #[test]
 fn without_landlock_a_link_in_a_grant_leads_nowhere() {
-    let inner = inner_without_landlock("nolandlock-link", libc::ENOSYS);
-    let outcome = inner.line("RESULT ", Duration::from_secs(30));
-    let (status, stderr) = inner.finish(Duration::from_secs(30));
-    let outcome = outcome.unwrap_or_else(|| panic!("no report ({status}): {stderr}"));
+    let outcome =
+        Inner::without_landlock("inner_host", "nolandlock-link", libc::ENOSYS).report("RESULT ");
     let refused = format!("Err(Plugin(-{}))", libc::EACCES);
     assert_eq!(
         outcome,
@@ -1289,10 +1226,8 @@ fn without_landlock_a_link_in_a_grant_leads_nowhere() {
 /// files is removed.
 #[test]
 fn without_landlock_a_change_stays_in_a_read_write_grant() {
-    let inner = inner_without_landlock("nolandlock-nested", libc::ENOSYS);
-    let outcome = inner.line("RESULT ", Duration::from_secs(30));
-    let (status, stderr) = inner.finish(Duration::from_secs(30));
-    let outcome = outcome.unwrap_or_else(|| panic!("no report ({status}): {stderr}"));
+    let outcome =
+        Inner::without_landlock("inner_host", "nolandlock-nested", libc::ENOSYS).report("RESULT ");
     let refused = format!("Ok(\"-{}\")", libc::EACCES);
     assert_eq!(
         outcome,

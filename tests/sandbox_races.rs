@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -188,7 +187,11 @@ fn a_trailing_slash_follows_the_link_without_landlock() {
         }
         return;
     }
-    let inner = inner_without_landlock("a_trailing_slash_follows_the_link_without_landlock");
+    let inner = Inner::without_landlock(
+        "a_trailing_slash_follows_the_link_without_landlock",
+        "trailing",
+        libc::ENOSYS,
+    );
     let mut seen = 0;
     loop {
         let line = inner.line("RESULT ", Duration::from_secs(120));
@@ -204,59 +207,6 @@ fn a_trailing_slash_follows_the_link_without_landlock() {
     assert_eq!(seen, 12);
     let (st, err) = inner.finish(Duration::from_secs(30));
     assert!(st.success(), "{st}: {err}");
-}
-
-/// Starts `test` of this binary as an inner host in mode "trailing",
-/// where landlock_create_ruleset answers ENOSYS (a seccomp filter
-/// installed before its exec).
-fn inner_without_landlock(test: &str) -> Inner {
-    let op = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
-        code: code as u16,
-        jt,
-        jf,
-        k,
-    };
-    let prog = [
-        op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
-        op(
-            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
-            libc::SYS_landlock_create_ruleset as u32,
-            0,
-            1,
-        ),
-        op(
-            libc::BPF_RET | libc::BPF_K,
-            libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32,
-            0,
-            0,
-        ),
-        op(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW, 0, 0),
-    ];
-    let prog = prog.to_vec();
-    Inner::start(test, "trailing", move |cmd| {
-        // SAFETY: between fork and exec only prctl and seccomp, both
-        // async-signal-safe; `prog` was built before the fork and the
-        // kernel copies it.
-        unsafe {
-            cmd.pre_exec(move || {
-                let fprog = libc::sock_fprog {
-                    len: prog.len() as u16,
-                    filter: prog.as_ptr() as *mut libc::sock_filter,
-                };
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
-                    || libc::syscall(
-                        libc::SYS_seccomp,
-                        libc::SECCOMP_SET_MODE_FILTER,
-                        0,
-                        &fprog as *const libc::sock_fprog,
-                    ) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    })
 }
 
 /// Finding 2 in the public set: a trailing `/` after a file is the

@@ -1,6 +1,7 @@
 //! Helpers for the sandbox tests: the test plugins, a re-executed "inner"
 //! host process, and watching a runner process from the outside.
 use std::io::{BufRead, BufReader, Read};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
@@ -99,6 +100,76 @@ impl Inner {
             .unwrap_or_default();
         (status, stderr)
     }
+}
+
+impl Inner {
+    /// Starts `test` of this binary as an inner host in `mode` under
+    /// [`no_landlock_filter`]: where Landlock fails with `errno`.
+    pub fn without_landlock(test: &str, mode: &str, errno: i32) -> Inner {
+        let prog = no_landlock_filter(errno);
+        Inner::start(test, mode, move |cmd| {
+            // SAFETY: between fork and exec only prctl and seccomp, both
+            // async-signal-safe; `prog` was built before the fork and the
+            // kernel copies it.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let fprog = libc::sock_fprog {
+                        len: prog.len() as u16,
+                        filter: prog.as_ptr() as *mut libc::sock_filter,
+                    };
+                    if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0
+                        || libc::syscall(
+                            libc::SYS_seccomp,
+                            libc::SECCOMP_SET_MODE_FILTER,
+                            0,
+                            &fprog as *const libc::sock_fprog,
+                        ) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        })
+    }
+
+    /// The text after the first `tag` the inner host prints (waiting at
+    /// most 30 s), once it has ended; panics with its status and stderr
+    /// when it printed none.
+    pub fn report(self, tag: &str) -> String {
+        let outcome = self.line(tag, Duration::from_secs(30));
+        let (status, stderr) = self.finish(Duration::from_secs(30));
+        outcome.unwrap_or_else(|| panic!("no report ({status}): {stderr}"))
+    }
+}
+
+/// A seccomp filter for an inner host: landlock_create_ruleset fails with
+/// `errno` (ENOSYS: a kernel without Landlock; EPERM: what a container's
+/// seccomp profile answers), everything else is allowed. (x86-64 numbers
+/// only; an inner host makes no other-ABI calls.)
+fn no_landlock_filter(errno: i32) -> Vec<libc::sock_filter> {
+    let op = |code: u32, k: u32, jt: u8, jf: u8| libc::sock_filter {
+        code: code as u16,
+        jt,
+        jf,
+        k,
+    };
+    vec![
+        op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0), // nr
+        op(
+            libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K,
+            libc::SYS_landlock_create_ruleset as u32,
+            0,
+            1,
+        ),
+        op(
+            libc::BPF_RET | libc::BPF_K,
+            libc::SECCOMP_RET_ERRNO | errno as u32,
+            0,
+            0,
+        ),
+        op(libc::BPF_RET | libc::BPF_K, libc::SECCOMP_RET_ALLOW, 0, 0),
+    ]
 }
 
 impl Drop for Inner {
